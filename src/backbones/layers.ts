@@ -1,0 +1,84 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * Minimal functional layers on tfjs-core (no tfjs-layers: we need direct control of variables for
+ * episodic meta-learning, checkpointing and batch-norm state). Each layer owns named tf.Variables.
+ */
+
+let nameCounter = 0;
+/** Variable names must be unique per process in tfjs; checkpoints key on the `path` part before '#'. */
+function uniqueName(path: string): string {
+  return `${path}#${nameCounter++}`;
+}
+
+/** The stable name a variable is checkpointed under (its path without the process-unique suffix). */
+export function checkpointKey(v: tf.Variable): string {
+  return v.name.split('#')[0];
+}
+
+export class Conv2d {
+  readonly filter: tf.Variable;
+  readonly bias?: tf.Variable;
+  constructor(
+    path: string,
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    opts: { seed: number; stride?: number; bias?: boolean; init?: 'he-fan-out' },
+  ) {
+    this.stride = opts.stride ?? 1;
+    // He/Kaiming normal with fan-out, as in the reference Conv-4 / ResNet-12: std = sqrt(2 / (k*k*out)).
+    const std = Math.sqrt(2 / (kernelSize * kernelSize * outChannels));
+    this.filter = tf.variable(
+      tf.randomNormal([kernelSize, kernelSize, inChannels, outChannels], 0, std, 'float32', opts.seed),
+      true,
+      uniqueName(`${path}/filter`),
+    );
+    if (opts.bias) this.bias = tf.variable(tf.zeros([outChannels]), true, uniqueName(`${path}/bias`));
+  }
+  readonly stride: number;
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    const y = tf.conv2d(x, this.filter as tf.Tensor4D, this.stride, 'same');
+    return this.bias ? tf.add(y, this.bias) : y;
+  }
+  variables(): tf.Variable[] {
+    return this.bias ? [this.filter, this.bias] : [this.filter];
+  }
+}
+
+/**
+ * Batch normalisation over N, H, W (NHWC), PyTorch conventions: eps 1e-5, running stats updated with
+ * momentum 0.1 using the unbiased batch variance, batch statistics in training mode.
+ */
+export class BatchNorm {
+  readonly gamma: tf.Variable;
+  readonly beta: tf.Variable;
+  readonly runningMean: tf.Variable;
+  readonly runningVar: tf.Variable;
+  constructor(path: string, readonly channels: number, readonly momentum = 0.1, readonly eps = 1e-5) {
+    this.gamma = tf.variable(tf.ones([channels]), true, uniqueName(`${path}/gamma`));
+    this.beta = tf.variable(tf.zeros([channels]), true, uniqueName(`${path}/beta`));
+    this.runningMean = tf.variable(tf.zeros([channels]), false, uniqueName(`${path}/running_mean`));
+    this.runningVar = tf.variable(tf.ones([channels]), false, uniqueName(`${path}/running_var`));
+  }
+  apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
+    if (!training) {
+      return tf.batchNorm4d(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, this.beta as tf.Tensor1D, this.gamma as tf.Tensor1D, this.eps);
+    }
+    const { mean, variance } = tf.moments(x, [0, 1, 2]);
+    // Running stats are state outside the loss: assign() is not recorded on the gradient tape.
+    tf.tidy(() => {
+      const n = x.shape[0] * x.shape[1] * x.shape[2];
+      const unbiased = tf.mul(variance, n / Math.max(n - 1, 1));
+      this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - this.momentum), tf.mul(mean, this.momentum)));
+      this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - this.momentum), tf.mul(unbiased, this.momentum)));
+    });
+    return tf.batchNorm4d(x, mean as tf.Tensor1D, variance as tf.Tensor1D, this.beta as tf.Tensor1D, this.gamma as tf.Tensor1D, this.eps);
+  }
+  variables(): tf.Variable[] {
+    return [this.gamma, this.beta];
+  }
+  state(): tf.Variable[] {
+    return [this.runningMean, this.runningVar];
+  }
+}

@@ -1,0 +1,85 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { UserError } from '../util/errors.ts';
+
+export const BACKEND_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+type ConcreteBackend = Exclude<BackendChoice, 'auto'>;
+
+export interface SelectedBackend {
+  /** What the user asked for or what `auto` resolved to. */
+  choice: ConcreteBackend;
+  /** tfjs' own backend name (`tensorflow`, `wasm`, `cpu`). */
+  tfName: string;
+  detail: string;
+}
+
+/** Order `auto` tries: the fastest engine that loads on this machine wins. */
+const AUTO_ORDER: ConcreteBackend[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+// Module names are held in variables so TypeScript does not require the optional packages to exist.
+const NODE_GPU_PKG = '@tensorflow/tfjs-node-gpu';
+const NODE_CPU_PKG = '@tensorflow/tfjs-node';
+
+async function load(choice: ConcreteBackend): Promise<SelectedBackend> {
+  switch (choice) {
+    case 'tensorflow-gpu':
+    case 'tensorflow': {
+      const pkg = choice === 'tensorflow-gpu' ? NODE_GPU_PKG : NODE_CPU_PKG;
+      await import(pkg);
+      if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but the tensorflow backend did not initialise`);
+      return { choice, tfName: 'tensorflow', detail: `${pkg} (libtensorflow)` };
+    }
+    case 'wasm': {
+      const wasm = await import('@tensorflow/tfjs-backend-wasm');
+      const { registerWasmTrainingKernels } = await import('./wasm/register.ts');
+      registerWasmTrainingKernels();
+      if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
+      const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
+      return { choice, tfName: 'wasm', detail: `@tensorflow/tfjs-backend-wasm ${wasm.version_wasm} (XNNPACK, SIMD ${simd ? 'on' : 'off'}, training kernels registered)` };
+    }
+    case 'cpu': {
+      await import('@tensorflow/tfjs-backend-cpu');
+      if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');
+      return { choice, tfName: 'cpu', detail: '@tensorflow/tfjs-backend-cpu (pure JavaScript, slow)' };
+    }
+  }
+}
+
+function why(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0];
+}
+
+/**
+ * Activate a tfjs backend. `auto` takes the first of tensorflow-gpu, tensorflow, wasm, cpu that loads.
+ * Naming a backend that cannot load is a UserError that says how to get it.
+ */
+export async function selectBackend(choice: string): Promise<SelectedBackend> {
+  if (!(BACKEND_CHOICES as readonly string[]).includes(choice)) {
+    throw new UserError(`unknown backend "${choice}"`, `use one of: ${BACKEND_CHOICES.join(', ')}`);
+  }
+  if (choice !== 'auto') {
+    try {
+      const sel = await load(choice as ConcreteBackend);
+      await tf.ready();
+      return sel;
+    } catch (err) {
+      const fix =
+        choice === 'tensorflow-gpu' || choice === 'tensorflow'
+          ? `install it with its libtensorflow download allowed: \`npm install-scripts approve ${choice === 'tensorflow-gpu' ? NODE_GPU_PKG : NODE_CPU_PKG} && npm rebuild ${choice === 'tensorflow-gpu' ? NODE_GPU_PKG : NODE_CPU_PKG}\` (needs internet; GPU needs CUDA 11.2 + cuDNN 8.1), or use --backend wasm`
+          : 'reinstall dependencies with `npm ci`, or pick another --backend';
+      throw new UserError(`backend "${choice}" cannot load: ${why(err)}`, fix);
+    }
+  }
+  const failures: string[] = [];
+  for (const candidate of AUTO_ORDER) {
+    try {
+      const sel = await load(candidate);
+      await tf.ready();
+      return { ...sel, detail: `${sel.detail}; auto skipped: ${failures.join('; ') || 'nothing'}` };
+    } catch (err) {
+      failures.push(`${candidate} (${why(err)})`);
+    }
+  }
+  throw new UserError(`no tfjs backend could load: ${failures.join('; ')}`, 'reinstall dependencies with `npm ci`');
+}

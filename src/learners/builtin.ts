@@ -1,0 +1,4 @@
+import { registerHead } from './registry.ts';
+import { protonetFactory } from './protonet.ts';
+
+registerHead(protonetFactory);

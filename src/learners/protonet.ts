@@ -1,0 +1,45 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import type { EmbeddedEpisode, FewShotHead, HeadFactory } from './contract.ts';
+import { classMeans, squaredDistances } from './ops.ts';
+
+/**
+ * Prototypical Networks (Snell et al. 2017): logit(q, k) = −‖f(q) − c_k‖², c_k = mean of class k's support embeddings.
+ * Under the MetaOptNet protocol (REFERENCE §4.4) the distance is divided by the embedding dimension and
+ * multiplied by a learnable scale (init 1): `normalizeByDim`, `learnableScale`.
+ */
+const protonetConfig = z
+  .object({
+    normalizeByDim: z.boolean().default(false),
+    learnableScale: z.boolean().default(false),
+  })
+  .strict();
+export type ProtoNetConfig = z.infer<typeof protonetConfig>;
+
+let instance = 0;
+export class ProtoNetHead implements FewShotHead {
+  readonly id = 'protonet';
+  private readonly scale?: tf.Variable;
+  constructor(readonly config: ProtoNetConfig) {
+    if (config.learnableScale) this.scale = tf.variable(tf.scalar(1), true, `head/protonet/scale#${instance++}`);
+  }
+  logits(ep: EmbeddedEpisode): tf.Tensor2D {
+    return tf.tidy(() => {
+      const prototypes = classMeans(ep.support, ep.supportLabels, ep.way);
+      let logits = tf.neg(squaredDistances(ep.query, prototypes));
+      if (this.config.normalizeByDim) logits = tf.div(logits, ep.query.shape[1]);
+      if (this.scale) logits = tf.mul(logits, this.scale);
+      return logits as tf.Tensor2D;
+    });
+  }
+  variables(): tf.Variable[] {
+    return this.scale ? [this.scale] : [];
+  }
+}
+
+export const protonetFactory: HeadFactory<ProtoNetConfig> = {
+  id: 'protonet',
+  description: 'Prototypical Networks: negative squared Euclidean distance to class means',
+  configSchema: protonetConfig,
+  create: (config) => new ProtoNetHead(config),
+};

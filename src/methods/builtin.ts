@@ -1,0 +1,4 @@
+import { registerWrapper } from './registry.ts';
+import { plainWrapper } from './plain.ts';
+
+registerWrapper(plainWrapper);

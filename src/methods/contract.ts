@@ -1,0 +1,53 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { Backbone } from '../backbones/contract.ts';
+import type { FewShotHead } from '../learners/contract.ts';
+
+/** One episode as images: the unit that methods train and predict on. */
+export interface EpisodeImages {
+  /** [nSupport, S, S, 3], normalised. */
+  supportImages: tf.Tensor4D;
+  supportLabels: Int32Array;
+  /** [nQuery, S, S, 3], normalised. */
+  queryImages: tf.Tensor4D;
+  queryLabels: Int32Array;
+  way: number;
+}
+
+/**
+ * A training objective + inference rule around a backbone and a head: the plain episodic method,
+ * or a wrapper such as SLA (joint class × transformation labels), DA or MT.
+ */
+export interface EpisodicMethod {
+  /** e.g. `protonet`, `protonet-sla`. */
+  readonly id: string;
+  readonly backbone: Backbone;
+  readonly head: FewShotHead;
+  /** Inference modes this method reports, first = the headline one (e.g. ['ag', 'si'] for SLA). */
+  readonly inferenceModes: readonly string[];
+  /** Scalar training loss of one episode; called inside a gradient tape. */
+  trainLoss(episode: EpisodeImages): tf.Scalar;
+  /** Query scores [nQuery, way] per inference mode; called without gradients, backbone in eval mode. */
+  predict(episode: EpisodeImages): Record<string, tf.Tensor2D>;
+  /** All trainable variables: backbone, head and any extra heads the method adds. */
+  trainableVariables(): tf.Variable[];
+  /** Non-trainable state to checkpoint (batch-norm running stats). */
+  stateVariables(): tf.Variable[];
+  /** Settings to record in results (transform set, loss mode, ...). */
+  describe(): Record<string, unknown>;
+}
+
+export interface MethodWrapperOptions {
+  [key: string]: unknown;
+}
+
+/**
+ * A wrapper turns a head into a method, e.g. suffix `sla` makes `protonet-sla` from `protonet`.
+ * The plain method is the wrapper with an empty suffix.
+ */
+export interface MethodWrapper {
+  /** Method-name suffix after `<head>-`; '' for the plain method. */
+  readonly suffix: string;
+  readonly description: string;
+  /** Throws a UserError before any compute if the head cannot take this wrapper (e.g. maxWay too small). */
+  create(args: { backbone: Backbone; head: FewShotHead; way: number; options: MethodWrapperOptions }): EpisodicMethod;
+}

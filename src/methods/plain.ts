@@ -1,0 +1,39 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { EpisodeImages, EpisodicMethod, MethodWrapper } from './contract.ts';
+import type { Backbone } from '../backbones/contract.ts';
+import type { FewShotHead } from '../learners/contract.ts';
+import { crossEntropy } from '../losses/cross-entropy.ts';
+import { embedEpisode } from './embed.ts';
+
+/** The plain episodic method: N-way head on untransformed images, cross-entropy on the query set. */
+export class PlainMethod implements EpisodicMethod {
+  readonly inferenceModes = ['plain'] as const;
+  constructor(
+    readonly id: string,
+    readonly backbone: Backbone,
+    readonly head: FewShotHead,
+  ) {}
+  trainLoss(ep: EpisodeImages): tf.Scalar {
+    const embedded = embedEpisode(this.backbone, ep, true);
+    const logits = this.head.logits(embedded, 'train');
+    return crossEntropy(logits, ep.queryLabels, this.head.labelSmoothing ?? 0);
+  }
+  predict(ep: EpisodeImages): Record<string, tf.Tensor2D> {
+    return tf.tidy(() => ({ plain: this.head.logits(embedEpisode(this.backbone, ep, false), 'eval') }));
+  }
+  trainableVariables(): tf.Variable[] {
+    return [...this.backbone.trainableVariables(), ...this.head.variables()];
+  }
+  stateVariables(): tf.Variable[] {
+    return this.backbone.stateVariables();
+  }
+  describe(): Record<string, unknown> {
+    return { wrapper: 'plain', head: this.head.id, backbone: this.backbone.id };
+  }
+}
+
+export const plainWrapper: MethodWrapper = {
+  suffix: '',
+  description: 'plain episodic training and inference',
+  create: ({ backbone, head }) => new PlainMethod(head.id, backbone, head),
+};
