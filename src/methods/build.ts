@@ -26,5 +26,5 @@ export function buildMethod(req: MethodRequest): EpisodicMethod {
   }
   const backbone = getBackbone(req.backbone).create({ imageSize: req.imageSize, seed: req.seed });
   const head = headFactory.create(parsed.data);
-  return wrapper.create({ backbone, head, way: req.way, options: req.wrapperOptions ?? {} });
+  return wrapper.create({ backbone, head, way: req.way, imageSize: req.imageSize, seed: req.seed, options: req.wrapperOptions ?? {} });
 }

@@ -49,5 +49,13 @@ export interface MethodWrapper {
   readonly suffix: string;
   readonly description: string;
   /** Throws a UserError before any compute if the head cannot take this wrapper (e.g. maxWay too small). */
-  create(args: { backbone: Backbone; head: FewShotHead; way: number; options: MethodWrapperOptions }): EpisodicMethod;
+  create(args: {
+    backbone: Backbone;
+    head: FewShotHead;
+    /** Largest N the method will be asked for (train or test way). */
+    way: number;
+    imageSize: number;
+    seed: number;
+    options: MethodWrapperOptions;
+  }): EpisodicMethod;
 }
