@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import '../tf-gradients.ts';
 
 /**
  * Minimal functional layers on tfjs-core (no tfjs-layers: we need direct control of variables for

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import '../tf-gradients.ts';
 import { UserError } from '../util/errors.ts';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;

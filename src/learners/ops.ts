@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import '../tf-gradients.ts';
 
 /** One-hot [n, way] float matrix of integer labels. */
 export function oneHotLabels(labels: Int32Array, way: number): tf.Tensor2D {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import '../tf-gradients.ts';
 
 /**
  * Mean cross-entropy of logits [n, C] against integer labels.

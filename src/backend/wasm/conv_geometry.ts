@@ -1,0 +1,82 @@
+/**
+ * Shape bookkeeping shared by the convolution gradient kernels: resolves tfjs' conv attributes into the
+ * handful of integers the heap loops need, and rejects what the kernels do not implement.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { UserError } from '../../util/errors.ts';
+
+export interface ConvGeometry {
+  batch: number;
+  inHeight: number;
+  inWidth: number;
+  inChannels: number;
+  outHeight: number;
+  outWidth: number;
+  outChannels: number;
+  filterHeight: number;
+  filterWidth: number;
+  strideHeight: number;
+  strideWidth: number;
+  padTop: number;
+  padLeft: number;
+  padBottom: number;
+  padRight: number;
+}
+
+type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+
+/**
+ * Geometry of a stride-s, dilation-1, NHWC convolution with input `xShape` and filter `filterShape`
+ * (HWIO). `kernel` names the caller for error messages.
+ */
+export function convGeometry(
+  kernel: string,
+  xShape: number[],
+  filterShape: number[],
+  strides: number | [number, number],
+  pad: Pad,
+  dimRoundingMode: 'floor' | 'round' | 'ceil' | undefined,
+  dataFormat: string | undefined,
+  dilations: number | [number, number] = 1,
+): ConvGeometry {
+  if (dataFormat !== undefined && dataFormat !== 'NHWC' && dataFormat !== 'channelsLast') {
+    throw new UserError(`${kernel} on wasm got dataFormat ${dataFormat}`, 'use NHWC (channels-last) tensors');
+  }
+  const [dh, dw] = typeof dilations === 'number' ? [dilations, dilations] : dilations;
+  if (dh !== 1 || dw !== 1) {
+    throw new UserError(`${kernel} on wasm got dilations ${dh}x${dw}`, 'use dilation 1 (dilated convolution gradients are not implemented)');
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  return {
+    batch: info.batchSize,
+    inHeight: info.inHeight,
+    inWidth: info.inWidth,
+    inChannels: info.inChannels,
+    outHeight: info.outHeight,
+    outWidth: info.outWidth,
+    outChannels: info.outChannels,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
+    strideHeight: info.strideHeight,
+    strideWidth: info.strideWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+    padBottom: info.padInfo.bottom,
+    padRight: info.padInfo.right,
+  };
+}
+
+/** How many images to process per chunk so that a chunk's im2col matrix stays near `targetFloats`. */
+export function imagesPerChunk(g: ConvGeometry, targetFloats: number): number {
+  const perImage = g.outHeight * g.outWidth * g.filterHeight * g.filterWidth * g.inChannels;
+  return Math.max(1, Math.min(g.batch, Math.floor(targetFloats / perImage)));
+}

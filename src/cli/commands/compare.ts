@@ -1,0 +1,32 @@
+import type { Command } from 'commander';
+import { readResult } from '../../reports/results.ts';
+import { formatCI, pairedDifference } from '../../eval/stats.ts';
+import { UserError } from '../../util/errors.ts';
+
+/**
+ * `fewshot compare A B`: the paired difference A − B over identical episodes. Refuses results scored on
+ * different episode files, since then the pairing (and the tighter CI) would be meaningless.
+ */
+export function registerCompareCommand(program: Command): void {
+  program
+    .command('compare <resultA> <resultB>')
+    .description('paired difference (A − B) with its 95% CI over the identical test episodes')
+    .option('--mode-a <mode>', 'inference mode of A (default: its headline mode)')
+    .option('--mode-b <mode>', 'inference mode of B (default: its headline mode)')
+    .action(async (a: string, b: string, flags: { modeA?: string; modeB?: string }) => {
+      const ra = await readResult(a);
+      const rb = await readResult(b);
+      if (ra.record.episodes.sha256 !== rb.record.episodes.sha256) {
+        throw new UserError(`${a} and ${b} were scored on different episode files`, 'evaluate both on the same --test-file (the committed files under episodes/)');
+      }
+      const ma = flags.modeA ?? ra.record.inferenceModes[0];
+      const mb = flags.modeB ?? rb.record.inferenceModes[0];
+      for (const [r, m, f] of [[ra, ma, a], [rb, mb, b]] as const) {
+        if (!r.perEpisode[m]) throw new UserError(`${f} has no inference mode "${m}"`, `use one of: ${r.record.inferenceModes.join(', ')}`);
+      }
+      const d = pairedDifference(ra.perEpisode[ma], rb.perEpisode[mb]);
+      process.stdout.write(`A ${ra.record.method} [${ma}]: ${ra.record.summary[ma].text}\n`);
+      process.stdout.write(`B ${rb.record.method} [${mb}]: ${rb.record.summary[mb].text}\n`);
+      process.stdout.write(`A − B (paired over ${d.n} episodes): ${formatCI(d)} points (95% CI)\n`);
+    });
+}

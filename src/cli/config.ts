@@ -1,0 +1,91 @@
+import { promises as fs } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { trainConfigSchema, type TrainConfig } from '../train/config.ts';
+import { UserError } from '../util/errors.ts';
+
+/** Flags shared by `train` and `run` that override fields of the experiment config. */
+export interface TrainFlags {
+  config?: string;
+  backbone?: string;
+  imageSize?: number;
+  way?: number;
+  shot?: number;
+  query?: number;
+  trainWay?: number;
+  trainShot?: number;
+  trainQuery?: number;
+  episodes?: number;
+  episodesPerStep?: number;
+  lr?: number;
+  seed?: number;
+  valEvery?: number;
+  valEpisodes?: number;
+  transform?: string;
+  slaLoss?: string;
+}
+
+async function readConfigFile(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch {
+    throw new UserError(`cannot read config file ${file}`, 'pass an existing JSON file, e.g. --config experiments/protonet-conv4-cpu.json');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`config file ${file} is not valid JSON: ${(err as Error).message}`, 'fix the JSON syntax');
+  }
+}
+
+/**
+ * Resolve the training config: defaults ← experiment file ← flags. The method given on the command line
+ * wins over the file's. Defaults are the ProtoNet paper's protocol at train way = test way.
+ */
+export async function resolveTrainConfig(method: string, flags: TrainFlags): Promise<TrainConfig> {
+  const base: Record<string, any> = flags.config ? await readConfigFile(flags.config) : {};
+  const way = flags.way ?? base.test?.way ?? 5;
+  const shot = flags.shot ?? base.test?.shot ?? 1;
+  const query = flags.query ?? base.test?.query ?? 15;
+  const raw: Record<string, any> = {
+    ...base,
+    method,
+    backbone: flags.backbone ?? base.backbone,
+    imageSize: flags.imageSize ?? base.imageSize,
+    test: { way, shot, query },
+    train: {
+      way: flags.trainWay ?? base.train?.way ?? way,
+      shot: flags.trainShot ?? base.train?.shot ?? shot,
+      query: flags.trainQuery ?? base.train?.query ?? query,
+    },
+    episodes: flags.episodes ?? base.episodes ?? 20000,
+    episodesPerStep: flags.episodesPerStep ?? base.episodesPerStep,
+    seed: flags.seed ?? base.seed,
+  };
+  if (flags.lr !== undefined) raw.optimizer = { ...(base.optimizer ?? { type: 'adam' }), lr: flags.lr };
+  if (flags.valEvery !== undefined || flags.valEpisodes !== undefined) {
+    raw.validation = { ...(base.validation ?? {}), ...(flags.valEvery !== undefined ? { every: flags.valEvery } : {}), ...(flags.valEpisodes !== undefined ? { episodes: flags.valEpisodes } : {}) };
+  }
+  const wrapperOptions = { ...(base.wrapperOptions ?? {}) };
+  if (flags.transform) wrapperOptions.transform = flags.transform;
+  if (flags.slaLoss) wrapperOptions.slaLoss = flags.slaLoss;
+  raw.wrapperOptions = wrapperOptions;
+  for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
+  const parsed = trainConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new UserError(`invalid training configuration: ${issues}`, 'fix the flag or the field in the --config file');
+  }
+  return parsed.data;
+}
+
+/** Stable hash of a config (resume only continues a run with an identical config). */
+export function configHash(config: unknown, extra = ''): string {
+  return createHash('sha256').update(JSON.stringify(config) + extra).digest('hex').slice(0, 16);
+}
+
+/** Readable run name: protonet-sla_conv4_32px_5w1s_3000ep_seed0 */
+export function runName(c: TrainConfig): string {
+  const t = c.wrapperOptions.transform && c.wrapperOptions.transform !== 'rotation' ? `_${c.wrapperOptions.transform}` : '';
+  return `${c.method}${t}_${c.backbone}_${c.imageSize}px_${c.test.way}w${c.test.shot}s_${c.episodes}ep_seed${c.seed}`;
+}

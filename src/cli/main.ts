@@ -1,0 +1,51 @@
+import { Command, Option, InvalidArgumentError } from 'commander';
+import { UserError, NumericalError } from '../util/errors.ts';
+import { BACKEND_CHOICES } from '../backend/select.ts';
+import { registerDataCommands } from './commands/data.ts';
+import { registerEpisodeCommands } from './commands/episodes.ts';
+import { registerTrainCommands } from './commands/train.ts';
+import { registerCompareCommand } from './commands/compare.ts';
+import { registerListCommand } from './commands/list.ts';
+
+export function intArg(name: string, min = 1) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got "${v}"`);
+    return n;
+  };
+}
+export function floatArg(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got "${v}"`);
+    return n;
+  };
+}
+export const backendOption = () =>
+  new Option('--backend <name>', 'compute backend; auto takes the first that loads').choices(BACKEND_CHOICES as unknown as string[]).default('auto');
+
+const program = new Command();
+program
+  .name('fewshot')
+  .description('Few-shot meta-learning with Self-supervised Label Augmentation (SLA) on TensorFlow.js')
+  .showHelpAfterError('(run with --help for usage)');
+
+registerDataCommands(program);
+registerEpisodeCommands(program);
+registerTrainCommands(program);
+registerCompareCommand(program);
+registerListCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof UserError) {
+    process.stderr.write(`error: ${err.problem}\n  fix: ${err.fix}\n`);
+    process.exit(2);
+  }
+  if (err instanceof NumericalError) {
+    process.stderr.write(`numerical error: ${err.message}\n`);
+    process.exit(3);
+  }
+  throw err;
+}

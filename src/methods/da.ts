@@ -1,0 +1,65 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import type { EpisodeImages, MethodWrapper } from './contract.ts';
+import type { Backbone } from '../backbones/contract.ts';
+import type { FewShotHead } from '../learners/contract.ts';
+import type { TransformSet } from '../transforms/contract.ts';
+import { crossEntropy } from '../losses/cross-entropy.ts';
+import { repeatLabels } from './aggregate.ts';
+import { embedEpisode } from './embed.ts';
+import { type ExpandedEmbeddings, TransformedMethod, checkHeadWay, parseWrapperOptions, resolveTransformSet, transformOption } from './transformed.ts';
+
+/**
+ * DA baseline (REFERENCE §1.3, L_DA): the transformations as plain data augmentation. Every transformed copy
+ * keeps its image's label y; the head solves an N-way episode on the expanded support (ProtoNet: each prototype
+ * averages all M copies of its class's shots), and the loss is the mean CE over all expanded queries (= mean
+ * over j of the per-copy CE), with the head's label smoothing.
+ * Inference (the paper's is not found; REFERENCE §1.3 [INFERRED]): mode 'plain', the head fitted on the
+ * untransformed support scoring the untransformed queries, exactly like the plain method.
+ */
+export const daOptionsSchema = z.object({ transform: transformOption }).strict();
+export type DaOptions = z.infer<typeof daOptionsSchema>;
+const DA_ALLOWED_OPTIONS = 'transform (a transform set name, default rotation)';
+
+export class DaMethod extends TransformedMethod {
+  readonly inferenceModes: readonly string[] = ['plain'];
+  constructor(id: string, backbone: Backbone, head: FewShotHead, transformSet: TransformSet) {
+    super(id, backbone, head, transformSet);
+  }
+
+  /** N-way logits of all expanded queries from the head fitted on the expanded support. Call inside tidy. */
+  protected augmentedForward(ep: EpisodeImages): ExpandedEmbeddings & { logits: tf.Tensor2D } {
+    checkHeadWay(this.head, ep.way, this.id);
+    const embedded = this.embedExpanded(ep, true);
+    const logits = this.head.logits({ support: embedded.support, query: embedded.query, supportLabels: repeatLabels(ep.supportLabels, this.transformCount), way: ep.way }, 'train');
+    return { ...embedded, logits };
+  }
+
+  protected classLoss(logits: tf.Tensor2D, ep: EpisodeImages): tf.Scalar {
+    return crossEntropy(logits, repeatLabels(ep.queryLabels, this.transformCount), this.head.labelSmoothing ?? 0);
+  }
+
+  trainLoss(ep: EpisodeImages): tf.Scalar {
+    return tf.tidy(() => this.classLoss(this.augmentedForward(ep).logits, ep));
+  }
+
+  predict(ep: EpisodeImages): Record<string, tf.Tensor2D> {
+    return tf.tidy(() => ({ plain: this.head.logits(embedEpisode(this.backbone, ep, false), 'eval') }));
+  }
+
+  describe(): Record<string, unknown> {
+    return { wrapper: 'da', ...this.describeTransforms() };
+  }
+}
+
+export const daWrapper: MethodWrapper = {
+  suffix: 'da',
+  description: 'DA baseline: transformed copies as data augmentation with the original label; plain inference',
+  create: ({ backbone, head, way, imageSize, options }) => {
+    const opts = parseWrapperOptions('da', daOptionsSchema, options, DA_ALLOWED_OPTIONS);
+    const set = resolveTransformSet(opts.transform, imageSize);
+    const id = `${head.id}-da`;
+    checkHeadWay(head, way, id);
+    return new DaMethod(id, backbone, head, set);
+  },
+};

@@ -1,0 +1,71 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+import { replaceDirAtomic } from '../util/atomic.ts';
+import type { EvalResult } from '../eval/evaluator.ts';
+import { formatCI, type MeanCI } from '../eval/stats.ts';
+import { UserError } from '../util/errors.ts';
+
+/**
+ * A result directory: `result.json` (everything needed to trace the number: command, seed, backend,
+ * data and episode-file fingerprints, wall times, config, versions) and `per-episode.csv` (accuracy of
+ * every episode per inference mode, so CIs and paired tests can be recomputed).
+ */
+export interface ResultRecord {
+  format: 'fewshot-result/1';
+  method: string;
+  createdAt: string;
+  command: string;
+  seed: number;
+  backend: { choice: string; detail: string };
+  data: { dataset: string; imageSize: number; splitFingerprint: string; cacheFingerprint: string };
+  episodes: { file: string; sha256: string; split: string; way: number; shot: number; query: number; evaluated: number };
+  inferenceModes: string[];
+  summary: Record<string, MeanCI & { text: string }>;
+  wallSeconds: { train?: number; eval: number; total?: number };
+  training?: Record<string, unknown>;
+  checkpoint?: string;
+  software: Record<string, string>;
+  config?: Record<string, unknown>;
+}
+
+export async function writeResult(dir: string, record: Omit<ResultRecord, 'format' | 'summary' | 'inferenceModes'>, evalResult: EvalResult): Promise<ResultRecord> {
+  const full: ResultRecord = {
+    format: 'fewshot-result/1',
+    ...record,
+    inferenceModes: evalResult.modes,
+    summary: Object.fromEntries(evalResult.modes.map((m) => [m, { ...evalResult.summary[m], text: formatCI(evalResult.summary[m]) }])),
+  };
+  const rows = Array.from({ length: evalResult.episodes }, (_, i) => [i, ...evalResult.modes.map((m) => evalResult.perEpisode[m][i])]);
+  const csv = stringify(rows, { header: true, columns: ['episode', ...evalResult.modes] });
+  await replaceDirAtomic(dir, async (tmp) => {
+    await fs.writeFile(path.join(tmp, 'result.json'), JSON.stringify(full, null, 2) + '\n');
+    await fs.writeFile(path.join(tmp, 'per-episode.csv'), csv);
+  });
+  return full;
+}
+
+export interface LoadedResult {
+  dir: string;
+  record: ResultRecord;
+  perEpisode: Record<string, Float64Array>;
+}
+
+export async function readResult(dir: string): Promise<LoadedResult> {
+  let record: ResultRecord;
+  try {
+    record = JSON.parse(await fs.readFile(path.join(dir, 'result.json'), 'utf8'));
+  } catch {
+    throw new UserError(`no readable result.json in ${dir}`, 'pass a directory written by `fewshot eval` or `fewshot run` (under results/)');
+  }
+  const csv = await fs.readFile(path.join(dir, 'per-episode.csv'), 'utf8').catch(() => {
+    throw new UserError(`no per-episode.csv in ${dir}`, 'the result directory is incomplete; re-run the evaluation');
+  });
+  const lines = csv.trim().split('\n');
+  const header = lines[0].split(',');
+  const perEpisode: Record<string, Float64Array> = {};
+  header.slice(1).forEach((mode, c) => {
+    perEpisode[mode] = Float64Array.from(lines.slice(1), (l) => Number(l.split(',')[c + 1]));
+  });
+  return { dir, record, perEpisode };
+}

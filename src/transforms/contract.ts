@@ -1,0 +1,21 @@
+import type * as tf from '@tensorflow/tfjs-core';
+
+/** One input transformation t_j of SLA / DA / MT (REFERENCE §1.2). */
+export interface ImageTransform {
+  /** e.g. `identity`, `rot90`, `GBR`, `rot180+BRG`. */
+  readonly name: string;
+  /** True only for t(x) = x. Every set must start with the identity: SLA+SI and SLA+SD read the j=0 copy. */
+  readonly isIdentity: boolean;
+  /** True when the transform changes the image shape unless H = W (90°/270° rotations). */
+  readonly needsSquare: boolean;
+  /** Normalised NHWC images [B, H, W, 3] → transformed images of the same shape. */
+  apply(images: tf.Tensor4D): tf.Tensor4D;
+}
+
+/** An ordered set t_0..t_{M-1}; the order defines the joint label y·M + j. */
+export interface TransformSet {
+  /** Registry name, e.g. `rotation`. */
+  readonly name: string;
+  readonly description: string;
+  readonly transforms: readonly ImageTransform[];
+}

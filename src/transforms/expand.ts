@@ -1,0 +1,29 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { TransformSet } from './contract.ts';
+import { UserError } from '../util/errors.ts';
+
+/** UserError (before any compute) if a set cannot take images of this height × width. */
+export function checkTransformInput(set: TransformSet, height: number, width: number): void {
+  if (height === width) return;
+  const offending = set.transforms.filter((t) => t.needsSquare).map((t) => t.name);
+  if (offending.length) {
+    throw new UserError(
+      `transform set "${set.name}" rotates by 90°/270° (${offending.join(', ')}), which needs square images, but the images are ${height}×${width}`,
+      'resize or crop the images to a square size, or pick a set without quarter turns (e.g. rotation2, color_perm)',
+    );
+  }
+}
+
+/**
+ * Expand a normalised NHWC batch [B, H, W, 3] to its M transformed copies [B·M, H, W, 3] in image-major order:
+ * row b·M + j holds t_j(x_b) (REFERENCE §1.1), so joint labels are y_b·M + j.
+ */
+export function expandImages(set: TransformSet, images: tf.Tensor4D): tf.Tensor4D {
+  const [batch, height, width, channels] = images.shape;
+  if (channels !== 3) throw new UserError(`transforms need RGB images, got ${channels} channel(s)`, 'pass [B, H, W, 3] images');
+  checkTransformInput(set, height, width);
+  return tf.tidy(() => {
+    const copies = set.transforms.map((t) => t.apply(images));
+    return tf.reshape(tf.stack(copies, 1), [batch * copies.length, height, width, channels]);
+  });
+}
