@@ -8,6 +8,7 @@ import { learningRateAt } from './schedule.ts';
 import { readCheckpoint, restoreVariables, saveCheckpoint } from './checkpoint.ts';
 import { disposeEpisode, toEpisodeImages, type EpisodeIndices, type ImageSource } from './episode-images.ts';
 import { evaluate, type EpisodeList } from '../eval/evaluator.ts';
+import { trainingStep } from './step.ts';
 import { NumericalError } from '../util/errors.ts';
 import type { MeanCI } from '../eval/stats.ts';
 
@@ -121,33 +122,18 @@ export async function train(inputs: TrainerInputs): Promise<TrainSummary> {
 
   for (let episode = start; episode < config.episodes; episode += perStep) {
     const lr = learningRateAt(config, episode);
-    // Average the gradients of `perStep` episodes (each run separately to bound memory).
-    let gradSum: tf.Tensor[] | undefined;
-    for (let b = 0; b < perStep && episode + b < config.episodes; b++) {
-      const index = episode + b;
-      const ep = toEpisodeImages(inputs.trainSource, inputs.sampleTrainEpisode(index), config.train);
-      try {
-        const { value, grads } = tf.variableGrads(() => method.trainLoss(ep), trainable);
-        const g = trainable.map((v) => grads[v.name]);
-        if (!gradSum) gradSum = g;
-        else {
-          const next = gradSum.map((s, i) => tf.add(s, g[i]));
-          tf.dispose([...gradSum, ...g]);
-          gradSum = next;
-        }
-        const newSum = tf.add(lossSum, value);
-        tf.dispose([lossSum, value]);
-        lossSum = newSum as tf.Scalar;
-        lossCount++;
-      } finally {
-        disposeEpisode(ep);
-      }
-    }
     const used = Math.min(perStep, config.episodes - episode);
-    const grads = used > 1 ? tf.tidy(() => gradSum!.map((g) => tf.div(g, used))) : gradSum!;
-    optimizer.step(trainable, grads, lr);
-    tf.dispose(grads);
-    if (grads !== gradSum) tf.dispose(gradSum!);
+    // Build the step's episodes; episode i of the stream depends only on i, so resuming replays nothing.
+    const batch = Array.from({ length: used }, (_, b) => toEpisodeImages(inputs.trainSource, inputs.sampleTrainEpisode(episode + b), config.train));
+    try {
+      const stepLoss = trainingStep(method, trainable, optimizer, batch, lr);
+      const newSum = tf.add(lossSum, stepLoss) as tf.Scalar;
+      tf.dispose([lossSum, stepLoss]);
+      lossSum = newSum;
+      lossCount += used;
+    } finally {
+      batch.forEach(disposeEpisode);
+    }
 
     const done = episode + used;
     const crossed = (every: number) => every > 0 && Math.floor(done / every) > Math.floor(episode / every);

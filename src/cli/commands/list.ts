@@ -3,6 +3,7 @@ import { loadPlugins } from '../context.ts';
 import { listHeads } from '../../learners/registry.ts';
 import { listWrappers } from '../../methods/registry.ts';
 import { listBackbones } from '../../backbones/registry.ts';
+import { listTransformSets } from '../../transforms/registry.ts';
 
 export function registerListCommand(program: Command): void {
   program
@@ -16,12 +17,7 @@ export function registerListCommand(program: Command): void {
       for (const h of listHeads()) for (const w of listWrappers()) out(`  ${w.suffix ? `${h.id}-${w.suffix}` : h.id}  — ${h.description}; ${w.description}`);
       out('backbones:');
       for (const b of listBackbones()) out(`  ${b.id}  — ${b.description}`);
-      try {
-        const { listTransforms } = await import('../../transforms/registry.ts');
-        out('transformation sets:');
-        for (const t of listTransforms() as { name: string; size: number }[]) out(`  ${t.name} (M=${t.size})`);
-      } catch {
-        /* transforms not available */
-      }
+      out('transformation sets (for -sla, -sla-sd, -da, -mt):');
+      for (const t of listTransformSets()) out(`  ${t.name} (M=${t.transforms.length}) — ${t.description}`);
     });
 }

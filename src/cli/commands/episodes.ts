@@ -1,0 +1,35 @@
+import type { Command } from 'commander';
+import path from 'node:path';
+import { intArg } from '../main.ts';
+import { episodeFileName, makeEpisodes, writeEpisodeFile } from '../../episodes/index.ts';
+import { isSplitName, loadSplit } from '../../data/index.ts';
+import { resolveCacheDir } from '../workspace.ts';
+import { UserError } from '../../util/errors.ts';
+import { startProgress } from '../../util/progress.ts';
+
+export function registerEpisodeCommands(program: Command): void {
+  const episodes = program.command('episodes').description('fixed episode files');
+  episodes
+    .command('make')
+    .description('sample N-way K-shot episodes from a split into a fixed, fingerprinted episode file')
+    .requiredOption('--split <name>', 'train, val or test')
+    .option('--way <n>', 'classes per episode', intArg('--way', 2), 5)
+    .option('--shot <n>', 'support images per class', intArg('--shot'), 1)
+    .option('--query <n>', 'query images per class', intArg('--query'), 15)
+    .option('--count <n>', 'number of episodes', intArg('--count'), 2000)
+    .option('--seed <n>', 'sampler seed', intArg('--seed', 0), 0)
+    .option('--image-size <px>', 'which prepared cache to read the split from (any size works: indices do not depend on it)', intArg('--image-size', 8), 84)
+    .option('--cache <dir>', 'cache folder')
+    .option('--out <file>', 'output file (default: episodes/mini-imagenet/<split>_<spec>_seed<seed>_<count>.json)')
+    .action(async (flags: { split: string; way: number; shot: number; query: number; count: number; seed: number; imageSize: number; cache?: string; out?: string }) => {
+      if (!isSplitName(flags.split)) throw new UserError(`unknown split "${flags.split}"`, 'use --split train, val or test');
+      const split = await loadSplit(resolveCacheDir(flags.cache, flags.imageSize), flags.split);
+      const spec = { way: flags.way, shot: flags.shot, query: flags.query };
+      const bar = startProgress('episodes', flags.count);
+      const file = makeEpisodes({ split, splitName: flags.split, spec, seed: flags.seed, count: flags.count, onProgress: (d: number) => bar.update(d) });
+      bar.stop();
+      const out = flags.out ?? path.join('episodes', 'mini-imagenet', episodeFileName(flags.split, spec, flags.seed, flags.count));
+      await writeEpisodeFile(out, file);
+      process.stdout.write(`wrote ${out}\n`);
+    });
+}
