@@ -1,15 +1,21 @@
 /**
  * Conv-4 forward+backward timing on the wasm backend with the training kernels of src/backend/wasm.
  *
- *   npx tsx bench/kernels.ts [--iters N] [--only 80x32,320x32,80x84] [--backend wasm|cpu] [--no-profile]
+ *   npx tsx bench/kernels.ts [--iters N] [--only 80x32,320x32,80x84] [--bn composed,fused] [--backend wasm|cpu]
+ *                            [--no-profile]
  *
- * Conv-4 = 4 x [conv3x3 (64, no bias), batch-norm in training mode (moments + batchNorm4d), ReLU, maxPool 2].
- * One step = tf.variableGrads of the mean of the flattened embedding. Prints the median step time per workload
- * and a per-kernel breakdown from tf.profile (kernel wall time, summed over the step).
+ * Conv-4 = 4 x [conv3x3 (64, no bias), batch-norm in training mode, ReLU, maxPool 2]. Batch norm either as
+ * tfjs composes it (tf.moments + tf.batchNorm4d + tf.relu: 'composed') or as the fused batchNormTraining op
+ * with ReLU ('fused'). One step = tf.variableGrads of the mean of the flattened embedding. Prints the median
+ * step time per workload (wall and process CPU time: the machine is shared, CPU time is the stable number)
+ * and a per-kernel breakdown of one profiled step (tf.profile with the backend's timer swapped for CPU time).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/select.ts';
+import { batchNormTraining } from '../src/backend/wasm/batch_norm.ts';
 import { registerCoreGradients } from '../src/backend/wasm/core_gradients.ts';
+
+type BnMode = 'composed' | 'fused';
 
 interface Workload {
   batch: number;
@@ -24,6 +30,7 @@ function parseArgs(argv: string[]) {
     { batch: 80, size: 84 },
   ];
   let backend = 'wasm';
+  let bn: BnMode[] = ['composed', 'fused'];
   let profile = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -34,13 +41,14 @@ function parseArgs(argv: string[]) {
         return { batch: b, size: s };
       });
     } else if (a === '--backend') backend = argv[++i];
+    else if (a === '--bn') bn = argv[++i].split(',') as BnMode[];
     else if (a === '--no-profile') profile = false;
     else throw new Error(`unknown argument ${a}`);
   }
-  return { iters, only, backend, profile };
+  return { iters, only, backend, profile, bn };
 }
 
-function conv4(seed: number) {
+function conv4(seed: number, bnMode: BnMode) {
   const vars: tf.Variable[] = [];
   const layers = [3, 64, 64, 64].map((cin, i) => {
     const std = Math.sqrt(2 / (9 * 64));
@@ -54,9 +62,14 @@ function conv4(seed: number) {
     let h = x;
     for (const { filter, gamma, beta } of layers) {
       const c = tf.conv2d(h, filter as tf.Tensor4D, 1, 'same');
-      const { mean, variance } = tf.moments(c, [0, 1, 2]);
-      const bn = tf.batchNorm4d(c, mean as tf.Tensor1D, variance as tf.Tensor1D, beta as tf.Tensor1D, gamma as tf.Tensor1D, 1e-5);
-      h = tf.maxPool(tf.relu(bn), 2, 2, 'valid');
+      let act: tf.Tensor4D;
+      if (bnMode === 'fused') {
+        act = batchNormTraining(c, gamma as tf.Tensor1D, beta as tf.Tensor1D, { varianceEpsilon: 1e-5, activation: 'relu' }).y;
+      } else {
+        const { mean, variance } = tf.moments(c, [0, 1, 2]);
+        act = tf.relu(tf.batchNorm4d(c, mean as tf.Tensor1D, variance as tf.Tensor1D, beta as tf.Tensor1D, gamma as tf.Tensor1D, 1e-5));
+      }
+      h = tf.maxPool(act, 2, 2, 'valid');
     }
     return tf.reshape(h, [h.shape[0], -1]);
   };
@@ -81,21 +94,33 @@ async function main(): Promise<void> {
   await registerCoreGradients();
   const sel = await selectBackend(args.backend);
   console.log(`backend: ${sel.detail}`);
-  for (const w of args.only) {
-    const { vars, forward } = conv4(1);
+  // Per-kernel CPU time: tf.profile times kernels through backend.time(); make that measure CPU, not wall.
+  const backend = tf.backend() as unknown as { time(f: () => void): Promise<{ kernelMs: number }> };
+  backend.time = async (f) => {
+    const c0 = process.cpuUsage();
+    f();
+    const c = process.cpuUsage(c0);
+    return { kernelMs: (c.user + c.system) / 1000 };
+  };
+  for (const w of args.only) for (const bnMode of args.bn) {
+    const { vars, forward } = conv4(1, bnMode);
     const x = tf.randomNormal([w.batch, w.size, w.size, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
     const iters = args.iters || Math.max(3, Math.round(6 * (80 * 32 * 32) / (w.batch * w.size * w.size)));
     step(forward, x, vars); // warm-up: XNNPACK operator creation, heap growth, JIT
     step(forward, x, vars);
     const before = tf.memory().numTensors;
     const times: number[] = [];
+    const cpuTimes: number[] = [];
     for (let i = 0; i < iters; i++) {
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       step(forward, x, vars);
       times.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      cpuTimes.push((c.user + c.system) / 1000);
     }
     const leaked = tf.memory().numTensors - before;
-    console.log(`\nConv-4 fwd+bwd ${w.batch} x ${w.size}px: median ${median(times).toFixed(1)} ms (min ${Math.min(...times).toFixed(1)}, ${iters} iters${leaked ? `, LEAKED ${leaked} tensors` : ''})`);
+    console.log(`\nConv-4 fwd+bwd ${w.batch} x ${w.size}px, batch norm ${bnMode}: median ${median(times).toFixed(1)} ms wall (min ${Math.min(...times).toFixed(1)}), median ${median(cpuTimes).toFixed(1)} ms CPU (all threads), ${iters} iters${leaked ? `, LEAKED ${leaked} tensors` : ''})`);
     if (args.profile) {
       const info = await tf.profile(() => step(forward, x, vars));
       const byKernel = new Map<string, { ms: number; calls: number }>();
@@ -109,7 +134,7 @@ async function main(): Promise<void> {
         total += ms;
       }
       const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms);
-      console.log(`  per-kernel (profiled step, kernel time sum ${total.toFixed(1)} ms):`);
+      console.log(`  per-kernel CPU time (one profiled step, sum ${total.toFixed(1)} ms):`);
       for (const [name, e] of rows.slice(0, 14)) console.log(`    ${name.padEnd(22)} ${e.ms.toFixed(1).padStart(8)} ms  ${String(e.calls).padStart(4)} calls`);
     }
     x.dispose();

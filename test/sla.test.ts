@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/select.ts';
 import type { Backbone } from '../src/backbones/contract.ts';
@@ -41,7 +41,7 @@ class TinyConvBackbone implements Backbone {
   }
   apply(images: tf.Tensor4D): tf.Tensor2D {
     return tf.tidy(() => {
-      const x = tf.maxPool(tf.relu(tf.add(tf.conv2d(images, this.filter as tf.Tensor4D, 1, 'same'), this.bias)), 2, 2, 'valid');
+      const x = tf.maxPool(tf.relu(tf.add(tf.conv2d(images, this.filter as tf.Tensor4D, 1, 'same'), this.bias)) as tf.Tensor4D, 2, 2, 'valid');
       return tf.reshape(x, [x.shape[0], -1]);
     });
   }
@@ -58,7 +58,7 @@ class TinyConvBackbone implements Backbone {
 
 function protonet(extra: Partial<FewShotHead> = {}): FewShotHead {
   const inner = new ProtoNetHead({ normalizeByDim: false, learnableScale: false });
-  return { id: 'protonet', logits: (e, p) => inner.logits(e, p), variables: () => [], ...extra };
+  return { id: 'protonet', logits: (e) => inner.logits(e), variables: () => [], ...extra };
 }
 
 /** 2-way episode on 4×4 images with shuffled labels. */
@@ -115,11 +115,11 @@ function meanCrossEntropy(logits: number[][], labels: ArrayLike<number>, smoothi
   return total / logits.length;
 }
 
-function close(t: { true: (v: boolean, m?: string) => void }, actual: number, expected: number, tol = 1e-4, what = '') {
+function close(t: ExecutionContext, actual: number, expected: number, tol = 1e-4, what = '') {
   t.true(Math.abs(actual - expected) <= tol * Math.max(1, Math.abs(expected)), `${what} ${actual} vs ${expected}`);
 }
 
-function closeMatrix(t: { true: (v: boolean, m?: string) => void }, actual: number[][], expected: number[][], tol = 1e-4) {
+function closeMatrix(t: ExecutionContext, actual: number[][], expected: number[][], tol = 1e-4) {
   t.is(actual.length, expected.length);
   actual.forEach((row, i) => row.forEach((v, j) => close(t, v, expected[i][j], tol, `[${i},${j}]`)));
 }
@@ -154,7 +154,7 @@ test('SLA+AG averages logit[b·M+j, i·M+j] over j on pre-softmax logits; SLA+SI
     [5, 6],
   ]);
   // AG on logits, not probabilities: adding a per-row constant (softmax-invariant) shifts s by its mean over j.
-  const shifted = tf.add(logits, tf.tensor2d([[10], [20], [30], [0], [0], [0]]));
+  const shifted: tf.Tensor2D = tf.add(logits, tf.tensor2d([[10], [20], [30], [0], [0], [0]]));
   t.deepEqual(aggregateJointLogits(shifted, m).arraySync()[0], [121, 124]);
   t.throws(() => aggregateJointLogits(tf.zeros([5, 6]) as tf.Tensor2D, m), { message: /divisible/ });
 });

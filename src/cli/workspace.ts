@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { cacheDirFor, DEFAULT_CACHE_ROOT, gatherImages, loadSplit, locateDataset, prepareDataset, readCacheManifest, type LoadedSplit, type SplitName } from '../data/index.ts';
-import { checkEpisodeFileAgainstSplit, episodeFileName, readEpisodeFile, sampleEpisode } from '../episodes/index.ts';
+import { checkEpisodesMatchSplit, episodeFileName, readEpisodeFile, sampleEpisode } from '../episodes/index.ts';
 import type { EpisodeList } from '../eval/evaluator.ts';
 import type { EpisodeIndices, EpisodeShape, ImageSource } from '../train/episode-images.ts';
 import { startProgress } from '../util/progress.ts';
@@ -85,13 +85,13 @@ export async function openDataset(opts: { data?: string; cache?: string; imageSi
 
 /** The committed episode file for a split and spec, e.g. episodes/mini-imagenet/test_5w1s15q_seed0_2000.json */
 export function defaultEpisodeFile(split: 'val' | 'test', spec: EpisodeShape): string {
-  return path.join('episodes', 'mini-imagenet', episodeFileName(split, spec));
+  return path.join('episodes', episodeFileName({ dataset: 'mini-imagenet', split, spec, seed: 0, count: split === 'test' ? 2000 : 1000 }));
 }
 
 /** Read and verify an episode file against the loaded split and the expected task shape. */
 export async function openEpisodeList(file: string, split: OpenedSplit, spec: EpisodeShape): Promise<EpisodeList & { sha256: string }> {
   const ep = await readEpisodeFile(file);
-  checkEpisodeFileAgainstSplit(ep, split.loaded);
+  checkEpisodesMatchSplit(ep, split.loaded);
   const s = ep.header.spec;
   if (s.way !== spec.way || s.shot !== spec.shot || s.query !== spec.query) {
     throw new UserError(

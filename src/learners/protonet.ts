@@ -23,7 +23,7 @@ export class ProtoNetHead implements FewShotHead {
   constructor(readonly config: ProtoNetConfig) {
     if (config.learnableScale) this.scale = tf.variable(tf.scalar(1), true, `head/protonet/scale#${instance++}`);
   }
-  logits(ep: EmbeddedEpisode): tf.Tensor2D {
+  logits(ep: EmbeddedEpisode, _phase: 'train' | 'eval' = 'eval'): tf.Tensor2D {
     return tf.tidy(() => {
       const prototypes = classMeans(ep.support, ep.supportLabels, ep.way);
       let logits = tf.neg(squaredDistances(ep.query, prototypes));

@@ -4,6 +4,7 @@ import type { Backbone } from '../backbones/contract.ts';
 import type { FewShotHead } from '../learners/contract.ts';
 import { crossEntropy } from '../losses/cross-entropy.ts';
 import { embedEpisode } from './embed.ts';
+import { UserError } from '../util/errors.ts';
 
 /** The plain episodic method: N-way head on untransformed images, cross-entropy on the query set. */
 export class PlainMethod implements EpisodicMethod {
@@ -35,5 +36,11 @@ export class PlainMethod implements EpisodicMethod {
 export const plainWrapper: MethodWrapper = {
   suffix: '',
   description: 'plain episodic training and inference',
-  create: ({ backbone, head }) => new PlainMethod(head.id, backbone, head),
+  create: ({ backbone, head, options }) => {
+    const given = Object.keys(options);
+    if (given.length) {
+      throw new UserError(`method "${head.id}" takes no wrapper options, got: ${given.join(', ')}`, `drop them, or use a wrapper that takes them, e.g. ${head.id}-sla --transform rotation`);
+    }
+    return new PlainMethod(head.id, backbone, head);
+  },
 };

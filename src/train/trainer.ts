@@ -24,8 +24,8 @@ export interface TrainProgress {
 export interface TrainerInputs {
   method: EpisodicMethod;
   config: TrainConfig;
-  /** Pixels of the training split; `augment` seeds per-episode augmentation when the config asks for it. */
-  trainSource: ImageSource & { gatherAugmented?(items: ArrayLike<number>, seed: string): Float32Array };
+  /** Pixels for training episode `index` (a per-episode augmented view when the config augments). */
+  trainSource(index: number): ImageSource;
   /** Episode `index` of the meta-training stream: a pure function of (seed, split, spec, index). */
   sampleTrainEpisode(index: number): EpisodeIndices;
   validation?: { source: ImageSource; list: EpisodeList };
@@ -124,7 +124,7 @@ export async function train(inputs: TrainerInputs): Promise<TrainSummary> {
     const lr = learningRateAt(config, episode);
     const used = Math.min(perStep, config.episodes - episode);
     // Build the step's episodes; episode i of the stream depends only on i, so resuming replays nothing.
-    const batch = Array.from({ length: used }, (_, b) => toEpisodeImages(inputs.trainSource, inputs.sampleTrainEpisode(episode + b), config.train));
+    const batch = Array.from({ length: used }, (_, b) => toEpisodeImages(inputs.trainSource(episode + b), inputs.sampleTrainEpisode(episode + b), config.train));
     try {
       const stepLoss = trainingStep(method, trainable, optimizer, batch, lr);
       const newSum = tf.add(lossSum, stepLoss) as tf.Scalar;

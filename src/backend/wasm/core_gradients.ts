@@ -5,7 +5,7 @@
  * (dist/tf-core.node.js), which contains no gradient configs; only the `@tensorflow/tfjs` umbrella package
  * registers them. tfjs-core ships them as ESM files (dist/register_all_gradients.js) whose relative imports
  * have no extensions (`'./gradients'`, where both a file and a folder of that name exist), so Node's ESM
- * resolver refuses them. A tiny resolve hook retries such specifiers with `.js`. The gradient functions then
+ * resolver refuses them. A tiny resolve hook maps such specifiers to the `.js` file next to the importer. The gradient functions then
  * build on tfjs-core's ESM op modules, which share the one global engine, kernel and gradient registries with
  * the CJS bundle (tfjs keeps them on the global object and makes `instanceof Tensor` structural for this).
  */
@@ -13,16 +13,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { register } from 'node:module';
 
 const RESOLVE_HOOK = `
+import { existsSync } from 'node:fs';
 export async function resolve(specifier, context, next) {
-  try {
-    return await next(specifier, context);
-  } catch (err) {
-    const parent = context.parentURL ?? '';
-    if (specifier.startsWith('.') && !specifier.endsWith('.js') && parent.includes('/@tensorflow/tfjs-core/dist/')) {
-      return next(specifier + '.js', context);
-    }
-    throw err;
+  const parent = context.parentURL ?? '';
+  if (specifier.startsWith('.') && !specifier.endsWith('.js') && parent.includes('/@tensorflow/tfjs-core/dist/')) {
+    const file = new URL(specifier + '.js', parent);
+    if (existsSync(file)) return next(file.href, context);
   }
+  return next(specifier, context);
 }`;
 
 let pending: Promise<void> | null = null;

@@ -15,8 +15,7 @@ export type { BackendWasm };
 export function f32View(backend: BackendWasm, info: tf.TensorInfo): Float32Array {
   const { memoryOffset } = backend.dataIdMap.get(info.dataId);
   const size = tf.util.sizeFromShape(info.shape);
-  const heap = backend.wasm.HEAPF32;
-  return new Float32Array(heap.buffer, memoryOffset, size);
+  return new Float32Array(heapF32(backend).buffer, memoryOffset, size);
 }
 
 /** The byte offset of a tensor in the wasm heap. */
@@ -26,7 +25,7 @@ export function offsetOf(backend: BackendWasm, info: tf.TensorInfo): number {
 
 /** The whole heap as float32 (index = byteOffset / 4). Invalidated by the next allocation. */
 export function heapF32(backend: BackendWasm): Float32Array {
-  return backend.wasm.HEAPF32;
+  return (backend.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
 }
 
 /** Allocates an uninitialised float32 tensor on the wasm heap (registered with the backend's C++ side). */
@@ -44,21 +43,56 @@ export function reshaped(info: tf.TensorInfo, shape: number[]): tf.TensorInfo {
   return { dataId: info.dataId, shape, dtype: info.dtype };
 }
 
+/** What tfjs passes to a kernel function. */
+export interface KernelArgs {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs: tf.NamedAttrMap;
+}
+
 type AnyKernelFunc = (params: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: BackendWasm }) => tf.TensorInfo | tf.TensorInfo[];
 
+/** The stock configs of kernels we replaced, kept so our kernels can fall back to them. */
+const replacedStock = new Map<string, tf.KernelConfig>();
+/** Backends on which a saved stock kernel's setupFunc has run (the engine only sets up registered kernels). */
+const stockSetupDone = new Map<string, WeakSet<object>>();
+
+/** Remembers the stock implementation of a kernel before it is unregistered (first call wins). */
+export function saveStockKernel(config: tf.KernelConfig): void {
+  if (!replacedStock.has(config.kernelName)) replacedStock.set(config.kernelName, config);
+}
+
 /**
- * The wasm backend's own implementation of a kernel, captured before we replace anything, so our kernels
- * can call XNNPACK Conv2D / BatchMatMul directly without going through the engine (no tape, no tidy).
+ * The wasm backend's own implementation of a kernel (the original even if we replaced it), so our kernels
+ * can call XNNPACK Conv2D / BatchMatMul directly without going through the engine (no tape, no tidy) and
+ * fall back to stock code for cases they do not specialise.
  */
 export function stockKernel(kernelName: string): AnyKernelFunc {
-  const config = tf.getKernel(kernelName, 'wasm');
-  if (config == null) throw new Error(`wasm backend has no ${kernelName} kernel to build on`);
-  return config.kernelFunc as unknown as AnyKernelFunc;
+  const saved = replacedStock.get(kernelName);
+  if (saved == null) {
+    const config = tf.getKernel(kernelName, 'wasm');
+    if (config == null) throw new Error(`wasm backend has no ${kernelName} kernel to build on`);
+    return config.kernelFunc as unknown as AnyKernelFunc;
+  }
+  const kernelFunc = saved.kernelFunc as unknown as AnyKernelFunc;
+  const setup = saved.setupFunc;
+  if (setup == null) return kernelFunc;
+  return (params) => {
+    // Unregistered before the backend initialised, its setup (cwrap of the C++ entry point) never ran.
+    let done = stockSetupDone.get(kernelName);
+    if (done == null) stockSetupDone.set(kernelName, (done = new WeakSet()));
+    if (!done.has(params.backend)) {
+      setup(params.backend);
+      done.add(params.backend);
+    }
+    return kernelFunc(params);
+  };
 }
 
 /** Runs a stock kernel that returns one tensor. */
-export function runStock(kernel: AnyKernelFunc, backend: BackendWasm, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap): tf.TensorInfo {
-  const out = kernel({ inputs, attrs, backend });
+export function runStock(kernel: AnyKernelFunc | string, backend: BackendWasm, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap): tf.TensorInfo {
+  const fn = typeof kernel === 'string' ? stockKernel(kernel) : kernel;
+  const out = fn({ inputs, attrs, backend });
   if (Array.isArray(out)) throw new Error('expected a single-output kernel');
   return out;
 }

@@ -1,39 +1,57 @@
 /**
- * Registers the gradient kernels the stock wasm backend (tfjs-backend-wasm 4.22) lacks or runs slowly, so
- * convnets can train on it:
+ * Registers the kernels the stock wasm backend (tfjs-backend-wasm 4.22) lacks or runs slowly in a convnet
+ * training step, so Conv-4 / ResNet-12 can train on it:
  * - Conv2DBackpropFilter (missing): chunked im2col^T @ dy on XNNPACK's fully-connected path.
  * - Conv2DBackpropInput (stock is a naive loop): XNNPACK Conv2D with the flipped filter for stride 1,
  *   XNNPACK matmul + JS col2im otherwise.
  * - MaxPoolGrad (stock is a naive loop): JS heap loop with an unrolled 2x2/stride-2 path.
- * Everything else a Conv-4 / ResNet-12 step needs (batch-norm, ReLU/Step, LeakyRelu, AvgPoolGrad, reductions)
- * is present and fast enough in the stock backend.
+ * - Sum, Mean (stock transposes NHWC to reduce over N,H,W), Tile (stock is per-element index math): the
+ *   batch-norm forward (tf.moments) and its gradient are built from these and dominated the step.
+ * - Identity, same-dtype Cast: share the buffer instead of copying it.
+ * - A fused training-mode batch norm (+ReLU) op with its own gradient, `batchNormTraining` in batch_norm.ts,
+ *   for callers that can switch to it (registered for wasm and cpu; other backends fall back to tf.moments).
+ * ReLU/Step, LeakyRelu (Select/Greater), AvgPoolGrad, elementwise binary ops and MaxPool are fast in stock form.
  */
 import * as tf from '@tensorflow/tfjs-core';
 // Loaded first so the stock wasm kernels are registered before we replace some of them (a later import would
 // silently overwrite ours).
 import '@tensorflow/tfjs-backend-wasm';
+import { registerBatchNormTraining } from './batch_norm.ts';
 import { conv2DBackpropFilter } from './conv2d_backprop_filter.ts';
 import { conv2DBackpropInput } from './conv2d_backprop_input.ts';
+import { saveStockKernel } from './heap.ts';
+import { cast, identity } from './identity.ts';
 import { maxPoolGrad } from './max_pool_grad.ts';
+import { mean, sum } from './reduce.ts';
+import { tile } from './tile.ts';
 
 const BACKEND = 'wasm';
 
-/** The kernels this module installs, by tfjs kernel name. */
+/** The kernels this module installs on backend 'wasm', by tfjs kernel name. */
 export const WASM_TRAINING_KERNELS: ReadonlyArray<{ kernelName: string; kernelFunc: tf.KernelFunc }> = [
   { kernelName: tf.Conv2DBackpropFilter, kernelFunc: conv2DBackpropFilter as unknown as tf.KernelFunc },
   { kernelName: tf.Conv2DBackpropInput, kernelFunc: conv2DBackpropInput as unknown as tf.KernelFunc },
   { kernelName: tf.MaxPoolGrad, kernelFunc: maxPoolGrad as unknown as tf.KernelFunc },
+  { kernelName: tf.Sum, kernelFunc: sum as unknown as tf.KernelFunc },
+  { kernelName: tf.Mean, kernelFunc: mean as unknown as tf.KernelFunc },
+  { kernelName: tf.Tile, kernelFunc: tile as unknown as tf.KernelFunc },
+  { kernelName: tf.Identity, kernelFunc: identity as unknown as tf.KernelFunc },
+  { kernelName: tf.Cast, kernelFunc: cast as unknown as tf.KernelFunc },
 ];
 
 /**
  * Installs the training kernels for backend 'wasm'. Idempotent; may be called before or after the wasm backend
- * is initialised (the kernels need no setup step).
+ * is initialised (the kernels need no setup step). The stock implementations stay reachable for fallbacks.
  */
 export function registerWasmTrainingKernels(): void {
   for (const { kernelName, kernelFunc } of WASM_TRAINING_KERNELS) {
     const current = tf.getKernel(kernelName, BACKEND);
     if (current?.kernelFunc === kernelFunc) continue;
-    if (current != null) tf.unregisterKernel(kernelName, BACKEND);
+    if (current != null) {
+      saveStockKernel(current);
+      tf.unregisterKernel(kernelName, BACKEND);
+    }
     tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc });
   }
+  registerBatchNormTraining();
 }

@@ -26,9 +26,9 @@ export function registerEpisodeCommands(program: Command): void {
       const split = await loadSplit(resolveCacheDir(flags.cache, flags.imageSize), flags.split);
       const spec = { way: flags.way, shot: flags.shot, query: flags.query };
       const bar = startProgress('episodes', flags.count);
-      const file = makeEpisodes({ split, splitName: flags.split, spec, seed: flags.seed, count: flags.count, onProgress: (d: number) => bar.update(d) });
+      const file = makeEpisodes({ split, spec, seed: flags.seed, count: flags.count, onProgress: (d: number) => bar.update(d) });
       bar.stop();
-      const out = flags.out ?? path.join('episodes', 'mini-imagenet', episodeFileName(flags.split, spec, flags.seed, flags.count));
+      const out = flags.out ?? path.join('episodes', episodeFileName(file.header));
       await writeEpisodeFile(out, file);
       process.stdout.write(`wrote ${out}\n`);
     });

@@ -14,6 +14,7 @@ import { evaluate } from '../../eval/evaluator.ts';
 import { formatCI } from '../../eval/stats.ts';
 import { writeResult } from '../../reports/results.ts';
 import { startProgress } from '../../util/progress.ts';
+import { augmentedSource } from '../../train/augment.ts';
 import { UserError } from '../../util/errors.ts';
 import { openDataset, openEpisodeList, defaultEpisodeFile, trainEpisodeSampler, type OpenedDataset } from '../workspace.ts';
 
@@ -104,7 +105,7 @@ async function trainFromFlags(methodName: string, flags: CommonFlags): Promise<T
   let lastVal = '';
   const summary = await train({
     method, config, runDir, meta,
-    trainSource: trainSplit.source,
+    trainSource: config.augment === 'metaoptnet' ? (i) => augmentedSource(trainSplit.loaded, `${config.seed}/augment/${i}`) : () => trainSplit.source,
     sampleTrainEpisode: trainEpisodeSampler(trainSplit, config.train, config.seed),
     validation: { source: valSplit.source, list: valList },
     onProgress: (p) => {

@@ -8,26 +8,30 @@ import { allFinite, cholesky, choleskySolveInPlace, inverseFromCholesky } from '
  *   minimise ½ zᵀ(K⊗I_N + r·I)z − Σ_i α_i^{y_i}    s.t.  α_i^m ≤ C·[m = y_i],  Σ_m α_i^m = 0  (each i)
  * with K the support Gram matrix and r = 1 (MetaOptNet's "+1.0·I"). Writing Q = K + r·I, the objective is
  * ½ Σ_m α^mᵀ Q α^m − Σ_i α_i^{y_i}: the N class columns share one n×n matrix and are coupled only through the
- * per-sample equality constraints.
+ * per-sample equality constraints. Float64 throughout.
  *
- * Algorithm (two phases, float64 throughout):
- *  1. Block coordinate descent over support samples (the Crammer–Singer / Keerthi et al. 2008 decomposition): the
+ * Algorithm:
+ *  1. Block coordinate descent over support samples (the Crammer–Singer decomposition, Keerthi et al. 2008): the
  *     subproblem in α_i (N variables, one equality, upper bounds) is a Euclidean projection solved exactly by a
- *     sort. Each block update costs O(nN) (gradient update); it is run until no block moves by more than
- *     `bcdTolerance`·C in a sweep. This identifies the active set (which α sit on their bound).
- *  2. Primal–dual active-set polishing: with the bound variables fixed, the KKT system is linear. Per class m it
- *     reads Q_FF α_F^m = b^m − θ_F (F = free samples of class m), and the equalities couple the classes through
- *     the Schur complement S = Σ_m P_m (Q_FF^m)⁻¹ P_mᵀ (n×n, positive definite because every sample has a free
- *     variable). Its solution is exact up to rounding; variables that leave the feasible set or bound variables
- *     with negative multipliers switch sides and the system is re-solved (at most `maxActiveSetIterations`
- *     times). If the active set does not settle, phase 1 resumes with a 100× tighter tolerance.
- *  The result is accepted only if it is primal feasible to `tolerance`·C and its primal–dual gap (Wolfe dual, an
- *  upper bound on f(α) − f*) is below `tolerance`·(1 + |f(α)|); otherwise NumericalError.
+ *     sort; a block update costs O(nN). It runs until the largest block KKT violation is ≤ `bcdTolerance` (margin
+ *     units) or `warmSweeps` sweeps, and mostly serves to find the active set (which α sit on their bound).
+ *  2. Active-set solve: with the bound variables fixed the KKT conditions are linear. Per class m they read
+ *     Q_FF α_F^m + θ_F = e_F − Q_FB c_B (F = that class's free samples); the equalities couple the classes only
+ *     through the n×n Schur complement S = Σ_m P_m (Q_FF^m)⁻¹ P_mᵀ, positive definite because every sample keeps
+ *     a free variable. Two steps of iterative refinement bring the residual to rounding level even when K is
+ *     badly conditioned. The active set is corrected by primal–dual active-set iterations (semismooth Newton:
+ *     fast, not globally convergent), and if they do not settle by the classical primal active-set method from
+ *     the coordinate-descent point (monotone, cannot cycle). If that also runs out of budget, phase 1 resumes
+ *     with a 10× tighter tolerance.
+ *  Acceptance (else NumericalError): primal infeasibility max(α − c, |Σ_m α_i^m|) ≤ `tolerance`·C and
+ *  complementarity max_im μ_im (c_im − α_im) ≤ `tolerance`·C·s, where θ_i = −max_m ∇_im, μ_im = −(∇_im + θ_i) ≥ 0
+ *  are the multipliers that make stationarity hold exactly and s = 1 + C·max_i Σ_j |Q_ij| bounds |∇|. With these
+ *  multipliers Σ μ(c − α) is exactly the Wolfe-dual gap, so f(α) − f* ≤ nN·`tolerance`·C·s.
  *
- * Gradient: at the solution, (α_F, θ) solve a linear system whose matrix depends on K; differentiating it
- * (bound variables are constant, the active set is held fixed: the usual implicit-function/KKT derivative,
- * as qpth computes it) gives the vector–Jacobian product K̄ = −U αᵀ, where U (zero on bound entries) solves the
- * adjoint system with right-hand side ᾱ. The factorisations of phase 2 are reused, so the backward pass is cheap.
+ * Gradient: at the solution, (α_F, θ) solve a linear system whose matrix depends on K; differentiating it with
+ * the active set held fixed (bound variables are constant: the implicit-function/KKT derivative qpth also
+ * computes) gives the vector–Jacobian product K̄ = −U αᵀ, where U (zero on bound entries) solves the adjoint
+ * system [[H, Pᵀ], [P, 0]]·[U; w] = [ᾱ_F; 0]. The factorisations of the final solve are reused: cheap backward.
  */
 
 export interface CrammerSingerOptions {
@@ -37,24 +41,47 @@ export interface CrammerSingerOptions {
   diagonal?: number;
   /** Budget of coordinate-descent sweeps over all support samples (summed over restarts). */
   maxSweeps?: number;
-  /** Acceptance tolerance: primal infeasibility ≤ tol·C and primal–dual gap ≤ tol·(1 + |objective|). */
+  /** Acceptance tolerance (relative): see the module comment. */
   tolerance?: number;
-  /** Budget of active-set re-solves per polishing attempt. */
+  /** Budget of primal–dual active-set solves per attempt (the fast, non-monotone phase). */
+  maxPrimalDualIterations?: number;
+  /** Budget of primal active-set solves per attempt (the monotone fallback). */
   maxActiveSetIterations?: number;
-  /** Phase-1 stopping threshold on the largest block move in a sweep, relative to C. */
+  /**
+   * Phase-1 stopping threshold: the largest block KKT violation max_m ∇_im − min_{m free} ∇_im (margin units)
+   * at which coordinate descent hands over to the active-set phase.
+   */
   bcdTolerance?: number;
+  /** Coordinate-descent sweeps before the first active-set attempt (doubled after each failed attempt). */
+  warmSweeps?: number;
 }
+
+export const CRAMMER_SINGER_DEFAULTS = {
+  diagonal: 1.0,
+  maxSweeps: 5000,
+  tolerance: 1e-9,
+  maxPrimalDualIterations: 10,
+  maxActiveSetIterations: 200,
+  bcdTolerance: 1e-2,
+  warmSweeps: 50,
+} as const;
 
 export interface CrammerSingerStats {
   sweeps: number;
+  /** Linear KKT solves (primal–dual plus primal active-set iterations). */
   activeSetIterations: number;
   /** Number of free (not-at-bound) variables at the solution. */
   freeVariables: number;
   objective: number;
-  /** max(α − bound, |Σ_m α_i^m|) over entries/samples, relative to C. */
+  /** max(α − c, |Σ_m α_i^m|), relative to C. */
   primalInfeasibility: number;
-  /** Σ μ_im (c_im − α_im) with θ_i = −max_m ∇_im: the primal–dual gap bound f(α) − f*. */
+  /** max_im μ_im (c_im − α_im), relative to C·s (see the module comment). */
+  complementarity: number;
+  /** Σ μ_im (c_im − α_im): the Wolfe-dual gap, an upper bound on f(α) − f*. */
   dualityGap: number;
+  /** Wall time of coordinate descent and of the active-set solves, ms. */
+  bcdMs: number;
+  activeSetMs: number;
 }
 
 export interface CrammerSingerSolution {
@@ -63,19 +90,9 @@ export interface CrammerSingerSolution {
   stats: CrammerSingerStats;
   /**
    * Vector–Jacobian product: given ∂L/∂α (n·N, support-major) returns ∂L/∂K (n·n row-major), treating every
-   * entry K_ij as independent (the caller symmetrises if K is built symmetric).
+   * entry K_ij as an independent input (K_ij enters row i of the stationarity conditions).
    */
   vjp(alphaBar: Float64Array): Float64Array;
-}
-
-const DEFAULTS = { diagonal: 1.0, maxSweeps: 5000, tolerance: 1e-9, maxActiveSetIterations: 30, bcdTolerance: 1e-6 };
-
-/** Per-class factorisation of Q_FF on that class's free samples; classes with identical free sets share one. */
-interface ClassBlock {
-  /** Sample indices of the free variables of this class. */
-  idx: Int32Array;
-  /** (Q_FF)⁻¹, |F|×|F|. */
-  inv: Float64Array;
 }
 
 /** A small deterministic PRNG (mulberry32) for the sweep order: results must not depend on Math.random. */
@@ -90,35 +107,54 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-export function solveCrammerSinger(
-  kernel: Float64Array,
-  labels: Int32Array,
-  way: number,
-  options: CrammerSingerOptions,
-): CrammerSingerSolution {
-  const opts = { ...DEFAULTS, ...options };
+/** Factorised KKT matrix of one working set: per-class (Q_FF)⁻¹ and the Cholesky factor of the Schur complement. */
+interface KktFactor {
+  /** Per class: sample indices of its free variables and (Q_FF)⁻¹ (|F|×|F|), or null if none is free. */
+  blocks: ({ idx: Int32Array; inv: Float64Array } | null)[];
+  schurChol: Float64Array;
+}
+
+interface Residuals {
+  objective: number;
+  primalInfeasibility: number;
+  complementarity: number;
+  dualityGap: number;
+}
+
+export function solveCrammerSinger(kernel: Float64Array, labels: Int32Array, way: number, options: CrammerSingerOptions): CrammerSingerSolution {
+  const opts = { ...CRAMMER_SINGER_DEFAULTS, ...options };
   const n = labels.length;
   const N = way;
   const C = opts.C;
+  const nv = n * N;
   if (kernel.length !== n * n) throw new RangeError(`kernel has ${kernel.length} entries, expected ${n}×${n}`);
   if (!(C > 0) || !(opts.diagonal > 0)) throw new RangeError('C and diagonal must be positive');
-  for (let i = 0; i < n; i++) if (labels[i] < 0 || labels[i] >= N) throw new RangeError(`label ${labels[i]} outside [0, ${N})`);
+  for (let i = 0; i < n; i++) if (!(labels[i] >= 0 && labels[i] < N)) throw new RangeError(`label ${labels[i]} outside [0, ${N})`);
   if (!allFinite(kernel)) {
     throw new NumericalError('metaoptnet-svm: the support Gram matrix has NaN/Inf entries (the backbone produced non-finite or overflowing embeddings)');
   }
 
   // Q = K + r·I, symmetrised (a float32 Gram matrix need not be exactly symmetric).
   const q = new Float64Array(n * n);
+  let rowAbsMax = 0;
   for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) q[i * n + j] = 0.5 * (kernel[i * n + j] + kernel[j * n + i]);
-    q[i * n + i] += opts.diagonal;
+    let rowAbs = 0;
+    for (let j = 0; j < n; j++) {
+      const v = 0.5 * (kernel[i * n + j] + kernel[j * n + i]) + (i === j ? opts.diagonal : 0);
+      q[i * n + j] = v;
+      rowAbs += Math.abs(v);
+    }
+    rowAbsMax = Math.max(rowAbsMax, rowAbs);
   }
-  const bound = (i: number, m: number): number => (labels[i] === m ? C : 0);
+  /** Bound on |∇| = |Qα − e| over the feasible set (|α| ≤ C): the scale of gradients and multipliers. */
+  const gradScale = 1 + C * rowAbsMax;
+  const bound = (k: number): number => (labels[Math.floor(k / N)] === k % N ? C : 0);
 
   // ---------- phase 1: block coordinate descent ----------
-  const alpha = new Float64Array(n * N);
-  const grad = new Float64Array(n * N); // ∇ = Qα − e
-  for (let i = 0; i < n; i++) grad[i * N + labels[i]] = -1;
+  const alpha = new Float64Array(nv);
+  // ∇ = Qα − e, stored class-major (gradT[m·n + j]) so a block update is a contiguous axpy per moved class.
+  const gradT = new Float64Array(N * n);
+  for (let i = 0; i < n; i++) gradT[labels[i] * n + i] = -1;
   const v = new Float64Array(N);
   const sorted = new Float64Array(N);
   const delta = new Float64Array(N);
@@ -127,7 +163,8 @@ export function solveCrammerSinger(
   const rand = mulberry32(0x5eed ^ (n * 7919 + N));
   let sweeps = 0;
 
-  const sweepUntil = (moveTol: number, budget: number): void => {
+  /** Sweeps until the largest block KKT violation (margin units) is ≤ violationTol or `budget` sweeps ran. */
+  const sweepUntil = (violationTol: number, budget: number): void => {
     for (let s = 0; s < budget && sweeps < opts.maxSweeps; s++) {
       sweeps++;
       for (let k = n - 1; k > 0; k--) {
@@ -136,20 +173,30 @@ export function solveCrammerSinger(
         perm[k] = perm[r];
         perm[r] = t;
       }
-      let maxMove = 0;
+      let maxViolation = 0;
       for (let p = 0; p < n; p++) {
         const i = perm[p];
-        const qii = q[i * n + i];
+        const qi = i * n;
+        const qii = q[qi + i];
         const row = i * N;
-        // Unconstrained block minimiser v = α_i − ∇_i/Q_ii, then the projection onto {a ≤ c, Σa = 0}:
-        // a_m = min(c_m, v_m − β) = v_m − max(t_m, β), t_m = v_m − c_m, with Σ_m max(t_m, β) = Σ_m v_m.
+        const yi = labels[i];
+        // Block KKT violation: at the optimum every free variable carries the sample's largest gradient.
+        let gMax = -Infinity;
+        let gMinFree = Infinity;
         let vSum = 0;
         for (let m = 0; m < N; m++) {
-          v[m] = alpha[row + m] - grad[row + m] / qii;
+          const g = gradT[m * n + i];
+          const c = m === yi ? C : 0;
+          if (g > gMax) gMax = g;
+          if (alpha[row + m] < c && g < gMinFree) gMinFree = g;
+          // Unconstrained block minimiser v = α_i − ∇_i/Q_ii, then its projection onto {a ≤ c, Σa = 0}:
+          // a_m = min(c_m, v_m − β) = v_m − max(t_m, β), t_m = v_m − c_m, with Σ_m max(t_m, β) = Σ_m v_m.
+          v[m] = alpha[row + m] - g / qii;
           vSum += v[m];
-          sorted[m] = v[m] - bound(i, m);
+          sorted[m] = v[m] - c;
         }
-        sorted.sort(); // ascending; walk from the largest t
+        if (gMax - gMinFree > maxViolation) maxViolation = gMax - gMinFree;
+        sorted.sort(); // ascending; walk down from the largest t
         let beta = vSum / N;
         let cum = 0;
         for (let r = 0; r < N - 1; r++) {
@@ -160,114 +207,120 @@ export function solveCrammerSinger(
         }
         let nMoved = 0;
         for (let m = 0; m < N; m++) {
-          const c = bound(i, m);
-          const next = v[m] - c >= beta ? c : v[m] - beta;
+          const c = m === yi ? C : 0;
+          const next = v[m] - c >= beta ? c : v[m] - beta; // bound variables land exactly on the bound
           const d = next - alpha[row + m];
           if (d !== 0) {
             delta[nMoved] = d;
             moved[nMoved++] = m;
             alpha[row + m] = next;
-            if (Math.abs(d) > maxMove) maxMove = Math.abs(d);
           }
         }
-        if (nMoved === 0) continue;
-        const qi = i * n;
-        for (let j = 0; j < n; j++) {
-          const qij = q[qi + j];
-          const gj = j * N;
-          for (let k = 0; k < nMoved; k++) grad[gj + moved[k]] += qij * delta[k];
+        for (let k = 0; k < nMoved; k++) {
+          const gm = moved[k] * n;
+          const d = delta[k];
+          for (let j = 0; j < n; j++) gradT[gm + j] += q[qi + j] * d;
         }
       }
-      if (maxMove <= moveTol * C) return;
+      if (maxViolation <= violationTol) return;
     }
   };
 
-  // ---------- phase 2: active-set polishing ----------
-  const factorCache = new Map<string, { inv: Float64Array }>();
-  const factorFor = (idx: Int32Array): Float64Array => {
+  // ---------- phase 2: linear KKT solves on a working set ----------
+  // (Q_FF)⁻¹ are cached by free set: classes often share one, and successive active-set solves change few classes.
+  // Only the factors used by the latest solve are kept, which bounds memory to one solve's worth.
+  let factorCache = new Map<string, Float64Array>();
+  let nextCache = new Map<string, Float64Array>();
+  const inverseFor = (idx: Int32Array): Float64Array => {
     const key = idx.join(',');
-    const hit = factorCache.get(key);
-    if (hit) return hit.inv;
+    const hit = nextCache.get(key) ?? factorCache.get(key);
+    if (hit) {
+      nextCache.set(key, hit);
+      return hit;
+    }
     const f = idx.length;
     const h = new Float64Array(f * f);
     for (let a = 0; a < f; a++) for (let b = 0; b < f; b++) h[a * f + b] = q[idx[a] * n + idx[b]];
     const inv = inverseFromCholesky(cholesky(h, f, 'metaoptnet-svm: free-variable block of K + I'), f);
-    factorCache.set(key, { inv });
+    nextCache.set(key, inv);
     return inv;
   };
 
-  interface Polished {
-    alpha: Float64Array;
-    theta: Float64Array;
-    blocks: (ClassBlock | null)[];
-    schurChol: Float64Array;
-  }
-  const polish = (free: Uint8Array): Polished => {
-    const blocks: (ClassBlock | null)[] = [];
+  const factorize = (free: Uint8Array): KktFactor => {
+    factorCache = nextCache;
+    nextCache = new Map();
+    const blocks: KktFactor['blocks'] = [];
     const schur = new Float64Array(n * n);
-    const rhs = new Float64Array(n);
-    const ys: Float64Array[] = [];
-    for (let i = 0; i < n; i++) if (!free[i * N + labels[i]]) rhs[i] += C; // bound values summed per sample
     for (let m = 0; m < N; m++) {
       const list: number[] = [];
       for (let i = 0; i < n; i++) if (free[i * N + m]) list.push(i);
       if (list.length === 0) {
         blocks.push(null);
-        ys.push(new Float64Array(0));
         continue;
       }
       const idx = Int32Array.from(list);
+      const inv = inverseFor(idx);
       const f = idx.length;
-      const inv = factorFor(idx);
-      // b = e_F − Q_FB c_B: only bound entries with label m carry a nonzero value (C).
-      const b = new Float64Array(f);
-      for (let a = 0; a < f; a++) {
-        const i = idx[a];
-        let s = labels[i] === m ? 1 : 0;
-        for (let j = 0; j < n; j++) if (labels[j] === m && !free[j * N + m]) s -= C * q[i * n + j];
-        b[a] = s;
-      }
-      const y = new Float64Array(f);
-      for (let a = 0; a < f; a++) {
-        let s = 0;
-        for (let c = 0; c < f; c++) s += inv[a * f + c] * b[c];
-        y[a] = s;
-        rhs[idx[a]] += s;
-      }
       for (let a = 0; a < f; a++) {
         const ra = idx[a] * n;
         for (let c = 0; c < f; c++) schur[ra + idx[c]] += inv[a * f + c];
       }
       blocks.push({ idx, inv });
-      ys.push(y);
     }
-    const schurChol = cholesky(schur, n, 'metaoptnet-svm: Schur complement of the equality constraints');
-    const theta = rhs.slice();
-    choleskySolveInPlace(schurChol, n, theta, 1);
-    const out = new Float64Array(n * N);
-    for (let i = 0; i < n; i++) for (let m = 0; m < N; m++) if (!free[i * N + m]) out[i * N + m] = bound(i, m);
+    return { blocks, schurChol: cholesky(schur, n, 'metaoptnet-svm: Schur complement of the equality constraints') };
+  };
+
+  /**
+   * Solves H_m x^m + P_mᵀ t = a^m (every class m), Σ_m P_m x^m = b, with a and x as full n·N support-major arrays
+   * (only free entries are read / written; bound entries of x are 0). Returns [x, t].
+   */
+  const solveKkt = (fac: KktFactor, a: Float64Array, b: Float64Array): [Float64Array, Float64Array] => {
+    // S t = Σ_m P_m H_m⁻¹ a^m − b, then x^m = H_m⁻¹ (a^m − P_mᵀ t).
+    const hInvA: (Float64Array | null)[] = [];
+    const t = new Float64Array(n);
+    for (let i = 0; i < n; i++) t[i] = -b[i];
     for (let m = 0; m < N; m++) {
-      const blk = blocks[m];
+      const blk = fac.blocks[m];
+      if (!blk) {
+        hInvA.push(null);
+        continue;
+      }
+      const { idx, inv } = blk;
+      const f = idx.length;
+      const y = new Float64Array(f);
+      for (let r = 0; r < f; r++) {
+        let s = 0;
+        for (let c = 0; c < f; c++) s += inv[r * f + c] * a[idx[c] * N + m];
+        y[r] = s;
+        t[idx[r]] += s;
+      }
+      hInvA.push(y);
+    }
+    choleskySolveInPlace(fac.schurChol, n, t, 1);
+    const x = new Float64Array(nv);
+    for (let m = 0; m < N; m++) {
+      const blk = fac.blocks[m];
       if (!blk) continue;
       const { idx, inv } = blk;
       const f = idx.length;
-      const y = ys[m];
-      for (let a = 0; a < f; a++) {
-        let s = y[a];
-        for (let c = 0; c < f; c++) s -= inv[a * f + c] * theta[idx[c]];
-        out[idx[a] * N + m] = s;
+      const y = hInvA[m]!;
+      for (let r = 0; r < f; r++) {
+        let s = y[r];
+        for (let c = 0; c < f; c++) s -= inv[r * f + c] * t[idx[c]];
+        x[idx[r] * N + m] = s;
       }
     }
-    return { alpha: out, theta, blocks, schurChol };
+    return [x, t];
   };
 
-  /** ∇ = Qα − e for a full α. */
+  /** ∇ = Qα − e (support-major). */
   const gradientOf = (a: Float64Array): Float64Array => {
-    const g = new Float64Array(n * N);
+    const g = new Float64Array(nv);
     for (let i = 0; i < n; i++) {
       const gi = i * N;
       for (let j = 0; j < n; j++) {
         const qij = q[i * n + j];
+        if (qij === 0) continue;
         const aj = j * N;
         for (let m = 0; m < N; m++) g[gi + m] += qij * a[aj + m];
       }
@@ -276,128 +329,229 @@ export function solveCrammerSinger(
     return g;
   };
 
-  const residuals = (a: Float64Array, g: Float64Array): Omit<CrammerSingerStats, 'sweeps' | 'activeSetIterations' | 'freeVariables'> => {
+  interface WorkingSetSolution {
+    alpha: Float64Array;
+    theta: Float64Array;
+    grad: Float64Array;
+    fac: KktFactor;
+  }
+  /** The minimiser of the QP with the working set's bound variables fixed and the rest unconstrained. */
+  const solveWorkingSet = (free: Uint8Array): WorkingSetSolution => {
+    const fac = factorize(free);
+    // Right-hand side: a = e_F − Q_FB c_B (only bound entries at C, i.e. label entries, are nonzero),
+    // b_i = −(sum of sample i's bound values).
+    const a = new Float64Array(nv);
+    const b = new Float64Array(n);
+    const atC: number[] = [];
+    for (let i = 0; i < n; i++) {
+      if (free[i * N + labels[i]]) a[i * N + labels[i]] = 1;
+      else {
+        atC.push(i);
+        b[i] = -C;
+      }
+    }
+    for (let i = 0; i < n; i++) for (const j of atC) a[i * N + labels[j]] -= C * q[i * n + j];
+    const [x, theta] = solveKkt(fac, a, b);
+    const sol = x;
+    for (let k = 0; k < nv; k++) if (!free[k]) sol[k] = bound(k);
+    // Iterative refinement: the explicit inverses lose accuracy when K is badly conditioned; two correction steps
+    // with the same factors bring stationarity and the equalities back to rounding level.
+    let grad = gradientOf(sol);
+    for (let step = 0; step < 2; step++) {
+      const r1 = new Float64Array(nv);
+      const r2 = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        let sum = 0;
+        for (let m = 0; m < N; m++) {
+          const k = i * N + m;
+          sum += sol[k];
+          if (free[k]) r1[k] = -(grad[k] + theta[i]);
+        }
+        r2[i] = -sum;
+      }
+      const [dx, dt] = solveKkt(fac, r1, r2);
+      for (let k = 0; k < nv; k++) if (free[k]) sol[k] += dx[k];
+      for (let i = 0; i < n; i++) theta[i] += dt[i];
+      grad = gradientOf(sol);
+    }
+    return { alpha: sol, theta, grad, fac };
+  };
+
+  const residuals = (a: Float64Array, g: Float64Array): Residuals => {
     let objective = 0;
-    let infeas = 0;
-    let gap = 0;
+    let infeasibility = 0;
+    let complementarity = 0;
+    let dualityGap = 0;
     for (let i = 0; i < n; i++) {
       const row = i * N;
       let sum = 0;
       let gMax = -Infinity;
       for (let m = 0; m < N; m++) {
-        sum += a[row + m];
-        infeas = Math.max(infeas, a[row + m] - bound(i, m));
-        gMax = Math.max(gMax, g[row + m]);
-        // f = ½αᵀQα − eᵀα = ½ αᵀ(∇ + e) − eᵀα = ½ αᵀ∇ − ½ eᵀα
-        objective += 0.5 * a[row + m] * g[row + m] - (labels[i] === m ? 0.5 * a[row + m] : 0);
+        const k = row + m;
+        sum += a[k];
+        infeasibility = Math.max(infeasibility, a[k] - bound(k));
+        gMax = Math.max(gMax, g[k]);
+        // f = ½αᵀQα − eᵀα = ½αᵀ(∇ + e) − eᵀα = ½αᵀ∇ − ½eᵀα
+        objective += 0.5 * a[k] * g[k] - (labels[i] === m ? 0.5 * a[k] : 0);
       }
-      infeas = Math.max(infeas, Math.abs(sum));
-      for (let m = 0; m < N; m++) gap += (gMax - g[row + m]) * Math.max(bound(i, m) - a[row + m], 0);
+      infeasibility = Math.max(infeasibility, Math.abs(sum));
+      for (let m = 0; m < N; m++) {
+        const k = row + m;
+        const cs = (gMax - g[k]) * Math.max(bound(k) - a[k], 0);
+        complementarity = Math.max(complementarity, cs);
+        dualityGap += cs;
+      }
     }
-    return { objective, primalInfeasibility: infeas / C, dualityGap: gap };
+    return { objective, primalInfeasibility: infeasibility / C, complementarity: complementarity / (C * gradScale), dualityGap };
   };
-
-  const accepted = (r: { objective: number; primalInfeasibility: number; dualityGap: number }): boolean =>
-    r.primalInfeasibility <= opts.tolerance && r.dualityGap <= opts.tolerance * (1 + Math.abs(r.objective));
+  const accepted = (r: Residuals): boolean => r.primalInfeasibility <= opts.tolerance && r.complementarity <= opts.tolerance;
 
   let activeSetIterations = 0;
-  let moveTol = opts.bcdTolerance;
-  let last: { r: ReturnType<typeof residuals>; polished?: Polished } | undefined;
-  const epsAlpha = 1e-12 * C;
-  for (;;) {
-    sweepUntil(moveTol, opts.maxSweeps);
-    // Active set from the coordinate-descent iterate: the projection puts bound variables exactly on the bound.
-    const free = new Uint8Array(n * N);
-    for (let i = 0; i < n; i++) for (let m = 0; m < N; m++) free[i * N + m] = alpha[i * N + m] !== bound(i, m) ? 1 : 0;
-    for (let it = 0; it < opts.maxActiveSetIterations; it++) {
+  let best: { r: Residuals; sol: WorkingSetSolution } | undefined;
+  const record = (sol: WorkingSetSolution): void => {
+    const r = residuals(sol.alpha, sol.grad);
+    if (!best || accepted(r) || (!accepted(best.r) && r.complementarity + r.primalInfeasibility < best.r.complementarity + best.r.primalInfeasibility)) {
+      best = { r, sol };
+    }
+  };
+  // Rounding-level thresholds for the active-set decisions.
+  const epsAlpha = 1e-11 * C;
+  const epsMu = 1e-12 * gradScale;
+  /** Keeps Σ_m α_i^m = 0 solvable: a sample with every variable on its bound gets its most violated one freed. */
+  const keepOneFree = (free: Uint8Array, g: Float64Array | null): void => {
+    for (let i = 0; i < n; i++) {
+      let nFree = 0;
+      for (let m = 0; m < N; m++) nFree += free[i * N + m];
+      if (nFree > 0) continue;
+      let pick = labels[i];
+      if (g) for (let m = 0; m < N; m++) if (g[i * N + m] > g[i * N + pick]) pick = m;
+      free[i * N + pick] = 1;
+    }
+  };
+
+  /**
+   * Primal–dual active-set (semismooth Newton) iterations: free variables above their bound become bound; bound
+   * variables with a negative multiplier μ = −(∇ + θ) become free. Usually 1–3 solves from a coordinate-descent
+   * start, but not globally convergent, hence the budget.
+   */
+  const primalDualActiveSet = (free: Uint8Array, budget: number): void => {
+    for (let it = 0; it < budget; it++) {
       activeSetIterations++;
-      const polished = polish(free);
-      const g = gradientOf(polished.alpha);
-      const r = residuals(polished.alpha, g);
-      last = { r, polished };
-      // Primal–dual active-set update: free variables above their bound become bound; bound variables whose
-      // multiplier μ = −(∇ + θ) is negative become free. Unchanged sets mean the KKT conditions hold.
-      const epsMu = 1e-12 * (1 + Math.abs(polished.theta.reduce((s, t) => Math.max(s, Math.abs(t)), 0)));
+      const sol = solveWorkingSet(free);
+      record(sol);
       let changed = false;
       for (let i = 0; i < n; i++) {
-        let nFree = 0;
         for (let m = 0; m < N; m++) {
           const k = i * N + m;
           if (free[k]) {
-            if (polished.alpha[k] > bound(i, m) + epsAlpha) {
+            if (sol.alpha[k] > bound(k) + epsAlpha) {
               free[k] = 0;
               changed = true;
             }
-          } else if (-(g[k] + polished.theta[i]) < -epsMu) {
+          } else if (sol.grad[k] + sol.theta[i] > epsMu) {
             free[k] = 1;
             changed = true;
           }
-          nFree += free[k];
-        }
-        if (nFree === 0) {
-          // Σ_m α_i^m = 0 cannot hold with every variable on its bound: keep the most violated one free.
-          let best = 0;
-          for (let m = 1; m < N; m++) if (g[i * N + m] > g[i * N + best]) best = m;
-          free[i * N + best] = 1;
         }
       }
-      if (!changed) break;
+      if (!changed) return;
+      keepOneFree(free, sol.grad);
     }
-    if (last && accepted(last.r) && last.polished) break;
+  };
+
+  /**
+   * Classical primal active-set method from a feasible point (the coordinate-descent iterate): step towards the
+   * working set's equality-constrained minimiser, stopping at the first bound hit (which joins the working set);
+   * after a full step, release the bound variables with negative multipliers. The objective decreases
+   * monotonically, so it cannot cycle.
+   */
+  const primalActiveSet = (start: Float64Array, budget: number): void => {
+    const cur = start.slice();
+    const free = new Uint8Array(nv);
+    for (let k = 0; k < nv; k++) free[k] = cur[k] !== bound(k) ? 1 : 0;
+    keepOneFree(free, null);
+    for (let it = 0; it < budget; it++) {
+      activeSetIterations++;
+      const sol = solveWorkingSet(free);
+      const target = sol.alpha;
+      let step = 1;
+      for (let k = 0; k < nv; k++) {
+        const p = target[k] - cur[k];
+        if (free[k] && p > 0) {
+          const room = Math.max(bound(k) - cur[k], 0);
+          if (room < step * p) step = room / p;
+        }
+      }
+      if (step < 1) {
+        for (let k = 0; k < nv; k++) {
+          if (!free[k]) continue;
+          const next = cur[k] + step * (target[k] - cur[k]);
+          if (target[k] > cur[k] && next >= bound(k) - epsAlpha) {
+            cur[k] = bound(k);
+            free[k] = 0;
+          } else cur[k] = next;
+        }
+        keepOneFree(free, null);
+        continue;
+      }
+      cur.set(target);
+      record(sol);
+      let released = false;
+      for (let i = 0; i < n; i++) {
+        for (let m = 0; m < N; m++) {
+          const k = i * N + m;
+          if (!free[k] && sol.grad[k] + sol.theta[i] > epsMu) {
+            free[k] = 1;
+            released = true;
+          }
+        }
+      }
+      if (!released) return;
+    }
+  };
+
+  let violationTol = opts.bcdTolerance;
+  let sweepBudget = opts.warmSweeps;
+  let bcdMs = 0;
+  let activeSetMs = 0;
+  for (;;) {
+    const t0 = performance.now();
+    sweepUntil(violationTol, sweepBudget);
+    const t1 = performance.now();
+    bcdMs += t1 - t0;
+    // Working set from the coordinate-descent iterate: its projection puts bound variables exactly on the bound.
+    const free = new Uint8Array(nv);
+    for (let k = 0; k < nv; k++) free[k] = alpha[k] !== bound(k) ? 1 : 0;
+    keepOneFree(free, null);
+    primalDualActiveSet(free, opts.maxPrimalDualIterations);
+    if (!(best && accepted(best.r))) primalActiveSet(alpha, opts.maxActiveSetIterations);
+    activeSetMs += performance.now() - t1;
+    if (best && accepted(best.r)) break;
     if (sweeps >= opts.maxSweeps) {
-      const r = last?.r;
+      const r = best?.r;
       throw new NumericalError(
-        `metaoptnet-svm: QP solver did not converge within ${opts.maxSweeps} sweeps / ${activeSetIterations} active-set solves ` +
-          `(primal infeasibility ${r?.primalInfeasibility.toExponential(2)}·C, duality gap ${r?.dualityGap.toExponential(2)}, ` +
+        `metaoptnet-svm: QP solver did not converge within ${opts.maxSweeps} coordinate-descent sweeps and ${activeSetIterations} active-set solves ` +
+          `(primal infeasibility ${r?.primalInfeasibility.toExponential(2)}·C, complementarity ${r?.complementarity.toExponential(2)}, ` +
           `tolerance ${opts.tolerance}); raise maxIter or tolerance`,
       );
     }
-    moveTol /= 100;
+    // Neither active-set method finished within its budget: refine the coordinate-descent iterate and retry.
+    violationTol /= 10;
+    sweepBudget *= 2;
   }
 
-  const { r, polished } = last as { r: ReturnType<typeof residuals>; polished: Polished };
-  const sol = polished.alpha;
-  if (!allFinite(sol)) throw new NumericalError('metaoptnet-svm: QP solution is not finite');
+  const { r, sol } = best!;
+  if (!allFinite(sol.alpha)) throw new NumericalError('metaoptnet-svm: QP solution is not finite');
+  const alphaStar = sol.alpha;
+  const fac = sol.fac;
   let freeVariables = 0;
-  for (const b of polished.blocks) freeVariables += b ? b.idx.length : 0;
-  const { blocks, schurChol } = polished;
+  for (const b of fac.blocks) freeVariables += b ? b.idx.length : 0;
 
   const vjp = (alphaBar: Float64Array): Float64Array => {
-    if (alphaBar.length !== n * N) throw new RangeError(`alphaBar has ${alphaBar.length} entries, expected ${n * N}`);
-    // Adjoint KKT system: H_m u^m + P_mᵀ w = ᾱ_F^m, Σ_m P_m u^m = 0  ⇒  S w = Σ_m P_m H_m⁻¹ ᾱ_F^m.
-    const hInvBar: (Float64Array | null)[] = [];
-    const w = new Float64Array(n);
-    for (let m = 0; m < N; m++) {
-      const blk = blocks[m];
-      if (!blk) {
-        hInvBar.push(null);
-        continue;
-      }
-      const { idx, inv } = blk;
-      const f = idx.length;
-      const t = new Float64Array(f);
-      for (let a = 0; a < f; a++) {
-        let s = 0;
-        for (let c = 0; c < f; c++) s += inv[a * f + c] * alphaBar[idx[c] * N + m];
-        t[a] = s;
-        w[idx[a]] += s;
-      }
-      hInvBar.push(t);
-    }
-    choleskySolveInPlace(schurChol, n, w, 1);
-    const u = new Float64Array(n * N);
-    for (let m = 0; m < N; m++) {
-      const blk = blocks[m];
-      if (!blk) continue;
-      const { idx, inv } = blk;
-      const f = idx.length;
-      const t = hInvBar[m]!;
-      for (let a = 0; a < f; a++) {
-        let s = t[a];
-        for (let c = 0; c < f; c++) s -= inv[a * f + c] * w[idx[c]];
-        u[idx[a] * N + m] = s;
-      }
-    }
+    if (alphaBar.length !== nv) throw new RangeError(`alphaBar has ${alphaBar.length} entries, expected ${nv}`);
+    if (!allFinite(alphaBar)) throw new NumericalError('metaoptnet-svm: the incoming gradient of the SVM dual variables is NaN/Inf');
+    // Adjoint KKT system: H_m u^m + P_mᵀ w = ᾱ_F^m, Σ_m P_m u^m = 0; bound entries of u are 0.
+    const [u] = solveKkt(fac, alphaBar, new Float64Array(n));
     // K̄ = −U αᵀ.
     const kBar = new Float64Array(n * n);
     for (let i = 0; i < n; i++) {
@@ -408,12 +562,12 @@ export function solveCrammerSinger(
       for (let j = 0; j < n; j++) {
         const aj = j * N;
         let s = 0;
-        for (let m = 0; m < N; m++) s += u[ui + m] * sol[aj + m];
+        for (let m = 0; m < N; m++) s += u[ui + m] * alphaStar[aj + m];
         kBar[i * n + j] = -s;
       }
     }
     return kBar;
   };
 
-  return { alpha: sol, stats: { sweeps, activeSetIterations, freeVariables, ...r }, vjp };
+  return { alpha: alphaStar, stats: { sweeps, activeSetIterations, freeVariables, ...r, bcdMs, activeSetMs }, vjp };
 }

@@ -1,0 +1,95 @@
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/*
+ * The PyTorch peer: Debian's python3-torch (1.13, CPU) run as a subprocess that speaks JSON lines
+ * (bench/peer/torch_peer.py). It is a benchmark reference only, never a dependency of the toolkit.
+ */
+
+export const PEER_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../peer');
+export const TORCH_PEER_SCRIPT = path.join(PEER_DIR, 'torch_peer.py');
+export const PIL_PREPARE_SCRIPT = path.join(PEER_DIR, 'pil_prepare.py');
+const APT_PACKAGES = ['python3-torch', 'python3-pil'];
+const PROBE = 'import torch, numpy, PIL';
+
+export interface PeerPython {
+  /** Interpreter that imports torch, numpy and PIL. */
+  python: string;
+  /** What was done to get it: found, or installed with apt-get. */
+  how: string;
+}
+
+function imports(python: string): boolean {
+  const r = spawnSync(python, ['-c', PROBE], { stdio: 'ignore', timeout: 120_000 });
+  return r.status === 0;
+}
+
+/**
+ * Candidates in order: $BENCH_PYTHON, `python3` on PATH, /usr/bin/python3 (Debian's, where apt puts python3-torch;
+ * a pyenv or venv python3 on PATH does not see it). When none imports torch and `install` is set, runs
+ * `apt-get update && apt-get install -y python3-torch python3-pil` with its output shown, then probes again.
+ */
+export function findPeerPython(opts: { install: boolean; log: (msg: string) => void }): PeerPython | { error: string } {
+  const candidates = [process.env.BENCH_PYTHON, 'python3', '/usr/bin/python3'].filter((c): c is string => !!c);
+  for (const python of candidates) if (imports(python)) return { python, how: `found (${python} imports torch)` };
+  if (!opts.install) return { error: `no python imports torch (tried ${candidates.join(', ')}); install with: apt-get install -y ${APT_PACKAGES.join(' ')}` };
+  opts.log(`no python with torch found (tried ${candidates.join(', ')}); installing the peer: apt-get update && apt-get install -y ${APT_PACKAGES.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const update = spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
+  const install = update.status === 0 ? spawnSync('apt-get', ['install', '-y', ...APT_PACKAGES], { stdio: 'inherit', env }) : update;
+  if (install.status !== 0) return { error: `apt-get failed (exit ${install.status ?? install.error?.message}); run as root or install ${APT_PACKAGES.join(' ')} yourself` };
+  for (const python of ['/usr/bin/python3', ...candidates]) if (imports(python)) return { python, how: `installed with apt-get (${APT_PACKAGES.join(', ')})` };
+  return { error: `installed ${APT_PACKAGES.join(' ')} but no python imports torch` };
+}
+
+export type PeerResponse = { ok: true; [key: string]: unknown } | { ok: false; error: string };
+
+/** A long-lived torch_peer.py: requests are answered one at a time, in order. */
+export class PeerProcess {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly pending: ((line: string | undefined) => void)[] = [];
+  private exited: string | undefined;
+
+  constructor(python: string, private readonly log: (msg: string) => void) {
+    // OMP/MKL variables would fight torch.set_num_threads; the peer sets threads per request.
+    const env = { ...process.env, PYTHONUNBUFFERED: '1' };
+    delete env.OMP_NUM_THREADS;
+    delete env.MKL_NUM_THREADS;
+    this.child = spawn(python, [TORCH_PEER_SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'], env });
+    const lines = createInterface({ input: this.child.stdout });
+    lines.on('line', (line) => this.pending.shift()?.(line));
+    createInterface({ input: this.child.stderr }).on('line', (line) => this.log(`  ${line}`));
+    this.child.on('exit', (code, signal) => {
+      this.exited = `peer exited (code ${code}, signal ${signal})`;
+      for (const resolve of this.pending.splice(0)) resolve(undefined);
+    });
+  }
+
+  request(req: Record<string, unknown>): Promise<PeerResponse> {
+    if (this.exited) return Promise.resolve({ ok: false, error: this.exited });
+    return new Promise((resolve) => {
+      this.pending.push((line) => {
+        if (line === undefined) resolve({ ok: false, error: this.exited ?? 'peer closed' });
+        else {
+          try {
+            resolve(JSON.parse(line) as PeerResponse);
+          } catch {
+            resolve({ ok: false, error: `peer wrote a line that is not JSON: ${line.slice(0, 200)}` });
+          }
+        }
+      });
+      this.child.stdin.write(`${JSON.stringify(req)}\n`);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.exited) return;
+    const done = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.stdin.end(`${JSON.stringify({ op: 'quit' })}\n`);
+    const timer = setTimeout(() => this.child.kill('SIGTERM'), 10_000);
+    await done;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,99 @@
+import path from 'node:path';
+import { writeFileAtomic } from '../../src/util/atomic.ts';
+import type { TimingSummary } from './stats.ts';
+
+/** One side's timing of a train/eval workload. */
+export type SideResult =
+  | {
+      ok: true;
+      threads: number;
+      msPerEpisode: TimingSummary;
+      warmupMs: number[];
+      /** Live tfjs tensors before/after (ours only): equal means no leak. */
+      numTensorsBefore?: number;
+      numTensorsAfter?: number;
+      rssMiB?: number;
+    }
+  | { ok: false; error: string };
+
+export interface AgreementCheck {
+  what: string;
+  ours: number | null;
+  peer: number | null;
+  /** |ours − peer| / max(|ours|, |peer|) of the compared quantity. */
+  relDiff: number | null;
+  agrees: boolean | null;
+  note?: string;
+}
+
+export interface StepWorkloadResult {
+  id: string;
+  kind: 'train' | 'eval';
+  method: string;
+  imageSize: number;
+  way: number;
+  shot: number;
+  query: number;
+  /** Images through the backbone per episode (support + query, ×4 with SLA). */
+  imagesPerEpisode: number;
+  loadAverageAtStart: number[];
+  ours: SideResult;
+  peer: Record<string, SideResult>;
+  /** peer median ms / ours median ms: > 1 means we are faster. Keyed like `peer`. */
+  ratio: Record<string, number | null>;
+  check: AgreementCheck;
+}
+
+export interface BenchReport {
+  format: 'fewshot-bench';
+  formatVersion: 1;
+  createdAt: string;
+  mode: 'full' | 'quick';
+  only: string[] | null;
+  wallSeconds: number;
+  machine: Record<string, unknown>;
+  ours: Record<string, unknown>;
+  peer: Record<string, unknown>;
+  policy: Record<string, unknown>;
+  workloads: Record<string, unknown>[];
+  notes: string[];
+}
+
+/** results/bench/bench-<date>.json plus latest.json, both atomically. Returns the dated path. */
+export async function writeReport(outDir: string, report: BenchReport): Promise<string> {
+  const stamp = report.createdAt.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
+  const file = path.join(outDir, `bench-${stamp}${report.mode === 'quick' ? '-quick' : ''}.json`);
+  const text = `${JSON.stringify(report, null, 2)}\n`;
+  await writeFileAtomic(file, text);
+  await writeFileAtomic(path.join(outDir, 'latest.json'), text);
+  return file;
+}
+
+function fmtMs(s: SideResult | undefined): string {
+  if (!s) return '-';
+  if (!s.ok) return 'FAILED';
+  const m = s.msPerEpisode;
+  const digits = m.median < 100 ? 1 : 0;
+  return `${m.median.toFixed(digits)} ±${(m.iqr / 2).toFixed(digits)} (n=${m.n})`;
+}
+
+function fmtRatio(r: number | null | undefined): string {
+  return r === null || r === undefined ? '-' : r >= 10 ? r.toFixed(1) : r.toFixed(2);
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
+}
+
+/** Readable table of the train/eval workloads: median ms/episode ± half the IQR, and the ratios. */
+export function stepTable(results: StepWorkloadResult[], peerKeys: string[]): string {
+  const header = ['workload', 'ours ms', ...peerKeys.flatMap((k) => [`peer ${k} ms`, `ratio ${k}`]), 'check'];
+  const rows = results.map((r) => [
+    r.id,
+    fmtMs(r.ours),
+    ...peerKeys.flatMap((k) => [fmtMs(r.peer[k]), fmtRatio(r.ratio[k])]),
+    r.check.agrees === null ? '-' : `${r.check.agrees ? 'ok' : 'DIFFERS'} (${r.check.relDiff?.toExponential(1)})`,
+  ]);
+  return table([header, ...rows]);
+}

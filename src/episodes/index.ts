@@ -1,0 +1,21 @@
+// Public surface of the episode layer: seeded, pure sampling over index arrays, and fixed episode files.
+export { specLabel, specTag, validateSpec, type ClassLayout, type EpisodeSpec } from './spec.ts';
+export { SAMPLER_VERSION, episodeRngKey, sampleEpisode, sampleEpisodes, type EpisodeKey, type SampledEpisode } from './sampler.ts';
+export {
+  EPISODE_FILE_FORMAT,
+  EPISODE_FILE_FORMAT_VERSION,
+  checkEpisodesMatchSplit,
+  episodeFileName,
+  episodeFileSha256,
+  episodesRegenerate,
+  makeEpisodes,
+  readEpisodeFile,
+  serializeEpisodeSet,
+  writeEpisodeFile,
+  type EpisodeSet,
+  type EpisodeSetHeader,
+  type LoadedEpisodeFile,
+  type SplitDescriptor,
+} from './file.ts';
+export { EPISODES_DIR, STANDARD_EPISODE_SETS, type StandardEpisodeSet } from './standard.ts';
+export { makeStandardEpisodeFiles, type WrittenEpisodeFile } from './make-standard.ts';

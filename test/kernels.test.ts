@@ -1,0 +1,362 @@
+/**
+ * The wasm training kernels (src/backend/wasm) against the cpu backend: forward values and gradients of the
+ * ops a Conv-4 / ResNet-12 training step uses, on the same random inputs, moved between backends as JS arrays.
+ *
+ * Tolerance: for every output tensor, max|wasm - cpu| / max(|cpu|, 1e-6) < 1e-4 (float32 XNNPACK GEMMs sum in
+ * a different order than the cpu backend's float64 loops). Max-pool gradients and tiles must match exactly.
+ */
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { selectBackend } from '../src/backend/select.ts';
+import { batchNormTraining } from '../src/backend/wasm/batch_norm.ts';
+import { registerCoreGradients } from '../src/backend/wasm/core_gradients.ts';
+import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from '../src/backend/wasm/register.ts';
+import { UserError } from '../src/util/errors.ts';
+
+const TOL = 1e-4;
+
+test.before(async () => {
+  await registerCoreGradients();
+  await selectBackend('wasm');
+});
+
+interface Data {
+  values: number[];
+  shape: number[];
+}
+
+/** Seeded normal data, generated on cpu so both backends see identical inputs. */
+async function randn(shape: number[], seed: number, transform?: (t: tf.Tensor) => tf.Tensor): Promise<Data> {
+  await tf.setBackend('cpu');
+  const values = tf.tidy(() => {
+    const t = tf.randomNormal(shape, 0, 1, 'float32', seed);
+    return Array.from((transform ? transform(t) : t).dataSync());
+  });
+  return { values, shape };
+}
+
+const toTensor = (d: Data): tf.Tensor => tf.tensor(d.values, d.shape);
+
+/** Runs `f` on a backend and returns its outputs as plain arrays (no tensors left behind). */
+async function runOn(backend: string, f: () => tf.Tensor[]): Promise<number[][]> {
+  await tf.setBackend(backend);
+  const before = tf.memory().numTensors;
+  const outs = tf.tidy(f);
+  const arrays = outs.map((t) => Array.from(t.dataSync()));
+  tf.dispose(outs);
+  if (tf.memory().numTensors !== before) throw new Error(`${backend}: ${tf.memory().numTensors - before} tensors leaked`);
+  return arrays;
+}
+
+function relativeError(a: number[], b: number[]): number {
+  if (a.length !== b.length) return Infinity;
+  let num = 0;
+  let den = 1e-6;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / den;
+}
+
+/** Asserts every output of `f` agrees between wasm and cpu; returns the worst relative error. */
+async function agree(t: { true: (c: boolean, m?: string) => void }, label: string, f: () => tf.Tensor[], tol = TOL): Promise<number> {
+  const wasm = await runOn('wasm', f);
+  const cpu = await runOn('cpu', f);
+  let worst = 0;
+  wasm.forEach((w, i) => {
+    const err = relativeError(w, cpu[i]);
+    worst = Math.max(worst, err);
+    t.true(err <= tol, `${label}: output ${i} relative error ${err} > ${tol}`);
+  });
+  return worst;
+}
+
+const CONV_CASES: Array<{ x: number[]; f: number[]; stride: number | [number, number]; pad: 'same' | 'valid' | tf.backend_util.ExplicitPadding }> = [
+  { x: [2, 9, 9, 3], f: [3, 3, 3, 8], stride: 1, pad: 'same' },
+  { x: [3, 8, 8, 5], f: [3, 3, 5, 4], stride: 1, pad: 'valid' },
+  { x: [2, 8, 8, 4], f: [3, 3, 4, 6], stride: 2, pad: 'same' },
+  { x: [2, 9, 7, 3], f: [3, 3, 3, 5], stride: 2, pad: 'same' },
+  { x: [2, 9, 7, 3], f: [3, 2, 3, 4], stride: 2, pad: 'valid' },
+  { x: [2, 10, 10, 3], f: [2, 2, 3, 4], stride: [2, 1], pad: 'valid' },
+  { x: [2, 6, 6, 8], f: [1, 1, 8, 16], stride: 1, pad: 'valid' },
+  { x: [1, 6, 5, 2], f: [3, 3, 2, 3], stride: 1, pad: [[0, 0], [2, 1], [0, 2], [0, 0]] },
+  { x: [1, 7, 7, 2], f: [5, 5, 2, 3], stride: 1, pad: 'same' },
+];
+
+for (const [i, c] of CONV_CASES.entries()) {
+  test(`conv2d value and gradients match cpu: x ${c.x} filter ${c.f} stride ${c.stride} pad ${JSON.stringify(c.pad)}`, async (t) => {
+    const x = await randn(c.x, 10 + i);
+    const f = await randn(c.f, 20 + i);
+    // A non-uniform upstream gradient, so every output position's dy differs.
+    await agree(t, 'conv2d', () => {
+      const xs = toTensor(x) as tf.Tensor4D;
+      const fs = toTensor(f) as tf.Tensor4D;
+      const loss = (a: tf.Tensor, b: tf.Tensor) => {
+        const y = tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad);
+        return tf.sum(tf.mul(y, tf.sin(tf.reshape(tf.range(0, y.size), y.shape))));
+      };
+      const [dx, df] = tf.grads(loss)([xs, fs]);
+      return [tf.conv2d(xs, fs, c.stride, c.pad), dx, df];
+    });
+  });
+}
+
+test('conv2d input gradient alone (conv2dTranspose) matches cpu for stride 1 and 2', async (t) => {
+  const dy = await randn([2, 4, 4, 6], 31);
+  const f = await randn([3, 3, 5, 6], 32);
+  await agree(t, 'conv2dTranspose', () => [
+    tf.conv2dTranspose(toTensor(dy) as tf.Tensor4D, toTensor(f) as tf.Tensor4D, [2, 8, 8, 5], 2, 'same'),
+    tf.conv2dTranspose(toTensor(dy) as tf.Tensor4D, toTensor(f) as tf.Tensor4D, [2, 4, 4, 5], 1, 'same'),
+    tf.conv2dTranspose(toTensor(dy) as tf.Tensor4D, toTensor(f) as tf.Tensor4D, [2, 6, 6, 5], 1, 'valid'),
+  ]);
+});
+
+const POOL_CASES: Array<{ x: number[]; size: number; stride: number; pad: 'same' | 'valid' }> = [
+  { x: [2, 8, 8, 5], size: 2, stride: 2, pad: 'valid' },
+  { x: [2, 7, 9, 3], size: 2, stride: 2, pad: 'same' },
+  { x: [2, 7, 9, 3], size: 2, stride: 2, pad: 'valid' },
+  { x: [2, 9, 9, 4], size: 3, stride: 2, pad: 'same' },
+  { x: [1, 6, 6, 2], size: 3, stride: 1, pad: 'valid' },
+];
+
+for (const [i, c] of POOL_CASES.entries()) {
+  for (const relu of [false, true]) {
+    test(`maxPool gradient matches cpu exactly: x ${c.x} size ${c.size} stride ${c.stride} ${c.pad}${relu ? ' after relu (ties)' : ''}`, async (t) => {
+      const x = await randn(c.x, 40 + i, relu ? (v) => tf.relu(v) : undefined);
+      await agree(
+        t,
+        'maxPool',
+        () => {
+          const xs = toTensor(x) as tf.Tensor4D;
+          const loss = (a: tf.Tensor) => {
+            const y = tf.maxPool(a as tf.Tensor4D, c.size, c.stride, c.pad);
+            return tf.sum(tf.mul(y, tf.add(tf.reshape(tf.range(0, y.size), y.shape), 1)));
+          };
+          return [tf.maxPool(xs, c.size, c.stride, c.pad), tf.grad(loss)(xs)];
+        },
+        0,
+      );
+    });
+  }
+}
+
+test('maxPool gradient after relu really has tied windows (the tie-break is exercised)', async (t) => {
+  const [N, H, W, C] = [2, 8, 8, 5];
+  const x = await randn([N, H, W, C], 40, (v) => tf.relu(v));
+  const at = (n: number, h: number, w: number, c: number) => x.values[((n * H + h) * W + w) * C + c];
+  let tiedWindows = 0;
+  for (let n = 0; n < N; n++) {
+    for (let h = 0; h < H; h += 2) {
+      for (let w = 0; w < W; w += 2) {
+        for (let c = 0; c < C; c++) {
+          const vals = [at(n, h, w, c), at(n, h, w + 1, c), at(n, h + 1, w, c), at(n, h + 1, w + 1, c)];
+          if (vals.filter((v) => v === Math.max(...vals)).length > 1) tiedWindows++;
+        }
+      }
+    }
+  }
+  t.true(tiedWindows > 5, `only ${tiedWindows} tied windows`);
+});
+
+test('batch norm in training mode (moments + batchNorm4d): value and gradients match cpu', async (t) => {
+  const x = await randn([4, 6, 6, 8], 50);
+  const gamma = await randn([8], 51);
+  const beta = await randn([8], 52);
+  await agree(t, 'batchNorm', () => {
+    const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const { mean, variance } = tf.moments(a, [0, 1, 2]);
+      const y = tf.batchNorm4d(a as tf.Tensor4D, mean as tf.Tensor1D, variance as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, 1e-5);
+      return tf.sum(tf.mul(y, tf.cos(tf.reshape(tf.range(0, y.size), y.shape))));
+    };
+    const [xs, gs, bs] = [toTensor(x), toTensor(gamma), toTensor(beta)];
+    const { value, grads } = tf.valueAndGrads(f)([xs, gs, bs]);
+    return [value, ...grads];
+  });
+});
+
+test('relu, leakyRelu, avgPool: values and gradients match cpu', async (t) => {
+  const x = await randn([2, 8, 8, 4], 60);
+  await agree(t, 'activations', () => {
+    const xs = toTensor(x) as tf.Tensor4D;
+    const weight = tf.sin(tf.reshape(tf.range(0, xs.size), xs.shape));
+    const g = (fn: (a: tf.Tensor) => tf.Tensor) => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(fn(a), weight)))(xs);
+    const pooledWeight = tf.sin(tf.reshape(tf.range(0, 2 * 4 * 4 * 4), [2, 4, 4, 4]));
+    return [
+      tf.relu(xs),
+      g(tf.relu),
+      tf.leakyRelu(xs, 0.1),
+      g((a) => tf.leakyRelu(a, 0.1)),
+      tf.avgPool(xs, 2, 2, 'valid'),
+      tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.avgPool(a as tf.Tensor4D, 2, 2, 'valid'), pooledWeight)))(xs),
+    ];
+  });
+});
+
+test('sum and mean over leading, middle, trailing, all and non-contiguous axes match cpu', async (t) => {
+  const x = await randn([3, 4, 5, 6], 70);
+  await agree(t, 'reduce', () => {
+    const xs = toTensor(x);
+    return [
+      tf.sum(xs, [0, 1, 2]),
+      tf.mean(xs, [0, 1, 2], true),
+      tf.sum(xs, [1, 2]),
+      tf.mean(xs, 3),
+      tf.sum(xs),
+      tf.mean(xs),
+      tf.sum(xs, [0, 2]),
+      tf.mean(xs, [-1, 1], true),
+    ];
+  });
+  // Shapes, including keepDims.
+  await tf.setBackend('wasm');
+  tf.tidy(() => {
+    const xs = toTensor(x);
+    t.deepEqual(tf.mean(xs, [0, 1, 2], true).shape, [1, 1, 1, 6]);
+    t.deepEqual(tf.sum(xs, [1, 2]).shape, [3, 6]);
+    t.deepEqual(tf.sum(tf.cast(xs, 'int32'), [0, 1, 2]).dtype, 'int32');
+  });
+});
+
+test('tile matches cpu exactly for float32 and int32', async (t) => {
+  const x = await randn([2, 1, 3], 80);
+  await agree(
+    t,
+    'tile',
+    () => {
+      const xs = toTensor(x);
+      return [
+        tf.tile(xs, [1, 4, 2]),
+        tf.tile(xs, [3, 2, 1]),
+        tf.cast(tf.tile(tf.cast(tf.mul(xs, 10), 'int32'), [2, 2, 2]), 'float32'),
+        tf.tile(tf.reshape(xs, [1, 1, 1, 6]), [2, 3, 4, 1]),
+      ];
+    },
+    0,
+  );
+});
+
+test('a small Conv-4 style stack: loss and every variable gradient match cpu', async (t) => {
+  const x = await randn([6, 16, 16, 3], 90);
+  const filters = await Promise.all([3, 8, 8].map((cin, i) => randn([3, 3, cin, 8], 91 + i)));
+  await agree(t, 'conv4', () => {
+    const xs = toTensor(x) as tf.Tensor4D;
+    const fs = filters.map(toTensor);
+    const gammas = fs.map(() => tf.ones([8]));
+    const betas = fs.map(() => tf.zeros([8]));
+    const loss = (...params: tf.Tensor[]) => {
+      let h: tf.Tensor4D = xs;
+      for (let l = 0; l < fs.length; l++) {
+        const c = tf.conv2d(h, params[l] as tf.Tensor4D, 1, 'same');
+        const { mean, variance } = tf.moments(c, [0, 1, 2]);
+        const bn = tf.batchNorm4d(c, mean as tf.Tensor1D, variance as tf.Tensor1D, params[6 + l] as tf.Tensor1D, params[3 + l] as tf.Tensor1D, 1e-5);
+        const act = l === fs.length - 1 ? tf.leakyRelu(bn, 0.1) : tf.relu(bn);
+        h = tf.maxPool(act, 2, 2, 'valid');
+      }
+      const emb = tf.reshape(h, [h.shape[0], -1]);
+      return tf.mean(tf.square(tf.sub(emb, tf.mean(emb, 0))));
+    };
+    const { value, grads } = tf.valueAndGrads(loss)([...fs, ...gammas, ...betas]);
+    return [value, ...grads];
+  });
+});
+
+test('registration is idempotent and installs every listed kernel on wasm', (t) => {
+  registerWasmTrainingKernels();
+  registerWasmTrainingKernels();
+  for (const { kernelName, kernelFunc } of WASM_TRAINING_KERNELS) {
+    t.is(tf.getKernel(kernelName, 'wasm')?.kernelFunc, kernelFunc, kernelName);
+  }
+  t.true(WASM_TRAINING_KERNELS.some((k) => k.kernelName === 'Conv2DBackpropFilter'));
+});
+
+test('a Conv-4 training step on wasm leaks no tensors and no backend buffers', async (t) => {
+  await tf.setBackend('wasm');
+  const backend = tf.backend() as unknown as { numDataIds(): number };
+  const filter = tf.variable(tf.randomNormal([3, 3, 3, 8], 0, 0.1, 'float32', 1));
+  const gamma = tf.variable(tf.ones([8]));
+  const beta = tf.variable(tf.zeros([8]));
+  const x = tf.randomNormal([4, 8, 8, 3], 0, 1, 'float32', 2) as tf.Tensor4D;
+  const step = () => {
+    const { value, grads } = tf.variableGrads(() => {
+      const c = tf.conv2d(x, filter as tf.Tensor4D, 1, 'same');
+      const { mean, variance } = tf.moments(c, [0, 1, 2]);
+      const y = tf.maxPool(tf.relu(tf.batchNorm4d(c, mean as tf.Tensor1D, variance as tf.Tensor1D, beta as tf.Tensor1D, gamma as tf.Tensor1D)), 2, 2, 'valid');
+      return tf.mean(y) as tf.Scalar;
+    }, [filter, gamma, beta]);
+    value.dispose();
+    tf.dispose(Object.values(grads));
+  };
+  step();
+  const tensors = tf.memory().numTensors;
+  const buffers = backend.numDataIds();
+  step();
+  step();
+  t.is(tf.memory().numTensors, tensors);
+  t.is(backend.numDataIds(), buffers);
+  tf.dispose([filter, gamma, beta, x]);
+});
+
+test('unsupported layouts are a UserError naming the fix', async (t) => {
+  await tf.setBackend('wasm');
+  const err = t.throws(
+    () =>
+      tf.tidy(() =>
+        tf.engine().runKernel(
+          'Conv2DBackpropFilter',
+          { x: tf.zeros([1, 3, 4, 4]), dy: tf.zeros([1, 2, 4, 4]) },
+          { strides: 1, pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 3, 2] } as unknown as tf.NamedAttrMap,
+        ),
+      ),
+    { instanceOf: UserError },
+  );
+  t.regex(err?.message ?? '', /NHWC/);
+});
+
+for (const activation of ['linear', 'relu', 'leakyRelu'] as const) {
+  test(`fused batchNormTraining (${activation}) on wasm and cpu equals tf.moments + tf.batchNorm on cpu, with gradients`, async (t) => {
+    const x = await randn([4, 5, 5, 6], 100, (v) => tf.add(tf.mul(v, 2), 0.5));
+    const gamma = await randn([6], 101);
+    const beta = await randn([6], 102);
+    // The loss also uses mean and variance, so their upstream gradients are non-zero.
+    const lossOf = (y: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor) =>
+      tf.add(tf.sum(tf.mul(y, tf.sin(tf.reshape(tf.range(0, y.size), y.shape)))), tf.sum(tf.mul(mean, variance)));
+    const fused = () => {
+      const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const r = batchNormTraining(a, g as tf.Tensor1D, b as tf.Tensor1D, { varianceEpsilon: 1e-5, activation, alpha: 0.1 });
+        return lossOf(r.y, r.mean, r.variance);
+      };
+      const r = batchNormTraining(toTensor(x), toTensor(gamma) as tf.Tensor1D, toTensor(beta) as tf.Tensor1D, { varianceEpsilon: 1e-5, activation, alpha: 0.1 });
+      const { value, grads } = tf.valueAndGrads(f)([toTensor(x), toTensor(gamma), toTensor(beta)]);
+      return [r.y, r.mean, r.variance, value, ...grads];
+    };
+    const composed = () => {
+      const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const { mean, variance } = tf.moments(a, [0, 1, 2]);
+        const pre = tf.batchNorm(a, mean, variance, b as tf.Tensor1D, g as tf.Tensor1D, 1e-5);
+        const y = activation === 'relu' ? tf.relu(pre) : activation === 'leakyRelu' ? tf.leakyRelu(pre, 0.1) : pre;
+        return { y, mean, variance };
+      };
+      const r = f(toTensor(x), toTensor(gamma), toTensor(beta));
+      const { value, grads } = tf.valueAndGrads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const o = f(a, g, b);
+        return lossOf(o.y, o.mean, o.variance);
+      })([toTensor(x), toTensor(gamma), toTensor(beta)]);
+      return [r.y, r.mean, r.variance, value, ...grads];
+    };
+    const reference = await runOn('cpu', composed);
+    for (const backend of ['wasm', 'cpu']) {
+      const got = await runOn(backend, fused);
+      got.forEach((g, i) => {
+        const err = relativeError(g, reference[i]);
+        t.true(err <= TOL, `${backend} output ${i}: relative error ${err}`);
+      });
+    }
+  });
+}
+
+test('batchNormTraining rejects a scale of the wrong length', async (t) => {
+  await tf.setBackend('wasm');
+  t.throws(() => tf.tidy(() => batchNormTraining(tf.zeros([2, 3, 3, 4]), tf.ones([3]), tf.zeros([3])).y), { instanceOf: UserError });
+});
