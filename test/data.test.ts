@@ -16,7 +16,7 @@ import {
   type PrepareProgress,
 } from '../src/data/index.ts';
 import { UserError } from '../src/util/errors.ts';
-import { buildFixture, copyDataset, listDir, mkTmp, writeSha256Sums, type Fixture } from './fixtures/mini-imagenet.ts';
+import { buildFixture, copyDataset, listDir, writeSha256Sums, type Fixture } from './fixtures/mini-imagenet.ts';
 
 let fx: Fixture;
 let caches: string;
@@ -29,6 +29,11 @@ test.before(async () => {
 test.after.always(async () => {
   await fx?.cleanup();
 });
+
+/** Scratch folders live inside the fixture root, so `after.always` removes them even when a test fails. */
+async function mkTmp(prefix: string): Promise<string> {
+  return fs.mkdtemp(path.join(fx.root, `${prefix}-`));
+}
 
 let cacheCounter = 0;
 /** A fresh cache dir inside its own empty parent, so "nothing left behind" can be checked exactly. */

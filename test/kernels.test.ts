@@ -11,10 +11,13 @@ import '@tensorflow/tfjs-backend-cpu';
 import { selectBackend } from '../src/backend/select.ts';
 import { batchNormTraining } from '../src/backend/wasm/batch_norm.ts';
 import { registerCoreGradients } from '../src/backend/wasm/core_gradients.ts';
+import { setNativeKernelsEnabled } from '../src/backend/wasm/native.ts';
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from '../src/backend/wasm/register.ts';
 import { UserError } from '../src/util/errors.ts';
 
 const TOL = 1e-4;
+
+// Every test switches the global backend, so they run serially (ava would otherwise interleave them at awaits).
 
 test.before(async () => {
   await registerCoreGradients();
@@ -86,7 +89,7 @@ const CONV_CASES: Array<{ x: number[]; f: number[]; stride: number | [number, nu
 ];
 
 for (const [i, c] of CONV_CASES.entries()) {
-  test(`conv2d value and gradients match cpu: x ${c.x} filter ${c.f} stride ${c.stride} pad ${JSON.stringify(c.pad)}`, async (t) => {
+  test.serial(`conv2d value and gradients match cpu: x ${c.x} filter ${c.f} stride ${c.stride} pad ${JSON.stringify(c.pad)}`, async (t) => {
     const x = await randn(c.x, 10 + i);
     const f = await randn(c.f, 20 + i);
     // A non-uniform upstream gradient, so every output position's dy differs.
@@ -103,7 +106,7 @@ for (const [i, c] of CONV_CASES.entries()) {
   });
 }
 
-test('conv2d input gradient alone (conv2dTranspose) matches cpu for stride 1 and 2', async (t) => {
+test.serial('conv2d input gradient alone (conv2dTranspose) matches cpu for stride 1 and 2', async (t) => {
   const dy = await randn([2, 4, 4, 6], 31);
   const f = await randn([3, 3, 5, 6], 32);
   await agree(t, 'conv2dTranspose', () => [
@@ -123,7 +126,7 @@ const POOL_CASES: Array<{ x: number[]; size: number; stride: number; pad: 'same'
 
 for (const [i, c] of POOL_CASES.entries()) {
   for (const relu of [false, true]) {
-    test(`maxPool gradient matches cpu exactly: x ${c.x} size ${c.size} stride ${c.stride} ${c.pad}${relu ? ' after relu (ties)' : ''}`, async (t) => {
+    test.serial(`maxPool gradient matches cpu exactly: x ${c.x} size ${c.size} stride ${c.stride} ${c.pad}${relu ? ' after relu (ties)' : ''}`, async (t) => {
       const x = await randn(c.x, 40 + i, relu ? (v) => tf.relu(v) : undefined);
       await agree(
         t,
@@ -142,7 +145,7 @@ for (const [i, c] of POOL_CASES.entries()) {
   }
 }
 
-test('maxPool gradient after relu really has tied windows (the tie-break is exercised)', async (t) => {
+test.serial('maxPool gradient after relu really has tied windows (the tie-break is exercised)', async (t) => {
   const [N, H, W, C] = [2, 8, 8, 5];
   const x = await randn([N, H, W, C], 40, (v) => tf.relu(v));
   const at = (n: number, h: number, w: number, c: number) => x.values[((n * H + h) * W + w) * C + c];
@@ -160,7 +163,7 @@ test('maxPool gradient after relu really has tied windows (the tie-break is exer
   t.true(tiedWindows > 5, `only ${tiedWindows} tied windows`);
 });
 
-test('batch norm in training mode (moments + batchNorm4d): value and gradients match cpu', async (t) => {
+test.serial('batch norm in training mode (moments + batchNorm4d): value and gradients match cpu', async (t) => {
   const x = await randn([4, 6, 6, 8], 50);
   const gamma = await randn([8], 51);
   const beta = await randn([8], 52);
@@ -176,7 +179,7 @@ test('batch norm in training mode (moments + batchNorm4d): value and gradients m
   });
 });
 
-test('relu, leakyRelu, avgPool: values and gradients match cpu', async (t) => {
+test.serial('relu, leakyRelu, avgPool: values and gradients match cpu', async (t) => {
   const x = await randn([2, 8, 8, 4], 60);
   await agree(t, 'activations', () => {
     const xs = toTensor(x) as tf.Tensor4D;
@@ -194,7 +197,7 @@ test('relu, leakyRelu, avgPool: values and gradients match cpu', async (t) => {
   });
 });
 
-test('sum and mean over leading, middle, trailing, all and non-contiguous axes match cpu', async (t) => {
+test.serial('sum and mean over leading, middle, trailing, all and non-contiguous axes match cpu', async (t) => {
   const x = await randn([3, 4, 5, 6], 70);
   await agree(t, 'reduce', () => {
     const xs = toTensor(x);
@@ -219,7 +222,7 @@ test('sum and mean over leading, middle, trailing, all and non-contiguous axes m
   });
 });
 
-test('tile matches cpu exactly for float32 and int32', async (t) => {
+test.serial('tile matches cpu exactly for float32 and int32', async (t) => {
   const x = await randn([2, 1, 3], 80);
   await agree(
     t,
@@ -237,7 +240,7 @@ test('tile matches cpu exactly for float32 and int32', async (t) => {
   );
 });
 
-test('a small Conv-4 style stack: loss and every variable gradient match cpu', async (t) => {
+test.serial('a small Conv-4 style stack: loss and every variable gradient match cpu', async (t) => {
   const x = await randn([6, 16, 16, 3], 90);
   const filters = await Promise.all([3, 8, 8].map((cin, i) => randn([3, 3, cin, 8], 91 + i)));
   await agree(t, 'conv4', () => {
@@ -262,7 +265,7 @@ test('a small Conv-4 style stack: loss and every variable gradient match cpu', a
   });
 });
 
-test('registration is idempotent and installs every listed kernel on wasm', (t) => {
+test.serial('registration is idempotent and installs every listed kernel on wasm', (t) => {
   registerWasmTrainingKernels();
   registerWasmTrainingKernels();
   for (const { kernelName, kernelFunc } of WASM_TRAINING_KERNELS) {
@@ -271,7 +274,7 @@ test('registration is idempotent and installs every listed kernel on wasm', (t) 
   t.true(WASM_TRAINING_KERNELS.some((k) => k.kernelName === 'Conv2DBackpropFilter'));
 });
 
-test('a Conv-4 training step on wasm leaks no tensors and no backend buffers', async (t) => {
+test.serial('a Conv-4 training step on wasm leaks no tensors and no backend buffers', async (t) => {
   await tf.setBackend('wasm');
   const backend = tf.backend() as unknown as { numDataIds(): number };
   const filter = tf.variable(tf.randomNormal([3, 3, 3, 8], 0, 0.1, 'float32', 1));
@@ -298,7 +301,7 @@ test('a Conv-4 training step on wasm leaks no tensors and no backend buffers', a
   tf.dispose([filter, gamma, beta, x]);
 });
 
-test('unsupported layouts are a UserError naming the fix', async (t) => {
+test.serial('unsupported layouts are a UserError naming the fix', async (t) => {
   await tf.setBackend('wasm');
   const err = t.throws(
     () =>
@@ -315,7 +318,7 @@ test('unsupported layouts are a UserError naming the fix', async (t) => {
 });
 
 for (const activation of ['linear', 'relu', 'leakyRelu'] as const) {
-  test(`fused batchNormTraining (${activation}) on wasm and cpu equals tf.moments + tf.batchNorm on cpu, with gradients`, async (t) => {
+  test.serial(`fused batchNormTraining (${activation}) on wasm and cpu equals tf.moments + tf.batchNorm on cpu, with gradients`, async (t) => {
     const x = await randn([4, 5, 5, 6], 100, (v) => tf.add(tf.mul(v, 2), 0.5));
     const gamma = await randn([6], 101);
     const beta = await randn([6], 102);
@@ -356,7 +359,47 @@ for (const activation of ['linear', 'relu', 'leakyRelu'] as const) {
   });
 }
 
-test('batchNormTraining rejects a scale of the wrong length', async (t) => {
+test.serial('batchNormTraining rejects a scale of the wrong length', async (t) => {
   await tf.setBackend('wasm');
   t.throws(() => tf.tidy(() => batchNormTraining(tf.zeros([2, 3, 3, 4]), tf.ones([3]), tf.zeros([3])).y), { instanceOf: UserError });
+});
+
+test.serial('the JS fallbacks (SIMD helper module off) agree with cpu too: conv/max-pool grads, reductions, fused batch norm', async (t) => {
+  setNativeKernelsEnabled(false);
+  try {
+    const x = await randn([3, 7, 8, 6], 110, (v) => tf.relu(v));
+    const gamma = await randn([6], 111);
+    const beta = await randn([6], 112);
+    const filter = await randn([3, 3, 6, 5], 113);
+    const convGrads = () =>
+      [1, 2].flatMap((stride) =>
+        tf.grads((a: tf.Tensor, f: tf.Tensor) => {
+          const y = tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, stride, 'same');
+          return tf.sum(tf.mul(y, tf.cos(tf.reshape(tf.range(0, y.size), y.shape))));
+        })([toTensor(x), toTensor(filter)]),
+      );
+    const wasm = await runOn('wasm', () => {
+      const xs = toTensor(x) as tf.Tensor4D;
+      const pool = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, 2, 2, 'same'), 3)))(xs);
+      const bn = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(batchNormTraining(a, g as tf.Tensor1D, b as tf.Tensor1D, { activation: 'relu' }).y, tf.sin(tf.reshape(tf.range(0, a.size), a.shape)))),
+      )([xs, toTensor(gamma), toTensor(beta)]);
+      return [pool, tf.sum(xs, [0, 1, 2]), tf.mean(xs, [1, 2]), ...bn, ...convGrads()];
+    });
+    setNativeKernelsEnabled(true);
+    const cpu = await runOn('cpu', () => {
+      const xs = toTensor(x) as tf.Tensor4D;
+      const pool = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, 2, 2, 'same'), 3)))(xs);
+      const bn = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const { mean, variance } = tf.moments(a, [0, 1, 2]);
+        const y = tf.relu(tf.batchNorm(a, mean, variance, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3));
+        return tf.sum(tf.mul(y, tf.sin(tf.reshape(tf.range(0, a.size), a.shape))));
+      })([xs, toTensor(gamma), toTensor(beta)]);
+      return [pool, tf.sum(xs, [0, 1, 2]), tf.mean(xs, [1, 2]), ...bn, ...convGrads()];
+    });
+    t.is(wasm.length, 10);
+    wasm.forEach((w, i) => t.true(relativeError(w, cpu[i]) <= TOL, `output ${i}: ${relativeError(w, cpu[i])}`));
+  } finally {
+    setNativeKernelsEnabled(true);
+  }
 });

@@ -23,7 +23,7 @@ export interface WorkerRequest {
   seed: number;
   inputsFile: string;
   episodes: number;
-  /** Where to write the method's initial weights for the peer. */
+  /** Where to write the method's initial weights for the peer (float32 LE; names and shapes in `<file>.json`). */
   weightsFile: string;
   resultFile: string;
   policy?: StepPolicy;
@@ -59,7 +59,9 @@ async function main(): Promise<void> {
     const method = buildBenchMethod(req.spec, req.seed);
     const exported = req.op === 'eval' ? [...method.trainableVariables(), ...method.stateVariables()] : method.trainableVariables();
     const weightsMeta = await exportWeights(exported, req.weightsFile);
-    let result: Record<string, unknown>;
+    // Beside the weights, so the peer can start from them even if our run fails later.
+    await fs.writeFile(`${req.weightsFile}.json`, JSON.stringify(weightsMeta));
+    let result: object;
     if (req.op === 'train') result = timeOursTrain(method, req.spec, episodes, req.policy!);
     else if (req.op === 'eval') result = timeOursEval(method, req.spec, episodes, req.policy!);
     else {

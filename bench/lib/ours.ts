@@ -45,7 +45,10 @@ export async function exportWeights(variables: readonly tf.Variable[], file: str
 }
 
 export interface OursRun<V> extends PolicyRun<V> {
-  /** Live tensors before and after the run (must be equal: no leaks). */
+  /**
+   * Live tensors after the first step and after the last one: equal means no per-step leak. (The first step
+   * creates long-lived state, e.g. Adam's slots, so counting from before it would flag that as a leak.)
+   */
   numTensorsBefore: number;
   numTensorsAfter: number;
 }
@@ -58,20 +61,18 @@ export function timeOursTrain(method: EpisodicMethod, spec: MethodSpec, episodes
   const trainable = method.trainableVariables();
   const optimizer = new Adam();
   const images = episodes.map((data) => episodeImages(spec, data));
-  const numTensorsBefore = tf.memory().numTensors;
+  let numTensorsBefore = -1;
   try {
     const run = runPolicy((i) => {
       const loss = trainingStep(method, trainable, optimizer, [images[i % images.length]], LEARNING_RATE);
       const value = loss.dataSync()[0];
       loss.dispose();
+      if (i === 0) numTensorsBefore = tf.memory().numTensors;
       return value;
     }, policy);
-    // Adam's slots are created on the first step: they are the optimizer's state, not a leak.
-    const slots = optimizer.state().reduce((n, s) => n + s.tensors.length, 0);
-    return { ...run, numTensorsBefore: numTensorsBefore + slots, numTensorsAfter: tf.memory().numTensors };
+    return { ...run, numTensorsBefore, numTensorsAfter: tf.memory().numTensors };
   } finally {
     images.forEach(disposeEpisode);
-    optimizer.state().forEach((s) => tf.dispose(s.tensors));
   }
 }
 
@@ -83,7 +84,7 @@ export function timeOursEval(
   policy: StepPolicy,
 ): OursRun<Record<string, number>> & { firstScores: Record<string, number[][]> } {
   const images = episodes.map((data) => episodeImages(spec, data));
-  const numTensorsBefore = tf.memory().numTensors;
+  let numTensorsBefore = -1;
   const firstScores: Record<string, number[][]> = {};
   try {
     const run = runPolicy((i) => {
@@ -96,15 +97,11 @@ export function timeOursEval(
         if (i === 0) firstScores[mode] = Array.from({ length: s.shape[0] }, (_, r) => Array.from(values.subarray(r * s.shape[1], (r + 1) * s.shape[1])));
       }
       tf.dispose(Object.values(scores));
+      if (i === 0) numTensorsBefore = tf.memory().numTensors;
       return acc;
     }, policy);
     return { ...run, firstScores, numTensorsBefore, numTensorsAfter: tf.memory().numTensors };
   } finally {
     images.forEach(disposeEpisode);
   }
-}
-
-/** Free a method's variables (each workload builds a fresh one). */
-export function disposeMethod(method: EpisodicMethod): void {
-  tf.dispose([...method.trainableVariables(), ...method.stateVariables()]);
 }

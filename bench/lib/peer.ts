@@ -54,7 +54,7 @@ export class PeerProcess {
 
   constructor(python: string, private readonly log: (msg: string) => void) {
     // OMP/MKL variables would fight torch.set_num_threads; the peer sets threads per request.
-    const env = { ...process.env, PYTHONUNBUFFERED: '1' };
+    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1' };
     delete env.OMP_NUM_THREADS;
     delete env.MKL_NUM_THREADS;
     this.child = spawn(python, [TORCH_PEER_SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'], env });

@@ -12,8 +12,8 @@ export interface StepPolicy {
   budgetSeconds: number;
 }
 
-export const FULL_POLICY: StepPolicy = { warmupSteps: 5, warmupSeconds: 6, minSteps: 3, maxSteps: 40, budgetSeconds: 12 };
-export const QUICK_POLICY: StepPolicy = { warmupSteps: 2, warmupSeconds: 2, minSteps: 3, maxSteps: 10, budgetSeconds: 3 };
+export const FULL_POLICY: StepPolicy = { warmupSteps: 5, warmupSeconds: 2, minSteps: 3, maxSteps: 25, budgetSeconds: 5 };
+export const QUICK_POLICY: StepPolicy = { warmupSteps: 2, warmupSeconds: 1, minSteps: 3, maxSteps: 10, budgetSeconds: 2 };
 
 export interface PolicyRun<V> {
   /** Warm-up steps: time and the value the step returned (loss or accuracy), in order. */

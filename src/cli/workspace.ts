@@ -41,14 +41,19 @@ export async function prepareWithProgress(source: string, cacheDir: string, imag
   process.stderr.write(`preparing mini-ImageNet from ${source} at ${imageSize}px into ${cacheDir} (once)\n`);
   let bar: ReturnType<typeof startProgress> | undefined;
   const t0 = performance.now();
+  // Ctrl-C aborts cleanly: prepare removes its temp folder, the previous cache (if any) stays.
+  const abort = new AbortController();
+  const onSigint = () => abort.abort();
+  process.once('SIGINT', onSigint);
   await prepareDataset({
-    source, cacheDir, imageSize,
+    source, cacheDir, imageSize, signal: abort.signal,
     onProgress: (p) => {
       if (p.phase !== 'decode') return;
       bar ??= startProgress('decode', p.total);
       bar.update(p.done);
     },
   });
+  process.off('SIGINT', onSigint);
   bar?.stop();
   process.stderr.write(`prepared in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }

@@ -11,7 +11,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../util/errors.ts';
-import { allocF32, f32View, type BackendWasm, type KernelArgs } from './heap.ts';
+import { allocF32, f32View, heapF32, offsetOf, type BackendWasm, type KernelArgs } from './heap.ts';
+import { nativeKernels, scratch } from './native.ts';
 
 export const BATCH_NORM_TRAIN = 'FewshotBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'FewshotBatchNormTrainGrad';
@@ -29,7 +30,7 @@ interface BnAttrs {
 
 let sums = new Float64Array(0);
 let sumsB = new Float64Array(0);
-function scratch(c: number): [Float64Array, Float64Array] {
+function accumulators(c: number): [Float64Array, Float64Array] {
   if (sums.length < c) {
     sums = new Float64Array(c);
     sumsB = new Float64Array(c);
@@ -45,7 +46,7 @@ function forward(
   y: Float32Array, mean: Float32Array, variance: Float32Array,
 ): void {
   const P = x.length / C;
-  const [s1, s2] = scratch(C);
+  const [s1, s2] = accumulators(C);
   for (let base = 0; base < x.length; base += C) {
     for (let c = 0; c < C; c++) {
       const v = x[base + c];
@@ -55,15 +56,7 @@ function forward(
   }
   const scale = new Float32Array(C);
   const shift = new Float32Array(C);
-  for (let c = 0; c < C; c++) {
-    const m = s1[c] / P;
-    const v = Math.max(0, s2[c] / P - m * m);
-    mean[c] = m;
-    variance[c] = v;
-    const a = gamma[c] / Math.sqrt(v + attrs.varianceEpsilon);
-    scale[c] = a;
-    shift[c] = beta[c] - m * a;
-  }
+  forwardCoefficients(s1, s2, P, gamma, beta, attrs.varianceEpsilon, mean, variance, scale, shift);
   const { activation, alpha } = attrs;
   for (let base = 0; base < x.length; base += C) {
     if (activation === 0) {
@@ -94,9 +87,7 @@ function backward(
 ): void {
   const P = x.length / C;
   const { activation, alpha } = attrs;
-  const rstd = new Float64Array(C);
-  for (let c = 0; c < C; c++) rstd[c] = 1 / Math.sqrt(variance[c] + attrs.varianceEpsilon);
-  const [sdy, sdyx] = scratch(C);
+  const [sdy, sdyx] = accumulators(C);
   for (let base = 0; base < x.length; base += C) {
     for (let c = 0; c < C; c++) {
       const i = base + c;
@@ -110,18 +101,7 @@ function backward(
   const k1 = new Float32Array(C);
   const k2 = new Float32Array(C);
   const k3 = new Float32Array(C);
-  for (let c = 0; c < C; c++) {
-    const r = rstd[c];
-    const sumXhat = sdyx[c] * r;
-    dgamma[c] = sumXhat;
-    dbeta[c] = sdy[c];
-    const a = gamma[c] * r;
-    // -a*xhat*sumXhat/P = -a*r*sumXhat/P * (x - mean); the dvar term adds 2*dvar/P * (x - mean).
-    const slope = -a * r * sumXhat / P + 2 * dvar[c] / P;
-    k1[c] = a;
-    k2[c] = slope;
-    k3[c] = -a * sdy[c] / P - slope * mean[c] + dmean[c] / P;
-  }
+  backwardCoefficients(sdy, sdyx, P, gamma, mean, variance, dmean, dvar, attrs.varianceEpsilon, k1, k2, k3, dgamma, dbeta);
   for (let base = 0; base < x.length; base += C) {
     if (activation === 0) {
       for (let c = 0; c < C; c++) dx[base + c] = k1[c] * dy[base + c] + k2[c] * x[base + c] + k3[c];
@@ -144,29 +124,96 @@ function channelsOf(x: tf.TensorInfo, gamma: tf.TensorInfo): number {
   return C;
 }
 
-// ---- wasm kernels: loops straight over the heap.
+// ---- wasm kernels: SIMD helpers on the heap (native/kernels.c), JS loops over heap views as a fallback.
+
+/** Per-channel scale/shift for the forward apply pass, from the float64 sums. */
+function forwardCoefficients(
+  s1: Float64Array, s2: Float64Array, P: number, gamma: Float32Array, beta: Float32Array, eps: number,
+  mean: Float32Array, variance: Float32Array, scale: Float32Array, shift: Float32Array,
+): void {
+  for (let c = 0; c < gamma.length; c++) {
+    const m = s1[c] / P;
+    const v = Math.max(0, s2[c] / P - m * m);
+    mean[c] = m;
+    variance[c] = v;
+    const a = gamma[c] / Math.sqrt(v + eps);
+    scale[c] = a;
+    shift[c] = beta[c] - m * a;
+  }
+}
+
+/** Per-channel dx = k1*dpre + k2*x + k3 coefficients and dgamma/dbeta, from the float64 gradient sums. */
+function backwardCoefficients(
+  sdy: Float64Array, sdyx: Float64Array, P: number, gamma: Float32Array, mean: Float32Array, variance: Float32Array,
+  dmean: Float32Array, dvar: Float32Array, eps: number,
+  k1: Float32Array, k2: Float32Array, k3: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
+): void {
+  for (let c = 0; c < gamma.length; c++) {
+    const r = 1 / Math.sqrt(variance[c] + eps);
+    const sumXhat = sdyx[c] * r;
+    dgamma[c] = sumXhat;
+    dbeta[c] = sdy[c];
+    const a = gamma[c] * r;
+    const slope = (-a * r * sumXhat) / P + (2 * dvar[c]) / P;
+    k1[c] = a;
+    k2[c] = slope;
+    k3[c] = (-a * sdy[c]) / P - slope * mean[c] + dmean[c] / P;
+  }
+}
 
 function forwardWasm(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as BackendWasm;
   const { x, gamma, beta } = args.inputs as unknown as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
+  const attrs = args.attrs as unknown as BnAttrs;
   const C = channelsOf(x, gamma);
   const y = allocF32(backend, x.shape);
   const mean = allocF32(backend, [C]);
   const variance = allocF32(backend, [C]);
   const v = (t: tf.TensorInfo) => f32View(backend, t);
-  forward(v(x), v(gamma), v(beta), C, args.attrs as unknown as BnAttrs, v(y), v(mean), v(variance));
+  const nk = nativeKernels(backend);
+  const P = tf.util.sizeFromShape(x.shape) / C;
+  if (nk == null || P === 0) {
+    forward(v(x), v(gamma), v(beta), C, attrs, v(y), v(mean), v(variance));
+    return [y, mean, variance];
+  }
+  // Scratch: s1, s2 (float64 x C), scale, shift (float32 x C).
+  const s = scratch(backend, 24 * C);
+  nk.bn_sums(offsetOf(backend, x), P, C, s, s + 8 * C);
+  const buf = heapF32(backend).buffer;
+  forwardCoefficients(
+    new Float64Array(buf, s, C), new Float64Array(buf, s + 8 * C, C), P, v(gamma), v(beta), attrs.varianceEpsilon,
+    v(mean), v(variance), new Float32Array(buf, s + 16 * C, C), new Float32Array(buf, s + 20 * C, C),
+  );
+  nk.bn_apply(offsetOf(backend, x), offsetOf(backend, y), P, C, s + 16 * C, s + 20 * C, attrs.activation, attrs.alpha);
   return [y, mean, variance];
 }
 
 function backwardWasm(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as BackendWasm;
   const i = args.inputs as unknown as Record<'dy' | 'x' | 'y' | 'gamma' | 'mean' | 'variance' | 'dmean' | 'dvar', tf.TensorInfo>;
+  const attrs = args.attrs as unknown as BnAttrs;
   const C = channelsOf(i.x, i.gamma);
   const dx = allocF32(backend, i.x.shape);
   const dgamma = allocF32(backend, [C]);
   const dbeta = allocF32(backend, [C]);
   const v = (t: tf.TensorInfo) => f32View(backend, t);
-  backward(v(i.dy), v(i.x), v(i.y), v(i.gamma), v(i.mean), v(i.variance), v(i.dmean), v(i.dvar), C, args.attrs as unknown as BnAttrs, v(dx), v(dgamma), v(dbeta));
+  const nk = nativeKernels(backend);
+  const P = tf.util.sizeFromShape(i.x.shape) / C;
+  if (nk == null || P === 0) {
+    backward(v(i.dy), v(i.x), v(i.y), v(i.gamma), v(i.mean), v(i.variance), v(i.dmean), v(i.dvar), C, attrs, v(dx), v(dgamma), v(dbeta));
+    return [dx, dgamma, dbeta];
+  }
+  // Scratch: sdy, sdyx (float64 x C), k1, k2, k3 (float32 x C).
+  const s = scratch(backend, 28 * C);
+  const off = (t: tf.TensorInfo) => offsetOf(backend, t);
+  nk.bn_grad_sums(off(i.dy), off(i.x), off(i.y), P, C, off(i.mean), attrs.activation, attrs.alpha, s, s + 8 * C);
+  const buf = heapF32(backend).buffer;
+  backwardCoefficients(
+    new Float64Array(buf, s, C), new Float64Array(buf, s + 8 * C, C), P, v(i.gamma), v(i.mean), v(i.variance), v(i.dmean), v(i.dvar),
+    attrs.varianceEpsilon, new Float32Array(buf, s + 16 * C, C), new Float32Array(buf, s + 20 * C, C), new Float32Array(buf, s + 24 * C, C),
+    v(dgamma), v(dbeta),
+  );
+  nk.bn_grad_apply(off(i.dy), off(i.x), off(i.y), off(dx), P, C, s + 16 * C, s + 20 * C, s + 24 * C, attrs.activation, attrs.alpha);
   return [dx, dgamma, dbeta];
 }
 

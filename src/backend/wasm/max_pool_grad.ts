@@ -8,7 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../util/errors.ts';
-import { allocF32, f32View, type BackendWasm } from './heap.ts';
+import { allocF32, f32View, offsetOf, type BackendWasm } from './heap.ts';
+import { nativeKernels } from './native.ts';
 
 let bestValue = new Float32Array(0);
 let bestIndex = new Int32Array(0);
@@ -124,15 +125,23 @@ export function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
     padLeft: info.padInfo.left,
   };
   const out = allocF32(backend, input.shape);
+  const is2x2Stride2 = g.filterHeight === 2 && g.filterWidth === 2 && g.strideHeight === 2 && g.strideWidth === 2 && g.padTop === 0 && g.padLeft === 0;
+  // Windows entirely inside the image take the unrolled path; a 'same'-padded odd edge row/column the general one.
+  const ohFull = Math.min(g.outHeight, Math.floor(g.inHeight / 2));
+  const owFull = Math.min(g.outWidth, Math.floor(g.inWidth / 2));
+  const nk = is2x2Stride2 ? nativeKernels(backend) : null;
   const dx = f32View(backend, out);
   const xv = f32View(backend, input);
   const dyv = f32View(backend, dy);
-  dx.fill(0);
-  if (g.filterHeight === 2 && g.filterWidth === 2 && g.strideHeight === 2 && g.strideWidth === 2 && g.padTop === 0 && g.padLeft === 0) {
-    // Windows entirely inside the image take the unrolled path; a 'same'-padded odd edge row/column the general one.
-    const ohFull = Math.min(g.outHeight, Math.floor(g.inHeight / 2));
-    const owFull = Math.min(g.outWidth, Math.floor(g.inWidth / 2));
-    pool2x2Stride2(xv, dyv, dx, g, ohFull, owFull);
+  const fullyCovered = is2x2Stride2 && 2 * ohFull === g.inHeight && 2 * owFull === g.inWidth;
+  // The native path writes every element of each full window (zeros included); other paths accumulate.
+  if (!(nk != null && fullyCovered)) dx.fill(0);
+  if (is2x2Stride2) {
+    if (nk != null) {
+      nk.max_pool_grad_2x2(offsetOf(backend, input), offsetOf(backend, dy), offsetOf(backend, out), g.batch, g.inHeight, g.inWidth, g.channels, g.outHeight, g.outWidth, ohFull, owFull);
+    } else {
+      pool2x2Stride2(xv, dyv, dx, g, ohFull, owFull);
+    }
     if (ohFull < g.outHeight || owFull < g.outWidth) poolGeneral(xv, dyv, dx, g, ohFull, owFull);
   } else {
     poolGeneral(xv, dyv, dx, g, 0, 0);

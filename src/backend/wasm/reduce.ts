@@ -7,7 +7,8 @@
  * Non-float32 tensors and non-contiguous axis sets go to the stock kernels.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { allocF32, f32View, runStock, type BackendWasm, type KernelArgs } from './heap.ts';
+import { allocF32, f32View, offsetOf, runStock, type BackendWasm, type KernelArgs } from './heap.ts';
+import { nativeKernels, scratch } from './native.ts';
 
 let accumulator = new Float64Array(0);
 
@@ -62,7 +63,14 @@ function makeReduce(kernelName: string, isMean: boolean) {
     const [outer, reduced, inner] = view;
     const outShape = x.shape.filter((_, i) => !axes.includes(i));
     const out = allocF32(backend, outShape);
-    reduceBlock(f32View(backend, x), f32View(backend, out), outer, reduced, inner, isMean ? 1 / reduced : 1);
+    const nk = nativeKernels(backend);
+    const scale = isMean ? 1 / reduced : 1;
+    if (nk != null) {
+      const acc = scratch(backend, 8 * inner);
+      nk.reduce_middle(offsetOf(backend, x), offsetOf(backend, out), outer, reduced, inner, scale, acc);
+    } else {
+      reduceBlock(f32View(backend, x), f32View(backend, out), outer, reduced, inner, scale);
+    }
     if (keepDims) out.shape = tf.backend_util.expandShapeToKeepDim(outShape, axes);
     return out;
   };

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import path from 'node:path';
 import { intArg } from '../main.ts';
 import { episodeFileName, makeEpisodes, writeEpisodeFile } from '../../episodes/index.ts';
-import { isSplitName, loadSplit } from '../../data/index.ts';
+import { describeSplit, isSplitName } from '../../data/index.ts';
 import { resolveCacheDir } from '../workspace.ts';
 import { UserError } from '../../util/errors.ts';
 import { startProgress } from '../../util/progress.ts';
@@ -23,7 +23,7 @@ export function registerEpisodeCommands(program: Command): void {
     .option('--out <file>', 'output file (default: episodes/mini-imagenet/<split>_<spec>_seed<seed>_<count>.json)')
     .action(async (flags: { split: string; way: number; shot: number; query: number; count: number; seed: number; imageSize: number; cache?: string; out?: string }) => {
       if (!isSplitName(flags.split)) throw new UserError(`unknown split "${flags.split}"`, 'use --split train, val or test');
-      const split = await loadSplit(resolveCacheDir(flags.cache, flags.imageSize), flags.split);
+      const split = await describeSplit(resolveCacheDir(flags.cache, flags.imageSize), flags.split);
       const spec = { way: flags.way, shot: flags.shot, query: flags.query };
       const bar = startProgress('episodes', flags.count);
       const file = makeEpisodes({ split, spec, seed: flags.seed, count: flags.count, onProgress: (d: number) => bar.update(d) });

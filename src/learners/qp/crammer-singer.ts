@@ -107,6 +107,33 @@ function mulberry32(seed: number): () => number {
   };
 }
 
+/**
+ * Euclidean projection of v onto one sample's feasible set {a : a_m ≤ c_m, Σ_m a_m = 0}, c = C·onehot(y):
+ * a_m = min(c_m, v_m − β) = v_m − max(t_m, β) with t_m = v_m − c_m and β solving Σ_m max(t_m, β) = Σ_m v_m
+ * (found by sorting t). Bound entries are set exactly to c_m, so "at the bound" can be tested with ===.
+ */
+function projectOntoBlock(v: Float64Array, y: number, C: number, out: Float64Array, scratch: Float64Array): void {
+  const N = v.length;
+  let vSum = 0;
+  for (let m = 0; m < N; m++) {
+    vSum += v[m];
+    scratch[m] = v[m] - (m === y ? C : 0);
+  }
+  scratch.sort(); // ascending; walk down from the largest t
+  let beta = vSum / N;
+  let cum = 0;
+  for (let r = 0; r < N - 1; r++) {
+    const tTop = scratch[N - 1 - r];
+    if (beta >= tTop) break;
+    cum += tTop;
+    beta = (vSum - cum) / (N - r - 1);
+  }
+  for (let m = 0; m < N; m++) {
+    const c = m === y ? C : 0;
+    out[m] = v[m] - c >= beta ? c : v[m] - beta;
+  }
+}
+
 /** Factorised KKT matrix of one working set: per-class (Q_FF)⁻¹ and the Cholesky factor of the Schur complement. */
 interface KktFactor {
   /** Per class: sample indices of its free variables and (Q_FF)⁻¹ (|F|×|F|), or null if none is free. */
@@ -157,6 +184,7 @@ export function solveCrammerSinger(kernel: Float64Array, labels: Int32Array, way
   for (let i = 0; i < n; i++) gradT[labels[i] * n + i] = -1;
   const v = new Float64Array(N);
   const sorted = new Float64Array(N);
+  const next = new Float64Array(N);
   const delta = new Float64Array(N);
   const moved = new Int32Array(N);
   const perm = Int32Array.from({ length: n }, (_, i) => i);
@@ -183,37 +211,21 @@ export function solveCrammerSinger(kernel: Float64Array, labels: Int32Array, way
         // Block KKT violation: at the optimum every free variable carries the sample's largest gradient.
         let gMax = -Infinity;
         let gMinFree = Infinity;
-        let vSum = 0;
         for (let m = 0; m < N; m++) {
           const g = gradT[m * n + i];
-          const c = m === yi ? C : 0;
           if (g > gMax) gMax = g;
-          if (alpha[row + m] < c && g < gMinFree) gMinFree = g;
-          // Unconstrained block minimiser v = α_i − ∇_i/Q_ii, then its projection onto {a ≤ c, Σa = 0}:
-          // a_m = min(c_m, v_m − β) = v_m − max(t_m, β), t_m = v_m − c_m, with Σ_m max(t_m, β) = Σ_m v_m.
-          v[m] = alpha[row + m] - g / qii;
-          vSum += v[m];
-          sorted[m] = v[m] - c;
+          if (alpha[row + m] < (m === yi ? C : 0) && g < gMinFree) gMinFree = g;
+          v[m] = alpha[row + m] - g / qii; // unconstrained block minimiser
         }
         if (gMax - gMinFree > maxViolation) maxViolation = gMax - gMinFree;
-        sorted.sort(); // ascending; walk down from the largest t
-        let beta = vSum / N;
-        let cum = 0;
-        for (let r = 0; r < N - 1; r++) {
-          const tTop = sorted[N - 1 - r];
-          if (beta >= tTop) break;
-          cum += tTop;
-          beta = (vSum - cum) / (N - r - 1);
-        }
+        projectOntoBlock(v, yi, C, next, sorted);
         let nMoved = 0;
         for (let m = 0; m < N; m++) {
-          const c = m === yi ? C : 0;
-          const next = v[m] - c >= beta ? c : v[m] - beta; // bound variables land exactly on the bound
-          const d = next - alpha[row + m];
+          const d = next[m] - alpha[row + m];
           if (d !== 0) {
             delta[nMoved] = d;
             moved[nMoved++] = m;
-            alpha[row + m] = next;
+            alpha[row + m] = next[m];
           }
         }
         for (let k = 0; k < nMoved; k++) {
@@ -459,54 +471,91 @@ export function solveCrammerSinger(kernel: Float64Array, labels: Int32Array, way
     }
   };
 
+  const objectiveOf = (a: Float64Array): number => {
+    const g = gradientOf(a);
+    let f = 0;
+    for (let k = 0; k < nv; k++) f += 0.5 * a[k] * g[k];
+    for (let i = 0; i < n; i++) f -= 0.5 * a[i * N + labels[i]];
+    return f;
+  };
+
   /**
-   * Classical primal active-set method from a feasible point (the coordinate-descent iterate): step towards the
-   * working set's equality-constrained minimiser, stopping at the first bound hit (which joins the working set);
-   * after a full step, release the bound variables with negative multipliers. The objective decreases
-   * monotonically, so it cannot cycle.
+   * Primal active-set method with projected search, from a feasible point (the coordinate-descent iterate).
+   * Each iteration solves for the minimiser of the current face (bound variables fixed). If it is feasible, it is
+   * taken and bound variables with negative multipliers are released. Otherwise the step towards it is
+   * projected onto the feasible set and halved until the objective decreases (this can fix many bounds at
+   * once); if no such step is found, the classical step to the first bound hit is taken. The objective decreases
+   * monotonically, so the method cannot cycle: it is the fallback when the primal–dual iteration does not settle.
    */
   const primalActiveSet = (start: Float64Array, budget: number): void => {
     const cur = start.slice();
+    let fCur = objectiveOf(cur);
     const free = new Uint8Array(nv);
-    for (let k = 0; k < nv; k++) free[k] = cur[k] !== bound(k) ? 1 : 0;
-    keepOneFree(free, null);
+    const freeFrom = (a: Float64Array): void => {
+      for (let k = 0; k < nv; k++) free[k] = a[k] !== bound(k) ? 1 : 0;
+      keepOneFree(free, null);
+    };
+    freeFrom(cur);
+    const cand = new Float64Array(nv);
+    const vBlock = new Float64Array(N);
+    const outBlock = new Float64Array(N);
+    const scratch = new Float64Array(N);
     for (let it = 0; it < budget; it++) {
       activeSetIterations++;
       const sol = solveWorkingSet(free);
       const target = sol.alpha;
-      let step = 1;
-      for (let k = 0; k < nv; k++) {
-        const p = target[k] - cur[k];
-        if (free[k] && p > 0) {
-          const room = Math.max(bound(k) - cur[k], 0);
-          if (room < step * p) step = room / p;
-        }
-      }
-      if (step < 1) {
-        for (let k = 0; k < nv; k++) {
-          if (!free[k]) continue;
-          const next = cur[k] + step * (target[k] - cur[k]);
-          if (target[k] > cur[k] && next >= bound(k) - epsAlpha) {
-            cur[k] = bound(k);
-            free[k] = 0;
-          } else cur[k] = next;
-        }
-        keepOneFree(free, null);
-        continue;
-      }
-      cur.set(target);
-      record(sol);
-      let released = false;
-      for (let i = 0; i < n; i++) {
-        for (let m = 0; m < N; m++) {
-          const k = i * N + m;
-          if (!free[k] && sol.grad[k] + sol.theta[i] > epsMu) {
-            free[k] = 1;
-            released = true;
+      let feasible = true;
+      for (let k = 0; k < nv && feasible; k++) if (free[k] && target[k] > bound(k) + epsAlpha) feasible = false;
+      if (feasible) {
+        cur.set(target);
+        fCur = objectiveOf(cur);
+        record(sol);
+        let released = false;
+        for (let i = 0; i < n; i++) {
+          for (let m = 0; m < N; m++) {
+            const k = i * N + m;
+            if (!free[k] && sol.grad[k] + sol.theta[i] > epsMu) {
+              free[k] = 1;
+              released = true;
+            }
           }
         }
+        if (!released) return;
+        continue;
       }
-      if (!released) return;
+      let moved = false;
+      for (let halvings = 0, s = 1; halvings < 10 && !moved; halvings++, s /= 2) {
+        for (let i = 0; i < n; i++) {
+          const row = i * N;
+          for (let m = 0; m < N; m++) vBlock[m] = cur[row + m] + s * (target[row + m] - cur[row + m]);
+          projectOntoBlock(vBlock, labels[i], C, outBlock, scratch);
+          cand.set(outBlock, row);
+        }
+        const fCand = objectiveOf(cand);
+        if (fCand < fCur - 1e-15 * (1 + Math.abs(fCur))) {
+          cur.set(cand);
+          fCur = fCand;
+          moved = true;
+        }
+      }
+      if (!moved) {
+        // Classical step: move towards the face minimiser until the first free variable hits its bound.
+        let step = 1;
+        for (let k = 0; k < nv; k++) {
+          const p = target[k] - cur[k];
+          if (free[k] && p > 0) {
+            const room = Math.max(bound(k) - cur[k], 0);
+            if (room < step * p) step = room / p;
+          }
+        }
+        for (let k = 0; k < nv; k++) {
+          if (!free[k]) continue;
+          const nextValue = cur[k] + step * (target[k] - cur[k]);
+          cur[k] = target[k] > cur[k] && nextValue >= bound(k) - epsAlpha ? bound(k) : nextValue;
+        }
+        fCur = objectiveOf(cur);
+      }
+      freeFrom(cur);
     }
   };
 

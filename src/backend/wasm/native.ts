@@ -1,0 +1,85 @@
+/**
+ * Loads the SIMD helper module (native/kernels.c, compiled by native/build.sh) onto the wasm backend's own
+ * linear memory, so its loops read and write tensors in place. JS scalar loops run at ~2-3 ns per element;
+ * these run several times faster, which matters for the memory-bound parts of a training step (batch norm,
+ * max-pool gradient, reductions). Returns null if the module cannot be instantiated (callers keep JS paths).
+ */
+import { PLAIN_MEMORY_WASM, SHARED_MEMORY_WASM } from './native/kernels_wasm.ts';
+import type { BackendWasm } from './heap.ts';
+
+/** Pointers are byte offsets into the backend heap; `double*` scratch comes from `scratch()`. */
+export interface NativeKernels {
+  bn_sums(x: number, P: number, C: number, s1: number, s2: number): void;
+  bn_apply(x: number, y: number, P: number, C: number, scale: number, shift: number, act: number, alpha: number): void;
+  bn_grad_sums(dy: number, x: number, y: number, P: number, C: number, mean: number, act: number, alpha: number, sdy: number, sdyx: number): void;
+  bn_grad_apply(dy: number, x: number, y: number, dx: number, P: number, C: number, k1: number, k2: number, k3: number, act: number, alpha: number): void;
+  max_pool_grad_2x2(x: number, dy: number, dx: number, N: number, H: number, W: number, C: number, OH: number, OW: number, OHfull: number, OWfull: number): void;
+  reduce_middle(x: number, out: number, outer: number, R: number, inner: number, scale: number, acc: number): void;
+  to_channel_major(x: number, xT: number, plane: number, C: number): void;
+  fill_col_t(xT: number, col: number, count: number, H: number, W: number, C: number, OH: number, OW: number, KH: number, KW: number, sh: number, sw: number, pt: number, pl: number): void;
+  add_into(acc: number, part: number, n: number): void;
+}
+
+interface EmscriptenModule {
+  asm?: { memory?: WebAssembly.Memory };
+  wasmMemory?: WebAssembly.Memory;
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
+}
+
+const compiled = new Map<string, WebAssembly.Module>();
+const instances = new WeakMap<object, NativeKernels | null>();
+let disabled = process.env.FEWSHOT_WASM_NATIVE === '0';
+
+function moduleFor(shared: boolean): WebAssembly.Module {
+  const key = shared ? 'shared' : 'plain';
+  let m = compiled.get(key);
+  if (m == null) {
+    m = new WebAssembly.Module(Buffer.from(shared ? SHARED_MEMORY_WASM : PLAIN_MEMORY_WASM, 'base64'));
+    compiled.set(key, m);
+  }
+  return m;
+}
+
+/** The helper kernels bound to `backend`'s heap, or null when unavailable (or disabled for A/B timing). */
+export function nativeKernels(backend: BackendWasm): NativeKernels | null {
+  if (disabled) return null;
+  const mod = backend.wasm as unknown as EmscriptenModule;
+  if (instances.has(mod)) return instances.get(mod) ?? null;
+  let kernels: NativeKernels | null = null;
+  try {
+    const memory = mod.wasmMemory ?? mod.asm?.memory;
+    if (memory != null) {
+      const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+      const instance = new WebAssembly.Instance(moduleFor(shared), { env: { memory } });
+      kernels = instance.exports as unknown as NativeKernels;
+    }
+  } catch {
+    kernels = null;
+  }
+  instances.set(mod, kernels);
+  return kernels;
+}
+
+/** Turns the SIMD helpers off/on (benchmarks compare against the JS loops). */
+export function setNativeKernelsEnabled(enabled: boolean): void {
+  disabled = !enabled;
+}
+
+const scratchByModule = new WeakMap<object, { ptr: number; bytes: number }>();
+
+/**
+ * A per-backend scratch area of at least `bytes` on the heap (reused across calls, 16-byte aligned).
+ * May grow the heap: take typed-array views only after calling this.
+ */
+export function scratch(backend: BackendWasm, bytes: number): number {
+  const mod = backend.wasm as unknown as EmscriptenModule;
+  let s = scratchByModule.get(mod);
+  if (s == null || s.bytes < bytes) {
+    if (s != null) mod._free(s.ptr);
+    const size = Math.max(bytes, 4096);
+    s = { ptr: mod._malloc(size) >>> 0, bytes: size };
+    scratchByModule.set(mod, s);
+  }
+  return s.ptr;
+}

@@ -1,0 +1,126 @@
+/**
+ * Multithreaded XNNPACK for the wasm backend under Node.
+ *
+ * tfjs-backend-wasm ships a pthreads build (tfjs-backend-wasm-threaded-simd.*) but never uses it under Node:
+ * its WASM_HAS_MULTITHREAD_SUPPORT flag is hard-wired to false there, and its loader hands emscripten the
+ * worker script as a Blob URL, which Node's worker_threads cannot load. This module builds the threaded module
+ * itself and re-registers the 'wasm' backend factory before it is first initialised:
+ * - the worker script (exported by the package as a string) is written once to a temp file and used by path;
+ * - the C++ side sizes its thread pool as min(requested, logical cores / 2), i.e. 1 on a 2-vCPU machine, so the
+ *   core count emscripten reads (os.cpus()) is presented as 2 x requested during module start-up only;
+ * - pthread workers are started without the parent's --import hooks (tsx), which they do not need.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as wasmPackage from '@tensorflow/tfjs-backend-wasm';
+import { createHash } from 'node:crypto';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { Worker as NodeWorker, type WorkerOptions } from 'node:worker_threads';
+
+const require = createRequire(import.meta.url);
+
+interface ThreadedModule {
+  cwrap(name: string, ret: string | null, args: string[]): (...a: number[]) => number;
+  tfjs?: unknown;
+}
+type ThreadedFactory = (config: Record<string, unknown>) => Promise<ThreadedModule>;
+
+/** Writes the pthread worker script (content-addressed, atomic) and returns its path. */
+function workerScriptPath(contents: string): string {
+  const hash = createHash('sha256').update(contents).digest('hex').slice(0, 16);
+  const file = path.join(os.tmpdir(), `fewshot-tfjs-wasm-worker-${hash}.cjs`);
+  if (!existsSync(file)) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, contents);
+    renameSync(tmp, file);
+  }
+  return file;
+}
+
+async function createThreadedModule(threads: number): Promise<ThreadedModule> {
+  const mainScript = require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
+  const dir = path.dirname(mainScript);
+  const factory = require(mainScript) as ThreadedFactory;
+  // The package exports the worker source as a template-literal string; like tfjs' own Blob path, escape its
+  // newlines back to "\n" (they sit inside string literals of the generated code).
+  const { wasmWorkerContents } = require(path.join(dir, 'tfjs-backend-wasm-threaded-simd.worker.js')) as { wasmWorkerContents: string };
+  const workerFile = workerScriptPath(wasmWorkerContents.replace(/\n/g, '\\n'));
+
+  const osModule = require('node:os') as typeof os;
+  const realCpus = osModule.cpus;
+  const cpuList = realCpus.call(osModule);
+  const fakeCpus = Array.from({ length: 2 * threads }, (_, i) => cpuList[i % Math.max(1, cpuList.length)]);
+  osModule.cpus = () => fakeCpus;
+  const g = globalThis as unknown as { Worker?: unknown };
+  const previousWorker = g.Worker;
+  try {
+    const pending = factory({
+      locateFile: (file: string, prefix: string) =>
+        file.endsWith('.worker.js') ? workerFile : file.endsWith('.wasm') ? path.join(dir, 'tfjs-backend-wasm-threaded-simd.wasm') : prefix + file,
+      mainScriptUrlOrBlob: mainScript,
+    });
+    // Emscripten has just set global.Worker = worker_threads.Worker; the pool is spawned after instantiation.
+    g.Worker = class extends NodeWorker {
+      constructor(filename: string | URL, options: WorkerOptions = {}) {
+        super(filename, { ...options, execArgv: [] });
+      }
+    };
+    const mod = await pending;
+    mod.tfjs = {
+      init: mod.cwrap('init', null, []),
+      initWithThreadsCount: mod.cwrap('init_with_threads_count', null, ['number']),
+      getThreadsCount: mod.cwrap('get_threads_count', 'number', []),
+      registerTensor: mod.cwrap('register_tensor', null, ['number', 'number', 'number']),
+      disposeData: mod.cwrap('dispose_data', null, ['number']),
+      dispose: mod.cwrap('dispose', null, []),
+    };
+    return mod;
+  } finally {
+    osModule.cpus = realCpus;
+    g.Worker = previousWorker;
+  }
+}
+
+let configuredThreads = 0;
+
+/** Whether the 'wasm' backend was already created (tf.findBackend would start creating it, so look directly). */
+function wasmBackendCreated(): boolean {
+  const engine = tf.engine() as unknown as { registry: Record<string, unknown>; pendingBackendInitId?: number; pendingBackendInit?: unknown };
+  return engine.registry.wasm != null || engine.pendingBackendInit != null;
+}
+
+/**
+ * Makes the next initialisation of the 'wasm' backend use the threaded XNNPACK build with `threads` threads
+ * (>= 2; 1 keeps the stock single-threaded build). Must run before the backend is first used; returns false
+ * (and changes nothing) if it already is. Idempotent for the same count.
+ */
+export function useWasmThreads(threads: number): boolean {
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`wasm thread count must be a positive integer, got ${threads}`);
+  if (threads === configuredThreads) return true;
+  if (wasmBackendCreated()) return false;
+  if (threads === 1) {
+    configuredThreads = 1;
+    return true;
+  }
+  tf.removeBackend('wasm');
+  tf.registerBackend(
+    'wasm',
+    async () => {
+      // The stock loader evaluates this flag before creating the backend; callers read it synchronously.
+      if (!(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))) throw new Error('the threaded wasm build needs WebAssembly SIMD');
+      const mod = await createThreadedModule(threads);
+      wasmPackage.setThreadsCount(threads);
+      return new wasmPackage.BackendWasm(mod as unknown as ConstructorParameters<typeof wasmPackage.BackendWasm>[0]);
+    },
+    2,
+  );
+  configuredThreads = threads;
+  return true;
+}
+
+/** Threads XNNPACK actually runs with on the initialised wasm backend (1 for the stock build). */
+export function wasmThreadsInUse(): number {
+  return wasmBackendCreated() ? Math.max(1, wasmPackage.getThreadsCount()) : 0;
+}
