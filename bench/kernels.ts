@@ -2,7 +2,7 @@
  * Conv-4 forward+backward timing on the wasm backend with the training kernels of src/backend/wasm.
  *
  *   npx tsx bench/kernels.ts [--iters N] [--only 80x32,320x32,80x84] [--bn composed,fused] [--backend wasm|cpu]
- *                            [--no-profile]
+ *                            [--threads N] [--no-profile]
  *
  * Conv-4 = 4 x [conv3x3 (64, no bias), batch-norm in training mode, ReLU, maxPool 2]. Batch norm either as
  * tfjs composes it (tf.moments + tf.batchNorm4d + tf.relu: 'composed') or as the fused batchNormTraining op
@@ -11,9 +11,11 @@
  * and a per-kernel breakdown of one profiled step (tf.profile with the backend's timer swapped for CPU time).
  */
 import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core's Node build has no gradient definitions; the project registers them here.
+import '../src/tf-gradients.ts';
 import { selectBackend } from '../src/backend/select.ts';
 import { batchNormTraining } from '../src/backend/wasm/batch_norm.ts';
-import { registerCoreGradients } from '../src/backend/wasm/core_gradients.ts';
+import { useWasmThreads, wasmThreadsInUse } from '../src/backend/wasm/threads.ts';
 
 type BnMode = 'composed' | 'fused';
 
@@ -32,6 +34,7 @@ function parseArgs(argv: string[]) {
   let backend = 'wasm';
   let bn: BnMode[] = ['composed', 'fused'];
   let profile = true;
+  let threads = 1;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--iters') iters = Number(argv[++i]);
@@ -43,9 +46,10 @@ function parseArgs(argv: string[]) {
     } else if (a === '--backend') backend = argv[++i];
     else if (a === '--bn') bn = argv[++i].split(',') as BnMode[];
     else if (a === '--no-profile') profile = false;
+    else if (a === '--threads') threads = Number(argv[++i]);
     else throw new Error(`unknown argument ${a}`);
   }
-  return { iters, only, backend, profile, bn };
+  return { iters, only, backend, profile, bn, threads };
 }
 
 function conv4(seed: number, bnMode: BnMode) {
@@ -91,9 +95,9 @@ function median(xs: number[]): number {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  await registerCoreGradients();
+  if (args.backend === 'wasm' && args.threads > 1 && !useWasmThreads(args.threads)) throw new Error('could not configure wasm threads');
   const sel = await selectBackend(args.backend);
-  console.log(`backend: ${sel.detail}`);
+  console.log(`backend: ${sel.detail}${args.backend === 'wasm' ? `, XNNPACK threads ${wasmThreadsInUse()}` : ''}`);
   // Per-kernel CPU time: tf.profile times kernels through backend.time(); make that measure CPU, not wall.
   const backend = tf.backend() as unknown as { time(f: () => void): Promise<{ kernelMs: number }> };
   backend.time = async (f) => {

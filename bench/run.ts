@@ -22,7 +22,7 @@ import { makeEpisodes, writeEpisodesFile } from './lib/inputs.ts';
 import { loadAverage, machineInfo } from './lib/machine.ts';
 import type { BenchMethodName, MethodSpec, WeightEntry } from './lib/ours.ts';
 import { runOursWorkload, type OursWorkerResult } from './lib/ours-runner.ts';
-import { findPeerPython, PeerProcess, type PeerResponse } from './lib/peer.ts';
+import { findPeerPython, PEER_OMP_WAIT_POLICY, PeerProcess, type PeerResponse } from './lib/peer.ts';
 import { FULL_POLICY, QUICK_POLICY, type StepPolicy } from './lib/policy.ts';
 import {
   makeQuickPrepareSource,
@@ -47,8 +47,12 @@ const INPUT_SEED = 'fewshot-bench';
 const EPISODE_POOL = 2;
 /** Peer thread counts, in the order they run; the first is the headline ratio. */
 const PEER_THREADS = [2, 1];
-/** The peer's memory run uses 1 thread: its RSS does not depend on threads, and 2 threads crawl on a busy machine. */
+/**
+ * The peer's memory run is a reference only: 1 thread (its RSS does not depend on threads, and 2 threads crawl on
+ * a busy machine) and fewer episodes than ours, to keep the suite's wall time down.
+ */
 const PEER_MEMORY_THREADS = 1;
+const PEER_MEMORY_STEPS = { full: 200, quick: 30 };
 const MEMORY_SPEC: MethodSpec = { method: 'protonet', imageSize: 32, way: WAY, shot: 1, query: QUERY };
 /** Relative difference below which both sides computed the same thing (float32, different conv algorithms). */
 const AGREEMENT_TOLERANCE = 1e-3;
@@ -87,6 +91,7 @@ function selectWorkloads(all: Workload[], only: string[] | undefined): Workload[
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
+const signed = (x: unknown) => (typeof x === 'number' && x >= 0 ? `+${x}` : String(x));
 const relDiff = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(a), Math.abs(b), 1e-12);
 
 function oursSide(res: OursWorkerResult): SideResult {
@@ -203,7 +208,7 @@ async function main(): Promise<void> {
         python = found.python;
         peer = new PeerProcess(found.python, log);
         const hello = await peer.request({ op: 'hello' });
-        peerInfo = { used: true, how: found.how, threads: PEER_THREADS, ...(hello.ok ? hello : { error: hello.error }) };
+        peerInfo = { used: true, how: found.how, threads: PEER_THREADS, ompWaitPolicy: PEER_OMP_WAIT_POLICY, ...(hello.ok ? hello : { error: hello.error }) };
         delete peerInfo.ok;
         log(`peer: ${found.how}; torch ${String(peerInfo.torch)}`);
       }
@@ -273,7 +278,7 @@ async function main(): Promise<void> {
       } else if (w.kind === 'prepare') {
         const source: PrepareSource = quick
           ? await makeQuickPrepareSource(dataset!, path.join(work, 'quick-source'))
-          : { folder: dataset!, description: 'the full mini-ImageNet archives (all three splits)', images: 60_000 };
+          : { folder: dataset!, dataset: dataset!, description: 'the full mini-ImageNet archives (all three splits)', images: 60_000 };
         const ours = await runOursPrepare(source, path.join(work, 'ours-cache')).then(
           (r) => ({ ok: true as const, ...r }),
           (err: unknown) => ({ ok: false as const, error: (err instanceof Error ? err.message : String(err)).split('\n')[0] }),
@@ -289,7 +294,7 @@ async function main(): Promise<void> {
         results.push({
           id: w.id,
           kind: 'prepare',
-          source: { folder: source.folder, description: source.description, images: source.images },
+          source: { dataset: source.dataset, description: source.description, images: source.images },
           imageSize: PREPARE_IMAGE_SIZE,
           loadAverageAtStart: load,
           ours,
@@ -330,11 +335,13 @@ async function main(): Promise<void> {
         let peerOut: Record<string, unknown> | null = null;
         const weightsMeta = existsSync(`${weightsFile}.json`) ? (JSON.parse(await fs.readFile(`${weightsFile}.json`, 'utf8')) as WeightEntry[]) : undefined;
         if (peer && weightsMeta) {
-          const res = await peer.request({ op: 'memory', threads: PEER_MEMORY_THREADS, ...spec, episodes: EPISODE_POOL, inputs: inputsFile, weights: weightsFile, weightsMeta, ...memory });
+          const steps = quick ? PEER_MEMORY_STEPS.quick : PEER_MEMORY_STEPS.full;
+          const res = await peer.request({ op: 'memory', threads: PEER_MEMORY_THREADS, ...spec, episodes: EPISODE_POOL, inputs: inputsFile, weights: weightsFile, weightsMeta, ...memory, steps });
           if (res.ok) {
             const r = res as unknown as { threads: number; rssBeforeBytes: number; rssAfterBytes: number; samples: { episode: number; rssBytes: number }[]; msPerEpisode: number };
             peerOut = {
               ok: true,
+              episodes: steps,
               threads: r.threads,
               rssMiBBefore: mib(r.rssBeforeBytes),
               rssMiBAfter: mib(r.rssAfterBytes),
@@ -360,7 +367,7 @@ async function main(): Promise<void> {
   });
   if (slowerWithTwo.length) {
     notes.push(
-      `the peer was slower with 2 threads than with 1 on ${slowerWithTwo.length} of ${stepResults.length} workloads (${slowerWithTwo.map((r) => r.id).join(', ')}): with the CPUs shared, an OpenMP thread that loses its core stalls the other at every barrier`,
+      `the peer was slower with 2 threads than with 1 on ${slowerWithTwo.length} of ${stepResults.length} workloads (${slowerWithTwo.map((r) => r.id).join(', ')}): with the CPUs shared by other users, two OpenMP threads lose more waiting for each other at barriers than they gain (OMP_WAIT_POLICY=${PEER_OMP_WAIT_POLICY})`,
     );
   }
   const failed = results.filter((r) => (r.ours as { ok: boolean } | undefined)?.ok === false).map((r) => `${String(r.id)}: ${String((r.ours as { error: string }).error)}`);
@@ -399,15 +406,15 @@ async function main(): Promise<void> {
       const p = r.peer as { ok: boolean; imagesPerSecond?: number; wallSeconds?: number } | null;
       const goal = r.goal as { met: boolean | null; oursProjectedSecondsFor60000: number | null };
       console.log(
-        `\n${String(r.id)}: ours ${o.ok ? `${Math.round(o.imagesPerSecond!)} images/s (${o.images} in ${o.wallSeconds!.toFixed(1)} s; 60,000 in ~${goal.oursProjectedSecondsFor60000} s, goal 60 s ${goal.met ? 'met' : 'NOT met'})` : 'FAILED'}` +
+        `\n${String(r.id)}: ours ${o.ok ? `${Math.round(o.imagesPerSecond!)} images/s (${o.images} in ${o.wallSeconds!.toFixed(1)} s${o.images === 60_000 ? '' : `, 60,000 in ~${goal.oursProjectedSecondsFor60000} s`}; goal 60,000 in 60 s ${goal.met ? 'met' : 'NOT met'})` : 'FAILED'}` +
           (p ? `; peer PIL ×${PEER_PREPARE_WORKERS} ${p.ok ? `${Math.round(p.imagesPerSecond!)} images/s (${p.wallSeconds!.toFixed(1)} s)` : 'FAILED'}; ratio ${r.ratio ?? '-'}` : ''),
       );
     } else if (r.kind === 'memory') {
       const o = r.ours as Record<string, unknown>;
       const p = r.peer as Record<string, unknown> | null;
       console.log(
-        `\n${String(r.id)} over ${String(r.episodes)} episodes: ours ${o.ok ? `tensors ${String(o.numTensorsBefore)} -> ${String(o.numTensorsAfter)} (${o.tensorsFlat ? 'flat' : 'NOT flat'}), RSS ${String(o.rssMiBBefore)} -> ${String(o.rssMiBAfter)} MiB (+${String(o.rssMiBGrowth)}, +${String(o.rssMiBGrowthSecondHalf)} in the second half), ${String(o.msPerEpisode)} ms/episode` : 'FAILED'}` +
-          (p ? `; peer RSS ${String(p.rssMiBBefore)} -> ${String(p.rssMiBAfter)} MiB, ${String(p.msPerEpisode)} ms/episode` : ''),
+        `\n${String(r.id)} over ${String(r.episodes)} episodes: ours ${o.ok ? `tensors ${String(o.numTensorsBefore)} -> ${String(o.numTensorsAfter)} (${o.tensorsFlat ? 'flat' : 'NOT flat'}), RSS ${String(o.rssMiBBefore)} -> ${String(o.rssMiBAfter)} MiB (${signed(o.rssMiBGrowth)}, ${signed(o.rssMiBGrowthSecondHalf)} in the second half), ${String(o.msPerEpisode)} ms/episode` : 'FAILED'}` +
+          (p ? `; peer (${String(p.episodes)} episodes, ${String(p.threads)} thread) RSS ${String(p.rssMiBBefore)} -> ${String(p.rssMiBAfter)} MiB, ${String(p.msPerEpisode)} ms/episode` : ''),
       );
     }
   }

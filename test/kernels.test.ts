@@ -7,10 +7,12 @@
  */
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core's Node build has no gradient definitions; the project registers them here.
+import '../src/tf-gradients.ts';
 import '@tensorflow/tfjs-backend-cpu';
 import { selectBackend } from '../src/backend/select.ts';
 import { batchNormTraining } from '../src/backend/wasm/batch_norm.ts';
-import { registerCoreGradients } from '../src/backend/wasm/core_gradients.ts';
+import { convChunking } from '../src/backend/wasm/conv_geometry.ts';
 import { setNativeKernelsEnabled } from '../src/backend/wasm/native.ts';
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from '../src/backend/wasm/register.ts';
 import { UserError } from '../src/util/errors.ts';
@@ -20,7 +22,6 @@ const TOL = 1e-4;
 // Every test switches the global backend, so they run serially (ava would otherwise interleave them at awaits).
 
 test.before(async () => {
-  await registerCoreGradients();
   await selectBackend('wasm');
 });
 
@@ -86,6 +87,9 @@ const CONV_CASES: Array<{ x: number[]; f: number[]; stride: number | [number, nu
   { x: [2, 6, 6, 8], f: [1, 1, 8, 16], stride: 1, pad: 'valid' },
   { x: [1, 6, 5, 2], f: [3, 3, 2, 3], stride: 1, pad: [[0, 0], [2, 1], [0, 2], [0, 0]] },
   { x: [1, 7, 7, 2], f: [5, 5, 2, 3], stride: 1, pad: 'same' },
+  // Fewer filter taps than output channels (K = 18 < 24): the transposed-product path of the filter gradient.
+  { x: [3, 9, 9, 2], f: [3, 3, 2, 24], stride: 2, pad: 'same' },
+  { x: [2, 8, 8, 3], f: [3, 3, 3, 32], stride: 1, pad: 'valid' },
 ];
 
 for (const [i, c] of CONV_CASES.entries()) {
@@ -105,6 +109,29 @@ for (const [i, c] of CONV_CASES.entries()) {
     });
   });
 }
+
+test.serial('conv2d gradients accumulate correctly over several batch chunks (both filter-gradient paths, strided input gradient)', async (t) => {
+  const saved = { ...convChunking };
+  Object.assign(convChunking, { filterGradColumns: 100, filterGradMaxFloats: 5000, inputGradMaxFloats: 3000 });
+  try {
+    for (const [i, c] of [
+      { x: [5, 9, 9, 4], f: [3, 3, 4, 3], stride: 1 },
+      { x: [5, 9, 9, 1], f: [3, 3, 1, 16], stride: 1 },
+      { x: [5, 10, 10, 4], f: [3, 3, 4, 6], stride: 2 },
+    ].entries()) {
+      const x = await randn(c.x, 120 + i);
+      const f = await randn(c.f, 130 + i);
+      await agree(t, `chunked ${c.x}`, () =>
+        tf.grads((a: tf.Tensor, b: tf.Tensor) => {
+          const y = tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, 'same');
+          return tf.sum(tf.mul(y, tf.sin(tf.reshape(tf.range(0, y.size), y.shape))));
+        })([toTensor(x), toTensor(f)]),
+      );
+    }
+  } finally {
+    Object.assign(convChunking, saved);
+  }
+});
 
 test.serial('conv2d input gradient alone (conv2dTranspose) matches cpu for stride 1 and 2', async (t) => {
   const dy = await randn([2, 4, 4, 6], 31);

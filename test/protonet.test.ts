@@ -9,7 +9,7 @@ test.before(async () => {
 });
 
 test('ProtoNet logits are minus squared distances to class means', (t) => {
-  const head = new ProtoNetHead({ normalizeByDim: false, learnableScale: false });
+  const head = new ProtoNetHead({ normalizeByDim: false, learnableScale: false, labelSmoothing: 0 });
   const support = tf.tensor2d([[0, 0], [2, 0], [10, 10], [10, 12]]);
   const query = tf.tensor2d([[1, 0], [10, 11], [4, 4]]);
   const labels = new Int32Array([0, 0, 1, 1]);
@@ -24,7 +24,7 @@ test('ProtoNet logits are minus squared distances to class means', (t) => {
 });
 
 test('MetaOptNet-protocol ProtoNet divides by the dimension and has a learnable scale', (t) => {
-  const head = new ProtoNetHead({ normalizeByDim: true, learnableScale: true });
+  const head = new ProtoNetHead({ normalizeByDim: true, learnableScale: true, labelSmoothing: 0 });
   t.is(head.variables().length, 1);
   const support = tf.tensor2d([[0, 0], [4, 0]]);
   const query = tf.tensor2d([[0, 0]]);
@@ -33,7 +33,7 @@ test('MetaOptNet-protocol ProtoNet divides by the dimension and has a learnable 
 });
 
 test('ProtoNet gradient w.r.t. the query matches finite differences', (t) => {
-  const head = new ProtoNetHead({ normalizeByDim: false, learnableScale: false });
+  const head = new ProtoNetHead({ normalizeByDim: false, learnableScale: false, labelSmoothing: 0 });
   const support = tf.tensor2d([[0.1, 0.3], [0.5, -0.2], [1.0, 0.7], [-0.4, 0.2]]);
   const labels = new Int32Array([0, 1, 2, 0]);
   const qv = [0.2, -0.1];

@@ -11,6 +11,13 @@ import { fileURLToPath } from 'node:url';
 export const PEER_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../peer');
 export const TORCH_PEER_SCRIPT = path.join(PEER_DIR, 'torch_peer.py');
 export const PIL_PREPARE_SCRIPT = path.join(PEER_DIR, 'pil_prepare.py');
+/**
+ * libgomp's default lets idle OpenMP threads spin at every barrier. On this shared 2-core machine a spinning thread
+ * whose partner lost its core burns the time the partner needs: measured here, torch's Conv-4 step at 32 px took
+ * 750-970 ms with 2 threads vs 160-220 ms with 1; with PASSIVE, 2 threads took 220-340 ms. PASSIVE (sleep at
+ * barriers) is the usual setting for shared machines, so the peer gets it (recorded in the report).
+ */
+export const PEER_OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY ?? 'PASSIVE';
 const APT_PACKAGES = ['python3-torch', 'python3-pil'];
 const PROBE = 'import torch, numpy, PIL';
 
@@ -53,8 +60,8 @@ export class PeerProcess {
   private exited: string | undefined;
 
   constructor(python: string, private readonly log: (msg: string) => void) {
-    // OMP/MKL variables would fight torch.set_num_threads; the peer sets threads per request.
-    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1' };
+    // OMP/MKL thread variables would fight torch.set_num_threads; the peer sets threads per request.
+    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1', OMP_WAIT_POLICY: PEER_OMP_WAIT_POLICY };
     delete env.OMP_NUM_THREADS;
     delete env.MKL_NUM_THREADS;
     this.child = spawn(python, [TORCH_PEER_SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'], env });

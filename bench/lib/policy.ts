@@ -12,7 +12,7 @@ export interface StepPolicy {
   budgetSeconds: number;
 }
 
-export const FULL_POLICY: StepPolicy = { warmupSteps: 5, warmupSeconds: 2, minSteps: 3, maxSteps: 25, budgetSeconds: 5 };
+export const FULL_POLICY: StepPolicy = { warmupSteps: 5, warmupSeconds: 2, minSteps: 3, maxSteps: 25, budgetSeconds: 4 };
 export const QUICK_POLICY: StepPolicy = { warmupSteps: 2, warmupSeconds: 1, minSteps: 3, maxSteps: 10, budgetSeconds: 2 };
 
 export interface PolicyRun<V> {

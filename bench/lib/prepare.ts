@@ -10,7 +10,9 @@ export const PREPARE_IMAGE_SIZE = 84;
 export const PEER_PREPARE_WORKERS = 2;
 
 export interface PrepareSource {
+  /** The folder prepare reads (for --quick a temp folder built from `dataset`). */
   folder: string;
+  dataset: string;
   /** What it holds: the full real dataset, or the quick subset. */
   description: string;
   images: number;
@@ -31,7 +33,7 @@ export async function makeQuickPrepareSource(dataset: string, dir: string): Prom
     const keep = new Set(cls);
     await fs.writeFile(path.join(dir, `${split}.csv`), `${header}\n${rows.filter((r) => keep.has(r.split(',')[1])).join('\n')}\n`);
   }
-  return { folder: dir, description: `quick subset: the ${rows.length} images of images-val.tar.gz (16 classes as 8/4/4)`, images: rows.length };
+  return { folder: dir, dataset, description: `quick subset: the ${rows.length} images of images-val.tar.gz (16 classes as 8/4/4)`, images: rows.length };
 }
 
 export interface OursPrepareResult {
@@ -52,8 +54,8 @@ export async function runOursPrepare(source: PrepareSource, cacheDir: string): P
   await fs.rm(cacheDir, { recursive: true, force: true });
   return {
     images: manifest.decode.images,
-    wallSeconds,
-    imagesPerSecond: manifest.decode.images / wallSeconds,
+    wallSeconds: Math.round(wallSeconds * 100) / 100,
+    imagesPerSecond: Math.round(manifest.decode.images / wallSeconds),
     decodeImagesPerSecond: manifest.decode.imagesPerSecond,
     decodeWallSeconds: manifest.decode.wallSeconds,
     uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? '4 (libuv default)',
@@ -84,6 +86,8 @@ export async function runPeerPrepare(python: string, source: PrepareSource, outD
       child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`pil_prepare.py exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`))));
     });
     const result = JSON.parse(stdout.trim().split('\n').pop()!) as PeerPrepareResult;
+    result.wallSeconds = Math.round(result.wallSeconds * 100) / 100;
+    result.imagesPerSecond = Math.round(result.imagesPerSecond);
     if (result.missing > 0) log(`peer prepare: ${result.missing} images missing`);
     return result;
   } finally {

@@ -32,7 +32,10 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
     throw new UserError(`cannot read config file ${file}`, 'pass an existing JSON file, e.g. --config experiments/protonet-conv4-cpu.json');
   }
   try {
-    return JSON.parse(text);
+    // Keys starting with "//" are comments (JSON has none); they are dropped before validation.
+    const parsed = JSON.parse(text);
+    for (const k of Object.keys(parsed)) if (k.startsWith('//')) delete parsed[k];
+    return parsed;
   } catch (err) {
     throw new UserError(`config file ${file} is not valid JSON: ${(err as Error).message}`, 'fix the JSON syntax');
   }

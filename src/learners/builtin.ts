@@ -1,4 +1,8 @@
 import { registerHead } from './registry.ts';
 import { protonetFactory } from './protonet.ts';
+import { metaOptNetSvmFactory } from './metaoptnet-svm.ts';
+import { metaOptNetRrFactory } from './metaoptnet-rr.ts';
 
 registerHead(protonetFactory);
+registerHead(metaOptNetSvmFactory);
+registerHead(metaOptNetRrFactory);

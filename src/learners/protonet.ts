@@ -12,6 +12,8 @@ const protonetConfig = z
   .object({
     normalizeByDim: z.boolean().default(false),
     learnableScale: z.boolean().default(false),
+    /** MetaOptNet's label smoothing ε (ε/(N−1) on each wrong class); 0 = plain cross-entropy. */
+    labelSmoothing: z.number().min(0).lt(1).default(0),
   })
   .strict();
 export type ProtoNetConfig = z.infer<typeof protonetConfig>;
@@ -20,7 +22,12 @@ let instance = 0;
 export class ProtoNetHead implements FewShotHead {
   readonly id = 'protonet';
   private readonly scale?: tf.Variable;
-  constructor(readonly config: ProtoNetConfig) {
+  readonly labelSmoothing: number;
+  readonly config: ProtoNetConfig;
+  constructor(options: z.input<typeof protonetConfig> = {}) {
+    const config = protonetConfig.parse(options);
+    this.config = config;
+    this.labelSmoothing = config.labelSmoothing;
     if (config.learnableScale) this.scale = tf.variable(tf.scalar(1), true, `head/protonet/scale#${instance++}`);
   }
   logits(ep: EmbeddedEpisode, _phase: 'train' | 'eval' = 'eval'): tf.Tensor2D {

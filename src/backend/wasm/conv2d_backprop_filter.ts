@@ -4,21 +4,15 @@
  * dW[kh,kw,ci,co] = sum over (n,oh,ow) of x[n, oh*s+kh-padTop, ow*s+kw-padLeft, ci] * dy[n,oh,ow,co].
  * As a matrix product: dW[K, CO] = colT[K, P] @ dy[P, CO] with K = KH*KW*CI and P = N*OH*OW, where colT is the
  * transposed im2col matrix. That product has exactly the shape the backend's XNNPACK fully-connected path
- * accepts (no transposes, batch 1), so the FLOPs run in XNNPACK; JS only builds colT. The batch is processed
- * in chunks so colT stays small (cache-friendly, bounded memory at 84 px) and the per-chunk products are summed.
+ * accepts (no transposes, batch 1), so the FLOPs run in XNNPACK; colT is built by the SIMD helpers
+ * (native/kernels.c: channel-major transpose, then row copies), or by JS loops if those are unavailable. The
+ * batch is processed in chunks (convChunking) so colT stays small (cache-friendly, bounded memory at 84 px)
+ * and the per-chunk products are summed. Few taps (K < CO, the RGB layer) use the transposed product instead.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { convGeometry, imagesPerChunk, type ConvGeometry } from './conv_geometry.ts';
+import { convChunking, convGeometry, imagesPerChunk, type ConvGeometry } from './conv_geometry.ts';
 import { allocF32, f32View, offsetOf, release, reshaped, runStock, stockKernel, type BackendWasm } from './heap.ts';
-import { nativeKernels, scratch } from './native.ts';
-
-/**
- * Chunk size: ~4096 output pixels (columns of colT) per XNNPACK product, at most 4M floats of colT. Measured
- * on Conv-4 layers: 1k-4k columns are equally fast, 16k+ columns get slower (XNNPACK's GEMM has no K blocking,
- * so a long shared dimension falls out of cache).
- */
-const CHUNK_COLUMNS = 4096;
-const COL_CHUNK_FLOATS = 1 << 22;
+import { nativeKernels, scratch, type NativeKernels } from './native.ts';
 
 let channelMajorScratch = new Float32Array(0);
 
@@ -80,6 +74,43 @@ function fillColT(col: Float32Array, xT: Float32Array, g: ConvGeometry, count: n
   }
 }
 
+/**
+ * For few filter taps (K = KH*KW*CI < CO, e.g. the RGB input layer: K = 27), colT @ dy has only K rows and
+ * XNNPACK's row tiling runs mostly empty. The transposed product dW^T[CO, K] = dy^T[CO, P] @ col[P, K] has CO
+ * rows instead; dy^T comes from the SIMD transpose, col from plain im2col, and the [CO, K] sum is transposed
+ * back at the end.
+ */
+function viaTransposedProduct(backend: BackendWasm, nk: NativeKernels, x: tf.TensorInfo, dy: tf.TensorInfo, g: ConvGeometry, chunk: number): tf.TensorInfo {
+  const batchMatMul = stockKernel('BatchMatMul');
+  const K = g.filterHeight * g.filterWidth * g.inChannels;
+  const CO = g.outChannels;
+  const { inHeight: H, inWidth: W, inChannels: C } = g;
+  const pixelsPerImage = g.outHeight * g.outWidth;
+  let accT: tf.TensorInfo | null = null;
+  for (let n0 = 0; n0 < g.batch; n0 += chunk) {
+    const count = Math.min(chunk, g.batch - n0);
+    const cols = count * pixelsPerImage;
+    const dyT = allocF32(backend, [1, CO, cols]);
+    const col = allocF32(backend, [1, cols, K]);
+    nk.to_channel_major(offsetOf(backend, dy) + 4 * n0 * pixelsPerImage * CO, offsetOf(backend, dyT), cols, CO);
+    nk.im2col(offsetOf(backend, x) + 4 * n0 * H * W * C, offsetOf(backend, col), count, H, W, C, g.outHeight, g.outWidth, g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth, g.padTop, g.padLeft);
+    const part = runStock(batchMatMul, backend, { a: dyT, b: col }, { transposeA: false, transposeB: false });
+    release(backend, dyT, col);
+    if (accT == null) {
+      accT = part;
+    } else {
+      nk.add_into(offsetOf(backend, accT), offsetOf(backend, part), CO * K);
+      release(backend, part);
+    }
+  }
+  const out = allocF32(backend, [K, CO]);
+  const t = f32View(backend, accT as tf.TensorInfo);
+  const o = f32View(backend, out);
+  for (let co = 0; co < CO; co++) for (let k = 0; k < K; k++) o[k * CO + co] = t[co * K + k];
+  release(backend, accT as tf.TensorInfo);
+  return out;
+}
+
 export function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: tf.NamedAttrMap }): tf.TensorInfo {
   const backend = args.backend as BackendWasm;
   const { x, dy } = args.inputs as unknown as { x: tf.TensorInfo; dy: tf.TensorInfo };
@@ -89,9 +120,10 @@ export function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
   const K = g.filterHeight * g.filterWidth * g.inChannels;
   const CO = g.outChannels;
   const pixelsPerImage = g.outHeight * g.outWidth;
-  const chunk = Math.min(imagesPerChunk(g, COL_CHUNK_FLOATS), Math.max(1, Math.floor(CHUNK_COLUMNS / pixelsPerImage)));
+  const chunk = Math.min(imagesPerChunk(g, convChunking.filterGradMaxFloats), Math.max(1, Math.floor(convChunking.filterGradColumns / pixelsPerImage)));
 
   const nk = nativeKernels(backend);
+  if (nk != null && K < CO && pixelsPerImage > 0) return reshaped(viaTransposedProduct(backend, nk, x, dy, g, chunk), [...filterShape]);
   const { inHeight: H, inWidth: W, inChannels: C } = g;
   let acc: tf.TensorInfo | null = null;
   for (let n0 = 0; n0 < g.batch && pixelsPerImage > 0; n0 += chunk) {

@@ -7,10 +7,9 @@
  * col2im scatter-adds cols into dx in a JS heap loop (batch in chunks to bound memory).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { convGeometry, imagesPerChunk, type ConvGeometry } from './conv_geometry.ts';
-import { allocF32, f32View, release, reshaped, runStock, stockKernel, type BackendWasm } from './heap.ts';
-
-const COL_CHUNK_FLOATS = 1 << 20;
+import { convChunking, convGeometry, imagesPerChunk, type ConvGeometry } from './conv_geometry.ts';
+import { allocF32, f32View, offsetOf, release, reshaped, runStock, stockKernel, type BackendWasm } from './heap.ts';
+import { nativeKernels } from './native.ts';
 
 /** Wf[kh,kw,co,ci] = W[KH-1-kh, KW-1-kw, ci, co]. */
 function flipTransposeFilter(w: Float32Array, out: Float32Array, KH: number, KW: number, CI: number, CO: number): void {
@@ -29,7 +28,16 @@ function flipTransposeFilter(w: Float32Array, out: Float32Array, KH: number, KW:
 function viaConvolution(backend: BackendWasm, dy: tf.TensorInfo, filter: tf.TensorInfo, g: ConvGeometry, pads: number[][]): tf.TensorInfo {
   const { filterHeight: KH, filterWidth: KW, inChannels: CI, outChannels: CO } = g;
   const flipped = allocF32(backend, [KH, KW, CO, CI]);
-  flipTransposeFilter(f32View(backend, filter), f32View(backend, flipped), KH, KW, CI, CO);
+  const nk = nativeKernels(backend);
+  if (nk != null) {
+    // Per tap, a [CI, CO] -> [CO, CI] SIMD transpose into the spatially mirrored tap (wide layers: 3.7M floats).
+    for (let tap = 0; tap < KH * KW; tap++) {
+      const mirrored = KH * KW - 1 - tap;
+      nk.to_channel_major(offsetOf(backend, filter) + 4 * tap * CI * CO, offsetOf(backend, flipped) + 4 * mirrored * CO * CI, CI, CO);
+    }
+  } else {
+    flipTransposeFilter(f32View(backend, filter), f32View(backend, flipped), KH, KW, CI, CO);
+  }
   const dx = runStock(stockKernel('Conv2D'), backend, { x: dy, filter: flipped }, {
     strides: [1, 1],
     pad: pads as tf.backend_util.ExplicitPadding,
@@ -75,14 +83,17 @@ function viaMatMulCol2Im(backend: BackendWasm, dy: tf.TensorInfo, filter: tf.Ten
   // W^T[CO, K]: the fully-connected weights, packed once by XNNPACK for all chunks.
   const wT = allocF32(backend, [1, CO, K]);
   const dx = allocF32(backend, inputShape);
-  {
+  const nk = nativeKernels(backend);
+  if (nk != null) {
+    nk.to_channel_major(offsetOf(backend, filter), offsetOf(backend, wT), K, CO);
+  } else {
     const w = f32View(backend, filter);
     const t = f32View(backend, wT);
     for (let k = 0; k < K; k++) for (let co = 0; co < CO; co++) t[co * K + k] = w[k * CO + co];
-    f32View(backend, dx).fill(0);
   }
+  f32View(backend, dx).fill(0);
   const pixelsPerImage = g.outHeight * g.outWidth;
-  const chunk = imagesPerChunk(g, COL_CHUNK_FLOATS);
+  const chunk = imagesPerChunk(g, convChunking.inputGradMaxFloats);
   for (let n0 = 0; n0 < g.batch; n0 += chunk) {
     const count = Math.min(chunk, g.batch - n0);
     const rows = count * pixelsPerImage;

@@ -75,6 +75,19 @@ export function convGeometry(
   };
 }
 
+/**
+ * How the convolution gradients split the batch into chunks (images per XNNPACK product). Filter gradient:
+ * ~4096 output pixels per product, at most 4M floats of im2col; measured on Conv-4 layers, 1k-4k columns are
+ * equally fast and 16k+ get slower (XNNPACK's GEMM has no K blocking, so a long shared dimension falls out of
+ * cache). Strided input gradient: at most 1M floats of columns per product. Mutable so tests can force several
+ * chunks on small inputs.
+ */
+export const convChunking = {
+  filterGradColumns: 4096,
+  filterGradMaxFloats: 1 << 22,
+  inputGradMaxFloats: 1 << 20,
+};
+
 /** How many images to process per chunk so that a chunk's im2col matrix stays near `targetFloats`. */
 export function imagesPerChunk(g: ConvGeometry, targetFloats: number): number {
   const perImage = g.outHeight * g.outWidth * g.filterHeight * g.filterWidth * g.inChannels;

@@ -25,7 +25,12 @@ export function offsetOf(backend: BackendWasm, info: tf.TensorInfo): number {
 
 /** The whole heap as float32 (index = byteOffset / 4). Invalidated by the next allocation. */
 export function heapF32(backend: BackendWasm): Float32Array {
-  return (backend.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
+  const mod = backend.wasm as unknown as { HEAPF32: Float32Array; wasmMemory?: WebAssembly.Memory };
+  // Threaded build: the memory is shared and a pool thread could grow it, leaving emscripten's main-thread
+  // views short until its next own allocation. The Memory object always knows the current size.
+  const memory = mod.wasmMemory;
+  if (memory != null && memory.buffer.byteLength !== mod.HEAPF32.buffer.byteLength) return new Float32Array(memory.buffer);
+  return mod.HEAPF32;
 }
 
 /** Allocates an uninitialised float32 tensor on the wasm heap (registered with the backend's C++ side). */

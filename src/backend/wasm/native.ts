@@ -18,6 +18,7 @@ export interface NativeKernels {
   to_channel_major(x: number, xT: number, plane: number, C: number): void;
   fill_col_t(xT: number, col: number, count: number, H: number, W: number, C: number, OH: number, OW: number, KH: number, KW: number, sh: number, sw: number, pt: number, pl: number): void;
   add_into(acc: number, part: number, n: number): void;
+  im2col(x: number, col: number, count: number, H: number, W: number, C: number, OH: number, OW: number, KH: number, KW: number, sh: number, sw: number, pt: number, pl: number): void;
 }
 
 interface EmscriptenModule {

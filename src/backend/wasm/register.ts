@@ -1,16 +1,22 @@
 /**
  * Registers the kernels the stock wasm backend (tfjs-backend-wasm 4.22) lacks or runs slowly in a convnet
  * training step, so Conv-4 / ResNet-12 can train on it:
- * - Conv2DBackpropFilter (missing): chunked im2col^T @ dy on XNNPACK's fully-connected path.
+ * - Conv2DBackpropFilter (missing): chunked im2col^T @ dy on XNNPACK's fully-connected path (im2col by the
+ *   SIMD helpers of native/kernels.c, loaded onto the backend's heap by native.ts).
  * - Conv2DBackpropInput (stock is a naive loop): XNNPACK Conv2D with the flipped filter for stride 1,
- *   XNNPACK matmul + JS col2im otherwise.
- * - MaxPoolGrad (stock is a naive loop): JS heap loop with an unrolled 2x2/stride-2 path.
+ *   XNNPACK matmul + col2im otherwise.
+ * - MaxPoolGrad (stock is a naive loop): SIMD 2x2/stride-2 path, general windows in a JS heap loop.
  * - Sum, Mean (stock transposes NHWC to reduce over N,H,W), Tile (stock is per-element index math): the
  *   batch-norm forward (tf.moments) and its gradient are built from these and dominated the step.
  * - Identity, same-dtype Cast: share the buffer instead of copying it.
- * - A fused training-mode batch norm (+ReLU) op with its own gradient, `batchNormTraining` in batch_norm.ts,
- *   for callers that can switch to it (registered for wasm and cpu; other backends fall back to tf.moments).
+ * - A fused training-mode batch norm (+ReLU/leaky ReLU) op with its own gradient, `batchNormTraining`
+ *   (batch_norm.ts), for callers that can switch to it: it halves a Conv-4 step against tf.moments +
+ *   tf.batchNorm. Registered for wasm and cpu; other backends fall back to the composition.
+ * Every SIMD path has a JS fallback (used if the helper module cannot load, or FEWSHOT_WASM_NATIVE=0).
  * ReLU/Step, LeakyRelu (Select/Greater), AvgPoolGrad, elementwise binary ops and MaxPool are fast in stock form.
+ *
+ * Setting FEWSHOT_WASM_THREADS=N (N >= 2) before the wasm backend is first created switches it to the threaded
+ * XNNPACK build with N threads (threads.ts). Off by default: on a busy 2-core machine it was slower.
  */
 import * as tf from '@tensorflow/tfjs-core';
 // Loaded first so the stock wasm kernels are registered before we replace some of them (a later import would
@@ -24,6 +30,10 @@ import { cast, identity } from './identity.ts';
 import { maxPoolGrad } from './max_pool_grad.ts';
 import { mean, sum } from './reduce.ts';
 import { tile } from './tile.ts';
+import { useWasmThreads } from './threads.ts';
+
+export { batchNormTraining, type BatchNormActivation, type BatchNormTrainingResult } from './batch_norm.ts';
+export { useWasmThreads, wasmThreadsInUse } from './threads.ts';
 
 const BACKEND = 'wasm';
 
@@ -54,4 +64,6 @@ export function registerWasmTrainingKernels(): void {
     tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc });
   }
   registerBatchNormTraining();
+  const threads = Number(process.env.FEWSHOT_WASM_THREADS ?? '1');
+  if (Number.isInteger(threads) && threads > 1) useWasmThreads(threads);
 }

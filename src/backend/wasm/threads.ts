@@ -24,6 +24,7 @@ const require = createRequire(import.meta.url);
 interface ThreadedModule {
   cwrap(name: string, ret: string | null, args: string[]): (...a: number[]) => number;
   tfjs?: unknown;
+  PThread?: { unusedWorkers: NodeWorker[]; runningWorkers: NodeWorker[] };
 }
 type ThreadedFactory = (config: Record<string, unknown>) => Promise<ThreadedModule>;
 
@@ -112,7 +113,11 @@ export function useWasmThreads(threads: number): boolean {
       if (!(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'))) throw new Error('the threaded wasm build needs WebAssembly SIMD');
       const mod = await createThreadedModule(threads);
       wasmPackage.setThreadsCount(threads);
-      return new wasmPackage.BackendWasm(mod as unknown as ConstructorParameters<typeof wasmPackage.BackendWasm>[0]);
+      const backend = new wasmPackage.BackendWasm(mod as unknown as ConstructorParameters<typeof wasmPackage.BackendWasm>[0]);
+      // XNNPACK's pool threads live as long as the backend and emscripten keeps their workers ref'd, which would
+      // stop Node from exiting when the program is done. They only serve synchronous calls from this thread.
+      for (const worker of [...(mod.PThread?.runningWorkers ?? []), ...(mod.PThread?.unusedWorkers ?? [])]) worker.unref();
+      return backend;
     },
     2,
   );

@@ -143,7 +143,7 @@ async function evaluateAndRecord(run: Omit<TrainedRun, 'summary'> & { summary?: 
       data: { dataset: 'mini-imagenet', imageSize: config.imageSize, splitFingerprint: testSplit.splitFingerprint, cacheFingerprint: testSplit.cacheFingerprint },
       episodes: { file: testFile, sha256: list.sha256, split: 'test', ...config.test, evaluated: total },
       wallSeconds: { train: run.summary?.wallSeconds, eval: result.wallSeconds, total: (performance.now() - t0) / 1000 },
-      training: run.summary ? { episodesTrained: run.summary.episodesTrained, resumedFrom: run.summary.resumedFrom, best: run.summary.best, checkpointMeta: ckpt.file.meta.name } : { checkpointMeta: ckpt.file.meta.name },
+      training: { ...(run.summary ? { episodesTrained: run.summary.episodesTrained, resumedFrom: run.summary.resumedFrom, best: run.summary.best, wallSeconds: run.summary.wallSeconds } : {}), run: ckpt.file.meta.name, trainedAtEpisode: ckpt.file.meta.episode, trainData: ckpt.file.meta.data, valEpisodes: ckpt.file.meta.valEpisodes },
       checkpoint: checkpointDir,
       software: softwareVersions(),
       config: { ...config, describe: method.describe() },

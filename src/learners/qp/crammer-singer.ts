@@ -14,15 +14,21 @@ import { allFinite, cholesky, choleskySolveInPlace, inverseFromCholesky } from '
  *  1. Block coordinate descent over support samples (the Crammer–Singer decomposition, Keerthi et al. 2008): the
  *     subproblem in α_i (N variables, one equality, upper bounds) is a Euclidean projection solved exactly by a
  *     sort; a block update costs O(nN). It runs until the largest block KKT violation is ≤ `bcdTolerance` (margin
- *     units) or `warmSweeps` sweeps, and mostly serves to find the active set (which α sit on their bound).
+ *     units) or for `warmSweeps` sweeps. It converges globally but slowly when embeddings are highly correlated
+ *     (K badly conditioned); its job is to find the active set (which α sit on their bound).
  *  2. Active-set solve: with the bound variables fixed the KKT conditions are linear. Per class m they read
  *     Q_FF α_F^m + θ_F = e_F − Q_FB c_B (F = that class's free samples); the equalities couple the classes only
  *     through the n×n Schur complement S = Σ_m P_m (Q_FF^m)⁻¹ P_mᵀ, positive definite because every sample keeps
  *     a free variable. Two steps of iterative refinement bring the residual to rounding level even when K is
  *     badly conditioned. The active set is corrected by primal–dual active-set iterations (semismooth Newton:
- *     fast, not globally convergent), and if they do not settle by the classical primal active-set method from
- *     the coordinate-descent point (monotone, cannot cycle). If that also runs out of budget, phase 1 resumes
- *     with a 10× tighter tolerance.
+ *     free variables above their bound become bound, bound variables with negative multipliers become free),
+ *     at most `maxActiveSetIterations` solves; from a reasonable start they settle in 1–10 solves.
+ *  3. If they do not settle (embeddings so correlated or low-rank that coordinate descent crawls), the solver
+ *     follows the solution path in the diagonal: from r₀ = r + (Gershgorin bound on ‖K‖), where the problem is well
+ *     conditioned, down to r, each stage starting from the previous solution, whose active set is nearly right
+ *     (see solveCrammerSinger). A stage whose active-set solves do not settle resumes coordinate descent with a
+ *     10× tighter tolerance and twice the sweeps; coordinate descent converges globally, so this eventually
+ *     identifies the active set (under strict complementarity). All sweeps count against `maxSweeps`.
  *  Acceptance (else NumericalError): primal infeasibility max(α − c, |Σ_m α_i^m|) ≤ `tolerance`·C and
  *  complementarity max_im μ_im (c_im − α_im) ≤ `tolerance`·C·s, where θ_i = −max_m ∇_im, μ_im = −(∇_im + θ_i) ≥ 0
  *  are the multipliers that make stationarity hold exactly and s = 1 + C·max_i Σ_j |Q_ij| bounds |∇|. With these
@@ -30,7 +36,7 @@ import { allFinite, cholesky, choleskySolveInPlace, inverseFromCholesky } from '
  *
  * Gradient: at the solution, (α_F, θ) solve a linear system whose matrix depends on K; differentiating it with
  * the active set held fixed (bound variables are constant: the implicit-function/KKT derivative qpth also
- * computes) gives the vector–Jacobian product K̄ = −U αᵀ, where U (zero on bound entries) solves the adjoint
+ * computes) gives the vector–Jacobian product Q̄ = −U αᵀ, where U (zero on bound entries) solves the adjoint
  * system [[H, Pᵀ], [P, 0]]·[U; w] = [ᾱ_F; 0]. The factorisations of the final solve are reused: cheap backward.
  */
 
@@ -39,13 +45,11 @@ export interface CrammerSingerOptions {
   C: number;
   /** Diagonal regulariser r added to K (MetaOptNet: 1.0). Must be > 0: it makes the problem strongly convex. */
   diagonal?: number;
-  /** Budget of coordinate-descent sweeps over all support samples (summed over restarts). */
+  /** Budget of coordinate-descent sweeps over all support samples (summed over all attempts and homotopy stages). */
   maxSweeps?: number;
   /** Acceptance tolerance (relative): see the module comment. */
   tolerance?: number;
-  /** Budget of primal–dual active-set solves per attempt (the fast, non-monotone phase). */
-  maxPrimalDualIterations?: number;
-  /** Budget of primal active-set solves per attempt (the monotone fallback). */
+  /** Budget of active-set solves per attempt (after each coordinate-descent phase). */
   maxActiveSetIterations?: number;
   /**
    * Phase-1 stopping threshold: the largest block KKT violation max_m ∇_im − min_{m free} ∇_im (margin units)
@@ -60,15 +64,14 @@ export const CRAMMER_SINGER_DEFAULTS = {
   diagonal: 1.0,
   maxSweeps: 5000,
   tolerance: 1e-9,
-  maxPrimalDualIterations: 10,
-  maxActiveSetIterations: 200,
+  maxActiveSetIterations: 10,
   bcdTolerance: 1e-2,
   warmSweeps: 50,
 } as const;
 
 export interface CrammerSingerStats {
   sweeps: number;
-  /** Linear KKT solves (primal–dual plus primal active-set iterations). */
+  /** Linear KKT solves (active-set iterations, summed over attempts). */
   activeSetIterations: number;
   /** Number of free (not-at-bound) variables at the solution. */
   freeVariables: number;
@@ -82,6 +85,8 @@ export interface CrammerSingerStats {
   /** Wall time of coordinate descent and of the active-set solves, ms. */
   bcdMs: number;
   activeSetMs: number;
+  /** Solves at a fixed diagonal: 1 for a direct solve, more when the homotopy in the diagonal was needed. */
+  stages: number;
 }
 
 export interface CrammerSingerSolution {
@@ -89,8 +94,8 @@ export interface CrammerSingerSolution {
   alpha: Float64Array;
   stats: CrammerSingerStats;
   /**
-   * Vector–Jacobian product: given ∂L/∂α (n·N, support-major) returns ∂L/∂K (n·n row-major), treating every
-   * entry K_ij as an independent input (K_ij enters row i of the stationarity conditions).
+   * Vector–Jacobian product: given ∂L/∂α (n·N, support-major) returns ∂L/∂K (n·n row-major). The solver uses K's
+   * symmetric part ½(K + Kᵀ), so the result is symmetric.
    */
   vjp(alphaBar: Float64Array): Float64Array;
 }
@@ -134,6 +139,31 @@ function projectOntoBlock(v: Float64Array, y: number, C: number, out: Float64Arr
   }
 }
 
+/** y[yo + j] += a·x[xo + j] for j < len (a module-level function so the hot loop works on locals). */
+function axpy(y: Float64Array, yo: number, x: Float64Array, xo: number, a: number, len: number): void {
+  for (let j = 0; j < len; j++) y[yo + j] += a * x[xo + j];
+}
+
+/** ∇ = Qα − e, support-major, with Q n×n and α support-major n×N. */
+function gradientAt(q: Float64Array, labels: Int32Array, N: number, alpha: Float64Array): Float64Array {
+  const n = labels.length;
+  // Class-major copy of α so that each entry is a contiguous dot product of length n.
+  const aT = new Float64Array(N * n);
+  for (let i = 0; i < n; i++) for (let m = 0; m < N; m++) aT[m * n + i] = alpha[i * N + m];
+  const g = new Float64Array(n * N);
+  for (let i = 0; i < n; i++) {
+    const qi = i * n;
+    for (let m = 0; m < N; m++) {
+      const am = m * n;
+      let s = 0;
+      for (let j = 0; j < n; j++) s += q[qi + j] * aT[am + j];
+      g[i * N + m] = s;
+    }
+    g[i * N + labels[i]] -= 1;
+  }
+  return g;
+}
+
 /** Factorised KKT matrix of one working set: per-class (Q_FF)⁻¹ and the Cholesky factor of the Schur complement. */
 interface KktFactor {
   /** Per class: sample indices of its free variables and (Q_FF)⁻¹ (|F|×|F|), or null if none is free. */
@@ -148,18 +178,38 @@ interface Residuals {
   dualityGap: number;
 }
 
-export function solveCrammerSinger(kernel: Float64Array, labels: Int32Array, way: number, options: CrammerSingerOptions): CrammerSingerSolution {
-  const opts = { ...CRAMMER_SINGER_DEFAULTS, ...options };
+/** Limits and warm start of one solve at a fixed diagonal r. */
+interface StageSettings {
+  C: number;
+  diagonal: number;
+  tolerance: number;
+  maxActiveSetIterations: number;
+  bcdTolerance: number;
+  /** Sweeps before the first active-set attempt (doubled after each failed attempt). */
+  warmSweeps: number;
+  /** Active-set attempts (each after a coordinate-descent phase) before giving up on this stage. */
+  maxAttempts: number;
+  /** Sweeps this stage may spend. */
+  sweepBudget: number;
+  /** Feasible starting point (e.g. the solution at a larger diagonal). */
+  warmStart?: Float64Array;
+}
+
+interface StageResult {
+  converged: boolean;
+  /** The accepted solution, or the best (least violating) active-set solve. */
+  alpha: Float64Array;
+  /** Feasible coordinate-descent iterate (a valid warm start even when not converged). */
+  feasible: Float64Array;
+  stats: CrammerSingerStats;
+  vjp?: (alphaBar: Float64Array) => Float64Array;
+}
+
+function solveStage(kernel: Float64Array, labels: Int32Array, way: number, opts: StageSettings): StageResult {
   const n = labels.length;
   const N = way;
   const C = opts.C;
   const nv = n * N;
-  if (kernel.length !== n * n) throw new RangeError(`kernel has ${kernel.length} entries, expected ${n}×${n}`);
-  if (!(C > 0) || !(opts.diagonal > 0)) throw new RangeError('C and diagonal must be positive');
-  for (let i = 0; i < n; i++) if (!(labels[i] >= 0 && labels[i] < N)) throw new RangeError(`label ${labels[i]} outside [0, ${N})`);
-  if (!allFinite(kernel)) {
-    throw new NumericalError('metaoptnet-svm: the support Gram matrix has NaN/Inf entries (the backbone produced non-finite or overflowing embeddings)');
-  }
 
   // Q = K + r·I, symmetrised (a float32 Gram matrix need not be exactly symmetric).
   const q = new Float64Array(n * n);
@@ -173,15 +223,24 @@ export function solveCrammerSinger(kernel: Float64Array, labels: Int32Array, way
     }
     rowAbsMax = Math.max(rowAbsMax, rowAbs);
   }
+  for (let i = 0; i < n; i++) {
+    if (!(q[i * n + i] > 0)) {
+      throw new NumericalError(`metaoptnet-svm: K + I is not positive definite (diagonal entry ${q[i * n + i]} at row ${i}); a Gram matrix cannot be indefinite`);
+    }
+  }
   /** Bound on |∇| = |Qα − e| over the feasible set (|α| ≤ C): the scale of gradients and multipliers. */
   const gradScale = 1 + C * rowAbsMax;
   const bound = (k: number): number => (labels[Math.floor(k / N)] === k % N ? C : 0);
 
   // ---------- phase 1: block coordinate descent ----------
-  const alpha = new Float64Array(nv);
+  const alpha = opts.warmStart ? opts.warmStart.slice() : new Float64Array(nv);
   // ∇ = Qα − e, stored class-major (gradT[m·n + j]) so a block update is a contiguous axpy per moved class.
   const gradT = new Float64Array(N * n);
   for (let i = 0; i < n; i++) gradT[labels[i] * n + i] = -1;
+  if (opts.warmStart) {
+    const g = gradientAt(q, labels, N, alpha);
+    for (let i = 0; i < n; i++) for (let m = 0; m < N; m++) gradT[m * n + i] = g[i * N + m];
+  }
   const v = new Float64Array(N);
   const sorted = new Float64Array(N);
   const next = new Float64Array(N);
@@ -193,7 +252,7 @@ export function solveCrammerSinger(kernel: Float64Array, labels: Int32Array, way
 
   /** Sweeps until the largest block KKT violation (margin units) is ≤ violationTol or `budget` sweeps ran. */
   const sweepUntil = (violationTol: number, budget: number): void => {
-    for (let s = 0; s < budget && sweeps < opts.maxSweeps; s++) {
+    for (let s = 0; s < budget && sweeps < opts.sweepBudget; s++) {
       sweeps++;
       for (let k = n - 1; k > 0; k--) {
         const r = Math.floor(rand() * (k + 1));
@@ -228,11 +287,7 @@ export function solveCrammerSinger(kernel: Float64Array, labels: Int32Array, way
             alpha[row + m] = next[m];
           }
         }
-        for (let k = 0; k < nMoved; k++) {
-          const gm = moved[k] * n;
-          const d = delta[k];
-          for (let j = 0; j < n; j++) gradT[gm + j] += q[qi + j] * d;
-        }
+        for (let k = 0; k < nMoved; k++) axpy(gradT, moved[k] * n, q, qi, delta[k], n);
       }
       if (maxViolation <= violationTol) return;
     }
@@ -326,20 +381,7 @@ export function solveCrammerSinger(kernel: Float64Array, labels: Int32Array, way
   };
 
   /** ∇ = Qα − e (support-major). */
-  const gradientOf = (a: Float64Array): Float64Array => {
-    const g = new Float64Array(nv);
-    for (let i = 0; i < n; i++) {
-      const gi = i * N;
-      for (let j = 0; j < n; j++) {
-        const qij = q[i * n + j];
-        if (qij === 0) continue;
-        const aj = j * N;
-        for (let m = 0; m < N; m++) g[gi + m] += qij * a[aj + m];
-      }
-      g[gi + labels[i]] -= 1;
-    }
-    return g;
-  };
+  const gradientOf = (a: Float64Array): Float64Array => gradientAt(q, labels, N, a);
 
   interface WorkingSetSolution {
     alpha: Float64Array;
@@ -471,99 +513,11 @@ export function solveCrammerSinger(kernel: Float64Array, labels: Int32Array, way
     }
   };
 
-  const objectiveOf = (a: Float64Array): number => {
-    const g = gradientOf(a);
-    let f = 0;
-    for (let k = 0; k < nv; k++) f += 0.5 * a[k] * g[k];
-    for (let i = 0; i < n; i++) f -= 0.5 * a[i * N + labels[i]];
-    return f;
-  };
-
-  /**
-   * Primal active-set method with projected search, from a feasible point (the coordinate-descent iterate).
-   * Each iteration solves for the minimiser of the current face (bound variables fixed). If it is feasible, it is
-   * taken and bound variables with negative multipliers are released. Otherwise the step towards it is
-   * projected onto the feasible set and halved until the objective decreases (this can fix many bounds at
-   * once); if no such step is found, the classical step to the first bound hit is taken. The objective decreases
-   * monotonically, so the method cannot cycle: it is the fallback when the primal–dual iteration does not settle.
-   */
-  const primalActiveSet = (start: Float64Array, budget: number): void => {
-    const cur = start.slice();
-    let fCur = objectiveOf(cur);
-    const free = new Uint8Array(nv);
-    const freeFrom = (a: Float64Array): void => {
-      for (let k = 0; k < nv; k++) free[k] = a[k] !== bound(k) ? 1 : 0;
-      keepOneFree(free, null);
-    };
-    freeFrom(cur);
-    const cand = new Float64Array(nv);
-    const vBlock = new Float64Array(N);
-    const outBlock = new Float64Array(N);
-    const scratch = new Float64Array(N);
-    for (let it = 0; it < budget; it++) {
-      activeSetIterations++;
-      const sol = solveWorkingSet(free);
-      const target = sol.alpha;
-      let feasible = true;
-      for (let k = 0; k < nv && feasible; k++) if (free[k] && target[k] > bound(k) + epsAlpha) feasible = false;
-      if (feasible) {
-        cur.set(target);
-        fCur = objectiveOf(cur);
-        record(sol);
-        let released = false;
-        for (let i = 0; i < n; i++) {
-          for (let m = 0; m < N; m++) {
-            const k = i * N + m;
-            if (!free[k] && sol.grad[k] + sol.theta[i] > epsMu) {
-              free[k] = 1;
-              released = true;
-            }
-          }
-        }
-        if (!released) return;
-        continue;
-      }
-      let moved = false;
-      for (let halvings = 0, s = 1; halvings < 10 && !moved; halvings++, s /= 2) {
-        for (let i = 0; i < n; i++) {
-          const row = i * N;
-          for (let m = 0; m < N; m++) vBlock[m] = cur[row + m] + s * (target[row + m] - cur[row + m]);
-          projectOntoBlock(vBlock, labels[i], C, outBlock, scratch);
-          cand.set(outBlock, row);
-        }
-        const fCand = objectiveOf(cand);
-        if (fCand < fCur - 1e-15 * (1 + Math.abs(fCur))) {
-          cur.set(cand);
-          fCur = fCand;
-          moved = true;
-        }
-      }
-      if (!moved) {
-        // Classical step: move towards the face minimiser until the first free variable hits its bound.
-        let step = 1;
-        for (let k = 0; k < nv; k++) {
-          const p = target[k] - cur[k];
-          if (free[k] && p > 0) {
-            const room = Math.max(bound(k) - cur[k], 0);
-            if (room < step * p) step = room / p;
-          }
-        }
-        for (let k = 0; k < nv; k++) {
-          if (!free[k]) continue;
-          const nextValue = cur[k] + step * (target[k] - cur[k]);
-          cur[k] = target[k] > cur[k] && nextValue >= bound(k) - epsAlpha ? bound(k) : nextValue;
-        }
-        fCur = objectiveOf(cur);
-      }
-      freeFrom(cur);
-    }
-  };
-
   let violationTol = opts.bcdTolerance;
   let sweepBudget = opts.warmSweeps;
   let bcdMs = 0;
   let activeSetMs = 0;
-  for (;;) {
+  for (let attempt = 0; attempt < opts.maxAttempts; attempt++) {
     const t0 = performance.now();
     sweepUntil(violationTol, sweepBudget);
     const t1 = performance.now();
@@ -572,24 +526,25 @@ export function solveCrammerSinger(kernel: Float64Array, labels: Int32Array, way
     const free = new Uint8Array(nv);
     for (let k = 0; k < nv; k++) free[k] = alpha[k] !== bound(k) ? 1 : 0;
     keepOneFree(free, null);
-    primalDualActiveSet(free, opts.maxPrimalDualIterations);
-    if (!(best && accepted(best.r))) primalActiveSet(alpha, opts.maxActiveSetIterations);
+    primalDualActiveSet(free, opts.maxActiveSetIterations);
     activeSetMs += performance.now() - t1;
-    if (best && accepted(best.r)) break;
-    if (sweeps >= opts.maxSweeps) {
-      const r = best?.r;
-      throw new NumericalError(
-        `metaoptnet-svm: QP solver did not converge within ${opts.maxSweeps} coordinate-descent sweeps and ${activeSetIterations} active-set solves ` +
-          `(primal infeasibility ${r?.primalInfeasibility.toExponential(2)}·C, complementarity ${r?.complementarity.toExponential(2)}, ` +
-          `tolerance ${opts.tolerance}); raise maxIter or tolerance`,
-      );
-    }
-    // Neither active-set method finished within its budget: refine the coordinate-descent iterate and retry.
+    if ((best && accepted(best.r)) || sweeps >= opts.sweepBudget) break;
+    // The active set did not settle: coordinate descent converges globally (linearly), so refining its iterate
+    // eventually identifies the optimal active set, from which one solve is exact.
     violationTol /= 10;
     sweepBudget *= 2;
   }
+  const emptyResiduals: Residuals = { objective: NaN, primalInfeasibility: Infinity, complementarity: Infinity, dualityGap: Infinity };
+  if (!best || !accepted(best.r)) {
+    return {
+      converged: false,
+      alpha: best ? best.sol.alpha : alpha,
+      feasible: alpha,
+      stats: { sweeps, activeSetIterations, freeVariables: 0, ...(best ? best.r : emptyResiduals), bcdMs, activeSetMs, stages: 1 },
+    };
+  }
 
-  const { r, sol } = best!;
+  const { r, sol } = best;
   if (!allFinite(sol.alpha)) throw new NumericalError('metaoptnet-svm: QP solution is not finite');
   const alphaStar = sol.alpha;
   const fac = sol.fac;
@@ -601,22 +556,115 @@ export function solveCrammerSinger(kernel: Float64Array, labels: Int32Array, way
     if (!allFinite(alphaBar)) throw new NumericalError('metaoptnet-svm: the incoming gradient of the SVM dual variables is NaN/Inf');
     // Adjoint KKT system: H_m u^m + P_mᵀ w = ᾱ_F^m, Σ_m P_m u^m = 0; bound entries of u are 0.
     const [u] = solveKkt(fac, alphaBar, new Float64Array(n));
-    // K̄ = −U αᵀ.
+    // ∂L/∂Q = −U αᵀ; the solver uses Q = ½(K + Kᵀ) + rI, so ∂L/∂K = −½(U αᵀ + α Uᵀ).
     const kBar = new Float64Array(n * n);
     for (let i = 0; i < n; i++) {
-      const ui = i * N;
-      let any = false;
-      for (let m = 0; m < N; m++) if (u[ui + m] !== 0) any = true;
-      if (!any) continue;
-      for (let j = 0; j < n; j++) {
-        const aj = j * N;
+      const ri = i * N;
+      for (let j = 0; j <= i; j++) {
+        const rj = j * N;
         let s = 0;
-        for (let m = 0; m < N; m++) s += u[ui + m] * alphaStar[aj + m];
-        kBar[i * n + j] = -s;
+        for (let m = 0; m < N; m++) s += u[ri + m] * alphaStar[rj + m] + alphaStar[ri + m] * u[rj + m];
+        kBar[i * n + j] = -0.5 * s;
+        kBar[j * n + i] = -0.5 * s;
       }
     }
     return kBar;
   };
 
-  return { alpha: alphaStar, stats: { sweeps, activeSetIterations, freeVariables, ...r, bcdMs, activeSetMs }, vjp };
+  return { converged: true, alpha: alphaStar, feasible: alpha, stats: { sweeps, activeSetIterations, freeVariables, ...r, bcdMs, activeSetMs, stages: 1 }, vjp };
+}
+
+/**
+ * Solves the Crammer–Singer dual (see the module comment). A direct attempt (coordinate descent, then active-set
+ * solves) settles almost every episode. When it does not — embeddings so correlated or low-rank that K + I is
+ * badly conditioned and coordinate descent crawls — the solver follows the solution path in the diagonal r from
+ * r₀ = 1 + (Gershgorin bound on ‖K‖) down to 1: at large r the problem is well conditioned, and each stage starts
+ * the active-set solves from the previous stage's solution, whose active set is nearly right. A stage that does
+ * not settle is retried with a smaller step in r. All sweeps count against `maxSweeps`.
+ */
+export function solveCrammerSinger(kernel: Float64Array, labels: Int32Array, way: number, options: CrammerSingerOptions): CrammerSingerSolution {
+  const opts = { ...CRAMMER_SINGER_DEFAULTS, ...options };
+  const n = labels.length;
+  if (kernel.length !== n * n) throw new RangeError(`kernel has ${kernel.length} entries, expected ${n}×${n}`);
+  if (!(opts.C > 0) || !(opts.diagonal > 0)) throw new RangeError('C and diagonal must be positive');
+  for (let i = 0; i < n; i++) if (!(labels[i] >= 0 && labels[i] < way)) throw new RangeError(`label ${labels[i]} outside [0, ${way})`);
+  if (!allFinite(kernel)) {
+    throw new NumericalError('metaoptnet-svm: the support Gram matrix has NaN/Inf entries (the backbone produced non-finite or overflowing embeddings)');
+  }
+  for (let i = 0; i < n; i++) {
+    if (!(kernel[i * n + i] + opts.diagonal > 0)) {
+      throw new NumericalError(`metaoptnet-svm: K + I is not positive definite (diagonal entry ${kernel[i * n + i] + opts.diagonal} at row ${i}); a Gram matrix cannot be indefinite`);
+    }
+  }
+  let sweepsLeft = opts.maxSweeps;
+  const total = { sweeps: 0, activeSetIterations: 0, bcdMs: 0, activeSetMs: 0, stages: 0 };
+  const stage = (diagonal: number, settings: Partial<StageSettings>): StageResult => {
+    const res = solveStage(kernel, labels, way, {
+      C: opts.C,
+      diagonal,
+      tolerance: opts.tolerance,
+      maxActiveSetIterations: opts.maxActiveSetIterations,
+      bcdTolerance: opts.bcdTolerance,
+      warmSweeps: opts.warmSweeps,
+      maxAttempts: 1,
+      ...settings,
+      sweepBudget: Math.max(0, Math.min(settings.sweepBudget ?? Infinity, sweepsLeft)),
+    });
+    sweepsLeft -= res.stats.sweeps;
+    total.sweeps += res.stats.sweeps;
+    total.activeSetIterations += res.stats.activeSetIterations;
+    total.bcdMs += res.stats.bcdMs;
+    total.activeSetMs += res.stats.activeSetMs;
+    total.stages++;
+    return res;
+  };
+  const finish = (res: StageResult): CrammerSingerSolution => ({
+    alpha: res.alpha,
+    stats: { ...res.stats, ...total },
+    vjp: res.vjp!,
+  });
+  const fail = (res: StageResult, where: string): never => {
+    throw new NumericalError(
+      `metaoptnet-svm: QP solver did not converge within ${opts.maxSweeps} coordinate-descent sweeps (${total.activeSetIterations} active-set solves, ${where}; ` +
+        `primal infeasibility ${res.stats.primalInfeasibility.toExponential(2)}·C, complementarity ${res.stats.complementarity.toExponential(2)}, ` +
+        `tolerance ${opts.tolerance}); raise maxIter or tolerance`,
+    );
+  };
+
+  const direct = stage(opts.diagonal, {});
+  if (direct.converged) return finish(direct);
+  if (sweepsLeft <= 0) fail(direct, 'direct attempt');
+
+  // Homotopy in the diagonal r (see above).
+  let rowAbsMax = 0;
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let j = 0; j < n; j++) s += Math.abs(kernel[i * n + j]);
+    rowAbsMax = Math.max(rowAbsMax, s);
+  }
+  let r = opts.diagonal + rowAbsMax;
+  let current = stage(r, { maxAttempts: Infinity });
+  if (!current.converged) fail(current, `at diagonal ${r.toPrecision(3)}`);
+  let ratio = 4;
+  while (r > opts.diagonal) {
+    const next = Math.max(opts.diagonal, r / ratio);
+    const res = stage(next, { warmStart: current.alpha, warmSweeps: 5 });
+    if (res.converged) {
+      current = res;
+      r = next;
+      ratio = Math.min(ratio * 2, 64);
+      continue;
+    }
+    if (sweepsLeft <= 0) fail(res, `at diagonal ${next.toPrecision(3)}`);
+    ratio = Math.sqrt(ratio);
+    if (ratio < 1.05) {
+      // Steps in r this small should not be needed; settle this stage by coordinate descent alone.
+      const forced = stage(next, { warmStart: res.feasible, maxAttempts: Infinity });
+      if (!forced.converged) fail(forced, `at diagonal ${next.toPrecision(3)}`);
+      current = forced;
+      r = next;
+      ratio = 2;
+    }
+  }
+  return finish(current);
 }

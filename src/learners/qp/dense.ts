@@ -94,17 +94,6 @@ export function inverseFromCholesky(l: Float64Array, n: number): Float64Array {
   return out;
 }
 
-/** y = A·x for a row-major rows×cols matrix. */
-export function matVec(a: Float64Array, rows: number, cols: number, x: Float64Array, y = new Float64Array(rows)): Float64Array {
-  for (let i = 0; i < rows; i++) {
-    const ri = i * cols;
-    let s = 0;
-    for (let j = 0; j < cols; j++) s += a[ri + j] * x[j];
-    y[i] = s;
-  }
-  return y;
-}
-
 /** True if every entry is a finite number. */
 export function allFinite(a: ArrayLike<number>): boolean {
   for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;

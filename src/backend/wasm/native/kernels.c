@@ -174,6 +174,24 @@ void max_pool_grad_2x2(const float* x, const float* dy, float* dx, int N, int H,
 /* out[o, i] = scale * sum_r x[o, r, i] for x viewed as [outer, R, inner] (float64 accumulation in acc[inner]). */
 EXPORT(reduce_middle)
 void reduce_middle(const float* x, float* out, int outer, int R, int inner, float scale, double* acc) {
+  if (inner == 1) {
+    /* Contiguous rows: two float64x2 accumulators. */
+    for (int o = 0; o < outer; o++) {
+      const float* row = x + (long)o * R;
+      v128_t a0 = wasm_f64x2_splat(0.0), a1 = wasm_f64x2_splat(0.0);
+      int r = 0;
+      for (; r + 4 <= R; r += 4) {
+        v128_t v = wasm_v128_load(row + r);
+        a0 = wasm_f64x2_add(a0, wasm_f64x2_promote_low_f32x4(v));
+        a1 = wasm_f64x2_add(a1, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1)));
+      }
+      v128_t a = wasm_f64x2_add(a0, a1);
+      double s = wasm_f64x2_extract_lane(a, 0) + wasm_f64x2_extract_lane(a, 1);
+      for (; r < R; r++) s += row[r];
+      out[o] = (float)(s * scale);
+    }
+    return;
+  }
   const int I4 = inner & ~3;
   for (int o = 0; o < outer; o++) {
     for (int i = 0; i < inner; i++) acc[i] = 0.0;
@@ -265,4 +283,35 @@ void add_into(float* acc, const float* part, int n) {
   int i = 0;
   for (; i + 4 <= n; i += 4) wasm_v128_store(acc + i, wasm_f32x4_add(wasm_v128_load(acc + i), wasm_v128_load(part + i)));
   for (; i < n; i++) acc[i] += part[i];
+}
+
+/*
+ * Plain im2col for images [0, count) of x (NHWC, already offset to the first image): col[(n*OH + oh)*OW + ow, k]
+ * with k = (kh*KW + kw)*C + ci, zero outside the image.
+ */
+EXPORT(im2col)
+void im2col(const float* x, float* col, int count, int H, int W, int C, int OH, int OW, int KH, int KW, int sh, int sw, int pt,
+            int pl) {
+  const int K = KH * KW * C;
+  float* dst = col;
+  for (int n = 0; n < count; n++) {
+    const float* img = x + (long)n * H * W * C;
+    for (int oh = 0; oh < OH; oh++) {
+      for (int ow = 0; ow < OW; ow++, dst += K) {
+        float* d = dst;
+        for (int kh = 0; kh < KH; kh++) {
+          const int ih = oh * sh + kh - pt;
+          for (int kw = 0; kw < KW; kw++, d += C) {
+            const int iw = ow * sw + kw - pl;
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+              for (int c = 0; c < C; c++) d[c] = 0.0f;
+            } else {
+              const float* s = img + ((long)ih * W + iw) * C;
+              for (int c = 0; c < C; c++) d[c] = s[c];
+            }
+          }
+        }
+      }
+    }
+  }
 }

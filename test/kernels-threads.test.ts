@@ -1,0 +1,86 @@
+/**
+ * The threaded XNNPACK build (src/backend/wasm/threads.ts) under Node: it starts with 2 threads, runs on shared
+ * memory (so the SIMD helper module's shared-memory variant is the one in use), and the training kernels give
+ * the cpu backend's results on it. Tolerance as in kernels.test.ts: max|wasm - cpu| / max|cpu| < 1e-4,
+ * max-pool gradients exact.
+ */
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core's Node build has no gradient definitions; the project registers them here.
+import '../src/tf-gradients.ts';
+import '@tensorflow/tfjs-backend-cpu';
+import { selectBackend } from '../src/backend/select.ts';
+import { batchNormTraining } from '../src/backend/wasm/batch_norm.ts';
+import type { BackendWasm } from '../src/backend/wasm/heap.ts';
+import { nativeKernels } from '../src/backend/wasm/native.ts';
+import { useWasmThreads, wasmThreadsInUse } from '../src/backend/wasm/threads.ts';
+
+const TOL = 1e-4;
+
+test.before(async () => {
+  if (!useWasmThreads(2)) throw new Error('wasm backend was created before the test could configure threads');
+  await selectBackend('wasm');
+});
+
+async function runOn(backend: string, f: () => tf.Tensor[]): Promise<number[][]> {
+  await tf.setBackend(backend);
+  const outs = tf.tidy(f);
+  const arrays = outs.map((t) => Array.from(t.dataSync()));
+  tf.dispose(outs);
+  return arrays;
+}
+
+function relativeError(a: number[], b: number[]): number {
+  let num = 0;
+  let den = 1e-6;
+  for (let i = 0; i < b.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return a.length === b.length ? num / den : Infinity;
+}
+
+test.serial('the threaded build is active with 2 threads on shared memory, with the SIMD helpers loaded', async (t) => {
+  await tf.setBackend('wasm');
+  t.is(wasmThreadsInUse(), 2);
+  const backend = tf.backend() as unknown as BackendWasm;
+  t.true((backend.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32.buffer instanceof SharedArrayBuffer);
+  t.not(nativeKernels(backend), null);
+  t.false(useWasmThreads(4), 'reconfiguring after creation must be refused');
+});
+
+test.serial('Conv-4 style stack with fused and composed batch norm: values and gradients match cpu', async (t) => {
+  await tf.setBackend('cpu');
+  const data = tf.tidy(() => ({
+    x: Array.from(tf.randomNormal([6, 16, 16, 3], 0, 1, 'float32', 1).dataSync()),
+    f: [3, 8, 8].map((cin, i) => Array.from(tf.randomNormal([3, 3, cin, 8], 0, 0.3, 'float32', 2 + i).dataSync())),
+  }));
+  const run = (fused: boolean) => () => {
+    const xs = tf.tensor4d(data.x, [6, 16, 16, 3]);
+    const fs = data.f.map((v, i) => tf.tensor4d(v, [3, 3, i === 0 ? 3 : 8, 8]));
+    const gammas = fs.map(() => tf.ones([8]));
+    const betas = fs.map(() => tf.zeros([8]));
+    const loss = (...p: tf.Tensor[]) => {
+      let h: tf.Tensor4D = xs;
+      for (let l = 0; l < 3; l++) {
+        const c = tf.conv2d(h, p[l] as tf.Tensor4D, l === 1 ? 2 : 1, 'same');
+        let a: tf.Tensor4D;
+        if (fused) {
+          a = batchNormTraining(c, p[3 + l] as tf.Tensor1D, p[6 + l] as tf.Tensor1D, { varianceEpsilon: 1e-5, activation: 'relu' }).y;
+        } else {
+          const { mean, variance } = tf.moments(c, [0, 1, 2]);
+          a = tf.relu(tf.batchNorm4d(c, mean as tf.Tensor1D, variance as tf.Tensor1D, p[6 + l] as tf.Tensor1D, p[3 + l] as tf.Tensor1D, 1e-5));
+        }
+        h = l === 1 ? a : tf.maxPool(a, 2, 2, 'same');
+      }
+      return tf.mean(tf.square(h));
+    };
+    const { value, grads } = tf.valueAndGrads(loss)([...fs, ...gammas, ...betas]);
+    return [value, ...grads];
+  };
+  const cpu = await runOn('cpu', run(false));
+  for (const fused of [false, true]) {
+    const wasm = await runOn('wasm', run(fused));
+    wasm.forEach((w, i) => t.true(relativeError(w, cpu[i]) <= TOL, `fused=${fused} output ${i}: ${relativeError(w, cpu[i])}`));
+  }
+});
