@@ -6,6 +6,7 @@ import { configHash, resolveTrainConfig, runName, type TrainFlags } from '../con
 import { loadPlugins, softwareVersions } from '../context.ts';
 import { selectBackend, type SelectedBackend } from '../../backend/select.ts';
 import { buildMethod } from '../../methods/build.ts';
+import { resolveMethodName } from '../../methods/registry.ts';
 import type { EpisodicMethod } from '../../methods/contract.ts';
 import type { TrainConfig } from '../../train/config.ts';
 import { train, type TrainSummary } from '../../train/trainer.ts';
@@ -79,7 +80,7 @@ export interface TrainedRun {
 async function trainFromFlags(methodName: string, flags: CommonFlags): Promise<TrainedRun> {
   await loadPlugins(flags.plugin);
   const config = await resolveTrainConfig(methodName, flags);
-  // Build once before any data or compute so that every config error surfaces immediately.
+  resolveMethodName(config.method); // an unknown method fails before the backend loads
   const backend = await selectBackend(flags.backend);
   process.stderr.write(`backend: ${backend.choice} — ${backend.detail}\n`);
   const method = buildMethod({

@@ -1,0 +1,113 @@
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
+
+/**
+ * End-to-end through the real CLI on real mini-ImageNet images (a 7-class fixture cut from the shared
+ * val archive): prepare → episodes make → run protonet-sla → compare, and the bad-input paths, which
+ * must exit non-zero with a message naming the problem and the fix, and leave no files behind.
+ */
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<Outcome> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(REPO_ROOT, 'bin', 'fewshot.js'), ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, timeout: 240_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as NodeJS.ErrnoException & { code?: number }).code as unknown as number) ?? 1 : 0, stdout, stderr });
+    });
+  });
+}
+
+let fx: Fixture;
+let tmp: string;
+let cache: string;
+const common = () => ['--image-size', '16', '--cache', cache];
+
+test.before(async () => {
+  fx = await buildFixture(12);
+  tmp = fx.root;
+  cache = path.join(tmp, 'cache16');
+  const prep = await cli(['data', 'prepare', '--data', fx.folderDir, ...common()]);
+  if (prep.code !== 0) throw new Error(`prepare failed: ${prep.stderr}`);
+  for (const split of ['val', 'test']) {
+    const made = await cli(['episodes', 'make', '--split', split, '--way', '2', '--shot', '1', '--query', '3', '--count', '4', '--seed', '0', ...common(), '--out', path.join(tmp, `${split}.json`)]);
+    if (made.code !== 0) throw new Error(`episodes make failed: ${made.stderr}`);
+  }
+});
+
+test.after.always(async () => {
+  await fx?.cleanup();
+});
+
+test.serial('run protonet-sla trains, evaluates and records a traceable result; compare pairs it', async (t) => {
+  const args = (name: string, method: string) => [
+    'run', method, '--way', '2', '--shot', '1', '--query', '3', '--episodes', '3', '--val-every', '2', '--val-episodes', '2',
+    '--val-file', path.join(tmp, 'val.json'), '--test-file', path.join(tmp, 'test.json'), '--backend', 'wasm',
+    '--runs', path.join(tmp, 'runs'), '--results', path.join(tmp, 'results'), '--name', name, ...common(),
+  ];
+  const sla = await cli(args('sla', 'protonet-sla'));
+  t.is(sla.code, 0, sla.stderr);
+  t.regex(sla.stdout, /protonet-sla \[ag\] 2-way 1-shot: \d+\.\d\d ± \d+\.\d\d %/);
+  t.regex(sla.stderr, /backend: wasm/);
+  const dir = path.join(tmp, 'results', 'mini-imagenet', 'sla');
+  const record = JSON.parse(await fs.readFile(path.join(dir, 'result.json'), 'utf8'));
+  t.deepEqual(record.inferenceModes, ['ag', 'si']);
+  t.is(record.episodes.evaluated, 4);
+  t.is(record.backend.choice, 'wasm');
+  t.regex(record.data.splitFingerprint, /^[0-9a-f]{64}$/);
+  t.regex(record.episodes.sha256, /^[0-9a-f]{64}$/);
+  t.is(record.seed, 0);
+  t.true(record.wallSeconds.eval > 0);
+  t.regex(record.command, /^fewshot run protonet-sla/);
+  const csv = (await fs.readFile(path.join(dir, 'per-episode.csv'), 'utf8')).trim().split('\n');
+  t.is(csv[0], 'episode,ag,si');
+  t.is(csv.length, 5);
+  // Resume: the same command again finds `last/` complete and does not retrain.
+  const again = await cli(args('sla', 'protonet-sla'));
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stderr, /resumed from episode 3/);
+
+  const plain = await cli(args('plain', 'protonet'));
+  t.is(plain.code, 0, plain.stderr);
+  const cmp = await cli(['compare', dir, path.join(tmp, 'results', 'mini-imagenet', 'plain')]);
+  t.is(cmp.code, 0, cmp.stderr);
+  t.regex(cmp.stdout, /A − B \(paired over 4 episodes\): -?\d+\.\d\d ± \d+\.\d\d points/);
+});
+
+const badInputs: [string, string[], RegExp][] = [
+  ['unknown method', ['run', 'protonett', '--data', 'x'], /unknown method "protonett"[\s\S]*fix: use one of: protonet/],
+  ['unknown transform', ['run', 'protonet-sla', '--transform', 'flip'], /unknown transform set "flip"/],
+  ['transform on a plain method', ['run', 'protonet', '--transform', 'rotation'], /takes no wrapper options/],
+  ['missing dataset', ['data', 'prepare', '--data', '/nonexistent/mini'], /nonexistent[\s\S]*fix:/],
+  ['way larger than the split', ['episodes', 'make', '--split', 'test', '--way', '5', '--count', '2'], /way[\s\S]*fix:/i],
+  ['shot + query larger than a class', ['episodes', 'make', '--split', 'test', '--way', '2', '--shot', '10', '--query', '10', '--count', '2'], /fix:/],
+];
+for (const [what, args, message] of badInputs) {
+  test(`bad input: ${what} → exit 2 with problem and fix`, async (t) => {
+    const extra = args[0] === 'episodes' ? [...common(), '--out', path.join(tmp, 'never.json')] : args[0] === 'run' ? ['--backend', 'cpu'] : [];
+    const out = await cli([...args, ...extra]);
+    t.is(out.code, 2, out.stderr);
+    t.regex(out.stderr, message);
+    t.false(await fs.stat(path.join(tmp, 'never.json')).then(() => true, () => false));
+  });
+}
+
+test('bad input: a malformed episode file is refused before training', async (t) => {
+  const bad = path.join(tmp, 'bad-episodes.json');
+  await fs.writeFile(bad, '{"format": "fewshot-episodes", "formatVersion": 1, "episodes": [[1,2]]}');
+  const out = await cli(['run', 'protonet', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '2', '--val-file', bad, '--backend', 'wasm', '--runs', path.join(tmp, 'runs-bad'), '--results', path.join(tmp, 'results-bad'), ...common()]);
+  t.is(out.code, 2, out.stderr);
+  t.regex(out.stderr, /bad-episodes\.json is not a valid episode file[\s\S]*fix:/);
+  t.false(await fs.stat(path.join(tmp, 'results-bad')).then(() => true, () => false));
+});
+
+test('bad input: unknown backend is refused by the option parser', async (t) => {
+  const out = await cli(['run', 'protonet', '--backend', 'tpu']);
+  t.not(out.code, 0);
+  t.regex(out.stderr, /--backend.*tpu.*(choices|Allowed)/is);
+});
