@@ -2,7 +2,10 @@
  * Conv-4 forward+backward timing on the wasm backend with the training kernels of src/backend/wasm.
  *
  *   npx tsx bench/kernels.ts [--iters N] [--only 80x32,320x32,80x84] [--bn composed,fused] [--backend wasm|cpu]
- *                            [--threads N] [--no-profile]
+ *                            [--threads N] [--no-native] [--no-profile]
+ *
+ * --threads N uses the threaded XNNPACK build (src/backend/wasm/threads.ts); --no-native turns the SIMD helper
+ * module off so the JS fallback loops run (A/B of src/backend/wasm/native).
  *
  * Conv-4 = 4 x [conv3x3 (64, no bias), batch-norm in training mode, ReLU, maxPool 2]. Batch norm either as
  * tfjs composes it (tf.moments + tf.batchNorm4d + tf.relu: 'composed') or as the fused batchNormTraining op
@@ -15,6 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '../src/tf-gradients.ts';
 import { selectBackend } from '../src/backend/select.ts';
 import { batchNormTraining } from '../src/backend/wasm/batch_norm.ts';
+import { setNativeKernelsEnabled } from '../src/backend/wasm/native.ts';
 import { useWasmThreads, wasmThreadsInUse } from '../src/backend/wasm/threads.ts';
 
 type BnMode = 'composed' | 'fused';
@@ -35,6 +39,7 @@ function parseArgs(argv: string[]) {
   let bn: BnMode[] = ['composed', 'fused'];
   let profile = true;
   let threads = 1;
+  let native = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--iters') iters = Number(argv[++i]);
@@ -47,9 +52,10 @@ function parseArgs(argv: string[]) {
     else if (a === '--bn') bn = argv[++i].split(',') as BnMode[];
     else if (a === '--no-profile') profile = false;
     else if (a === '--threads') threads = Number(argv[++i]);
+    else if (a === '--no-native') native = false;
     else throw new Error(`unknown argument ${a}`);
   }
-  return { iters, only, backend, profile, bn, threads };
+  return { iters, only, backend, profile, bn, threads, native };
 }
 
 function conv4(seed: number, bnMode: BnMode) {
@@ -95,9 +101,10 @@ function median(xs: number[]): number {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  setNativeKernelsEnabled(args.native);
   if (args.backend === 'wasm' && args.threads > 1 && !useWasmThreads(args.threads)) throw new Error('could not configure wasm threads');
   const sel = await selectBackend(args.backend);
-  console.log(`backend: ${sel.detail}${args.backend === 'wasm' ? `, XNNPACK threads ${wasmThreadsInUse()}` : ''}`);
+  console.log(`backend: ${sel.detail}${args.backend === 'wasm' ? `, XNNPACK threads ${wasmThreadsInUse()}, SIMD helpers ${args.native ? 'on' : 'off'}` : ''}`);
   // Per-kernel CPU time: tf.profile times kernels through backend.time(); make that measure CPU, not wall.
   const backend = tf.backend() as unknown as { time(f: () => void): Promise<{ kernelMs: number }> };
   backend.time = async (f) => {

@@ -53,8 +53,8 @@ class ResidualBlock {
   }
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
     const residual = this.shortcutNorm.apply(this.shortcutConv.apply(x), training);
-    let out = tf.leakyRelu(this.norms[0].apply(this.convs[0].apply(x), training), LEAK);
-    out = tf.leakyRelu(this.norms[1].apply(this.convs[1].apply(out), training), LEAK);
+    let out = this.norms[0].apply(this.convs[0].apply(x), training, 'leakyRelu', LEAK);
+    out = this.norms[1].apply(this.convs[1].apply(out), training, 'leakyRelu', LEAK);
     out = this.norms[2].apply(this.convs[2].apply(out), training);
     out = tf.leakyRelu(tf.add(out, residual) as tf.Tensor4D, LEAK);
     return tf.maxPool(out, 2, 2, 'valid');

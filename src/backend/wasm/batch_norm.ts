@@ -4,10 +4,11 @@
  * tfjs composes training-mode batch norm from tf.moments + tf.batchNorm, and its gradient from ~25 full-size
  * elementwise ops, reductions and a tile per layer; on the wasm backend that was half of a Conv-4 training step.
  * Here the forward is two passes over x (per-channel sums, then y = x*a[c] + b[c] with the activation) and the
- * backward two passes (sum(dy'), sum(dy'*xhat), then dx), with float64 accumulators.
+ * backward two passes (sum(dy'), sum(dy'*xhat), then dx); sums end in float64.
  *
- * Kernels are registered for 'wasm' (heap loops) and 'cpu'; on any other backend `batchNormTraining` falls back
- * to the standard composition, so callers can use it unconditionally.
+ * Kernels are registered for 'wasm' (SIMD helpers on the heap, JS loops as fallback) and 'cpu' (JS loops); on
+ * any other backend `batchNormTraining` falls back to the standard composition, so callers can use it
+ * unconditionally.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../util/errors.ts';
@@ -176,9 +177,9 @@ function forwardWasm(args: KernelArgs): tf.TensorInfo[] {
     forward(v(x), v(gamma), v(beta), C, attrs, v(y), v(mean), v(variance));
     return [y, mean, variance];
   }
-  // Scratch: s1, s2 (float64 x C), scale, shift (float32 x C).
-  const s = scratch(backend, 24 * C);
-  nk.bn_sums(offsetOf(backend, x), P, C, s, s + 8 * C);
+  // Scratch: s1, s2 (float64 x C), scale, shift (float32 x C), 2 x C float32 block accumulators.
+  const s = scratch(backend, 32 * C);
+  nk.bn_sums(offsetOf(backend, x), P, C, s, s + 8 * C, s + 24 * C);
   const buf = heapF32(backend).buffer;
   forwardCoefficients(
     new Float64Array(buf, s, C), new Float64Array(buf, s + 8 * C, C), P, v(gamma), v(beta), attrs.varianceEpsilon,
@@ -203,10 +204,10 @@ function backwardWasm(args: KernelArgs): tf.TensorInfo[] {
     backward(v(i.dy), v(i.x), v(i.y), v(i.gamma), v(i.mean), v(i.variance), v(i.dmean), v(i.dvar), C, attrs, v(dx), v(dgamma), v(dbeta));
     return [dx, dgamma, dbeta];
   }
-  // Scratch: sdy, sdyx (float64 x C), k1, k2, k3 (float32 x C).
-  const s = scratch(backend, 28 * C);
+  // Scratch: sdy, sdyx (float64 x C), k1, k2, k3 (float32 x C), 2 x C float32 block accumulators.
+  const s = scratch(backend, 36 * C);
   const off = (t: tf.TensorInfo) => offsetOf(backend, t);
-  nk.bn_grad_sums(off(i.dy), off(i.x), off(i.y), P, C, off(i.mean), attrs.activation, attrs.alpha, s, s + 8 * C);
+  nk.bn_grad_sums(off(i.dy), off(i.x), off(i.y), P, C, off(i.mean), attrs.activation, attrs.alpha, s, s + 8 * C, s + 28 * C);
   const buf = heapF32(backend).buffer;
   backwardCoefficients(
     new Float64Array(buf, s, C), new Float64Array(buf, s + 8 * C, C), P, v(i.gamma), v(i.mean), v(i.variance), v(i.dmean), v(i.dvar),

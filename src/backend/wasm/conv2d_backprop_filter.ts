@@ -123,7 +123,7 @@ export function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
   const chunk = Math.min(imagesPerChunk(g, convChunking.filterGradMaxFloats), Math.max(1, Math.floor(convChunking.filterGradColumns / pixelsPerImage)));
 
   const nk = nativeKernels(backend);
-  if (nk != null && K < CO && pixelsPerImage > 0) return reshaped(viaTransposedProduct(backend, nk, x, dy, g, chunk), [...filterShape]);
+  if (nk != null && K < CO && pixelsPerImage > 0 && g.batch > 0) return reshaped(viaTransposedProduct(backend, nk, x, dy, g, chunk), [...filterShape]);
   const { inHeight: H, inWidth: W, inChannels: C } = g;
   let acc: tf.TensorInfo | null = null;
   for (let n0 = 0; n0 < g.batch && pixelsPerImage > 0; n0 += chunk) {

@@ -94,7 +94,7 @@ function viaMatMulCol2Im(backend: BackendWasm, dy: tf.TensorInfo, filter: tf.Ten
   f32View(backend, dx).fill(0);
   const pixelsPerImage = g.outHeight * g.outWidth;
   const chunk = imagesPerChunk(g, convChunking.inputGradMaxFloats);
-  for (let n0 = 0; n0 < g.batch; n0 += chunk) {
+  for (let n0 = 0; n0 < g.batch && pixelsPerImage > 0; n0 += chunk) {
     const count = Math.min(chunk, g.batch - n0);
     const rows = count * pixelsPerImage;
     const dySlice = allocF32(backend, [1, rows, CO]);

@@ -9,9 +9,9 @@ import type { BackendWasm } from './heap.ts';
 
 /** Pointers are byte offsets into the backend heap; `double*` scratch comes from `scratch()`. */
 export interface NativeKernels {
-  bn_sums(x: number, P: number, C: number, s1: number, s2: number): void;
+  bn_sums(x: number, P: number, C: number, s1: number, s2: number, blk: number): void;
   bn_apply(x: number, y: number, P: number, C: number, scale: number, shift: number, act: number, alpha: number): void;
-  bn_grad_sums(dy: number, x: number, y: number, P: number, C: number, mean: number, act: number, alpha: number, sdy: number, sdyx: number): void;
+  bn_grad_sums(dy: number, x: number, y: number, P: number, C: number, mean: number, act: number, alpha: number, sdy: number, sdyx: number, blk: number): void;
   bn_grad_apply(dy: number, x: number, y: number, dx: number, P: number, C: number, k1: number, k2: number, k3: number, act: number, alpha: number): void;
   max_pool_grad_2x2(x: number, dy: number, dx: number, N: number, H: number, W: number, C: number, OH: number, OW: number, OHfull: number, OWfull: number): void;
   reduce_middle(x: number, out: number, outer: number, R: number, inner: number, scale: number, acc: number): void;
