@@ -106,6 +106,15 @@ test('bad input: a malformed episode file is refused before training', async (t)
   t.false(await fs.stat(path.join(tmp, 'results-bad')).then(() => true, () => false));
 });
 
+test('a plugin head registers without editing the library and combines with every wrapper', async (t) => {
+  const out = await cli(['list', '--plugin', './examples/cosine-head.ts']);
+  t.is(out.code, 0, out.stderr);
+  for (const name of ['cosine', 'cosine-sla', 'cosine-sla-sd', 'cosine-da', 'cosine-mt']) t.regex(out.stdout, new RegExp(`^  ${name}  —`, 'm'));
+  const missing = await cli(['list', '--plugin', './examples/nope.ts']);
+  t.is(missing.code, 2);
+  t.regex(missing.stderr, /cannot load plugin/);
+});
+
 test('bad input: unknown backend is refused by the option parser', async (t) => {
   const out = await cli(['run', 'protonet', '--backend', 'tpu']);
   t.not(out.code, 0);
