@@ -89,3 +89,27 @@ test('a truncated or missing checkpoint is a clear user error', async (t) => {
   t.true(err instanceof UserError && /truncated/.test(err.message));
   await t.throwsAsync(readCheckpoint(path.join(dir, 'nope')), { instanceOf: UserError });
 });
+
+test('no tensor leaks: tf.memory() is flat across training steps and evaluations', async (t) => {
+  const { buildMethod } = await import('../src/methods/build.ts');
+  await import('../src/builtin.ts');
+  const { trainingStep } = await import('../src/train/step.ts');
+  const method = buildMethod({ name: 'protonet-sla', backbone: 'conv4', imageSize: 16, way: 2, seed: 0 });
+  const vars = method.trainableVariables();
+  const opt = new Adam();
+  const ep = () => ({
+    supportImages: tf.randomNormal([2, 16, 16, 3]) as tf.Tensor4D, supportLabels: new Int32Array([0, 1]),
+    queryImages: tf.randomNormal([4, 16, 16, 3]) as tf.Tensor4D, queryLabels: new Int32Array([0, 0, 1, 1]), way: 2,
+  });
+  const counts: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    const e = ep();
+    const loss = trainingStep(method, vars, opt, [e], 1e-3);
+    loss.dispose();
+    tf.dispose(Object.values(tf.tidy(() => method.predict(e))));
+    tf.dispose([e.supportImages, e.queryImages]);
+    counts.push(tf.memory().numTensors);
+  }
+  // The first step creates the optimizer slots; after that the count must not move.
+  t.deepEqual(counts.slice(1), Array(5).fill(counts[1]));
+});

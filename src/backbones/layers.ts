@@ -31,12 +31,11 @@ export class Conv2d {
     this.stride = opts.stride ?? 1;
     // He/Kaiming normal with fan-out, as in the reference Conv-4 / ResNet-12: std = sqrt(2 / (k*k*out)).
     const std = Math.sqrt(2 / (kernelSize * kernelSize * outChannels));
-    this.filter = tf.variable(
-      tf.randomNormal([kernelSize, kernelSize, inChannels, outChannels], 0, std, 'float32', opts.seed),
-      true,
-      uniqueName(`${path}/filter`),
+    // tf.tidy disposes the initial-value tensors; the variables survive (tidy never disposes variables).
+    this.filter = tf.tidy(() =>
+      tf.variable(tf.randomNormal([kernelSize, kernelSize, inChannels, outChannels], 0, std, 'float32', opts.seed), true, uniqueName(`${path}/filter`)),
     );
-    if (opts.bias) this.bias = tf.variable(tf.zeros([outChannels]), true, uniqueName(`${path}/bias`));
+    if (opts.bias) this.bias = tf.tidy(() => tf.variable(tf.zeros([outChannels]), true, uniqueName(`${path}/bias`)));
   }
   readonly stride: number;
   apply(x: tf.Tensor4D): tf.Tensor4D {
@@ -58,10 +57,12 @@ export class BatchNorm {
   readonly runningMean: tf.Variable;
   readonly runningVar: tf.Variable;
   constructor(path: string, readonly channels: number, readonly momentum = 0.1, readonly eps = 1e-5) {
-    this.gamma = tf.variable(tf.ones([channels]), true, uniqueName(`${path}/gamma`));
-    this.beta = tf.variable(tf.zeros([channels]), true, uniqueName(`${path}/beta`));
-    this.runningMean = tf.variable(tf.zeros([channels]), false, uniqueName(`${path}/running_mean`));
-    this.runningVar = tf.variable(tf.ones([channels]), false, uniqueName(`${path}/running_var`));
+    [this.gamma, this.beta, this.runningMean, this.runningVar] = tf.tidy(() => [
+      tf.variable(tf.ones([channels]), true, uniqueName(`${path}/gamma`)),
+      tf.variable(tf.zeros([channels]), true, uniqueName(`${path}/beta`)),
+      tf.variable(tf.zeros([channels]), false, uniqueName(`${path}/running_mean`)),
+      tf.variable(tf.ones([channels]), false, uniqueName(`${path}/running_var`)),
+    ]);
   }
   /**
    * Normalise (batch statistics when training, running statistics otherwise), then apply `activation`.

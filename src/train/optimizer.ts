@@ -6,6 +6,11 @@ import * as tf from '@tensorflow/tfjs-core';
  * Written here rather than using tf.train.* because those hide the learning rate and their state naming
  * is tied to variable names, which are process-unique in tfjs.
  */
+/** A zero-initialised slot variable; tidy disposes the temporary (tidy never disposes variables). */
+function zeroSlot(p: tf.Variable): tf.Variable {
+  return tf.tidy(() => tf.variable(tf.zerosLike(p), false));
+}
+
 export interface Optimizer {
   readonly type: string;
   /** Apply one update; `grads[i]` belongs to `variables[i]`. Does not dispose grads. */
@@ -28,8 +33,8 @@ export class Adam implements Optimizer {
   ) {}
   private ensureSlots(variables: tf.Variable[]): void {
     if (this.m.length) return;
-    this.m = variables.map((p) => tf.variable(tf.zerosLike(p), false));
-    this.v = variables.map((p) => tf.variable(tf.zerosLike(p), false));
+    this.m = variables.map((p) => zeroSlot(p));
+    this.v = variables.map((p) => zeroSlot(p));
   }
   step(variables: tf.Variable[], grads: tf.Tensor[], lr: number): void {
     this.ensureSlots(variables);
@@ -75,7 +80,7 @@ export class Sgd implements Optimizer {
     private readonly weightDecay = 5e-4,
   ) {}
   step(variables: tf.Variable[], grads: tf.Tensor[], lr: number): void {
-    if (!this.buf.length) this.buf = variables.map((p) => tf.variable(tf.zerosLike(p), false));
+    if (!this.buf.length) this.buf = variables.map((p) => zeroSlot(p));
     this.stepCount++;
     const first = this.stepCount === 1;
     tf.tidy(() => {
@@ -96,7 +101,7 @@ export class Sgd implements Optimizer {
     return [{ name: 'momentum', tensors: this.buf }];
   }
   restore(variables: tf.Variable[], slots: Record<string, tf.Tensor[]>, stepCount: number): void {
-    if (!this.buf.length) this.buf = variables.map((p) => tf.variable(tf.zerosLike(p), false));
+    if (!this.buf.length) this.buf = variables.map((p) => zeroSlot(p));
     slots.momentum.forEach((t, i) => this.buf[i].assign(t));
     this.stepCount = stepCount;
   }
