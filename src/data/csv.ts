@@ -1,0 +1,116 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../util/errors.ts';
+
+/** The three Ravi & Larochelle split files, in the order caches and fingerprints list them. */
+export const SPLIT_NAMES = ['train', 'val', 'test'] as const;
+export type SplitName = (typeof SPLIT_NAMES)[number];
+
+export function isSplitName(name: string): name is SplitName {
+  return (SPLIT_NAMES as readonly string[]).includes(name);
+}
+
+/** One split's item list, grouped by class. Item i of the split is `filenames[i]`. */
+export interface SplitItems {
+  split: SplitName;
+  /** Class labels (e.g. wnids) in order of first appearance in the CSV. */
+  classes: string[];
+  /** Number of items of class c. */
+  itemsPerClass: number[];
+  /** First item index of class c; items of class c are classOffsets[c] .. classOffsets[c] + itemsPerClass[c] - 1. */
+  classOffsets: number[];
+  /** Image file names (basenames) in item order. */
+  filenames: string[];
+  /** Class index of each item. */
+  labels: Int32Array;
+}
+
+const HEADER = 'filename,label';
+// A plain file name: no directory parts, nothing that could escape `images/`.
+const FILENAME_RE = /^[A-Za-z0-9._-]+$/;
+const LABEL_RE = /^[A-Za-z0-9._-]+$/;
+
+/**
+ * Parse a split CSV (`filename,label`, one image per row). Rows must name distinct files; they are
+ * grouped by class (stably, by first appearance), which is the CSV order itself for the standard
+ * files, whose rows are already grouped.
+ */
+export function parseSplitCsv(text: string, split: SplitName, where: string): SplitItems {
+  const lines = text.split(/\r?\n/);
+  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  const fix = `restore ${path.basename(where)} from the mini-ImageNet download (header \`${HEADER}\`, then one \`<file>.jpg,<class>\` row per image)`;
+  if (lines.length === 0) throw new UserError(`${where} is empty`, fix);
+  const header = lines[0].replace(/^\uFEFF/, '').trim();
+  if (header !== HEADER) {
+    throw new UserError(`${where} has header \`${header.slice(0, 80)}\`, expected \`${HEADER}\``, fix);
+  }
+  if (lines.length === 1) throw new UserError(`${where} has a header but no rows`, fix);
+
+  const byClass = new Map<string, string[]>();
+  const seen = new Map<string, number>();
+  for (let i = 1; i < lines.length; i++) {
+    const lineNo = i + 1;
+    const fields = lines[i].trim().split(',');
+    if (fields.length !== 2 || !FILENAME_RE.test(fields[0]) || !LABEL_RE.test(fields[1])) {
+      throw new UserError(`${where} line ${lineNo} is not \`<file name>,<label>\`: \`${lines[i].slice(0, 80)}\``, fix);
+    }
+    const [filename, label] = fields;
+    const firstLine = seen.get(filename);
+    if (firstLine !== undefined) {
+      throw new UserError(`${where} lists ${filename} twice (lines ${firstLine} and ${lineNo})`, `remove the duplicate row; ${fix}`);
+    }
+    seen.set(filename, lineNo);
+    let list = byClass.get(label);
+    if (!list) byClass.set(label, (list = []));
+    list.push(filename);
+  }
+
+  const classes = [...byClass.keys()];
+  const itemsPerClass: number[] = [];
+  const classOffsets: number[] = [];
+  const filenames: string[] = [];
+  const labels = new Int32Array(seen.size);
+  classes.forEach((label, c) => {
+    const files = byClass.get(label)!;
+    classOffsets.push(filenames.length);
+    itemsPerClass.push(files.length);
+    labels.fill(c, filenames.length, filenames.length + files.length);
+    filenames.push(...files);
+  });
+  return { split, classes, itemsPerClass, classOffsets, filenames, labels };
+}
+
+export async function readSplitCsv(csvPath: string, split: SplitName): Promise<SplitItems> {
+  let text: string;
+  try {
+    text = await fs.readFile(csvPath, 'utf8');
+  } catch {
+    throw new UserError(
+      `split file ${csvPath} is missing or unreadable`,
+      `put the mini-ImageNet split CSVs (train.csv, val.csv, test.csv; Ravi & Larochelle split) in ${path.dirname(csvPath)}`,
+    );
+  }
+  return parseSplitCsv(text, split, csvPath);
+}
+
+/** Splits must not share images or classes: that would leak test data into training. */
+export function checkSplitsDisjoint(splits: SplitItems[]): void {
+  const fileOwner = new Map<string, SplitName>();
+  const classOwner = new Map<string, SplitName>();
+  for (const s of splits) {
+    for (const f of s.filenames) {
+      const other = fileOwner.get(f);
+      if (other) {
+        throw new UserError(`${f} is listed in both ${other}.csv and ${s.split}.csv`, 'use the standard Ravi & Larochelle split CSVs, whose splits share no images');
+      }
+      fileOwner.set(f, s.split);
+    }
+    for (const c of s.classes) {
+      const other = classOwner.get(c);
+      if (other) {
+        throw new UserError(`class ${c} appears in both ${other}.csv and ${s.split}.csv`, 'use the standard Ravi & Larochelle split CSVs, whose splits share no classes');
+      }
+      classOwner.set(c, s.split);
+    }
+  }
+}

@@ -1,0 +1,164 @@
+import sharp from 'sharp';
+import { UserError } from '../util/errors.ts';
+
+/**
+ * How source images become S×S RGB, recorded in the cache manifest:
+ * - decode with sharp/libvips, strict (`failOn: 'warning'`: truncated or corrupt JPEG data is an error,
+ *   not a silently grey-filled image);
+ * - grey and CMYK images are converted to sRGB RGB (libvips does this for raw output), images with
+ *   alpha lose it, as `PIL.Image.convert('RGB')` does in the usual Python loaders;
+ * - any source size is accepted and stretched to S×S (aspect ratio not kept), like the standard
+ *   mini-ImageNet tools that make the 84×84 images from ImageNet originals;
+ * - same size: pixels as decoded; smaller target: exact area averaging (each output pixel is the
+ *   mean of the source area it covers, fractional pixels weighted by overlap, as OpenCV INTER_AREA),
+ *   rounded to the nearest integer; larger target (upsampling): libvips cubic (Catmull-Rom).
+ * Area averaging is done here rather than by sharp's resize because sharp's resize pipeline costs
+ * ~0.7 ms per tiny image (3× the decode), and area averaging is the antialiased choice for shrinking.
+ */
+export const RESIZE_METHOD = 'area averaging for downscaling (OpenCV INTER_AREA semantics), libvips cubic for upscaling, aspect ratio not kept';
+
+export interface DecodedImage {
+  /** S×S×3 RGB, row-major (HWC). */
+  pixels: Uint8Array;
+  sourceWidth: number;
+  sourceHeight: number;
+  resized: boolean;
+}
+
+/** Decode failures are the user's data problem: name the file and what to do. */
+function badImage(filename: string, origin: string, reason: string): UserError {
+  return new UserError(
+    `image ${filename} (${origin}) cannot be used: ${reason}`,
+    `replace it with an intact copy from the original mini-ImageNet download (re-download or re-extract the archive), then run \`fewshot data prepare\` again`,
+  );
+}
+
+export async function decodeImage(bytes: Uint8Array, size: number, filename: string, origin: string): Promise<DecodedImage> {
+  if (bytes.length === 0) throw badImage(filename, origin, 'the file is empty');
+  let data: Buffer;
+  let info: sharp.OutputInfo;
+  try {
+    ({ data, info } = await sharp(bytes, { failOn: 'warning' }).raw().toBuffer({ resolveWithObject: true }));
+    if (info.channels !== 3) {
+      // Rare (sources with alpha): let libvips flatten the colour space and drop alpha.
+      ({ data, info } = await sharp(bytes, { failOn: 'warning' }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true }));
+      if (info.channels === 4) data = dropFourthChannel(data, info.width * info.height);
+      else if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected RGB`);
+    }
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw badImage(filename, origin, `it is not a readable image (${(err as Error).message.trim().split('\n')[0]})`);
+  }
+  const { width, height } = info;
+  let pixels: Uint8Array = data;
+  let resized = false;
+  if (width !== size || height !== size) {
+    resized = true;
+    if (size <= width && size <= height) {
+      pixels = resizeAreaRgb(data, width, height, size, size);
+    } else {
+      pixels = await sharp(data, { raw: { width, height, channels: 3 } }).resize(size, size, { kernel: 'cubic', fit: 'fill' }).raw().toBuffer();
+    }
+  }
+  return { pixels, sourceWidth: width, sourceHeight: height, resized };
+}
+
+function dropFourthChannel(data: Buffer, nPixels: number): Buffer {
+  const out = Buffer.allocUnsafe(nPixels * 3);
+  for (let p = 0; p < nPixels; p++) {
+    out[3 * p] = data[4 * p];
+    out[3 * p + 1] = data[4 * p + 1];
+    out[3 * p + 2] = data[4 * p + 2];
+  }
+  return out;
+}
+
+/**
+ * 1-D area weights: output o covers source [o·scale, (o+1)·scale); source pixel first[o] + k
+ * contributes weights[offset[o] + k] (its overlap / scale), for k < count[o].
+ */
+interface AreaWeights {
+  first: Int32Array;
+  count: Int32Array;
+  offset: Int32Array;
+  weights: Float64Array;
+}
+
+const weightCache = new Map<string, AreaWeights>();
+
+function areaWeights(srcLen: number, dstLen: number): AreaWeights {
+  const key = `${srcLen}>${dstLen}`;
+  const cached = weightCache.get(key);
+  if (cached) return cached;
+  if (dstLen > srcLen) throw new Error(`area resize only shrinks (${srcLen} -> ${dstLen})`);
+  const scale = srcLen / dstLen;
+  const first = new Int32Array(dstLen);
+  const count = new Int32Array(dstLen);
+  const offset = new Int32Array(dstLen);
+  const all: number[] = [];
+  for (let o = 0; o < dstLen; o++) {
+    const lo = o * scale;
+    const hi = (o + 1) * scale;
+    const a = Math.floor(lo);
+    const b = Math.min(srcLen, Math.ceil(hi)) - 1;
+    first[o] = a;
+    count[o] = b - a + 1;
+    offset[o] = all.length;
+    for (let i = a; i <= b; i++) all.push((Math.min(hi, i + 1) - Math.max(lo, i)) / scale);
+  }
+  const result = { first, count, offset, weights: Float64Array.from(all) };
+  weightCache.set(key, result);
+  return result;
+}
+
+/**
+ * Shrink an RGB (HWC uint8) image by exact area averaging, separably (rows, then columns);
+ * the separable product of the two 1-D box overlaps is exactly the 2-D area overlap.
+ */
+export function resizeAreaRgb(src: Uint8Array, width: number, height: number, outWidth: number, outHeight: number): Uint8Array {
+  if (src.length !== width * height * 3) throw new Error(`resizeAreaRgb: ${src.length} bytes is not ${width}x${height}x3`);
+  const wx = areaWeights(width, outWidth);
+  const wy = areaWeights(height, outHeight);
+  const rowLen = outWidth * 3;
+  // Horizontal pass: every source row shrunk to outWidth.
+  const rows = new Float64Array(height * rowLen);
+  for (let y = 0; y < height; y++) {
+    const srcRow = y * width * 3;
+    let dst = y * rowLen;
+    for (let ox = 0; ox < outWidth; ox++, dst += 3) {
+      let base = srcRow + wx.first[ox] * 3;
+      let wi = wx.offset[ox];
+      const end = wi + wx.count[ox];
+      let r = 0, g = 0, b = 0;
+      for (; wi < end; wi++, base += 3) {
+        const w = wx.weights[wi];
+        r += w * src[base];
+        g += w * src[base + 1];
+        b += w * src[base + 2];
+      }
+      rows[dst] = r;
+      rows[dst + 1] = g;
+      rows[dst + 2] = b;
+    }
+  }
+  // Vertical pass: weighted sums of whole shrunk rows.
+  const out = new Uint8Array(outHeight * rowLen);
+  const acc = new Float64Array(rowLen);
+  for (let oy = 0; oy < outHeight; oy++) {
+    acc.fill(0);
+    let wi = wy.offset[oy];
+    const end = wi + wy.count[oy];
+    for (let srcY = wy.first[oy]; wi < end; wi++, srcY++) {
+      const w = wy.weights[wi];
+      const row = srcY * rowLen;
+      for (let x = 0; x < rowLen; x++) acc[x] += w * rows[row + x];
+    }
+    // Weights sum to 1, so values stay within 0..255 up to rounding error; round to nearest.
+    const dst = oy * rowLen;
+    for (let x = 0; x < rowLen; x++) {
+      const v = Math.round(acc[x]);
+      out[dst + x] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+  }
+  return out;
+}

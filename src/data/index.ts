@@ -1,0 +1,32 @@
+// Public surface of the data layer: locate mini-ImageNet, prepare the uint8 cache, load splits, gather normalised images.
+export { DATA_ENV_VAR, DEFAULT_DATA_DIR, DATASET_LAYOUT_HELP, inspectDatasetFolder, locateDataset, type DatasetFolderInfo } from './locate.ts';
+export { SPLIT_NAMES, isSplitName, parseSplitCsv, readSplitCsv, type SplitItems, type SplitName } from './csv.ts';
+export { prepareDataset, type PrepareOptions, type PrepareProgress, type PrepareResult } from './prepare.ts';
+export {
+  CACHE_FORMAT,
+  CACHE_FORMAT_VERSION,
+  DEFAULT_CACHE_ROOT,
+  cacheDirFor,
+  cacheFingerprint,
+  describeSplit,
+  loadSplit,
+  loadSplitFilenames,
+  readCacheManifest,
+  splitFingerprint,
+  type CacheManifest,
+  type LoadedSplit,
+  type SplitInfo,
+  type LoadSplitOptions,
+} from './cache.ts';
+export {
+  CIFAR_FS_NORMALIZATION,
+  MINI_IMAGENET_NORMALIZATION,
+  gatherImages,
+  gatherPixels,
+  normalizationTable,
+  normalizePixels,
+  type Normalization,
+  type PixelStore,
+} from './normalize.ts';
+export { RESIZE_METHOD, decodeImage, resizeAreaRgb } from './decode.ts';
+export { parseSha256Sums, sha256File } from './checksums.ts';
