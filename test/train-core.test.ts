@@ -94,7 +94,7 @@ test('no tensor leaks: tf.memory() is flat across training steps and evaluations
   const { buildMethod } = await import('../src/methods/build.ts');
   await import('../src/builtin.ts');
   const { trainingStep } = await import('../src/train/step.ts');
-  const method = buildMethod({ name: 'protonet-sla', backbone: 'conv4', imageSize: 16, way: 2, seed: 0 });
+  const method = buildMethod({ name: 'protonet', backbone: 'conv4', imageSize: 16, way: 2, seed: 0 });
   const vars = method.trainableVariables();
   const opt = new Adam();
   const ep = () => ({

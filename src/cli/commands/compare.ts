@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { readResult } from '../../reports/results.ts';
 import { formatCI, pairedDifference } from '../../eval/stats.ts';
 import { UserError } from '../../util/errors.ts';
+import { writeFileAtomic } from '../../util/atomic.ts';
 
 /**
  * `fewshot compare A B`: the paired difference A − B over identical episodes. Refuses results scored on
@@ -13,7 +14,8 @@ export function registerCompareCommand(program: Command): void {
     .description('paired difference (A − B) with its 95% CI over the identical test episodes')
     .option('--mode-a <mode>', 'inference mode of A (default: its headline mode)')
     .option('--mode-b <mode>', 'inference mode of B (default: its headline mode)')
-    .action(async (a: string, b: string, flags: { modeA?: string; modeB?: string }) => {
+    .option('--out <file>', 'also write the comparison as JSON (atomically)')
+    .action(async (a: string, b: string, flags: { modeA?: string; modeB?: string; out?: string }) => {
       const ra = await readResult(a);
       const rb = await readResult(b);
       if (ra.record.episodes.sha256 !== rb.record.episodes.sha256) {
@@ -28,5 +30,25 @@ export function registerCompareCommand(program: Command): void {
       process.stdout.write(`A ${ra.record.method} [${ma}]: ${ra.record.summary[ma].text}\n`);
       process.stdout.write(`B ${rb.record.method} [${mb}]: ${rb.record.summary[mb].text}\n`);
       process.stdout.write(`A − B (paired over ${d.n} episodes): ${formatCI(d)} points (95% CI)\n`);
+      if (flags.out) {
+        const side = (r: typeof ra, m: string, dir: string) => ({ result: dir, method: r.record.method, mode: m, accuracy: r.record.summary[m], seed: r.record.seed, data: r.record.data });
+        await writeFileAtomic(
+          flags.out,
+          JSON.stringify(
+            {
+              format: 'fewshot-comparison/1',
+              command: ['fewshot', ...process.argv.slice(2)].join(' '),
+              createdAt: new Date().toISOString(),
+              episodes: ra.record.episodes,
+              a: side(ra, ma, a),
+              b: side(rb, mb, b),
+              pairedDifference: { ...d, text: formatCI(d), formula: 'mean ± 1.96·s/√n of per-episode (A − B) accuracies, s with n−1' },
+            },
+            null,
+            2,
+          ) + '\n',
+        );
+        process.stdout.write(`wrote ${flags.out}\n`);
+      }
     });
 }
