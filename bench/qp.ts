@@ -19,6 +19,7 @@ import { selectBackend } from '../src/backend/select.ts';
 import { solveCrammerSinger } from '../src/learners/qp/crammer-singer.ts';
 import { MetaOptNetSvmHead, metaOptNetSvmConfig } from '../src/learners/metaoptnet-svm.ts';
 import { crossEntropy } from '../src/losses/cross-entropy.ts';
+import { mulberry32, gaussian } from '../src/util/prng.ts';
 
 interface Size {
   label: string;
@@ -49,19 +50,6 @@ function parseArgs(argv: string[]) {
   };
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-function gaussian(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r());
-}
 
 /** Embeddings [n, d] (support first) of an SLA-style episode: image i of class c under transformation j. */
 function embeddings(seed: number, s: Size, perClass: number, d: number, regime: { shift: number; scale: number; sep: number }) {

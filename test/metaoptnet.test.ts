@@ -9,24 +9,12 @@ import { getHead } from '../src/learners/registry.ts';
 import { buildMethod } from '../src/methods/build.ts';
 import { crossEntropy } from '../src/losses/cross-entropy.ts';
 import { NumericalError, UserError } from '../src/util/errors.ts';
+import { mulberry32, gaussian } from '../src/util/prng.ts';
 
 test.before(async () => {
   await tf.setBackend('cpu');
 });
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-function gaussian(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r());
-}
 /** a [p×d] · bᵀ [d×q], row-major float64. */
 function matMulT(a: Float64Array, p: number, b: Float64Array, q: number, d: number): Float64Array {
   const out = new Float64Array(p * q);

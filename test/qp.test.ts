@@ -3,21 +3,9 @@ import { solveCrammerSinger } from '../src/learners/qp/crammer-singer.ts';
 import { solveRidge } from '../src/learners/qp/ridge.ts';
 import { cholesky, choleskySolveInPlace, inverseFromCholesky } from '../src/learners/qp/dense.ts';
 import { NumericalError } from '../src/util/errors.ts';
+import { mulberry32, gaussian } from '../src/util/prng.ts';
 
 // ---------- seeded problem generators (float64) ----------
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-function gaussian(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r());
-}
 function gram(x: Float64Array, n: number, d: number): Float64Array {
   const k = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {

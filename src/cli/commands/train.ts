@@ -77,16 +77,22 @@ export interface TrainedRun {
   name: string;
 }
 
-async function trainFromFlags(methodName: string, flags: CommonFlags): Promise<TrainedRun> {
-  await loadPlugins(flags.plugin);
-  const config = await resolveTrainConfig(methodName, flags);
-  resolveMethodName(config.method); // an unknown method fails before the backend loads
-  const backend = await selectBackend(flags.backend);
+/** Load the backend (saying which one), then build the method the config describes. */
+async function backendAndMethod(config: TrainConfig, backendChoice: string): Promise<{ backend: SelectedBackend; method: EpisodicMethod }> {
+  const backend = await selectBackend(backendChoice);
   process.stderr.write(`backend: ${backend.choice} — ${backend.detail}\n`);
   const method = buildMethod({
     name: config.method, backbone: config.backbone, imageSize: config.imageSize, way: Math.max(config.train.way, config.test.way),
     seed: config.seed, headConfig: config.headConfig, wrapperOptions: config.wrapperOptions,
   });
+  return { backend, method };
+}
+
+async function trainFromFlags(methodName: string, flags: CommonFlags): Promise<TrainedRun> {
+  await loadPlugins(flags.plugin);
+  const config = await resolveTrainConfig(methodName, flags);
+  resolveMethodName(config.method); // an unknown method fails before the backend loads
+  const { backend, method } = await backendAndMethod(config, flags.backend);
   const dataset = await openDataset({ data: flags.data, cache: flags.cache, imageSize: config.imageSize, autoPrepare: true });
   const trainSplit = await dataset.split('train');
   const valSplit = await dataset.split('val');
@@ -186,12 +192,7 @@ export function registerTrainCommands(program: Command): void {
       const saved = ckpt.file.meta.config as TrainConfig | undefined;
       if (!saved) throw new UserError(`checkpoint ${checkpointDir} has no recorded config`, 'evaluate a checkpoint written by `fewshot train`');
       const config: TrainConfig = { ...saved, test: { ...saved.test, shot: flags.shot ?? saved.test.shot } };
-      const backend = await selectBackend(flags.backend);
-      process.stderr.write(`backend: ${backend.choice} — ${backend.detail}\n`);
-      const method = buildMethod({
-        name: config.method, backbone: config.backbone, imageSize: config.imageSize, way: Math.max(config.train.way, config.test.way),
-        seed: config.seed, headConfig: config.headConfig, wrapperOptions: config.wrapperOptions,
-      });
+      const { backend, method } = await backendAndMethod(config, flags.backend);
       const dataset = await openDataset({ data: flags.data, cache: flags.cache, imageSize: config.imageSize, autoPrepare: true });
       const name = `${String(ckpt.file.meta.name ?? path.basename(path.dirname(checkpointDir)))}${flags.shot ? `_eval${config.test.shot}s` : ''}`;
       await evaluateAndRecord({ config, method, backend, dataset, runDir: path.dirname(checkpointDir), name }, flags, checkpointDir, t0);

@@ -1,5 +1,6 @@
 import { NumericalError } from '../../util/errors.ts';
 import { allFinite, cholesky, choleskySolveInPlace, inverseFromCholesky } from './dense.ts';
+import { mulberry32 } from '../../util/prng.ts';
 
 /**
  * Exact solver for MetaOptNet's Crammer–Singer SVM dual (REFERENCE §4.2), with its implicit-function gradient.
@@ -100,17 +101,6 @@ export interface CrammerSingerSolution {
   vjp(alphaBar: Float64Array): Float64Array;
 }
 
-/** A small deterministic PRNG (mulberry32) for the sweep order: results must not depend on Math.random. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Euclidean projection of v onto one sample's feasible set {a : a_m ≤ c_m, Σ_m a_m = 0}, c = C·onehot(y):
