@@ -72,6 +72,13 @@ test.serial('run protonet-sla trains, evaluates and records a traceable result; 
   t.is(again.code, 0, again.stderr);
   t.regex(again.stderr, /resumed from episode 3/);
 
+  // Checkpoints are backend-independent: the wasm-trained model evaluates on the pure-JS cpu backend
+  // to the same accuracies.
+  const onCpu = await cli(['eval', path.join(tmp, 'runs', 'sla', 'best'), '--backend', 'cpu', '--test-file', path.join(tmp, 'test.json'), '--results', path.join(tmp, 'results-cpu'), '--cache', cache]);
+  t.is(onCpu.code, 0, onCpu.stderr);
+  const cpuCsv = (await fs.readFile(path.join(tmp, 'results-cpu', 'mini-imagenet', 'sla', 'per-episode.csv'), 'utf8')).trim().split('\n');
+  t.deepEqual(cpuCsv, csv);
+
   const plain = await cli(args('plain', 'protonet'));
   t.is(plain.code, 0, plain.stderr);
   const cmp = await cli(['compare', dir, path.join(tmp, 'results', 'mini-imagenet', 'plain')]);
@@ -113,6 +120,12 @@ test('a plugin head registers without editing the library and combines with ever
   const missing = await cli(['list', '--plugin', './examples/nope.ts']);
   t.is(missing.code, 2);
   t.regex(missing.stderr, /cannot load plugin/);
+});
+
+test('bad input: a backend that cannot load is a clear error with the fix', async (t) => {
+  const out = await cli(['run', 'protonet', '--backend', 'tensorflow-gpu', '--episodes', '1', ...common()]);
+  t.is(out.code, 2);
+  t.regex(out.stderr, /backend "tensorflow-gpu" cannot load[\s\S]*fix: .*npm install-scripts approve @tensorflow\/tfjs-node-gpu/);
 });
 
 test('bad input: unknown backend is refused by the option parser', async (t) => {
