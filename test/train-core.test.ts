@@ -137,3 +137,21 @@ test('training is deterministic: same seed and episodes give bit-identical weigh
   t.deepEqual(a, b);
   t.notDeepEqual(a[0], Array.from(new Conv4(3).trainableVariables()[0].dataSync()));
 });
+
+test('a numerical failure inside a head is reported with the episode index', async (t) => {
+  const { evaluate } = await import('../src/eval/evaluator.ts');
+  const { NumericalError } = await import('../src/util/errors.ts');
+  let calls = 0;
+  const method = {
+    inferenceModes: ['plain'],
+    predict: () => {
+      if (calls++ === 1) throw new NumericalError('solver did not converge');
+      return { plain: tf.tensor2d([[1, 0], [0, 1]]) };
+    },
+  } as unknown as Parameters<typeof evaluate>[0];
+  const source = { imageSize: 2, gather: (items: ArrayLike<number>) => new Float32Array(items.length * 12) };
+  const list = { count: 3, shape: { way: 2, shot: 1, query: 1 }, get: () => ({ support: new Int32Array([0, 1]), query: new Int32Array([0, 1]) }) };
+  const err = t.throws(() => evaluate(method, source, list));
+  t.true(err instanceof NumericalError);
+  t.regex(err!.message, /solver did not converge \(evaluation episode 1\)/);
+});

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { EpisodicMethod } from '../methods/contract.ts';
 import { disposeEpisode, toEpisodeImages, type EpisodeIndices, type EpisodeShape, type ImageSource } from '../train/episode-images.ts';
 import { meanCI, type MeanCI } from './stats.ts';
+import { withEpisodeIndex } from '../util/errors.ts';
 
 /** A fixed, indexable list of episodes (an episode file, or the first n of one). */
 export interface EpisodeList {
@@ -45,7 +46,7 @@ export function evaluate(
   for (let i = 0; i < total; i++) {
     const ep = toEpisodeImages(source, list.get(i), list.shape);
     try {
-      const scores = tf.tidy(() => method.predict(ep));
+      const scores = withEpisodeIndex(i, 'evaluation episode', () => tf.tidy(() => method.predict(ep)));
       for (const m of modes) {
         const s = scores[m];
         perEpisode[m][i] = accuracyOf(s.dataSync() as Float32Array, s.shape[1], ep.queryLabels);

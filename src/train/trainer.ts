@@ -9,7 +9,7 @@ import { readCheckpoint, restoreVariables, saveCheckpoint } from './checkpoint.t
 import { disposeEpisode, toEpisodeImages, type EpisodeIndices, type ImageSource } from './episode-images.ts';
 import { evaluate, type EpisodeList } from '../eval/evaluator.ts';
 import { trainingStep } from './step.ts';
-import { NumericalError } from '../util/errors.ts';
+import { NumericalError, withEpisodeIndex } from '../util/errors.ts';
 import type { MeanCI } from '../eval/stats.ts';
 
 export interface TrainProgress {
@@ -126,7 +126,7 @@ export async function train(inputs: TrainerInputs): Promise<TrainSummary> {
     // Build the step's episodes; episode i of the stream depends only on i, so resuming replays nothing.
     const batch = Array.from({ length: used }, (_, b) => toEpisodeImages(inputs.trainSource(episode + b), inputs.sampleTrainEpisode(episode + b), config.train));
     try {
-      const stepLoss = trainingStep(method, trainable, optimizer, batch, lr);
+      const stepLoss = withEpisodeIndex(episode, 'training episode', () => trainingStep(method, trainable, optimizer, batch, lr));
       const newSum = tf.add(lossSum, stepLoss) as tf.Scalar;
       tf.dispose([lossSum, stepLoss]);
       lossSum = newSum;

@@ -14,8 +14,22 @@ export class UserError extends Error {
 
 /** Numerical failure during training/eval (NaN loss, singular system, solver did not converge). */
 export class NumericalError extends Error {
-  constructor(message: string, readonly episodeIndex?: number) {
-    super(episodeIndex === undefined ? message : `${message} (episode ${episodeIndex})`);
+  constructor(
+    readonly detail: string,
+    readonly episodeIndex?: number,
+    readonly where?: string,
+  ) {
+    super(episodeIndex === undefined ? detail : `${detail} (${where ?? 'episode'} ${episodeIndex})`);
     this.name = 'NumericalError';
+  }
+}
+
+/** Run `f`; a NumericalError raised without an episode index gets `index` attached (heads do not know it). */
+export function withEpisodeIndex<T>(index: number, where: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof NumericalError && err.episodeIndex === undefined) throw new NumericalError(err.detail, index, where);
+    throw err;
   }
 }
