@@ -1,0 +1,26 @@
+/**
+ * Prints the Markdown results table of README.md from the committed result directories and comparisons,
+ * so the README's numbers are generated from results/, never typed by hand:
+ *   npx tsx scripts/results-table.ts
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+const root = path.join('results', 'mini-imagenet');
+const entries = (await fs.readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+const rows = ['| method | setting | test accuracy % (95% CI, n episodes) | train / eval wall | result |', '|---|---|---|---|---|'];
+for (const name of entries) {
+  const r = JSON.parse(await fs.readFile(path.join(root, name, 'result.json'), 'utf8'));
+  const c = r.config;
+  const setting = `${c.backbone}, ${c.imageSize} px, train ${c.train.way}w${c.train.shot}s${c.train.query}q × ${c.episodes} episodes, test ${r.episodes.way}w${r.episodes.shot}s`;
+  const acc = r.inferenceModes.map((m: string) => `${r.inferenceModes.length > 1 ? `${m.toUpperCase()} ` : ''}${r.summary[m].text}`).join('; ');
+  const wall = `${Math.round(r.wallSeconds.train ?? 0)} s / ${Math.round(r.wallSeconds.eval)} s`;
+  rows.push(`| \`${r.method}\` | ${setting} | ${acc} (n=${r.episodes.evaluated}) | ${wall} | [${name}](${root}/${name}/result.json) |`);
+}
+const comparisons = (await fs.readdir(root)).filter((f) => f.startsWith('compare_') && f.endsWith('.json')).sort();
+const cmp = ['| comparison (paired over identical test episodes) | A − B, points (95% CI) | n |', '|---|---|---|'];
+for (const f of comparisons) {
+  const c = JSON.parse(await fs.readFile(path.join(root, f), 'utf8'));
+  cmp.push(`| ${c.a.method} [${c.a.mode}] − ${c.b.method} [${c.b.mode}] | ${c.pairedDifference.text} | ${c.pairedDifference.n} |`);
+}
+process.stdout.write(rows.join('\n') + '\n\n' + (comparisons.length ? cmp.join('\n') + '\n' : ''));
