@@ -20,6 +20,7 @@ import { solveCrammerSinger } from '../src/learners/qp/crammer-singer.ts';
 import { MetaOptNetSvmHead, metaOptNetSvmConfig } from '../src/learners/metaoptnet-svm.ts';
 import { crossEntropy } from '../src/losses/cross-entropy.ts';
 import { mulberry32, gaussian } from '../src/util/prng.ts';
+import { gram } from '../src/learners/qp/dense.ts';
 
 interface Size {
   label: string;
@@ -74,18 +75,6 @@ function embeddings(seed: number, s: Size, perClass: number, d: number, regime: 
   return { x, n, labels };
 }
 
-function gram(x: Float64Array, n: number, d: number): Float64Array {
-  const k = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = 0;
-      for (let c = 0; c < d; c++) s += x[i * d + c] * x[j * d + c];
-      k[i * n + j] = s;
-      k[j * n + i] = s;
-    }
-  }
-  return k;
-}
 
 /** Wall and process-CPU milliseconds of fn. */
 function timed<T>(fn: () => T): { value: T; wall: number; cpu: number } {

@@ -1,23 +1,11 @@
 import test from 'ava';
 import { solveCrammerSinger } from '../src/learners/qp/crammer-singer.ts';
 import { solveRidge } from '../src/learners/qp/ridge.ts';
-import { cholesky, choleskySolveInPlace, inverseFromCholesky } from '../src/learners/qp/dense.ts';
+import { cholesky, choleskySolveInPlace, inverseFromCholesky, gram } from '../src/learners/qp/dense.ts';
 import { NumericalError } from '../src/util/errors.ts';
 import { mulberry32, gaussian } from '../src/util/prng.ts';
 
 // ---------- seeded problem generators (float64) ----------
-function gram(x: Float64Array, n: number, d: number): Float64Array {
-  const k = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = 0;
-      for (let c = 0; c < d; c++) s += x[i * d + c] * x[j * d + c];
-      k[i * n + j] = s;
-      k[j * n + i] = s;
-    }
-  }
-  return k;
-}
 /**
  * SLA-like episode: `way` classes × `shot` images × `m` transformations, joint label c·m + j. Features are
  * rectified (all positive, strongly correlated, like CNN embeddings), with `sep` class separation.

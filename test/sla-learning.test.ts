@@ -7,6 +7,7 @@ import { ProtoNetHead } from '../src/learners/protonet.ts';
 import type { EpisodeImages } from '../src/methods/contract.ts';
 import { jointLabels } from '../src/methods/aggregate.ts';
 import { SlaMethod, slaWrapper } from '../src/methods/sla.ts';
+import { TinyConvBackbone } from './fixtures/tiny-backbone.ts';
 
 /**
  * Learning test: protonet-sla with a tiny conv backbone on a 2-class toy problem of 8×8 images
@@ -22,26 +23,6 @@ const SIDE = 8;
 const CHANNELS = 8;
 const SHOT = 3;
 
-class TinyConvBackbone implements Backbone {
-  readonly id = 'tiny-conv';
-  readonly filter = tf.variable(tf.randomNormal([3, 3, 3, CHANNELS], 0, Math.sqrt(2 / 27), 'float32', 4));
-  readonly bias = tf.variable(tf.zeros([CHANNELS]));
-  apply(images: tf.Tensor4D): tf.Tensor2D {
-    return tf.tidy(() => {
-      const x = tf.maxPool(tf.relu(tf.add(tf.conv2d(images, this.filter as tf.Tensor4D, 1, 'same'), this.bias)) as tf.Tensor4D, 2, 2, 'valid');
-      return tf.reshape(x, [x.shape[0], -1]);
-    });
-  }
-  trainableVariables() {
-    return [this.filter, this.bias];
-  }
-  stateVariables() {
-    return [];
-  }
-  embeddingDim(s: number) {
-    return (s / 2) * (s / 2) * CHANNELS;
-  }
-}
 
 /** Two fixed class templates; samples are template + N(0, noise²) pixels. */
 function makeEpisodeSampler(seed: number, noise: number) {
@@ -68,7 +49,7 @@ function jointAccuracy(method: SlaMethod, ep: EpisodeImages): number {
 
 test('protonet-sla learns the joint class × rotation task on a toy problem', (t) => {
   const method = slaWrapper.create({
-    backbone: new TinyConvBackbone(),
+    backbone: new TinyConvBackbone(4, CHANNELS, Math.sqrt(2 / 27)),
     head: new ProtoNetHead({ normalizeByDim: true, learnableScale: true }),
     way: 2,
     imageSize: SIDE,

@@ -14,6 +14,7 @@ import { expandImages } from '../src/transforms/expand.ts';
 import { getTransformSet } from '../src/transforms/registry.ts';
 import { UserError } from '../src/util/errors.ts';
 import '../src/builtin.ts';
+import { TinyConvBackbone } from './fixtures/tiny-backbone.ts';
 
 test.before(async () => {
   await selectBackend('cpu');
@@ -30,31 +31,6 @@ const flattenBackbone: Backbone = {
   embeddingDim: (s) => s * s * 3,
 };
 
-/** One 3×3 conv (with bias) + ReLU + 2×2 max-pool, flattened: position-aware, so it can tell rotations apart. */
-class TinyConvBackbone implements Backbone {
-  readonly id = 'tiny-conv';
-  readonly filter: tf.Variable;
-  readonly bias: tf.Variable;
-  constructor(seed: number, readonly channels = 4) {
-    this.filter = tf.variable(tf.randomNormal([3, 3, 3, channels], 0, 0.5, 'float32', seed));
-    this.bias = tf.variable(tf.zeros([channels]));
-  }
-  apply(images: tf.Tensor4D): tf.Tensor2D {
-    return tf.tidy(() => {
-      const x = tf.maxPool(tf.relu(tf.add(tf.conv2d(images, this.filter as tf.Tensor4D, 1, 'same'), this.bias)) as tf.Tensor4D, 2, 2, 'valid');
-      return tf.reshape(x, [x.shape[0], -1]);
-    });
-  }
-  trainableVariables() {
-    return [this.filter, this.bias];
-  }
-  stateVariables() {
-    return [];
-  }
-  embeddingDim(s: number) {
-    return (s / 2) * (s / 2) * this.channels;
-  }
-}
 
 function protonet(extra: Partial<FewShotHead> = {}): FewShotHead {
   const inner = new ProtoNetHead({ normalizeByDim: false, learnableScale: false });

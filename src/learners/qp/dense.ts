@@ -99,3 +99,17 @@ export function allFinite(a: ArrayLike<number>): boolean {
   for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
   return true;
 }
+
+/** Gram matrix K = X Xᵀ (n × n) of row-major X (n × d), in float64. */
+export function gram(x: Float64Array, n: number, d: number): Float64Array {
+  const k = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = 0;
+      for (let c = 0; c < d; c++) s += x[i * d + c] * x[j * d + c];
+      k[i * n + j] = s;
+      k[j * n + i] = s;
+    }
+  }
+  return k;
+}
