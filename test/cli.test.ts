@@ -71,6 +71,10 @@ test.serial('run protonet-sla trains, evaluates and records a traceable result; 
   const again = await cli(args('sla', 'protonet-sla'));
   t.is(again.code, 0, again.stderr);
   t.regex(again.stderr, /resumed from episode 3/);
+  // The same run name with another configuration must not overwrite those checkpoints.
+  const clash = await cli([...args('sla', 'protonet-sla'), '--lr', '0.01']);
+  t.is(clash.code, 2);
+  t.regex(clash.stderr, /already holds a run with a different configuration[\s\S]*fix: give this run another --name/);
 
   // Checkpoints are backend-independent: the wasm-trained model evaluates on the pure-JS cpu backend
   // to the same accuracies.

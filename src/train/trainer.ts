@@ -9,7 +9,7 @@ import { readCheckpoint, restoreVariables, saveCheckpoint } from './checkpoint.t
 import { disposeEpisode, toEpisodeImages, type EpisodeIndices, type ImageSource } from './episode-images.ts';
 import { evaluate, type EpisodeList } from '../eval/evaluator.ts';
 import { trainingStep } from './step.ts';
-import { NumericalError, withEpisodeIndex } from '../util/errors.ts';
+import { NumericalError, UserError, withEpisodeIndex } from '../util/errors.ts';
 import type { MeanCI } from '../eval/stats.ts';
 
 export interface TrainProgress {
@@ -76,7 +76,14 @@ export async function train(inputs: TrainerInputs): Promise<TrainSummary> {
   const resumable = await fs.stat(path.join(lastDir, 'checkpoint.json')).then(() => true, () => false);
   if (resumable) {
     const ckpt = await readCheckpoint(lastDir);
-    if (ckpt.file.meta.configHash === inputs.meta.configHash) {
+    if (ckpt.file.meta.configHash !== inputs.meta.configHash) {
+      // Never overwrite another run's checkpoints: a different config under the same run directory is an error.
+      throw new UserError(
+        `${runDir} already holds a run with a different configuration (config hash ${String(ckpt.file.meta.configHash)}, this one ${inputs.meta.configHash})`,
+        'give this run another --name, or delete that directory if you no longer need it',
+      );
+    }
+    {
       restoreVariables(ckpt, allVars);
       if (ckpt.file.optimizer) {
         const slots = Object.fromEntries(Object.entries(ckpt.file.optimizer.slots).map(([k, es]) => [k, es.map((e) => ckpt.tensor(e))]));
