@@ -1,7 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/select.ts';
-import type { Backbone } from '../src/backbones/contract.ts';
 import type { FewShotHead } from '../src/learners/contract.ts';
 import { ProtoNetHead } from '../src/learners/protonet.ts';
 import type { EpisodeImages } from '../src/methods/contract.ts';
@@ -12,6 +11,7 @@ import { expandImages } from '../src/transforms/expand.ts';
 import { getTransformSet } from '../src/transforms/registry.ts';
 import { UserError } from '../src/util/errors.ts';
 import '../src/builtin.ts';
+import { flattenBackbone, protonetHead } from './fixtures/models.ts';
 
 test.before(async () => {
   await selectBackend('cpu');
@@ -20,18 +20,9 @@ test.before(async () => {
 const SIDE = 4;
 const DIM = SIDE * SIDE * 3;
 
-/** Embedding = flattened image (no parameters), so expected values can be computed on plain arrays. */
-const flattenBackbone: Backbone = {
-  id: 'flatten',
-  apply: (images) => tf.reshape(images, [images.shape[0], -1]),
-  trainableVariables: () => [],
-  stateVariables: () => [],
-  embeddingDim: (s) => s * s * 3,
-};
 
 function protonet(extra: Partial<FewShotHead> = {}): FewShotHead {
-  const inner = new ProtoNetHead({ normalizeByDim: true, learnableScale: false });
-  return { id: 'protonet', logits: (e) => inner.logits(e), variables: () => [], ...extra };
+  return protonetHead(true, extra);
 }
 
 function toyEpisode(seed = 1): EpisodeImages {

@@ -7,7 +7,7 @@ import { ProtoNetHead } from '../src/learners/protonet.ts';
 import type { EpisodeImages } from '../src/methods/contract.ts';
 import { jointLabels } from '../src/methods/aggregate.ts';
 import { SlaMethod, slaWrapper } from '../src/methods/sla.ts';
-import { TinyConvBackbone } from './fixtures/tiny-backbone.ts';
+import { TinyConvBackbone } from './fixtures/models.ts';
 
 /**
  * Learning test: protonet-sla with a tiny conv backbone on a 2-class toy problem of 8×8 images

@@ -3,7 +3,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/select.ts';
 import type { Backbone } from '../src/backbones/contract.ts';
 import type { FewShotHead } from '../src/learners/contract.ts';
-import { ProtoNetHead } from '../src/learners/protonet.ts';
 import type { EpisodeImages } from '../src/methods/contract.ts';
 import { aggregateJointLogits, identityRows, jointLabels, repeatLabels, singleInferenceLogits, transformLabels } from '../src/methods/aggregate.ts';
 import { distillationKl, stopGradient } from '../src/methods/distill.ts';
@@ -14,7 +13,7 @@ import { expandImages } from '../src/transforms/expand.ts';
 import { getTransformSet } from '../src/transforms/registry.ts';
 import { UserError } from '../src/util/errors.ts';
 import '../src/builtin.ts';
-import { TinyConvBackbone } from './fixtures/tiny-backbone.ts';
+import { TinyConvBackbone, flattenBackbone, protonetHead } from './fixtures/models.ts';
 
 test.before(async () => {
   await selectBackend('cpu');
@@ -22,19 +21,10 @@ test.before(async () => {
 
 // ---------- fixtures ----------
 
-/** Backbone without parameters: the embedding is the flattened image, so rotations/permutations are isometries. */
-const flattenBackbone: Backbone = {
-  id: 'flatten',
-  apply: (images) => tf.reshape(images, [images.shape[0], -1]),
-  trainableVariables: () => [],
-  stateVariables: () => [],
-  embeddingDim: (s) => s * s * 3,
-};
 
 
 function protonet(extra: Partial<FewShotHead> = {}): FewShotHead {
-  const inner = new ProtoNetHead({ normalizeByDim: false, learnableScale: false });
-  return { id: 'protonet', logits: (e) => inner.logits(e), variables: () => [], ...extra };
+  return protonetHead(false, extra);
 }
 
 /** 2-way episode on 4×4 images with shuffled labels. */
