@@ -223,6 +223,27 @@ test('SVM dual: solution is deterministic and satisfies the constraint structure
   }
 });
 
+/**
+ * For each entry of X (n × d): the gradient of L through K = X Xᵀ from the solver's K̄, ∂L/∂X = (K̄ + K̄ᵀ) X,
+ * next to the central finite difference of `loss` (step 1e-6).
+ */
+function gradientThroughGram(x: Float64Array, n: number, d: number, kBar: Float64Array, loss: (xs: Float64Array) => number): { fd: number; g: number }[] {
+  const out: { fd: number; g: number }[] = [];
+  for (let p = 0; p < n * d; p++) {
+    const i = Math.floor(p / d);
+    const c = p % d;
+    let g = 0;
+    for (let j = 0; j < n; j++) g += (kBar[i * n + j] + kBar[j * n + i]) * x[j * d + c];
+    const h = 1e-6;
+    const xp = x.slice();
+    xp[p] += h;
+    const xm = x.slice();
+    xm[p] -= h;
+    out.push({ fd: (loss(xp) - loss(xm)) / (2 * h), g });
+  }
+  return out;
+}
+
 // ---------- Crammer–Singer solver: gradient ----------
 test('SVM dual: vector–Jacobian product matches central finite differences (float64)', (t) => {
   for (const seed of [41, 42, 43]) {
@@ -242,21 +263,9 @@ test('SVM dual: vector–Jacobian product matches central finite differences (fl
     const sol = solveCrammerSinger(gram(x, n, d), labels, way, { C: 0.1 });
     // Both bound and free variables must be present, or the test does not exercise the active set.
     t.true(sol.stats.freeVariables > n && sol.stats.freeVariables < n * way);
-    const kBar = sol.vjp(w);
     let maxErr = 0;
     let maxGrad = 0;
-    for (let p = 0; p < n * d; p++) {
-      const i = Math.floor(p / d);
-      const c = p % d;
-      // K = X Xᵀ ⇒ ∂L/∂X = (K̄ + K̄ᵀ) X
-      let g = 0;
-      for (let j = 0; j < n; j++) g += (kBar[i * n + j] + kBar[j * n + i]) * x[j * d + c];
-      const h = 1e-6;
-      const xp = x.slice();
-      xp[p] += h;
-      const xm = x.slice();
-      xm[p] -= h;
-      const fd = (loss(xp) - loss(xm)) / (2 * h);
+    for (const { fd, g } of gradientThroughGram(x, n, d, sol.vjp(w), loss)) {
       maxErr = Math.max(maxErr, Math.abs(fd - g));
       maxGrad = Math.max(maxGrad, Math.abs(g));
     }
@@ -303,21 +312,8 @@ test('ridge dual: α = (K + λI)⁻¹Y and its vector–Jacobian product matches
     }
   }
   const w = Float64Array.from({ length: n * way }, () => gaussian(r));
-  const kBar = sol.vjp(w);
   const loss = (xs: Float64Array) => solveRidge(gram(xs, n, d), labels, way, lambda).alpha.reduce((s, a, i) => s + a * w[i], 0);
-  for (let p = 0; p < n * d; p++) {
-    const i = Math.floor(p / d);
-    const c = p % d;
-    let g = 0;
-    for (let j = 0; j < n; j++) g += (kBar[i * n + j] + kBar[j * n + i]) * x[j * d + c];
-    const h = 1e-6;
-    const xp = x.slice();
-    xp[p] += h;
-    const xm = x.slice();
-    xm[p] -= h;
-    const fd = (loss(xp) - loss(xm)) / (2 * h);
-    t.true(Math.abs(fd - g) < 1e-7, `${p}: fd ${fd} vs ${g}`);
-  }
+  gradientThroughGram(x, n, d, sol.vjp(w), loss).forEach(({ fd, g }, p) => t.true(Math.abs(fd - g) < 1e-7, `${p}: fd ${fd} vs ${g}`));
   const nan = gram(x, n, d);
   nan[0] = Number.NaN;
   t.throws(() => solveRidge(nan, labels, way, lambda), { instanceOf: NumericalError });
