@@ -45,16 +45,19 @@ export async function prepareWithProgress(source: string, cacheDir: string, imag
   const abort = new AbortController();
   const onSigint = () => abort.abort();
   process.once('SIGINT', onSigint);
-  await prepareDataset({
-    source, cacheDir, imageSize, signal: abort.signal,
-    onProgress: (p) => {
-      if (p.phase !== 'decode') return;
-      bar ??= startProgress('decode', p.total);
-      bar.update(p.done);
-    },
-  });
-  process.off('SIGINT', onSigint);
-  bar?.stop();
+  try {
+    await prepareDataset({
+      source, cacheDir, imageSize, signal: abort.signal,
+      onProgress: (p) => {
+        if (p.phase !== 'decode') return;
+        bar ??= startProgress('decode', p.total);
+        bar.update(p.done);
+      },
+    });
+  } finally {
+    process.off('SIGINT', onSigint);
+    bar?.stop();
+  }
   process.stderr.write(`prepared in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
 

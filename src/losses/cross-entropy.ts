@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../tf-gradients.ts';
+import { oneHotLabels } from '../learners/ops.ts';
 
 /**
  * Mean cross-entropy of logits [n, C] against integer labels.
@@ -9,7 +10,7 @@ import '../tf-gradients.ts';
 export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array, smoothing = 0): tf.Scalar {
   return tf.tidy(() => {
     const numClasses = logits.shape[1];
-    const oneHot = tf.oneHot(tf.tensor1d(labels, 'int32'), numClasses);
+    const oneHot = oneHotLabels(labels, numClasses);
     const target =
       smoothing > 0 && numClasses > 1
         ? tf.add(tf.mul(oneHot, 1 - smoothing), tf.mul(tf.sub(1, oneHot), smoothing / (numClasses - 1)))
