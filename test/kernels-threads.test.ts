@@ -12,7 +12,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { selectBackend } from '../src/backend/select.ts';
 import { batchNormTraining } from '../src/backend/wasm/batch_norm.ts';
 import type { BackendWasm } from '../src/backend/wasm/heap.ts';
-import { nativeKernels } from '../src/backend/wasm/native.ts';
+import { helperThreadInUse, nativeKernels } from '../src/backend/wasm/native.ts';
 import { useWasmThreads, wasmThreadsInUse } from '../src/backend/wasm/threads.ts';
 
 const TOL = 1e-4;
@@ -46,6 +46,7 @@ test.serial('the threaded build is active with 2 threads on shared memory, with 
   const backend = tf.backend() as unknown as BackendWasm;
   t.true((backend.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32.buffer instanceof SharedArrayBuffer);
   t.not(nativeKernels(backend), null);
+  t.true(helperThreadInUse(backend), 'the helper kernels should split their work with a second thread');
   t.false(useWasmThreads(4), 'reconfiguring after creation must be refused');
 });
 
@@ -83,4 +84,35 @@ test.serial('Conv-4 style stack with fused and composed batch norm: values and g
     const wasm = await runOn('wasm', run(fused));
     wasm.forEach((w, i) => t.true(relativeError(w, cpu[i]) <= TOL, `fused=${fused} output ${i}: ${relativeError(w, cpu[i])}`));
   }
+});
+
+test.serial('Winograd convs, the RGB filter-gradient kernel and batch norm, split between two threads: values and gradients match cpu', async (t) => {
+  // 6 images of 16 x 16 with 16 channels: every helper-kernel pass (transforms, products, batch-norm rows,
+  // inference batch norm) is big enough to be split between the main and the helper thread.
+  await tf.setBackend('cpu');
+  const shapes = [[3, 3, 3, 16], [3, 3, 16, 16], [3, 3, 16, 24]];
+  const data = tf.tidy(() => ({
+    x: Array.from(tf.randomNormal([6, 16, 16, 3], 0, 1, 'float32', 11).dataSync()),
+    f: shapes.map((s, i) => Array.from(tf.randomNormal(s, 0, 0.3, 'float32', 12 + i).dataSync())),
+  }));
+  const run = () => {
+    const xs = tf.tensor4d(data.x, [6, 16, 16, 3]);
+    const fs = data.f.map((v, i) => tf.tensor(v, shapes[i]));
+    const gammas = shapes.map((s) => tf.ones([s[3]]));
+    const betas = shapes.map((s) => tf.zeros([s[3]]));
+    const loss = (...p: tf.Tensor[]) => {
+      let h: tf.Tensor4D = xs;
+      for (let l = 0; l < 3; l++) {
+        const c = tf.conv2d(h, p[l] as tf.Tensor4D, 1, 'same');
+        h = batchNormTraining(c, p[3 + l] as tf.Tensor1D, p[6 + l] as tf.Tensor1D, { varianceEpsilon: 1e-5, activation: 'relu' }).y;
+      }
+      return tf.mean(tf.mul(h, tf.sin(tf.reshape(tf.range(0, h.size), h.shape))));
+    };
+    const { value, grads } = tf.valueAndGrads(loss)([...fs, ...gammas, ...betas]);
+    const inference = tf.batchNorm4d(xs, tf.tensor1d([0.1, -0.2, 0.3]), tf.tensor1d([1.5, 0.5, 2]), tf.tensor1d([0, 1, -1]), tf.tensor1d([2, 1, 0.5]), 1e-3);
+    return [value, ...grads, inference];
+  };
+  const cpu = await runOn('cpu', run);
+  const wasm = await runOn('wasm', run);
+  wasm.forEach((w, i) => t.true(relativeError(w, cpu[i]) <= TOL, `output ${i}: ${relativeError(w, cpu[i])}`));
 });

@@ -15,6 +15,7 @@ import { batchNormTraining } from '../src/backend/wasm/batch_norm.ts';
 import { convChunking } from '../src/backend/wasm/conv_geometry.ts';
 import { setNativeKernelsEnabled } from '../src/backend/wasm/native.ts';
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from '../src/backend/wasm/register.ts';
+import { winogradConfig } from '../src/backend/wasm/winograd.ts';
 import { UserError } from '../src/util/errors.ts';
 
 const TOL = 1e-4;
@@ -90,6 +91,9 @@ const CONV_CASES: Array<{ x: number[]; f: number[]; stride: number | [number, nu
   // Fewer filter taps than output channels (K = 18 < 24): the transposed-product path of the filter gradient.
   { x: [3, 9, 9, 2], f: [3, 3, 2, 24], stride: 2, pad: 'same' },
   { x: [2, 8, 8, 3], f: [3, 3, 3, 32], stride: 1, pad: 'valid' },
+  // Three input channels, stride 1, 16k output channels: the direct RGB filter-gradient kernel (padded copy).
+  { x: [3, 11, 9, 3], f: [3, 3, 3, 16], stride: 1, pad: 'same' },
+  { x: [2, 7, 8, 3], f: [3, 3, 3, 32], stride: 1, pad: [[0, 0], [2, 0], [1, 1], [0, 0]] },
 ];
 
 for (const [i, c] of CONV_CASES.entries()) {
@@ -131,6 +135,77 @@ test.serial('conv2d gradients accumulate correctly over several batch chunks (bo
   } finally {
     Object.assign(convChunking, saved);
   }
+});
+
+// Winograd F(4x4, 3x3) (stride-1 3x3, channels % 4 == 0 and >= winogradConfig.minChannels): spatial sizes that
+// are and are not multiples of the 4x4 tile, one-pixel images, every padding, several image chunks.
+const WINOGRAD_CASES: Array<{ x: number[]; f: number[]; pad: 'same' | 'valid' | tf.backend_util.ExplicitPadding; chunkFloats?: number }> = [
+  { x: [2, 8, 8, 16], f: [3, 3, 16, 16], pad: 'same' },
+  { x: [3, 5, 7, 16], f: [3, 3, 16, 20], pad: 'same' },
+  { x: [2, 11, 10, 20], f: [3, 3, 20, 16], pad: 'valid' },
+  { x: [2, 1, 1, 16], f: [3, 3, 16, 16], pad: 'same' },
+  { x: [1, 6, 9, 16], f: [3, 3, 16, 16], pad: [[0, 0], [2, 0], [0, 2], [0, 0]] },
+  { x: [5, 9, 6, 16], f: [3, 3, 16, 24], pad: 'same', chunkFloats: 36 * 9 * 24 * 2 },
+  { x: [4, 21, 21, 16], f: [3, 3, 16, 16], pad: 'same', chunkFloats: 36 * 36 * 16 },
+];
+
+for (const [i, c] of WINOGRAD_CASES.entries()) {
+  test.serial(`winograd conv2d value and gradients match cpu: x ${c.x} filter ${c.f} pad ${JSON.stringify(c.pad)}${c.chunkFloats ? ' in chunks' : ''}`, async (t) => {
+    const x = await randn(c.x, 300 + i);
+    const f = await randn(c.f, 320 + i);
+    const saved = { ...winogradConfig };
+    Object.assign(winogradConfig, { enabled: true, chunkFloats: c.chunkFloats ?? saved.chunkFloats });
+    try {
+      await agree(t, 'winograd conv2d', () => {
+        const xs = toTensor(x) as tf.Tensor4D;
+        const fs = toTensor(f) as tf.Tensor4D;
+        const loss = (a: tf.Tensor, b: tf.Tensor) => {
+          const y = tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, c.pad);
+          return tf.sum(tf.mul(y, tf.sin(tf.reshape(tf.range(0, y.size), y.shape))));
+        };
+        const [dx, df] = tf.grads(loss)([xs, fs]);
+        return [tf.conv2d(xs, fs, 1, c.pad), dx, df];
+      });
+    } finally {
+      Object.assign(winogradConfig, saved);
+    }
+  });
+}
+
+test.serial('inference batch norm (tf.batchNorm) matches cpu: per-channel and scalar parameters, with and without offset/scale', async (t) => {
+  const x4 = await randn([3, 5, 4, 8], 360);
+  const x2 = await randn([7, 6], 361);
+  const stats = await randn([8], 362);
+  const positive = await randn([8], 363, (v) => tf.add(tf.abs(v), 0.1));
+  await agree(t, 'batchNorm', () => {
+    const x = toTensor(x4);
+    const m = toTensor(stats);
+    const v = toTensor(positive);
+    return [
+      tf.batchNorm(x, m, v, tf.neg(m), v, 1e-3),
+      tf.batchNorm(x, m, v, undefined, undefined, 1e-3),
+      tf.batchNorm(x, tf.scalar(0.5), tf.scalar(2), tf.scalar(-1), tf.scalar(3), 1e-5),
+      tf.batchNorm(toTensor(x2), tf.slice(m, 0, 6), tf.slice(v, 0, 6), undefined, tf.slice(v, 2, 6), 1e-3),
+    ];
+  });
+});
+
+test.serial('winograd is really taken for those shapes and not for the RGB layer (the direct path gives different rounding)', async (t) => {
+  const x = await randn([2, 8, 8, 16], 340);
+  const f = await randn([3, 3, 16, 16], 341);
+  const run = async (enabled: boolean) => {
+    const saved = winogradConfig.enabled;
+    winogradConfig.enabled = enabled;
+    try {
+      return (await runOn('wasm', () => [tf.conv2d(toTensor(x) as tf.Tensor4D, toTensor(f) as tf.Tensor4D, 1, 'same')]))[0];
+    } finally {
+      winogradConfig.enabled = saved;
+    }
+  };
+  const viaWinograd = await run(true);
+  const direct = await run(false);
+  t.notDeepEqual(viaWinograd, direct);
+  t.true(relativeError(viaWinograd, direct) < 1e-4);
 });
 
 test.serial('conv2d input gradient alone (conv2dTranspose) matches cpu for stride 1 and 2', async (t) => {

@@ -13,7 +13,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../util/errors.ts';
 import { allocF32, f32View, heapF32, offsetOf, type BackendWasm, type KernelArgs } from './heap.ts';
-import { nativeKernels, scratch } from './native.ts';
+import { splitCalls } from './helper_thread.ts';
+import { nativeKernels, runNativeSplit, scratch } from './native.ts';
 
 export const BATCH_NORM_TRAIN = 'FewshotBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'FewshotBatchNormTrainGrad';
@@ -162,6 +163,16 @@ function backwardCoefficients(
   }
 }
 
+/** Rows (pixels) below which a pass is not split between the main and the helper thread. */
+const ROWS_PER_THREAD = 256;
+
+/** Adds the second half's per-channel float64 sums (byte offset `theirs`) into the first half's (`ours`). */
+function addSums(buf: ArrayBufferLike, ours: number, theirs: number, C: number): void {
+  const a = new Float64Array(buf, ours, C);
+  const b = new Float64Array(buf, theirs, C);
+  for (let c = 0; c < C; c++) a[c] += b[c];
+}
+
 function forwardWasm(args: KernelArgs): tf.TensorInfo[] {
   const backend = args.backend as BackendWasm;
   const { x, gamma, beta } = args.inputs as unknown as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
@@ -177,15 +188,25 @@ function forwardWasm(args: KernelArgs): tf.TensorInfo[] {
     forward(v(x), v(gamma), v(beta), C, attrs, v(y), v(mean), v(variance));
     return [y, mean, variance];
   }
-  // Scratch: s1, s2 (float64 x C), scale, shift (float32 x C), 2 x C float32 block accumulators.
-  const s = scratch(backend, 32 * C);
-  nk.bn_sums(offsetOf(backend, x), P, C, s, s + 8 * C, s + 24 * C);
+  // Scratch: s1, s2 (float64 x C), scale, shift (float32 x C), 2 x C float32 block accumulators, then the
+  // helper thread's own s1, s2 and block accumulators (rows are split between the threads, sums added here).
+  const s = scratch(backend, 56 * C);
+  const xo = offsetOf(backend, x);
+  const yo = offsetOf(backend, y);
+  const sums = splitCalls(P, (a, b) => [
+    a === 0 ? ['bn_sums', xo, b, C, s, s + 8 * C, s + 24 * C] : ['bn_sums', xo + 4 * a * C, b - a, C, s + 32 * C, s + 40 * C, s + 48 * C],
+  ], ROWS_PER_THREAD);
+  runNativeSplit(backend, nk, sums);
   const buf = heapF32(backend).buffer;
+  if (sums[1].length > 0) {
+    addSums(buf, s, s + 32 * C, C);
+    addSums(buf, s + 8 * C, s + 40 * C, C);
+  }
   forwardCoefficients(
     new Float64Array(buf, s, C), new Float64Array(buf, s + 8 * C, C), P, v(gamma), v(beta), attrs.varianceEpsilon,
     v(mean), v(variance), new Float32Array(buf, s + 16 * C, C), new Float32Array(buf, s + 20 * C, C),
   );
-  nk.bn_apply(offsetOf(backend, x), offsetOf(backend, y), P, C, s + 16 * C, s + 20 * C, attrs.activation, attrs.alpha);
+  runNativeSplit(backend, nk, splitCalls(P, (a, b) => [['bn_apply', xo + 4 * a * C, yo + 4 * a * C, b - a, C, s + 16 * C, s + 20 * C, attrs.activation, attrs.alpha]], ROWS_PER_THREAD));
   return [y, mean, variance];
 }
 
@@ -204,17 +225,30 @@ function backwardWasm(args: KernelArgs): tf.TensorInfo[] {
     backward(v(i.dy), v(i.x), v(i.y), v(i.gamma), v(i.mean), v(i.variance), v(i.dmean), v(i.dvar), C, attrs, v(dx), v(dgamma), v(dbeta));
     return [dx, dgamma, dbeta];
   }
-  // Scratch: sdy, sdyx (float64 x C), k1, k2, k3 (float32 x C), 2 x C float32 block accumulators.
-  const s = scratch(backend, 36 * C);
+  // Scratch: sdy, sdyx (float64 x C), k1, k2, k3 (float32 x C), 2 x C float32 block accumulators, then the
+  // helper thread's sdy, sdyx and block accumulators.
+  const s = scratch(backend, 60 * C);
   const off = (t: tf.TensorInfo) => offsetOf(backend, t);
-  nk.bn_grad_sums(off(i.dy), off(i.x), off(i.y), P, C, off(i.mean), attrs.activation, attrs.alpha, s, s + 8 * C, s + 28 * C);
+  const [dyo, xo, yo, dxo] = [off(i.dy), off(i.x), off(i.y), off(dx)];
+  const sums = splitCalls(P, (a, b) => [
+    a === 0
+      ? ['bn_grad_sums', dyo, xo, yo, b, C, off(i.mean), attrs.activation, attrs.alpha, s, s + 8 * C, s + 28 * C]
+      : ['bn_grad_sums', dyo + 4 * a * C, xo + 4 * a * C, yo + 4 * a * C, b - a, C, off(i.mean), attrs.activation, attrs.alpha, s + 36 * C, s + 44 * C, s + 52 * C],
+  ], ROWS_PER_THREAD);
+  runNativeSplit(backend, nk, sums);
   const buf = heapF32(backend).buffer;
+  if (sums[1].length > 0) {
+    addSums(buf, s, s + 36 * C, C);
+    addSums(buf, s + 8 * C, s + 44 * C, C);
+  }
   backwardCoefficients(
     new Float64Array(buf, s, C), new Float64Array(buf, s + 8 * C, C), P, v(i.gamma), v(i.mean), v(i.variance), v(i.dmean), v(i.dvar),
     attrs.varianceEpsilon, new Float32Array(buf, s + 16 * C, C), new Float32Array(buf, s + 20 * C, C), new Float32Array(buf, s + 24 * C, C),
     v(dgamma), v(dbeta),
   );
-  nk.bn_grad_apply(off(i.dy), off(i.x), off(i.y), off(dx), P, C, s + 16 * C, s + 20 * C, s + 24 * C, attrs.activation, attrs.alpha);
+  runNativeSplit(backend, nk, splitCalls(P, (a, b) => [
+    ['bn_grad_apply', dyo + 4 * a * C, xo + 4 * a * C, yo + 4 * a * C, dxo + 4 * a * C, b - a, C, s + 16 * C, s + 20 * C, s + 24 * C, attrs.activation, attrs.alpha],
+  ], ROWS_PER_THREAD));
   return [dx, dgamma, dbeta];
 }
 

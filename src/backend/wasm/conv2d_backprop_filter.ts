@@ -12,7 +12,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { convChunking, convGeometry, imagesPerChunk, type ConvGeometry } from './conv_geometry.ts';
 import { allocF32, f32View, offsetOf, release, reshaped, runStock, stockKernel, type BackendWasm } from './heap.ts';
-import { nativeKernels, scratch, type NativeKernels } from './native.ts';
+import { splitCalls } from './helper_thread.ts';
+import { nativeKernels, runNativeSplit, scratch, type NativeKernels } from './native.ts';
+import { winogradShapeOf } from './conv2d.ts';
+import { winogradFilterGrad } from './winograd.ts';
 
 let channelMajorScratch = new Float32Array(0);
 
@@ -111,6 +114,35 @@ function viaTransposedProduct(backend: BackendWasm, nk: NativeKernels, x: tf.Ten
   return out;
 }
 
+/**
+ * Three input channels, stride 1 (the RGB input layer): a direct SIMD kernel over a zero-padded copy of x,
+ * images split between the main and helper threads, each into its own accumulator (filter_grad_c3 in
+ * native/kernels.c). im2col + GEMM spent most of its time transposing dy for this layer.
+ */
+function viaRgbKernel(backend: BackendWasm, nk: NativeKernels, x: tf.TensorInfo, dy: tf.TensorInfo, g: ConvGeometry): tf.TensorInfo {
+  const { filterHeight: KH, filterWidth: KW, outHeight: OH, outWidth: OW, outChannels: CO, inHeight: H, inWidth: W } = g;
+  const PH = OH + KH - 1;
+  const PW = OW + KW - 1;
+  const size = KH * KW * 3 * CO;
+  const xp = allocF32(backend, [g.batch, PH, PW, 3]);
+  const dW = allocF32(backend, [KH, KW, 3, CO]);
+  const other = allocF32(backend, [size]);
+  try {
+    f32View(backend, dW).fill(0);
+    f32View(backend, other).fill(0);
+    const [xo, xpo, dyo] = [offsetOf(backend, x), offsetOf(backend, xp), offsetOf(backend, dy)];
+    const parts = splitCalls(g.batch, (a, b) => [
+      ['pad_images', xo + 4 * a * H * W * 3, xpo + 4 * a * PH * PW * 3, b - a, H, W, 3, PH, PW, g.padTop, g.padLeft],
+      ['filter_grad_c3', xpo + 4 * a * PH * PW * 3, dyo + 4 * a * OH * OW * CO, a === 0 ? offsetOf(backend, dW) : offsetOf(backend, other), b - a, OH, OW, KH, KW, CO],
+    ]);
+    runNativeSplit(backend, nk, parts);
+    if (parts[1].length > 0) nk.add_into(offsetOf(backend, dW), offsetOf(backend, other), size);
+    return dW;
+  } finally {
+    release(backend, xp, other);
+  }
+}
+
 export function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: tf.NamedAttrMap }): tf.TensorInfo {
   const backend = args.backend as BackendWasm;
   const { x, dy } = args.inputs as unknown as { x: tf.TensorInfo; dy: tf.TensorInfo };
@@ -123,6 +155,11 @@ export function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
   const chunk = Math.min(imagesPerChunk(g, convChunking.filterGradMaxFloats), Math.max(1, Math.floor(convChunking.filterGradColumns / pixelsPerImage)));
 
   const nk = nativeKernels(backend);
+  const wino = nk != null ? winogradShapeOf(g) : null;
+  if (nk != null && wino != null) return winogradFilterGrad(backend, nk, x, dy, wino);
+  if (nk != null && g.inChannels === 3 && g.strideHeight === 1 && g.strideWidth === 1 && CO % 16 === 0 && g.batch > 0 && pixelsPerImage > 0) {
+    return viaRgbKernel(backend, nk, x, dy, g);
+  }
   if (nk != null && K < CO && pixelsPerImage > 0 && g.batch > 0) return reshaped(viaTransposedProduct(backend, nk, x, dy, g, chunk), [...filterShape]);
   const { inHeight: H, inWidth: W, inChannels: C } = g;
   let acc: tf.TensorInfo | null = null;

@@ -10,6 +10,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { convChunking, convGeometry, imagesPerChunk, type ConvGeometry } from './conv_geometry.ts';
 import { allocF32, f32View, offsetOf, release, reshaped, runStock, stockKernel, type BackendWasm } from './heap.ts';
 import { nativeKernels } from './native.ts';
+import { tryWinogradConv2D } from './conv2d.ts';
+import { winogradApplies } from './winograd.ts';
 
 /** Wf[kh,kw,co,ci] = W[KH-1-kh, KW-1-kw, ci, co]. */
 function flipTransposeFilter(w: Float32Array, out: Float32Array, KH: number, KW: number, CI: number, CO: number): void {
@@ -37,6 +39,13 @@ function viaConvolution(backend: BackendWasm, dy: tf.TensorInfo, filter: tf.Tens
     }
   } else {
     flipTransposeFilter(f32View(backend, filter), f32View(backend, flipped), KH, KW, CI, CO);
+  }
+  // dx is a stride-1 convolution of dy: Winograd when it applies, else XNNPACK's direct convolution.
+  const s = { batch: g.batch, inHeight: g.outHeight, inWidth: g.outWidth, inChannels: CO, outHeight: g.inHeight, outWidth: g.inWidth, outChannels: CI, padTop: pads[1][0], padLeft: pads[2][0] };
+  const viaWinograd = winogradApplies(s, KH, KW) ? tryWinogradConv2D(backend, dy, flipped, s) : null;
+  if (viaWinograd != null) {
+    release(backend, flipped);
+    return viaWinograd;
   }
   const dx = runStock(stockKernel('Conv2D'), backend, { x: dy, filter: flipped }, {
     strides: [1, 1],

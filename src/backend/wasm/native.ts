@@ -6,6 +6,7 @@
  */
 import { PLAIN_MEMORY_WASM, SHARED_MEMORY_WASM } from './native/kernels_wasm.ts';
 import type { BackendWasm } from './heap.ts';
+import { HelperThread, type NativeCall } from './helper_thread.ts';
 
 /** Pointers are byte offsets into the backend heap; `double*` scratch comes from `scratch()`. */
 export interface NativeKernels {
@@ -19,6 +20,15 @@ export interface NativeKernels {
   fill_col_t(xT: number, col: number, count: number, H: number, W: number, C: number, OH: number, OW: number, KH: number, KW: number, sh: number, sw: number, pt: number, pl: number): void;
   add_into(acc: number, part: number, n: number): void;
   im2col(x: number, col: number, count: number, H: number, W: number, C: number, OH: number, OW: number, KH: number, KW: number, sh: number, sw: number, pt: number, pl: number): void;
+  filter_grad_c3(xp: number, dy: number, dW: number, count: number, OH: number, OW: number, KH: number, KW: number, CO: number): void;
+  pad_images(x: number, xp: number, count: number, H: number, W: number, C: number, PH: number, PW: number, pt: number, pl: number): void;
+  gemm_atb_acc(A: number, B: number, C: number, T: number, M: number, N: number, lda: number, ldb: number): void;
+  gemm_ab(A: number, B: number, C: number, T: number, K: number, N: number, lda: number): void;
+  wino_filter_transform(w: number, U: number, Ci: number, Co: number): void;
+  wino_filter_grad_transform(dU: number, dW: number, Ci: number, Co: number): void;
+  wino_input_transform(x: number, V: number, count: number, H: number, W: number, C: number, TH: number, TW: number, pt: number, pl: number, T: number): void;
+  wino_output_transform(M: number, y: number, count: number, OH: number, OW: number, C: number, TH: number, TW: number, T: number): void;
+  wino_output_grad_transform(dy: number, Wd: number, count: number, OH: number, OW: number, C: number, TH: number, TW: number, T: number): void;
 }
 
 interface EmscriptenModule {
@@ -60,6 +70,51 @@ export function nativeKernels(backend: BackendWasm): NativeKernels | null {
   }
   instances.set(mod, kernels);
   return kernels;
+}
+
+const helpers = new WeakMap<object, HelperThread | null>();
+let helperDisabled = process.env.FEWSHOT_WASM_HELPER_THREAD === '0';
+
+/** The helper thread for `backend` (threaded build only: it needs the shared heap), or null. */
+function helperThread(backend: BackendWasm, kernels: NativeKernels): HelperThread | null {
+  if (helperDisabled) return null;
+  const mod = backend.wasm as unknown as EmscriptenModule;
+  if (helpers.has(mod)) return helpers.get(mod) ?? null;
+  let helper: HelperThread | null = null;
+  const memory = mod.wasmMemory ?? mod.asm?.memory;
+  if (memory != null && typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer) {
+    try {
+      helper = new HelperThread(moduleFor(true), memory, kernels);
+    } catch {
+      helper = null;
+    }
+  }
+  helpers.set(mod, helper);
+  return helper;
+}
+
+/**
+ * Runs two independent lists of helper-kernel calls (disjoint output ranges): concurrently on the main and the
+ * helper thread when there is one, else one after the other here.
+ */
+export function runNativeSplit(backend: BackendWasm, kernels: NativeKernels, [mine, theirs]: [NativeCall[], NativeCall[]]): void {
+  const helper = helperThread(backend, kernels);
+  if (helper != null) {
+    helper.run(mine, theirs);
+    return;
+  }
+  for (const [name, ...a] of [...mine, ...theirs]) (kernels[name] as (...x: number[]) => void)(...a);
+}
+
+/** Whether `backend`'s helper kernels split their work with a helper thread (starting it if it can). */
+export function helperThreadInUse(backend: BackendWasm): boolean {
+  const kernels = nativeKernels(backend);
+  return kernels != null && helperThread(backend, kernels) != null;
+}
+
+/** Turns the helper thread off/on (benchmarks and tests compare both). Affects backends created afterwards too. */
+export function setHelperThreadEnabled(enabled: boolean): void {
+  helperDisabled = !enabled;
 }
 
 /** Turns the SIMD helpers off/on (benchmarks compare against the JS loops). */

@@ -12,6 +12,10 @@
  * - A fused training-mode batch norm (+ReLU/leaky ReLU) op with its own gradient, `batchNormTraining`
  *   (batch_norm.ts), for callers that can switch to it: it halves a Conv-4 step against tf.moments +
  *   tf.batchNorm. Registered for wasm and cpu; other backends fall back to the composition.
+ * - Conv2D and both gradients of stride-1 3x3 convs with >= 16 channels: Winograd F(4x4, 3x3) transforms
+ *   (native/kernels.c) around XNNPACK matrix products, a quarter of the direct convolution's multiplications.
+ * - FusedBatchNorm (inference batch norm; stock is a scalar loop recomputing 1/sqrt per element).
+ * With the threaded build, the helper kernels split their work with a second thread (helper_thread.ts).
  * Every SIMD path has a JS fallback (used if the helper module cannot load, or FEWSHOT_WASM_NATIVE=0).
  * ReLU/Step, LeakyRelu (Select/Greater), AvgPoolGrad, elementwise binary ops and MaxPool are fast in stock form.
  *
@@ -23,6 +27,8 @@ import * as tf from '@tensorflow/tfjs-core';
 // silently overwrite ours).
 import '@tensorflow/tfjs-backend-wasm';
 import { registerBatchNormTraining } from './batch_norm.ts';
+import { fusedBatchNorm } from './batch_norm_inference.ts';
+import { conv2D } from './conv2d.ts';
 import { conv2DBackpropFilter } from './conv2d_backprop_filter.ts';
 import { conv2DBackpropInput } from './conv2d_backprop_input.ts';
 import { saveStockKernel } from './heap.ts';
@@ -39,6 +45,8 @@ const BACKEND = 'wasm';
 
 /** The kernels this module installs on backend 'wasm', by tfjs kernel name. */
 export const WASM_TRAINING_KERNELS: ReadonlyArray<{ kernelName: string; kernelFunc: tf.KernelFunc }> = [
+  { kernelName: tf.Conv2D, kernelFunc: conv2D as unknown as tf.KernelFunc },
+  { kernelName: tf.FusedBatchNorm, kernelFunc: fusedBatchNorm as unknown as tf.KernelFunc },
   { kernelName: tf.Conv2DBackpropFilter, kernelFunc: conv2DBackpropFilter as unknown as tf.KernelFunc },
   { kernelName: tf.Conv2DBackpropInput, kernelFunc: conv2DBackpropInput as unknown as tf.KernelFunc },
   { kernelName: tf.MaxPoolGrad, kernelFunc: maxPoolGrad as unknown as tf.KernelFunc },

@@ -11,8 +11,15 @@ clang "${common[@]}" -o "$tmp/plain.wasm" "$here/kernels.c"
 clang "${common[@]}" -matomics -mbulk-memory -Wl,--shared-memory -Wl,--max-memory=4294967296 -o "$tmp/shared.wasm" "$here/kernels.c"
 for f in plain shared; do
   # The module shares the backend's heap: it must not initialise memory (data segments) nor use a shadow stack.
-  if llvm-readobj --sections "$tmp/$f.wasm" | grep -q 'Type: DATA'; then echo "$f.wasm has a data section" >&2; exit 1; fi
-  if llvm-objdump -d "$tmp/$f.wasm" | grep -q 'global\.\(get\|set\)'; then echo "$f.wasm uses globals (shadow stack)" >&2; exit 1; fi
+  # (Listings captured first: `grep -q` in a pipeline under pipefail would make the check pass when it matches.)
+  sections="$(llvm-readobj --sections "$tmp/$f.wasm")"
+  code="$(llvm-objdump -d "$tmp/$f.wasm")"
+  if grep -q 'Type: DATA' <<<"$sections"; then echo "$f.wasm has a data section" >&2; exit 1; fi
+  if grep -q 'global\.\(get\|set\)' <<<"$code"; then
+    echo "$f.wasm uses globals (shadow stack) in:" >&2
+    grep -E '^[0-9a-f]+ <|global' <<<"$code" | grep -B1 global | grep '<' >&2
+    exit 1
+  fi
 done
 node -e '
 const fs = require("fs");

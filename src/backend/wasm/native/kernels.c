@@ -337,3 +337,373 @@ void im2col(const float* x, float* col, int count, int H, int W, int C, int OH, 
     }
   }
 }
+
+/*
+ * Winograd F(4x4, 3x3) for stride-1 3x3 convolutions (Lavin & Gray 2016). An output tile of 4x4 pixels is
+ *   Y = A^T [ (G g G^T) (.) (B^T d B) ] A
+ * for a 6x6 input patch d and the 3x3 filter g, so per tile and channel pair 36 multiplications replace 144,
+ * and summed over input channels the 36 elementwise products become 36 matrix products [tiles x Ci] @ [Ci x Co],
+ * which the backend runs on XNNPACK (../winograd.ts). These are the transforms around those products; they are
+ * vectorised over 4 channels (C % 4 == 0). Tiles are numbered t = (n * TH + th) * TW + tw within a chunk of
+ * images; the tile grid covers the output, pixels outside the input read as zero, outputs past the edge are
+ * dropped. Matrices are stored k-major: X[k][t][c] with k = 6 * row + column of the 6x6 transform domain.
+ *
+ * The same identity gives the filter gradient: dL/dU = sum_t (A dY_t A^T) (.) (B^T d_t B), dL/dg = G^T dL/dU G.
+ */
+
+#define F4 wasm_f32x4_splat
+
+/* r = B^T d for a 6-vector (stride in v128 elements). */
+#define WINO_BT(d, ds, r, rs) do { \
+    v128_t d0 = (d)[0 * (ds)], d1 = (d)[1 * (ds)], d2 = (d)[2 * (ds)], d3 = (d)[3 * (ds)], d4 = (d)[4 * (ds)], d5 = (d)[5 * (ds)]; \
+    v128_t m42 = wasm_f32x4_sub(d4, d2); \
+    (r)[0 * (rs)] = wasm_f32x4_add(wasm_f32x4_mul(F4(4.0f), d0), wasm_f32x4_sub(d4, wasm_f32x4_mul(F4(5.0f), d2))); \
+    (r)[1 * (rs)] = wasm_f32x4_add(wasm_f32x4_mul(F4(-4.0f), wasm_f32x4_add(d1, d2)), wasm_f32x4_add(d3, d4)); \
+    (r)[2 * (rs)] = wasm_f32x4_add(wasm_f32x4_mul(F4(4.0f), wasm_f32x4_sub(d1, d2)), wasm_f32x4_sub(d4, d3)); \
+    (r)[3 * (rs)] = wasm_f32x4_add(wasm_f32x4_mul(F4(2.0f), wasm_f32x4_sub(d3, d1)), m42); \
+    (r)[4 * (rs)] = wasm_f32x4_add(wasm_f32x4_mul(F4(2.0f), wasm_f32x4_sub(d1, d3)), m42); \
+    (r)[5 * (rs)] = wasm_f32x4_add(wasm_f32x4_mul(F4(4.0f), d1), wasm_f32x4_sub(d5, wasm_f32x4_mul(F4(5.0f), d3))); \
+  } while (0)
+
+/* o = A^T m: 6-vector -> 4-vector. */
+#define WINO_AT(m, ms, o, os) do { \
+    v128_t m0 = (m)[0 * (ms)], m1 = (m)[1 * (ms)], m2 = (m)[2 * (ms)], m3 = (m)[3 * (ms)], m4 = (m)[4 * (ms)], m5 = (m)[5 * (ms)]; \
+    v128_t p12 = wasm_f32x4_add(m1, m2), n12 = wasm_f32x4_sub(m1, m2); \
+    v128_t p34 = wasm_f32x4_add(m3, m4), n34 = wasm_f32x4_sub(m3, m4); \
+    (o)[0 * (os)] = wasm_f32x4_add(wasm_f32x4_add(m0, p12), p34); \
+    (o)[1 * (os)] = wasm_f32x4_add(n12, wasm_f32x4_mul(F4(2.0f), n34)); \
+    (o)[2 * (os)] = wasm_f32x4_add(p12, wasm_f32x4_mul(F4(4.0f), p34)); \
+    (o)[3 * (os)] = wasm_f32x4_add(wasm_f32x4_add(n12, wasm_f32x4_mul(F4(8.0f), n34)), m5); \
+  } while (0)
+
+/* w = A e: 4-vector -> 6-vector (the transpose of WINO_AT). */
+#define WINO_A(e, es, w, ws) do { \
+    v128_t e0 = (e)[0 * (es)], e1 = (e)[1 * (es)], e2 = (e)[2 * (es)], e3 = (e)[3 * (es)]; \
+    v128_t p02 = wasm_f32x4_add(e0, e2), p13 = wasm_f32x4_add(e1, e3); \
+    v128_t q02 = wasm_f32x4_add(e0, wasm_f32x4_mul(F4(4.0f), e2)), q13 = wasm_f32x4_add(e1, wasm_f32x4_mul(F4(4.0f), e3)); \
+    (w)[0 * (ws)] = e0; \
+    (w)[1 * (ws)] = wasm_f32x4_add(p02, p13); \
+    (w)[2 * (ws)] = wasm_f32x4_sub(p02, p13); \
+    (w)[3 * (ws)] = wasm_f32x4_add(q02, wasm_f32x4_mul(F4(2.0f), q13)); \
+    (w)[4 * (ws)] = wasm_f32x4_sub(q02, wasm_f32x4_mul(F4(2.0f), q13)); \
+    (w)[5 * (ws)] = e3; \
+  } while (0)
+
+/* u = G g: 3-vector -> 6-vector. */
+#define WINO_G(g, gs, u, us) do { \
+    v128_t g0 = (g)[0 * (gs)], g1 = (g)[1 * (gs)], g2 = (g)[2 * (gs)]; \
+    v128_t s02 = wasm_f32x4_add(g0, g2); \
+    v128_t a = wasm_f32x4_add(wasm_f32x4_mul(F4(1.0f / 24.0f), g0), wasm_f32x4_mul(F4(1.0f / 6.0f), g2)); \
+    v128_t b = wasm_f32x4_mul(F4(1.0f / 12.0f), g1); \
+    (u)[0 * (us)] = wasm_f32x4_mul(F4(0.25f), g0); \
+    (u)[1 * (us)] = wasm_f32x4_mul(F4(-1.0f / 6.0f), wasm_f32x4_add(s02, g1)); \
+    (u)[2 * (us)] = wasm_f32x4_mul(F4(-1.0f / 6.0f), wasm_f32x4_sub(s02, g1)); \
+    (u)[3 * (us)] = wasm_f32x4_add(a, b); \
+    (u)[4 * (us)] = wasm_f32x4_sub(a, b); \
+    (u)[5 * (us)] = g2; \
+  } while (0)
+
+/* g = G^T u: 6-vector -> 3-vector (the transpose of WINO_G). */
+#define WINO_GT(u, us, g, gs) do { \
+    v128_t u0 = (u)[0 * (us)], u1 = (u)[1 * (us)], u2 = (u)[2 * (us)], u3 = (u)[3 * (us)], u4 = (u)[4 * (us)], u5 = (u)[5 * (us)]; \
+    v128_t p12 = wasm_f32x4_add(u1, u2), p34 = wasm_f32x4_add(u3, u4); \
+    v128_t n12 = wasm_f32x4_sub(u2, u1), n34 = wasm_f32x4_sub(u3, u4); \
+    (g)[0 * (gs)] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(F4(0.25f), u0), wasm_f32x4_mul(F4(-1.0f / 6.0f), p12)), wasm_f32x4_mul(F4(1.0f / 24.0f), p34)); \
+    (g)[1 * (gs)] = wasm_f32x4_add(wasm_f32x4_mul(F4(1.0f / 6.0f), n12), wasm_f32x4_mul(F4(1.0f / 12.0f), n34)); \
+    (g)[2 * (gs)] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(F4(-1.0f / 6.0f), p12), wasm_f32x4_mul(F4(1.0f / 6.0f), p34)), u5); \
+  } while (0)
+
+/* U[k][ci][co] = (G g G^T)[k] for the filter w[3][3][Ci][Co] (HWIO). */
+EXPORT(wino_filter_transform)
+void wino_filter_transform(const float* w, float* U, int Ci, int Co) {
+  const long plane = (long)Ci * Co;
+  for (int ci = 0; ci < Ci; ci++) {
+    for (int co = 0; co < Co; co += 4) {
+      v128_t g[9], t[18], u[36];
+      const float* src = w + (long)ci * Co + co;
+      for (int i = 0; i < 9; i++) g[i] = wasm_v128_load(src + i * plane);
+      for (int j = 0; j < 3; j++) WINO_G(g + j, 3, t + j, 3);       /* columns: t[6][3] = G g */
+      for (int i = 0; i < 6; i++) WINO_G(t + 3 * i, 1, u + 6 * i, 1); /* rows: u[6][6] = t G^T */
+      float* dst = U + (long)ci * Co + co;
+      for (int k = 0; k < 36; k++) wasm_v128_store(dst + k * plane, u[k]);
+    }
+  }
+}
+
+/* dW[kh][kw][ci][co] = (G^T dU G)[kh][kw] for dU[k][ci][co]. */
+EXPORT(wino_filter_grad_transform)
+void wino_filter_grad_transform(const float* dU, float* dW, int Ci, int Co) {
+  const long plane = (long)Ci * Co;
+  for (int ci = 0; ci < Ci; ci++) {
+    for (int co = 0; co < Co; co += 4) {
+      v128_t u[36], t[18], g[9];
+      const float* src = dU + (long)ci * Co + co;
+      for (int k = 0; k < 36; k++) u[k] = wasm_v128_load(src + k * plane);
+      for (int j = 0; j < 6; j++) WINO_GT(u + j, 6, t + j, 6);       /* columns: t[3][6] = G^T u */
+      for (int i = 0; i < 3; i++) WINO_GT(t + 6 * i, 1, g + 3 * i, 1); /* rows: g[3][3] = t G */
+      float* dst = dW + (long)ci * Co + co;
+      for (int i = 0; i < 9; i++) wasm_v128_store(dst + i * plane, g[i]);
+    }
+  }
+}
+
+/*
+ * V = B^T d B for every tile of `count` images x[count][H][W][C] (input pixel of tile (th, tw), patch (i, j):
+ * row 4*th + i - pt, column 4*tw + j - pl), into V[k][t][c]; T is the number of tiles V holds per point k.
+ */
+EXPORT(wino_input_transform)
+void wino_input_transform(const float* x, float* V, int count, int H, int W, int C, int TH, int TW, int pt, int pl, int T) {
+  const long kStride = (long)T * C;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  int t = 0;
+  for (int n = 0; n < count; n++) {
+    const float* img = x + (long)n * H * W * C;
+    for (int th = 0; th < TH; th++) {
+      const int ih0 = 4 * th - pt;
+      for (int tw = 0; tw < TW; tw++, t++) {
+        const int iw0 = 4 * tw - pl;
+        const int inside = ih0 >= 0 && iw0 >= 0 && ih0 + 6 <= H && iw0 + 6 <= W;
+        for (int c = 0; c < C; c += 4) {
+          v128_t d[36], r[36];
+          if (inside) {
+            for (int i = 0; i < 6; i++)
+              for (int j = 0; j < 6; j++) d[6 * i + j] = wasm_v128_load(img + ((long)(ih0 + i) * W + iw0 + j) * C + c);
+          } else {
+            /* Fully unrolled so d[] stays in locals (a variable index would put it on a stack we must not have). */
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 6; i++) {
+              const int ih = ih0 + i;
+#pragma clang loop unroll(full)
+              for (int j = 0; j < 6; j++) {
+                const int iw = iw0 + j;
+                d[6 * i + j] = zero;
+                if (ih >= 0 && ih < H && iw >= 0 && iw < W) d[6 * i + j] = wasm_v128_load(img + ((long)ih * W + iw) * C + c);
+              }
+            }
+          }
+          for (int j = 0; j < 6; j++) WINO_BT(d + j, 6, r + j, 6);       /* columns */
+          for (int i = 0; i < 6; i++) WINO_BT(r + 6 * i, 1, d + 6 * i, 1); /* rows */
+          float* dst = V + (long)t * C + c;
+          for (int k = 0; k < 36; k++) wasm_v128_store(dst + k * kStride, d[k]);
+        }
+      }
+    }
+  }
+}
+
+/* y[count][OH][OW][C] = A^T M A per tile, for M[k][t][c] with T tiles of row stride C. */
+EXPORT(wino_output_transform)
+void wino_output_transform(const float* M, float* y, int count, int OH, int OW, int C, int TH, int TW, int T) {
+  const long kStride = (long)T * C;
+  int t = 0;
+  for (int n = 0; n < count; n++) {
+    float* img = y + (long)n * OH * OW * C;
+    for (int th = 0; th < TH; th++) {
+      const int oh0 = 4 * th;
+      const int rows = OH - oh0 < 4 ? OH - oh0 : 4;
+      for (int tw = 0; tw < TW; tw++, t++) {
+        const int ow0 = 4 * tw;
+        const int cols = OW - ow0 < 4 ? OW - ow0 : 4;
+        const float* src = M + (long)t * C;
+        for (int c = 0; c < C; c += 4) {
+          v128_t m[36], r[24], o[16];
+          for (int k = 0; k < 36; k++) m[k] = wasm_v128_load(src + k * kStride + c);
+          for (int j = 0; j < 6; j++) WINO_AT(m + j, 6, r + j, 6);       /* columns: r[4][6] */
+          for (int i = 0; i < 4; i++) WINO_AT(r + 6 * i, 1, o + 4 * i, 1); /* rows: o[4][4] */
+          if (rows == 4 && cols == 4) {
+            for (int i = 0; i < 4; i++)
+              for (int j = 0; j < 4; j++) wasm_v128_store(img + ((long)(oh0 + i) * OW + ow0 + j) * C + c, o[4 * i + j]);
+          } else {
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 4; i++)
+#pragma clang loop unroll(full)
+              for (int j = 0; j < 4; j++)
+                if (i < rows && j < cols) wasm_v128_store(img + ((long)(oh0 + i) * OW + ow0 + j) * C + c, o[4 * i + j]);
+          }
+        }
+      }
+    }
+  }
+}
+
+/* Wd[k][t][c] = A dY_t A^T for the 4x4 output-gradient tiles of dy[count][OH][OW][C] (zero past the edge). */
+EXPORT(wino_output_grad_transform)
+void wino_output_grad_transform(const float* dy, float* Wd, int count, int OH, int OW, int C, int TH, int TW, int T) {
+  const long kStride = (long)T * C;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
+  int t = 0;
+  for (int n = 0; n < count; n++) {
+    const float* img = dy + (long)n * OH * OW * C;
+    for (int th = 0; th < TH; th++) {
+      const int oh0 = 4 * th;
+      const int rows = OH - oh0 < 4 ? OH - oh0 : 4;
+      for (int tw = 0; tw < TW; tw++, t++) {
+        const int ow0 = 4 * tw;
+        const int cols = OW - ow0 < 4 ? OW - ow0 : 4;
+        float* dst = Wd + (long)t * C;
+        for (int c = 0; c < C; c += 4) {
+          v128_t e[16], r[24], w[36];
+          for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+              e[4 * i + j] = i < rows && j < cols ? wasm_v128_load(img + ((long)(oh0 + i) * OW + ow0 + j) * C + c) : zero;
+          for (int j = 0; j < 4; j++) WINO_A(e + j, 4, r + j, 4);       /* columns: r[6][4] */
+          for (int i = 0; i < 6; i++) WINO_A(r + 4 * i, 1, w + 6 * i, 1); /* rows: w[6][6] */
+          for (int k = 0; k < 36; k++) wasm_v128_store(dst + k * kStride + c, w[k]);
+        }
+      }
+    }
+  }
+}
+
+/*
+ * Filter gradient of a stride-1 convolution with 3 input channels (the RGB input layer), where im2col + GEMM
+ * spends most of its time transposing: dW[kh][kw][c][co] += sum over output pixels (n, oh, ow) of
+ * xp[n][oh + kh][ow + kw][c] * dy[n][oh][ow][co], for xp the zero-padded input [count][OH+KH-1][OW+KW-1][3].
+ * Register tile: the 3 channels of one tap x 16 output channels (12 accumulators), over one output row at a
+ * time so the row of dy stays in L1 for every tap. dW must be zeroed by the caller. CO % 16 == 0.
+ */
+EXPORT(filter_grad_c3)
+void filter_grad_c3(const float* xp, const float* dy, float* dW, int count, int OH, int OW, int KH, int KW, int CO) {
+  const int PW = OW + KW - 1, PH = OH + KH - 1;
+  for (int n = 0; n < count; n++) {
+    for (int oh = 0; oh < OH; oh++) {
+      const float* dyRow = dy + ((long)n * OH + oh) * OW * CO;
+      for (int kh = 0; kh < KH; kh++) {
+        const float* xRow = xp + ((long)n * PH + oh + kh) * PW * 3;
+        for (int kw = 0; kw < KW; kw++) {
+          float* acc = dW + (long)(kh * KW + kw) * 3 * CO;
+          for (int co = 0; co < CO; co += 16) {
+            v128_t a00 = wasm_v128_load(acc + co), a01 = wasm_v128_load(acc + co + 4), a02 = wasm_v128_load(acc + co + 8), a03 = wasm_v128_load(acc + co + 12);
+            v128_t a10 = wasm_v128_load(acc + CO + co), a11 = wasm_v128_load(acc + CO + co + 4), a12 = wasm_v128_load(acc + CO + co + 8), a13 = wasm_v128_load(acc + CO + co + 12);
+            v128_t a20 = wasm_v128_load(acc + 2 * CO + co), a21 = wasm_v128_load(acc + 2 * CO + co + 4), a22 = wasm_v128_load(acc + 2 * CO + co + 8), a23 = wasm_v128_load(acc + 2 * CO + co + 12);
+            const float* xs = xRow + kw * 3;
+            const float* ds = dyRow + co;
+            for (int ow = 0; ow < OW; ow++, xs += 3, ds += CO) {
+              const v128_t d0 = wasm_v128_load(ds), d1 = wasm_v128_load(ds + 4), d2 = wasm_v128_load(ds + 8), d3 = wasm_v128_load(ds + 12);
+              const v128_t x0 = wasm_v128_load32_splat(xs), x1 = wasm_v128_load32_splat(xs + 1), x2 = wasm_v128_load32_splat(xs + 2);
+              a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(x0, d0)); a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(x0, d1));
+              a02 = wasm_f32x4_add(a02, wasm_f32x4_mul(x0, d2)); a03 = wasm_f32x4_add(a03, wasm_f32x4_mul(x0, d3));
+              a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(x1, d0)); a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(x1, d1));
+              a12 = wasm_f32x4_add(a12, wasm_f32x4_mul(x1, d2)); a13 = wasm_f32x4_add(a13, wasm_f32x4_mul(x1, d3));
+              a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(x2, d0)); a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(x2, d1));
+              a22 = wasm_f32x4_add(a22, wasm_f32x4_mul(x2, d2)); a23 = wasm_f32x4_add(a23, wasm_f32x4_mul(x2, d3));
+            }
+            wasm_v128_store(acc + co, a00); wasm_v128_store(acc + co + 4, a01); wasm_v128_store(acc + co + 8, a02); wasm_v128_store(acc + co + 12, a03);
+            wasm_v128_store(acc + CO + co, a10); wasm_v128_store(acc + CO + co + 4, a11); wasm_v128_store(acc + CO + co + 8, a12); wasm_v128_store(acc + CO + co + 12, a13);
+            wasm_v128_store(acc + 2 * CO + co, a20); wasm_v128_store(acc + 2 * CO + co + 4, a21); wasm_v128_store(acc + 2 * CO + co + 8, a22); wasm_v128_store(acc + 2 * CO + co + 12, a23);
+          }
+        }
+      }
+    }
+  }
+}
+
+/* xp[n][PH][PW][C] = x[n][h - pt][w - pl][c], zero outside (PH >= H + pt, PW >= W + pl). */
+EXPORT(pad_images)
+void pad_images(const float* x, float* xp, int count, int H, int W, int C, int PH, int PW, int pt, int pl) {
+  for (int n = 0; n < count; n++) {
+    const float* src = x + (long)n * H * W * C;
+    float* dst = xp + (long)n * PH * PW * C;
+    for (int h = 0; h < PH; h++) {
+      const int ih = h - pt;
+      float* row = dst + (long)h * PW * C;
+      if (ih < 0 || ih >= H) {
+        for (int i = 0; i < PW * C; i++) row[i] = 0.0f;
+        continue;
+      }
+      const float* srow = src + (long)ih * W * C;
+      for (int w = 0; w < PW; w++) {
+        const int iw = w - pl;
+        for (int c = 0; c < C; c++) row[w * C + c] = iw >= 0 && iw < W ? srow[iw * C + c] : 0.0f;
+      }
+    }
+  }
+}
+
+/*
+ * C[M][N] += sum_t A[t][m] * B[t][n] (A^T B with both operands row-major over t, row strides lda / ldb), for
+ * the Winograd filter gradient dU_k = V_k^T (A dY A^T)_k: no transposed copy of V and no packing of the long
+ * operand, which XNNPACK's fully-connected path needs. Register tile 4 x 8 over blocks of 64 rows of t (both
+ * blocks stay in L1 while every tile of C passes over them). M % 4 == 0, N % 8 == 0.
+ */
+#define ATB_ROWS 64
+EXPORT(gemm_atb_acc)
+void gemm_atb_acc(const float* A, const float* B, float* C, int T, int M, int N, int lda, int ldb) {
+  for (int t0 = 0; t0 < T; t0 += ATB_ROWS) {
+    const int t1 = t0 + ATB_ROWS < T ? t0 + ATB_ROWS : T;
+    for (int m = 0; m < M; m += 4) {
+      for (int n = 0; n < N; n += 8) {
+        float* c0 = C + (long)m * N + n;
+        v128_t c00 = wasm_v128_load(c0), c01 = wasm_v128_load(c0 + 4);
+        v128_t c10 = wasm_v128_load(c0 + N), c11 = wasm_v128_load(c0 + N + 4);
+        v128_t c20 = wasm_v128_load(c0 + 2 * N), c21 = wasm_v128_load(c0 + 2 * N + 4);
+        v128_t c30 = wasm_v128_load(c0 + 3 * N), c31 = wasm_v128_load(c0 + 3 * N + 4);
+        const float* a = A + (long)t0 * lda + m;
+        const float* b = B + (long)t0 * ldb + n;
+        for (int t = t0; t < t1; t++, a += lda, b += ldb) {
+          const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+          v128_t s = wasm_v128_load32_splat(a);
+          c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(s, b0)); c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(s, b1));
+          s = wasm_v128_load32_splat(a + 1);
+          c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(s, b0)); c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(s, b1));
+          s = wasm_v128_load32_splat(a + 2);
+          c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(s, b0)); c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(s, b1));
+          s = wasm_v128_load32_splat(a + 3);
+          c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(s, b0)); c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(s, b1));
+        }
+        wasm_v128_store(c0, c00); wasm_v128_store(c0 + 4, c01);
+        wasm_v128_store(c0 + N, c10); wasm_v128_store(c0 + N + 4, c11);
+        wasm_v128_store(c0 + 2 * N, c20); wasm_v128_store(c0 + 2 * N + 4, c21);
+        wasm_v128_store(c0 + 3 * N, c30); wasm_v128_store(c0 + 3 * N + 4, c31);
+      }
+    }
+  }
+}
+
+/*
+ * C[T][N] = A[T][K] B[K][N] (row-major, row strides lda / N / N) for the 36 Winograd products M_k = V_k U_k.
+ * U_k (K x N, 16 KB for 64 x 64) stays in L1 while 4-row tiles of A stream past; register tile 4 x 8.
+ * Small enough products that XNNPACK's per-call set-up (operator, packing, thread-pool wake-up) dominated.
+ * T % 4 may be anything; K >= 1; N % 8 == 0.
+ */
+EXPORT(gemm_ab)
+void gemm_ab(const float* A, const float* B, float* C, int T, int K, int N, int lda) {
+  int t = 0;
+  for (; t + 4 <= T; t += 4) {
+    const float* a0 = A + (long)t * lda;
+    for (int n = 0; n < N; n += 8) {
+      v128_t c00 = wasm_f32x4_splat(0.0f), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+      const float* b = B + n;
+      for (int k = 0; k < K; k++, b += N) {
+        const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+        v128_t s = wasm_v128_load32_splat(a0 + k);
+        c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(s, b0)); c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(s, b1));
+        s = wasm_v128_load32_splat(a0 + lda + k);
+        c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(s, b0)); c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(s, b1));
+        s = wasm_v128_load32_splat(a0 + 2 * lda + k);
+        c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(s, b0)); c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(s, b1));
+        s = wasm_v128_load32_splat(a0 + 3 * lda + k);
+        c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(s, b0)); c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(s, b1));
+      }
+      float* c = C + (long)t * N + n;
+      wasm_v128_store(c, c00); wasm_v128_store(c + 4, c01);
+      wasm_v128_store(c + N, c10); wasm_v128_store(c + N + 4, c11);
+      wasm_v128_store(c + 2 * N, c20); wasm_v128_store(c + 2 * N + 4, c21);
+      wasm_v128_store(c + 3 * N, c30); wasm_v128_store(c + 3 * N + 4, c31);
+    }
+  }
+  for (; t < T; t++) {
+    const float* a = A + (long)t * lda;
+    for (int n = 0; n < N; n += 8) {
+      v128_t c0 = wasm_f32x4_splat(0.0f), c1 = c0;
+      const float* b = B + n;
+      for (int k = 0; k < K; k++, b += N) {
+        const v128_t s = wasm_v128_load32_splat(a + k);
+        c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(s, wasm_v128_load(b)));
+        c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(s, wasm_v128_load(b + 4)));
+      }
+      wasm_v128_store(C + (long)t * N + n, c0);
+      wasm_v128_store(C + (long)t * N + n + 4, c1);
+    }
+  }
+}
