@@ -17,6 +17,7 @@ import { setNativeKernelsEnabled } from '../src/backend/wasm/native.ts';
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from '../src/backend/wasm/register.ts';
 import { winogradConfig } from '../src/backend/wasm/winograd.ts';
 import { UserError } from '../src/util/errors.ts';
+import { WasmHeapExhaustedError } from '../src/backend/wasm/heap.ts';
 
 const TOL = 1e-4;
 
@@ -504,4 +505,28 @@ test.serial('the JS fallbacks (SIMD helper module off) agree with cpu too: conv/
   } finally {
     setNativeKernelsEnabled(true);
   }
+});
+
+test.serial('a batch too big for the 4 GiB wasm heap is a UserError naming the fix, and the backend keeps working', async (t) => {
+  await tf.setBackend('wasm');
+  const held: tf.Tensor[] = [];
+  let error: unknown = null;
+  try {
+    // 256 MiB each: the guard must refuse one before the heap's last 512 MiB (tfjs would otherwise write through
+    // a null pointer and corrupt the module).
+    for (let i = 0; i < 20 && error == null; i++) {
+      try {
+        held.push(tf.zeros([64 * 2 ** 20]));
+      } catch (e) {
+        error = e;
+      }
+    }
+  } finally {
+    tf.dispose(held);
+  }
+  t.true(error instanceof WasmHeapExhaustedError, String(error));
+  t.true(error instanceof UserError);
+  t.regex((error as Error).message, /heap is full/);
+  t.regex((error as UserError).fix, /fewer images per episode/);
+  t.deepEqual(Array.from(tf.tidy(() => tf.add(tf.ones([3]), 1)).dataSync()), [2, 2, 2]);
 });

@@ -32,11 +32,17 @@ async function load(choice: ConcreteBackend): Promise<SelectedBackend> {
     }
     case 'wasm': {
       const wasm = await import('@tensorflow/tfjs-backend-wasm');
-      const { registerWasmTrainingKernels } = await import('./wasm/register.ts');
+      const { registerWasmTrainingKernels, wasmThreadsInUse } = await import('./wasm/register.ts');
+      const { helperThreadInUse } = await import('./wasm/native.ts');
+      const { guardWasmHeap } = await import('./wasm/heap.ts');
       registerWasmTrainingKernels();
       if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
+      guardWasmHeap(tf.backend() as unknown as Parameters<typeof guardWasmHeap>[0]);
       const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
-      return { choice, tfName: 'wasm', detail: `@tensorflow/tfjs-backend-wasm ${wasm.version_wasm} (XNNPACK, SIMD ${simd ? 'on' : 'off'}, training kernels registered)` };
+      const threads = wasmThreadsInUse();
+      const helper = helperThreadInUse(tf.backend() as unknown as Parameters<typeof helperThreadInUse>[0]);
+      const threading = `${threads} XNNPACK thread${threads === 1 ? '' : 's'}${helper ? ' + helper thread' : ''}`;
+      return { choice, tfName: 'wasm', detail: `@tensorflow/tfjs-backend-wasm ${wasm.version_wasm} (XNNPACK, SIMD ${simd ? 'on' : 'off'}, ${threading}, training kernels registered)` };
     }
     case 'cpu': {
       await import('@tensorflow/tfjs-backend-cpu');
@@ -58,6 +64,11 @@ function why(err: unknown): string {
 export async function selectBackend(choice: string): Promise<SelectedBackend> {
   if (!(BACKEND_CHOICES as readonly string[]).includes(choice)) {
     throw new UserError(`unknown backend "${choice}"`, `use one of: ${BACKEND_CHOICES.join(', ')}`);
+  }
+  if (choice === 'wasm' || choice === 'auto') {
+    // A bad FEWSHOT_WASM_THREADS is the user's to fix, not a reason to fall back to another backend.
+    const { wasmThreadsFromEnv } = await import('./wasm/threads.ts');
+    wasmThreadsFromEnv();
   }
   if (choice !== 'auto') {
     try {

@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { UserError } from '../../util/errors.ts';
 
 export type { BackendWasm };
 
@@ -100,4 +101,52 @@ export function runStock(kernel: AnyKernelFunc | string, backend: BackendWasm, i
   const out = fn({ inputs, attrs, backend });
   if (Array.isArray(out)) throw new Error('expected a single-output kernel');
   return out;
+}
+
+/** The wasm heap could not grow for an allocation (wasm32 addresses at most 4 GiB). */
+export class WasmHeapExhaustedError extends UserError {
+  constructor(bytes: number, heapBytes: number) {
+    super(
+      `the wasm backend's heap is full: allocating ${(bytes / 2 ** 20).toFixed(0)} MiB failed with ${(heapBytes / 2 ** 30).toFixed(2)} GiB already in use (wasm can address at most 4 GiB, and ${WASM_HEAP_RESERVE / 2 ** 20} MiB are kept for the backend's own allocations)`,
+      'use fewer images per episode (--way / --shot / --query, or fewer SLA transformations), a smaller --image-size, or --backend tensorflow',
+    );
+  }
+}
+
+const guarded = new WeakSet<object>();
+
+/** wasm32's address space, and what is kept free of tensors for the C++ side's own allocations. */
+const WASM_HEAP_MAX = 2 ** 32;
+export const WASM_HEAP_RESERVE = 512 * 2 ** 20;
+
+/**
+ * Makes tensor allocations fail with a clear error while the heap still has room for the backend's internal
+ * ones. tfjs-backend-wasm does not check `_malloc`'s result, and its C++ side (tensor registry, XNNPACK
+ * operators and their indirection buffers, up to ~100 MB for an 84 px batch of 400) allocates unchecked too:
+ * when the heap ran out, a null pointer was written through, which corrupted the module's own data and ended in
+ * "memory access out of bounds" (single-threaded) or a hang (threaded build). So an allocation from JS that
+ * would reach into the top WASM_HEAP_RESERVE bytes is refused.
+ */
+export function guardWasmHeap(backend: BackendWasm): void {
+  const mod = backend.wasm as unknown as {
+    _malloc(bytes: number): number;
+    _free(ptr: number): void;
+    asm?: { malloc?: (bytes: number) => number };
+    wasmMemory?: WebAssembly.Memory;
+    HEAPU8: Uint8Array;
+  };
+  if (guarded.has(mod)) return;
+  guarded.add(mod);
+  // The raw export: emscripten's lazy `_malloc` wrapper replaces Module._malloc with it on first call, which
+  // would drop this guard.
+  const malloc = mod.asm?.malloc ?? mod._malloc.bind(mod);
+  mod._malloc = (bytes: number) => {
+    const ptr = malloc(bytes);
+    const end = (ptr >>> 0) + bytes;
+    if ((ptr === 0 && bytes > 0) || end > WASM_HEAP_MAX - WASM_HEAP_RESERVE) {
+      if (ptr !== 0) mod._free(ptr);
+      throw new WasmHeapExhaustedError(bytes, (mod.wasmMemory?.buffer ?? mod.HEAPU8.buffer).byteLength);
+    }
+    return ptr;
+  };
 }

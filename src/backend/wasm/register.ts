@@ -19,8 +19,9 @@
  * Every SIMD path has a JS fallback (used if the helper module cannot load, or FEWSHOT_WASM_NATIVE=0).
  * ReLU/Step, LeakyRelu (Select/Greater), AvgPoolGrad, elementwise binary ops and MaxPool are fast in stock form.
  *
- * Setting FEWSHOT_WASM_THREADS=N (N >= 2) before the wasm backend is first created switches it to the threaded
- * XNNPACK build with N threads (threads.ts). Off by default: on a busy 2-core machine it was slower.
+ * On machines with 2+ logical CPUs the backend uses the threaded XNNPACK build with 2 threads (threads.ts),
+ * and the helper kernels a helper thread; FEWSHOT_WASM_THREADS=N (set before the wasm backend is first
+ * created) picks N, and 1 the stock single-threaded build.
  */
 import * as tf from '@tensorflow/tfjs-core';
 // Loaded first so the stock wasm kernels are registered before we replace some of them (a later import would
@@ -36,10 +37,10 @@ import { cast, identity } from './identity.ts';
 import { maxPoolGrad } from './max_pool_grad.ts';
 import { mean, sum } from './reduce.ts';
 import { tile } from './tile.ts';
-import { useWasmThreads } from './threads.ts';
+import { useWasmThreads, wasmThreadsFromEnv } from './threads.ts';
 
 export { batchNormTraining, type BatchNormActivation, type BatchNormTrainingResult } from './batch_norm.ts';
-export { useWasmThreads, wasmThreadsInUse } from './threads.ts';
+export { useWasmThreads, wasmThreadsFromEnv, wasmThreadsInUse } from './threads.ts';
 
 const BACKEND = 'wasm';
 
@@ -72,6 +73,6 @@ export function registerWasmTrainingKernels(): void {
     tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc });
   }
   registerBatchNormTraining();
-  const threads = Number(process.env.FEWSHOT_WASM_THREADS ?? '1');
-  if (Number.isInteger(threads) && threads > 1) useWasmThreads(threads);
+  const threads = wasmThreadsFromEnv();
+  if (threads > 1) useWasmThreads(threads);
 }

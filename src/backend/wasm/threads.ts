@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as wasmPackage from '@tensorflow/tfjs-backend-wasm';
 import { createHash } from 'node:crypto';
+import { UserError } from '../../util/errors.ts';
 import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -128,4 +129,20 @@ export function useWasmThreads(threads: number): boolean {
 /** Threads XNNPACK actually runs with on the initialised wasm backend (1 for the stock build). */
 export function wasmThreadsInUse(): number {
   return wasmBackendCreated() ? Math.max(1, wasmPackage.getThreadsCount()) : 0;
+}
+
+/**
+ * The thread count for the wasm backend: FEWSHOT_WASM_THREADS if set (1 = the stock single-threaded build),
+ * else 2 on machines with at least 2 logical CPUs. Two, not all cores: the helper kernels use the main thread
+ * plus one helper thread, and on this toolkit's workloads (Conv-4 / ResNet-12 episodes) XNNPACK's own products
+ * are a minority of a step.
+ */
+export function wasmThreadsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.FEWSHOT_WASM_THREADS;
+  if (raw == null || raw.trim() === '') return Math.min(2, Math.max(1, os.availableParallelism()));
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new UserError(`FEWSHOT_WASM_THREADS="${raw}" is not a thread count`, 'set it to a whole number from 1 (single-threaded) to 64, or unset it for the default (2 on multi-core machines)');
+  }
+  return n;
 }
