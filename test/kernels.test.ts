@@ -12,6 +12,7 @@ import '../src/tf-gradients.ts';
 import '@tensorflow/tfjs-backend-cpu';
 import { selectBackend } from '../src/backend/select.ts';
 import { batchNormTraining } from '../src/backend/wasm/batch_norm.ts';
+import { batchNormActPool } from '../src/backend/wasm/batch_norm_pool.ts';
 import { convChunking } from '../src/backend/wasm/conv_geometry.ts';
 import { setNativeKernelsEnabled } from '../src/backend/wasm/native.ts';
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from '../src/backend/wasm/register.ts';
@@ -458,6 +459,38 @@ for (const activation of ['linear', 'relu', 'leakyRelu'] as const) {
         const err = relativeError(g, reference[i]);
         t.true(err <= TOL, `${backend} output ${i}: relative error ${err}`);
       });
+    }
+  });
+}
+
+// Fused batch norm + activation + 2x2 max pool against the unfused composition on cpu: odd sizes (a dropped last
+// row/column), every activation, channels that are (SIMD) and are not (JS loops) a multiple of 4.
+for (const [i, c] of ([
+  { x: [3, 6, 8, 8], activation: 'relu' },
+  { x: [2, 7, 5, 12], activation: 'leakyRelu' },
+  { x: [2, 5, 6, 6], activation: 'linear' },
+  { x: [4, 10, 10, 64], activation: 'relu' },
+] as const).entries()) {
+  test.serial(`fused batch norm + ${c.activation} + max pool equals batchNormTraining + tf.maxPool on cpu, with gradients: x ${c.x}`, async (t) => {
+    const x = await randn([...c.x], 400 + i);
+    const gamma = await randn([c.x[3]], 410 + i, (v) => tf.add(tf.mul(v, 0.3), 1));
+    const beta = await randn([c.x[3]], 420 + i, (v) => tf.mul(v, 0.3));
+    const w = await randn([c.x[0], Math.floor(c.x[1] / 2), Math.floor(c.x[2] / 2), c.x[3]], 430 + i);
+    const run = (fused: boolean) => () => {
+      const opts = { varianceEpsilon: 1e-3, activation: c.activation, alpha: 0.1 };
+      const loss = (xs: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const y = fused
+          ? batchNormActPool(xs as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, opts).y
+          : tf.maxPool(batchNormTraining(xs as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, opts).y, 2, 2, 'valid');
+        return tf.sum(tf.mul(y, toTensor(w)));
+      };
+      const { value, grads } = tf.valueAndGrads(loss)([toTensor(x), toTensor(gamma), toTensor(beta)]);
+      return [value, ...grads];
+    };
+    const cpu = await runOn('cpu', run(false));
+    for (const backend of ['wasm', 'cpu']) {
+      const fused = await runOn(backend, run(true));
+      fused.forEach((f, k) => t.true(relativeError(f, cpu[k]) <= TOL, `${backend} output ${k}: ${relativeError(f, cpu[k])}`));
     }
   });
 }

@@ -20,8 +20,7 @@ export class Conv4 implements Backbone {
     return tf.tidy(() => {
       let x = images;
       for (let i = 0; i < 4; i++) {
-        x = this.norms[i].apply(this.convs[i].apply(x), training, 'relu');
-        x = tf.maxPool(x, 2, 2, 'valid');
+        x = this.norms[i].applyPooled(this.convs[i].apply(x), training, 'relu');
       }
       return tf.reshape(x, [x.shape[0], -1]) as tf.Tensor2D;
     });

@@ -21,18 +21,19 @@ export const BATCH_NORM_TRAIN_GRAD = 'FewshotBatchNormTrainGrad';
 
 export type BatchNormActivation = 'linear' | 'relu' | 'leakyRelu';
 
-const ACTIVATION_CODE: Record<BatchNormActivation, number> = { linear: 0, relu: 1, leakyRelu: 2 };
+export const ACTIVATION_CODE: Record<BatchNormActivation, number> = { linear: 0, relu: 1, leakyRelu: 2 };
 
-interface BnAttrs {
+export interface BnAttrs {
   varianceEpsilon: number;
   /** 0 linear, 1 relu, 2 leaky relu. */
   activation: number;
   alpha: number;
 }
 
+/** Reused float64 per-channel accumulators (zeroed), for the JS loops. */
 let sums = new Float64Array(0);
 let sumsB = new Float64Array(0);
-function accumulators(c: number): [Float64Array, Float64Array] {
+export function accumulators(c: number): [Float64Array, Float64Array] {
   if (sums.length < c) {
     sums = new Float64Array(c);
     sumsB = new Float64Array(c);
@@ -118,7 +119,7 @@ function backward(
   }
 }
 
-function channelsOf(x: tf.TensorInfo, gamma: tf.TensorInfo): number {
+export function channelsOf(x: tf.TensorInfo, gamma: tf.TensorInfo): number {
   const C = x.shape[x.shape.length - 1];
   if (gamma.shape.length !== 1 || gamma.shape[0] !== C) {
     throw new UserError(`batch-norm scale has shape [${gamma.shape}] but x has ${C} channels`, 'pass per-channel gamma/beta of shape [C]');
@@ -145,7 +146,7 @@ function forwardCoefficients(
 }
 
 /** Per-channel dx = k1*dpre + k2*x + k3 coefficients and dgamma/dbeta, from the float64 gradient sums. */
-function backwardCoefficients(
+export function backwardCoefficients(
   sdy: Float64Array, sdyx: Float64Array, P: number, gamma: Float32Array, mean: Float32Array, variance: Float32Array,
   dmean: Float32Array, dvar: Float32Array, eps: number,
   k1: Float32Array, k2: Float32Array, k3: Float32Array, dgamma: Float32Array, dbeta: Float32Array,

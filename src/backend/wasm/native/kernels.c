@@ -707,3 +707,139 @@ void gemm_ab(const float* A, const float* B, float* C, int T, int K, int N, int 
     }
   }
 }
+
+/*
+ * Batch norm + activation + 2x2/stride-2 max pool ('valid': OH = H/2, OW = W/2) fused, so the full-size
+ * activation is never stored: the forward writes only the pooled output, and the gradient recomputes each
+ * window's activations from x. The window's winner is the first maximum (the rule of max_pool_grad_2x2).
+ * Per pixel y = act(x * scale[c] + shift[c]).
+ */
+static inline v128_t act_apply(v128_t v, int act, v128_t alpha) {
+  if (act == 1) return wasm_f32x4_max(v, wasm_f32x4_splat(0.0f));
+  if (act == 2) return wasm_v128_bitselect(v, wasm_f32x4_mul(v, alpha), wasm_f32x4_gt(v, wasm_f32x4_splat(0.0f)));
+  return v;
+}
+
+/* The 4 winner masks of a window (first maximum wins; NaN never wins). */
+#define POOL_WINNERS(y0, y1, y2, y3, s0, s1, s2, s3) do { \
+    v128_t m_ = wasm_f32x4_splat(-__builtin_inff()); \
+    v128_t w0_ = wasm_f32x4_gt(y0, m_); m_ = wasm_v128_bitselect(y0, m_, w0_); \
+    v128_t w1_ = wasm_f32x4_gt(y1, m_); m_ = wasm_v128_bitselect(y1, m_, w1_); \
+    v128_t w2_ = wasm_f32x4_gt(y2, m_); m_ = wasm_v128_bitselect(y2, m_, w2_); \
+    v128_t w3_ = wasm_f32x4_gt(y3, m_); \
+    s3 = w3_; \
+    s2 = wasm_v128_andnot(w2_, s3); \
+    s1 = wasm_v128_andnot(wasm_v128_andnot(w1_, s3), w2_); \
+    s0 = wasm_v128_andnot(wasm_v128_andnot(wasm_v128_andnot(w0_, s3), w2_), w1_); \
+  } while (0)
+
+EXPORT(bn_act_pool_apply)
+void bn_act_pool_apply(const float* x, float* p, int N, int H, int W, int C, const float* scale, const float* shift, int act, float alpha) {
+  const int OH = H / 2, OW = W / 2;
+  const long row = (long)W * C;
+  const v128_t va = wasm_f32x4_splat(alpha);
+  for (int n = 0; n < N; n++)
+    for (int oh = 0; oh < OH; oh++)
+      for (int ow = 0; ow < OW; ow++) {
+        const float* b0 = x + ((long)n * H + 2 * oh) * row + (long)2 * ow * C;
+        float* out = p + (((long)n * OH + oh) * OW + ow) * C;
+        for (int c = 0; c < C; c += 4) {
+          const v128_t k = wasm_v128_load(scale + c), s = wasm_v128_load(shift + c);
+          v128_t y0 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(b0 + c), k), s), act, va);
+          v128_t y1 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(b0 + C + c), k), s), act, va);
+          v128_t y2 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(b0 + row + c), k), s), act, va);
+          v128_t y3 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(b0 + row + C + c), k), s), act, va);
+          wasm_v128_store(out + c, wasm_f32x4_max(wasm_f32x4_max(y0, y1), wasm_f32x4_max(y2, y3)));
+        }
+      }
+}
+
+/* dpre of one window position: dp * act'(y) on the winner, 0 elsewhere. */
+static inline v128_t pool_dpre(v128_t dp, v128_t y, v128_t winner, int act, v128_t alpha) {
+  return wasm_v128_and(act_mask_grad(dp, y, act, alpha), winner);
+}
+
+/* sdy[c] = sum dpre, sdyx[c] = sum dpre * (x - mean[c]) over the winners; blk is 2*C floats of scratch. */
+EXPORT(bn_act_pool_grad_sums)
+void bn_act_pool_grad_sums(const float* dp, const float* x, int N, int H, int W, int C, const float* scale, const float* shift,
+                           const float* mean, int act, float alpha, double* sdy, double* sdyx, float* blk) {
+  const int OH = H / 2, OW = W / 2;
+  const long row = (long)W * C;
+  const v128_t va = wasm_f32x4_splat(alpha);
+  float* b1 = blk;
+  float* b2 = blk + C;
+  for (int c = 0; c < C; c++) { sdy[c] = 0.0; sdyx[c] = 0.0; b1[c] = 0.0f; b2[c] = 0.0f; }
+  for (int n = 0; n < N; n++)
+    for (int oh = 0; oh < OH; oh++) {
+      for (int ow = 0; ow < OW; ow++) {
+        const float* b0 = x + ((long)n * H + 2 * oh) * row + (long)2 * ow * C;
+        const float* g = dp + (((long)n * OH + oh) * OW + ow) * C;
+        for (int c = 0; c < C; c += 4) {
+          const v128_t k = wasm_v128_load(scale + c), s = wasm_v128_load(shift + c), m = wasm_v128_load(mean + c);
+          const v128_t x0 = wasm_v128_load(b0 + c), x1 = wasm_v128_load(b0 + C + c), x2 = wasm_v128_load(b0 + row + c), x3 = wasm_v128_load(b0 + row + C + c);
+          const v128_t y0 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x0, k), s), act, va), y1 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x1, k), s), act, va);
+          const v128_t y2 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x2, k), s), act, va), y3 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x3, k), s), act, va);
+          v128_t s0, s1, s2, s3;
+          POOL_WINNERS(y0, y1, y2, y3, s0, s1, s2, s3);
+          const v128_t gv = wasm_v128_load(g + c);
+          const v128_t d0 = pool_dpre(gv, y0, s0, act, va), d1 = pool_dpre(gv, y1, s1, act, va);
+          const v128_t d2 = pool_dpre(gv, y2, s2, act, va), d3 = pool_dpre(gv, y3, s3, act, va);
+          const v128_t dsum = wasm_f32x4_add(wasm_f32x4_add(d0, d1), wasm_f32x4_add(d2, d3));
+          const v128_t dx = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(d0, wasm_f32x4_sub(x0, m)), wasm_f32x4_mul(d1, wasm_f32x4_sub(x1, m))),
+                                           wasm_f32x4_add(wasm_f32x4_mul(d2, wasm_f32x4_sub(x2, m)), wasm_f32x4_mul(d3, wasm_f32x4_sub(x3, m))));
+          wasm_v128_store(b1 + c, wasm_f32x4_add(wasm_v128_load(b1 + c), dsum));
+          wasm_v128_store(b2 + c, wasm_f32x4_add(wasm_v128_load(b2 + c), dx));
+        }
+      }
+      flush_block(b1, b2, sdy, sdyx, C);
+    }
+}
+
+/* dx = k1 * dpre + k2 * x + k3 everywhere (dpre = 0 off the winners and in a dropped odd last row/column). */
+EXPORT(bn_act_pool_grad_apply)
+void bn_act_pool_grad_apply(const float* dp, const float* x, float* dx, int N, int H, int W, int C, const float* scale, const float* shift,
+                            const float* k1, const float* k2, const float* k3, int act, float alpha) {
+  const int OH = H / 2, OW = W / 2;
+  const long row = (long)W * C;
+  const v128_t va = wasm_f32x4_splat(alpha);
+  for (int n = 0; n < N; n++) {
+    for (int h = 0; h < H; h++) {
+      const int oh = h / 2;
+      const float* xr = x + ((long)n * H + h) * row;
+      float* dr = dx + ((long)n * H + h) * row;
+      if (oh >= OH) {
+        for (int w = 0; w < W; w++)
+          for (int c = 0; c < C; c += 4)
+            wasm_v128_store(dr + (long)w * C + c, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(k2 + c), wasm_v128_load(xr + (long)w * C + c)), wasm_v128_load(k3 + c)));
+        continue;
+      }
+      /* Row h is the top (0) or bottom (1) row of its windows: recompute the whole window to find the winner. */
+      const int bottom = h & 1;
+      const float* top = xr - (long)bottom * row;
+      for (int ow = 0; ow < OW; ow++) {
+        const float* b0 = top + (long)2 * ow * C;
+        const float* g = dp + (((long)n * OH + oh) * OW + ow) * C;
+        for (int c = 0; c < C; c += 4) {
+          const v128_t k = wasm_v128_load(scale + c), s = wasm_v128_load(shift + c);
+          const v128_t x0 = wasm_v128_load(b0 + c), x1 = wasm_v128_load(b0 + C + c), x2 = wasm_v128_load(b0 + row + c), x3 = wasm_v128_load(b0 + row + C + c);
+          const v128_t y0 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x0, k), s), act, va), y1 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x1, k), s), act, va);
+          const v128_t y2 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x2, k), s), act, va), y3 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x3, k), s), act, va);
+          v128_t s0, s1, s2, s3;
+          POOL_WINNERS(y0, y1, y2, y3, s0, s1, s2, s3);
+          const v128_t gv = wasm_v128_load(g + c);
+          const v128_t a1 = wasm_v128_load(k1 + c), a2 = wasm_v128_load(k2 + c), a3 = wasm_v128_load(k3 + c);
+          v128_t dl, drt, xl, xrt;
+          if (!bottom) { dl = pool_dpre(gv, y0, s0, act, va); drt = pool_dpre(gv, y1, s1, act, va); xl = x0; xrt = x1; }
+          else { dl = pool_dpre(gv, y2, s2, act, va); drt = pool_dpre(gv, y3, s3, act, va); xl = x2; xrt = x3; }
+          float* o = dr + (long)2 * ow * C + c;
+          wasm_v128_store(o, wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(a1, dl), wasm_f32x4_mul(a2, xl)), a3));
+          wasm_v128_store(o + C, wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(a1, drt), wasm_f32x4_mul(a2, xrt)), a3));
+        }
+      }
+      /* An odd last column is outside every window. */
+      for (int w = 2 * OW; w < W; w++)
+        for (int c = 0; c < C; c += 4)
+          wasm_v128_store(dr + (long)w * C + c, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(k2 + c), wasm_v128_load(xr + (long)w * C + c)), wasm_v128_load(k3 + c)));
+    }
+  }
+}
