@@ -12,7 +12,7 @@ import '../src/tf-gradients.ts';
 import '@tensorflow/tfjs-backend-cpu';
 import { selectBackend } from '../src/backend/select.ts';
 import { batchNormTraining } from '../src/backend/wasm/batch_norm.ts';
-import { batchNormActPool } from '../src/backend/wasm/batch_norm_pool.ts';
+import { batchNormActPool, batchNormActPoolInference } from '../src/backend/wasm/batch_norm_pool.ts';
 import { convChunking } from '../src/backend/wasm/conv_geometry.ts';
 import { setNativeKernelsEnabled } from '../src/backend/wasm/native.ts';
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from '../src/backend/wasm/register.ts';
@@ -494,6 +494,21 @@ for (const [i, c] of ([
     }
   });
 }
+
+test.serial('fused inference batch norm + activation + max pool equals tf.batchNorm + activation + tf.maxPool on cpu', async (t) => {
+  for (const [i, c] of ([
+    { x: [3, 9, 8, 16], activation: 'relu' },
+    { x: [2, 6, 7, 8], activation: 'leakyRelu' },
+    { x: [2, 4, 4, 6], activation: 'linear' },
+  ] as const).entries()) {
+    const x = await randn([...c.x], 440 + i);
+    const stats = await Promise.all([0, 1, 2, 3].map((k) => randn([c.x[3]], 450 + 4 * i + k, (v) => (k === 1 ? tf.add(tf.abs(v), 0.2) : v))));
+    await agree(t, `inference ${c.activation} ${c.x}`, () => {
+      const [mean, variance, gamma, beta] = stats.map((d) => toTensor(d) as tf.Tensor1D);
+      return [batchNormActPoolInference(toTensor(x) as tf.Tensor4D, { mean, variance, gamma, beta }, { varianceEpsilon: 1e-3, activation: c.activation, alpha: 0.1 })];
+    });
+  }
+});
 
 test.serial('batchNormTraining rejects a scale of the wrong length', async (t) => {
   await tf.setBackend('wasm');

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '../tf-gradients.ts';
 import { batchNormTraining, type BatchNormActivation } from '../backend/wasm/batch_norm.ts';
-import { batchNormActPool } from '../backend/wasm/batch_norm_pool.ts';
+import { batchNormActPool, batchNormActPoolInference } from '../backend/wasm/batch_norm_pool.ts';
 
 /**
  * Minimal functional layers on tfjs-core (no tfjs-layers: we need direct control of variables for
@@ -89,7 +89,10 @@ export class BatchNorm {
    * 84 px SLA 5-shot step); values equal the unfused composition.
    */
   applyPooled(x: tf.Tensor4D, training: boolean, activation: BatchNormActivation = 'linear', alpha = 0.1): tf.Tensor4D {
-    if (!training) return tf.tidy(() => tf.maxPool(this.apply(x, false, activation, alpha), 2, 2, 'valid'));
+    if (!training) {
+      const stats = { mean: this.runningMean as tf.Tensor1D, variance: this.runningVar as tf.Tensor1D, gamma: this.gamma as tf.Tensor1D, beta: this.beta as tf.Tensor1D };
+      return batchNormActPoolInference(x, stats, { varianceEpsilon: this.eps, activation, alpha });
+    }
     const { y, mean, variance } = batchNormActPool(x, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, { varianceEpsilon: this.eps, activation, alpha });
     this.updateRunningStats(mean, variance, x.shape[0] * x.shape[1] * x.shape[2]);
     return y;

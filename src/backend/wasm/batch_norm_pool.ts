@@ -22,6 +22,7 @@ import { nativeKernels, runNativeSplit, scratch } from './native.ts';
 
 export const BN_ACT_POOL = 'FewshotBatchNormActPool';
 export const BN_ACT_POOL_GRAD = 'FewshotBatchNormActPoolGrad';
+export const BN_ACT_POOL_INFERENCE = 'FewshotBatchNormActPoolInference';
 
 interface Dims {
   N: number;
@@ -227,6 +228,26 @@ function backwardWasm(args: KernelArgs): tf.TensorInfo[] {
   return [dx, dgamma, dbeta];
 }
 
+/** Inference: maxPool(act(x * scale + shift)) with scale/shift from given (running) statistics; no gradient. */
+function inferenceWasm(args: KernelArgs): tf.TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const i = args.inputs as unknown as Record<'x' | 'gamma' | 'beta' | 'mean' | 'variance', tf.TensorInfo>;
+  const attrs = args.attrs as unknown as BnAttrs;
+  const d = dimsOf(i.x, i.gamma);
+  const { C } = d;
+  const p = allocF32(backend, [d.N, d.OH, d.OW, C]);
+  const nk = nativeKernels(backend) as NonNullable<ReturnType<typeof nativeKernels>>;
+  const s = scratch(backend, 8 * C);
+  const buf = heapF32(backend).buffer;
+  const v = (t: tf.TensorInfo) => f32View(backend, t);
+  scaleShift(v(i.gamma), v(i.beta), v(i.mean), v(i.variance), attrs.varianceEpsilon, new Float32Array(buf, s, C), new Float32Array(buf, s + 4 * C, C));
+  const [xo, po] = [offsetOf(backend, i.x), offsetOf(backend, p)];
+  runNativeSplit(backend, nk, splitCalls(d.N, (a, b) => [
+    ['bn_act_pool_apply', xo + 4 * a * d.H * d.W * C, po + 4 * a * d.OH * d.OW * C, b - a, d.H, d.W, C, s, s + 4 * C, attrs.activation, attrs.alpha],
+  ]));
+  return p;
+}
+
 interface CpuBackend {
   data: { get(dataId: tf.DataId): { values: Float32Array } };
   makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
@@ -278,6 +299,7 @@ const GRAD: tf.GradConfig = {
 function register(): void {
   registerBatchNormTraining();
   for (const config of KERNELS) if (tf.getKernel(config.kernelName, config.backendName) == null) tf.registerKernel(config);
+  if (tf.getKernel(BN_ACT_POOL_INFERENCE, 'wasm') == null) tf.registerKernel({ kernelName: BN_ACT_POOL_INFERENCE, backendName: 'wasm', kernelFunc: inferenceWasm as unknown as tf.KernelFunc });
   if (tf.getGradient(BN_ACT_POOL) == null) tf.registerGradient(GRAD);
 }
 
@@ -308,4 +330,30 @@ export function batchNormActPool(
     { varianceEpsilon, activation: ACTIVATION_CODE[activation], alpha } as unknown as tf.NamedAttrMap,
   ) as tf.Tensor[];
   return { y: y as tf.Tensor4D, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+}
+
+/**
+ * Inference-mode counterpart: maxPool(act(batchNorm(x, mean, variance, beta, gamma)), 2, 2, 'valid') in one
+ * pass on wasm (no full-size intermediate; the SLA evaluation forward runs 4x the images), else composed.
+ */
+export function batchNormActPoolInference(
+  x: tf.Tensor4D,
+  stats: { mean: tf.Tensor1D; variance: tf.Tensor1D; gamma: tf.Tensor1D; beta: tf.Tensor1D },
+  opts: { varianceEpsilon: number; activation: BatchNormActivation; alpha: number },
+): tf.Tensor4D {
+  register();
+  const C = x.shape[3];
+  const fast = tf.getBackend() === 'wasm' && C % 4 === 0 && nativeKernels(tf.backend() as unknown as BackendWasm) != null && x.size > 0;
+  if (!fast) {
+    return tf.tidy(() => {
+      const y = tf.batchNorm4d(x, stats.mean, stats.variance, stats.beta, stats.gamma, opts.varianceEpsilon);
+      const a = opts.activation === 'relu' ? tf.relu(y) : opts.activation === 'leakyRelu' ? tf.leakyRelu(y, opts.alpha) : y;
+      return tf.maxPool(a, 2, 2, 'valid');
+    });
+  }
+  return tf.engine().runKernel(
+    BN_ACT_POOL_INFERENCE,
+    { x, ...stats } as unknown as tf.NamedTensorMap,
+    { varianceEpsilon: opts.varianceEpsilon, activation: ACTIVATION_CODE[opts.activation], alpha: opts.alpha } as unknown as tf.NamedAttrMap,
+  ) as tf.Tensor4D;
 }
