@@ -373,7 +373,7 @@ async function main(): Promise<void> {
   const failed = results.filter((r) => (r.ours as { ok: boolean } | undefined)?.ok === false).map((r) => `${String(r.id)}: ${String((r.ours as { error: string }).error)}`);
   for (const f of failed) notes.push(`ours failed on ${f}`);
   if (oursInfo.threads === 1) {
-    notes.push('ours runs on one thread (tfjs-backend-wasm in Node has no multithread support); the peer 1t column compares per core, the 2t column compares against PyTorch using the whole machine');
+    notes.push('ours ran single-threaded (FEWSHOT_WASM_THREADS=1 or a 1-CPU machine); the peer 1t column compares per core, the 2t column compares against PyTorch using the whole machine');
   }
   const report: BenchReport = {
     format: 'fewshot-bench',
