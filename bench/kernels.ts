@@ -4,8 +4,9 @@
  *   npx tsx bench/kernels.ts [--iters N] [--only 80x32,320x32,80x84] [--bn composed,fused] [--backend wasm|cpu]
  *                            [--threads N] [--no-native] [--no-profile]
  *
- * --threads N uses the threaded XNNPACK build (src/backend/wasm/threads.ts); --no-native turns the SIMD helper
- * module off so the JS fallback loops run (A/B of src/backend/wasm/native).
+ * --threads N: N XNNPACK threads (1 = the single-threaded build; default: the toolkit's, 2 on multi-core
+ * machines); --no-native turns the SIMD helper module off so the JS fallback loops run (A/B of
+ * src/backend/wasm/native).
  *
  * Conv-4 = 4 x [conv3x3 (64, no bias), batch-norm in training mode, ReLU, maxPool 2]. Batch norm either as
  * tfjs composes it (tf.moments + tf.batchNorm4d + tf.relu: 'composed') or as the fused batchNormTraining op
@@ -19,7 +20,7 @@ import '../src/tf-gradients.ts';
 import { selectBackend } from '../src/backend/select.ts';
 import { batchNormTraining } from '../src/backend/wasm/batch_norm.ts';
 import { setNativeKernelsEnabled } from '../src/backend/wasm/native.ts';
-import { useWasmThreads, wasmThreadsInUse } from '../src/backend/wasm/threads.ts';
+import { wasmThreadsInUse } from '../src/backend/wasm/threads.ts';
 
 type BnMode = 'composed' | 'fused';
 
@@ -38,7 +39,7 @@ function parseArgs(argv: string[]) {
   let backend = 'wasm';
   let bn: BnMode[] = ['composed', 'fused'];
   let profile = true;
-  let threads = 1;
+  let threads = 0;
   let native = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -102,7 +103,8 @@ function median(xs: number[]): number {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   setNativeKernelsEnabled(args.native);
-  if (args.backend === 'wasm' && args.threads > 1 && !useWasmThreads(args.threads)) throw new Error('could not configure wasm threads');
+  // Like the toolkit: FEWSHOT_WASM_THREADS (or its default) unless --threads says otherwise.
+  if (args.threads > 0) process.env.FEWSHOT_WASM_THREADS = String(args.threads);
   const sel = await selectBackend(args.backend);
   console.log(`backend: ${sel.detail}${args.backend === 'wasm' ? `, XNNPACK threads ${wasmThreadsInUse()}, SIMD helpers ${args.native ? 'on' : 'off'}` : ''}`);
   // Per-kernel CPU time: tf.profile times kernels through backend.time(); make that measure CPU, not wall.
