@@ -70,6 +70,11 @@ function tileGrid(s: WinogradShape) {
   return { TH, TW, perImage, chunk };
 }
 
+/** One call per transform point k, the points split between the main and the helper thread. */
+function perPoint(call: (k: number) => NativeCall): [NativeCall[], NativeCall[]] {
+  return splitCalls(TRANSFORM_POINTS, (a, b) => Array.from({ length: b - a }, (_, i) => call(a + i)));
+}
+
 /** U[k][ci][co] for a filter [3, 3, Ci, Co] (a new [36, Ci, Co] tensor). */
 export function winogradFilter(backend: BackendWasm, nk: NativeKernels, filter: tf.TensorInfo): tf.TensorInfo {
   const [, , ci, co] = filter.shape;
@@ -95,11 +100,7 @@ export function winogradConv2D(backend: BackendWasm, nk: NativeKernels, x: tf.Te
       runNativeSplit(backend, nk, splitCalls(count, (a, b) => [
         ['wino_input_transform', xBase + 4 * (n0 + a) * H * W * Ci, vBase + 4 * a * perImage * Ci, b - a, H, W, Ci, TH, TW, s.padTop, s.padLeft, maxTiles],
       ]));
-      runNativeSplit(backend, nk, splitCalls(TRANSFORM_POINTS, (a, b) => {
-        const calls: NativeCall[] = [];
-        for (let k = a; k < b; k++) calls.push(['gemm_ab', vBase + 4 * k * maxTiles * Ci, uBase + 4 * k * Ci * Co, mBase + 4 * k * maxTiles * Co, tiles, Ci, Co, Ci]);
-        return calls;
-      }));
+      runNativeSplit(backend, nk, perPoint((k) => ['gemm_ab', vBase + 4 * k * maxTiles * Ci, uBase + 4 * k * Ci * Co, mBase + 4 * k * maxTiles * Co, tiles, Ci, Co, Ci]));
       runNativeSplit(backend, nk, splitCalls(count, (a, b) => [
         ['wino_output_transform', mBase + 4 * a * perImage * Co, yBase + 4 * (n0 + a) * OH * OW * Co, b - a, OH, OW, Co, TH, TW, maxTiles],
       ]));
@@ -132,11 +133,7 @@ export function winogradFilterGrad(backend: BackendWasm, nk: NativeKernels, x: t
         ['wino_input_transform', xBase + 4 * (n0 + a) * H * W * Ci, vBase + 4 * a * perImage * Ci, b - a, H, W, Ci, TH, TW, s.padTop, s.padLeft, maxTiles],
         ['wino_output_grad_transform', dyBase + 4 * (n0 + a) * OH * OW * Co, wBase + 4 * a * perImage * Co, b - a, OH, OW, Co, TH, TW, maxTiles],
       ]));
-      runNativeSplit(backend, nk, splitCalls(TRANSFORM_POINTS, (a, b) => {
-        const calls: NativeCall[] = [];
-        for (let k = a; k < b; k++) calls.push(['gemm_atb_acc', vBase + 4 * k * maxTiles * Ci, wBase + 4 * k * maxTiles * Co, uBase + 4 * k * plane, tiles, Ci, Co, Ci, Co]);
-        return calls;
-      }));
+      runNativeSplit(backend, nk, perPoint((k) => ['gemm_atb_acc', vBase + 4 * k * maxTiles * Ci, wBase + 4 * k * maxTiles * Co, uBase + 4 * k * plane, tiles, Ci, Co, Ci, Co]));
     }
     const dW = allocF32(backend, [3, 3, Ci, Co]);
     nk.wino_filter_grad_transform(uBase, offsetOf(backend, dW), Ci, Co);
