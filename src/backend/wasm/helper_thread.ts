@@ -22,6 +22,7 @@ const DONE = 2;
 const FAILED = 3;
 const ARGS_BYTE_OFFSET = 64;
 const ARG_CAPACITY = 8192;
+const HELPER_TIMEOUT_MS = 120_000;
 
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
@@ -106,10 +107,16 @@ export class HelperThread {
     Atomics.store(this.ctrl, SEQ, seq);
     Atomics.notify(this.ctrl, SEQ);
     this.runHere(mine);
+    // A request is half of one kernel (milliseconds to ~a second). The worker's 'error' event cannot be
+    // delivered while this thread blocks, so a worker that died is detected by time instead of hanging.
+    const deadline = Date.now() + HELPER_TIMEOUT_MS;
     for (;;) {
       const done = Atomics.load(this.ctrl, DONE);
       if (done === seq) break;
-      if (this.broken) throw new Error('the helper thread of the wasm kernels died');
+      if (this.broken || Date.now() > deadline) {
+        this.broken = true;
+        throw new Error(`the helper thread of the wasm kernels stopped responding (no answer in ${HELPER_TIMEOUT_MS / 1000} s); run with FEWSHOT_WASM_THREADS=1 to do without it`);
+      }
       Atomics.wait(this.ctrl, DONE, done, 1000);
     }
     if (Atomics.load(this.ctrl, FAILED) !== 0) {
