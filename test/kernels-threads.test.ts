@@ -13,7 +13,7 @@ import { selectBackend } from '../src/backend/select.ts';
 import { batchNormTraining } from '../src/backend/wasm/batch_norm.ts';
 import { batchNormActPool } from '../src/backend/wasm/batch_norm_pool.ts';
 import type { BackendWasm } from '../src/backend/wasm/heap.ts';
-import { helperThreadInUse, nativeKernels } from '../src/backend/wasm/native.ts';
+import { helperThreadInUse, nativeKernels, runNativeSplit } from '../src/backend/wasm/native.ts';
 import { useWasmThreads, wasmThreadsInUse } from '../src/backend/wasm/threads.ts';
 
 const TOL = 1e-4;
@@ -120,4 +120,17 @@ test.serial('Winograd convs, the RGB filter-gradient kernel and batch norm, spli
   const cpu = await runOn('cpu', run);
   const wasm = await runOn('wasm', run);
   wasm.forEach((w, i) => t.true(relativeError(w, cpu[i]) <= TOL, `output ${i}: ${relativeError(w, cpu[i])}`));
+});
+
+// Last in the file: it leaves the helper thread marked broken (later work runs on the main thread only).
+test.serial('a kernel that traps on the helper thread is an error on the caller, and the kernels keep working without the helper', async (t) => {
+  await tf.setBackend('wasm');
+  const backend = tf.backend() as unknown as BackendWasm;
+  const nk = nativeKernels(backend);
+  if (nk == null) throw new Error('helper kernels missing');
+  // add_into on an address past the end of the 4 GiB address space traps inside the worker's instance.
+  t.throws(() => runNativeSplit(backend, nk, [[], [['add_into', 0xfffffff0, 0xfffffff0, 64]]]), { message: /helper kernel failed/ });
+  const y = tf.tidy(() => tf.batchNorm4d(tf.ones([2, 16, 16, 8]), tf.zeros([8]), tf.ones([8]), tf.zeros([8]), tf.fill([8], 2), 0));
+  t.deepEqual(Array.from(new Set(y.dataSync())), [2]);
+  y.dispose();
 });
