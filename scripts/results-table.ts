@@ -17,10 +17,16 @@ for (const name of entries) {
   const wall = `${Math.round(r.wallSeconds.train ?? 0)} s / ${Math.round(r.wallSeconds.eval)} s`;
   rows.push(`| \`${r.method}\` | ${setting} | ${acc} (n=${r.episodes.evaluated}) | ${wall} | [${name}](${root}/${name}/result.json) |`);
 }
+/** "method [mode]", tagged with the run name's suffix (e.g. `_kernels2`) so repeated runs stay distinguishable. */
+function side(s: { method: string; mode: string; result: string }): string {
+  const suffix = /_seed\d+_(.+)$/.exec(path.basename(s.result))?.[1];
+  return `${s.method} [${s.mode}]${suffix ? ` (${suffix})` : ''}`;
+}
+
 const comparisons = (await fs.readdir(root)).filter((f) => f.startsWith('compare_') && f.endsWith('.json')).sort();
 const cmp = ['| comparison (paired over identical test episodes) | A − B, points (95% CI) | n |', '|---|---|---|'];
 for (const f of comparisons) {
   const c = JSON.parse(await fs.readFile(path.join(root, f), 'utf8'));
-  cmp.push(`| ${c.a.method} [${c.a.mode}] − ${c.b.method} [${c.b.mode}] | ${c.pairedDifference.text} | ${c.pairedDifference.n} |`);
+  cmp.push(`| ${side(c.a)} − ${side(c.b)} | ${c.pairedDifference.text} | ${c.pairedDifference.n} |`);
 }
 process.stdout.write(rows.join('\n') + '\n\n' + (comparisons.length ? cmp.join('\n') + '\n' : ''));
