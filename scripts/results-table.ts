@@ -12,15 +12,16 @@ const rows = ['| method | setting | test accuracy % (95% CI, n episodes) | train
 for (const name of entries) {
   const r = JSON.parse(await fs.readFile(path.join(root, name, 'result.json'), 'utf8'));
   const c = r.config;
-  const setting = `${c.backbone}, ${c.imageSize} px, train ${c.train.way}w${c.train.shot}s${c.train.query}q × ${c.episodes} episodes, test ${r.episodes.way}w${r.episodes.shot}s`;
+  const setting = `${c.backbone}, ${c.imageSize} px, train ${c.train.way}w${c.train.shot}s${c.train.query}q × ${c.episodes} episodes (${c.optimizer.type} ${c.optimizer.lr}), test ${r.episodes.way}w${r.episodes.shot}s`;
   const acc = r.inferenceModes.map((m: string) => `${r.inferenceModes.length > 1 ? `${m.toUpperCase()} ` : ''}${r.summary[m].text}`).join('; ');
   const wall = `${Math.round(r.wallSeconds.train ?? 0)} s / ${Math.round(r.wallSeconds.eval)} s`;
   rows.push(`| \`${r.method}\` | ${setting} | ${acc} (n=${r.episodes.evaluated}) | ${wall} | [${name}](${root}/${name}/result.json) |`);
 }
-/** "method [mode]", tagged with the run name's suffix (e.g. `_kernels2`) so repeated runs stay distinguishable. */
+/** "method [mode] (budget, run-name suffix)", so repeated runs of a method stay distinguishable. */
 function side(s: { method: string; mode: string; result: string }): string {
-  const suffix = /_seed\d+_(.+)$/.exec(path.basename(s.result))?.[1];
-  return `${s.method} [${s.mode}]${suffix ? ` (${suffix})` : ''}`;
+  const m = /_(\d+)ep_seed\d+(?:_(.+))?$/.exec(path.basename(s.result));
+  const tags = m ? [`${m[1]} ep`, ...(m[2] ? [m[2]] : [])] : [];
+  return `${s.method} [${s.mode}]${tags.length ? ` (${tags.join(', ')})` : ''}`;
 }
 
 const comparisons = (await fs.readdir(root)).filter((f) => f.startsWith('compare_') && f.endsWith('.json')).sort();
