@@ -130,7 +130,7 @@ test.serial('a kernel that traps on the helper thread is an error on the caller,
   if (nk == null) throw new Error('helper kernels missing');
   // add_into on an address past the end of the 4 GiB address space traps inside the worker's instance.
   t.throws(() => runNativeSplit(backend, nk, [[], [['add_into', 0xfffffff0, 0xfffffff0, 64]]]), { message: /helper kernel failed/ });
-  const y = tf.tidy(() => tf.batchNorm4d(tf.ones([2, 16, 16, 8]), tf.zeros([8]), tf.ones([8]), tf.zeros([8]), tf.fill([8], 2), 0));
+  const y = tf.tidy(() => tf.batchNorm4d(tf.ones([2, 16, 16, 8]) as tf.Tensor4D, tf.zeros([8]) as tf.Tensor1D, tf.ones([8]) as tf.Tensor1D, tf.zeros([8]) as tf.Tensor1D, tf.fill([8], 2) as tf.Tensor1D, 0));
   t.deepEqual(Array.from(new Set(y.dataSync())), [2]);
   y.dispose();
 });
