@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../util/errors.ts';
 import { allocF32, f32View, heapF32, offsetOf, type BackendWasm, type KernelArgs } from './heap.ts';
 import { splitCalls } from './helper_thread.ts';
-import { nativeKernels, runNativeSplit, scratch } from './native.ts';
+import { nativeKernels, runNativeSplit, scratch, type NativeKernels } from './native.ts';
 
 export const BATCH_NORM_TRAIN = 'FewshotBatchNormTrain';
 export const BATCH_NORM_TRAIN_GRAD = 'FewshotBatchNormTrainGrad';
@@ -165,13 +165,30 @@ export function backwardCoefficients(
 }
 
 /** Rows (pixels) below which a pass is not split between the main and the helper thread. */
-const ROWS_PER_THREAD = 256;
+export const ROWS_PER_THREAD = 256;
 
 /** Adds the second half's per-channel float64 sums (byte offset `theirs`) into the first half's (`ours`). */
-function addSums(buf: ArrayBufferLike, ours: number, theirs: number, C: number): void {
+export function addSums(buf: ArrayBufferLike, ours: number, theirs: number, C: number): void {
   const a = new Float64Array(buf, ours, C);
   const b = new Float64Array(buf, theirs, C);
   for (let c = 0; c < C; c++) a[c] += b[c];
+}
+
+/**
+ * sum x and sum x^2 per channel of x ([P, C] at byte offset xo) as float64 at s and s + 8C, in the forward
+ * scratch layout (56 * C bytes: s1, s2, scale, shift, block accumulators, then the helper thread's s1, s2 and
+ * block accumulators); rows are split between the threads and the halves' sums added here.
+ */
+export function channelSums(backend: BackendWasm, nk: NativeKernels, xo: number, P: number, C: number, s: number): void {
+  const sums = splitCalls(P, (a, b) => [
+    a === 0 ? ['bn_sums', xo, b, C, s, s + 8 * C, s + 24 * C] : ['bn_sums', xo + 4 * a * C, b - a, C, s + 32 * C, s + 40 * C, s + 48 * C],
+  ], ROWS_PER_THREAD);
+  runNativeSplit(backend, nk, sums);
+  if (sums[1].length > 0) {
+    const buf = heapF32(backend).buffer;
+    addSums(buf, s, s + 32 * C, C);
+    addSums(buf, s + 8 * C, s + 40 * C, C);
+  }
 }
 
 function forwardWasm(args: KernelArgs): tf.TensorInfo[] {
@@ -194,15 +211,8 @@ function forwardWasm(args: KernelArgs): tf.TensorInfo[] {
   const s = scratch(backend, 56 * C);
   const xo = offsetOf(backend, x);
   const yo = offsetOf(backend, y);
-  const sums = splitCalls(P, (a, b) => [
-    a === 0 ? ['bn_sums', xo, b, C, s, s + 8 * C, s + 24 * C] : ['bn_sums', xo + 4 * a * C, b - a, C, s + 32 * C, s + 40 * C, s + 48 * C],
-  ], ROWS_PER_THREAD);
-  runNativeSplit(backend, nk, sums);
+  channelSums(backend, nk, xo, P, C, s);
   const buf = heapF32(backend).buffer;
-  if (sums[1].length > 0) {
-    addSums(buf, s, s + 32 * C, C);
-    addSums(buf, s + 8 * C, s + 40 * C, C);
-  }
   forwardCoefficients(
     new Float64Array(buf, s, C), new Float64Array(buf, s + 8 * C, C), P, v(gamma), v(beta), attrs.varianceEpsilon,
     v(mean), v(variance), new Float32Array(buf, s + 16 * C, C), new Float32Array(buf, s + 20 * C, C),
@@ -255,7 +265,7 @@ function backwardWasm(args: KernelArgs): tf.TensorInfo[] {
 
 // ---- cpu kernels: the same loops over the cpu backend's typed arrays.
 
-interface CpuBackend {
+export interface CpuBackend {
   data: { get(dataId: tf.DataId): { values: Float32Array } };
   makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
 }

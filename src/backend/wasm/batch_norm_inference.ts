@@ -6,11 +6,10 @@
  * Parameters must be per-channel (size C = last dimension) or scalars; other broadcasts use the stock kernel.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { ROWS_PER_THREAD } from './batch_norm.ts';
 import { splitCalls } from './helper_thread.ts';
 import { allocF32, f32View, heapF32, offsetOf, runStock, stockKernel, type BackendWasm, type KernelArgs } from './heap.ts';
 import { nativeKernels, runNativeSplit, scratch } from './native.ts';
-
-const ROWS_PER_THREAD = 256;
 
 export function fusedBatchNorm(args: KernelArgs): tf.TensorInfo {
   const backend = args.backend as BackendWasm;

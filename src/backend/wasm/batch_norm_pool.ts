@@ -13,8 +13,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../util/errors.ts';
 import {
-  accumulators, ACTIVATION_CODE, backwardCoefficients, batchNormTraining, channelsOf, registerBatchNormTraining,
-  type BatchNormActivation, type BatchNormTrainingResult, type BnAttrs,
+  accumulators, ACTIVATION_CODE, addSums, backwardCoefficients, batchNormTraining, channelsOf, channelSums, registerBatchNormTraining,
+  type BatchNormActivation, type BatchNormTrainingResult, type BnAttrs, type CpuBackend,
 } from './batch_norm.ts';
 import { splitCalls } from './helper_thread.ts';
 import { allocF32, f32View, heapF32, offsetOf, type BackendWasm, type KernelArgs } from './heap.ts';
@@ -155,24 +155,14 @@ function forwardWasm(args: KernelArgs): tf.TensorInfo[] {
     forwardJs(v(x), v(gamma), v(beta), d, attrs, v(p), v(mean), v(variance));
     return [p, mean, variance];
   }
-  // Scratch: s1, s2 (float64 x C), scale, shift (float32 x C), block accumulators, then the helper's s1, s2, block.
+  // Scratch: channelSums' layout (batch_norm.ts); scale and shift at s + 16C, s + 20C.
   const { C } = d;
   const s = scratch(backend, 56 * C);
   const [xo, po] = [offsetOf(backend, x), offsetOf(backend, p)];
-  const sums = splitCalls(P, (a, b) => [
-    a === 0 ? ['bn_sums', xo, b, C, s, s + 8 * C, s + 24 * C] : ['bn_sums', xo + 4 * a * C, b - a, C, s + 32 * C, s + 40 * C, s + 48 * C],
-  ], 256);
-  runNativeSplit(backend, nk, sums);
+  channelSums(backend, nk, xo, P, C, s);
   const buf = heapF32(backend).buffer;
   const f64 = (at: number) => new Float64Array(buf, at, C);
   const f32 = (at: number) => new Float32Array(buf, at, C);
-  if (sums[1].length > 0) {
-    const [a1, a2, b1, b2] = [f64(s), f64(s + 8 * C), f64(s + 32 * C), f64(s + 40 * C)];
-    for (let c = 0; c < C; c++) {
-      a1[c] += b1[c];
-      a2[c] += b2[c];
-    }
-  }
   coefficients(f64(s), f64(s + 8 * C), P, v(gamma), v(beta), attrs.varianceEpsilon, v(mean), v(variance), f32(s + 16 * C), f32(s + 20 * C));
   const img = d.H * d.W * C;
   const pooled = d.OH * d.OW * C;
@@ -215,11 +205,8 @@ function backwardWasm(args: KernelArgs): tf.TensorInfo[] {
   const f64 = (at: number) => new Float64Array(buf, at, C);
   const f32 = (at: number) => new Float32Array(buf, at, C);
   if (sums[1].length > 0) {
-    const [a1, a2, b1, b2] = [f64(s), f64(s + 8 * C), f64(s + 44 * C), f64(s + 52 * C)];
-    for (let c = 0; c < C; c++) {
-      a1[c] += b1[c];
-      a2[c] += b2[c];
-    }
+    addSums(buf, s, s + 44 * C, C);
+    addSums(buf, s + 8 * C, s + 52 * C, C);
   }
   backwardCoefficients(f64(s), f64(s + 8 * C), P, v(i.gamma), v(i.mean), v(i.variance), v(i.dmean), v(i.dvar), attrs.varianceEpsilon, f32(s + 24 * C), f32(s + 28 * C), f32(s + 32 * C), v(dgamma), v(dbeta));
   runNativeSplit(backend, nk, splitCalls(d.N, (a, b) => [
@@ -246,11 +233,6 @@ function inferenceWasm(args: KernelArgs): tf.TensorInfo {
     ['bn_act_pool_apply', xo + 4 * a * d.H * d.W * C, po + 4 * a * d.OH * d.OW * C, b - a, d.H, d.W, C, s, s + 4 * C, attrs.activation, attrs.alpha],
   ]));
   return p;
-}
-
-interface CpuBackend {
-  data: { get(dataId: tf.DataId): { values: Float32Array } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
 }
 
 function forwardCpu(args: KernelArgs): tf.TensorInfo[] {

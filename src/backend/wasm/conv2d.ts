@@ -11,19 +11,7 @@ import { winogradApplies, winogradConv2D, winogradFilter, type WinogradShape } f
 
 /** The Winograd shape of a stride-1 convolution, or null when the geometry is not one. */
 export function winogradShapeOf(g: ConvGeometry): WinogradShape | null {
-  if (g.strideHeight !== 1 || g.strideWidth !== 1) return null;
-  const shape: WinogradShape = {
-    batch: g.batch,
-    inHeight: g.inHeight,
-    inWidth: g.inWidth,
-    inChannels: g.inChannels,
-    outHeight: g.outHeight,
-    outWidth: g.outWidth,
-    outChannels: g.outChannels,
-    padTop: g.padTop,
-    padLeft: g.padLeft,
-  };
-  return winogradApplies(shape, g.filterHeight, g.filterWidth) ? shape : null;
+  return g.strideHeight === 1 && g.strideWidth === 1 && winogradApplies(g, g.filterHeight, g.filterWidth) ? g : null;
 }
 
 /** conv(x, filter) by Winograd if it applies, else null. */

@@ -19,22 +19,16 @@
  * float32); the kernel tests compare against the cpu backend. FEWSHOT_WASM_WINOGRAD=0 turns it off.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { ConvGeometry } from './conv_geometry.ts';
 import { allocF32, f32View, offsetOf, release, type BackendWasm } from './heap.ts';
 import { splitCalls, type NativeCall } from './helper_thread.ts';
 import { runNativeSplit, type NativeKernels } from './native.ts';
 
-/** A stride-1 3x3 convolution: output (oh, ow) reads input rows oh - padTop .. oh - padTop + 2 (zero outside). */
-export interface WinogradShape {
-  batch: number;
-  inHeight: number;
-  inWidth: number;
-  inChannels: number;
-  outHeight: number;
-  outWidth: number;
-  outChannels: number;
-  padTop: number;
-  padLeft: number;
-}
+/**
+ * A stride-1 3x3 convolution: output (oh, ow) reads input rows oh - padTop .. oh - padTop + 2 (zero outside).
+ * The fields of ConvGeometry the transforms use (the input gradient builds one for its transposed conv).
+ */
+export type WinogradShape = Pick<ConvGeometry, 'batch' | 'inHeight' | 'inWidth' | 'inChannels' | 'outHeight' | 'outWidth' | 'outChannels' | 'padTop' | 'padLeft'>;
 
 /** Mutable so tests can exercise the path (and chunking) on small tensors and benchmarks can A/B it. */
 export const winogradConfig = {
