@@ -3,3 +3,6 @@ import { registerDatasetProvider } from './registry.ts';
 import { miniImageNetProvider } from './mini-imagenet.ts';
 
 registerDatasetProvider(miniImageNetProvider);
+import { folderProvider } from './folder.ts';
+
+registerDatasetProvider(folderProvider);
