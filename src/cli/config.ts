@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import { validateConfig } from '../experiment/index.ts';
-import { getDatasetProvider } from '../data/providers/registry.ts';
+import { DEFAULT_DATASET, getDatasetProvider } from '../data/providers/registry.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { UserError } from '../util/errors.ts';
 import { parseDatasetOptions, type DatasetFlags } from './dataset-flags.ts';
@@ -70,7 +70,7 @@ export async function resolveTrainConfig(method: string, flags: TrainFlags): Pro
     seed: flags.seed ?? base.seed,
   };
   // --dataset replaces the file's dataset (and its options); --dataset-option adds to / overrides options.
-  const dataset: string = flags.dataset ?? base.dataset ?? 'mini-imagenet';
+  const dataset: string = flags.dataset ?? base.dataset ?? DEFAULT_DATASET;
   const fileOptions = flags.dataset !== undefined && flags.dataset !== base.dataset ? {} : (base.datasetOptions ?? {});
   raw.dataset = dataset;
   raw.datasetOptions = { ...fileOptions, ...parseDatasetOptions(flags.datasetOption) };

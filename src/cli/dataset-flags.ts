@@ -7,7 +7,7 @@ export interface DatasetFlags {
   datasetOption?: string[];
 }
 
-export const datasetOption = () => new Option('--dataset <id>', 'dataset provider (`fewshot list` shows them; default: the config\'s, else mini-imagenet)');
+export const datasetOption = () => new Option('--dataset <id>', 'dataset provider (`fewshot list` shows them; default: the config\'s, else the default dataset)');
 export const datasetOptionsOption = () =>
   new Option('--dataset-option <key=value...>', 'a provider option, e.g. --dataset-option root=./my-images split=random (values are JSON when they parse as JSON)');
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { intArg } from '../main.ts';
 import { loadPlugins } from '../context.ts';
+import { DEFAULT_DATASET } from '../../data/providers/registry.ts';
 import { prepareCache } from '../../experiment/index.ts';
 import { cliHooks } from '../reporter.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions, type DatasetFlags } from '../dataset-flags.ts';
@@ -10,9 +11,9 @@ export function registerDataCommands(program: Command): void {
   data
     .command('prepare')
     .description('decode a dataset once into a compact uint8 cache (through its provider; `fewshot list` shows providers)')
-    .addOption(datasetOption().default('mini-imagenet'))
+    .addOption(datasetOption().default(DEFAULT_DATASET))
     .addOption(datasetOptionsOption())
-    .option('--data <path>', 'the dataset source (mini-imagenet: its folder, else $FEWSHOT_DATA, else ./data/mini-imagenet; folder/csv: their root or file)')
+    .option('--data <path>', 'the dataset source: its folder or file, as the provider expects (else the provider\'s environment variable / default location)')
     .option('--cache <dir>', 'cache folder (default: ./.cache/<dataset>-<size>, or under $FEWSHOT_CACHE)')
     .option('--image-size <px>', 'side of the cached square images', intArg('--image-size', 8), 84)
     .option('--plugin <module...>', 'modules that register extra dataset providers')

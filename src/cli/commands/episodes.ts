@@ -4,7 +4,7 @@ import { intArg } from '../main.ts';
 import { loadPlugins } from '../context.ts';
 import { episodeFileName, makeEpisodes, writeEpisodeFile } from '../../episodes/index.ts';
 import { describeSplit, isSplitName } from '../../data/index.ts';
-import { resolveDataset } from '../../data/providers/registry.ts';
+import { DEFAULT_DATASET, resolveDataset } from '../../data/providers/registry.ts';
 import { datasetOptionsWithData, resolveCacheDir } from '../../experiment/index.ts';
 import { UserError } from '../../util/errors.ts';
 import { startProgress } from '../../util/progress.ts';
@@ -26,7 +26,7 @@ export function registerEpisodeCommands(program: Command): void {
     .option('--count <n>', 'number of episodes', intArg('--count'), 2000)
     .option('--seed <n>', 'sampler seed', intArg('--seed', 0), 0)
     .option('--image-size <px>', 'which prepared cache to read the split from (any size works: indices do not depend on it)', intArg('--image-size', 8), 84)
-    .addOption(datasetOption().default('mini-imagenet'))
+    .addOption(datasetOption().default(DEFAULT_DATASET))
     .addOption(datasetOptionsOption())
     .option('--data <path>', 'the dataset source, for providers that name the dataset by it (folder, csv)')
     .option('--cache <dir>', 'cache folder')

@@ -7,6 +7,9 @@ import type { DatasetProvider } from './contract.ts';
  * with `--plugin ./my-dataset.ts`) calls `registerDatasetProvider` at import time, the same way heads,
  * backbones and wrappers are added, so adding a dataset edits no library file.
  */
+/** The dataset used when neither a config nor a flag names one (the toolkit's reference benchmark). */
+export const DEFAULT_DATASET = 'mini-imagenet';
+
 const providers = new Map<string, DatasetProvider<any>>();
 
 export function registerDatasetProvider<O extends Record<string, unknown>>(provider: DatasetProvider<O>): void {
