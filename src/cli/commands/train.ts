@@ -19,7 +19,7 @@ interface CommonFlags extends TrainFlags {
   name?: string;
 }
 
-const DATA_HELP = 'dataset source: its folder or file, as the provider expects (`fewshot list` shows providers; docs/datasets.md)';
+const DATA_HELP = 'dataset source: its folder or file, as the provider expects (`fewshot list` shows providers)';
 const CACHE_HELP = 'decoded-image cache (default: ./.cache/<dataset>-<size>, or under $FEWSHOT_CACHE)';
 
 function addTrainOptions(cmd: Command): Command {
