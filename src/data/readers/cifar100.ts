@@ -19,7 +19,7 @@
  */
 import { UserError } from '../../util/errors.ts';
 import { PickleFormatError, PickleTuple, unpickle, type NdArray, type PickleValue } from './pickle.ts';
-import { TarReadError, readTarMembers } from './tar-members.ts';
+import { TarReadError, readTarMembers, sniffArchive } from './tar-members.ts';
 
 export const CIFAR100_URL = 'https://www.cs.toronto.edu/~kriz/cifar.html';
 export const CIFAR100_ARCHIVES = { python: 'cifar-100-python.tar.gz', binary: 'cifar-100-binary.tar.gz' } as const;
@@ -84,8 +84,11 @@ function brokenArchive(file: string, problem: string): UserError {
 export async function readCifar100(file: string): Promise<Cifar100> {
   let tar;
   try {
+    if ((await sniffArchive(file)) === 'other') throw wrongArchive(file, 'is neither a gzip-compressed nor a plain tar archive');
     tar = await readTarMembers(file, (p) => WANTED.has(p));
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && !(err instanceof UserError)) throw new UserError(`cannot read ${file} (${code})`, `check that the path is right and the file is readable; expected ${EXPECTED}`);
     if (!(err instanceof TarReadError)) throw err;
     if (err.reason === 'io') throw new UserError(`cannot read ${file} (${err.detail})`, `check that the path is right and the file is readable; expected ${EXPECTED}`);
     throw brokenArchive(file, `not a readable .tar.gz, or truncated (${err.detail})`);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import { Parser, type ReadEntry } from 'tar';
 
 export interface TarMembers {
@@ -31,12 +31,28 @@ export function normalizeMemberPath(p: string): string {
  * A member whose bytes fall short of the size in its header, a gzip stream that ends early, or a file
  * that is not a tar at all is a `TarReadError('broken')`.
  */
+/** First bytes of a gzip stream, and of the `ustar` magic of a tar header at offset 257. */
+export async function sniffArchive(file: string): Promise<'gzip' | 'tar' | 'other'> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const head = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(head, 0, 512, 0);
+    if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+    if (bytesRead >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar') return 'tar';
+    return 'other';
+  } finally {
+    await fh.close();
+  }
+}
+
 export async function readTarMembers(file: string, wants: (memberPath: string) => boolean): Promise<TarMembers> {
   const hash = createHash('sha256');
   const paths: string[] = [];
   const members = new Map<string, Buffer>();
   let parseError: Error | undefined;
   let ended = false;
+  // The last member seen and how many of its bytes arrived, so that a stream ending inside it is named.
+  let last: { path: string; size: number; got: number } | undefined;
   const parser = new Parser({
     strict: true,
     onReadEntry: (entry: ReadEntry) => {
@@ -46,10 +62,10 @@ export async function readTarMembers(file: string, wants: (memberPath: string) =
       }
       const memberPath = normalizeMemberPath(entry.path);
       paths.push(memberPath);
-      if (!wants(memberPath)) {
-        entry.resume();
-        return;
-      }
+      const seen = { path: memberPath, size: entry.size, got: 0 };
+      last = seen;
+      entry.on('data', (c: Buffer) => (seen.got += c.length));
+      if (!wants(memberPath)) return; // the data listener above drains it
       const chunks: Buffer[] = [];
       let got = 0;
       entry.on('data', (c: Buffer) => {
@@ -81,7 +97,10 @@ export async function readTarMembers(file: string, wants: (memberPath: string) =
   }
   // The parser finishes synchronously after end() unless decompression is still pending.
   for (let i = 0; !parseError && !ended && i < 1000; i++) await new Promise((r) => setImmediate(r));
-  if (parseError) throw new TarReadError('broken', parseError.message);
+  if (parseError) {
+    const inside = last && last.got < last.size ? `inside member ${last.path} (${last.got} of ${last.size} bytes): ` : '';
+    throw new TarReadError('broken', inside + parseError.message);
+  }
   if (!ended) throw new TarReadError('broken', 'the archive ended early');
   if (paths.length === 0) throw new TarReadError('broken', 'no files in it: not a tar archive');
   return { paths, members, sha256: hash.digest('hex') };
