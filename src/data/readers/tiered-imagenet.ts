@@ -86,22 +86,35 @@ export async function listTieredImagenet(root: string): Promise<TieredImagenetLi
 
   if (splitDirs.length > 0) {
     const absentSplits = BENCHMARK_SPLITS.filter((s) => !top.includes(s));
-    if (absentSplits.length > 0) throw new UserError(`${root} has ${splitDirs.join('/')}/ but no ${absentSplits.join('/')}/ folder`, LAYOUT_HELP);
-    // Where each class folder was found, to name a class in two splits.
-    const found = new Map<string, BenchmarkSplit>();
+    if (absentSplits.length > 0) throw new UserError(`${root} has ${splitDirs.map((s) => `${s}/`).join(' and ')} but no ${absentSplits.map((s) => `${s}/`).join(' or ')} folder`, LAYOUT_HELP);
+    const found = {} as Record<BenchmarkSplit, string[]>;
+    for (const split of BENCHMARK_SPLITS) {
+      found[split] = (await readDir(path.join(root, split))).filter((e) => visible(e) && e.isDirectory()).map((e) => e.name);
+    }
+    // A class in two split folders first (it is the cause of any "wrong split" below), then misplaced,
+    // unknown and missing classes.
+    const firstSeen = new Map<string, BenchmarkSplit>();
+    for (const split of BENCHMARK_SPLITS) {
+      for (const wnid of found[split]) {
+        const prior = firstSeen.get(wnid);
+        if (prior) {
+          throw new UserError(
+            `class ${wnid} is in two splits: ${path.join(root, prior, wnid)} and ${path.join(root, split, wnid)}`,
+            `keep it only under ${path.join(root, splitOf.get(wnid) ?? prior)} (a class belongs to one split)`,
+          );
+        }
+        firstSeen.set(wnid, split);
+      }
+    }
     const splits = {} as Record<BenchmarkSplit, TieredClass[]>;
     for (const split of BENCHMARK_SPLITS) {
       const dir = path.join(root, split);
-      const names = (await readDir(dir)).filter((e) => visible(e) && e.isDirectory()).map((e) => e.name);
-      for (const wnid of names) {
-        const prior = found.get(wnid);
-        if (prior) throw new UserError(`class ${wnid} is in two splits: ${path.join(root, prior, wnid)} and ${path.join(dir, wnid)}`, `keep it only under ${root}/${splitOf.get(wnid) ?? prior}/ (a class belongs to one split)`);
-        found.set(wnid, split);
+      for (const wnid of found[split]) {
         const listed = splitOf.get(wnid);
         if (!listed) throw new UserError(`${path.join(dir, wnid)} is not a tiered-ImageNet class`, `remove it; the ${split} split holds the ${lists[split].length} listed classes only`);
         if (listed !== split) throw new UserError(`class ${wnid} is under ${split}/ but tiered-ImageNet puts it in ${listed}`, `move ${path.join(dir, wnid)} to ${path.join(root, listed, wnid)}`);
       }
-      const present = new Set(names);
+      const present = new Set(found[split]);
       const missing = lists[split].filter((w) => !present.has(w));
       if (missing.length > 0) throw new UserError(`${dir} lacks ${listMissing(missing, split)}`, `add the missing class folders (a complete tiered-ImageNet has ${lists[split].length} ${split} classes)`);
       splits[split] = await Promise.all(lists[split].map((wnid) => listClassFolder(wnid, path.join(dir, wnid))));
