@@ -136,16 +136,16 @@ function readBinaryParts(file: string, members: ReadonlyMap<string, Buffer>): Pa
     const count = bytes.length / CIFAR100_BINARY_RECORD_BYTES;
     const coarseLabels = new Uint8Array(count);
     const fineLabels = new Uint8Array(count);
-    const planar = new Uint8Array(count * CIFAR100_IMAGE_BYTES);
+    const pixels = new Uint8Array(count * CIFAR100_IMAGE_BYTES);
     for (let i = 0; i < count; i++) {
       const at = i * CIFAR100_BINARY_RECORD_BYTES;
       coarseLabels[i] = bytes[at]!;
       fineLabels[i] = bytes[at + 1]!;
-      planar.set(bytes.subarray(at + 2, at + CIFAR100_BINARY_RECORD_BYTES), i * CIFAR100_IMAGE_BYTES);
+      planarImageToHwc(bytes, at + 2, pixels, i * CIFAR100_IMAGE_BYTES);
     }
     checkLabels(file, member, fineLabels, CIFAR100_FINE_CLASSES, 'fine');
     checkLabels(file, member, coarseLabels, CIFAR100_COARSE_CLASSES, 'coarse');
-    return { count, pixels: planarToNhwc(planar, count), fineLabels, coarseLabels };
+    return { count, pixels, fineLabels, coarseLabels };
   };
   return { train: part(BINARY_MEMBERS.train), test: part(BINARY_MEMBERS.test), fineLabelNames, coarseLabelNames };
 }
@@ -243,17 +243,19 @@ function checkNames(file: string, member: string, names: string[], expected: num
 
 /** count images × 3,072 bytes channel-planar (R plane, G plane, B plane) → count × 32 × 32 × 3 (NHWC). */
 export function planarToNhwc(planar: Uint8Array, count: number): Uint8Array {
-  const plane = CIFAR100_IMAGE_SIZE * CIFAR100_IMAGE_SIZE;
   const out = new Uint8Array(count * CIFAR100_IMAGE_BYTES);
-  for (let n = 0; n < count; n++) {
-    const base = n * CIFAR100_IMAGE_BYTES;
-    for (let p = 0; p < plane; p++) {
-      const o = base + p * 3;
-      out[o] = planar[base + p]!;
-      out[o + 1] = planar[base + plane + p]!;
-      out[o + 2] = planar[base + 2 * plane + p]!;
-    }
-  }
+  for (let n = 0; n < count; n++) planarImageToHwc(planar, n * CIFAR100_IMAGE_BYTES, out, n * CIFAR100_IMAGE_BYTES);
   return out;
+}
+
+/** One image: 3,072 planar bytes at `src[from]` → 32 × 32 × 3 interleaved bytes at `dst[to]`. */
+function planarImageToHwc(src: Uint8Array, from: number, dst: Uint8Array, to: number): void {
+  const plane = CIFAR100_IMAGE_SIZE * CIFAR100_IMAGE_SIZE;
+  for (let p = 0; p < plane; p++) {
+    const o = to + p * 3;
+    dst[o] = src[from + p]!;
+    dst[o + 1] = src[from + plane + p]!;
+    dst[o + 2] = src[from + 2 * plane + p]!;
+  }
 }
 
