@@ -10,4 +10,9 @@ if (fromSources || process.argv.slice(2).some((a) => /\.[cm]?ts$/.test(a))) {
   const { register } = await import('tsx/esm/api');
   register();
 }
+if (fromSources) {
+  // Plugins' `import … from 'fewshot'` must load these same sources (one registry), not a built dist/.
+  const hook = `export function resolve(s, c, next) { return next(s, { ...c, conditions: [...c.conditions, 'fewshot-source'] }); }`;
+  (await import('node:module')).register(`data:text/javascript,${encodeURIComponent(hook)}`);
+}
 await import(fromSources ? sources.href : new URL('../dist/cli/main.js', import.meta.url).href);

@@ -27,6 +27,11 @@ export interface FewShotHead {
   logits(episode: EmbeddedEpisode, phase: 'train' | 'eval'): tf.Tensor2D;
   /** The head's own trainable variables (may be empty). */
   variables(): tf.Variable[];
+  /**
+   * Optional: called once by the method wrapper before any compute with the largest way it will ask for (N·M
+   * under SLA) and the embedding size, for heads whose parameters depend on them (a relation module).
+   */
+  prepare?(setup: LearnerSetup): void;
   /** Largest `way` this head can take (SLA multiplies way by the number of transformations). */
   readonly maxWay?: number;
   /**
@@ -34,6 +39,16 @@ export interface FewShotHead {
    * 0 or undefined: plain cross-entropy.
    */
   readonly labelSmoothing?: number;
+}
+
+/** What a learner's `prepare` is told before any compute. */
+export interface LearnerSetup {
+  /** Largest way the method will ask for (N·M under SLA). */
+  way: number;
+  backbone: Backbone;
+  /** The backbone's embedding size at the run's image size. */
+  embeddingDim: number;
+  seed: number;
 }
 
 /** One episode as images, before the backbone: what an adaptive learner adapts on and scores. */
@@ -74,7 +89,7 @@ export interface AdaptiveLearner {
    * Called once by the method wrapper before any compute, with the largest `way` it will ask for (N·M under
    * SLA), the backbone and its embedding size: create per-class parameters here.
    */
-  prepare(setup: { way: number; backbone: Backbone; embeddingDim: number; seed: number }): void;
+  prepare(setup: LearnerSetup): void;
   /**
    * Adapt to the support set and score the queries. Called inside tf.tidy and, in training, inside the outer
    * gradient tape. `training` is the batch-norm mode to run the backbone in.

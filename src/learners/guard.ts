@@ -47,6 +47,7 @@ export function guardLearner(learner: Learner, factoryId: string, origin: string
     return guardAdaptive(learner as AdaptiveLearner, name, origin);
   }
   if (l.kind !== undefined && l.kind !== 'head') throw new UserError(`${name}: field "kind" is ${JSON.stringify(l.kind)}`, "use 'head' (or leave it out) for a head, 'adaptive' for an adaptive learner");
+  if (l.prepare !== undefined && typeof l.prepare !== 'function') throw new UserError(`${name}: field "prepare" is not a function`, 'drop it or make it prepare(setup)');
   if (typeof l.logits !== 'function') throw new UserError(`${name}: required function "logits" is missing`, 'implement FewShotHead: logits(episode, phase) returning [nQuery, way] scores');
   return guardHead(learner as FewShotHead, name, origin);
 }
@@ -69,6 +70,15 @@ function guardHead(head: FewShotHead, name: string, origin: string): FewShotHead
     maxWay: head.maxWay,
     labelSmoothing: head.labelSmoothing,
     variables: () => variablesOf(head, name, origin),
+    prepare: head.prepare
+      ? (setup) => {
+          try {
+            head.prepare!(setup);
+          } catch (err) {
+            rethrow(err, name, 'prepare', origin);
+          }
+        }
+      : undefined,
     logits: (ep: EmbeddedEpisode, phase: 'train' | 'eval') => {
       let out: tf.Tensor2D;
       try {
