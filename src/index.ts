@@ -44,7 +44,7 @@ export type { ImageTransform, TransformSet } from './transforms/contract.ts';
 // --- Building blocks for learners -------------------------------------------------------------------------
 export { classMeans, oneHotLabels, squaredDistances } from './learners/ops.ts';
 export { detach, fastWeights, innerSgdStep, learnerVariable, type InnerStepOptions } from './learners/adaptive.ts';
-export { crossEntropy } from './losses/cross-entropy.ts';
+export { crossEntropy, crossEntropyTwiceDifferentiable } from './losses/cross-entropy.ts';
 export { aggregateJointLogits, jointLabels, repeatLabels, singleInferenceLogits, transformLabels } from './methods/aggregate.ts';
 export { stopGradient } from './methods/distill.ts';
 export { fitTask, type FittedTask } from './methods/fit.ts';

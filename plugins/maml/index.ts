@@ -14,7 +14,7 @@
  * so the first inner step is the same for any label permutation); batch norm runs in the method's mode
  * (batch statistics in training, running statistics at evaluation) rather than always on batch statistics.
  */
-import { crossEntropy, detach, fastWeights, innerSgdStep, learnerVariable, registerAdaptiveLearner, tf, z, type AdaptiveLearner, type Backbone, type ImageTask, type LearnerSetup } from 'fewshot';
+import { crossEntropyTwiceDifferentiable, detach, fastWeights, innerSgdStep, learnerVariable, registerAdaptiveLearner, tf, z, type AdaptiveLearner, type Backbone, type ImageTask, type LearnerSetup } from 'fewshot';
 
 export const mamlConfigSchema = z
   .object({
@@ -66,6 +66,8 @@ export class MamlLearner implements AdaptiveLearner {
     const steps = phase === 'train' ? this.config.innerSteps : this.config.evalInnerSteps;
     const opts = { lr: this.config.innerLr, firstOrder: this.config.firstOrder };
     const { way, supportLabels } = task;
+    // The inner loss must be twice differentiable for second order (tf.logSoftmax's gradient is not).
+    const innerLoss = crossEntropyTwiceDifferentiable;
     const nSupport = task.supportImages.shape[0];
     const nQuery = task.queryImages.shape[0];
 
@@ -75,7 +77,7 @@ export class MamlLearner implements AdaptiveLearner {
       // First order: the support embeddings are constants of the inner loop too, not only the head.
       const innerSupport = opts.firstOrder ? detach(support) : support;
       let head: tf.Tensor[] = [this.weight, this.bias];
-      for (let k = 0; k < steps; k++) head = innerSgdStep(head, ([w, b]) => crossEntropy(this.headLogits(innerSupport, w, b, way), supportLabels), opts);
+      for (let k = 0; k < steps; k++) head = innerSgdStep(head, ([w, b]) => innerLoss(this.headLogits(innerSupport, w, b, way), supportLabels), opts);
       return { logits: this.headLogits(query, head[0], head[1], way), embeddings };
     }
 
@@ -85,7 +87,7 @@ export class MamlLearner implements AdaptiveLearner {
     for (let k = 0; k < steps; k++) {
       params = innerSgdStep(
         params,
-        (ps) => crossEntropy(this.headLogits(backbone.apply(task.supportImages, training, fastWeights(backboneVars, ps.slice(0, nb))), ps[nb], ps[nb + 1], way), supportLabels),
+        (ps) => innerLoss(this.headLogits(backbone.apply(task.supportImages, training, fastWeights(backboneVars, ps.slice(0, nb))), ps[nb], ps[nb + 1], way), supportLabels),
         opts,
       );
     }

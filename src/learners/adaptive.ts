@@ -11,7 +11,10 @@ import type { FastWeights } from '../backbones/contract.ts';
  * for Conv2DBackpropFilter and MaxPoolGrad, and our fused batch-norm(+pool) gradient kernels (src/backend/wasm)
  * register none either, so second order fails for any inner loop through the convolutional backbone (the
  * outer backward throws "gradient function not found"). An inner loop over a linear head (ANIL) only needs
- * MatMul/Add/Softmax gradients, which are twice differentiable: second order works there.
+ * MatMul/Add and the loss: second order works there, with one more catch: tf.exp and tf.logSoftmax compute
+ * their gradients from their saved outputs, which are not on the tape, so a gradient of a gradient through
+ * them silently drops terms. Inner losses therefore use crossEntropyTwiceDifferentiable (losses/), which is
+ * exact (checked against finite differences in plugins/maml/maml.test.ts).
  *
  * First order (`firstOrder: true`, FOMAML): the inner gradient is taken with respect to detached copies of the
  * parameters (tensors sharing their data but not on the tape), so it enters θ' as a constant and the outer
