@@ -1,16 +1,15 @@
 /**
  * A plugin head, loaded with `--plugin ./examples/cosine-head.ts`: cosine similarity to class means, scaled.
- * It registers itself at import time; every wrapper then applies to it (`cosine`, `cosine-sla`, ...).
+ * It imports only the public API (`fewshot`, also in an installed package) and registers itself at import
+ * time; every wrapper then applies to it (`cosine`, `cosine-sla`, ...).
  */
-import * as tf from '@tensorflow/tfjs-core';
-import { z } from 'zod';
-import { registerHead } from '../src/learners/registry.ts';
-import { classMeans } from '../src/learners/ops.ts';
+import { classMeans, registerHead, tf, z } from 'fewshot';
 
 const config = z.object({ scale: z.number().positive().default(10) }).strict();
 
 registerHead({
   id: 'cosine',
+  apiVersion: '1.0',
   description: 'cosine similarity to class means (example plugin)',
   configSchema: config,
   create: ({ scale }) => ({

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Backbone, BackboneFactory } from './contract.ts';
+import type { Backbone, BackboneFactory, FastWeights } from './contract.ts';
 import { BatchNorm, Conv2d } from './layers.ts';
 
 /**
@@ -16,11 +16,11 @@ export class Conv4 implements Backbone {
       this.norms.push(new BatchNorm(`conv4/block${i}/bn`, width));
     }
   }
-  apply(images: tf.Tensor4D, training: boolean): tf.Tensor2D {
+  apply(images: tf.Tensor4D, training: boolean, params?: FastWeights): tf.Tensor2D {
     return tf.tidy(() => {
       let x = images;
       for (let i = 0; i < 4; i++) {
-        x = this.norms[i].applyPooled(this.convs[i].apply(x), training, 'relu');
+        x = this.norms[i].applyPooled(this.convs[i].apply(x, params), training, 'relu', undefined, params);
       }
       return tf.reshape(x, [x.shape[0], -1]) as tf.Tensor2D;
     });

@@ -2,11 +2,17 @@ import * as tf from '@tensorflow/tfjs-core';
 import '../tf-gradients.ts';
 import { batchNormTraining, type BatchNormActivation } from '../backend/wasm/batch_norm.ts';
 import { batchNormActPool, batchNormActPoolInference } from '../backend/wasm/batch_norm_pool.ts';
+import type { FastWeights } from './contract.ts';
 
 /**
  * Minimal functional layers on tfjs-core (no tfjs-layers: we need direct control of variables for
  * episodic meta-learning, checkpointing and batch-norm state). Each layer owns named tf.Variables.
  */
+
+/** The tensor standing for variable `v` in this forward pass: its fast weight if given, else the variable. */
+export function param<T extends tf.Tensor>(v: tf.Variable, params?: FastWeights): T {
+  return (params?.get(v) ?? v) as unknown as T;
+}
 
 let nameCounter = 0;
 /** Variable names must be unique per process in tfjs; checkpoints key on the `path` part before '#'. */
@@ -39,9 +45,9 @@ export class Conv2d {
     if (opts.bias) this.bias = tf.tidy(() => tf.variable(tf.zeros([outChannels]), true, uniqueName(`${path}/bias`)));
   }
   readonly stride: number;
-  apply(x: tf.Tensor4D): tf.Tensor4D {
-    const y = tf.conv2d(x, this.filter as tf.Tensor4D, this.stride, 'same');
-    return this.bias ? tf.add(y, this.bias) : y;
+  apply(x: tf.Tensor4D, params?: FastWeights): tf.Tensor4D {
+    const y = tf.conv2d(x, param<tf.Tensor4D>(this.filter, params), this.stride, 'same');
+    return this.bias ? tf.add(y, param(this.bias, params)) : y;
   }
   variables(): tf.Variable[] {
     return this.bias ? [this.filter, this.bias] : [this.filter];
@@ -71,14 +77,16 @@ export class BatchNorm {
    * ~25 ops tf.moments + tf.batchNorm compose into (half of a Conv-4 step on wasm); on backends without the
    * fused kernel it falls back to that composition with identical values.
    */
-  apply(x: tf.Tensor4D, training: boolean, activation: BatchNormActivation = 'linear', alpha = 0.1): tf.Tensor4D {
+  apply(x: tf.Tensor4D, training: boolean, activation: BatchNormActivation = 'linear', alpha = 0.1, params?: FastWeights): tf.Tensor4D {
+    const gamma = param<tf.Tensor1D>(this.gamma, params);
+    const beta = param<tf.Tensor1D>(this.beta, params);
     if (!training) {
       return tf.tidy(() => {
-        const y = tf.batchNorm4d(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, this.beta as tf.Tensor1D, this.gamma as tf.Tensor1D, this.eps);
+        const y = tf.batchNorm4d(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, beta, gamma, this.eps);
         return activation === 'relu' ? tf.relu(y) : activation === 'leakyRelu' ? tf.leakyRelu(y, alpha) : y;
       });
     }
-    const { y, mean, variance } = batchNormTraining(x, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, { varianceEpsilon: this.eps, activation, alpha });
+    const { y, mean, variance } = batchNormTraining(x, gamma, beta, { varianceEpsilon: this.eps, activation, alpha });
     this.updateRunningStats(mean, variance, x.shape[0] * x.shape[1] * x.shape[2]);
     return y;
   }
@@ -88,12 +96,14 @@ export class BatchNorm {
    * pool op (batch_norm_pool.ts), which never stores the full-size activation (1.4 GB less at the peak of an
    * 84 px SLA 5-shot step); values equal the unfused composition.
    */
-  applyPooled(x: tf.Tensor4D, training: boolean, activation: BatchNormActivation = 'linear', alpha = 0.1): tf.Tensor4D {
+  applyPooled(x: tf.Tensor4D, training: boolean, activation: BatchNormActivation = 'linear', alpha = 0.1, params?: FastWeights): tf.Tensor4D {
+    const gamma = param<tf.Tensor1D>(this.gamma, params);
+    const beta = param<tf.Tensor1D>(this.beta, params);
     if (!training) {
-      const stats = { mean: this.runningMean as tf.Tensor1D, variance: this.runningVar as tf.Tensor1D, gamma: this.gamma as tf.Tensor1D, beta: this.beta as tf.Tensor1D };
+      const stats = { mean: this.runningMean as tf.Tensor1D, variance: this.runningVar as tf.Tensor1D, gamma, beta };
       return batchNormActPoolInference(x, stats, { varianceEpsilon: this.eps, activation, alpha });
     }
-    const { y, mean, variance } = batchNormActPool(x, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, { varianceEpsilon: this.eps, activation, alpha });
+    const { y, mean, variance } = batchNormActPool(x, gamma, beta, { varianceEpsilon: this.eps, activation, alpha });
     this.updateRunningStats(mean, variance, x.shape[0] * x.shape[1] * x.shape[2]);
     return y;
   }

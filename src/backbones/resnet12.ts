@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Backbone, BackboneFactory } from './contract.ts';
+import type { Backbone, BackboneFactory, FastWeights } from './contract.ts';
 import { BatchNorm, Conv2d } from './layers.ts';
 import { dropBlock, dropBlockGamma, dropBlockKeepRate } from './dropblock.ts';
 import { UserError } from '../util/errors.ts';
@@ -51,11 +51,11 @@ class ResidualBlock {
     this.shortcutConv = new Conv2d(`${path}/shortcut/conv`, inChannels, outChannels, 1, { seed: seed + 3 });
     this.shortcutNorm = new BatchNorm(`${path}/shortcut/bn`, outChannels);
   }
-  apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    const residual = this.shortcutNorm.apply(this.shortcutConv.apply(x), training);
-    let out = this.norms[0].apply(this.convs[0].apply(x), training, 'leakyRelu', LEAK);
-    out = this.norms[1].apply(this.convs[1].apply(out), training, 'leakyRelu', LEAK);
-    out = this.norms[2].apply(this.convs[2].apply(out), training);
+  apply(x: tf.Tensor4D, training: boolean, params?: FastWeights): tf.Tensor4D {
+    const residual = this.shortcutNorm.apply(this.shortcutConv.apply(x, params), training, 'linear', undefined, params);
+    let out = this.norms[0].apply(this.convs[0].apply(x, params), training, 'leakyRelu', LEAK, params);
+    out = this.norms[1].apply(this.convs[1].apply(out, params), training, 'leakyRelu', LEAK, params);
+    out = this.norms[2].apply(this.convs[2].apply(out, params), training, 'linear', undefined, params);
     out = tf.leakyRelu(tf.add(out, residual) as tf.Tensor4D, LEAK);
     return tf.maxPool(out, 2, 2, 'valid');
   }
@@ -97,12 +97,12 @@ export class ResNet12 implements Backbone {
     this.trainingCalls = tf.variable(tf.scalar(0), false, `resnet12/training_calls#r${counterName++}`);
   }
 
-  apply(images: tf.Tensor4D, training: boolean): tf.Tensor2D {
+  apply(images: tf.Tensor4D, training: boolean, params?: FastWeights): tf.Tensor2D {
     const t = training ? this.trainingCalls.dataSync()[0] : 0;
     const out = tf.tidy(() => {
       let x = images;
       this.blocks.forEach((block, i) => {
-        x = block.apply(x, training);
+        x = block.apply(x, training, params);
         if (!training || this.dropRate <= 0) return;
         const maskSeed = `resnet12:${this.seed}:${i}:${t}`;
         if (i < 2) {

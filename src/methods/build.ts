@@ -1,6 +1,8 @@
 import type { EpisodicMethod, MethodWrapperOptions } from './contract.ts';
 import { resolveMethodName } from './registry.ts';
-import { getHead } from '../learners/registry.ts';
+import { getHead, learnerOrigin } from '../learners/registry.ts';
+import { guardLearner } from '../learners/guard.ts';
+import { BUILTIN_ORIGIN, originSuffix } from '../util/plugin-origin.ts';
 import { getBackbone } from '../backbones/registry.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -20,11 +22,20 @@ export interface MethodRequest {
 export function buildMethod(req: MethodRequest): EpisodicMethod {
   const { headId, wrapper } = resolveMethodName(req.name);
   const headFactory = getHead(headId)!;
+  const origin = learnerOrigin(headId) ?? BUILTIN_ORIGIN;
   const parsed = headFactory.configSchema.safeParse(req.headConfig ?? {});
   if (!parsed.success) {
-    throw new UserError(`invalid options for head "${headId}": ${parsed.error.message}`, 'check the head options in your config');
+    const issues = parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(options)'}: ${i.message}`).join('; ');
+    throw new UserError(`invalid options for learner "${headId}"${originSuffix(origin)}: ${issues}`, 'check the head options (headConfig) in your config');
   }
   const backbone = getBackbone(req.backbone).create({ imageSize: req.imageSize, seed: req.seed });
-  const head = headFactory.create(parsed.data);
+  let created;
+  try {
+    created = headFactory.create(parsed.data);
+  } catch (err) {
+    if (err instanceof UserError || origin === BUILTIN_ORIGIN) throw err;
+    throw new UserError(`learner "${headId}"${originSuffix(origin)}: "create" threw: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`, 'fix the plugin\'s create(config)');
+  }
+  const head = guardLearner(created, headId, origin);
   return wrapper.create({ backbone, head, way: req.way, imageSize: req.imageSize, seed: req.seed, options: req.wrapperOptions ?? {} });
 }

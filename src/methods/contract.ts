@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Backbone } from '../backbones/contract.ts';
-import type { FewShotHead } from '../learners/contract.ts';
+import type { Learner } from '../learners/contract.ts';
 
 /** One episode as images: the unit that methods train and predict on. */
 export interface EpisodeImages {
@@ -21,7 +21,8 @@ export interface EpisodicMethod {
   /** e.g. `protonet`, `protonet-sla`. */
   readonly id: string;
   readonly backbone: Backbone;
-  readonly head: FewShotHead;
+  /** The learner the method wraps: a head on embeddings or an adaptive learner (MAML, ANIL). */
+  readonly head: Learner;
   /** Inference modes this method reports, first = the headline one (e.g. ['ag', 'si'] for SLA). */
   readonly inferenceModes: readonly string[];
   /** Scalar training loss of one episode; called inside a gradient tape. */
@@ -51,7 +52,7 @@ export interface MethodWrapper {
   /** Throws a UserError before any compute if the head cannot take this wrapper (e.g. maxWay too small). */
   create(args: {
     backbone: Backbone;
-    head: FewShotHead;
+    head: Learner;
     /** Largest N the method will be asked for (train or test way). */
     way: number;
     imageSize: number;

@@ -2,12 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { EpisodeImages, MethodWrapper } from './contract.ts';
 import type { Backbone } from '../backbones/contract.ts';
-import type { FewShotHead } from '../learners/contract.ts';
+import type { Learner } from '../learners/contract.ts';
 import type { TransformSet } from '../transforms/contract.ts';
 import { crossEntropy } from '../losses/cross-entropy.ts';
 import { repeatLabels } from './aggregate.ts';
-import { embedEpisode } from './embed.ts';
-import { type ExpandedEmbeddings, TransformedMethod, checkHeadWay, parseWrapperOptions, resolveTransformSet, transformOption } from './transformed.ts';
+import { fitTask, prepareLearner, type FittedTask } from './fit.ts';
+import { TransformedMethod, checkHeadWay, parseWrapperOptions, resolveTransformSet, transformOption } from './transformed.ts';
 
 /**
  * DA baseline (REFERENCE §1.3, L_DA): the transformations as plain data augmentation. Every transformed copy
@@ -23,16 +23,14 @@ const DA_ALLOWED_OPTIONS = 'transform (a transform set name, default rotation)';
 
 export class DaMethod extends TransformedMethod {
   readonly inferenceModes: readonly string[] = ['plain'];
-  constructor(id: string, backbone: Backbone, head: FewShotHead, transformSet: TransformSet) {
+  constructor(id: string, backbone: Backbone, head: Learner, transformSet: TransformSet) {
     super(id, backbone, head, transformSet);
   }
 
   /** N-way logits of all expanded queries from the head fitted on the expanded support. Call inside tidy. */
-  protected augmentedForward(ep: EpisodeImages): ExpandedEmbeddings & { logits: tf.Tensor2D } {
+  protected augmentedForward(ep: EpisodeImages): FittedTask {
     checkHeadWay(this.head, ep.way, this.id);
-    const embedded = this.embedExpanded(ep, true);
-    const logits = this.head.logits({ support: embedded.support, query: embedded.query, supportLabels: repeatLabels(ep.supportLabels, this.transformCount), way: ep.way }, 'train');
-    return { ...embedded, logits };
+    return this.fitExpanded(ep, repeatLabels(ep.supportLabels, this.transformCount), ep.way, 'train', true);
   }
 
   protected classLoss(logits: tf.Tensor2D, ep: EpisodeImages): tf.Scalar {
@@ -44,7 +42,7 @@ export class DaMethod extends TransformedMethod {
   }
 
   predict(ep: EpisodeImages): Record<string, tf.Tensor2D> {
-    return tf.tidy(() => ({ plain: this.head.logits(embedEpisode(this.backbone, ep, false), 'eval') }));
+    return tf.tidy(() => ({ plain: fitTask(this.backbone, this.head, ep, 'eval', false).logits }));
   }
 
   describe(): Record<string, unknown> {
@@ -55,11 +53,12 @@ export class DaMethod extends TransformedMethod {
 export const daWrapper: MethodWrapper = {
   suffix: 'da',
   description: 'DA baseline: transformed copies as data augmentation with the original label; plain inference',
-  create: ({ backbone, head, way, imageSize, options }) => {
+  create: ({ backbone, head, way, imageSize, seed, options }) => {
     const opts = parseWrapperOptions('da', daOptionsSchema, options, DA_ALLOWED_OPTIONS);
     const set = resolveTransformSet(opts.transform, imageSize);
     const id = `${head.id}-da`;
     checkHeadWay(head, way, id);
+    prepareLearner(head, { way, backbone, imageSize, seed });
     return new DaMethod(id, backbone, head, set);
   },
 };

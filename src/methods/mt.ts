@@ -2,11 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { EpisodeImages, MethodWrapper } from './contract.ts';
 import type { Backbone } from '../backbones/contract.ts';
-import type { FewShotHead } from '../learners/contract.ts';
+import type { Learner } from '../learners/contract.ts';
 import type { TransformSet } from '../transforms/contract.ts';
 import { crossEntropy } from '../losses/cross-entropy.ts';
 import { transformLabels } from './aggregate.ts';
 import { DaMethod } from './da.ts';
+import { prepareLearner } from './fit.ts';
 import { checkHeadWay, parseWrapperOptions, resolveTransformSet, transformOption } from './transformed.ts';
 
 /**
@@ -24,7 +25,7 @@ let instance = 0;
 export class MtMethod extends DaMethod {
   readonly transformWeight: tf.Variable;
   readonly transformBias: tf.Variable;
-  constructor(id: string, backbone: Backbone, head: FewShotHead, transformSet: TransformSet, embeddingDim: number, seed: number) {
+  constructor(id: string, backbone: Backbone, head: Learner, transformSet: TransformSet, embeddingDim: number, seed: number) {
     super(id, backbone, head, transformSet);
     const m = transformSet.transforms.length;
     const bound = 1 / Math.sqrt(embeddingDim);
@@ -65,6 +66,7 @@ export const mtWrapper: MethodWrapper = {
     const set = resolveTransformSet(opts.transform, imageSize);
     const id = `${head.id}-mt`;
     checkHeadWay(head, way, id);
+    prepareLearner(head, { way, backbone, imageSize, seed });
     return new MtMethod(id, backbone, head, set, backbone.embeddingDim(imageSize), seed);
   },
 };

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { EpisodeImages, EpisodicMethod, MethodWrapper } from './contract.ts';
 import type { Backbone } from '../backbones/contract.ts';
-import type { FewShotHead } from '../learners/contract.ts';
+import type { Learner } from '../learners/contract.ts';
 import { crossEntropy } from '../losses/cross-entropy.ts';
-import { embedEpisode } from './embed.ts';
+import { fitTask, prepareLearner } from './fit.ts';
 import { UserError } from '../util/errors.ts';
 
 /** The plain episodic method: N-way head on untransformed images, cross-entropy on the query set. */
@@ -12,15 +12,13 @@ export class PlainMethod implements EpisodicMethod {
   constructor(
     readonly id: string,
     readonly backbone: Backbone,
-    readonly head: FewShotHead,
+    readonly head: Learner,
   ) {}
   trainLoss(ep: EpisodeImages): tf.Scalar {
-    const embedded = embedEpisode(this.backbone, ep, true);
-    const logits = this.head.logits(embedded, 'train');
-    return crossEntropy(logits, ep.queryLabels, this.head.labelSmoothing ?? 0);
+    return tf.tidy(() => crossEntropy(fitTask(this.backbone, this.head, ep, 'train', true).logits, ep.queryLabels, this.head.labelSmoothing ?? 0));
   }
   predict(ep: EpisodeImages): Record<string, tf.Tensor2D> {
-    return tf.tidy(() => ({ plain: this.head.logits(embedEpisode(this.backbone, ep, false), 'eval') }));
+    return tf.tidy(() => ({ plain: fitTask(this.backbone, this.head, ep, 'eval', false).logits }));
   }
   trainableVariables(): tf.Variable[] {
     return [...this.backbone.trainableVariables(), ...this.head.variables()];
@@ -36,11 +34,12 @@ export class PlainMethod implements EpisodicMethod {
 export const plainWrapper: MethodWrapper = {
   suffix: '',
   description: 'plain episodic training and inference',
-  create: ({ backbone, head, options }) => {
+  create: ({ backbone, head, way, imageSize, seed, options }) => {
     const given = Object.keys(options);
     if (given.length) {
       throw new UserError(`method "${head.id}" takes no wrapper options, got: ${given.join(', ')}`, `drop them, or use a wrapper that takes them, e.g. ${head.id}-sla --transform rotation`);
     }
+    prepareLearner(head, { way, backbone, imageSize, seed });
     return new PlainMethod(head.id, backbone, head);
   },
 };

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { EpisodeImages, MethodWrapper } from './contract.ts';
 import type { Backbone } from '../backbones/contract.ts';
-import type { FewShotHead } from '../learners/contract.ts';
+import { isAdaptive, type FewShotHead } from '../learners/contract.ts';
+import { UserError } from '../util/errors.ts';
 import type { TransformSet } from '../transforms/contract.ts';
 import { crossEntropy } from '../losses/cross-entropy.ts';
 import { aggregateJointLogits, identityRows, singleInferenceLogits } from './aggregate.ts';
@@ -55,7 +56,7 @@ export class SlaSdMethod extends SlaMethod {
   /** N-way logits of the head fitted on the untransformed support, for the untransformed queries. */
   singleLogits(forward: JointForward, ep: EpisodeImages, phase: 'train' | 'eval'): tf.Tensor2D {
     const m = this.transformCount;
-    return this.head.logits({ support: identityRows(forward.support, m), query: identityRows(forward.query, m), supportLabels: ep.supportLabels, way: ep.way }, phase);
+    return (this.head as FewShotHead).logits({ support: identityRows(forward.support, m), query: identityRows(forward.query, m), supportLabels: ep.supportLabels, way: ep.way }, phase);
   }
 
   override trainLoss(ep: EpisodeImages): tf.Scalar {
@@ -90,6 +91,10 @@ export const slaSdWrapper: MethodWrapper = {
     const opts = parseWrapperOptions('sla-sd', slaSdOptionsSchema, options, SLA_SD_ALLOWED_OPTIONS);
     const set = resolveTransformSet(opts.transform, imageSize);
     const id = `${head.id}-sla-sd`;
+    if (isAdaptive(head)) {
+      // U would need a second inner loop on the untransformed support per episode; not defined or tried yet.
+      throw new UserError(`${id}: SLA+SD is defined for heads on embeddings, and "${head.id}" is an adaptive learner`, `use ${head.id}-sla (SLA+AG / SLA+SI inference) instead`);
+    }
     checkHeadWay(head, way * set.transforms.length, `${id} (way ${way} × M=${set.transforms.length} transformations of "${set.name}")`);
     return new SlaSdMethod(id, backbone, head, set, opts);
   },

@@ -2,10 +2,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { EpisodeImages, MethodWrapper } from './contract.ts';
 import type { Backbone } from '../backbones/contract.ts';
-import type { FewShotHead } from '../learners/contract.ts';
+import type { Learner } from '../learners/contract.ts';
 import type { TransformSet } from '../transforms/contract.ts';
 import { crossEntropy } from '../losses/cross-entropy.ts';
 import { aggregateJointLogits, jointLabels, singleInferenceLogits } from './aggregate.ts';
+import { prepareLearner } from './fit.ts';
 import { type ExpandedEmbeddings, TransformedMethod, checkHeadWay, parseWrapperOptions, resolveTransformSet, transformOption } from './transformed.ts';
 
 /**
@@ -34,7 +35,7 @@ export interface JointForward extends ExpandedEmbeddings {
 
 export class SlaMethod extends TransformedMethod {
   readonly inferenceModes: readonly string[] = ['ag', 'si'];
-  constructor(id: string, backbone: Backbone, head: FewShotHead, transformSet: TransformSet, readonly options: SlaOptions) {
+  constructor(id: string, backbone: Backbone, head: Learner, transformSet: TransformSet, readonly options: SlaOptions) {
     super(id, backbone, head, transformSet);
   }
 
@@ -42,9 +43,7 @@ export class SlaMethod extends TransformedMethod {
   jointForward(ep: EpisodeImages, phase: 'train' | 'eval'): JointForward {
     const m = this.transformCount;
     checkHeadWay(this.head, ep.way * m, `${this.id} (way ${ep.way} × M=${m} transformations)`);
-    const embedded = this.embedExpanded(ep, phase === 'train');
-    const logits = this.head.logits({ support: embedded.support, query: embedded.query, supportLabels: jointLabels(ep.supportLabels, m), way: ep.way * m }, phase);
-    return { ...embedded, logits };
+    return this.fitExpanded(ep, jointLabels(ep.supportLabels, m), ep.way * m, phase, phase === 'train');
   }
 
   /** The joint SLA loss of given joint query logits (×M in 'sum' mode). */
@@ -73,11 +72,13 @@ export class SlaMethod extends TransformedMethod {
 export const slaWrapper: MethodWrapper = {
   suffix: 'sla',
   description: 'SLA: joint (class × transformation) labels; inference SLA+AG (aggregated) and SLA+SI (identity copy)',
-  create: ({ backbone, head, way, imageSize, options }) => {
+  create: ({ backbone, head, way, imageSize, seed, options }) => {
     const opts = parseWrapperOptions('sla', slaOptionsSchema, options, SLA_ALLOWED_OPTIONS);
     const set = resolveTransformSet(opts.transform, imageSize);
     const id = `${head.id}-sla`;
     checkHeadWay(head, way * set.transforms.length, `${id} (way ${way} × M=${set.transforms.length} transformations of "${set.name}")`);
+    // An adaptive learner's inner loop runs on the N·M joint classes, so it sizes its head for them.
+    prepareLearner(head, { way: way * set.transforms.length, backbone, imageSize, seed });
     return new SlaMethod(id, backbone, head, set, opts);
   },
 };

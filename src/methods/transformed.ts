@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { EpisodeImages, EpisodicMethod, MethodWrapperOptions } from './contract.ts';
 import type { Backbone } from '../backbones/contract.ts';
-import type { FewShotHead } from '../learners/contract.ts';
+import type { Learner } from '../learners/contract.ts';
+import { fitTask, type FittedTask } from './fit.ts';
 import type { TransformSet } from '../transforms/contract.ts';
 import { checkTransformInput, expandImages } from '../transforms/expand.ts';
 import { getTransformSet } from '../transforms/registry.ts';
@@ -26,7 +27,7 @@ export function parseWrapperOptions<S extends z.ZodType>(suffix: string, schema:
 }
 
 /** UserError if the head cannot fit `way` classes (SLA asks for N·M). */
-export function checkHeadWay(head: FewShotHead, way: number, why: string): void {
+export function checkHeadWay(head: Learner, way: number, why: string): void {
   if (head.maxWay !== undefined && way > head.maxWay) {
     throw new UserError(
       `head "${head.id}" takes at most ${head.maxWay} classes, but ${why} needs ${way}`,
@@ -55,7 +56,7 @@ export abstract class TransformedMethod implements EpisodicMethod {
   constructor(
     readonly id: string,
     readonly backbone: Backbone,
-    readonly head: FewShotHead,
+    readonly head: Learner,
     readonly transformSet: TransformSet,
   ) {}
 
@@ -69,16 +70,17 @@ export abstract class TransformedMethod implements EpisodicMethod {
   abstract describe(): Record<string, unknown>;
 
   /**
-   * Expand support and query (support first) and embed them in one backbone call, so batch norm sees one
-   * batch per episode as in the plain method. Call inside a tidy scope; the caller owns the results.
+   * Expand support and query (support first; image-major, row b·M + j = t_j(x_b)) and fit the learner on the
+   * expanded task with the given support labels and way: a head gets both embedded in one backbone call, so
+   * batch norm sees one batch per episode as in the plain method; an adaptive learner adapts on the expanded
+   * support images. Call inside a tidy scope; the caller owns the results.
    */
-  protected embedExpanded(ep: EpisodeImages, training: boolean): ExpandedEmbeddings {
+  protected fitExpanded(ep: EpisodeImages, supportLabels: Int32Array, way: number, phase: 'train' | 'eval', training: boolean): FittedTask {
     const m = this.transformCount;
     const nSupport = ep.supportImages.shape[0];
     const expanded = expandImages(this.transformSet, tf.concat([ep.supportImages, ep.queryImages], 0));
-    const all = this.backbone.apply(expanded, training);
-    const [support, query] = tf.split(all, [nSupport * m, ep.queryImages.shape[0] * m], 0) as tf.Tensor2D[];
-    return { all, support, query };
+    const [supportImages, queryImages] = tf.split(expanded, [nSupport * m, ep.queryImages.shape[0] * m], 0) as tf.Tensor4D[];
+    return fitTask(this.backbone, this.head, { supportImages, supportLabels, queryImages, way }, phase, training);
   }
 
   trainableVariables(): tf.Variable[] {

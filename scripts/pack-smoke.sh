@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Pack smoke test: the installed package works without the repository.
+# npm pack (prepack builds dist/), install the tarball into a fresh temporary project (offline from the npm
+# cache that `npm ci` filled), then from there: `npx fewshot --help`, `npx fewshot list --plugin` with a plugin
+# file that imports from 'fewshot', and a few-episode training of that plugin's head on a 7-class fixture cut
+# from the real mini-ImageNet val images (the same fixture the CLI tests use).
+# Prints one "PASS/FAIL <step>" line per step and exits non-zero if any failed. Each step is time-bounded.
+set -uo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/fewshot-pack-smoke-XXXXXX")"
+fixture_root=""
+cleanup() { rm -rf "$tmp"; [ -n "$fixture_root" ] && rm -rf "$fixture_root"; }
+trap cleanup EXIT
+failed=0
+step() { # step NAME SECONDS CMD...
+  local name="$1" secs="$2"; shift 2
+  local t0=$SECONDS
+  if timeout "$secs" "$@" >"$tmp/step.log" 2>&1; then echo "PASS $name ($((SECONDS - t0)) s)"; else
+    echo "FAIL $name ($((SECONDS - t0)) s):"; tail -n 15 "$tmp/step.log" | sed 's/^/    /'; failed=1; fi
+}
+
+cd "$repo" || exit 1
+step "npm pack" 600 npm pack --silent --pack-destination "$tmp"
+tarball="$(ls "$tmp"/fewshot-*.tgz 2>/dev/null | head -n 1)"
+[ -n "$tarball" ] || { echo "FAIL no tarball"; exit 1; }
+echo "tarball: $(basename "$tarball"), $(du -k "$tarball" | cut -f1) kB, $(tar tzf "$tarball" | wc -l) files"
+if tar tzf "$tarball" | grep -qE '^package/(test|bench|results|\.ci|src)/'; then echo "FAIL tarball carries test/bench/results/.ci/src"; failed=1; fi
+
+mkdir -p "$tmp/consumer" && cd "$tmp/consumer" || exit 1
+npm init -y >/dev/null
+step "npm install tarball" 600 npm install --prefer-offline --no-audit --no-fund "$tarball"
+cat > plugin.mjs <<'JS'
+// A user's plugin: a cosine head, importing only the public API of the installed package.
+import { registerHead, tf, z, classMeans } from 'fewshot';
+registerHead({
+  id: 'smoke-cosine',
+  apiVersion: '1.0',
+  description: 'cosine similarity to class means (pack smoke test)',
+  configSchema: z.object({}).strict(),
+  create: () => ({
+    id: 'smoke-cosine',
+    variables: () => [],
+    logits: (ep) => tf.tidy(() => {
+      const unit = (x) => tf.div(x, tf.add(tf.norm(x, 'euclidean', 1, true), 1e-8));
+      return tf.mul(tf.matMul(unit(ep.query), unit(classMeans(ep.support, ep.supportLabels, ep.way)), false, true), 10);
+    }),
+  }),
+});
+JS
+step "npx fewshot --help" 120 npx fewshot --help
+step "npx fewshot list --plugin ./plugin.mjs" 120 bash -c 'npx fewshot list --plugin ./plugin.mjs | grep -q "smoke-cosine-sla"'
+
+# A tiny real-image dataset, built with the repository's test fixture (needs the shared mini-ImageNet val images).
+fixture_dir="$(cd "$repo" && timeout 300 node --import tsx -e "const m = await import('./test/fixtures/mini-imagenet.ts'); const f = await m.buildFixture(12); console.log(f.root + '\t' + f.folderDir);" 2>/dev/null | tail -n 1)"
+if [ -z "$fixture_dir" ]; then echo "SKIP training (no mini-ImageNet fixture: shared val images not found)"; else
+  fixture_root="${fixture_dir%%$'\t'*}"; data="${fixture_dir#*$'\t'}"
+  common=(--image-size 16 --cache "$tmp/cache")
+  step "fewshot data prepare" 300 npx fewshot data prepare --data "$data" "${common[@]}"
+  step "fewshot episodes make" 120 bash -c "npx fewshot episodes make --split val --way 2 --shot 1 --query 3 --count 4 --seed 0 --image-size 16 --cache '$tmp/cache' --out val.json && npx fewshot episodes make --split test --way 2 --shot 1 --query 3 --count 4 --seed 0 --image-size 16 --cache '$tmp/cache' --out test.json"
+  step "fewshot run smoke-cosine-sla --plugin (3 episodes)" 300 npx fewshot run smoke-cosine-sla --plugin ./plugin.mjs --way 2 --shot 1 --query 3 --episodes 3 --val-every 2 --val-episodes 2 \
+    --val-file val.json --test-file test.json --backend wasm --runs runs --results results "${common[@]}"
+fi
+exit $failed

@@ -1,0 +1,73 @@
+/**
+ * fewshot's public API: everything a plugin or a script imports, as `import { ... } from 'fewshot'`.
+ * Importing it registers the built-in backbones, heads, method wrappers and transform sets, so a plugin's
+ * registrations join them. Anything not exported here is internal and may change between versions.
+ */
+import './builtin.ts';
+
+// The tfjs-core and zod instances fewshot itself uses: a plugin that takes them from here can never end up
+// with a second tfjs engine (whose tensors and gradients fewshot's would not see) or an incompatible zod.
+export * as tf from '@tensorflow/tfjs-core';
+export { z } from 'zod';
+
+// --- Plugin API version -----------------------------------------------------------------------------------
+export { FEWSHOT_API_VERSION, BUILTIN_ORIGIN, withRegistrationOrigin, registrationOrigin } from './util/plugin-origin.ts';
+export { packageRoot, packagedEpisodesDir, packageInfo } from './util/package-root.ts';
+export { UserError, NumericalError } from './util/errors.ts';
+
+// --- Registries: what a plugin registers -----------------------------------------------------------------
+export { registerHead, registerLearner, registerAdaptiveLearner, getHead as getLearner, listHeads as listLearners, learnerOrigin } from './learners/registry.ts';
+export { registerBackbone, getBackbone, listBackbones } from './backbones/registry.ts';
+export { registerWrapper, listWrappers, resolveMethodName } from './methods/registry.ts';
+export { registerTransformSet, getTransformSet, listTransformSets } from './transforms/registry.ts';
+// Dataset providers (registerDatasetProvider) and the experiment layer (runExperiment, evaluateCheckpoint)
+// are exported here once src/experiment/ lands: PUBLIC API PLACEHOLDER (experiment layer).
+
+// --- Contracts ---------------------------------------------------------------------------------------------
+export type { Backbone, BackboneFactory, FastWeights } from './backbones/contract.ts';
+export type {
+  AdaptedTask,
+  AdaptiveLearner,
+  AdaptiveLearnerFactory,
+  EmbeddedEpisode,
+  FewShotHead,
+  HeadFactory,
+  ImageTask,
+  Learner,
+  LearnerFactory,
+  LearnerSetup,
+} from './learners/contract.ts';
+export { isAdaptive } from './learners/contract.ts';
+export type { EpisodeImages, EpisodicMethod, MethodWrapper, MethodWrapperOptions } from './methods/contract.ts';
+export type { ImageTransform, TransformSet } from './transforms/contract.ts';
+
+// --- Building blocks for learners -------------------------------------------------------------------------
+export { classMeans, oneHotLabels, squaredDistances } from './learners/ops.ts';
+export { detach, fastWeights, innerSgdStep, learnerVariable, type InnerStepOptions } from './learners/adaptive.ts';
+export { crossEntropy, crossEntropyTwiceDifferentiable } from './losses/cross-entropy.ts';
+export { aggregateJointLogits, jointLabels, repeatLabels, singleInferenceLogits, transformLabels } from './methods/aggregate.ts';
+export { stopGradient } from './methods/distill.ts';
+export { fitTask, type FittedTask } from './methods/fit.ts';
+
+// --- Programmatic use: episodes, methods, training, evaluation, statistics --------------------------------
+export {
+  sampleEpisode,
+  sampleEpisodes,
+  readEpisodeFile,
+  makeEpisodes,
+  writeEpisodeFile,
+  episodeFileName,
+  STANDARD_EPISODE_SETS,
+  type EpisodeSpec,
+  type ClassLayout,
+  type SampledEpisode,
+  type EpisodeSet,
+  type LoadedEpisodeFile,
+} from './episodes/index.ts';
+export { buildMethod, type MethodRequest } from './methods/build.ts';
+export { selectBackend, BACKEND_CHOICES, type BackendChoice, type SelectedBackend } from './backend/select.ts';
+export { train, type TrainerInputs, type TrainProgress, type TrainSummary } from './train/trainer.ts';
+export { trainConfigSchema, type TrainConfig } from './train/config.ts';
+export { toEpisodeImages, disposeEpisode, labelMajorLabels, type EpisodeIndices, type EpisodeShape, type ImageSource } from './train/episode-images.ts';
+export { evaluate, accuracyOf, type EpisodeList, type EvalResult } from './eval/evaluator.ts';
+export { meanCI, pairedDifference, formatCI, type MeanCI } from './eval/stats.ts';
