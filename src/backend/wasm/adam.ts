@@ -49,7 +49,10 @@ export function adamLoop(p: Float32Array, g: Float32Array, m: Float32Array, v: F
   }
 }
 
-function countOf(inputs: tf.NamedTensorInfoMap): number {
+/** The kernel's inputs by name (checked by countOf). */
+type Inputs = Record<string, tf.TensorInfo>;
+
+function countOf(inputs: Inputs): number {
   let n = 0;
   while (inputs[`p${n}`] != null) n++;
   for (let i = 0; i < n; i++) {
@@ -63,7 +66,7 @@ function countOf(inputs: tf.NamedTensorInfoMap): number {
   return n;
 }
 
-function adamWasm(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: tf.NamedAttrMap }): tf.TensorInfo[] {
+function adamWasm(args: { inputs: Inputs; backend: unknown; attrs: tf.NamedAttrMap }): tf.TensorInfo[] {
   const backend = args.backend as BackendWasm;
   const a = args.attrs as unknown as AdamUpdateAttrs;
   const n = countOf(args.inputs);
@@ -82,7 +85,7 @@ interface CpuBackendLike {
   makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo;
 }
 
-function adamCpu(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: tf.NamedAttrMap }): tf.TensorInfo[] {
+function adamCpu(args: { inputs: Inputs; backend: unknown; attrs: tf.NamedAttrMap }): tf.TensorInfo[] {
   const backend = args.backend as CpuBackendLike;
   const a = args.attrs as unknown as AdamUpdateAttrs;
   const n = countOf(args.inputs);
