@@ -19,10 +19,11 @@ import { Command } from 'commander';
 import { DATA_ENV_VAR, locateDataset } from '../src/data/index.ts';
 import { UserError } from '../src/util/errors.ts';
 import { makeEpisodes, writeEpisodesFile } from './lib/inputs.ts';
-import { loadAverage, machineInfo } from './lib/machine.ts';
-import type { BenchMethodName, MethodSpec, WeightEntry } from './lib/ours.ts';
+import { hostBusyFraction, loadAverage, machineInfo } from './lib/machine.ts';
+import type { BenchBackbone, BenchMethodName, MethodSpec, WeightEntry } from './lib/ours.ts';
 import { runOursWorkload, type OursWorkerResult } from './lib/ours-runner.ts';
-import { findPeerPython, PEER_OMP_WAIT_POLICY, PeerProcess, type PeerResponse } from './lib/peer.ts';
+import { allocatorSettings, findPeerPython, GLIBC_TUNABLES, installAllocators, PEER_OMP_WAIT_POLICY, PeerProcess, processSetting, type PeerResponse } from './lib/peer.ts';
+import { SCREEN_POLICY, searchPeer } from './lib/peer-search.ts';
 import { FULL_POLICY, QUICK_POLICY, type StepPolicy } from './lib/policy.ts';
 import {
   makeQuickPrepareSource,
@@ -45,7 +46,7 @@ const METHOD_SEED = 1;
 const INPUT_SEED = 'fewshot-bench';
 /** Distinct seeded episodes each workload cycles through. */
 const EPISODE_POOL = 2;
-/** Peer thread counts, in the order they run; the first is the headline ratio. */
+/** Peer thread counts the search tries, the first one first. */
 const PEER_THREADS = [2, 1];
 /**
  * The peer's memory run is a reference only: 1 thread (its RSS does not depend on threads, and 2 threads crawl on
@@ -64,6 +65,18 @@ interface Workload {
   spec?: MethodSpec;
 }
 
+/**
+ * ResNet-12 episodes: 5-way 1-shot with 15 queries, and with SLA at 84 px also 6 queries per class (MetaOptNet's
+ * training query count), the largest SLA episode at 84 px that fits our 4 GiB wasm heap (see bench/README.md).
+ */
+const RESNET_EPISODES: { imageSize: number; method: BenchMethodName; query: number }[] = [
+  { imageSize: 32, method: 'protonet', query: QUERY },
+  { imageSize: 32, method: 'protonet-sla', query: QUERY },
+  { imageSize: 84, method: 'protonet', query: QUERY },
+  { imageSize: 84, method: 'protonet-sla', query: QUERY },
+  { imageSize: 84, method: 'protonet-sla', query: 6 },
+];
+
 function workloads(quick: boolean): Workload[] {
   const sizes = quick ? [32] : [32, 84];
   const list: Workload[] = [];
@@ -71,6 +84,15 @@ function workloads(quick: boolean): Workload[] {
     for (const method of ['protonet', 'protonet-sla'] as BenchMethodName[]) {
       for (const imageSize of sizes) {
         for (const shot of [1, 5]) list.push({ id: `${kind}/${method}/${imageSize}px/${WAY}w${shot}s`, kind, spec: { method, imageSize, way: WAY, shot, query: QUERY } });
+      }
+    }
+  }
+  if (!quick) {
+    const backbone: BenchBackbone = 'resnet12';
+    for (const kind of ['train', 'eval'] as const) {
+      for (const { imageSize, method, query } of RESNET_EPISODES) {
+        const id = `${kind}/${backbone}/${method}/${imageSize}px/${WAY}w1s${query === QUERY ? '' : `${query}q`}`;
+        list.push({ id, kind, spec: { method, backbone, imageSize, way: WAY, shot: 1, query } });
       }
     }
   }
@@ -159,11 +181,12 @@ async function main(): Promise<void> {
     .option('--only <ids>', 'comma-separated workload id prefixes, e.g. train, eval/protonet-sla, prepare, memory')
     .option('--list', 'print the workload ids and exit')
     .option('--no-peer', 'skip the PyTorch peer (ours only)')
-    .option('--no-install', 'do not apt-get install python3-torch when no python imports torch')
+    .option('--no-install', 'do not apt-get install python3-torch (and the allocators) when missing')
+    .option('--no-peer-search', 'time the peer in one setting (glibc tunables, 2 threads) instead of searching for its fastest')
     .option('--data <dir>', `mini-ImageNet folder for the prepare workload (default: $${DATA_ENV_VAR}, else ${path.relative(REPO, SHARED_DATASET)})`)
     .option('--out <dir>', 'where the JSON goes', path.join(REPO, 'results/bench'));
   program.parse();
-  const opts = program.opts<{ quick?: boolean; only?: string; list?: boolean; peer: boolean; install: boolean; data?: string; out: string }>();
+  const opts = program.opts<{ quick?: boolean; only?: string; list?: boolean; peer: boolean; install: boolean; peerSearch: boolean; data?: string; out: string }>();
   const quick = !!opts.quick;
   const all = workloads(quick);
   if (opts.list) {
@@ -188,7 +211,6 @@ async function main(): Promise<void> {
   }
 
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'fewshot-bench-'));
-  let peer: PeerProcess | undefined;
   let peerInfo: Record<string, unknown> = { used: false };
   let oursInfo: Record<string, unknown> = {};
   const results: Record<string, unknown>[] = [];
@@ -206,11 +228,32 @@ async function main(): Promise<void> {
         peerInfo = { used: false, reason: found.error };
       } else {
         python = found.python;
-        peer = new PeerProcess(found.python, log);
-        const hello = await peer.request({ op: 'hello' });
-        peerInfo = { used: true, how: found.how, threads: PEER_THREADS, ompWaitPolicy: PEER_OMP_WAIT_POLICY, ...(hello.ok ? hello : { error: hello.error }) };
+        if (opts.install) installAllocators(log);
+        const probe = new PeerProcess(found.python, log);
+        const hello = await probe.request({ op: 'hello' });
+        await probe.close();
+        const allocators = allocatorSettings();
+        if (allocators.missing.length) notes.push(`peer allocators not installed, not tried: ${allocators.missing.join(', ')}`);
+        peerInfo = {
+          used: true,
+          how: found.how,
+          search: {
+            allocators: allocators.available,
+            allocatorEnv: allocators.env,
+            glibcTunables: GLIBC_TUNABLES,
+            memoryFormats: ['contiguous', 'channels_last'],
+            ompWaitPolicies: process.env.OMP_WAIT_POLICY ? [process.env.OMP_WAIT_POLICY] : [PEER_OMP_WAIT_POLICY, 'default'],
+            threads: PEER_THREADS,
+            screenPolicy: opts.peerSearch ? SCREEN_POLICY : null,
+            rule: opts.peerSearch
+              ? 'greedy per workload: allocator (2 threads, contiguous, PASSIVE), then channels_last, then the default OpenMP wait policy, then 1 thread, each kept if its screening median is lower; the winner is timed under the full policy'
+              : '--no-peer-search: glibc with the tunables, contiguous, PASSIVE, 2 threads',
+            isolation: 'peer processes exist only during the peer part of a workload (none while ours is timed) and are stopped with SIGSTOP except while answering a request',
+          },
+          ...(hello.ok ? hello : { error: hello.error }),
+        };
         delete peerInfo.ok;
-        log(`peer: ${found.how}; torch ${String(peerInfo.torch)}`);
+        log(`peer: ${found.how}; torch ${String(peerInfo.torch)}; allocators ${allocators.available.join(', ')}`);
       }
     } else peerInfo = { used: false, reason: '--no-peer' };
 
@@ -236,25 +279,29 @@ async function main(): Promise<void> {
         const inputsFile = await inputsFor(spec);
         const weightsFile = path.join(work, `${tag}.weights.f32`);
         const t0 = performance.now();
+        const oursHostBusy = await hostBusyFraction();
         const ours = await runOursWorkload({ op: w.kind, spec, seed: METHOD_SEED, inputsFile, episodes: EPISODE_POOL, weightsFile, policy }, work, tag);
         log(`ours: ${ours.ok ? `median ${summarize(ours.timesMs as number[]).median.toFixed(1)} ms` : `FAILED: ${ours.error}`} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
         if (ours.ok && !oursInfo.backendDetail) oursInfo = { backendDetail: ours.backendDetail, threads: ours.wasmThreads, tfjsBackendWasm: ours.tfjsBackendWasm, process: 'one node process per workload' };
         const weightsMeta = existsSync(`${weightsFile}.json`) ? (JSON.parse(await fs.readFile(`${weightsFile}.json`, 'utf8')) as WeightEntry[]) : undefined;
         const peerRuns: Record<string, PeerResponse> = {};
-        if (peer && weightsMeta) {
-          for (const threads of PEER_THREADS) {
-            const t1 = performance.now();
-            const res = await peer.request({ op: w.kind, threads, ...spec, episodes: EPISODE_POOL, inputs: inputsFile, weights: weightsFile, weightsMeta, policy });
-            peerRuns[`${threads}t`] = res;
-            log(`peer ${threads}t: ${res.ok ? `median ${summarize(res.timesMs as number[]).median.toFixed(1)} ms` : `FAILED: ${res.error}`} (${((performance.now() - t1) / 1000).toFixed(1)} s)`);
-          }
-        }
+        let search: Awaited<ReturnType<typeof searchPeer>> | undefined;
+        // A workload ours cannot run (heap exhausted) is not timed on the peer either: there is nothing to compare.
+        if (python && weightsMeta && ours.ok) {
+          const t1 = performance.now();
+          search = await searchPeer(python, { op: w.kind, ...spec, backbone: spec.backbone ?? 'conv4', episodes: EPISODE_POOL, inputs: inputsFile, weights: weightsFile, weightsMeta }, policy, log, {
+            screen: opts.peerSearch,
+            threads: PEER_THREADS,
+          });
+          if (search.full) peerRuns.best = search.full;
+          log(`peer: ${((performance.now() - t1) / 1000).toFixed(1)} s`);
+        } else if (python && !ours.ok) notes.push(`${w.id}: ours failed, the peer was not timed`);
         const oursSideResult = oursSide(ours);
         const peerSides = Object.fromEntries(Object.entries(peerRuns).map(([k, r]) => [k, peerSide(r)]));
         const ratio = Object.fromEntries(
           Object.entries(peerSides).map(([k, p]) => [k, p.ok && oursSideResult.ok ? Math.round((p.msPerEpisode.median / oursSideResult.msPerEpisode.median) * 1000) / 1000 : null]),
         );
-        const headlinePeer = peerRuns[`${PEER_THREADS[0]}t`];
+        const headlinePeer = peerRuns.best;
         const result: StepWorkloadResult = {
           id: w.id,
           kind: w.kind,
@@ -263,10 +310,15 @@ async function main(): Promise<void> {
           way: spec.way,
           shot: spec.shot,
           query: spec.query,
+          backbone: spec.backbone ?? 'conv4',
           imagesPerEpisode: (spec.way * (spec.shot + spec.query)) * (spec.method === 'protonet-sla' ? SLA_ROTATIONS : 1),
           loadAverageAtStart: load,
+          hostBusyBefore: { ours: oursHostBusy, peer: search?.hostBusyBeforeFull ?? null },
           ours: oursSideResult,
           peer: peerSides,
+          peerSetting: search?.bestSettingId ?? null,
+          peerScreen: search?.screen ?? [],
+          peerProcesses: search?.processes ?? [],
           ratio,
           check: w.kind === 'train' ? trainCheck(ours, headlinePeer) : evalCheck(ours, headlinePeer),
         };
@@ -334,14 +386,17 @@ async function main(): Promise<void> {
         log(`ours: ${ours.ok ? `tensors ${String(oursOut.numTensorsBefore)} -> ${String(oursOut.numTensorsAfter)}, RSS ${String(oursOut.rssMiBBefore)} -> ${String(oursOut.rssMiBAfter)} MiB` : `FAILED: ${ours.error}`}`);
         let peerOut: Record<string, unknown> | null = null;
         const weightsMeta = existsSync(`${weightsFile}.json`) ? (JSON.parse(await fs.readFile(`${weightsFile}.json`, 'utf8')) as WeightEntry[]) : undefined;
-        if (peer && weightsMeta) {
+        if (python && weightsMeta) {
           const steps = quick ? PEER_MEMORY_STEPS.quick : PEER_MEMORY_STEPS.full;
+          const peer = new PeerProcess(python, log, processSetting('glibc', PEER_OMP_WAIT_POLICY));
           const res = await peer.request({ op: 'memory', threads: PEER_MEMORY_THREADS, ...spec, episodes: EPISODE_POOL, inputs: inputsFile, weights: weightsFile, weightsMeta, ...memory, steps });
+          await peer.close();
           if (res.ok) {
             const r = res as unknown as { threads: number; rssBeforeBytes: number; rssAfterBytes: number; samples: { episode: number; rssBytes: number }[]; msPerEpisode: number };
             peerOut = {
               ok: true,
               episodes: steps,
+              setting: `glibc malloc (default), OMP_WAIT_POLICY=${PEER_OMP_WAIT_POLICY}`,
               threads: r.threads,
               rssMiBBefore: mib(r.rssBeforeBytes),
               rssMiBAfter: mib(r.rssAfterBytes),
@@ -356,20 +411,16 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await peer?.close();
     await fs.rm(work, { recursive: true, force: true });
     process.off('SIGINT', onSignal);
   }
 
-  const slowerWithTwo = stepResults.filter((r) => {
-    const [two, one] = [r.peer['2t'], r.peer['1t']];
-    return two?.ok && one?.ok && two.msPerEpisode.median > one.msPerEpisode.median;
-  });
-  if (slowerWithTwo.length) {
-    notes.push(
-      `the peer was slower with 2 threads than with 1 on ${slowerWithTwo.length} of ${stepResults.length} workloads (${slowerWithTwo.map((r) => r.id).join(', ')}): with the CPUs shared by other users, two OpenMP threads lose more waiting for each other at barriers than they gain (OMP_WAIT_POLICY=${PEER_OMP_WAIT_POLICY})`,
-    );
+  const oneThreadWon = stepResults.filter((r) => r.peerSetting?.endsWith(' 1 thread'));
+  if (oneThreadWon.length) {
+    notes.push(`the peer was fastest with 1 thread on ${oneThreadWon.length} of ${stepResults.length} workloads (${oneThreadWon.map((r) => r.id).join(', ')}): on a busy machine two OpenMP threads lose more at barriers than they gain`);
   }
+  const below = stepResults.filter((r) => r.ratio.best != null && r.ratio.best < 1);
+  if (below.length) notes.push(`ours slower than the fastest peer setting on ${below.map((r) => `${r.id} (${r.ratio.best})`).join(', ')}`);
   const failed = results.filter((r) => (r.ours as { ok: boolean } | undefined)?.ok === false).map((r) => `${String(r.id)}: ${String((r.ours as { error: string }).error)}`);
   for (const f of failed) notes.push(`ours failed on ${f}`);
   if (oursInfo.threads === 1) {
@@ -377,7 +428,7 @@ async function main(): Promise<void> {
   }
   const report: BenchReport = {
     format: 'fewshot-bench',
-    formatVersion: 1,
+    formatVersion: 2,
     createdAt,
     mode: quick ? 'quick' : 'full',
     only: only ?? null,
@@ -391,15 +442,14 @@ async function main(): Promise<void> {
       inputs: `seeded random uint8 pixels normalised with the mini-ImageNet statistics (seed "${INPUT_SEED}"), identical bytes on both sides`,
       weights: 'the toolkit builds the method (seed 1) and exports its initial weights; the peer loads them',
       timing: 'ms per episode = one step incl. reading back the loss (train) or scores + argmax accuracy (eval); input tensors are built before timing',
-      ratio: 'peer median ms / ours median ms (> 1: we are faster); prepare: ours images/s / peer images/s',
+      ratio: 'peer median ms (its fastest setting, see peerSetting) / ours median ms (> 1: we are faster); prepare: ours images/s / peer images/s',
     },
     workloads: results,
     notes,
   };
   const file = await writeReport(path.resolve(opts.out), report);
 
-  const peerKeys = PEER_THREADS.map((t) => `${t}t`).filter((k) => stepResults.some((r) => k in r.peer));
-  if (stepResults.length) console.log(`\n${stepTable(stepResults, peerKeys)}`);
+  if (stepResults.length) console.log(`\n${stepTable(stepResults)}`);
   for (const r of results) {
     if (r.kind === 'prepare') {
       const o = r.ours as { ok: boolean; imagesPerSecond?: number; wallSeconds?: number; images?: number };

@@ -57,3 +57,25 @@ export function loadAverage(): number[] {
 export function rssBytes(): number {
   return process.memoryUsage.rss();
 }
+
+function cpuTicks(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = line[3] + (line[4] ?? 0);
+  const total = line.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/**
+ * What the host is doing right before a side is timed: the fraction of all CPUs busy over `ms` (from /proc/stat;
+ * null where it is not readable). With the bench's own processes idle or stopped, this is other users' load.
+ */
+export async function hostBusyFraction(ms = 500): Promise<number | null> {
+  try {
+    const a = cpuTicks();
+    await new Promise((r) => setTimeout(r, ms));
+    const b = cpuTicks();
+    return b.total > a.total ? Math.round(((b.busy - a.busy) / (b.total - a.total)) * 100) / 100 : null;
+  } catch {
+    return null;
+  }
+}

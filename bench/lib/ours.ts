@@ -3,7 +3,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import '../../src/builtin.ts';
 import { checkpointKey } from '../../src/backbones/layers.ts';
 import { accuracyOf } from '../../src/eval/evaluator.ts';
+import { ResNet12 } from '../../src/backbones/resnet12.ts';
+import { getHead } from '../../src/learners/registry.ts';
 import { buildMethod } from '../../src/methods/build.ts';
+import { resolveMethodName } from '../../src/methods/registry.ts';
 import type { EpisodeImages, EpisodicMethod } from '../../src/methods/contract.ts';
 import { disposeEpisode } from '../../src/train/episode-images.ts';
 import { Adam } from '../../src/train/optimizer.ts';
@@ -12,16 +15,29 @@ import { episodeImages, type EpisodeSpec } from './inputs.ts';
 import { runPolicy, type PolicyRun, type StepPolicy } from './policy.ts';
 
 export type BenchMethodName = 'protonet' | 'protonet-sla';
+export type BenchBackbone = 'conv4' | 'resnet12';
 
 /** A method + episode shape the bench times on both sides. */
 export interface MethodSpec extends EpisodeSpec {
   method: BenchMethodName;
+  /** Default conv4. */
+  backbone?: BenchBackbone;
 }
 
 export const LEARNING_RATE = 1e-3;
 
+/**
+ * The method as the toolkit builds it. ResNet-12 is built with dropout and DropBlock off (dropRate 0): their masks
+ * are random, so with them on the two sides could not compute the same first loss; they are a few elementwise
+ * ops per step on either side, the peer leaves them out too.
+ */
 export function buildBenchMethod(spec: MethodSpec, seed: number): EpisodicMethod {
-  return buildMethod({ name: spec.method, backbone: 'conv4', imageSize: spec.imageSize, way: spec.way, seed });
+  if ((spec.backbone ?? 'conv4') === 'conv4') return buildMethod({ name: spec.method, backbone: 'conv4', imageSize: spec.imageSize, way: spec.way, seed });
+  const { headId, wrapper } = resolveMethodName(spec.method);
+  const factory = getHead(headId)!;
+  const head = factory.create(factory.configSchema.parse({}));
+  const backbone = new ResNet12({ imageSize: spec.imageSize, seed, dropRate: 0 });
+  return wrapper.create({ backbone, head, way: spec.way, imageSize: spec.imageSize, seed, options: {} });
 }
 
 export interface WeightEntry {

@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,57 @@ export const PIL_PREPARE_SCRIPT = path.join(PEER_DIR, 'pil_prepare.py');
  */
 export const PEER_OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY ?? 'PASSIVE';
 const APT_PACKAGES = ['python3-torch', 'python3-pil'];
+/** The allocators a careful PyTorch user tries (PyTorch's CPU performance guide recommends jemalloc or tcmalloc). */
+export const ALLOCATOR_PACKAGES = ['libjemalloc2', 'libtcmalloc-minimal4'];
+
+/**
+ * How one peer process is started: its memory allocator and OpenMP wait policy (both process-wide, so one
+ * process per setting). With glibc's default malloc every large tensor PyTorch frees goes back to the OS
+ * (mmap threshold) and the next one page-faults in again; the tunables keep freed memory in the process.
+ */
+export interface PeerProcessSetting {
+  /** e.g. `jemalloc+PASSIVE`. */
+  id: string;
+  allocator: 'glibc' | 'glibc-tuned' | 'jemalloc' | 'tcmalloc';
+  /** OMP_WAIT_POLICY, or 'default' (unset: libgomp spins a while at barriers, then sleeps). */
+  ompWaitPolicy: string;
+  env: Record<string, string>;
+}
+
+export const GLIBC_TUNABLES = { MALLOC_MMAP_THRESHOLD_: '4294967296', MALLOC_TRIM_THRESHOLD_: '68719476736', MALLOC_TOP_PAD_: '1073741824' };
+const PRELOADS: Record<'jemalloc' | 'tcmalloc', string[]> = {
+  jemalloc: ['/usr/lib/x86_64-linux-gnu/libjemalloc.so.2', '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2', '/usr/lib/libjemalloc.so.2'],
+  tcmalloc: ['/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4', '/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4', '/usr/lib/libtcmalloc_minimal.so.4'],
+};
+
+/** The allocator settings available on this machine (the preloads only where the library is installed). */
+export function allocatorSettings(): { available: PeerProcessSetting['allocator'][]; missing: string[]; env: Record<string, Record<string, string>> } {
+  const env: Record<string, Record<string, string>> = { glibc: {}, 'glibc-tuned': { ...GLIBC_TUNABLES } };
+  const available: PeerProcessSetting['allocator'][] = ['glibc', 'glibc-tuned'];
+  const missing: string[] = [];
+  for (const name of ['jemalloc', 'tcmalloc'] as const) {
+    const lib = PRELOADS[name].find((f) => existsSync(f));
+    if (lib) {
+      env[name] = { LD_PRELOAD: lib };
+      available.push(name);
+    } else missing.push(name);
+  }
+  return { available, missing, env };
+}
+
+export function processSetting(allocator: PeerProcessSetting['allocator'], ompWaitPolicy: string): PeerProcessSetting {
+  const { env } = allocatorSettings();
+  return { id: `${allocator}+${ompWaitPolicy}`, allocator, ompWaitPolicy, env: env[allocator] ?? {} };
+}
+
+/** Install the allocator libraries with apt-get when missing (best effort; the bench runs without them). */
+export function installAllocators(log: (msg: string) => void): void {
+  if (!allocatorSettings().missing.length) return;
+  log(`installing peer allocators: apt-get install -y ${ALLOCATOR_PACKAGES.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const r = spawnSync('apt-get', ['install', '-y', ...ALLOCATOR_PACKAGES], { stdio: 'inherit', env });
+  if (r.status !== 0) log(`apt-get install failed (exit ${r.status ?? r.error?.message}); the peer runs with the allocators present`);
+}
 const PROBE = 'import torch, numpy, PIL';
 
 export interface PeerPython {
@@ -45,7 +97,7 @@ export function findPeerPython(opts: { install: boolean; log: (msg: string) => v
   opts.log(`no python with torch found (tried ${candidates.join(', ')}); installing the peer: apt-get update && apt-get install -y ${APT_PACKAGES.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const update = spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
-  const install = update.status === 0 ? spawnSync('apt-get', ['install', '-y', ...APT_PACKAGES], { stdio: 'inherit', env }) : update;
+  const install = update.status === 0 ? spawnSync('apt-get', ['install', '-y', ...APT_PACKAGES, ...ALLOCATOR_PACKAGES], { stdio: 'inherit', env }) : update;
   if (install.status !== 0) return { error: `apt-get failed (exit ${install.status ?? install.error?.message}); run as root or install ${APT_PACKAGES.join(' ')} yourself` };
   for (const python of ['/usr/bin/python3', ...candidates]) if (imports(python)) return { python, how: `installed with apt-get (${APT_PACKAGES.join(', ')})` };
   return { error: `installed ${APT_PACKAGES.join(' ')} but no python imports torch` };
@@ -53,15 +105,26 @@ export function findPeerPython(opts: { install: boolean; log: (msg: string) => v
 
 export type PeerResponse = { ok: true; [key: string]: unknown } | { ok: false; error: string };
 
-/** A long-lived torch_peer.py: requests are answered one at a time, in order. */
+/**
+ * A torch_peer.py process: requests are answered one at a time, in order. Between requests the process is
+ * stopped (SIGSTOP), so no thread of it (OpenMP workers, torch's inter-op pool) can take CPU while the other side
+ * or another peer setting is timed; `request` continues it (SIGCONT) for the request only.
+ */
 export class PeerProcess {
   private readonly child: ChildProcessWithoutNullStreams;
   private readonly pending: ((line: string | undefined) => void)[] = [];
   private exited: string | undefined;
+  private stopped = false;
 
-  constructor(python: string, private readonly log: (msg: string) => void) {
+  constructor(python: string, private readonly log: (msg: string) => void, readonly setting?: PeerProcessSetting) {
     // OMP/MKL thread variables would fight torch.set_num_threads; the peer sets threads per request.
-    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1', OMP_WAIT_POLICY: PEER_OMP_WAIT_POLICY };
+    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1', OMP_WAIT_POLICY: PEER_OMP_WAIT_POLICY, ...(setting?.env ?? {}) };
+    if (setting) {
+      for (const k of Object.keys(GLIBC_TUNABLES)) if (!(k in setting.env)) delete env[k];
+      if (!setting.env.LD_PRELOAD) delete env.LD_PRELOAD;
+      if (setting.ompWaitPolicy === 'default') delete env.OMP_WAIT_POLICY;
+      else env.OMP_WAIT_POLICY = setting.ompWaitPolicy;
+    }
     delete env.OMP_NUM_THREADS;
     delete env.MKL_NUM_THREADS;
     this.child = spawn(python, [TORCH_PEER_SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'], env });
@@ -74,8 +137,23 @@ export class PeerProcess {
     });
   }
 
+  /** Freeze every thread of the process until the next request (see the class comment). */
+  pause(): void {
+    if (this.exited || this.stopped) return;
+    this.child.kill('SIGSTOP');
+    this.stopped = true;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   request(req: Record<string, unknown>): Promise<PeerResponse> {
     if (this.exited) return Promise.resolve({ ok: false, error: this.exited });
+    if (this.stopped) {
+      this.child.kill('SIGCONT');
+      this.stopped = false;
+    }
     return new Promise((resolve) => {
       this.pending.push((line) => {
         if (line === undefined) resolve({ ok: false, error: this.exited ?? 'peer closed' });
@@ -93,6 +171,10 @@ export class PeerProcess {
 
   async close(): Promise<void> {
     if (this.exited) return;
+    if (this.stopped) {
+      this.child.kill('SIGCONT');
+      this.stopped = false;
+    }
     const done = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.child.stdin.end(`${JSON.stringify({ op: 'quit' })}\n`);
     const timer = setTimeout(() => this.child.kill('SIGTERM'), 10_000);

@@ -35,10 +35,19 @@ export interface StepWorkloadResult {
   shot: number;
   query: number;
   /** Images through the backbone per episode (support + query, ×4 with SLA). */
+  backbone: string;
   imagesPerEpisode: number;
   loadAverageAtStart: number[];
+  /** Fraction of all CPUs busy (other users) in the half second before each side was timed. */
+  hostBusyBefore: { ours: number | null; peer: number | null };
   ours: SideResult;
+  /** `best`: the peer's fastest setting, timed under the full policy. */
   peer: Record<string, SideResult>;
+  /** Which setting that was (allocator, memory format, OpenMP wait policy, threads). */
+  peerSetting: string | null;
+  /** The screening runs that chose it. */
+  peerScreen: unknown[];
+  peerProcesses: unknown[];
   /** peer median ms / ours median ms: > 1 means we are faster. Keyed like `peer`. */
   ratio: Record<string, number | null>;
   check: AgreementCheck;
@@ -46,7 +55,7 @@ export interface StepWorkloadResult {
 
 export interface BenchReport {
   format: 'fewshot-bench';
-  formatVersion: 1;
+  formatVersion: 2;
   createdAt: string;
   mode: 'full' | 'quick';
   only: string[] | null;
@@ -87,13 +96,15 @@ function table(rows: string[][]): string {
 }
 
 /** Readable table of the train/eval workloads: median ms/episode ± half the IQR, and the ratios. */
-export function stepTable(results: StepWorkloadResult[], peerKeys: string[]): string {
-  const header = ['workload', 'ours ms', ...peerKeys.flatMap((k) => [`peer ${k} ms`, `ratio ${k}`]), 'check'];
+export function stepTable(results: StepWorkloadResult[]): string {
+  const header = ['workload', 'ours ms', 'peer best ms', 'ratio', 'check', 'peer setting'];
   const rows = results.map((r) => [
     r.id,
     fmtMs(r.ours),
-    ...peerKeys.flatMap((k) => [fmtMs(r.peer[k]), fmtRatio(r.ratio[k])]),
+    fmtMs(r.peer.best),
+    fmtRatio(r.ratio.best),
     r.check.agrees === null ? '-' : `${r.check.agrees ? 'ok' : 'DIFFERS'} (${r.check.relDiff?.toExponential(1)})`,
+    r.peerSetting ?? '-',
   ]);
   return table([header, ...rows]);
 }

@@ -47,6 +47,14 @@ def rss_bytes():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def flatten_free(x):
+    """Flatten without a copy in either memory format. The element order differs from the toolkit's NHWC flatten
+    in the default format, which no head here depends on (squared distances are order-invariant)."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return x.permute(0, 2, 3, 1).flatten(1)
+    return x.flatten(1)
+
+
 class Conv4(nn.Module):
     def __init__(self, width=64):
         super().__init__()
@@ -56,11 +64,84 @@ class Conv4(nn.Module):
     def forward(self, x):
         for conv, bn in zip(self.convs, self.norms):
             x = F.max_pool2d(F.relu(bn(conv(x))), 2)
-        return x.flatten(1)
+        return flatten_free(x)
+
+
+LEAK = 0.1
+
+
+class ResidualBlock(nn.Module):
+    """src/backbones/resnet12.ts: 3 x [conv3x3, BN] with LeakyReLU(0.1) after the first two, shortcut [conv1x1, BN],
+    add, LeakyReLU(0.1), maxpool 2. (Dropout / DropBlock are off on both sides in the bench: see bench/README.md.)"""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.convs = nn.ModuleList([nn.Conv2d(cin if k == 0 else cout, cout, 3, padding=1, bias=False) for k in range(3)])
+        self.norms = nn.ModuleList([nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1) for _ in range(3)])
+        self.shortcut_conv = nn.Conv2d(cin, cout, 1, bias=False)
+        self.shortcut_norm = nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1)
+
+    def forward(self, x):
+        residual = self.shortcut_norm(self.shortcut_conv(x))
+        out = F.leaky_relu(self.norms[0](self.convs[0](x)), LEAK)
+        out = F.leaky_relu(self.norms[1](self.convs[1](out)), LEAK)
+        out = self.norms[2](self.convs[2](out))
+        return F.max_pool2d(F.leaky_relu(out + residual, LEAK), 2)
+
+
+class ResNet12(nn.Module):
+    def __init__(self, widths=(64, 160, 320, 640)):
+        super().__init__()
+        cins = (3,) + tuple(widths[:-1])
+        self.blocks = nn.ModuleList([ResidualBlock(cin, cout) for cin, cout in zip(cins, widths)])
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return flatten_free(x)
+
+
+def bn_target(norm, kind, arr):
+    if kind == "gamma":
+        return norm.weight, arr
+    if kind == "beta":
+        return norm.bias, arr
+    if kind == "running_mean":
+        return norm.running_mean, arr
+    if kind == "running_var":
+        return norm.running_var, arr
+    raise ValueError(f"unknown batch-norm variable {kind}")
+
+
+def weight_target(model, name, arr):
+    """The parameter a toolkit variable (checkpoint key) maps to; HWIO filters -> OIHW."""
+    parts = name.split("/")
+    oihw = lambda a: np.transpose(a, (3, 2, 0, 1))
+    if isinstance(model, Conv4):
+        # conv4/block{i}/{conv|bn}/{filter|gamma|beta|running_mean|running_var}
+        if len(parts) != 4 or parts[0] != "conv4" or not parts[1].startswith("block"):
+            raise ValueError(f"unknown variable {name}")
+        i = int(parts[1][len("block"):])
+        if parts[3] == "filter":
+            return model.convs[i].weight, oihw(arr)
+        return bn_target(model.norms[i], parts[3], arr)
+    # resnet12/block{1..4}/{conv{k}|bn{k}|shortcut/conv|shortcut/bn}/{filter|gamma|...}
+    if parts[0] != "resnet12" or not parts[1].startswith("block"):
+        raise ValueError(f"unknown variable {name}")
+    block = model.blocks[int(parts[1][len("block"):]) - 1]
+    if parts[2] == "shortcut":
+        if parts[3] == "conv":
+            return block.shortcut_conv.weight, oihw(arr)
+        return bn_target(block.shortcut_norm, parts[4], arr)
+    if parts[2].startswith("conv"):
+        return block.convs[int(parts[2][4:]) - 1].weight, oihw(arr)
+    if parts[2].startswith("bn"):
+        return bn_target(block.norms[int(parts[2][2:]) - 1], parts[3], arr)
+    raise ValueError(f"unknown variable {name}")
 
 
 def load_weights(model, path, meta):
-    """Variables as the toolkit names them (checkpoint keys), HWIO filters -> OIHW."""
+    """Variables as the toolkit names them (checkpoint keys)."""
     flat = np.fromfile(path, dtype="<f4")
     offset = 0
     with torch.no_grad():
@@ -69,23 +150,9 @@ def load_weights(model, path, meta):
             size = int(np.prod(shape))
             arr = flat[offset:offset + size].reshape(shape)
             offset += size
-            parts = name.split("/")  # conv4/block{i}/{conv|bn}/{filter|gamma|beta|running_mean|running_var}
-            if len(parts) != 4 or parts[0] != "conv4" or not parts[1].startswith("block"):
-                raise ValueError(f"unknown variable {name}")
-            i = int(parts[1][len("block"):])
-            kind = parts[3]
-            if kind == "filter":
-                target, value = model.convs[i].weight, np.transpose(arr, (3, 2, 0, 1))
-            elif kind == "gamma":
-                target, value = model.norms[i].weight, arr
-            elif kind == "beta":
-                target, value = model.norms[i].bias, arr
-            elif kind == "running_mean":
-                target, value = model.norms[i].running_mean, arr
-            elif kind == "running_var":
-                target, value = model.norms[i].running_var, arr
-            else:
-                raise ValueError(f"unknown variable {name}")
+            if name.startswith("resnet12/training_calls"):
+                continue  # the DropBlock schedule counter: no parameter in the peer
+            target, value = weight_target(model, name, arr)
             if tuple(target.shape) != tuple(value.shape):
                 raise ValueError(f"{name}: shape {value.shape} does not fit {tuple(target.shape)}")
             target.copy_(torch.from_numpy(np.ascontiguousarray(value)))
@@ -137,12 +204,24 @@ class Method:
         if req["method"] not in ("protonet", "protonet-sla"):
             raise ValueError(f"unknown method {req['method']}")
         self.m = ROTATIONS if self.sla else 1
-        self.model = Conv4()
+        backbone = req.get("backbone", "conv4")
+        if backbone == "conv4":
+            self.model = Conv4()
+        elif backbone == "resnet12":
+            self.model = ResNet12()
+        else:
+            raise ValueError(f"unknown backbone {backbone}")
         load_weights(self.model, req["weights"], req["weightsMeta"])
+        # channels_last (NHWC in memory) lets oneDNN skip layout reorders; the bench tries both and keeps the faster.
+        self.channels_last = bool(req.get("channelsLast", False))
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
 
     def embed(self, x, n_support):
         if self.sla:
             x = expand_rotations(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         emb = self.model(x)
         ns = n_support * self.m
         return emb[:ns], emb[ns:]
@@ -263,8 +342,21 @@ def do_memory(req):
     }
 
 
+def loaded_allocator():
+    """Which malloc this process really uses (an LD_PRELOAD that failed to load would otherwise go unnoticed)."""
+    with open("/proc/self/maps") as f:
+        maps = f.read()
+    for name in ("jemalloc", "tcmalloc"):
+        if f"lib{name}" in maps:
+            return name
+    return "glibc"
+
+
 def do_hello(_req):
     return {
+        "allocatorLoaded": loaded_allocator(),
+        "ompWaitPolicy": os.environ.get("OMP_WAIT_POLICY", "default"),
+        "mallocTunables": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "numpy": np.__version__,

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { adamUpdate } from '../backend/wasm/adam.ts';
 
 /**
  * Optimizers with PyTorch semantics (L2 weight decay added to the gradient, Nesterov as torch.optim.SGD),
@@ -42,6 +43,17 @@ export class Adam implements Optimizer {
     const t = this.stepCount;
     const bc1 = 1 - this.beta1 ** t;
     const bc2 = 1 - this.beta2 ** t;
+    // One fused kernel call for all variables where the backend has it (src/backend/wasm/adam.ts: same arithmetic).
+    const fused = adamUpdate(variables, grads, this.m, this.v, { lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: t });
+    if (fused) {
+      variables.forEach((p, i) => {
+        p.assign(fused.p[i]);
+        this.m[i].assign(fused.m[i]);
+        this.v[i].assign(fused.v[i]);
+      });
+      tf.dispose([...fused.p, ...fused.m, ...fused.v]);
+      return;
+    }
     tf.tidy(() => {
       variables.forEach((p, i) => {
         let g = grads[i];

@@ -15,6 +15,7 @@
  * - Conv2D and both gradients of stride-1 3x3 convs with >= 16 channels: Winograd F(4x4, 3x3) transforms
  *   (native/kernels.c) around XNNPACK matrix products, a quarter of the direct convolution's multiplications.
  * - FusedBatchNorm (inference batch norm; stock is a scalar loop recomputing 1/sqrt per element).
+ * - A fused Adam update over all variables in one call, `FewshotAdamUpdate` (adam.ts), used by src/train/optimizer.ts.
  * With the threaded build, the helper kernels split their work with a second thread (helper_thread.ts).
  * Every SIMD path has a JS fallback (used if the helper module cannot load, or FEWSHOT_WASM_NATIVE=0).
  * ReLU/Step, LeakyRelu (Select/Greater), AvgPoolGrad, elementwise binary ops and MaxPool are fast in stock form.
@@ -27,6 +28,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // Loaded first so the stock wasm kernels are registered before we replace some of them (a later import would
 // silently overwrite ours).
 import '@tensorflow/tfjs-backend-wasm';
+import { registerAdamUpdate } from './adam.ts';
 import { registerBatchNormTraining } from './batch_norm.ts';
 import { fusedBatchNorm } from './batch_norm_inference.ts';
 import { conv2D } from './conv2d.ts';
@@ -73,6 +75,7 @@ export function registerWasmTrainingKernels(): void {
     tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc });
   }
   registerBatchNormTraining();
+  registerAdamUpdate();
   const threads = wasmThreadsFromEnv();
   if (threads > 1) useWasmThreads(threads);
 }
