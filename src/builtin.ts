@@ -2,3 +2,4 @@
 import './backbones/builtin.ts';
 import './learners/builtin.ts';
 import './methods/builtin.ts';
+import './data/providers/builtin.ts';

@@ -1,10 +1,14 @@
 import { promises as fs } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { trainConfigSchema, type TrainConfig } from '../train/config.ts';
+import { validateConfig } from '../experiment/index.ts';
+import { getDatasetProvider } from '../data/providers/registry.ts';
+import type { TrainConfig } from '../train/config.ts';
 import { UserError } from '../util/errors.ts';
+import { parseDatasetOptions, type DatasetFlags } from './dataset-flags.ts';
+
+export { configHash, runName } from '../experiment/index.ts';
 
 /** Flags shared by `train` and `run` that override fields of the experiment config. */
-export interface TrainFlags {
+export interface TrainFlags extends DatasetFlags {
   config?: string;
   backbone?: string;
   imageSize?: number;
@@ -65,6 +69,13 @@ export async function resolveTrainConfig(method: string, flags: TrainFlags): Pro
     episodesPerStep: flags.episodesPerStep ?? base.episodesPerStep,
     seed: flags.seed ?? base.seed,
   };
+  // --dataset replaces the file's dataset (and its options); --dataset-option adds to / overrides options.
+  const dataset: string = flags.dataset ?? base.dataset ?? 'mini-imagenet';
+  const fileOptions = flags.dataset !== undefined && flags.dataset !== base.dataset ? {} : (base.datasetOptions ?? {});
+  raw.dataset = dataset;
+  raw.datasetOptions = { ...fileOptions, ...parseDatasetOptions(flags.datasetOption) };
+  // The dataset's default training augmentation applies when neither the file nor a flag chose one.
+  if (base.augment === undefined) raw.augment = getDatasetProvider(dataset).defaultAugment;
   if (flags.lr !== undefined) raw.optimizer = { ...(base.optimizer ?? { type: 'adam' }), lr: flags.lr };
   if (flags.valEvery !== undefined || flags.valEpisodes !== undefined) {
     raw.validation = { ...(base.validation ?? {}), ...(flags.valEvery !== undefined ? { every: flags.valEvery } : {}), ...(flags.valEpisodes !== undefined ? { episodes: flags.valEpisodes } : {}) };
@@ -74,21 +85,6 @@ export async function resolveTrainConfig(method: string, flags: TrainFlags): Pro
   if (flags.slaLoss) wrapperOptions.slaLoss = flags.slaLoss;
   raw.wrapperOptions = wrapperOptions;
   for (const k of Object.keys(raw)) if (raw[k] === undefined) delete raw[k];
-  const parsed = trainConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new UserError(`invalid training configuration: ${issues}`, 'fix the flag or the field in the --config file');
-  }
-  return parsed.data;
+  return validateConfig(raw);
 }
 
-/** Stable hash of a config (resume only continues a run with an identical config). */
-export function configHash(config: unknown, extra = ''): string {
-  return createHash('sha256').update(JSON.stringify(config) + extra).digest('hex').slice(0, 16);
-}
-
-/** Readable run name: protonet-sla_conv4_32px_5w1s_3000ep_seed0 */
-export function runName(c: TrainConfig): string {
-  const t = c.wrapperOptions.transform && c.wrapperOptions.transform !== 'rotation' ? `_${c.wrapperOptions.transform}` : '';
-  return `${c.method}${t}_${c.backbone}_${c.imageSize}px_${c.test.way}w${c.test.shot}s_${c.episodes}ep_seed${c.seed}`;
-}

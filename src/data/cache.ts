@@ -48,12 +48,17 @@ export const cacheManifestSchema = z.object({
   resize: z.string(),
   decoder: z.record(z.string(), z.string()),
   createdAt: z.string(),
+  /** Which provider prepared the cache, with its resolved options (absent in caches made before providers). */
+  provider: z.object({ id: z.string().min(1), options: z.record(z.string(), z.unknown()) }).optional(),
+  /** Per-channel mean/std (in [0, 1] units) the images are normalised with when gathered. */
+  normalization: z.object({ mean: z.tuple([z.number(), z.number(), z.number()]), std: z.tuple([z.number(), z.number(), z.number()]), origin: z.string().optional() }).optional(),
   source: z.object({
-    kind: z.enum(['folder', 'archives']),
+    /** `folder` / `archives` (mini-ImageNet), `class-folders`, `csv`, or what a plugin provider writes. */
+    kind: z.string().min(1),
     path: z.string(),
     archives: z.array(z.object({ file: z.string(), sha256: sha256Hex, checkedAgainstSha256Sums: z.boolean() })),
     csvSha256: z.record(z.string(), sha256Hex),
-  }),
+  }).loose(),
   decode: z.object({
     images: z.number().int().nonnegative(),
     wallSeconds: z.number().nonnegative(),

@@ -29,7 +29,7 @@ export interface DecodedImage {
 function badImage(filename: string, origin: string, reason: string): UserError {
   return new UserError(
     `image ${filename} (${origin}) cannot be used: ${reason}`,
-    `replace it with an intact copy from the original mini-ImageNet download (re-download or re-extract the archive), then run \`fewshot data prepare\` again`,
+    `replace it with an intact image (for a benchmark: an intact copy from its original download; re-download or re-extract the archive) or remove it, then run \`fewshot data prepare\` again`,
   );
 }
 

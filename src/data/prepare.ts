@@ -25,6 +25,10 @@ export interface PrepareOptions {
   /** Side S of the cached S×S images. */
   imageSize?: number;
   dataset?: string;
+  /** Recorded in the manifest: the provider that asked for this cache and its resolved options. */
+  provider?: { id: string; options: Record<string, unknown> };
+  /** Recorded in the manifest: the normalisation gathered images use. */
+  normalization?: { mean: readonly [number, number, number]; std: readonly [number, number, number]; origin?: string };
   /** `auto`: the images/ folder when present, else the archives. */
   prefer?: 'auto' | 'folder' | 'archives';
   /** Images read/decoded concurrently (sharp decodes on libuv's thread pool). */
@@ -65,7 +69,7 @@ async function removeStaleTempDirs(cacheDir: string): Promise<void> {
  * (bad image, truncated archive, Ctrl-C) leaves the previous cache, or nothing, behind.
  */
 export async function prepareDataset(options: PrepareOptions): Promise<PrepareResult> {
-  const { source, cacheDir, imageSize = 84, dataset = 'mini-imagenet', prefer = 'auto', maxInFlight = 64, onProgress, signal } = options;
+  const { source, cacheDir, imageSize = 84, dataset = 'mini-imagenet', provider, normalization, prefer = 'auto', maxInFlight = 64, onProgress, signal } = options;
   if (!Number.isInteger(imageSize) || imageSize < 8 || imageSize > 1024) {
     throw new UserError(`image size ${imageSize} is not supported`, 'use an integer size from 8 to 1024, e.g. 84 (standard) or 32 (fast CPU runs)');
   }
@@ -178,6 +182,8 @@ export async function prepareDataset(options: PrepareOptions): Promise<PrepareRe
         format: CACHE_FORMAT,
         formatVersion: CACHE_FORMAT_VERSION,
         dataset,
+        ...(provider ? { provider } : {}),
+        ...(normalization ? { normalization: { mean: [...normalization.mean] as [number, number, number], std: [...normalization.std] as [number, number, number], ...(normalization.origin ? { origin: normalization.origin } : {}) } } : {}),
         imageSize,
         layout: `uint8 [n, ${imageSize}, ${imageSize}, 3] NHWC RGB per split, items grouped by class in CSV order`,
         resize: RESIZE_METHOD,

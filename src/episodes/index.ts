@@ -1,5 +1,6 @@
 // Public surface of the episode layer: seeded, pure sampling over index arrays, and fixed episode files.
-export { specLabel, specTag, validateSpec, type ClassLayout, type EpisodeSpec } from './spec.ts';
+export { episodeSpecSchema, specLabel, specTag, validateSpec, type ClassLayout, type EpisodeSpec } from './spec.ts';
+export { disposeEpisode, labelMajorLabels, toEpisodeImages, type EpisodeIndices, type EpisodeTensors, type ImageSource } from './images.ts';
 export { SAMPLER_VERSION, episodeRngKey, sampleEpisode, sampleEpisodes, type EpisodeKey, type SampledEpisode } from './sampler.ts';
 export {
   EPISODE_FILE_FORMAT,

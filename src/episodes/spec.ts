@@ -1,11 +1,19 @@
+import { z } from 'zod';
 import { UserError } from '../util/errors.ts';
 
-/** An N-way K-shot episode shape with Q query images per class. */
-export interface EpisodeSpec {
-  way: number;
-  shot: number;
-  query: number;
-}
+/**
+ * An N-way K-shot episode shape with Q query images per class: the one definition used by the
+ * sampler, episode files, the training config and the evaluator.
+ */
+export const episodeSpecSchema = z
+  .object({
+    way: z.number().int().min(2),
+    shot: z.number().int().min(1),
+    query: z.number().int().min(1),
+  })
+  .strict();
+
+export type EpisodeSpec = z.infer<typeof episodeSpecSchema>;
 
 /** How a split's items are grouped: items of class c are classOffsets[c] .. classOffsets[c] + itemsPerClass[c] − 1. */
 export interface ClassLayout {

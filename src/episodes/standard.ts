@@ -1,9 +1,10 @@
+import { MINI_IMAGENET_EPISODE_SETS } from '../data/providers/mini-imagenet.ts';
 import type { EpisodeSpec } from './spec.ts';
 
 /**
- * The fixed episode sets committed under `episodes/<dataset>/`: everyone evaluates on the same
+ * A fixed episode set committed under `episodes/<dataset>/`: everyone evaluates on the same
  * episodes, so results are comparable. Test sets report accuracy; val sets pick checkpoints
- * (model selection uses 5-way 5-shot val accuracy, REFERENCE.md §4.6).
+ * (model selection uses 5-way val accuracy, docs/reference.md). Each dataset provider lists its sets.
  */
 export interface StandardEpisodeSet {
   split: 'val' | 'test';
@@ -12,12 +13,8 @@ export interface StandardEpisodeSet {
   count: number;
 }
 
-export const STANDARD_EPISODE_SETS: readonly StandardEpisodeSet[] = [
-  { split: 'test', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 2000 },
-  { split: 'test', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 2000 },
-  { split: 'val', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 1000 },
-  { split: 'val', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 1000 },
-];
+/** mini-ImageNet's sets (the provider's `standardEpisodes`), kept under this name for existing callers. */
+export const STANDARD_EPISODE_SETS: readonly StandardEpisodeSet[] = MINI_IMAGENET_EPISODE_SETS;
 
 /** Folder of the committed episode files, relative to the repository root. */
 export const EPISODES_DIR = 'episodes';

@@ -1,13 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { EpisodicMethod } from '../methods/contract.ts';
-import { disposeEpisode, toEpisodeImages, type EpisodeIndices, type EpisodeShape, type ImageSource } from '../train/episode-images.ts';
+import { disposeEpisode, toEpisodeImages, type EpisodeIndices, type ImageSource } from '../episodes/images.ts';
+import type { EpisodeSpec } from '../episodes/spec.ts';
 import { meanCI, type MeanCI } from './stats.ts';
 import { withEpisodeIndex } from '../util/errors.ts';
 
 /** A fixed, indexable list of episodes (an episode file, or the first n of one). */
 export interface EpisodeList {
   readonly count: number;
-  readonly shape: EpisodeShape;
+  readonly shape: EpisodeSpec;
   get(index: number): EpisodeIndices;
 }
 

@@ -15,10 +15,22 @@ export interface ResultRecord {
   format: 'fewshot-result/1';
   method: string;
   createdAt: string;
-  command: string;
+  /** The command line that produced it, when the caller gave one (the CLI does). */
+  command?: string;
+  /** Hash of the evaluated config with the test split's fingerprint (lets a re-run keep an identical result). */
+  configHash?: string;
   seed: number;
   backend: { choice: string; detail: string };
-  data: { dataset: string; imageSize: number; splitFingerprint: string; cacheFingerprint: string };
+  data: {
+    dataset: string;
+    /** The dataset provider and its resolved options (absent in results written before providers). */
+    provider?: { id: string; options: Record<string, unknown> };
+    /** Per-channel mean/std in [0, 1] units the images were normalised with. */
+    normalization?: { mean: readonly number[]; std: readonly number[] };
+    imageSize: number;
+    splitFingerprint: string;
+    cacheFingerprint: string;
+  };
   episodes: { file: string; sha256: string; split: string; way: number; shot: number; query: number; evaluated: number };
   inferenceModes: string[];
   summary: Record<string, MeanCI & { text: string }>;

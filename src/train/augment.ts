@@ -1,9 +1,9 @@
 import seedrandom from 'seedrandom';
-import { gatherPixels, normalizePixels, type PixelStore } from '../data/index.ts';
+import { gatherPixels, normalizePixels, type Normalization, type PixelStore } from '../data/index.ts';
 import type { ImageSource } from './episode-images.ts';
 
 /**
- * MetaOptNet's training augmentation (REFERENCE §4.6), on uint8 RGB before normalisation:
+ * MetaOptNet's training augmentation (docs/reference.md, "MetaOptNet training augmentation"), on uint8 RGB before normalisation:
  * RandomCrop(S, padding = round(8·S/84), zero fill) → ColorJitter(brightness, contrast, saturation 0.4,
  * applied in a random order as torchvision does) → RandomHorizontalFlip(0.5).
  * Randomness comes from a per-episode seed, so a resumed run sees the same augmented episodes.
@@ -56,8 +56,11 @@ export function augmentImageInPlace(img: Uint8Array, size: number, rand: () => n
   for (let i = 0; i < n; i++) img[i] = Math.round(scratch[i]);
 }
 
-/** An ImageSource whose images are augmented with a stream seeded by `seedKey` (one per episode). */
-export function augmentedSource(store: PixelStore, seedKey: string): ImageSource {
+/**
+ * An ImageSource whose images are augmented with a stream seeded by `seedKey` (one per episode), then
+ * normalised with `norm` (the dataset's; default mini-ImageNet's).
+ */
+export function augmentedSource(store: PixelStore, seedKey: string, norm?: Normalization): ImageSource {
   const size = store.imageSize;
   const per = size * size * 3;
   const scratch = new Float32Array(per);
@@ -68,7 +71,7 @@ export function augmentedSource(store: PixelStore, seedKey: string): ImageSource
       const rand = seedrandom(`${seedKey}/${call++}`);
       const px = gatherPixels(store, items);
       for (let i = 0; i < items.length; i++) augmentImageInPlace(px.subarray(i * per, (i + 1) * per), size, rand, scratch);
-      return normalizePixels(px);
+      return normalizePixels(px, norm);
     },
   };
 }

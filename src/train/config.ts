@@ -1,16 +1,11 @@
 import { z } from 'zod';
+import { episodeSpecSchema, type EpisodeSpec } from '../episodes/spec.ts';
 
 /**
  * Everything that defines a training run. Experiment files in `experiments/*.json` are this schema;
  * CLI flags override individual fields. The resolved config is recorded in checkpoints and results.
  */
-export const episodeSpecSchema = z
-  .object({
-    way: z.number().int().min(2),
-    shot: z.number().int().min(1),
-    query: z.number().int().min(1),
-  })
-  .strict();
+export { episodeSpecSchema };
 
 const adam = z.object({ type: z.literal('adam'), lr: z.number().positive().default(1e-3), weightDecay: z.number().min(0).default(0) }).strict();
 const sgd = z
@@ -66,8 +61,13 @@ export const trainConfigSchema = z
     headConfig: z.record(z.string(), z.unknown()).default({}),
     wrapperOptions: z.record(z.string(), z.unknown()).default({}),
     seed: z.number().int().min(0).default(0),
+    /** Dataset provider id (`fewshot list` shows them; plugins add more). */
+    dataset: z.string().min(1).default('mini-imagenet'),
+    /** The provider's options (validated strictly by the provider's own schema). */
+    datasetOptions: z.record(z.string(), z.unknown()).default({}),
   })
   .strict();
 
 export type TrainConfig = z.infer<typeof trainConfigSchema>;
-export type EpisodeSpecConfig = z.infer<typeof episodeSpecSchema>;
+/** @deprecated use `EpisodeSpec` from src/episodes/spec.ts (the same type). */
+export type EpisodeSpecConfig = EpisodeSpec;

@@ -1,11 +1,18 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { intArg } from '../main.ts';
+import { loadPlugins } from '../context.ts';
 import { episodeFileName, makeEpisodes, writeEpisodeFile } from '../../episodes/index.ts';
 import { describeSplit, isSplitName } from '../../data/index.ts';
-import { resolveCacheDir } from '../workspace.ts';
+import { resolveDataset } from '../../data/providers/registry.ts';
+import { datasetOptionsWithData, resolveCacheDir } from '../../experiment/index.ts';
 import { UserError } from '../../util/errors.ts';
 import { startProgress } from '../../util/progress.ts';
+import { datasetOption, datasetOptionsOption, parseDatasetOptions, type DatasetFlags } from '../dataset-flags.ts';
+
+interface EpisodeFlags extends DatasetFlags {
+  split: string; way: number; shot: number; query: number; count: number; seed: number; imageSize: number; cache?: string; data?: string; out?: string; plugin?: string[];
+}
 
 export function registerEpisodeCommands(program: Command): void {
   const episodes = program.command('episodes').description('fixed episode files');
@@ -19,11 +26,17 @@ export function registerEpisodeCommands(program: Command): void {
     .option('--count <n>', 'number of episodes', intArg('--count'), 2000)
     .option('--seed <n>', 'sampler seed', intArg('--seed', 0), 0)
     .option('--image-size <px>', 'which prepared cache to read the split from (any size works: indices do not depend on it)', intArg('--image-size', 8), 84)
+    .addOption(datasetOption().default('mini-imagenet'))
+    .addOption(datasetOptionsOption())
+    .option('--data <path>', 'the dataset source, for providers that name the dataset by it (folder, csv)')
     .option('--cache <dir>', 'cache folder')
-    .option('--out <file>', 'output file (default: episodes/mini-imagenet/<split>_<spec>_seed<seed>_<count>.json)')
-    .action(async (flags: { split: string; way: number; shot: number; query: number; count: number; seed: number; imageSize: number; cache?: string; out?: string }) => {
+    .option('--plugin <module...>', 'modules that register extra dataset providers')
+    .option('--out <file>', 'output file (default: episodes/<dataset>/<split>_<spec>_seed<seed>_<count>.json)')
+    .action(async (flags: EpisodeFlags) => {
+      await loadPlugins(flags.plugin);
       if (!isSplitName(flags.split)) throw new UserError(`unknown split "${flags.split}"`, 'use --split train, val or test');
-      const split = await describeSplit(resolveCacheDir(flags.cache, flags.imageSize), flags.split);
+      const ds = resolveDataset(flags.dataset!, datasetOptionsWithData(flags.dataset!, parseDatasetOptions(flags.datasetOption), flags.data));
+      const split = await describeSplit(resolveCacheDir({ cache: flags.cache }, ds.name, flags.imageSize), flags.split);
       const spec = { way: flags.way, shot: flags.shot, query: flags.query };
       const bar = startProgress('episodes', flags.count);
       const file = makeEpisodes({ split, spec, seed: flags.seed, count: flags.count, onProgress: (d: number) => bar.update(d) });

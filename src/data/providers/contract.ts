@@ -1,0 +1,75 @@
+import type { z } from 'zod';
+import type { CacheManifest } from '../cache.ts';
+import type { Normalization } from '../normalize.ts';
+import type { PrepareProgress } from '../prepare.ts';
+
+/** A fixed episode set a provider publishes under `episodes/<dataset>/` (see episodes/standard.ts). */
+export interface ProviderEpisodeSet {
+  split: 'val' | 'test';
+  spec: { way: number; shot: number; query: number };
+  seed: number;
+  count: number;
+}
+
+/** Where a provider looks for its source: the `--data` flag, the environment, the working directory. */
+export interface LocateContext {
+  /** `--data` (or the `data` experiment option); a provider may also take the location from its options. */
+  flag?: string;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+export interface ProviderPrepareRequest<O> {
+  /** What `locate` returned. */
+  source: string;
+  cacheDir: string;
+  imageSize: number;
+  options: O;
+  /** The dataset name (`name(options)`), recorded in the manifest and in episode files. */
+  dataset: string;
+  signal?: AbortSignal;
+  onProgress?: (p: PrepareProgress) => void;
+}
+
+/**
+ * A dataset provider: how one kind of source becomes the toolkit's uint8 image cache (cache.ts). Everything
+ * downstream (episodes, training, evaluation, results) reads only the cache, so a provider is the one place
+ * that knows a dataset's files. Built-ins are registered in providers/builtin.ts; a plugin module calls
+ * `registerDatasetProvider` at import time (load it with `--plugin`).
+ */
+export interface DatasetProvider<O extends Record<string, unknown> = Record<string, unknown>> {
+  /** `--dataset <id>`: lowercase letters, digits, dashes. */
+  id: string;
+  description: string;
+  /** Strict schema of the provider's options (`datasetOptions` in an experiment config); unknown keys are errors. */
+  optionsSchema: z.ZodType<O, any>;
+  /**
+   * For providers whose source location is part of the dataset's identity (user folders, CSV files): the
+   * option that holds it. `--data <path>` then sets this option (as an absolute path), so the config, the
+   * cache check and the records all carry it. Benchmarks identified by content (mini-ImageNet) leave it out.
+   */
+  sourceOption?: string;
+  /** One line for `--help` and error messages: what the source looks like and how to point at it. */
+  sourceHelp: string;
+  /**
+   * The dataset's name for these options: names the cache folder (`<cache root>/<name>-<size>`), the
+   * episode-file folder (`episodes/<name>/`) and the results folder (`results/<name>/`), and is recorded
+   * in episode files, so episodes of one dataset are never used on another.
+   */
+  name(options: O): string;
+  /** Resolve the source location (absolute path); an unusable location is a UserError naming it. */
+  locate(options: O, ctx: LocateContext): string;
+  /** Decode the source once into `cacheDir` (atomically: a failure leaves nothing half-written). */
+  prepare(request: ProviderPrepareRequest<O>): Promise<{ manifest: CacheManifest }>;
+  /** Normalisation for a prepared cache (constants, or what prepare computed and recorded in the manifest). */
+  normalization(options: O, manifest: CacheManifest): Normalization;
+  /** Training augmentation used when the config does not say (`augment`). */
+  defaultAugment: 'none' | 'metaoptnet';
+  /** The published/committed fixed episode sets; default episode files are named after these. */
+  standardEpisodes: readonly ProviderEpisodeSet[];
+  /**
+   * True when a missing default episode file may be made on first use (user datasets, which have no
+   * committed files). False for benchmarks whose files are committed: a missing one is an error.
+   */
+  makesMissingEpisodeFiles: boolean;
+}

@@ -1,0 +1,12 @@
+// Public surface of the experiment layer: run, train and evaluate experiments from a validated config.
+export {
+  checkpointConfig, evaluateCheckpoint, experimentOptionsSchema, runExperiment, trainExperiment, validateConfig,
+  type EvaluateCheckpointRequest, type ExperimentHooks, type ExperimentOptions, type ExperimentOptionsInput, type ExperimentResult, type TrainedRun,
+} from './experiment.ts';
+export { collectingReporter, silentReporter, type ExperimentReporter, type ProgressHandle } from './reporter.ts';
+export { configHash, runName } from './naming.ts';
+export { loadPlugins, softwareVersions } from './software.ts';
+export {
+  CACHE_ENV_VAR, datasetOptionsWithData, defaultEpisodeFile, episodeFileFor, openDataset, openEpisodeList, prepareCache, resolveCacheDir, trainEpisodeSampler,
+  type OpenedDataset, type OpenedSplit, type WorkspaceOptions,
+} from './workspace.ts';
