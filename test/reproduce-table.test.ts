@@ -94,7 +94,7 @@ test('summary: per-seed and pooled paired differences equal a hand computation; 
   );
   const n = 400;
   const runs = (p: number, off: number): SeedOutcome[] => [0, 1].map((s) => ({ seed: s, result: `r${off}${s}`, perEpisode: fakeEpisodes(off + s, n, p), episodesSha256: 'e', wallSeconds: { train: 10, eval: 2 } }));
-  const outcomes = new Map([['base', { seeds: runs(0.5, 10), missing: [] }], ['sla', { seeds: runs(0.56, 20), missing: [] }]]);
+  const outcomes = new Map<string, { seeds: SeedOutcome[]; missing: string[] }>([['base', { seeds: runs(0.5, 10), missing: [] }], ['sla', { seeds: runs(0.56, 20), missing: [] }]]);
   for (const budget of ['cpu', 'paper']) {
     const o = summarizeTable(table, budget, outcomes);
     const a = outcomes.get('sla')!.seeds;
@@ -128,7 +128,7 @@ test('summary: per-seed and pooled paired differences equal a hand computation; 
   const flipped = new Map([['base', outcomes.get('sla')!], ['sla', outcomes.get('base')!]]);
   t.is(summarizeTable(table, 'cpu', flipped).comparisons[0].verdict, 'opposite direction to the paper');
   // a cell without runs says "not run" and the table still renders
-  const partial = summarizeTable(table, 'cpu', new Map([['base', outcomes.get('base')!], ['sla', { seeds: [], missing: ['seed 0: data for dataset d is missing'] }]]));
+  const partial = summarizeTable(table, 'cpu', new Map<string, { seeds: SeedOutcome[]; missing: string[] }>([['base', outcomes.get('base')!], ['sla', { seeds: [], missing: ['seed 0: data for dataset d is missing'] }]]));
   t.is(partial.comparisons[0].verdict, 'not run');
   t.regex(tableMarkdown(partial), /data for dataset d is missing/);
 });

@@ -51,8 +51,10 @@ export function tableMarkdown(o: TableOutcome): string {
   return lines.join('\n');
 }
 
+type CsvRow = Record<string, string | number>;
+
 export function cellsCsv(o: TableOutcome): string {
-  const rows = o.cells.flatMap((c) => {
+  const rows = o.cells.flatMap((c): CsvRow[] => {
     const base = {
       table: o.table.id, budget: o.budget, protocol: o.table.budgets[o.budget].protocol, cell: c.cell.id, row: c.cell.row, column: c.cell.column,
       dataset: c.cell.dataset, method: c.cell.method, mode: c.cell.mode,
@@ -69,7 +71,7 @@ export function cellsCsv(o: TableOutcome): string {
 }
 
 export function comparisonsCsv(o: TableOutcome): string {
-  const rows = o.comparisons.flatMap((c: ComparisonOutcome) => {
+  const rows = o.comparisons.flatMap((c: ComparisonOutcome): CsvRow[] => {
     const base = { table: o.table.id, budget: o.budget, comparison: c.id, a: c.a, b: c.b, published_difference: c.publishedDifference ?? '' };
     const pooled = { pooled_mean: c.pooled ? pct(c.pooled.mean, 4) : '', pooled_ci95: c.pooled ? pct(c.pooled.ci95, 4) : '', seed_sd: c.seedSd !== undefined ? pct(c.seedSd, 4) : '', verdict: c.verdict };
     if (!c.perSeed.length) return [{ ...base, seed: '', difference: '', ci95: '', episodes: '', ...pooled }];

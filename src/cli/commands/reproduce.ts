@@ -11,7 +11,7 @@ import { estimateSeconds, probeCost } from '../../experiment/reproduce/estimate.
 import { selectBackend } from '../../backend/select.ts';
 import { readTableSpec, listTables } from '../../reports/table-spec.ts';
 import { UserError } from '../../util/errors.ts';
-import { cliReporter } from '../reporter.ts';
+import { cliHooks, stderrReporter } from '../reporter.ts';
 
 /** The committed tables (`experiments/tables/*.json`), found from this module so an installed package has them. */
 export const TABLES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'experiments', 'tables');
@@ -107,7 +107,7 @@ export function registerReproduceCommands(program: Command): void {
         process.stdout.write(`tables: ${(await listTables(flags.tables)).join(', ')}\n`);
         return;
       }
-      const reporter = cliReporter();
+      const reporter = stderrReporter;
       const { file, table } = await readTableSpec(tableArg, flags.tables);
       const plan = planTable(table, flags.budget, { seeds: flags.seeds, only: flags.only });
       for (const run of plan.runs) validateConfig(run.config); // every cell's config is checked before any compute
@@ -116,8 +116,19 @@ export function registerReproduceCommands(program: Command): void {
       if (flags.run) {
         const run = plan.runs.find((r) => r.key === flags.run);
         if (!run) throw new UserError(`table ${table.id} (budget ${flags.budget}) has no run ${flags.run}`, 'list the runs with --dry-run');
-        process.on('disconnect', () => process.exit(143)); // the worker that started us is gone
-        await inProcessExecutor(settings, { reporter })(run);
+        // Started by a worker: when it goes away (even killed), stop rather than run on as an orphan. The channel
+        // may have closed before this listener existed, hence the check of `connected` too.
+        if (process.send) {
+          process.on('disconnect', () => process.exit(143));
+          if (!process.connected) process.exit(143);
+          process.channel?.unref(); // the channel alone must not keep this process alive once the run is done
+        }
+        const hooks = cliHooks();
+        try {
+          await inProcessExecutor(settings, hooks)(run);
+        } finally {
+          hooks.done();
+        }
         return;
       }
 
@@ -165,7 +176,12 @@ export function registerReproduceCommands(program: Command): void {
         reporter.log(`queue ${flags.queue}: ${todo.length} runs queued, ${done.length} already done; start \`fewshot worker --queue ${flags.queue}\` on any machine that has the data`);
         states = [...done, ...(await enqueueAndWait(plan, todo, { url: flags.queue, queueName: flags.queueName }, onState))];
       } else {
-        states = await executePlan(plan, settings, inProcessExecutor(settings, { reporter }), onState);
+        const hooks = cliHooks();
+        try {
+          states = await executePlan(plan, settings, inProcessExecutor(settings, hooks), onState);
+        } finally {
+          hooks.done();
+        }
       }
       const { dirs } = await writeTableOutputs(plan, settings, states, path.relative(process.cwd(), file));
       for (const d of dirs) process.stdout.write(`table: ${path.join(d, 'table.md')}\n`);

@@ -22,7 +22,7 @@ export interface PlannedRun {
   budget: string;
   /** The experiment config, not yet validated (the experiment layer validates it before any compute). */
   config: Record<string, unknown>;
-  /** Result folder, relative to the results root. */
+  /** Result folder relative to the dataset's results folder (`results/<dataset name>/`), also the run name. */
   resultDir: string;
   cells: string[];
 }
@@ -96,7 +96,7 @@ export function planTable(table: TableSpec, budgetName: string, opts: { seeds?: 
       const key = `${name}/seed${seed}`;
       let run = runs.get(key);
       if (!run) {
-        run = { key, table: table.id, configKey, name, seed, dataset: cell.dataset, budget: budgetName, config: { ...config, seed }, resultDir: path.join(cell.dataset, 'cells', name, `seed${seed}`), cells: [] };
+        run = { key, table: table.id, configKey, name, seed, dataset: cell.dataset, budget: budgetName, config: { ...config, seed }, resultDir: path.join('cells', name, `seed${seed}`), cells: [] };
         runs.set(key, run);
       }
       run.cells.push(cell.id);

@@ -1,4 +1,4 @@
-import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { UserError } from '../../util/errors.ts';
@@ -37,7 +37,7 @@ export interface QueueTiming {
 }
 
 /** `redis://[:password@]host:port[/db]` → connection options. */
-export function parseQueueUrl(url: string): ConnectionOptions & { host: string; port: number } {
+export function parseQueueUrl(url: string): { host: string; port: number; db: number; password?: string; maxRetriesPerRequest: null } {
   let u: URL;
   try {
     u = new URL(url);
@@ -53,7 +53,7 @@ export function parseQueueUrl(url: string): ConnectionOptions & { host: string; 
 /** Fail fast, with the address, when Redis cannot be reached (instead of BullMQ's endless reconnecting). */
 export async function checkQueueReachable(url: string, timeoutMs = 3000): Promise<void> {
   const opts = parseQueueUrl(url);
-  const client = new Redis({ ...opts, lazyConnect: true, connectTimeout: timeoutMs, retryStrategy: () => null, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  const client = new Redis({ host: opts.host, port: opts.port, db: opts.db, password: opts.password, lazyConnect: true, connectTimeout: timeoutMs, retryStrategy: () => null, maxRetriesPerRequest: 1, enableOfflineQueue: false });
   client.on('error', () => {}); // reported below, once
   try {
     await Promise.race([

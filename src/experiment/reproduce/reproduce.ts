@@ -9,7 +9,8 @@ import { cellsCsv, comparisonsCsv, tableMarkdown } from '../../reports/table-ren
 import { accuracyByShotSpec, curvePointsFromLog, forestPlotSpec, renderSvg, trainingCurvesSpec } from '../../reports/figures.ts';
 import { replaceDirAtomic } from '../../util/atomic.ts';
 import { UserError } from '../../util/errors.ts';
-import { runExperiment, validateConfig, type ExperimentHooks } from '../index.ts';
+import { datasetOptionsWithData, runExperiment, validateConfig, type ExperimentHooks } from '../index.ts';
+import { getDatasetProvider, resolveDataset } from '../../data/providers/index.ts';
 import { canonicalJson, planTable, type PlannedRun, type TablePlan } from './plan.ts';
 
 /**
@@ -37,12 +38,24 @@ export type RunExecutor = (run: PlannedRun) => Promise<void>;
 
 export type RunState = { run: PlannedRun; state: 'done' | 'ran' | 'failed'; message?: string };
 
-const resultPath = (settings: ReproduceSettings, run: PlannedRun) => path.join(settings.results, run.resultDir);
+/**
+ * The dataset's name decides the results folder (`results/<name>/`): for benchmarks it is the provider id, for a
+ * user folder it comes from the provider's options (e.g. the folder's name). Throws a UserError for an unknown
+ * dataset or bad options.
+ */
+export function datasetNameOf(run: Pick<PlannedRun, 'dataset' | 'config'>, settings: Pick<ReproduceSettings, 'data'>): string {
+  const options = (run.config.datasetOptions ?? {}) as Record<string, unknown>;
+  return resolveDataset(run.dataset, datasetOptionsWithData(run.dataset, options, settings.data[run.dataset])).name;
+}
 
-function withoutDataLocation(config: Record<string, unknown>): Record<string, unknown> {
-  // Where the data lives is not part of what was run: the provider options minus the source path.
+const resultPath = (settings: ReproduceSettings, run: PlannedRun) => path.join(settings.results, datasetNameOf(run, settings), run.resultDir);
+
+function withoutDataLocation(config: Record<string, unknown>, dataset: string): Record<string, unknown> {
+  // Where the data lives on this machine is not part of what was run: drop the provider's source option.
   const { datasetOptions, ...rest } = config as { datasetOptions?: Record<string, unknown> };
-  const { data: _data, ...opts } = datasetOptions ?? {};
+  const key = getDatasetProvider(dataset).sourceOption;
+  const opts = { ...(datasetOptions ?? {}) };
+  if (key) delete opts[key];
   return { ...rest, datasetOptions: opts };
 }
 
@@ -58,7 +71,7 @@ export async function hasFinishedResult(settings: ReproduceSettings, run: Planne
   const planned = validateConfig(run.config) as unknown as Record<string, unknown>;
   const recorded = (record.config ?? {}) as Record<string, unknown>;
   const pick = Object.fromEntries(Object.keys(planned).map((k) => [k, recorded[k]]));
-  if (canonicalJson(withoutDataLocation(pick)) !== canonicalJson(withoutDataLocation(planned))) {
+  if (canonicalJson(withoutDataLocation(pick, run.dataset)) !== canonicalJson(withoutDataLocation(planned, run.dataset))) {
     throw new UserError(
       `${dir} holds a run with a different configuration than table cell run ${run.key}`,
       'move that folder away (or pass another --results folder); reproduce never overwrites a different run',
@@ -80,7 +93,7 @@ export function inProcessExecutor(settings: ReproduceSettings, hooks: Experiment
         results: settings.results,
         episodesDir: settings.episodesDir,
         testEpisodes: settings.testEpisodes,
-        name: path.join('cells', run.name, `seed${run.seed}`),
+        name: run.resultDir,
         command: `fewshot reproduce (run ${run.key})`,
         reuseResult: true,
       }, hooks);
@@ -122,10 +135,17 @@ export async function collectOutcomes(plan: TablePlan, settings: ReproduceSettin
     if (!runs) continue;
     const entry = { seeds: [] as SeedOutcome[], missing: [] as string[] };
     for (const run of runs) {
-      const dir = resultPath(settings, run);
       const failed = states.find((s) => s.run.key === run.key && s.state === 'failed');
       if (failed) {
         entry.missing.push(`seed ${run.seed}: ${failed.message}`);
+        continue;
+      }
+      let dir: string;
+      try {
+        dir = resultPath(settings, run);
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err;
+        entry.missing.push(`seed ${run.seed}: ${err.problem} (fix: ${err.fix})`);
         continue;
       }
       if (!(await fs.stat(path.join(dir, 'result.json')).then(() => true, () => false))) {
@@ -159,17 +179,29 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
   const outcomes = await collectOutcomes(plan, settings, states);
   const outcome = summarizeTable(plan.table, plan.budget, outcomes);
   const datasets = [...new Set(plan.runs.map((r) => r.dataset))];
+  const folderName = (dataset: string) => {
+    try {
+      return datasetNameOf(plan.runs.find((r) => r.dataset === dataset)!, settings);
+    } catch {
+      return dataset; // unknown or unconfigured dataset: its table still renders, with the cells marked missing
+    }
+  };
   const tableSha = createHash('sha256').update(await fs.readFile(tableFile)).digest('hex');
   const dirs: string[] = [];
   for (const dataset of datasets) {
     const o = forDataset(outcome, dataset);
-    const dir = path.join(settings.results, dataset, plan.table.id, plan.budget);
+    const dir = path.join(settings.results, folderName(dataset), plan.table.id, plan.budget);
     const figures: Record<string, string> = {};
     const specs = { 'forest': forestPlotSpec(o), 'accuracy-by-shot': accuracyByShotSpec(o) } as Record<string, ReturnType<typeof forestPlotSpec>>;
     // One curve per run (the SLA+AG and SLA+SI cells of one run share its training), labelled by method and task.
     const curves = [];
     for (const run of plan.runs.filter((r) => r.dataset === dataset)) {
-      const log = await fs.readFile(path.join(resultPath(settings, run), 'train-log.jsonl'), 'utf8').catch(() => '');
+      let log = '';
+      try {
+        log = await fs.readFile(path.join(resultPath(settings, run), 'train-log.jsonl'), 'utf8');
+      } catch {
+        /* not run, or no data for it */
+      }
       const test = run.config.test as { way: number; shot: number };
       curves.push(...curvePointsFromLog(`${String(run.config.method)} ${test.way}w${test.shot}s`, run.seed, log));
     }
