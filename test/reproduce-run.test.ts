@@ -178,9 +178,9 @@ test.serial('in-process and queued (two workers) give identical per-episode resu
 
   // Through the queue with two workers.
   const queued = path.join(fx.root, 'results-queue');
-  const w1 = startWorker(queued);
-  const w2 = startWorker(queued);
-  const b = await cli(['reproduce', 'tiny', ...common(queued), '--queue', `redis://127.0.0.1:${port}`, '--only', 'plain', 'sla-ag', 'sla-si'], 300_000);
+  const w1 = startWorker(queued, ['--queue-name', 'two-workers']);
+  const w2 = startWorker(queued, ['--queue-name', 'two-workers']);
+  const b = await cli(['reproduce', 'tiny', ...common(queued), '--queue', `redis://127.0.0.1:${port}`, '--queue-name', 'two-workers', '--only', 'plain', 'sla-ag'], 300_000);
   t.is(b.code, 0, b.stderr + w1.log.join('') + w2.log.join(''));
   const viaQueue = await perEpisodeFiles(queued);
   t.deepEqual([...viaQueue.keys()].sort(), [...results.keys()].sort());
@@ -197,8 +197,8 @@ test.serial('in-process and queued (two workers) give identical per-episode resu
 
 test.serial('a worker killed mid-run leaves its job to another worker; the result is written once, complete', async (t) => {
   const results = path.join(fx.root, 'results-kill');
-  const victim = startWorker(results);
-  const reproducer = cli(['reproduce', 'tiny', ...common(results), '--queue', `redis://127.0.0.1:${port}`, '--only', 'plain', '--seeds', '1'], 300_000);
+  const victim = startWorker(results, ['--queue-name', 'kill']);
+  const reproducer = cli(['reproduce', 'tiny', ...common(results), '--queue', `redis://127.0.0.1:${port}`, '--queue-name', 'kill', '--only', 'plain', '--seeds', '1'], 300_000);
   const end = Date.now() + 120_000;
   while (!victim.log.join('').includes('worker: started pid') && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
   const childPid = Number(/started pid (\d+)/.exec(victim.log.join(''))?.[1]);
@@ -216,7 +216,7 @@ test.serial('a worker killed mid-run leaves its job to another worker; the resul
     }
   }
   t.false(alive, 'the killed worker\'s child exited');
-  const rescuer = startWorker(results);
+  const rescuer = startWorker(results, ['--queue-name', 'kill']);
   const out = await reproducer;
   t.is(out.code, 0, out.stderr + rescuer.log.join(''));
   t.regex(rescuer.log.join(''), /worker: finished protonet_2w1s_ci_[0-9a-f]{8}\/seed0/);
