@@ -12,7 +12,7 @@ export class Conv4 implements Backbone {
   private readonly norms: BatchNorm[] = [];
   constructor(seed: number, readonly width = 64) {
     for (let i = 0; i < 4; i++) {
-      this.convs.push(new Conv2d(`conv4/block${i}/conv`, i === 0 ? 3 : width, width, 3, { seed: seed * 16 + i }));
+      this.convs.push(new Conv2d(`conv4/block${i}/conv`, i === 0 ? 3 : width, width, 3, { seed }));
       this.norms.push(new BatchNorm(`conv4/block${i}/bn`, width));
     }
   }

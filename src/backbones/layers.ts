@@ -3,6 +3,7 @@ import '../tf-gradients.ts';
 import { batchNormTraining, type BatchNormActivation } from '../backend/wasm/batch_norm.ts';
 import { batchNormActPool, batchNormActPoolInference } from '../backend/wasm/batch_norm_pool.ts';
 import type { FastWeights } from './contract.ts';
+import { deriveSeed } from '../util/prng.ts';
 
 /**
  * Minimal functional layers on tfjs-core (no tfjs-layers: we need direct control of variables for
@@ -33,6 +34,7 @@ export class Conv2d {
     readonly inChannels: number,
     readonly outChannels: number,
     readonly kernelSize: number,
+    /** `seed` is the run seed: the filter's own seed is derived from (seed, path), see deriveSeed. */
     opts: { seed: number; stride?: number; bias?: boolean; init?: 'he-fan-out' },
   ) {
     this.stride = opts.stride ?? 1;
@@ -40,7 +42,7 @@ export class Conv2d {
     const std = Math.sqrt(2 / (kernelSize * kernelSize * outChannels));
     // tf.tidy disposes the initial-value tensors; the variables survive (tidy never disposes variables).
     this.filter = tf.tidy(() =>
-      tf.variable(tf.randomNormal([kernelSize, kernelSize, inChannels, outChannels], 0, std, 'float32', opts.seed), true, uniqueName(`${path}/filter`)),
+      tf.variable(tf.randomNormal([kernelSize, kernelSize, inChannels, outChannels], 0, std, 'float32', deriveSeed(opts.seed, `${path}/filter`)), true, uniqueName(`${path}/filter`)),
     );
     if (opts.bias) this.bias = tf.tidy(() => tf.variable(tf.zeros([outChannels]), true, uniqueName(`${path}/bias`)));
   }

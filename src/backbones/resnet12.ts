@@ -46,9 +46,9 @@ class ResidualBlock {
   readonly shortcutConv: Conv2d;
   readonly shortcutNorm: BatchNorm;
   constructor(path: string, inChannels: number, outChannels: number, seed: number) {
-    this.convs = [0, 1, 2].map((k) => new Conv2d(`${path}/conv${k + 1}`, k === 0 ? inChannels : outChannels, outChannels, 3, { seed: seed + k }));
+    this.convs = [0, 1, 2].map((k) => new Conv2d(`${path}/conv${k + 1}`, k === 0 ? inChannels : outChannels, outChannels, 3, { seed }));
     this.norms = [0, 1, 2].map((k) => new BatchNorm(`${path}/bn${k + 1}`, outChannels));
-    this.shortcutConv = new Conv2d(`${path}/shortcut/conv`, inChannels, outChannels, 1, { seed: seed + 3 });
+    this.shortcutConv = new Conv2d(`${path}/shortcut/conv`, inChannels, outChannels, 1, { seed });
     this.shortcutNorm = new BatchNorm(`${path}/shortcut/bn`, outChannels);
   }
   apply(x: tf.Tensor4D, training: boolean, params?: FastWeights): tf.Tensor4D {
@@ -91,7 +91,7 @@ export class ResNet12 implements Backbone {
     }
     let inChannels = 3;
     this.widths.forEach((w, i) => {
-      this.blocks.push(new ResidualBlock(`resnet12/block${i + 1}`, inChannels, w, options.seed * 64 + i * 4));
+      this.blocks.push(new ResidualBlock(`resnet12/block${i + 1}`, inChannels, w, options.seed));
       inChannels = w;
     });
     this.trainingCalls = tf.variable(tf.scalar(0), false, `resnet12/training_calls#r${counterName++}`);

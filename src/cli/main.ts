@@ -6,6 +6,7 @@ import { registerEpisodeCommands } from './commands/episodes.ts';
 import { registerTrainCommands } from './commands/train.ts';
 import { registerCompareCommand } from './commands/compare.ts';
 import { registerListCommand } from './commands/list.ts';
+import { registerReproduceCommands } from './commands/reproduce.ts';
 
 export function intArg(name: string, min = 1) {
   return (v: string) => {
@@ -35,6 +36,7 @@ registerEpisodeCommands(program);
 registerTrainCommands(program);
 registerCompareCommand(program);
 registerListCommand(program);
+registerReproduceCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { deriveSeed } from '../util/prng.ts';
 import { z } from 'zod';
 import type { EpisodeImages, MethodWrapper } from './contract.ts';
 import type { Backbone } from '../backbones/contract.ts';
@@ -31,8 +32,8 @@ export class MtMethod extends DaMethod {
     const bound = 1 / Math.sqrt(embeddingDim);
     const n = instance++;
     // Checkpoints key on the name before '#'; the suffix keeps tfjs variable names unique per process.
-    this.transformWeight = tf.variable(tf.randomUniform([embeddingDim, m], -bound, bound, 'float32', seed * 2 + 1), true, `method/mt/transform_head/weight#${n}`);
-    this.transformBias = tf.variable(tf.randomUniform([m], -bound, bound, 'float32', seed * 2 + 2), true, `method/mt/transform_head/bias#${n}`);
+    this.transformWeight = tf.variable(tf.randomUniform([embeddingDim, m], -bound, bound, 'float32', deriveSeed(seed, 'method/mt/transform_head/weight')), true, `method/mt/transform_head/weight#${n}`);
+    this.transformBias = tf.variable(tf.randomUniform([m], -bound, bound, 'float32', deriveSeed(seed, 'method/mt/transform_head/bias')), true, `method/mt/transform_head/bias#${n}`);
   }
 
   /** M-way transformation logits of embeddings [n, d]. */

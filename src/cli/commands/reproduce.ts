@@ -1,0 +1,226 @@
+import type { Command } from 'commander';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { intArg } from '../main.ts';
+import { loadPlugins, validateConfig } from '../../experiment/index.ts';
+import { planTable } from '../../experiment/reproduce/plan.ts';
+import { executePlan, hasFinishedResult, inProcessExecutor, writeTableOutputs, type ReproduceSettings, type RunExecutor, type RunState } from '../../experiment/reproduce/reproduce.ts';
+import { enqueueAndWait, startWorker, DEFAULT_QUEUE_NAME } from '../../experiment/reproduce/queue.ts';
+import { estimateSeconds, probeCost } from '../../experiment/reproduce/estimate.ts';
+import { selectBackend } from '../../backend/select.ts';
+import { readTableSpec, listTables } from '../../reports/table-spec.ts';
+import { UserError } from '../../util/errors.ts';
+import { cliHooks, stderrReporter } from '../reporter.ts';
+
+/** The committed tables (`experiments/tables/*.json`), found from this module so an installed package has them. */
+export const TABLES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'experiments', 'tables');
+
+interface ReproduceFlags {
+  budget: string;
+  only?: string[];
+  seeds?: number;
+  dryRun?: boolean;
+  queue?: string;
+  queueName: string;
+  data?: string[];
+  backend: string;
+  results: string;
+  runs: string;
+  cache?: string;
+  testEpisodes?: number;
+  plugin?: string[];
+  run?: string;
+  tables: string;
+}
+
+/** `--data mini-imagenet=DIR --data cifar-fs=FILE` → { dataset: location } */
+function dataLocations(values: string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new UserError(`--data "${v}" does not say which dataset it is for`, 'write --data <dataset>=<location>, e.g. --data mini-imagenet=../shared/datasets/mini-imagenet');
+    out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return out;
+}
+
+function settingsOf(flags: ReproduceFlags): ReproduceSettings {
+  return { results: flags.results, runs: flags.runs, backend: flags.backend, data: dataLocations(flags.data), cache: flags.cache, testEpisodes: flags.testEpisodes };
+}
+
+const hms = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
+
+/** The flags a worker passes on to the child process that runs one cell (data, backend, folders, plugins). */
+function childArgs(flags: ReproduceFlags): string[] {
+  const args = ['--results', flags.results, '--runs', flags.runs, '--backend', flags.backend, '--tables', flags.tables];
+  for (const d of flags.data ?? []) args.push('--data', d);
+  if (flags.cache) args.push('--cache', flags.cache);
+  if (flags.testEpisodes !== undefined) args.push('--test-episodes', String(flags.testEpisodes));
+  for (const p of flags.plugin ?? []) args.push('--plugin', p);
+  return args;
+}
+
+/**
+ * A worker runs each cell in a child process: the training's synchronous compute would otherwise block the
+ * worker's event loop and with it the renewal of its claim on the job. The child is tied to the worker through an
+ * IPC channel and exits when the worker goes away, so a killed worker leaves no orphan still writing results.
+ */
+function childProcessExecutor(flags: ReproduceFlags, log: (l: string) => void): RunExecutor {
+  return (run) =>
+    new Promise<void>((resolve, reject) => {
+      const main = process.argv[1];
+      // Planning with seeds = seed + 1 includes this run; the child re-plans from its own table file.
+      const args = [...process.execArgv, process.argv[1], 'reproduce', run.table, '--run', run.key, '--budget', run.budget, '--seeds', String(run.seed + 1), ...childArgs(flags)];
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      child.on('error', reject);
+      child.on('exit', (code, signal) => {
+        if (code === 0) resolve();
+        else reject(new Error(`run ${run.key} failed (${signal ? `signal ${signal}` : `exit ${code}`})`));
+      });
+      log(`worker: started pid ${child.pid} for ${run.key}`);
+    });
+}
+
+export function registerReproduceCommands(program: Command): void {
+  program
+    .command('reproduce [table]')
+    .description('run (or resume) every cell of a paper table, then write it with published values, paired differences and figures')
+    .option('--budget <name>', 'which budget of the table: cpu (what a 2-core machine finishes) or paper (the published protocol)', 'cpu')
+    .option('--only <cells...>', 'run only these cells (ids from the table file)')
+    .option('--seeds <n>', 'seeds per cell (default: the budget\'s)', intArg('--seeds'))
+    .option('--dry-run', 'list the runs, which are done, and the time the rest would take (measured step speed)')
+    .option('--queue <url>', 'put the runs on a BullMQ queue on Redis (redis://host:port) for `fewshot worker`s instead of running them here')
+    .option('--queue-name <name>', 'queue name', DEFAULT_QUEUE_NAME)
+    .option('--data <dataset=location...>', 'where each dataset\'s source is, e.g. mini-imagenet=../shared/datasets/mini-imagenet')
+    .option('--backend <name>', 'compute backend', 'auto')
+    .option('--results <dir>', 'results root', 'results')
+    .option('--runs <dir>', 'checkpoint root', 'runs')
+    .option('--cache <dir>', 'decoded-image cache folder')
+    .option('--test-episodes <n>', 'evaluate only the first n test episodes (quick checks; the table says so)', intArg('--test-episodes'))
+    .option('--plugin <module...>', 'modules that register extra heads/backbones/wrappers/datasets')
+    .option('--tables <dir>', 'folder of table files', TABLES_DIR)
+    .option('--run <key>', 'run just this one planned run (used by workers)')
+    .action(async (tableArg: string | undefined, flags: ReproduceFlags) => {
+      await loadPlugins(flags.plugin);
+      if (!tableArg) {
+        process.stdout.write(`tables: ${(await listTables(flags.tables)).join(', ')}\n`);
+        return;
+      }
+      const reporter = stderrReporter;
+      const { file, table } = await readTableSpec(tableArg, flags.tables);
+      const plan = planTable(table, flags.budget, { seeds: flags.seeds, only: flags.only });
+      for (const run of plan.runs) validateConfig(run.config); // every cell's config is checked before any compute
+      const settings = settingsOf(flags);
+
+      if (flags.run) {
+        const run = plan.runs.find((r) => r.key === flags.run);
+        if (!run) throw new UserError(`table ${table.id} (budget ${flags.budget}) has no run ${flags.run}`, 'list the runs with --dry-run');
+        // Started by a worker: when it goes away (even killed), stop rather than run on as an orphan. The channel
+        // may have closed before this listener existed, hence the check of `connected` too.
+        if (process.send) {
+          process.on('disconnect', () => process.exit(143));
+          if (!process.connected) process.exit(143);
+          process.channel?.unref(); // the channel alone must not keep this process alive once the run is done
+        }
+        const hooks = cliHooks();
+        try {
+          await inProcessExecutor(settings, hooks)(run);
+        } finally {
+          hooks.done();
+        }
+        return;
+      }
+
+      if (flags.dryRun) {
+        const backend = await selectBackend(flags.backend);
+        reporter.log(`backend: ${backend.choice} — ${backend.detail}`);
+        const probes = new Map<string, ReturnType<typeof probeCost>>();
+        let total = 0;
+        for (const run of plan.runs) {
+          const config = validateConfig(run.config);
+          let state: string;
+          try {
+            state = (await hasFinishedResult(settings, run)) ? 'done' : 'to run';
+          } catch (err) {
+            state = err instanceof UserError ? `refused: ${err.problem}` : 'error';
+          }
+          let eta = '';
+          if (state === 'to run') {
+            const key = JSON.stringify([config.method, config.backbone, config.imageSize, config.train, config.test, config.headConfig, config.wrapperOptions]);
+            if (!probes.has(key)) probes.set(key, probeCost(config));
+            const secs = estimateSeconds(config, probes.get(key)!, flags.testEpisodes ?? 2000);
+            total += secs;
+            eta = ` ≈ ${hms(secs)} (train ${probes.get(key)!.trainMsPerEpisode.toFixed(0)} ms/episode, eval ${probes.get(key)!.evalMsPerEpisode.toFixed(0)} ms/episode)`;
+          }
+          process.stdout.write(`${run.key}  [${run.cells.join(', ')}]  ${state}${eta}\n`);
+        }
+        process.stdout.write(`${plan.runs.length} runs; the ones to run take ≈ ${hms(total)} on ${backend.choice} (measured step speed on this machine)\n`);
+        return;
+      }
+
+      const t0 = performance.now();
+      const onState = (s: RunState, done: number, all: number) => {
+        const elapsed = (performance.now() - t0) / 1000;
+        const eta = done < all ? `, ETA ${hms((elapsed / done) * (all - done))}` : '';
+        reporter.log(`[${done}/${all}] ${s.run.key}: ${s.state}${s.message ? ` — ${s.message}` : ''}${eta}`);
+      };
+      let states: RunState[];
+      if (flags.queue) {
+        const todo = [];
+        const done: RunState[] = [];
+        for (const run of plan.runs) {
+          if (await hasFinishedResult(settings, run)) done.push({ run, state: 'done' });
+          else todo.push(run);
+        }
+        reporter.log(`queue ${flags.queue}: ${todo.length} runs queued, ${done.length} already done; start \`fewshot worker --queue ${flags.queue}\` on any machine that has the data`);
+        states = [...done, ...(await enqueueAndWait(plan, todo, { url: flags.queue, queueName: flags.queueName }, onState))];
+      } else {
+        const hooks = cliHooks();
+        try {
+          states = await executePlan(plan, settings, inProcessExecutor(settings, hooks), onState);
+        } finally {
+          hooks.done();
+        }
+      }
+      const { dirs } = await writeTableOutputs(plan, settings, states, path.relative(process.cwd(), file));
+      for (const d of dirs) process.stdout.write(`table: ${path.join(d, 'table.md')}\n`);
+      const failed = states.filter((s) => s.state === 'failed');
+      if (failed.length) {
+        throw new UserError(`${failed.length} of ${states.length} runs failed (the table was written without them): ${failed.map((f) => `${f.run.key}: ${f.message}`).join('; ')}`, 'fix what each message says and run the same command again; finished runs are kept');
+      }
+    });
+
+  program
+    .command('worker')
+    .description('take reproduce runs from a queue and run them here (each in a child process), until stopped')
+    .requiredOption('--queue <url>', 'the Redis the reproducer queued on (redis://host:port)')
+    .option('--queue-name <name>', 'queue name', DEFAULT_QUEUE_NAME)
+    .option('--data <dataset=location...>', 'where each dataset\'s source is on this machine')
+    .option('--backend <name>', 'compute backend on this machine', 'auto')
+    .option('--results <dir>', 'results root (shared with the reproducer)', 'results')
+    .option('--runs <dir>', 'checkpoint root', 'runs')
+    .option('--cache <dir>', 'decoded-image cache folder')
+    .option('--test-episodes <n>', 'evaluate only the first n test episodes', intArg('--test-episodes'))
+    .option('--plugin <module...>', 'plugins installed on this machine (never taken from a job)')
+    .option('--tables <dir>', 'folder of table files', TABLES_DIR)
+    .option('--lock-ms <ms>', 'how long a job stays claimed without renewal; a dead worker\'s job is retried after it', intArg('--lock-ms', 100), 60000)
+    .option('--stalled-ms <ms>', 'how often to look for jobs of dead workers', intArg('--stalled-ms', 100), 30000)
+    .action(async (flags: ReproduceFlags & { lockMs: number; stalledMs: number }) => {
+      await loadPlugins(flags.plugin);
+      const log = (l: string) => process.stderr.write(`${l}\n`);
+      const worker = await startWorker({
+        url: flags.queue!,
+        queueName: flags.queueName,
+        loadTable: async (id) => (await readTableSpec(id, flags.tables)).table,
+        execute: childProcessExecutor(flags, log),
+        timing: { lockDuration: flags.lockMs, stalledInterval: flags.stalledMs },
+        onLog: log,
+      });
+      log(`worker: waiting for jobs on ${flags.queue} (${flags.queueName}); Ctrl-C to stop`);
+      const stop = () => void worker.close();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await worker.closed;
+    });
+}

@@ -1,0 +1,91 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { buildMethod } from '../../methods/build.ts';
+import { disposeEpisode, toEpisodeImages, type ImageSource } from '../../episodes/images.ts';
+import { Adam } from '../../train/optimizer.ts';
+import { trainingStep } from '../../train/step.ts';
+import type { TrainConfig } from '../../train/config.ts';
+import { mulberry32 } from '../../util/prng.ts';
+
+/**
+ * Measured (not guessed) cost of a run for `reproduce --dry-run`: a few real training steps and evaluation
+ * episodes of the run's method, backbone, image size and episode shapes on random pixels (the cost does not
+ * depend on pixel values), on the backend the run would use. Then
+ * time ≈ episodes · train-step time + (validation checks · val episodes + test episodes) · eval time.
+ */
+export interface CostProbe {
+  trainMsPerEpisode: number;
+  evalMsPerEpisode: number;
+}
+
+function randomSource(imageSize: number, seed: number): ImageSource {
+  const rand = mulberry32(seed);
+  return {
+    imageSize,
+    gather(items) {
+      const out = new Float32Array(items.length * imageSize * imageSize * 3);
+      for (let i = 0; i < out.length; i++) out[i] = rand() * 2 - 1;
+      return out;
+    },
+  };
+}
+
+function indices(n: number): Int32Array {
+  return Int32Array.from({ length: n }, (_, i) => i);
+}
+
+export function probeCost(config: TrainConfig, opts: { steps?: number } = {}): CostProbe {
+  const steps = opts.steps ?? 2;
+  const method = buildMethod({
+    name: config.method, backbone: config.backbone, imageSize: config.imageSize, way: Math.max(config.train.way, config.test.way),
+    seed: config.seed, headConfig: config.headConfig, wrapperOptions: config.wrapperOptions,
+  });
+  const source = randomSource(config.imageSize, 1);
+  const trainable = method.trainableVariables();
+  const optimizer = new Adam(0);
+  const trainIdx = { support: indices(config.train.way * config.train.shot), query: indices(config.train.way * config.train.query) };
+  const testIdx = { support: indices(config.test.way * config.test.shot), query: indices(config.test.way * config.test.query) };
+  const timeTrain = () => {
+    const ep = toEpisodeImages(source, trainIdx, config.train);
+    const t0 = performance.now();
+    try {
+      const loss = trainingStep(method, trainable, optimizer, [ep], 1e-6);
+      loss.dataSync();
+      loss.dispose();
+    } finally {
+      disposeEpisode(ep);
+    }
+    return performance.now() - t0;
+  };
+  const timeEval = () => {
+    const ep = toEpisodeImages(source, testIdx, config.test);
+    const t0 = performance.now();
+    try {
+      const scores = tf.tidy(() => method.predict(ep));
+      for (const s of Object.values(scores)) s.dataSync();
+      tf.dispose(Object.values(scores));
+    } finally {
+      disposeEpisode(ep);
+    }
+    return performance.now() - t0;
+  };
+  try {
+    timeTrain(); // warm-up: kernel compilation and first allocations are not steady-state cost
+    timeEval();
+    let train = 0;
+    let ev = 0;
+    for (let i = 0; i < steps; i++) {
+      train += timeTrain();
+      ev += timeEval();
+    }
+    return { trainMsPerEpisode: train / steps, evalMsPerEpisode: ev / steps };
+  } finally {
+    tf.disposeVariables(); // the method's variables and the optimizer's slots
+  }
+}
+
+/** Seconds a run of this config would take, from a probe: training, validation checks, and the test episodes. */
+export function estimateSeconds(config: TrainConfig, probe: CostProbe, testEpisodes: number): number {
+  const checks = config.validation.every > 0 ? Math.floor(config.episodes / config.validation.every) : 1;
+  const evalEpisodes = checks * config.validation.episodes + testEpisodes;
+  return (config.episodes * probe.trainMsPerEpisode + evalEpisodes * probe.evalMsPerEpisode) / 1000;
+}

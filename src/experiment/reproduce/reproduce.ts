@@ -1,0 +1,241 @@
+import { promises as fs } from 'node:fs';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { readResult } from '../../reports/results.ts';
+import type { TableSpec } from '../../reports/table-spec.ts';
+import { summarizeTable, type SeedOutcome, type TableOutcome } from '../../reports/table-summary.ts';
+import { cellsCsv, comparisonsCsv, tableMarkdown } from '../../reports/table-render.ts';
+import { accuracyByShotSpec, curvePointsFromLog, forestPlotSpec, renderSvg, trainingCurvesSpec } from '../../reports/figures.ts';
+import { replaceDirAtomic } from '../../util/atomic.ts';
+import { UserError } from '../../util/errors.ts';
+import { datasetOptionsWithData, runExperiment, validateConfig, type ExperimentHooks } from '../index.ts';
+import { getDatasetProvider, resolveDataset } from '../../data/providers/index.ts';
+import { canonicalJson, planTable, type PlannedRun, type TablePlan } from './plan.ts';
+
+/**
+ * `reproduce`: run (or resume) every run a table needs, then fill the table. Runs execute in-process one after
+ * the other by default, or as jobs on a queue (queue.ts) that any number of workers take; either way a run
+ * writes its result atomically to `results/<dataset>/cells/<name>/seed<k>/`, which is how a finished run is
+ * recognised later (same config and episodes: not run again; a different config there: refused).
+ */
+export interface ReproduceSettings {
+  /** Results root (the table goes to `<results>/<dataset>/<table>/<budget>/`). */
+  results: string;
+  /** Checkpoint root (`<runs>/cells/<name>/seed<k>/{best,last}`). */
+  runs: string;
+  backend: string;
+  /** Source location per dataset (`--data mini-imagenet=DIR`); datasets not listed use their provider's default. */
+  data: Record<string, string>;
+  episodesDir?: string;
+  /** Evaluate only the first n test episodes of each file (small tables in tests). */
+  testEpisodes?: number;
+  cache?: string;
+}
+
+/** Runs one planned run to its result; in-process or in a worker. Throws on failure. */
+export type RunExecutor = (run: PlannedRun) => Promise<void>;
+
+export type RunState = { run: PlannedRun; state: 'done' | 'ran' | 'failed'; message?: string };
+
+/**
+ * The dataset's name decides the results folder (`results/<name>/`): for benchmarks it is the provider id, for a
+ * user folder it comes from the provider's options (e.g. the folder's name). Throws a UserError for an unknown
+ * dataset or bad options.
+ */
+export function datasetNameOf(run: Pick<PlannedRun, 'dataset' | 'config'>, settings: Pick<ReproduceSettings, 'data'>): string {
+  const options = (run.config.datasetOptions ?? {}) as Record<string, unknown>;
+  return resolveDataset(run.dataset, datasetOptionsWithData(run.dataset, options, settings.data[run.dataset])).name;
+}
+
+const resultPath = (settings: ReproduceSettings, run: PlannedRun) => path.join(settings.results, datasetNameOf(run, settings), run.resultDir);
+
+function withoutDataLocation(config: Record<string, unknown>, dataset: string): Record<string, unknown> {
+  // Where the data lives on this machine is not part of what was run: drop the provider's source option.
+  const { datasetOptions, ...rest } = config as { datasetOptions?: Record<string, unknown> };
+  const key = getDatasetProvider(dataset).sourceOption;
+  const opts = { ...(datasetOptions ?? {}) };
+  if (key) delete opts[key];
+  return { ...rest, datasetOptions: opts };
+}
+
+/**
+ * Is this run's result already there? `true` when a complete result of the same config exists; `false` when
+ * none exists; a UserError when the folder holds a different run (never overwritten).
+ */
+export async function hasFinishedResult(settings: ReproduceSettings, run: PlannedRun): Promise<boolean> {
+  const dir = resultPath(settings, run);
+  const exists = await fs.stat(path.join(dir, 'result.json')).then(() => true, () => false);
+  if (!exists) return false;
+  const { record } = await readResult(dir);
+  const planned = validateConfig(run.config) as unknown as Record<string, unknown>;
+  const recorded = (record.config ?? {}) as Record<string, unknown>;
+  const pick = Object.fromEntries(Object.keys(planned).map((k) => [k, recorded[k]]));
+  if (canonicalJson(withoutDataLocation(pick, run.dataset)) !== canonicalJson(withoutDataLocation(planned, run.dataset))) {
+    throw new UserError(
+      `${dir} holds a run with a different configuration than table cell run ${run.key}`,
+      'move that folder away (or pass another --results folder); reproduce never overwrites a different run',
+    );
+  }
+  if (settings.testEpisodes === undefined ? false : record.episodes.evaluated !== settings.testEpisodes) return false;
+  return true;
+}
+
+/** The default executor: runExperiment in this process, then the training log is kept beside the result. */
+export function inProcessExecutor(settings: ReproduceSettings, hooks: ExperimentHooks = {}): RunExecutor {
+  return async (run) => {
+    try {
+      const out = await runExperiment(run.config as never, {
+        backend: settings.backend,
+        data: settings.data[run.dataset],
+        cache: settings.cache,
+        runs: settings.runs,
+        results: settings.results,
+        episodesDir: settings.episodesDir,
+        testEpisodes: settings.testEpisodes,
+        name: run.resultDir,
+        command: `fewshot reproduce (run ${run.key})`,
+        reuseResult: true,
+      }, hooks);
+      const log = path.join(out.runDir, 'train-log.jsonl');
+      const text = await fs.readFile(log, 'utf8').catch(() => '');
+      if (text) await fs.writeFile(path.join(out.resultDir, 'train-log.jsonl'), text);
+    } finally {
+      tf.disposeVariables(); // the next run builds its own model
+    }
+  };
+}
+
+/** Run every planned run that has no finished result; failures are recorded, the other runs go on. */
+export async function executePlan(plan: TablePlan, settings: ReproduceSettings, execute: RunExecutor, onState?: (s: RunState, index: number, total: number) => void): Promise<RunState[]> {
+  const states: RunState[] = [];
+  for (const [i, run] of plan.runs.entries()) {
+    let state: RunState;
+    try {
+      if (await hasFinishedResult(settings, run)) state = { run, state: 'done' };
+      else {
+        await execute(run);
+        state = { run, state: 'ran' };
+      }
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      state = { run, state: 'failed', message: `${err.problem} (fix: ${err.fix})` };
+    }
+    states.push(state);
+    onState?.(state, i + 1, plan.runs.length);
+  }
+  return states;
+}
+
+/** Read the per-episode results of every run into the table's cells. */
+export async function collectOutcomes(plan: TablePlan, settings: ReproduceSettings, states: RunState[] = []): Promise<Map<string, { seeds: SeedOutcome[]; missing: string[] }>> {
+  const out = new Map<string, { seeds: SeedOutcome[]; missing: string[] }>();
+  for (const cell of plan.table.cells) {
+    const runs = plan.cellRuns.get(cell.id);
+    if (!runs) continue;
+    const entry = { seeds: [] as SeedOutcome[], missing: [] as string[] };
+    for (const run of runs) {
+      const failed = states.find((s) => s.run.key === run.key && s.state === 'failed');
+      if (failed) {
+        entry.missing.push(`seed ${run.seed}: ${failed.message}`);
+        continue;
+      }
+      let dir: string;
+      try {
+        dir = resultPath(settings, run);
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err;
+        entry.missing.push(`seed ${run.seed}: ${err.problem} (fix: ${err.fix})`);
+        continue;
+      }
+      if (!(await fs.stat(path.join(dir, 'result.json')).then(() => true, () => false))) {
+        entry.missing.push(`seed ${run.seed}: not run yet`);
+        continue;
+      }
+      const { record, perEpisode } = await readResult(dir);
+      if (!perEpisode[cell.mode]) throw new UserError(`${dir} has no inference mode "${cell.mode}" (it has ${record.inferenceModes.join(', ')})`, `fix the mode of cell ${cell.id} in the table file`);
+      entry.seeds.push({
+        seed: run.seed,
+        result: path.relative(settings.results, dir),
+        perEpisode: perEpisode[cell.mode],
+        episodesSha256: record.episodes.sha256,
+        wallSeconds: { train: record.wallSeconds.train, eval: record.wallSeconds.eval },
+      });
+    }
+    out.set(cell.id, entry);
+  }
+  return out;
+}
+
+/** Restrict a filled table to one dataset (each dataset's table goes to its own results folder). */
+function forDataset(o: TableOutcome, dataset: string): TableOutcome {
+  const cells = o.cells.filter((c) => c.cell.dataset === dataset);
+  const ids = new Set(cells.map((c) => c.cell.id));
+  return { ...o, cells, comparisons: o.comparisons.filter((c) => ids.has(c.a)) };
+}
+
+/** Write `<results>/<dataset>/<table>/<budget>/`: table.md, cells.csv, comparisons.csv, figures. */
+export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSettings, states: RunState[], tableFile: string): Promise<{ dirs: string[]; outcome: TableOutcome }> {
+  const outcomes = await collectOutcomes(plan, settings, states);
+  const outcome = summarizeTable(plan.table, plan.budget, outcomes);
+  const datasets = [...new Set(plan.runs.map((r) => r.dataset))];
+  const folderName = (dataset: string) => {
+    try {
+      return datasetNameOf(plan.runs.find((r) => r.dataset === dataset)!, settings);
+    } catch {
+      return dataset; // unknown or unconfigured dataset: its table still renders, with the cells marked missing
+    }
+  };
+  const tableSha = createHash('sha256').update(await fs.readFile(tableFile)).digest('hex');
+  const dirs: string[] = [];
+  for (const dataset of datasets) {
+    const o = forDataset(outcome, dataset);
+    const dir = path.join(settings.results, folderName(dataset), plan.table.id, plan.budget);
+    const figures: Record<string, string> = {};
+    const specs = { 'forest': forestPlotSpec(o), 'accuracy-by-shot': accuracyByShotSpec(o) } as Record<string, ReturnType<typeof forestPlotSpec>>;
+    // One curve per run (the SLA+AG and SLA+SI cells of one run share its training), labelled by method and task.
+    const curves = [];
+    for (const run of plan.runs.filter((r) => r.dataset === dataset)) {
+      let log = '';
+      try {
+        log = await fs.readFile(path.join(resultPath(settings, run), 'train-log.jsonl'), 'utf8');
+      } catch {
+        /* not run, or no data for it */
+      }
+      const test = run.config.test as { way: number; shot: number };
+      curves.push(...curvePointsFromLog(`${String(run.config.method)} ${test.way}w${test.shot}s`, run.seed, log));
+    }
+    specs['training-curves'] = trainingCurvesSpec(`${plan.table.id}: training loss and validation accuracy (budget ${plan.budget})`, curves);
+    for (const [name, spec] of Object.entries(specs)) {
+      if (!spec) continue;
+      figures[`${name}.svg`] = await renderSvg(spec);
+      figures[`${name}.vl.json`] = JSON.stringify(spec, null, 1) + '\n';
+    }
+    const manifest = {
+      format: 'fewshot-reproduce/1',
+      table: { id: plan.table.id, file: tableFile, sha256: tableSha },
+      budget: plan.budget,
+      seeds: plan.seeds,
+      writtenAt: new Date().toISOString(),
+      runs: plan.runs.filter((r) => r.dataset === dataset).map((r) => ({ key: r.key, cells: r.cells, result: r.resultDir, state: states.find((s) => s.run.key === r.key)?.state ?? 'not run', message: states.find((s) => s.run.key === r.key)?.message })),
+    };
+    await replaceDirAtomic(dir, async (tmp) => {
+      await fs.writeFile(path.join(tmp, 'table.md'), tableMarkdown(o) + figureLinks(figures));
+      await fs.writeFile(path.join(tmp, 'cells.csv'), cellsCsv(o));
+      await fs.writeFile(path.join(tmp, 'comparisons.csv'), comparisonsCsv(o));
+      await fs.writeFile(path.join(tmp, 'reproduce.json'), JSON.stringify(manifest, null, 2) + '\n');
+      if (Object.keys(figures).length) await fs.mkdir(path.join(tmp, 'figures'));
+      for (const [f, text] of Object.entries(figures)) await fs.writeFile(path.join(tmp, 'figures', f), text);
+    });
+    dirs.push(dir);
+  }
+  return { dirs, outcome };
+}
+
+function figureLinks(figures: Record<string, string>): string {
+  const svgs = Object.keys(figures).filter((f) => f.endsWith('.svg'));
+  return svgs.length ? `\nFigures (Vega-Lite specs beside them):\n\n${svgs.map((f) => `![${f}](figures/${f})`).join('\n\n')}\n` : '';
+}
+
+export { planTable };
+export type { TableSpec };

@@ -1,0 +1,246 @@
+import test from 'ava';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
+import { readResult } from '../src/reports/results.ts';
+import { pairedDifference, meanCI } from '../src/eval/stats.ts';
+
+/**
+ * `fewshot reproduce` end to end on a tiny table of real mini-ImageNet classes (as a `folder` dataset): once
+ * in-process, once through a BullMQ queue on a real local redis-server with two workers. Both must give
+ * byte-identical per-episode results, the table's paired differences must equal those recomputed from the
+ * per-episode files, and the failure paths (unreachable queue, a different run in the results folder, a worker
+ * killed mid-run) must end cleanly.
+ */
+interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+const BIN = path.join(REPO_ROOT, 'bin', 'fewshot.js');
+
+function cli(args: string[], timeout = 240_000): Promise<Outcome> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, timeout }, (err, stdout, stderr) => {
+      resolve({ code: err ? (((err as { code?: number }).code as number) ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+let fx: Fixture;
+let root: string;
+let tables: string;
+let redis: ChildProcess | undefined;
+let port = 0;
+const children: ChildProcess[] = [];
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+    srv.on('error', reject);
+  });
+}
+
+async function waitForPort(p: number, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(p, '127.0.0.1', () => {
+        s.end();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`redis-server did not listen on ${p} within ${ms} ms`);
+}
+
+const TABLE = {
+  format: 'fewshot-table/1',
+  id: 'tiny',
+  title: 'Tiny SLA table on four real mini-ImageNet classes',
+  source: 'test fixture',
+  budgets: {
+    ci: {
+      label: 'seconds: 16 px Conv-4, 3 training episodes, 2 seeds',
+      protocol: 'reduced',
+      seeds: 2,
+      base: { backbone: 'conv4', imageSize: 16, episodes: 3, validation: { every: 2, episodes: 2 }, optimizer: { type: 'adam', lr: 0.001 }, datasetOptions: { name: 'fixture', normalization: 'imagenet' } },
+    },
+  },
+  cells: [
+    { id: 'plain', row: 'ProtoNet', column: '2-way 1-shot', dataset: 'folder', method: 'protonet', mode: 'plain', test: { way: 2, shot: 1, query: 3 }, published: [{ mean: 60, ci95: 1, source: 'made up for the test' }] },
+    { id: 'sla-ag', row: 'ProtoNet + SLA+AG', column: '2-way 1-shot', dataset: 'folder', method: 'protonet-sla', mode: 'ag', test: { way: 2, shot: 1, query: 3 }, published: [{ mean: 65, source: 'made up for the test' }] },
+    { id: 'sla-si', row: 'ProtoNet + SLA+SI', column: '2-way 1-shot', dataset: 'folder', method: 'protonet-sla', mode: 'si', test: { way: 2, shot: 1, query: 3 }, published: [] },
+    { id: 'cifar', row: 'ProtoNet', column: 'CIFAR-FS', dataset: 'no-such-dataset', method: 'protonet', mode: 'plain', test: { way: 2, shot: 1, query: 3 }, published: [] },
+  ],
+  comparisons: [
+    { id: 'ag-vs-plain', a: 'sla-ag', b: 'plain' },
+    { id: 'si-vs-plain', a: 'sla-si', b: 'plain' },
+  ],
+};
+
+const common = (results: string) => ['--tables', tables, '--budget', 'ci', '--data', `folder=${root}`, '--backend', 'wasm', '--results', results, '--runs', path.join(fx.root, `runs-${path.basename(results)}`), '--test-episodes', '6', '--cache', path.join(fx.root, 'cache16')];
+
+test.before(async () => {
+  fx = await buildFixture(8);
+  root = path.join(fx.root, 'fixture');
+  for (const split of ['train', 'val', 'test'] as const) {
+    for (const r of fx.rows[split]) {
+      await fs.mkdir(path.join(root, split, r.label), { recursive: true });
+      await fs.writeFile(path.join(root, split, r.label, r.filename), fx.images.get(r.filename)!);
+    }
+  }
+  tables = path.join(fx.root, 'tables');
+  await fs.mkdir(tables);
+  await fs.writeFile(path.join(tables, 'tiny.json'), JSON.stringify(TABLE, null, 1));
+  // A real Redis on a free localhost port, in a scratch folder, persisting nothing.
+  const found = spawnSync('redis-server', ['--version']);
+  if (found.error) throw new Error('redis-server is not installed (apt-get install redis-server); .ci/run installs it');
+  port = await freePort();
+  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', fx.root], { stdio: 'ignore' });
+  await waitForPort(port, 10_000);
+});
+
+test.after.always(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  redis?.kill('SIGKILL');
+  await fx?.cleanup();
+});
+
+async function perEpisodeFiles(results: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const base = path.join(results, 'fixture', 'cells');
+  for (const name of await fs.readdir(base)) {
+    for (const seed of await fs.readdir(path.join(base, name))) out.set(`${name}/${seed}`, await fs.readFile(path.join(base, name, seed, 'per-episode.csv'), 'utf8'));
+  }
+  return out;
+}
+
+function startWorker(results: string, extra: string[] = []): ChildProcess & { log: string[] } {
+  const w = spawn(process.execPath, [BIN, 'worker', '--queue', `redis://127.0.0.1:${port}`, ...common(results).filter((a, i, all) => all[i - 1] !== '--budget' && a !== '--budget'), '--lock-ms', '3000', '--stalled-ms', '1000', ...extra], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] }) as ChildProcess & { log: string[] };
+  w.log = [];
+  w.stderr!.on('data', (d: Buffer) => w.log.push(d.toString()));
+  children.push(w);
+  return w;
+}
+
+test.serial('in-process and queued (two workers) give identical per-episode results; the table pairs them correctly', async (t) => {
+  const inProcess = path.join(fx.root, 'results-inproc');
+  const a = await cli(['reproduce', 'tiny', ...common(inProcess)]);
+  // The cell on an unknown dataset fails (named, with its fix) but the rest of the table is written.
+  t.is(a.code, 2, a.stderr);
+  t.regex(a.stderr, /no-such-dataset/);
+  t.regex(a.stdout, /table: .*fixture\/tiny\/ci\/table\.md/);
+  const dir = path.join(inProcess, 'fixture', 'tiny', 'ci');
+  const md = await fs.readFile(path.join(dir, 'table.md'), 'utf8');
+  t.regex(md, /\| ProtoNet \+ SLA\+AG \[ag\] — 2-way 1-shot \| folder \| 65\.00 \|/);
+  for (const f of ['figures/forest.svg', 'figures/accuracy-by-shot.svg', 'figures/training-curves.svg', 'figures/forest.vl.json', 'cells.csv', 'comparisons.csv', 'reproduce.json']) {
+    t.true((await fs.stat(path.join(dir, f))).size > 0, f);
+  }
+  const results = await perEpisodeFiles(inProcess);
+  t.is(results.size, 4, 'protonet and protonet-sla × 2 seeds; AG and SI share the SLA runs');
+
+  // The table's numbers against the per-episode files themselves.
+  const cells = parse(await fs.readFile(path.join(dir, 'cells.csv'), 'utf8'), { columns: true }) as Record<string, string>[];
+  const cmps = parse(await fs.readFile(path.join(dir, 'comparisons.csv'), 'utf8'), { columns: true }) as Record<string, string>[];
+  const load = async (cell: string, seed: number, mode: string) => {
+    const row = cells.find((r) => r.cell === cell && Number(r.seed) === seed)!;
+    const res = await readResult(path.join(inProcess, row.result));
+    return res.perEpisode[mode];
+  };
+  for (const seed of [0, 1]) {
+    const ag = await load('sla-ag', seed, 'ag');
+    const plain = await load('plain', seed, 'plain');
+    t.is(ag.length, 6);
+    const d = pairedDifference(ag, plain);
+    const row = cmps.find((r) => r.comparison === 'ag-vs-plain' && Number(r.seed) === seed)!;
+    t.is(Number(row.difference), Number((d.mean * 100).toFixed(4)));
+    t.is(Number(row.ci95), Number((d.ci95 * 100).toFixed(4)));
+    const cellRow = cells.find((r) => r.cell === 'plain' && Number(r.seed) === seed)!;
+    t.is(Number(cellRow.mean), Number((meanCI(plain).mean * 100).toFixed(4)));
+  }
+
+  // Again: everything is recognised as done, nothing re-runs.
+  const again = await cli(['reproduce', 'tiny', ...common(inProcess), '--only', 'plain', 'sla-ag']);
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stderr, /\[1\/4\] .*: done/);
+  t.notRegex(again.stderr, /training protonet/);
+
+  // Through the queue with two workers.
+  const queued = path.join(fx.root, 'results-queue');
+  const w1 = startWorker(queued, ['--queue-name', 'two-workers']);
+  const w2 = startWorker(queued, ['--queue-name', 'two-workers']);
+  const b = await cli(['reproduce', 'tiny', ...common(queued), '--queue', `redis://127.0.0.1:${port}`, '--queue-name', 'two-workers', '--only', 'plain', 'sla-ag'], 300_000);
+  t.is(b.code, 0, b.stderr + w1.log.join('') + w2.log.join(''));
+  const viaQueue = await perEpisodeFiles(queued);
+  t.deepEqual([...viaQueue.keys()].sort(), [...results.keys()].sort());
+  for (const [k, v] of results) t.is(viaQueue.get(k), v, `${k}: per-episode results identical in-process and through the queue`);
+  const worked = [w1, w2].filter((w) => w.log.join('').includes('worker: finished'));
+  t.true(worked.length >= 1);
+  const finished = [w1, w2].flatMap((w) => w.log.join('').match(/worker: finished \S+/g) ?? []);
+  t.is(finished.length, 4, `each run ran exactly once: ${finished.join(', ')}`);
+  const tableQ = await fs.readFile(path.join(queued, 'fixture', 'tiny', 'ci', 'comparisons.csv'), 'utf8');
+  t.is(tableQ, await fs.readFile(path.join(dir, 'comparisons.csv'), 'utf8').then((s) => s));
+  w1.kill('SIGTERM');
+  w2.kill('SIGTERM');
+});
+
+test.serial('a worker killed mid-run leaves its job to another worker; the result is written once, complete', async (t) => {
+  const results = path.join(fx.root, 'results-kill');
+  const victim = startWorker(results, ['--queue-name', 'kill']);
+  const reproducer = cli(['reproduce', 'tiny', ...common(results), '--queue', `redis://127.0.0.1:${port}`, '--queue-name', 'kill', '--only', 'plain', '--seeds', '1'], 300_000);
+  const end = Date.now() + 120_000;
+  while (!victim.log.join('').includes('worker: started pid') && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  const childPid = Number(/started pid (\d+)/.exec(victim.log.join(''))?.[1]);
+  t.true(childPid > 0, victim.log.join(''));
+  victim.kill('SIGKILL');
+  // The run's own process notices that its worker is gone and exits instead of writing on as an orphan.
+  const gone = Date.now() + 30_000;
+  let alive = true;
+  while (alive && Date.now() < gone) {
+    try {
+      process.kill(childPid, 0);
+      await new Promise((r) => setTimeout(r, 100));
+    } catch {
+      alive = false;
+    }
+  }
+  t.false(alive, 'the killed worker\'s child exited');
+  const rescuer = startWorker(results, ['--queue-name', 'kill']);
+  const out = await reproducer;
+  t.is(out.code, 0, out.stderr + rescuer.log.join(''));
+  t.regex(rescuer.log.join(''), /worker: finished protonet_2w1s_ci_[0-9a-f]{8}\/seed0/);
+  const files = await perEpisodeFiles(results);
+  t.is(files.size, 1);
+  rescuer.kill('SIGTERM');
+});
+
+test.serial('an unreachable queue is an error within seconds; a different run in the results folder is refused, not overwritten', async (t) => {
+  const t0 = Date.now();
+  const dead = await cli(['reproduce', 'tiny', ...common(path.join(fx.root, 'r-dead')), '--queue', 'redis://127.0.0.1:1', '--only', 'plain']);
+  t.is(dead.code, 2);
+  t.regex(dead.stderr, /cannot reach the queue at redis:\/\/127\.0\.0\.1:1/);
+  t.true(Date.now() - t0 < 30_000);
+
+  const results = path.join(fx.root, 'results-inproc');
+  const cellsCsv = parse(await fs.readFile(path.join(results, 'fixture', 'tiny', 'ci', 'cells.csv'), 'utf8'), { columns: true }) as Record<string, string>[];
+  const target = path.join(results, cellsCsv.find((r) => r.cell === 'plain' && r.seed === '0')!.result, 'result.json');
+  const record = JSON.parse(await fs.readFile(target, 'utf8'));
+  record.config.episodes = 999;
+  const tampered = JSON.stringify(record, null, 2) + '\n';
+  await fs.writeFile(target, tampered);
+  const refused = await cli(['reproduce', 'tiny', ...common(results), '--only', 'plain']);
+  t.is(refused.code, 2);
+  t.regex(refused.stderr, /holds a run with a different configuration/);
+  t.is(await fs.readFile(target, 'utf8'), tampered, 'the other run was not overwritten');
+});

@@ -1,0 +1,174 @@
+import test from 'ava';
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import { parse } from 'csv-parse/sync';
+import { listTables, parseTableSpec, readTableSpec, type TableSpec } from '../src/reports/table-spec.ts';
+import { planTable, canonicalJson, deepMerge } from '../src/experiment/reproduce/plan.ts';
+import { summarizeTable, type SeedOutcome } from '../src/reports/table-summary.ts';
+import { cellsCsv, comparisonsCsv, tableMarkdown } from '../src/reports/table-render.ts';
+import { forestPlotSpec, accuracyByShotSpec, renderSvg, curvePointsFromLog, trainingCurvesSpec } from '../src/reports/figures.ts';
+import { validateConfig } from '../src/experiment/index.ts';
+import { mulberry32 } from '../src/util/prng.ts';
+import { UserError } from '../src/util/errors.ts';
+import { REPO_ROOT } from './fixtures/mini-imagenet.ts';
+
+const TABLES = path.join(REPO_ROOT, 'experiments', 'tables');
+
+test('every committed table validates, and every cell config of every budget is a valid experiment config', async (t) => {
+  const names = await listTables(TABLES);
+  t.true(names.includes('sla-fewshot') && names.includes('metaoptnet-table3') && names.includes('sla-ablation') && names.includes('protonet-paper'));
+  for (const name of names) {
+    const { table } = await readTableSpec(name, TABLES);
+    for (const budget of Object.keys(table.budgets)) {
+      const plan = planTable(table, budget);
+      t.true(plan.runs.length > 0, `${name}/${budget} plans runs`);
+      for (const run of plan.runs) t.notThrows(() => validateConfig(run.config), `${name}/${budget}/${run.key}`);
+    }
+  }
+});
+
+test('the published numbers in the tables are the ones of the papers (spot checks)', async (t) => {
+  const { table: t3 } = await readTableSpec('metaoptnet-table3', TABLES);
+  const pub = (tab: TableSpec, id: string) => tab.cells.find((c) => c.id === id)!.published[0];
+  t.deepEqual([pub(t3, 'mini-1s-protonet').mean, pub(t3, 'mini-1s-protonet').ci95], [53.47, 0.63]);
+  t.deepEqual([pub(t3, 'mini-5s-svm').mean, pub(t3, 'mini-5s-svm').ci95], [68.76, 0.48]);
+  const { table: pn } = await readTableSpec('protonet-paper', TABLES);
+  t.deepEqual(pn.cells.map((c) => c.published.map((p) => p.mean)), [[49.42, 44.42], [68.2, 64.24]]);
+});
+
+test('SLA+AG and SLA+SI cells share one run per seed; the plan has seeds × distinct configs runs', async (t) => {
+  const { table } = await readTableSpec('sla-fewshot', TABLES);
+  const plan = planTable(table, 'cpu', { only: ['mini-1s-protonet', 'mini-1s-protonet-sla-ag', 'mini-1s-protonet-sla-si'] });
+  t.is(plan.runs.length, 2 * 3);
+  const ag = plan.cellRuns.get('mini-1s-protonet-sla-ag')!;
+  const si = plan.cellRuns.get('mini-1s-protonet-sla-si')!;
+  t.deepEqual(ag.map((r) => r.key), si.map((r) => r.key));
+  t.deepEqual(ag.map((r) => r.seed), [0, 1, 2]);
+  t.deepEqual(ag[0].cells, ['mini-1s-protonet-sla-ag', 'mini-1s-protonet-sla-si']);
+  // the CPU budget's base plus the cell: 32 px Conv-4, train spec defaulting to the test spec with 6 queries
+  const c = validateConfig(ag[1].config);
+  t.like(c, { method: 'protonet-sla', backbone: 'conv4', imageSize: 32, episodes: 2000, seed: 1, train: { way: 5, shot: 1, query: 6 }, test: { way: 5, shot: 1, query: 15 } });
+  // the key is the same whatever order the fields are listed in
+  t.is(canonicalJson({ b: 1, a: { d: 2, c: 3 } }), canonicalJson({ a: { c: 3, d: 2 }, b: 1 }));
+  t.deepEqual(deepMerge({ a: { x: 1, y: 2 }, l: [1] }, { a: { y: 3 }, l: [2] }), { a: { x: 1, y: 3 }, l: [2] });
+});
+
+test('bad tables and requests are UserErrors naming the problem', async (t) => {
+  const { table } = await readTableSpec('sla-fewshot', TABLES);
+  t.throws(() => planTable(table, 'gpu'), { instanceOf: UserError, message: /no budget "gpu"/ });
+  t.throws(() => planTable(table, 'cpu', { only: ['nope'] }), { instanceOf: UserError, message: /no cell "nope"/ });
+  await t.throwsAsync(readTableSpec('no-such-table', TABLES), { instanceOf: UserError, message: /unknown table/ });
+  const bad = structuredClone(table) as TableSpec;
+  bad.comparisons.push({ id: 'x', a: 'mini-1s-protonet', b: 'mini-5s-protonet' });
+  t.throws(() => parseTableSpec(bad, 'bad.json'), { instanceOf: UserError, message: /different datasets or test episodes/ });
+  const dup = structuredClone(table) as TableSpec;
+  dup.cells.push(dup.cells[0]);
+  t.throws(() => parseTableSpec(dup, 'dup.json'), { instanceOf: UserError, message: /appears twice/ });
+});
+
+/** Per-episode accuracies of a fake run: values in {0, 1/15, ..., 1}, as a 5-way 15-query episode gives. */
+function fakeEpisodes(seed: number, n: number, p: number): Float64Array {
+  const r = mulberry32(seed);
+  return Float64Array.from({ length: n }, () => {
+    let k = 0;
+    for (let q = 0; q < 15; q++) if (r() < p) k++;
+    return k / 15;
+  });
+}
+
+test('summary: per-seed and pooled paired differences equal a hand computation; verdicts honest about the budget', (t) => {
+  const table: TableSpec = parseTableSpec(
+    {
+      format: 'fewshot-table/1', id: 'toy', title: 'toy', source: 'test',
+      budgets: {
+        cpu: { label: 'reduced', protocol: 'reduced', seeds: 2, base: {} },
+        paper: { label: 'published', protocol: 'published', seeds: 2, base: {} },
+      },
+      cells: [
+        { id: 'base', row: 'B', column: '1-shot', dataset: 'd', method: 'protonet', mode: 'plain', test: { way: 5, shot: 1, query: 15 }, published: [{ mean: 50, ci95: 1, source: 'x' }] },
+        { id: 'sla', row: 'A', column: '1-shot', dataset: 'd', method: 'protonet-sla', mode: 'ag', test: { way: 5, shot: 1, query: 15 }, published: [{ mean: 53, source: 'y' }] },
+      ],
+      comparisons: [{ id: 'a-b', a: 'sla', b: 'base' }],
+    },
+    'toy',
+  );
+  const n = 400;
+  const runs = (p: number, off: number): SeedOutcome[] => [0, 1].map((s) => ({ seed: s, result: `r${off}${s}`, perEpisode: fakeEpisodes(off + s, n, p), episodesSha256: 'e', wallSeconds: { train: 10, eval: 2 } }));
+  const outcomes = new Map<string, { seeds: SeedOutcome[]; missing: string[] }>([['base', { seeds: runs(0.5, 10), missing: [] }], ['sla', { seeds: runs(0.56, 20), missing: [] }]]);
+  for (const budget of ['cpu', 'paper']) {
+    const o = summarizeTable(table, budget, outcomes);
+    const a = outcomes.get('sla')!.seeds;
+    const b = outcomes.get('base')!.seeds;
+    // hand computation: pooled = mean over episodes of the seed-averaged differences, CI 1.96·s/√n with n−1
+    const d = Array.from({ length: n }, (_, i) => (a[0].perEpisode[i] + a[1].perEpisode[i]) / 2 - (b[0].perEpisode[i] + b[1].perEpisode[i]) / 2);
+    const mean = d.reduce((x, y) => x + y, 0) / n;
+    const s = Math.sqrt(d.reduce((x, y) => x + (y - mean) ** 2, 0) / (n - 1));
+    const cmp = o.comparisons[0];
+    t.true(Math.abs(cmp.pooled!.mean - mean) < 1e-12);
+    t.true(Math.abs(cmp.pooled!.ci95 - (1.96 * s) / Math.sqrt(n)) < 1e-12);
+    const d0 = Array.from({ length: n }, (_, i) => a[0].perEpisode[i] - b[0].perEpisode[i]);
+    t.true(Math.abs(cmp.perSeed[0].difference.mean - d0.reduce((x, y) => x + y, 0) / n) < 1e-12);
+    t.is(cmp.publishedDifference, 3);
+    t.is(cmp.verdict, 'same direction as the paper');
+    const base = o.cells.find((c) => c.cell.id === 'base')!;
+    t.is(base.overSeeds!.n, 2);
+    if (budget === 'cpu') t.regex(base.verdict, /not comparable/);
+    else t.regex(base.verdict, /published CI/);
+    const md = tableMarkdown(o);
+    t.regex(md, /\| comparison \| published A − B/);
+    t.regex(md, new RegExp(`budget \`${budget}\``, 'i'));
+    const rows = parse(cellsCsv(o), { columns: true }) as Record<string, string>[];
+    t.is(rows.length, 4); // 2 cells × 2 seeds
+    t.deepEqual([...new Set(rows.map((r) => r.cell))], ['base', 'sla']);
+    const cmpRows = parse(comparisonsCsv(o), { columns: true }) as Record<string, string>[];
+    t.is(cmpRows.length, 2);
+    t.is(Number(cmpRows[0].pooled_mean), Number((mean * 100).toFixed(4)));
+  }
+  // opposite direction is said so
+  const flipped = new Map([['base', outcomes.get('sla')!], ['sla', outcomes.get('base')!]]);
+  t.is(summarizeTable(table, 'cpu', flipped).comparisons[0].verdict, 'opposite direction to the paper');
+  // a cell without runs says "not run" and the table still renders
+  const partial = summarizeTable(table, 'cpu', new Map<string, { seeds: SeedOutcome[]; missing: string[] }>([['base', outcomes.get('base')!], ['sla', { seeds: [], missing: ['seed 0: data for dataset d is missing'] }]]));
+  t.is(partial.comparisons[0].verdict, 'not run');
+  t.regex(tableMarkdown(partial), /data for dataset d is missing/);
+});
+
+test('figures render to SVG through Vega-Lite (forest plot, accuracy by shot, training curves)', async (t) => {
+  const table: TableSpec = parseTableSpec(
+    {
+      format: 'fewshot-table/1', id: 'toy', title: 'toy', source: 'test', budgets: { cpu: { label: 'r', protocol: 'reduced', seeds: 1, base: {} } },
+      cells: [1, 5].flatMap((shot) => [
+        { id: `b${shot}`, row: 'B', column: `${shot}-shot`, dataset: 'd', method: 'protonet', mode: 'plain', test: { way: 5, shot, query: 15 }, published: [] },
+        { id: `a${shot}`, row: 'A', column: `${shot}-shot`, dataset: 'd', method: 'protonet-sla', mode: 'ag', test: { way: 5, shot, query: 15 }, published: [] },
+      ]),
+      comparisons: [1, 5].map((shot) => ({ id: `c${shot}`, a: `a${shot}`, b: `b${shot}` })),
+    },
+    'toy',
+  );
+  const one = (seed: number, p: number): { seeds: SeedOutcome[]; missing: string[] } => ({ seeds: [{ seed: 0, result: 'r', perEpisode: fakeEpisodes(seed, 100, p), episodesSha256: 'e', wallSeconds: { eval: 1 } }], missing: [] });
+  const o = summarizeTable(table, 'cpu', new Map([['b1', one(1, 0.4)], ['a1', one(2, 0.45)], ['b5', one(3, 0.6)], ['a5', one(4, 0.62)]]));
+  for (const spec of [forestPlotSpec(o), accuracyByShotSpec(o)]) {
+    const svg = await renderSvg(spec!);
+    t.true(svg.startsWith('<svg'));
+    t.regex(svg, /A − B|accuracy/);
+  }
+  const log = [
+    JSON.stringify({ event: 'train', episode: 100, loss: 1.5 }),
+    JSON.stringify({ event: 'validation', episode: 100, accuracy: { mean: 0.31 } }),
+    '{"event":"train","episode":200,"loss":1.4}',
+    '{"torn',
+  ].join('\n');
+  const points = curvePointsFromLog('protonet 5w1s', 0, log);
+  t.deepEqual(points.map((p) => [p.episode, p.kind, p.value]), [[100, 'training loss', 1.5], [100, 'validation accuracy (%)', 31], [200, 'training loss', 1.4]]);
+  t.true((await renderSvg(trainingCurvesSpec('curves', points)!)).includes('training episode'));
+  t.is(forestPlotSpec(summarizeTable(table, 'cpu', new Map())), undefined);
+});
+
+test('tables folder lists only json files', async (t) => {
+  const dir = await fs.mkdtemp(path.join((await import('node:os')).tmpdir(), 'fewshot-tables-'));
+  await fs.writeFile(path.join(dir, 'a.json'), '{}');
+  await fs.writeFile(path.join(dir, 'README.md'), '');
+  t.deepEqual(await listTables(dir), ['a']);
+  await t.throwsAsync(readTableSpec('a', dir), { instanceOf: UserError, message: /invalid/ });
+  await fs.rm(dir, { recursive: true });
+});
