@@ -115,6 +115,7 @@ async function trainFromFlags(methodName: string, flags: CommonFlags): Promise<T
     trainSource: config.augment === 'metaoptnet' ? (i) => augmentedSource(trainSplit.loaded, `${config.seed}/augment/${i}`) : () => trainSplit.source,
     sampleTrainEpisode: trainEpisodeSampler(trainSplit, config.train, config.seed),
     validation: { source: valSplit.source, list: valList },
+    onNotice: (message) => process.stderr.write(`${message}\n`),
     onProgress: (p) => {
       if (p.loss !== undefined) lastLoss = p.loss.toFixed(4);
       if (p.validation) lastVal = `${formatCI(p.validation.accuracy)}${p.validation.best ? '*' : ''}`;
