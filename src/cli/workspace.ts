@@ -5,6 +5,7 @@ import { checkEpisodesMatchSplit, episodeFileName, readEpisodeFile, sampleEpisod
 import type { EpisodeList } from '../eval/evaluator.ts';
 import type { EpisodeIndices, EpisodeShape, ImageSource } from '../train/episode-images.ts';
 import { startProgress } from '../util/progress.ts';
+import { onStop } from '../util/signal.ts';
 import { UserError } from '../util/errors.ts';
 
 /**
@@ -43,8 +44,7 @@ export async function prepareWithProgress(source: string, cacheDir: string, imag
   const t0 = performance.now();
   // Ctrl-C aborts cleanly: prepare removes its temp folder, the previous cache (if any) stays.
   const abort = new AbortController();
-  const onSigint = () => abort.abort();
-  process.once('SIGINT', onSigint);
+  const offStop = onStop(() => abort.abort());
   try {
     await prepareDataset({
       source, cacheDir, imageSize, signal: abort.signal,
@@ -55,7 +55,7 @@ export async function prepareWithProgress(source: string, cacheDir: string, imag
       },
     });
   } finally {
-    process.off('SIGINT', onSigint);
+    offStop();
     bar?.stop();
   }
   process.stderr.write(`prepared in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
@@ -82,7 +82,7 @@ export async function openDataset(opts: { data?: string; cache?: string; imageSi
             name, loaded,
             source: { imageSize: loaded.imageSize, gather: (items: ArrayLike<number>) => gatherImages(loaded, items) },
             splitFingerprint: loaded.splitFingerprint,
-            cacheFingerprint: loaded.cacheFingerprint,
+            cacheFingerprint: loaded.verifiedCacheFingerprint ?? loaded.cacheFingerprint,
           })),
         );
       }
