@@ -1,5 +1,47 @@
 #!/usr/bin/env node
-// Thin launcher: run the TypeScript CLI through tsx so no build step is needed.
-import { register } from 'tsx/esm/api';
-register();
-await import('../src/cli/main.ts');
+// Launcher and supervisor: runs the TypeScript CLI (through tsx, so no build step) in a child node
+// process and owns the signals, because the child can be inside a long synchronous kernel (the cpu
+// backend) where no JavaScript signal handler runs for seconds.
+//  - SIGINT/SIGTERM: passed on to the child, which stops at its next step boundary with a clean
+//    message; if it has not exited within STOP_GRACE_MS the launcher SIGKILLs it (safe: every writer
+//    is crash-proof) and exits 130/143 itself. So every backend stops within a second.
+//  - The launcher's own parent dying (kill -9 of `npm run fewshot …`): the child is killed too; the
+//    child also watches its own parent (src/util/orphan.ts), so no worker is left running.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const STOP_GRACE_MS = 800;
+const main = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.ts');
+const child = spawn(process.execPath, [...process.execArgv, '--import', 'tsx', main, ...process.argv.slice(2)], { stdio: 'inherit' });
+
+let stopping;
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = signal;
+    child.kill(signal);
+    setTimeout(() => {
+      child.kill('SIGKILL');
+      process.stderr.write(`\nstopped by ${signal} (the step in progress was abandoned; every checkpoint, result and cache on disk is complete)\n`);
+      process.exit(code);
+    }, STOP_GRACE_MS).unref();
+  });
+}
+
+const parent = process.ppid;
+const watch = setInterval(() => {
+  if (parent > 1 && process.ppid !== parent) {
+    child.kill('SIGKILL');
+    process.exit(137);
+  }
+}, 200);
+
+child.on('exit', (code, signal) => {
+  clearInterval(watch);
+  if (signal) {
+    const codes = { SIGINT: 130, SIGTERM: 143, SIGKILL: 137 };
+    process.exit(stopping ? (stopping === 'SIGINT' ? 130 : 143) : codes[signal] ?? 1);
+  }
+  process.exit(code ?? 1);
+});
