@@ -8,6 +8,7 @@
 //  - The launcher's own parent dying (kill -9 of `npm run fewshot …`): the child is killed too; the
 //    child also watches its own parent (src/util/orphan.ts), so no worker is left running.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -29,9 +30,29 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
   });
 }
 
+// The processes whose death ends this one: the parent, and when the parent is the `sh -c` wrapper
+// npm runs scripts in (dash does not exec the command, and survives npm's death as an orphan), the
+// parent's parent too (npm itself). /proc is Linux; elsewhere only the parent is followed.
+const parentOf = (pid) => {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+};
+const isShellWrapper = (pid) => {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return /(^|\/)(sh|dash|bash)$/.test(argv[0]) && argv[1] === '-c';
+  } catch {
+    return false;
+  }
+};
 const parent = process.ppid;
+const grandparent = isShellWrapper(parent) ? parentOf(parent) : undefined;
 const watch = setInterval(() => {
-  if (parent > 1 && process.ppid !== parent) {
+  const orphaned = (parent > 1 && process.ppid !== parent) || (grandparent !== undefined && grandparent > 1 && parentOf(parent) !== grandparent);
+  if (orphaned) {
     child.kill('SIGKILL');
     process.exit(137);
   }

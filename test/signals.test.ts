@@ -63,3 +63,22 @@ for (const victim of ['npm stand-in', 'launcher'] as const) test.serial(`kill -9
   if (alive()) process.kill(childPid, 'SIGKILL');
   for (const pid of [launcherPid, parent.pid!]) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
 });
+
+test.serial('kill -9 of `npm run fewshot …` (npm → sh → launcher → worker) leaves no process running', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const args = trainArgs('npm-chain').slice(1); // without bin/fewshot.js: the npm script adds it
+  const npm = spawn('npm', ['run', '--silent', 'fewshot', '--', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  await new Promise<void>((resolve, reject) => {
+    npm.stderr!.on('data', (d) => { stderr += d; if (/training protonet/.test(stderr)) resolve(); });
+    npm.on('exit', () => reject(new Error(`npm exited early: ${stderr}`)));
+  });
+  const pids = () => { try { return execFileSync('pgrep', ['-f', 'runs --name npm-chain|--name npm-chain']).toString().trim().split('\n').map(Number); } catch { return []; } };
+  t.true(pids().length >= 2, 'launcher and worker should be running');
+  npm.kill('SIGKILL');
+  const t0 = performance.now();
+  while (pids().length > 0 && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 100));
+  const left = pids();
+  t.deepEqual(left, [], `still running 5 s after npm was killed: ${left.join(', ')}`);
+  for (const pid of left) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+});
