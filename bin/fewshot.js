@@ -1,18 +1,77 @@
 #!/usr/bin/env node
-// Launcher. In a source checkout (src/ present) it runs the TypeScript CLI through tsx, so development needs
-// no build step; an installed package has no src/ and runs the compiled dist/. tsx is still registered there
-// when an argument names a .ts file, so `--plugin ./my-head.ts` works from an installed package too.
-import { existsSync } from 'node:fs';
+// Launcher and supervisor: runs the CLI in a child node process and owns the signals. In a source checkout
+// (src/ present) the child runs the TypeScript sources through tsx, so development needs no build step, with
+// the `fewshot-source` export condition so that plugins' `import … from 'fewshot'` load these same sources (one
+// registry); an installed package has no src/ and runs the compiled dist/ (tsx is still loaded when an argument
+// names a .ts file, so `--plugin ./my-head.ts` works there too). The launcher owns the signals, because the child can be inside a long synchronous kernel (the cpu
+// backend) where no JavaScript signal handler runs for seconds.
+//  - SIGINT/SIGTERM: passed on to the child, which stops at its next step boundary with a clean
+//    message; if it has not exited within STOP_GRACE_MS the launcher SIGKILLs it (safe: every writer
+//    is crash-proof) and exits 130/143 itself. So every backend stops within a second.
+//  - The launcher's own parent dying (kill -9 of `npm run fewshot …`): the child is killed too; the
+//    child also watches its own parent (src/util/orphan.ts), so no worker is left running.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const sources = new URL('../src/cli/main.ts', import.meta.url);
+const STOP_GRACE_MS = 800;
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const sources = path.join(root, 'src', 'cli', 'main.ts');
 const fromSources = existsSync(sources);
-if (fromSources || process.argv.slice(2).some((a) => /\.[cm]?ts$/.test(a))) {
-  const { register } = await import('tsx/esm/api');
-  register();
+const args = process.argv.slice(2);
+const loader = fromSources || args.some((a) => /\.[cm]?ts$/.test(a)) ? ['--import', 'tsx'] : [];
+const conditions = fromSources ? ['--conditions=fewshot-source'] : [];
+const main = fromSources ? sources : path.join(root, 'dist', 'cli', 'main.js');
+const child = spawn(process.execPath, [...process.execArgv, ...loader, ...conditions, main, ...args], { stdio: 'inherit' });
+
+let stopping;
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = signal;
+    child.kill(signal);
+    setTimeout(() => {
+      child.kill('SIGKILL');
+      process.stderr.write(`\nstopped by ${signal} (the step in progress was abandoned; every checkpoint, result and cache on disk is complete)\n`);
+      process.exit(code);
+    }, STOP_GRACE_MS).unref();
+  });
 }
-if (fromSources) {
-  // Plugins' `import … from 'fewshot'` must load these same sources (one registry), not a built dist/.
-  const hook = `export function resolve(s, c, next) { return next(s, { ...c, conditions: [...c.conditions, 'fewshot-source'] }); }`;
-  (await import('node:module')).register(`data:text/javascript,${encodeURIComponent(hook)}`);
-}
-await import(fromSources ? sources.href : new URL('../dist/cli/main.js', import.meta.url).href);
+
+// The processes whose death ends this one: the parent, and when the parent is the `sh -c` wrapper
+// npm runs scripts in (dash does not exec the command, and survives npm's death as an orphan), the
+// parent's parent too (npm itself). /proc is Linux; elsewhere only the parent is followed.
+const parentOf = (pid) => {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+};
+const isShellWrapper = (pid) => {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return /(^|\/)(sh|dash|bash)$/.test(argv[0]) && argv[1] === '-c';
+  } catch {
+    return false;
+  }
+};
+const parent = process.ppid;
+const grandparent = isShellWrapper(parent) ? parentOf(parent) : undefined;
+const watch = setInterval(() => {
+  const orphaned = (parent > 1 && process.ppid !== parent) || (grandparent !== undefined && grandparent > 1 && parentOf(parent) !== grandparent);
+  if (orphaned) {
+    child.kill('SIGKILL');
+    process.exit(137);
+  }
+}, 200);
+
+child.on('exit', (code, signal) => {
+  clearInterval(watch);
+  if (signal) {
+    const codes = { SIGINT: 130, SIGTERM: 143, SIGKILL: 137 };
+    process.exit(stopping ? (stopping === 'SIGINT' ? 130 : 143) : codes[signal] ?? 1);
+  }
+  process.exit(code ?? 1);
+});

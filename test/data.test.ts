@@ -73,8 +73,8 @@ test('prepare from the images/ folder and from .tar.gz archives gives the same f
   // The last progress report says everything was decoded.
   const lastDecode = progress.filter((p) => p.phase === 'decode').at(-1);
   t.deepEqual(lastDecode, { phase: 'decode', done: 140, total: 140 });
-  // Only the cache itself, no temp dirs, in the parents.
-  t.deepEqual(await listDir(a.parent), ['cache']);
+  // Only the cache (a link to its one complete version), no temp dirs, in the parents.
+  t.deepEqual(await listDir(a.parent), ['.cache.v1', 'cache']);
   t.deepEqual(await listDir(a.dir), ['manifest.json', 'test.items.csv', 'test.u8', 'train.items.csv', 'train.u8', 'val.items.csv', 'val.u8']);
 });
 
@@ -199,7 +199,7 @@ test('a corrupt or truncated JPEG: UserError naming the file; an existing cache 
   const bytes = fx.images.get(victim)!;
   await fs.writeFile(path.join(ds, 'images', victim), bytes.subarray(0, Math.floor(bytes.length / 2)));
   await expectUserError(t, prepareDataset({ source: ds, cacheDir: dir }), victim, 'cannot be used');
-  t.deepEqual(await listDir(parent), ['cache']);
+  t.deepEqual(await listDir(parent), ['.cache.v1', 'cache']);
   t.is((await loadSplit(dir, 'train')).cacheFingerprint, good.manifest.cacheFingerprint);
 
   // Not an image at all, delivered through an archive: the error names the archive entry.
@@ -210,7 +210,7 @@ test('a corrupt or truncated JPEG: UserError naming the file; an existing cache 
   await tar.c({ gzip: true, cwd: path.join(arcDir, 'stage'), file: path.join(arcDir, 'all.tar.gz') }, ['images']);
   await fs.rm(path.join(arcDir, 'stage'), { recursive: true });
   await expectUserError(t, prepareDataset({ source: arcDir, cacheDir: dir }), victim, 'all.tar.gz');
-  t.deepEqual(await listDir(parent), ['cache']);
+  t.deepEqual(await listDir(parent), ['.cache.v1', 'cache']);
   await fs.rm(root, { recursive: true, force: true });
 });
 
@@ -314,8 +314,11 @@ test('loadSplit: missing cache, older format, damaged manifest and short pixel f
   const flipped = Buffer.from(pixels);
   flipped[1000] ^= 1;
   await fs.writeFile(u8, flipped);
-  t.truthy(await loadSplit(dir, 'test'), 'size check alone passes');
-  await expectUserError(t, loadSplit(dir, 'test', { verifyPixels: true }), 'does not match its manifest');
+  t.truthy(await loadSplit(dir, 'test', { verifyPixels: false }), 'size check alone passes');
+  // Pixels edited in place are refused by default (the result would record the manifest's fingerprint).
+  await expectUserError(t, loadSplit(dir, 'test'), 'does not match its manifest');
+  await fs.writeFile(u8, pixels);
+  t.is((await loadSplit(dir, 'test')).verifiedCacheFingerprint, manifest.cacheFingerprint);
 });
 
 test('image size out of range is a UserError', async (t) => {
@@ -345,5 +348,6 @@ test('temp folders of a killed prepare are removed by the next prepare once stal
   await fs.utimes(stale, old, old);
   await fs.utimes(unrelated, old, old);
   await prepareDataset({ source: fx.folderDir, cacheDir: dir });
-  t.deepEqual(await listDir(parent), ['.cache.ba9876543210.tmp', '.other.0123456789ab.tmp', 'cache']);
+  // `cache` is a link to its one complete version `.cache.v1` (see replaceDirAtomic).
+  t.deepEqual(await listDir(parent), ['.cache.ba9876543210.tmp', '.cache.v1', '.other.0123456789ab.tmp', 'cache']);
 });

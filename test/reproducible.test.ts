@@ -44,15 +44,16 @@ test('derived seeds are never 0 and differ per key, also at run seed 0', (t) => 
   t.throws(() => deriveSeed(0, ''));
 });
 
-test('two seed-0 trainings give byte-identical weights and per-episode accuracies', async (t) => {
+test.serial('two seed-0 trainings give byte-identical weights and per-episode accuracies', async (t) => {
   const outs = [];
   for (const k of [1, 2]) {
     const dir = path.join(fx.root, `repro${k}`);
+    // wasm, single-threaded (fast); initialisation is backend-independent JS, where the seed-0 bug was.
     const r = await runCli([
       'run', 'protonet', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '3', '--val-every', '2', '--val-episodes', '2',
-      '--val-file', path.join(fx.root, 'val.json'), '--test-file', path.join(fx.root, 'test.json'), '--backend', 'cpu', '--seed', '0',
+      '--val-file', path.join(fx.root, 'val.json'), '--test-file', path.join(fx.root, 'test.json'), '--backend', 'wasm', '--seed', '0',
       '--runs', path.join(dir, 'runs'), '--results', path.join(dir, 'results'), '--name', 'r', ...common(),
-    ]);
+    ], { FEWSHOT_WASM_THREADS: '1' });
     t.is(r.code, 0, r.stderr);
     outs.push({
       weights: await fs.readFile(path.join(dir, 'runs', 'r', 'last', 'weights.bin')),
@@ -61,4 +62,20 @@ test('two seed-0 trainings give byte-identical weights and per-episode accuracie
   }
   t.true(outs[0].weights.equals(outs[1].weights), 'weights differ between two seed-0 runs');
   t.is(outs[0].perEpisode, outs[1].perEpisode);
+});
+
+test.serial('a different config under an existing run name is refused before training, also when only best/ exists', async (t) => {
+  const dir = path.join(fx.root, 'clash');
+  const args = (extra: string[]) => [
+    'train', 'protonet', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '2', '--val-every', '2', '--val-episodes', '2',
+    '--val-file', path.join(fx.root, 'val.json'), '--backend', 'wasm', '--runs', path.join(dir, 'runs'), '--name', 'c', ...common(), ...extra,
+  ];
+  t.is((await runCli(args([]), { FEWSHOT_WASM_THREADS: '1' })).code, 0);
+  // Without last/ the old guard (on resume only) let a different config overwrite best/.
+  const runDir = path.join(dir, 'runs', 'c');
+  for (const name of await fs.readdir(runDir)) if (name === 'last' || name.startsWith('.last.')) await fs.rm(path.join(runDir, name), { recursive: true });
+  const clash = await runCli(args(['--lr', '0.01']), { FEWSHOT_WASM_THREADS: '1' });
+  t.is(clash.code, 2, clash.stderr);
+  t.regex(clash.stderr, /already holds a run with a different configuration/);
+  t.notRegex(clash.stderr, /train: \d/);
 });

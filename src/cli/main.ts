@@ -1,5 +1,7 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { UserError, NumericalError } from '../util/errors.ts';
+import { installStopHandlers, receivedStopSignal, StoppedBySignal } from '../util/signal.ts';
+import { exitWithParent } from '../util/orphan.ts';
 import { BACKEND_CHOICES } from '../backend/select.ts';
 import { registerDataCommands } from './commands/data.ts';
 import { registerEpisodeCommands } from './commands/episodes.ts';
@@ -38,9 +40,17 @@ registerCompareCommand(program);
 registerListCommand(program);
 registerReproduceCommands(program);
 
+installStopHandlers();
+exitWithParent();
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
+  // After SIGINT/SIGTERM any error (StoppedBySignal, an aborted prepare's AbortError) is the stop itself.
+  const signal = err instanceof StoppedBySignal ? err.signal : receivedStopSignal();
+  if (signal) {
+    process.stderr.write(`stopped by ${signal}; every checkpoint, result and cache on disk is complete (a resumed run continues from the last checkpoint)\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  }
   if (err instanceof UserError) {
     process.stderr.write(`error: ${err.problem}\n  fix: ${err.fix}\n`);
     process.exit(2);

@@ -1,5 +1,6 @@
 import type { ExperimentHooks, ExperimentReporter } from '../experiment/index.ts';
 import { startProgress } from '../util/progress.ts';
+import { onStop, StoppedBySignal } from '../util/signal.ts';
 
 /** The CLI's reporter: status lines and progress bars (or periodic lines in logs) on stderr. */
 export const stderrReporter: ExperimentReporter = {
@@ -13,7 +14,6 @@ export const stderrReporter: ExperimentReporter = {
  */
 export function cliHooks(): ExperimentHooks & { done(): void } {
   const abort = new AbortController();
-  const onSigint = () => abort.abort(new Error('interrupted (Ctrl-C)'));
-  process.once('SIGINT', onSigint);
-  return { reporter: stderrReporter, signal: abort.signal, done: () => process.off('SIGINT', onSigint) };
+  const offStop = onStop((signal) => abort.abort(new StoppedBySignal(signal)));
+  return { reporter: stderrReporter, signal: abort.signal, done: offStop };
 }

@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import { replaceDirAtomic } from '../util/atomic.ts';
+import { recoverDir, replaceDirAtomic } from '../util/atomic.ts';
+import { crashPoint } from '../util/fault.ts';
 import { UserError } from '../util/errors.ts';
 import { CACHE_FORMAT, CACHE_FORMAT_VERSION, cacheFingerprint, splitFingerprint, type CacheManifest, type CacheSplitEntry } from './cache.ts';
 import { checksumMismatch, readSha256Sums, sha256File, sha256Hex } from './checksums.ts';
@@ -48,19 +49,12 @@ const STALE_TEMP_AGE_MS = 60 * 60 * 1000;
 
 /**
  * A prepare killed hard (SIGKILL, power loss) leaves its temp folder `.<name>.<hex>.tmp` beside
- * the cache; the target itself is never half-written. Remove such leftovers once they are old
- * enough that no prepare can still be writing them.
+ * the cache (the cache itself is a link to a complete version, see replaceDirAtomic). recoverDir
+ * removes such leftovers once they are old enough that no prepare can still be writing them, and
+ * re-links the newest complete version if a kill hit between finishing it and swapping the link.
  */
 async function removeStaleTempDirs(cacheDir: string): Promise<void> {
-  const parent = path.dirname(path.resolve(cacheDir));
-  const prefix = `.${path.basename(cacheDir)}.`;
-  const names = await fs.readdir(parent).catch(() => [] as string[]);
-  for (const name of names) {
-    if (!name.startsWith(prefix) || !/\.[0-9a-f]{12}\.tmp(\.old)?$/.test(name)) continue;
-    const full = path.join(parent, name);
-    const st = await fs.stat(full).catch(() => undefined);
-    if (st && Date.now() - st.mtimeMs > STALE_TEMP_AGE_MS) await fs.rm(full, { recursive: true, force: true });
-  }
+  await recoverDir(cacheDir, { staleTempAgeMs: STALE_TEMP_AGE_MS });
 }
 
 /**
@@ -200,8 +194,9 @@ export async function prepareDataset(options: PrepareOptions): Promise<PrepareRe
         splits: splitEntries,
         cacheFingerprint: cacheFingerprint(imageSize, splitEntries),
       };
+      crashPoint('prepare:pixels-written');
       await fs.writeFile(path.join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-    });
+    }, 'prepare');
   } finally {
     sharp.concurrency(previousConcurrency);
     sharp.cache(true);

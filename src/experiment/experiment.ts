@@ -155,6 +155,7 @@ export async function trainExperiment(rawConfig: TrainConfig, rawOptions: Experi
       trainSource: config.augment === 'metaoptnet' ? (i) => augmentedSource(trainSplit.loaded, `${config.seed}/augment/${i}`, norm) : () => trainSplit.source,
       sampleTrainEpisode: trainEpisodeSampler(trainSplit, config.train, config.seed),
       validation: { source: valSplit.source, list: valList },
+      onNotice: (message) => reporter.log(message),
       onProgress: (p) => {
         if (p.loss !== undefined) lastLoss = p.loss.toFixed(4);
         if (p.validation) lastVal = `${formatCI(p.validation.accuracy)}${p.validation.best ? '*' : ''}`;

@@ -148,7 +148,8 @@ export async function openDataset(
             name, loaded,
             source: { imageSize: loaded.imageSize, gather: (items: ArrayLike<number>) => gatherImages(loaded, items, normalization) },
             splitFingerprint: loaded.splitFingerprint,
-            cacheFingerprint: loaded.cacheFingerprint,
+            // the fingerprint of the pixels as verified on load, not the one the manifest claims
+            cacheFingerprint: loaded.verifiedCacheFingerprint ?? loaded.cacheFingerprint,
           })),
         );
       }

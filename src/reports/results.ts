@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
-import { replaceDirAtomic } from '../util/atomic.ts';
+import { createHash } from 'node:crypto';
+import { recoverFiles, writeFilesAtomic } from '../util/atomic.ts';
 import type { EvalResult } from '../eval/evaluator.ts';
 import { formatCI, type MeanCI } from '../eval/stats.ts';
 import { UserError } from '../util/errors.ts';
@@ -39,21 +40,23 @@ export interface ResultRecord {
   checkpoint?: string;
   software: Record<string, string>;
   config?: Record<string, unknown>;
+  /** sha256 of per-episode.csv: readers check that the two files belong together (older results lack it). */
+  perEpisodeSha256?: string;
 }
 
 export async function writeResult(dir: string, record: Omit<ResultRecord, 'format' | 'summary' | 'inferenceModes'>, evalResult: EvalResult): Promise<ResultRecord> {
+  const rows = Array.from({ length: evalResult.episodes }, (_, i) => [i, ...evalResult.modes.map((m) => evalResult.perEpisode[m][i])]);
+  const csv = stringify(rows, { header: true, columns: ['episode', ...evalResult.modes] });
   const full: ResultRecord = {
     format: 'fewshot-result/1',
     ...record,
     inferenceModes: evalResult.modes,
     summary: Object.fromEntries(evalResult.modes.map((m) => [m, { ...evalResult.summary[m], text: formatCI(evalResult.summary[m]) }])),
+    perEpisodeSha256: createHash('sha256').update(csv).digest('hex'),
   };
-  const rows = Array.from({ length: evalResult.episodes }, (_, i) => [i, ...evalResult.modes.map((m) => evalResult.perEpisode[m][i])]);
-  const csv = stringify(rows, { header: true, columns: ['episode', ...evalResult.modes] });
-  await replaceDirAtomic(dir, async (tmp) => {
-    await fs.writeFile(path.join(tmp, 'result.json'), JSON.stringify(full, null, 2) + '\n');
-    await fs.writeFile(path.join(tmp, 'per-episode.csv'), csv);
-  });
+  // Result folders are committed to git, so they must stay plain files (no versioned folders or
+  // symlinks): a staged, journaled per-file replace, result.json moved in last (see writeFilesAtomic).
+  await writeFilesAtomic(dir, [['per-episode.csv', csv], ['result.json', JSON.stringify(full, null, 2) + '\n']], 'result');
   return full;
 }
 
@@ -64,6 +67,8 @@ export interface LoadedResult {
 }
 
 export async function readResult(dir: string): Promise<LoadedResult> {
+  // An interrupted write leaves a journal beside the folder; finish it before reading.
+  await recoverFiles(dir).catch(() => undefined);
   let record: ResultRecord;
   try {
     record = JSON.parse(await fs.readFile(path.join(dir, 'result.json'), 'utf8'));
@@ -73,6 +78,9 @@ export async function readResult(dir: string): Promise<LoadedResult> {
   const csv = await fs.readFile(path.join(dir, 'per-episode.csv'), 'utf8').catch(() => {
     throw new UserError(`no per-episode.csv in ${dir}`, 'the result directory is incomplete; re-run the evaluation');
   });
+  if (record.perEpisodeSha256 && createHash('sha256').update(csv).digest('hex') !== record.perEpisodeSha256) {
+    throw new UserError(`${dir}: per-episode.csv does not belong to result.json (sha256 differs from the one recorded)`, 're-run the evaluation that wrote this result');
+  }
   const lines = csv.trim().split('\n');
   const header = lines[0].split(',');
   const perEpisode: Record<string, Float64Array> = {};

@@ -11,6 +11,10 @@ import { evaluate, type EpisodeList } from '../eval/evaluator.ts';
 import { trainingStep } from './step.ts';
 import { NumericalError, UserError, withEpisodeIndex } from '../util/errors.ts';
 import type { MeanCI } from '../eval/stats.ts';
+import { recoverDir, writeFileAtomic } from '../util/atomic.ts';
+import { acquireRunLock } from '../util/lock.ts';
+import { crashPoint } from '../util/fault.ts';
+import { stopRequested } from '../util/signal.ts';
 
 export interface TrainProgress {
   episode: number;
@@ -33,11 +37,13 @@ export interface TrainerInputs {
   runDir: string;
   /** Recorded into every checkpoint (config, data fingerprints, ...). Must include a `configHash`. */
   meta: Record<string, unknown> & { configHash: string };
-  /** Save `last/` every this many episodes (resume granularity). */
+  /** Save `last/` every this many episodes (resume granularity; default: at every validation, at most every 500). */
   checkpointEvery?: number;
   /** How often to report the running loss (episodes). */
   logEvery?: number;
   onProgress?(p: TrainProgress): void;
+  /** Start-up notes for the user (a stale lock taken over, leftovers recovered). */
+  onNotice?(message: string): void;
 }
 
 export interface TrainSummary {
@@ -69,50 +75,96 @@ export async function train(inputs: TrainerInputs): Promise<TrainSummary> {
   const bestDir = path.join(runDir, 'best');
   const logPath = path.join(runDir, 'train-log.jsonl');
   await fs.mkdir(runDir, { recursive: true });
+  // One process per run folder; a second `train` on a held name is refused with the holder's details.
+  const lock = await acquireRunLock(runDir);
+  try {
+    if (lock.tookOverFrom) inputs.onNotice?.(`took over the stale lock of process ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.host} (started ${lock.tookOverFrom.startedAt}; no longer running)`);
+    return await trainLocked(inputs, { t0, trainable, allVars, optimizer, lastDir, bestDir, logPath });
+  } finally {
+    await lock.release();
+  }
+}
+
+interface TrainState {
+  t0: number;
+  trainable: tf.Variable[];
+  allVars: tf.Variable[];
+  optimizer: RestorableOptimizer;
+  lastDir: string;
+  bestDir: string;
+  logPath: string;
+}
+
+async function refuseOtherConfig(runDir: string, dir: string, configHash: string): Promise<void> {
+  const ckpt = await readCheckpoint(dir).catch(() => undefined);
+  if (ckpt && ckpt.file.meta.configHash !== configHash) {
+    // Never overwrite another run's checkpoints: a different config under the same run directory is an error.
+    throw new UserError(
+      `${runDir} already holds a run with a different configuration (config hash ${String(ckpt.file.meta.configHash)}, this one ${configHash})`,
+      'give this run another --name, or delete that directory if you no longer need it',
+    );
+  }
+}
+
+async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<TrainSummary> {
+  const { method, config, runDir } = inputs;
+  const { t0, trainable, allVars, optimizer, lastDir, bestDir, logPath } = state;
+  // With the lock held no other writer can be mid-write: every temp leftover in runs/<name> is a dead
+  // process's, and a kill between "new version complete" and "link swapped" is finished here.
+  for (const dir of [lastDir, bestDir]) {
+    for (const action of await recoverDir(dir)) inputs.onNotice?.(`recovered ${path.relative(process.cwd(), dir) || dir}: ${action}`);
+  }
+  for (const name of await fs.readdir(runDir)) {
+    if (/\.[0-9a-f]{12}\.(tmp|lnk|stale)$/.test(name)) await fs.rm(path.join(runDir, name), { recursive: true, force: true });
+  }
+  // A different config under this name is refused before any training, whichever checkpoint exists.
+  const hasLast = await fs.stat(path.join(lastDir, 'checkpoint.json')).then(() => true, () => false);
+  await refuseOtherConfig(runDir, lastDir, inputs.meta.configHash);
+  await refuseOtherConfig(runDir, bestDir, inputs.meta.configHash);
 
   let start = 0;
   let best: TrainSummary['best'];
+  let resumedLoss: { sum: number; count: number } | undefined;
   // Resume when a compatible `last/` exists.
-  const resumable = await fs.stat(path.join(lastDir, 'checkpoint.json')).then(() => true, () => false);
-  if (resumable) {
+  if (hasLast) {
     const ckpt = await readCheckpoint(lastDir);
-    if (ckpt.file.meta.configHash !== inputs.meta.configHash) {
-      // Never overwrite another run's checkpoints: a different config under the same run directory is an error.
-      throw new UserError(
-        `${runDir} already holds a run with a different configuration (config hash ${String(ckpt.file.meta.configHash)}, this one ${inputs.meta.configHash})`,
-        'give this run another --name, or delete that directory if you no longer need it',
-      );
+    restoreVariables(ckpt, allVars);
+    if (ckpt.file.optimizer) {
+      const slots = Object.fromEntries(Object.entries(ckpt.file.optimizer.slots).map(([k, es]) => [k, es.map((e) => ckpt.tensor(e))]));
+      optimizer.restore(trainable, slots, ckpt.file.optimizer.stepCount);
+      tf.dispose(Object.values(slots).flat());
     }
-    {
-      restoreVariables(ckpt, allVars);
-      if (ckpt.file.optimizer) {
-        const slots = Object.fromEntries(Object.entries(ckpt.file.optimizer.slots).map(([k, es]) => [k, es.map((e) => ckpt.tensor(e))]));
-        optimizer.restore(trainable, slots, ckpt.file.optimizer.stepCount);
-        tf.dispose(Object.values(slots).flat());
-      }
-      start = Number(ckpt.file.meta.episode ?? 0);
-      best = ckpt.file.meta.best as TrainSummary['best'];
-    }
+    start = Number(ckpt.file.meta.episode ?? 0);
+    best = ckpt.file.meta.best as TrainSummary['best'];
+    resumedLoss = ckpt.file.meta.runningLoss as { sum: number; count: number } | undefined;
   }
+  // The log must not repeat episodes: drop entries past the resumed episode (written after `last/`
+  // was saved by a process that then died), atomically.
+  await truncateLog(logPath, start);
 
   const save = async (dir: string, episode: number) =>
     saveCheckpoint(dir, {
       variables: allVars,
       optimizer: { type: optimizer.type, stepCount: optimizer.stepCount, slots: optimizer.state() },
-      meta: { ...inputs.meta, episode, best },
+      // The loss accumulated since the last log report travels with the checkpoint (a float32 value,
+      // exact in JSON), so a resumed run logs the same loss as an uninterrupted one.
+      meta: { ...inputs.meta, episode, best, runningLoss: { sum: (await lossSum.data())[0], count: lossCount } },
     });
-  const log = (entry: Record<string, unknown>) => fs.appendFile(logPath, JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n');
+  const log = async (entry: Record<string, unknown>) => {
+    await fs.appendFile(logPath, JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n');
+    crashPoint('train-log:appended');
+  };
 
   const perStep = config.episodesPerStep;
   const logEvery = inputs.logEvery ?? 100;
-  const ckptEvery = inputs.checkpointEvery ?? 500;
+  const ckptEvery = inputs.checkpointEvery ?? (config.validation.every > 0 ? Math.min(500, config.validation.every) : 500);
   const validateEvery = config.validation.every;
   const valMode = config.validation.mode ?? method.inferenceModes[0];
   if (inputs.validation && !method.inferenceModes.includes(valMode)) {
     throw new Error(`validation mode "${valMode}" is not one of ${method.inferenceModes.join(', ')}`);
   }
-  let lossSum = tf.scalar(0);
-  let lossCount = 0;
+  let lossSum = tf.scalar(resumedLoss?.sum ?? 0);
+  let lossCount = resumedLoss?.count ?? 0;
 
   const validate = async (episode: number) => {
     if (!inputs.validation) return;
@@ -128,6 +180,10 @@ export async function train(inputs: TrainerInputs): Promise<TrainSummary> {
   };
 
   for (let episode = start; episode < config.episodes; episode += perStep) {
+    // SIGINT/SIGTERM set a flag (util/signal.ts); yielding once per step lets the handler run, and
+    // stopping between steps leaves the last complete checkpoint.
+    await new Promise((resolve) => setImmediate(resolve));
+    stopRequested();
     const lr = learningRateAt(config, episode);
     const used = Math.min(perStep, config.episodes - episode);
     // Build the step's episodes; episode i of the stream depends only on i, so resuming replays nothing.
@@ -157,6 +213,7 @@ export async function train(inputs: TrainerInputs): Promise<TrainSummary> {
     }
     if (crossed(validateEvery) || (done === config.episodes && inputs.validation)) await validate(done);
     if (crossed(ckptEvery) || done === config.episodes) await save(lastDir, done);
+    crashPoint('train:episode-done');
   }
   lossSum.dispose();
   // A run with no validation keeps its final weights as "best".
@@ -169,4 +226,18 @@ export async function train(inputs: TrainerInputs): Promise<TrainSummary> {
     bestCheckpoint: bestDir,
     lastCheckpoint: lastDir,
   };
+}
+
+async function truncateLog(logPath: string, resumedEpisode: number): Promise<void> {
+  const text = await fs.readFile(logPath, 'utf8').catch(() => undefined);
+  if (text === undefined) return;
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const keep = lines.filter((l) => {
+    try {
+      return Number((JSON.parse(l) as { episode?: number }).episode ?? 0) <= resumedEpisode;
+    } catch {
+      return false; // a line cut short by a kill mid-append
+    }
+  });
+  if (keep.length !== lines.length || !text.endsWith('\n')) await writeFileAtomic(logPath, keep.map((l) => l + '\n').join(''));
 }

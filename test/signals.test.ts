@@ -1,0 +1,84 @@
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
+import { runCli } from './fixtures/run-cli.ts';
+
+/** SIGINT/SIGTERM stop training with a clean message and 130/143; a killed parent leaves no orphan. */
+let fx: Fixture;
+let cache: string;
+test.before(async () => {
+  fx = await buildFixture(12);
+  cache = path.join(fx.root, 'cache');
+  const prep = await runCli(['data', 'prepare', '--data', fx.folderDir, '--image-size', '16', '--cache', cache]);
+  if (prep.code !== 0) throw new Error(prep.stderr);
+  const made = await runCli(['episodes', 'make', '--split', 'val', '--way', '2', '--shot', '1', '--query', '3', '--count', '2', '--seed', '0', '--image-size', '16', '--cache', cache, '--out', path.join(fx.root, 'val.json')]);
+  if (made.code !== 0) throw new Error(made.stderr);
+});
+test.after.always(async () => {
+  await fx?.cleanup();
+});
+
+// Through the launcher, as `npm run fewshot` and the installed `fewshot` run it.
+const trainArgs = (name: string) => [path.join(REPO_ROOT, 'bin', 'fewshot.js'), 'train', 'protonet', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '100000', '--val-every', '0', '--val-file', path.join(fx.root, 'val.json'),
+  '--backend', 'cpu', '--runs', path.join(fx.root, 'runs'), '--name', name, '--image-size', '16', '--cache', cache];
+
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  test.serial(`${signal} during training exits ${code} within a second with a clean message`, async (t) => {
+    const child = spawn(process.execPath, trainArgs(signal), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (d) => { stderr += d; if (/training protonet/.test(stderr)) resolve(); });
+      child.on('exit', () => reject(new Error(`exited before training: ${stderr}`)));
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    const sent = performance.now();
+    child.kill(signal);
+    const [exitCode] = await new Promise<[number | null]>((r) => child.on('exit', (c) => r([c])));
+    const seconds = (performance.now() - sent) / 1000;
+    t.is(exitCode, code, stderr);
+    t.regex(stderr, new RegExp(`stopped by ${signal}`));
+    t.notRegex(stderr, /at .*\.ts:\d+/); // no stack trace
+    t.true(seconds < 1, `took ${seconds.toFixed(2)} s`);
+  });
+}
+
+for (const victim of ['npm stand-in', 'launcher'] as const) test.serial(`kill -9 of the ${victim} does not leave the node worker running`, async (t) => {
+  // The parent stands in for npm: it starts the CLI and is then SIGKILLed, so it cannot forward anything.
+  const script = `const { spawn } = require('node:child_process'); const c = spawn(process.execPath, ${JSON.stringify(trainArgs('orphan'))}, { stdio: 'ignore' }); console.log(c.pid); setInterval(() => {}, 1000);`;
+  const parent = spawn(process.execPath, ['-e', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const launcherPid = await new Promise<number>((resolve) => parent.stdout.on('data', (d) => resolve(Number(String(d).trim()))));
+  await new Promise((r) => setTimeout(r, 1000));
+  // The node worker the launcher started (the process that trains and writes runs/).
+  const { execFileSync } = await import('node:child_process');
+  const childPid = Number(execFileSync('pgrep', ['-P', String(launcherPid)]).toString().trim().split('\n')[0]);
+  t.true(childPid > 0);
+  await new Promise((r) => setTimeout(r, 4000));
+  if (victim === 'launcher') process.kill(launcherPid, 'SIGKILL');
+  else parent.kill('SIGKILL');
+  const alive = () => { try { process.kill(childPid, 0); return true; } catch { return false; } };
+  const t0 = performance.now();
+  while (alive() && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 100));
+  t.false(alive(), `worker ${childPid} still running 5 s after its parent was killed`);
+  if (alive()) process.kill(childPid, 'SIGKILL');
+  for (const pid of [launcherPid, parent.pid!]) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+});
+
+test.serial('kill -9 of `npm run fewshot …` (npm → sh → launcher → worker) leaves no process running', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const args = trainArgs('npm-chain').slice(1); // without bin/fewshot.js: the npm script adds it
+  const npm = spawn('npm', ['run', '--silent', 'fewshot', '--', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  await new Promise<void>((resolve, reject) => {
+    npm.stderr!.on('data', (d) => { stderr += d; if (/training protonet/.test(stderr)) resolve(); });
+    npm.on('exit', () => reject(new Error(`npm exited early: ${stderr}`)));
+  });
+  const pids = () => { try { return execFileSync('pgrep', ['-f', 'runs --name npm-chain|--name npm-chain']).toString().trim().split('\n').map(Number); } catch { return []; } };
+  t.true(pids().length >= 2, 'launcher and worker should be running');
+  npm.kill('SIGKILL');
+  const t0 = performance.now();
+  while (pids().length > 0 && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 100));
+  const left = pids();
+  t.deepEqual(left, [], `still running 5 s after npm was killed: ${left.join(', ')}`);
+  for (const pid of left) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+});
