@@ -144,7 +144,8 @@ export async function trainExperiment(rawConfig: TrainConfig, rawOptions: Experi
     valEpisodes: { file: valFile, sha256: valList.sha256 },
   };
   reporter.log(`training ${config.method} (${config.backbone}, ${config.imageSize}px, ${dataset.dataset.name}, train ${config.train.way}w${config.train.shot}s${config.train.query}q) for ${config.episodes} episodes → ${runDir}`);
-  const progress = reporter.progress('train', config.episodes);
+  // The bar starts with the first report, i.e. once the trainer has accepted the run folder (lock, config check).
+  let progress: ReturnType<ExperimentReporter['progress']> | undefined;
   let lastLoss = '';
   let lastVal = '';
   const norm = dataset.normalization;
@@ -159,11 +160,12 @@ export async function trainExperiment(rawConfig: TrainConfig, rawOptions: Experi
       onProgress: (p) => {
         if (p.loss !== undefined) lastLoss = p.loss.toFixed(4);
         if (p.validation) lastVal = `${formatCI(p.validation.accuracy)}${p.validation.best ? '*' : ''}`;
+        progress ??= reporter.progress('train', config.episodes);
         progress.update(p.episode, { loss: lastLoss, val: lastVal || '-', lr: p.lr.toExponential(2) });
       },
     });
   } finally {
-    progress.stop();
+    progress?.stop();
   }
   if (summary.resumedFrom) reporter.log(`resumed from episode ${summary.resumedFrom}`);
   if (summary.best) reporter.log(`best validation (${summary.best.mode}) ${formatCI(summary.best.accuracy)} at episode ${summary.best.episode}`);
