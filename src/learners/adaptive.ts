@@ -17,13 +17,19 @@ import type { FastWeights } from '../backbones/contract.ts';
  * exact (checked against finite differences in plugins/maml/maml.test.ts).
  *
  * First order (`firstOrder: true`, FOMAML): the inner gradient is taken with respect to detached copies of the
- * parameters (tensors sharing their data but not on the tape), so it enters θ' as a constant and the outer
+ * parameters (copies not on the tape), so it enters θ' as a constant and the outer
  * gradient is ∂L_query/∂θ' passed straight through to θ.
  */
 
-/** The same data as `x` as a new tensor that gradients do not flow through (no copy, no op on the tape). */
+/**
+ * The values of `x` as a new tensor that is not on the gradient tape at all. A copy, read back once per inner
+ * step: a zero-gradient op (stopGradient) would keep the inner backward pass connected to θ in the outer tape,
+ * whose traversal then fails on ops without gradients (Equal), and a tensor aliasing `x`'s data id frees a
+ * variable's storage when the alias is disposed (found training ANIL for real: the second optimizer step read
+ * freed memory). For the sizes of these meta-parameters (≤ 0.2 M floats) the copy is cheap on the CPU backends.
+ */
 export function detach<T extends tf.Tensor>(x: T): T {
-  return tf.engine().makeTensorFromDataId(x.dataId, x.shape, x.dtype) as T;
+  return tf.tensor(x.dataSync(), x.shape, x.dtype) as T;
 }
 
 export interface InnerStepOptions {

@@ -23,3 +23,19 @@ export function squaredDistances(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
     return tf.add(tf.sub(aa, tf.mul(tf.matMul(a, b, false, true), 2)), bb) as tf.Tensor2D;
   });
 }
+
+/**
+ * Identity in the forward pass, zero gradient in the backward pass (torch's `.detach()`): tfjs-core has no
+ * stopGradient op. A custom gradient keeps the value on the device (no data readback inside the training
+ * step) and cuts the path; the zero gradient it sends back is a few tiny ops. (A tensor made from the same
+ * data id instead shares the variable's storage with the tape's bookkeeping, and disposing it frees the
+ * variable's data: the next optimizer step then reads freed memory.)
+ */
+const detachOp = tf.customGrad((...inputs) => ({
+  value: tf.clone(inputs[0] as tf.Tensor),
+  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+}));
+
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  return detachOp(x) as T;
+}

@@ -1,18 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 
-/**
- * Identity in the forward pass, zero gradient in the backward pass (torch's `.detach()`): tfjs-core has no
- * stopGradient op. A custom gradient keeps the value on the device (no data readback inside the training
- * step) and cuts the path; the zero gradient it sends back is a few tiny ops.
- */
-const detachOp = tf.customGrad((...inputs) => ({
-  value: tf.clone(inputs[0] as tf.Tensor),
-  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
-}));
-
-export function stopGradient<T extends tf.Tensor>(x: T): T {
-  return detachOp(x) as T;
-}
+export { stopGradient } from '../learners/ops.ts';
 
 /**
  * Distillation term of SLA+SD (REFERENCE §1.3): T²·KL(softmax(teacher/T) ‖ softmax(student/T)), summed over
