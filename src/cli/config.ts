@@ -1,4 +1,6 @@
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { packageRoot } from '../util/package-root.ts';
 import { validateConfig } from '../experiment/index.ts';
 import { DEFAULT_DATASET, getDatasetProvider } from '../data/providers/registry.ts';
 import type { TrainConfig } from '../train/config.ts';
@@ -33,7 +35,13 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
   try {
     text = await fs.readFile(file, 'utf8');
   } catch {
-    throw new UserError(`cannot read config file ${file}`, 'pass an existing JSON file, e.g. --config experiments/protonet-conv4-cpu.json');
+    const dir = path.join(packageRoot(), 'experiments');
+    const known = (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.json')).sort();
+    const example = known.includes('sla-cpu-5w1s.json') ? 'sla-cpu-5w1s.json' : known[0];
+    throw new UserError(
+      `cannot read config file ${file}`,
+      example ? `pass an existing JSON file, e.g. --config ${path.relative(process.cwd(), path.join(dir, example)) || example} (the protocols shipped with fewshot: ${known.join(', ')})` : 'pass an existing JSON experiment config',
+    );
   }
   try {
     // Keys starting with "//" are comments (JSON has none); they are dropped before validation.

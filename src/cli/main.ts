@@ -1,4 +1,4 @@
-import { Command, Option, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, Option, InvalidArgumentError } from 'commander';
 import { UserError, NumericalError } from '../util/errors.ts';
 import { installStopHandlers, receivedStopSignal, StoppedBySignal } from '../util/signal.ts';
 import { exitWithParent } from '../util/orphan.ts';
@@ -31,7 +31,9 @@ const program = new Command();
 program
   .name('fewshot')
   .description('Few-shot meta-learning with Self-supervised Label Augmentation (SLA) on TensorFlow.js')
-  .showHelpAfterError('(run with --help for usage)');
+  .showHelpAfterError('(run with --help for usage)')
+  // Usage errors (unknown option, missing argument, bad value) are bad input like any other: exit 2 with a fix.
+  .exitOverride();
 
 registerDataCommands(program);
 registerEpisodeCommands(program);
@@ -45,6 +47,12 @@ exitWithParent();
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
+  if (err instanceof CommanderError) {
+    if (err.exitCode === 0) process.exit(0); // --help, --version
+    const sub = process.argv.slice(2).find((a) => !a.startsWith('-'));
+    process.stderr.write(`  fix: see \`fewshot ${sub && program.commands.some((c) => c.name() === sub) ? `${sub} ` : ''}--help\` for the accepted options and values\n`);
+    process.exit(2);
+  }
   // After SIGINT/SIGTERM any error (StoppedBySignal, an aborted prepare's AbortError) is the stop itself.
   const signal = err instanceof StoppedBySignal ? err.signal : receivedStopSignal();
   if (signal) {

@@ -14,6 +14,7 @@ import { evaluate } from '../eval/evaluator.ts';
 import { formatCI } from '../eval/stats.ts';
 import { writeResult, type ResultRecord } from '../reports/results.ts';
 import { UserError } from '../util/errors.ts';
+import { readEpisodeFile } from '../episodes/index.ts';
 import { resolveDataset } from '../data/providers/registry.ts';
 import { configHash, runName } from './naming.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
@@ -51,6 +52,8 @@ export const experimentOptionsSchema = z
     autoPrepare: z.boolean().default(true),
     /** Keep an existing result of the same config, checkpoint and episodes instead of re-evaluating. */
     reuseResult: z.boolean().default(false),
+    /** Replace an existing, different result of the same name (otherwise that is an error). */
+    replaceResult: z.boolean().default(false),
   })
   .strict();
 
@@ -199,12 +202,20 @@ async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string
   const total = Math.min(options.testEpisodes ?? list.count, list.count);
   const resultDir = path.join(options.results, dataset.dataset.name, target.name);
   const hash = configHash(config, testSplit.splitFingerprint);
-  if (options.reuseResult) {
-    const prev = await existingResult(resultDir);
-    const t = prev?.training as { trainedAtEpisode?: unknown } | undefined;
-    if (prev && prev.configHash === hash && prev.episodes.sha256 === list.sha256 && prev.episodes.evaluated === total && t?.trainedAtEpisode === ckpt.file.meta.episode) {
+  const prev = await existingResult(resultDir);
+  if (prev) {
+    const t = prev.training as { trainedAtEpisode?: unknown } | undefined;
+    const same = prev.configHash === hash && prev.episodes.sha256 === list.sha256 && prev.episodes.evaluated === total && t?.trainedAtEpisode === ckpt.file.meta.episode;
+    if (same && options.reuseResult) {
       reporter.log(`kept the existing result ${resultDir} (same config, checkpoint and episodes)`);
       return { record: prev, resultDir, reused: true };
+    }
+    // Never replace a different result silently (e.g. a 2,000-episode result by a 5-episode evaluation).
+    if (!same && !options.replaceResult) {
+      throw new UserError(
+        `${resultDir} already holds a different result (${prev.episodes.evaluated} episodes of ${prev.episodes.file}, checkpoint at episode ${String(t?.trainedAtEpisode)}); this evaluation (${total} episodes of ${testFile}, checkpoint at episode ${String(ckpt.file.meta.episode)}) would replace it`,
+        'pass --name to write this result under another name (or --replace-result to replace it)',
+      );
     }
   }
   restoreVariables(ckpt, [...method.trainableVariables(), ...method.stateVariables()]);
@@ -243,11 +254,25 @@ async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string
   return { record, resultDir, reused: false };
 }
 
+/** An explicit episode file exists, parses and holds the task shape asked for (its fingerprint is checked on use). */
+async function checkEpisodeFileShape(file: string, spec: { way: number; shot: number; query: number }): Promise<void> {
+  const ep = await readEpisodeFile(file);
+  const s = ep.header.spec;
+  if (s.way !== spec.way || s.shot !== spec.shot || s.query !== spec.query) {
+    throw new UserError(
+      `${file} holds ${s.way}-way ${s.shot}-shot ${s.query}-query episodes, but ${spec.way}-way ${spec.shot}-shot ${spec.query}-query was asked for`,
+      `make a matching file with \`fewshot episodes make --split test --way ${spec.way} --shot ${spec.shot} --query ${spec.query}\` and pass it with --test-file`,
+    );
+  }
+}
+
 /** Prepare (if needed) → train (resuming) → evaluate the best checkpoint → record. */
 export async function runExperiment(rawConfig: TrainConfig, rawOptions: ExperimentOptionsInput = {}, hooks: ExperimentHooks = {}): Promise<ExperimentResult> {
   const t0 = performance.now();
   const options = validateOptions(rawOptions);
   const reporter = hooks.reporter ?? silentReporter;
+  // Every file the evaluation will need is checked before the first training episode.
+  if (options.testFile) await checkEpisodeFileShape(options.testFile, validateConfig(rawConfig).test);
   const run = await trainExperiment(rawConfig, options, hooks);
   const { record, resultDir, reused } = await evaluateAndRecord(run, run.summary.bestCheckpoint, options, reporter, t0);
   return { config: run.config, runDir: run.runDir, name: run.name, checkpoint: run.summary.bestCheckpoint, training: run.summary, resultDir, record, reused };

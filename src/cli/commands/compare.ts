@@ -26,6 +26,9 @@ export function registerCompareCommand(program: Command): void {
       for (const [r, m, f] of [[ra, ma, a], [rb, mb, b]] as const) {
         if (!r.perEpisode[m]) throw new UserError(`${f} has no inference mode "${m}"`, `use one of: ${r.record.inferenceModes.join(', ')}`);
       }
+      if (ra.perEpisode[ma].length !== rb.perEpisode[mb].length) {
+        throw new UserError(`${a} scored ${ra.perEpisode[ma].length} episodes and ${b} scored ${rb.perEpisode[mb].length}`, 'a paired difference needs the same episodes on both sides: evaluate both on the whole file (or the same --test-episodes)');
+      }
       const d = pairedDifference(ra.perEpisode[ma], rb.perEpisode[mb]);
       process.stdout.write(`A ${ra.record.method} [${ma}]: ${ra.record.summary[ma].text}\n`);
       process.stdout.write(`B ${rb.record.method} [${mb}]: ${rb.record.summary[mb].text}\n`);

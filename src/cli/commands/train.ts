@@ -7,6 +7,7 @@ import { cliHooks } from '../reporter.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions } from '../dataset-flags.ts';
 
 interface CommonFlags extends TrainFlags {
+  replaceResult?: boolean;
   backend: string;
   data?: string;
   cache?: string;
@@ -56,13 +57,14 @@ function addEvalOptions(cmd: Command): Command {
   return cmd
     .option('--test-file <file>', 'test episode file (default: the dataset\'s standard one for the test spec)')
     .option('--test-episodes <n>', 'evaluate only the first n episodes of the file', intArg('--test-episodes'))
-    .option('--results <dir>', 'where result directories go (<results>/<dataset>/<name>)', 'results');
+    .option('--results <dir>', 'where result directories go (<results>/<dataset>/<name>)', 'results')
+    .option('--replace-result', 'replace an existing, different result of the same name (default: refuse)');
 }
 
 function experimentOptions(flags: CommonFlags): ExperimentOptionsInput {
   return {
     backend: flags.backend, data: flags.data, cache: flags.cache, runs: flags.runs, results: flags.results,
-    valFile: flags.valFile, testFile: flags.testFile, testEpisodes: flags.testEpisodes, name: flags.name,
+    valFile: flags.valFile, testFile: flags.testFile, testEpisodes: flags.testEpisodes, name: flags.name, replaceResult: flags.replaceResult,
     command: ['fewshot', ...process.argv.slice(2)].join(' '),
   };
 }
@@ -111,14 +113,14 @@ export function registerTrainCommands(program: Command): void {
     .option('--cache <dir>', CACHE_HELP)
     .option('--plugin <module...>', 'modules that register extra heads/backbones/wrappers/dataset providers')
     .option('--shot <n>', 'evaluate at this shot instead of the trained one', intArg('--shot'))
+    .option('--name <name>', 'result name (default: the run\'s; an existing different result of that name is not replaced)')
     .addOption(backendOption())
     .action(async (checkpointDir: string, flags: CommonFlags) => {
       await loadPlugins(flags.plugin);
       const hooks = cliHooks();
       try {
         const datasetOptions = flags.datasetOption ? parseDatasetOptions(flags.datasetOption) : undefined;
-        const { name: _name, ...options } = experimentOptions(flags);
-        printResult(await evaluateCheckpoint({ checkpoint: checkpointDir, shot: flags.shot, dataset: flags.dataset, datasetOptions }, options, hooks));
+        printResult(await evaluateCheckpoint({ checkpoint: checkpointDir, shot: flags.shot, dataset: flags.dataset, datasetOptions }, experimentOptions(flags), hooks));
       } finally {
         hooks.done();
       }
