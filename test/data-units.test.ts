@@ -81,6 +81,13 @@ test('parseSplitCsv: groups rows by class in first-appearance order, handles CRL
   t.deepEqual(Array.from(s.labels), [0, 0, 1, 2]);
 });
 
+test('parseSplitCsv accepts quoted fields (csv-parse): a quoted but valid row is the same row', (t) => {
+  const s = parseSplitCsv('filename,label\n"a1.jpg","A"\na2.jpg,"A"\n"b1.jpg",B\n', 'train', 'x/train.csv');
+  t.deepEqual(s.filenames, ['a1.jpg', 'a2.jpg', 'b1.jpg']);
+  t.deepEqual(s.classes, ['A', 'B']);
+  t.throws(() => parseSplitCsv('filename,label\n"a1.jpg,A\n', 'train', 'x/train.csv'), { instanceOf: UserError, message: /not valid CSV/ });
+});
+
 test('parseSplitCsv rejects bad input with UserErrors naming the line', (t) => {
   const bad: [string, RegExp][] = [
     ['', /is empty/],
