@@ -12,7 +12,7 @@ import {
 } from '../src/data/index.ts';
 import { UserError } from '../src/util/errors.ts';
 
-test('normalisation constants are REFERENCE.md §4.6 mini-ImageNet mean/std over 255', (t) => {
+test('normalisation constants are docs/reference.md §4.6 mini-ImageNet mean/std over 255', (t) => {
   t.deepEqual(MINI_IMAGENET_NORMALIZATION.mean.map((m) => +(m * 255).toFixed(8)), [120.39586422, 115.59361427, 104.54012653]);
   t.deepEqual(MINI_IMAGENET_NORMALIZATION.std.map((s) => +(s * 255).toFixed(8)), [70.68188272, 68.27635443, 72.54505529]);
   t.deepEqual(CIFAR_FS_NORMALIZATION.mean.map((m) => +(m * 255).toFixed(8)), [129.37731888, 124.10583864, 112.47758569]);

@@ -15,7 +15,7 @@ export function stopGradient<T extends tf.Tensor>(x: T): T {
 }
 
 /**
- * Distillation term of SLA+SD (REFERENCE §1.3): T²·KL(softmax(teacher/T) ‖ softmax(student/T)), summed over
+ * Distillation term of SLA+SD (docs/reference.md §1.3): T²·KL(softmax(teacher/T) ‖ softmax(student/T)), summed over
  * classes and averaged over rows (torch `kl_div(..., reduction='batchmean')`). The caller detaches the teacher.
  */
 export function distillationKl(teacherLogits: tf.Tensor2D, studentLogits: tf.Tensor2D, temperature: number): tf.Scalar {
