@@ -12,7 +12,7 @@ import {
 } from '../src/data/index.ts';
 import { UserError } from '../src/util/errors.ts';
 
-test('normalisation constants are REFERENCE.md §4.6 mini-ImageNet mean/std over 255', (t) => {
+test('normalisation constants are docs/reference.md §4.6 mini-ImageNet mean/std over 255', (t) => {
   t.deepEqual(MINI_IMAGENET_NORMALIZATION.mean.map((m) => +(m * 255).toFixed(8)), [120.39586422, 115.59361427, 104.54012653]);
   t.deepEqual(MINI_IMAGENET_NORMALIZATION.std.map((s) => +(s * 255).toFixed(8)), [70.68188272, 68.27635443, 72.54505529]);
   t.deepEqual(CIFAR_FS_NORMALIZATION.mean.map((m) => +(m * 255).toFixed(8)), [129.37731888, 124.10583864, 112.47758569]);
@@ -79,6 +79,13 @@ test('parseSplitCsv: groups rows by class in first-appearance order, handles CRL
   t.deepEqual(s.itemsPerClass, [2, 1, 1]);
   t.deepEqual(s.classOffsets, [0, 2, 3]);
   t.deepEqual(Array.from(s.labels), [0, 0, 1, 2]);
+});
+
+test('parseSplitCsv accepts quoted fields (csv-parse): a quoted but valid row is the same row', (t) => {
+  const s = parseSplitCsv('filename,label\n"a1.jpg","A"\na2.jpg,"A"\n"b1.jpg",B\n', 'train', 'x/train.csv');
+  t.deepEqual(s.filenames, ['a1.jpg', 'a2.jpg', 'b1.jpg']);
+  t.deepEqual(s.classes, ['A', 'B']);
+  t.throws(() => parseSplitCsv('filename,label\n"a1.jpg,A\n', 'train', 'x/train.csv'), { instanceOf: UserError, message: /not valid CSV/ });
 });
 
 test('parseSplitCsv rejects bad input with UserErrors naming the line', (t) => {

@@ -12,7 +12,7 @@ test.before(async () => {
 
 type Pixel = (h: number, w: number, c: number) => number;
 
-/** REFERENCE §1.2 pixel maps for a square side S, written out independently of src/transforms. */
+/** docs/reference.md §1.2 pixel maps for a square side S, written out independently of src/transforms. */
 function rotatedSource(k: number, s: number, h: number, w: number): [number, number] {
   switch (k) {
     case 0:
@@ -37,7 +37,7 @@ const PERM6 = [RGB, RBG, GRB, GBR, BRG, BGR];
 const PERM3 = [RGB, GBR, BRG];
 const cross = (ks: number[], perms: number[][]) => ks.flatMap((k) => perms.map((p) => ({ k, p })));
 
-/** Expected (rotation k, channel sources) per j for every built-in set, as REFERENCE §1.2 lists them. */
+/** Expected (rotation k, channel sources) per j for every built-in set, as docs/reference.md §1.2 lists them. */
 const EXPECTED: Record<string, { k: number; p: number[] }[]> = {
   rotation: cross([0, 1, 2, 3], [RGB]),
   rotation2: cross([0, 2], [RGB]),

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '../tf-gradients.ts';
 
 /**
- * DropBlock (Ghiasi et al. 2018) as MetaOptNet's ResNet-12 uses it (REFERENCE §4.5, models/dropblock.py):
+ * DropBlock (Ghiasi et al. 2018) as MetaOptNet's ResNet-12 uses it (docs/reference.md §4.5, models/dropblock.py):
  * Bernoulli(γ) seeds on a (H−bs+1)×(W−bs+1) grid per example and channel, each seed dropping the bs×bs block whose
  * top-left corner it marks (so blocks lie fully inside the map), output = x · mask · (#elements / #kept).
  * Masks come from a seeded generator, so a run is reproducible given the seed string.

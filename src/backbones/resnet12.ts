@@ -5,7 +5,7 @@ import { dropBlock, dropBlockGamma, dropBlockKeepRate } from './dropblock.ts';
 import { UserError } from '../util/errors.ts';
 
 /**
- * ResNet-12 as in MetaOptNet (REFERENCE §4.5, models/ResNet12_embedding.py): four residual blocks of widths
+ * ResNet-12 as in MetaOptNet (docs/reference.md §4.5, models/ResNet12_embedding.py): four residual blocks of widths
  * 64-160-320-640 ('narrow': 32-80-160-320, for CPU budgets). Each block: three [3×3 conv (no bias), batch norm]
  * with LeakyReLU(0.1) after the first two, plus a shortcut [1×1 conv (no bias), batch norm]; add, LeakyReLU(0.1),
  * 2×2 max-pool. Then, in training only: dropout 0.1 after blocks 1–2, DropBlock after blocks 3–4 (block size 5,

@@ -41,6 +41,7 @@ registerTrainCommands(program);
 registerCompareCommand(program);
 registerListCommand(program);
 registerReproduceCommands(program);
+(await import('./commands/predict.ts')).registerPredictCommand(program);
 
 installStopHandlers();
 exitWithParent();

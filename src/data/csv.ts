@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { UserError } from '../util/errors.ts';
 
 /** The three Ravi & Larochelle split files, in the order caches and fingerprints list them. */
@@ -30,29 +31,49 @@ const HEADER = 'filename,label';
 const FILENAME_RE = /^[A-Za-z0-9._-]+$/;
 const LABEL_RE = /^[A-Za-z0-9._-]+$/;
 
+/** One parsed CSV record with its 1-based line number in the file. */
+export interface CsvRecord {
+  line: number;
+  fields: string[];
+  /** The record's raw text (for error messages). */
+  raw: string;
+}
+
 /**
- * Parse a split CSV (`filename,label`, one image per row). Rows must name distinct files; they are
- * grouped by class (stably, by first appearance), which is the CSV order itself for the standard
- * files, whose rows are already grouped.
+ * Parse CSV text into records with csv-parse (RFC 4180: quoted fields, doubled quotes, CRLF, a BOM),
+ * dropping blank lines; a malformed file (an unclosed quote, …) is a UserError naming the line.
+ */
+export function parseCsvRecords(text: string, where: string, fix: string): CsvRecord[] {
+  let rows: { record: string[]; info: { lines: number; raw?: string } }[];
+  try {
+    rows = parseCsv(text, { bom: true, skip_empty_lines: true, relax_column_count: true, trim: true, info: true, raw: true }) as unknown as typeof rows;
+  } catch (err) {
+    const e = err as { message?: string; lines?: number };
+    throw new UserError(`${where} is not valid CSV${e.lines ? ` (line ${e.lines})` : ''}: ${e.message ?? String(err)}`, fix);
+  }
+  return rows.map((r) => ({ line: r.info.lines, fields: r.record, raw: (r as { raw?: string }).raw ?? r.record.join(',') }));
+}
+
+/**
+ * Parse a split CSV (`filename,label`, one image per row; fields may be quoted). Rows must name distinct
+ * files; they are grouped by class (stably, by first appearance), which is the CSV order itself for the
+ * standard files, whose rows are already grouped.
  */
 export function parseSplitCsv(text: string, split: SplitName, where: string): SplitItems {
-  const lines = text.split(/\r?\n/);
-  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
   const fix = `restore ${path.basename(where)} from the mini-ImageNet download (header \`${HEADER}\`, then one \`<file>.jpg,<class>\` row per image)`;
-  if (lines.length === 0) throw new UserError(`${where} is empty`, fix);
-  const header = lines[0].replace(/^\uFEFF/, '').trim();
+  if (text.replace(/^\uFEFF/, '').trim() === '') throw new UserError(`${where} is empty`, fix);
+  const records = parseCsvRecords(text, where, fix);
+  const header = records[0].fields.join(',');
   if (header !== HEADER) {
     throw new UserError(`${where} has header \`${header.slice(0, 80)}\`, expected \`${HEADER}\``, fix);
   }
-  if (lines.length === 1) throw new UserError(`${where} has a header but no rows`, fix);
+  if (records.length === 1) throw new UserError(`${where} has a header but no rows`, fix);
 
   const byClass = new Map<string, string[]>();
   const seen = new Map<string, number>();
-  for (let i = 1; i < lines.length; i++) {
-    const lineNo = i + 1;
-    const fields = lines[i].trim().split(',');
+  for (const { line: lineNo, fields, raw } of records.slice(1)) {
     if (fields.length !== 2 || !FILENAME_RE.test(fields[0]) || !LABEL_RE.test(fields[1])) {
-      throw new UserError(`${where} line ${lineNo} is not \`<file name>,<label>\`: \`${lines[i].slice(0, 80)}\``, fix);
+      throw new UserError(`${where} line ${lineNo} is not \`<file name>,<label>\`: \`${raw.trim().slice(0, 80)}\``, fix);
     }
     const [filename, label] = fields;
     const firstLine = seen.get(filename);

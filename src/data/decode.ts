@@ -50,17 +50,16 @@ export async function decodeImage(bytes: Uint8Array, size: number, filename: str
     throw badImage(filename, origin, `it is not a readable image (${(err as Error).message.trim().split('\n')[0]})`);
   }
   const { width, height } = info;
-  let pixels: Uint8Array = data;
-  let resized = false;
-  if (width !== size || height !== size) {
-    resized = true;
-    if (size <= width && size <= height) {
-      pixels = resizeAreaRgb(data, width, height, size, size);
-    } else {
-      pixels = await sharp(data, { raw: { width, height, channels: 3 } }).resize(size, size, { kernel: 'cubic', fit: 'fill' }).raw().toBuffer();
-    }
-  }
+  const { pixels, resized } = await resizeRawRgb(data, width, height, size);
   return { pixels, sourceWidth: width, sourceHeight: height, resized };
+}
+
+/** Raw RGB (HWC) pixels of any size to size×size by the rule in RESIZE_METHOD (as is when already that size). */
+export async function resizeRawRgb(data: Uint8Array, width: number, height: number, size: number): Promise<{ pixels: Uint8Array; resized: boolean }> {
+  if (width === size && height === size) return { pixels: data, resized: false };
+  if (size <= width && size <= height) return { pixels: resizeAreaRgb(data, width, height, size, size), resized: true };
+  const up = await sharp(data, { raw: { width, height, channels: 3 } }).resize(size, size, { kernel: 'cubic', fit: 'fill' }).raw().toBuffer();
+  return { pixels: up, resized: true };
 }
 
 function dropFourthChannel(data: Buffer, nPixels: number): Buffer {

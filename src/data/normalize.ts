@@ -4,13 +4,13 @@ export interface Normalization {
   std: readonly [number, number, number];
 }
 
-/** mini-ImageNet / tiered-ImageNet constants of MetaOptNet's loaders (REFERENCE.md §4.6). */
+/** mini-ImageNet / tiered-ImageNet constants of MetaOptNet's loaders (docs/reference.md §4.6). */
 export const MINI_IMAGENET_NORMALIZATION: Normalization = {
   mean: [120.39586422 / 255, 115.59361427 / 255, 104.54012653 / 255],
   std: [70.68188272 / 255, 68.27635443 / 255, 72.54505529 / 255],
 };
 
-/** CIFAR-FS / FC100 constants (REFERENCE.md §4.6), for when those datasets are added. */
+/** CIFAR-FS / FC100 constants of the MetaOptNet loaders (docs/reference.md §4.6). */
 export const CIFAR_FS_NORMALIZATION: Normalization = {
   mean: [129.37731888 / 255, 124.10583864 / 255, 112.47758569 / 255],
   std: [68.20947949 / 255, 65.43124043 / 255, 70.45866994 / 255],

@@ -6,7 +6,7 @@ import { UserError } from '../util/errors.ts';
 import { CACHE_FORMAT, CACHE_FORMAT_VERSION, cacheFingerprint, splitFingerprint, type CacheManifest, type CacheSplitEntry } from './cache.ts';
 import { sha256File, sha256Hex } from './checksums.ts';
 import { SPLIT_NAMES, type SplitName } from './csv.ts';
-import { decodeImage, RESIZE_METHOD } from './decode.ts';
+import { decodeImage, RESIZE_METHOD, resizeRawRgb } from './decode.ts';
 import type { Normalization } from './normalize.ts';
 import type { PrepareProgress } from './prepare.ts';
 import { TaskPool } from './sources.ts';
@@ -21,6 +21,11 @@ export interface FileItem {
   /** The item's name in the cache and fingerprints (a path relative to the dataset root, `@rot90` for rotated copies). */
   id: string;
   rotation?: QuarterTurns;
+  /**
+   * Pixels that do not come from an image file (e.g. records of an archive): when given, prepare calls it
+   * instead of reading and decoding `file` (`file` then only names the item in errors).
+   */
+  raw?: () => Promise<{ pixels: Uint8Array; width: number; height: number; sha256: string }>;
 }
 
 export interface FileClass {
@@ -149,23 +154,33 @@ export async function prepareFromFiles(o: PrepareFilesOptions): Promise<{ cacheD
         const pixels = new Uint8Array(items.length * bytesPerImage);
         const sha = new Array<string>(items.length);
         const decodedOnce = new Map<string, Promise<{ px: Uint8Array; sha: string }>>();
-        const decodeFile = (file: string, id: string) => {
-          let p = decodedOnce.get(file);
+        // Rotated copies share a file: decode it once (memoised only then, so plain datasets keep no decoded copies).
+        const memo = items.some((it) => it.rotation !== undefined);
+        const decodeItem = (it: FileItem) => {
+          let p = memo ? decodedOnce.get(it.file) : undefined;
           if (!p) {
             p = (async () => {
+              if (it.raw) {
+                const r = await it.raw();
+                const out = await resizeRawRgb(r.pixels, r.width, r.height, imageSize);
+                if (out.resized) stats.resized++;
+                const key = `${r.width}x${r.height}`;
+                stats.sizes.set(key, (stats.sizes.get(key) ?? 0) + 1);
+                return { px: o.grayscale ? toGrayRgb(out.pixels) : out.pixels, sha: r.sha256 };
+              }
               let bytes: Buffer;
               try {
-                bytes = await fs.readFile(file);
+                bytes = await fs.readFile(it.file);
               } catch {
-                throw new UserError(`image ${file} is missing or unreadable`, 'check the path (and permissions), or remove it from the dataset');
+                throw new UserError(`image ${it.file} is missing or unreadable`, 'check the path (and permissions), or remove it from the dataset');
               }
-              const decoded = await decodeImage(bytes, imageSize, id, o.source.path);
+              const decoded = await decodeImage(bytes, imageSize, it.id, o.source.path);
               if (decoded.resized) stats.resized++;
               const key = `${decoded.sourceWidth}x${decoded.sourceHeight}`;
               stats.sizes.set(key, (stats.sizes.get(key) ?? 0) + 1);
               return { px: o.grayscale ? toGrayRgb(decoded.pixels) : decoded.pixels, sha: sha256Hex(bytes) };
             })();
-            decodedOnce.set(file, p);
+            if (memo) decodedOnce.set(it.file, p);
           }
           return p;
         };
@@ -174,7 +189,7 @@ export async function prepareFromFiles(o: PrepareFilesOptions): Promise<{ cacheD
           await pool.capacity();
           const it = items[i];
           pool.submit(async () => {
-            const d = await decodeFile(it.file, it.id);
+            const d = await decodeItem(it);
             pixels.set(rotateSquareRgb(d.px, imageSize, it.rotation ?? 0), i * bytesPerImage);
             sha[i] = d.sha;
             stats.done++;

@@ -6,6 +6,7 @@ export {
 export { collectingReporter, silentReporter, type ExperimentReporter, type ProgressHandle } from './reporter.ts';
 export { configHash, runName } from './naming.ts';
 export { loadPlugins, softwareVersions } from './software.ts';
+export { listQuery, listSupport, predictImages, type PredictRequest, type PredictResult, type QueryPrediction } from './predict.ts';
 export {
   CACHE_ENV_VAR, datasetOptionsWithData, defaultEpisodeFile, episodeFileFor, openDataset, openEpisodeList, prepareCache, resolveCacheDir, trainEpisodeSampler,
   type OpenedDataset, type OpenedSplit, type WorkspaceOptions,

@@ -5,7 +5,7 @@ import { solveRidge } from './qp/ridge.ts';
 import { checkEpisode, differentiableDual, dualLogits } from './qp/dual-head.ts';
 
 /**
- * MetaOptNet-RR (REFERENCE §4.3): ridge regression onto one-hot support labels in closed form,
+ * MetaOptNet-RR (docs/reference.md §4.3): ridge regression onto one-hot support labels in closed form,
  * W = Xᵀ(XXᵀ + λI)⁻¹Y (an n×n solve, n = support size, whatever the embedding dimension), logits = scale · Q W
  * with a learnable scale (init 1). Differentiable through a float64 Cholesky solve with a hand-written gradient.
  *

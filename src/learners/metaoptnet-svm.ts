@@ -5,7 +5,7 @@ import { CRAMMER_SINGER_DEFAULTS, solveCrammerSinger, type CrammerSingerStats } 
 import { checkEpisode, differentiableDual, dualLogits } from './qp/dual-head.ts';
 
 /**
- * MetaOptNet-SVM (Lee et al. 2019; REFERENCE §4.2): a Crammer–Singer multi-class SVM fitted to the support set
+ * MetaOptNet-SVM (Lee et al. 2019; docs/reference.md §4.2): a Crammer–Singer multi-class SVM fitted to the support set
  * in its dual, exactly as MetaOptNet's `MetaOptNetHead_SVM_CS` poses it (linear kernel, G = K⊗I + 1.0·I,
  * α_i^m ≤ C·onehot(y_i)_m, Σ_m α_i^m = 0), then logits(q, m) = scale · Σ_i α_i^m ⟨f(x_i), f(q)⟩ with a learnable
  * scale (init 1). Gradients reach the support embeddings by implicit differentiation of the QP's KKT conditions

@@ -5,7 +5,7 @@ import { classMeans, squaredDistances } from './ops.ts';
 
 /**
  * Prototypical Networks (Snell et al. 2017): logit(q, k) = −‖f(q) − c_k‖², c_k = mean of class k's support embeddings.
- * Under the MetaOptNet protocol (REFERENCE §4.4) the distance is divided by the embedding dimension and
+ * Under the MetaOptNet protocol (docs/reference.md §4.4) the distance is divided by the embedding dimension and
  * multiplied by a learnable scale (init 1): `normalizeByDim`, `learnableScale`.
  */
 const protonetConfig = z

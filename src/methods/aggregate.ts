@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 /*
- * Pure helpers for label augmentation (REFERENCE §1.1, §1.4). Layouts: a batch of B images expands to
+ * Pure helpers for label augmentation (docs/reference.md §1.1, §1.4). Layouts: a batch of B images expands to
  * B·M rows in image-major order (row b·M + j = t_j(x_b)); joint class index = i·M + l (class-major).
  */
 

@@ -10,11 +10,11 @@ import { fitTask, prepareLearner, type FittedTask } from './fit.ts';
 import { TransformedMethod, checkHeadWay, parseWrapperOptions, resolveTransformSet, transformOption } from './transformed.ts';
 
 /**
- * DA baseline (REFERENCE §1.3, L_DA): the transformations as plain data augmentation. Every transformed copy
+ * DA baseline (docs/reference.md §1.3, L_DA): the transformations as plain data augmentation. Every transformed copy
  * keeps its image's label y; the head solves an N-way episode on the expanded support (ProtoNet: each prototype
  * averages all M copies of its class's shots), and the loss is the mean CE over all expanded queries (= mean
  * over j of the per-copy CE), with the head's label smoothing.
- * Inference (the paper's is not found; REFERENCE §1.3 [INFERRED]): mode 'plain', the head fitted on the
+ * Inference (the paper's is not found; docs/reference.md §1.3 [INFERRED]): mode 'plain', the head fitted on the
  * untransformed support scoring the untransformed queries, exactly like the plain method.
  */
 export const daOptionsSchema = z.object({ transform: transformOption }).strict();

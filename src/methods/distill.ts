@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 export { stopGradient } from '../learners/ops.ts';
 
 /**
- * Distillation term of SLA+SD (REFERENCE §1.3): T²·KL(softmax(teacher/T) ‖ softmax(student/T)), summed over
+ * Distillation term of SLA+SD (docs/reference.md §1.3): T²·KL(softmax(teacher/T) ‖ softmax(student/T)), summed over
  * classes and averaged over rows (torch `kl_div(..., reduction='batchmean')`). The caller detaches the teacher.
  */
 export function distillationKl(teacherLogits: tf.Tensor2D, studentLogits: tf.Tensor2D, temperature: number): tf.Scalar {

@@ -12,7 +12,7 @@ import { prepareLearner } from './fit.ts';
 import { checkHeadWay, parseWrapperOptions, resolveTransformSet, transformOption } from './transformed.ts';
 
 /**
- * MT baseline (REFERENCE §1.3, L_MT): the DA loss plus an auxiliary M-way transformation-prediction head v on
+ * MT baseline (docs/reference.md §1.3, L_MT): the DA loss plus an auxiliary M-way transformation-prediction head v on
  * the shared backbone embedding: a linear layer [d, M] + bias (PyTorch nn.Linear init, U(±1/√d), seeded),
  * trained with plain CE (no label smoothing) on every expanded support and query row. The two losses are
  * summed. Inference is DA's: mode 'plain' on untransformed images; v is only used in training.

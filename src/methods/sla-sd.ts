@@ -14,7 +14,7 @@ import { checkHeadWay, parseWrapperOptions, resolveTransformSet, transformOption
 /**
  * SLA+SD (self-distillation) for episodic few-shot learning.
  *
- * In standard classification (REFERENCE §1.3) SLA+SD adds a second, N-way linear head u on the untransformed
+ * In standard classification (docs/reference.md §1.3) SLA+SD adds a second, N-way linear head u on the untransformed
  * embedding z = f(x) and trains it with CE(u(z), y) plus a distillation term from the aggregated SLA+AG
  * prediction; at test time only u(f(x)) is evaluated (one forward pass). Few-shot heads have no fixed class
  * weights, so our episodic definition is:

@@ -10,7 +10,7 @@ import { prepareLearner } from './fit.ts';
 import { type ExpandedEmbeddings, TransformedMethod, checkHeadWay, parseWrapperOptions, resolveTransformSet, transformOption } from './transformed.ts';
 
 /**
- * SLA (Lee et al. 2020) around any few-shot head (REFERENCE §1, §2): every support and query image is expanded
+ * SLA (Lee et al. 2020) around any few-shot head (docs/reference.md §1, §2): every support and query image is expanded
  * to its M transformed copies, support label y becomes the joint label y·M + j, and the head solves the
  * N·M-way episode. Training: cross-entropy over the joint labels of all expanded queries (mean over copies;
  * `slaLoss: 'sum'` multiplies by M like the official `--with-large-loss`), with the head's label smoothing.

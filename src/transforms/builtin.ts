@@ -31,7 +31,7 @@ function product(turns: readonly QuarterTurns[], perms: readonly ChannelOrder[])
   return turns.flatMap((k) => perms.map((p) => rotateAndPermute(k, p)));
 }
 
-/** The sets of SLA's augmentations.py (REFERENCE §1.2), in its exact orders. */
+/** The sets of SLA's augmentations.py (docs/reference.md §1.2), in its exact orders. */
 export const BUILTIN_TRANSFORM_SETS: readonly TransformSet[] = [
   { name: 'rotation', description: 'rotations by 0°, 90°, 180°, 270° (M=4, the SLA default)', transforms: product(ALL_TURNS, [RGB]) },
   { name: 'rotation2', description: 'rotations by 0° and 180° (M=2)', transforms: product([0, 2], [RGB]) },

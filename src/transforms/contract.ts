@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 
-/** One input transformation t_j of SLA / DA / MT (REFERENCE §1.2). */
+/** One input transformation t_j of SLA / DA / MT (docs/reference.md §1.2). */
 export interface ImageTransform {
   /** e.g. `identity`, `rot90`, `GBR`, `rot180+BRG`. */
   readonly name: string;

@@ -16,7 +16,7 @@ export function checkTransformInput(set: TransformSet, height: number, width: nu
 
 /**
  * Expand a normalised NHWC batch [B, H, W, 3] to its M transformed copies [B·M, H, W, 3] in image-major order:
- * row b·M + j holds t_j(x_b) (REFERENCE §1.1), so joint labels are y_b·M + j.
+ * row b·M + j holds t_j(x_b) (docs/reference.md §1.1), so joint labels are y_b·M + j.
  */
 export function expandImages(set: TransformSet, images: tf.Tensor4D): tf.Tensor4D {
   const [batch, height, width, channels] = images.shape;

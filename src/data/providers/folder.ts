@@ -141,12 +141,20 @@ export function splitClasses(options: FolderOptions, root: string): { splits: Re
     }
     return { splits, files };
   }
-  // random: a seeded shuffle of the sorted class names, cut by the fractions.
-  const fr = options.fractions ?? { train: 0.64, val: 0.16, test: 0.2 };
+  return { splits: randomClassSplit(all, options.fractions, options.splitSeed), files };
+}
+
+/**
+ * A seeded random class split: shuffle the classes' names in the given order (callers pass them sorted)
+ * and cut by the fractions (default 0.64/0.16/0.20, mini-ImageNet's 64/16/20). Shared by `folder` and `csv`.
+ */
+export function randomClassSplit(all: FileClass[], fractions: { train: number; val: number; test: number } | undefined, seed: number): Record<SplitName, FileClass[]> {
+  const fr = fractions ?? { train: 0.64, val: 0.16, test: 0.2 };
   const sum = fr.train + fr.val + fr.test;
   if (Math.abs(sum - 1) > 1e-9) throw new UserError(`fractions add up to ${sum}, not 1`, 'give train, val and test fractions that sum to 1');
+  const byName = new Map(all.map((c) => [c.name, c]));
   const order = all.map((c) => c.name);
-  const rng = seedrandom(`fewshot-folder-split|seed=${options.splitSeed}`);
+  const rng = seedrandom(`fewshot-folder-split|seed=${seed}`);
   for (let i = order.length - 1; i > 0; i--) {
     const j = Math.floor(rng() * (i + 1));
     [order[i], order[j]] = [order[j], order[i]];
@@ -154,7 +162,7 @@ export function splitClasses(options: FolderOptions, root: string): { splits: Re
   const nTrain = Math.round(fr.train * order.length);
   const nVal = Math.round(fr.val * order.length);
   const pick = (names: string[]) => names.sort().map((n) => byName.get(n)!);
-  return { splits: { train: pick(order.slice(0, nTrain)), val: pick(order.slice(nTrain, nTrain + nVal)), test: pick(order.slice(nTrain + nVal)) }, files };
+  return { train: pick(order.slice(0, nTrain)), val: pick(order.slice(nTrain, nTrain + nVal)), test: pick(order.slice(nTrain + nVal)) };
 }
 
 /** Rotation class augmentation: class c becomes c@rot0, c@rot90, c@rot180, c@rot270 (in c's split). */

@@ -3,7 +3,7 @@ import { allFinite, cholesky, choleskySolveInPlace, inverseFromCholesky } from '
 import { mulberry32 } from '../../util/prng.ts';
 
 /**
- * Exact solver for MetaOptNet's Crammer–Singer SVM dual (REFERENCE §4.2), with its implicit-function gradient.
+ * Exact solver for MetaOptNet's Crammer–Singer SVM dual (docs/reference.md §4.2), with its implicit-function gradient.
  *
  * Problem (n support samples, N classes, z support-major: z[i·N + m] = α_i^m):
  *   minimise ½ zᵀ(K⊗I_N + r·I)z − Σ_i α_i^{y_i}    s.t.  α_i^m ≤ C·[m = y_i],  Σ_m α_i^m = 0  (each i)

@@ -2,7 +2,7 @@ import { NumericalError } from '../../util/errors.ts';
 import { allFinite, cholesky, choleskySolveInPlace } from './dense.ts';
 
 /**
- * Kernel ridge regression dual (REFERENCE §4.3): α = (K + λI)⁻¹ Y with Y = onehot(labels) (n×N), so that
+ * Kernel ridge regression dual (docs/reference.md §4.3): α = (K + λI)⁻¹ Y with Y = onehot(labels) (n×N), so that
  * W = Xᵀα = Xᵀ(XXᵀ + λI)⁻¹Y = (XᵀX + λI)⁻¹XᵀY and the query scores are Q W = (Q Xᵀ) α.
  * An n×n Cholesky solve in float64 (n = support size ≤ a few hundred, whatever the embedding dimension).
  *
