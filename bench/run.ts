@@ -346,7 +346,8 @@ async function main(): Promise<void> {
         results.push({
           id: w.id,
           kind: 'prepare',
-          source: { dataset: source.dataset, description: source.description, images: source.images },
+          // Recorded relative to the working directory: the JSON is committed and holds no path of this machine.
+          source: { dataset: path.relative(process.cwd(), source.dataset) || '.', description: source.description, images: source.images },
           imageSize: PREPARE_IMAGE_SIZE,
           loadAverageAtStart: load,
           ours,

@@ -88,7 +88,9 @@ export async function selectBackend(choice: string): Promise<SelectedBackend> {
     try {
       const sel = await load(candidate);
       await tf.ready();
-      return { ...sel, detail: `${sel.detail}; auto skipped: ${failures.join('; ') || 'nothing'}` };
+      // The detail is recorded in results: no path of this machine in it (Node's "imported from /abs/path").
+      const skipped = failures.map((f) => f.replace(/ imported from \S+?(?=\)|$)/g, ''));
+      return { ...sel, detail: `${sel.detail}; auto skipped: ${skipped.join('; ') || 'nothing'}` };
     } catch (err) {
       failures.push(`${candidate} (${why(err)})`);
     }
