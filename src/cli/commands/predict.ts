@@ -26,10 +26,11 @@ export function registerPredictCommand(program: Command): void {
         return;
       }
       const width = Math.max(...result.predictions.map((p) => path.basename(p.file).length));
+      const classWidth = Math.max(...result.classes.map((c) => c.length));
       process.stdout.write(`${result.method} [${result.mode}], ${result.classes.length} classes (${result.classes.map((c, k) => `${c}: ${result.shots[k]}`).join(', ')} support images)\n`);
       for (const p of result.predictions) {
         const probs = result.classes.map((c) => `${c} ${p.probabilities[c].toFixed(3)}`).join('  ');
-        process.stdout.write(`${path.basename(p.file).padEnd(width)}  → ${p.predicted.padEnd(12)} ${probs}\n`);
+        process.stdout.write(`${path.basename(p.file).padEnd(width)}  → ${p.predicted.padEnd(classWidth)} ${probs}\n`);
       }
     });
 }
