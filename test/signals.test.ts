@@ -58,8 +58,8 @@ for (const victim of ['npm stand-in', 'launcher'] as const) test.serial(`kill -9
   else parent.kill('SIGKILL');
   const alive = () => { try { process.kill(childPid, 0); return true; } catch { return false; } };
   const t0 = performance.now();
-  while (alive() && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 100));
-  t.false(alive(), `worker ${childPid} still running 5 s after its parent was killed`);
+  while (alive() && performance.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 100));
+  t.false(alive(), `worker ${childPid} still running 20 s after its parent was killed`);
   if (alive()) process.kill(childPid, 'SIGKILL');
   for (const pid of [launcherPid, parent.pid!]) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
 });
@@ -77,8 +77,8 @@ test.serial('kill -9 of `npm run fewshot …` (npm → sh → launcher → worke
   t.true(pids().length >= 2, 'launcher and worker should be running');
   npm.kill('SIGKILL');
   const t0 = performance.now();
-  while (pids().length > 0 && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 100));
+  while (pids().length > 0 && performance.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 100));
   const left = pids();
-  t.deepEqual(left, [], `still running 5 s after npm was killed: ${left.join(', ')}`);
+  t.deepEqual(left, [], `still running 20 s after npm was killed: ${left.join(', ')}`);
   for (const pid of left) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
 });
