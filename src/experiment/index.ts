@@ -7,6 +7,6 @@ export { collectingReporter, silentReporter, type ExperimentReporter, type Progr
 export { configHash, runName } from './naming.ts';
 export { loadPlugins, softwareVersions } from './software.ts';
 export {
-  CACHE_ENV_VAR, datasetOptionsWithData, defaultEpisodeFile, episodeFileFor, openDataset, openEpisodeList, prepareCache, resolveCacheDir, trainEpisodeSampler,
+  CACHE_ENV_VAR, datasetOptionsWithData, defaultEpisodeFile, localEpisodesDir, episodeFileFor, openDataset, openEpisodeList, prepareCache, resolveCacheDir, trainEpisodeSampler,
   type OpenedDataset, type OpenedSplit, type WorkspaceOptions,
 } from './workspace.ts';

@@ -1,10 +1,14 @@
 import type { Command } from 'commander';
-import { backendOption, intArg, floatArg } from '../main.ts';
-import { resolveTrainConfig, type TrainFlags } from '../config.ts';
+import { backendOption, intArg, floatArg, jsonOption, printJson } from '../options.ts';
+import type { TrainFlags } from '../config.ts';
 import { loadPlugins } from '../context.ts';
-import { evaluateCheckpoint, runExperiment, trainExperiment, type ExperimentOptionsInput, type ExperimentResult } from '../../experiment/index.ts';
-import { cliHooks } from '../reporter.ts';
+import type { ExperimentOptionsInput, ExperimentResult } from '../../experiment/index.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions } from '../dataset-flags.ts';
+
+// The experiment layer (tfjs, data) is imported inside the actions: parsing flags and --help load none of it.
+const experiment = () => import('../../experiment/index.ts');
+const reporter = () => import('../reporter.ts');
+const configModule = () => import('../config.ts');
 
 interface CommonFlags extends TrainFlags {
   backend: string;
@@ -17,6 +21,7 @@ interface CommonFlags extends TrainFlags {
   testFile?: string;
   testEpisodes?: number;
   name?: string;
+  json?: boolean;
 }
 
 const DATA_HELP = 'dataset source: its folder or file, as the provider expects (`fewshot list` shows providers)';
@@ -49,7 +54,8 @@ function addTrainOptions(cmd: Command): Command {
     .option('--cache <dir>', CACHE_HELP)
     .option('--plugin <module...>', 'modules that register extra heads/backbones/wrappers/dataset providers')
     .option('--runs <dir>', 'where checkpoints go', 'runs')
-    .option('--name <name>', 'run name (default: derived from the config)');
+    .option('--name <name>', 'run name (default: derived from the config)')
+    .addOption(jsonOption());
 }
 
 function addEvalOptions(cmd: Command): Command {
@@ -67,7 +73,21 @@ function experimentOptions(flags: CommonFlags): ExperimentOptionsInput {
   };
 }
 
-function printResult(r: ExperimentResult): void {
+/** The machine-readable summary of `run` / `eval` (`--json`). */
+export function resultJson(r: ExperimentResult): Record<string, unknown> {
+  const { record } = r;
+  return {
+    format: 'fewshot-run-summary/1',
+    method: record.method, name: r.name, resultDir: r.resultDir, result: `${r.resultDir}/result.json`, checkpoint: record.checkpoint, reused: r.reused,
+    test: { file: record.episodes.file, way: record.episodes.way, shot: record.episodes.shot, query: record.episodes.query, evaluated: record.episodes.evaluated },
+    accuracy: Object.fromEntries(record.inferenceModes.map((m) => [m, record.summary[m]])),
+    headlineMode: record.inferenceModes[0],
+    wallSeconds: record.wallSeconds,
+  };
+}
+
+function printResult(r: ExperimentResult, json?: boolean): void {
+  if (json) return printJson(resultJson(r));
   const { record } = r;
   for (const m of record.inferenceModes) {
     process.stdout.write(`${r.config.method} [${m}] ${r.config.test.way}-way ${r.config.test.shot}-shot: ${record.summary[m].text} % (95% CI, n=${record.episodes.evaluated})\n`);
@@ -80,10 +100,10 @@ export function registerTrainCommands(program: Command): void {
     .description('meta-train a method, then evaluate its best checkpoint on the fixed test episodes')
     .action(async (methodName: string, flags: CommonFlags) => {
       await loadPlugins(flags.plugin);
-      const config = await resolveTrainConfig(methodName, flags);
-      const hooks = cliHooks();
+      const config = await (await configModule()).resolveTrainConfig(methodName, flags);
+      const hooks = (await reporter()).cliHooks();
       try {
-        printResult(await runExperiment(config, experimentOptions(flags), hooks));
+        printResult(await (await experiment()).runExperiment(config, experimentOptions(flags), hooks), flags.json);
       } finally {
         hooks.done();
       }
@@ -93,11 +113,12 @@ export function registerTrainCommands(program: Command): void {
     .description('meta-train a method; keeps the best (validation) and last checkpoints under --runs')
     .action(async (methodName: string, flags: CommonFlags) => {
       await loadPlugins(flags.plugin);
-      const config = await resolveTrainConfig(methodName, flags);
-      const hooks = cliHooks();
+      const config = await (await configModule()).resolveTrainConfig(methodName, flags);
+      const hooks = (await reporter()).cliHooks();
       try {
-        const run = await trainExperiment(config, experimentOptions(flags), hooks);
-        process.stdout.write(`best checkpoint: ${run.summary.bestCheckpoint}\n`);
+        const run = await (await experiment()).trainExperiment(config, experimentOptions(flags), hooks);
+        if (flags.json) printJson({ format: 'fewshot-train-summary/1', name: run.name, runDir: run.runDir, bestCheckpoint: run.summary.bestCheckpoint, summary: run.summary });
+        else process.stdout.write(`best checkpoint: ${run.summary.bestCheckpoint}\n`);
       } finally {
         hooks.done();
       }
@@ -112,13 +133,14 @@ export function registerTrainCommands(program: Command): void {
     .option('--plugin <module...>', 'modules that register extra heads/backbones/wrappers/dataset providers')
     .option('--shot <n>', 'evaluate at this shot instead of the trained one', intArg('--shot'))
     .addOption(backendOption())
+    .option('--name <name>', 'result name (default: <run>_eval_<test file name>[_<n>ep]; an existing different result is never replaced)')
+    .addOption(jsonOption())
     .action(async (checkpointDir: string, flags: CommonFlags) => {
       await loadPlugins(flags.plugin);
-      const hooks = cliHooks();
+      const hooks = (await reporter()).cliHooks();
       try {
         const datasetOptions = flags.datasetOption ? parseDatasetOptions(flags.datasetOption) : undefined;
-        const { name: _name, ...options } = experimentOptions(flags);
-        printResult(await evaluateCheckpoint({ checkpoint: checkpointDir, shot: flags.shot, dataset: flags.dataset, datasetOptions }, options, hooks));
+        printResult(await (await experiment()).evaluateCheckpoint({ checkpoint: checkpointDir, shot: flags.shot, dataset: flags.dataset, datasetOptions }, experimentOptions(flags), hooks), flags.json);
       } finally {
         hooks.done();
       }
