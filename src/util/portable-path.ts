@@ -18,8 +18,11 @@ function under(p: string, dir: string): boolean {
 }
 
 /** One absolute path made portable (a relative path is returned as it is). */
+// System locations say nothing about the user or the machine's layout: kept as they are.
+const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/etc', '/opt', '/proc', '/dev'];
+
 export function portablePath(p: string, cwd = process.cwd()): string {
-  if (!path.isAbsolute(p)) return p;
+  if (!path.isAbsolute(p) || SYSTEM_DIRS.some((d) => under(p, d))) return p;
   if (under(p, cwd)) return path.relative(cwd, p) || '.';
   let root: string | undefined;
   try {
