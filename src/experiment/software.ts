@@ -9,6 +9,7 @@ import '../builtin.ts';
 import { UserError } from '../util/errors.ts';
 import { BUILTIN_ORIGIN, withRegistrationOrigin } from '../util/plugin-origin.ts';
 import { packageRoot } from '../util/package-root.ts';
+import { portablePath } from '../util/portable-path.ts';
 import { listHeads } from '../learners/registry.ts';
 import { listBackbones } from '../backbones/registry.ts';
 import { listWrappers } from '../methods/registry.ts';
@@ -50,7 +51,7 @@ export function loadedPlugins(): readonly LoadedPlugin[] {
 
 /** The plugins as a result or checkpoint records them (no absolute paths). */
 export function pluginRecords(cwd = process.cwd()): LoadedPlugin[] {
-  return loaded.map(({ absoluteFile, ...p }) => ({ ...p, ...(absoluteFile ? { file: path.relative(cwd, absoluteFile) || '.' } : {}) }));
+  return loaded.map(({ absoluteFile, ...p }) => ({ ...p, ...(absoluteFile ? { file: portablePath(absoluteFile, cwd) } : {}) }));
 }
 
 /** Where each registered name came from: BUILTIN_ORIGIN or the plugin module that registered it. */
@@ -106,12 +107,18 @@ export async function loadPlugins(modules: string[] = [], cwd = process.cwd()): 
       const e = err as Error;
       const frame = (e.stack ?? '').split('\n').find((l) => /^\s+at /.test(l))?.trim().slice(0, 200);
       throw new UserError(
-        `cannot load plugin "${m}": ${String(e.message).split('\n')[0].slice(0, 300)}${frame ? ` (${frame})` : ''}`,
+        `cannot load plugin "${m}": ${String(e.message).split('\n').slice(0, 2).join(' ').slice(0, 400)}${frame ? ` (${frame})` : ''}`,
         'pass a path to a .ts/.js module (or a package name) that calls registerHead / registerBackbone / registerWrapper / registerDatasetProvider',
       );
     }
     const after = registeredNames();
     const registered = Object.fromEntries((Object.keys(after) as RegistryKind[]).map((k) => [k, after[k].filter((n) => !before[k].includes(n))])) as Record<RegistryKind, string[]>;
+    if (Object.values(registered).every((names) => names.length === 0)) {
+      throw new UserError(
+        `plugin "${m}" registered nothing (no learner, backbone, wrapper, transformation set or dataset provider)`,
+        'call registerHead / registerBackbone / … at import time, importing them from \'fewshot\' (a second copy of fewshot — e.g. its sources required from a CommonJS file — has its own registries)',
+      );
+    }
     let sha256: string | undefined;
     if (file && existsSync(file)) sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
     loaded.push({

@@ -49,7 +49,7 @@ export function portableText(text: string, cwd = process.cwd()): string {
 export function portableValue<T>(value: T, cwd = process.cwd()): T {
   if (typeof value === 'string') return portableText(value, cwd) as T;
   if (Array.isArray(value)) return value.map((v) => portableValue(v, cwd)) as T;
-  if (value && typeof value === 'object' && (value as object).constructor === Object) {
+  if (value && typeof value === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(value))) {
     return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, portableValue(v, cwd)])) as T;
   }
   return value;
