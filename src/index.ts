@@ -13,6 +13,7 @@ export { z } from 'zod';
 // --- Plugin API version -----------------------------------------------------------------------------------
 export { FEWSHOT_API_VERSION, BUILTIN_ORIGIN, withRegistrationOrigin, registrationOrigin } from './util/plugin-origin.ts';
 export { packageRoot, packagedEpisodesDir, packageInfo } from './util/package-root.ts';
+export { portablePath, resolvePortablePath } from './util/portable-path.ts';
 export { UserError, NumericalError } from './util/errors.ts';
 
 // --- Registries: what a plugin registers -----------------------------------------------------------------

@@ -184,7 +184,8 @@ async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOption
     plugins: pluginRecords(),
   };
   reporter.log(`training ${config.method} (${config.backbone}, ${config.imageSize}px, ${dataset.dataset.name}, train ${config.train.way}w${config.train.shot}s${config.train.query}q) for ${config.episodes} episodes → ${runDir}`);
-  const progress = reporter.progress('train', config.episodes);
+  // The bar starts with the first trained episode: a run refused before training prints no progress.
+  let progress: ReturnType<ExperimentReporter['progress']> | undefined;
   let lastLoss = '';
   let lastVal = '';
   const norm = dataset.normalization;
@@ -200,6 +201,7 @@ async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOption
       onProgress: (p) => {
         if (p.loss !== undefined) lastLoss = p.loss.toFixed(4);
         if (p.validation) lastVal = `${formatCI(p.validation.accuracy)}${p.validation.best ? '*' : ''}`;
+        progress ??= reporter.progress('train', config.episodes);
         progress.update(p.episode, { loss: lastLoss, val: lastVal || '-', lr: p.lr.toExponential(2) });
       },
     });
@@ -210,7 +212,7 @@ async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOption
     }
     throw err;
   } finally {
-    progress.stop();
+    progress?.stop();
   }
   if (summary.resumedFrom) reporter.log(`resumed from episode ${summary.resumedFrom}`);
   if (summary.best) reporter.log(`best validation (${summary.best.mode}) ${formatCI(summary.best.accuracy)} at episode ${summary.best.episode}`);

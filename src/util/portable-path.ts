@@ -54,3 +54,10 @@ export function portableValue<T>(value: T, cwd = process.cwd()): T {
   }
   return value;
 }
+
+/** The inverse of `portablePath`: a recorded path back to an absolute one on this machine. */
+export function resolvePortablePath(p: string, cwd = process.cwd()): string {
+  if (p === PACKAGE_MARK || p.startsWith(`${PACKAGE_MARK}/`)) return path.join(packageRoot(), p.slice(PACKAGE_MARK.length));
+  if (p === TMP_MARK || p.startsWith(`${TMP_MARK}/`)) return path.join(os.tmpdir(), p.slice(TMP_MARK.length));
+  return path.resolve(cwd, p);
+}
