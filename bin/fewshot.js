@@ -20,7 +20,9 @@ const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sources = path.join(root, 'src', 'cli', 'main.ts');
 const fromSources = existsSync(sources);
 const args = process.argv.slice(2);
-const loader = fromSources || args.some((a) => /\.[cm]?ts$/.test(a)) ? ['--import', 'tsx'] : [];
+// tsx is resolved from this package (a bare `--import tsx` would be looked up from the working directory,
+// which fails whenever fewshot runs outside its own folder).
+const loader = fromSources || args.some((a) => /\.[cm]?ts$/.test(a)) ? ['--import', import.meta.resolve('tsx')] : [];
 const conditions = fromSources ? ['--conditions=fewshot-source'] : [];
 const main = fromSources ? sources : path.join(root, 'dist', 'cli', 'main.js');
 const child = spawn(process.execPath, [...process.execArgv, ...loader, ...conditions, main, ...args], { stdio: 'inherit' });

@@ -49,6 +49,17 @@ registerHead({
 JS
 step "npx fewshot --help" 120 npx fewshot --help
 step "npx fewshot list --plugin ./plugin.mjs" 120 bash -c 'npx fewshot list --plugin ./plugin.mjs | grep -q "smoke-cosine-sla"'
+step "npx fewshot --version" 60 bash -c 'npx fewshot --version | grep -q "^fewshot [0-9].* (plugin API "'
+# The installed package finds its own committed episode files, whatever the working directory: the default
+# test file of mini-ImageNet 5-way 1-shot resolves into node_modules/fewshot/episodes/ and exists there.
+cat > episodes-check.mjs <<'JS'
+import { existsSync } from 'node:fs';
+import { defaultEpisodeFile, getDatasetProvider } from 'fewshot';
+const { file } = defaultEpisodeFile({ dataset: { name: 'mini-imagenet', provider: getDatasetProvider('mini-imagenet'), options: {} } }, 'test', { way: 5, shot: 1, query: 15 });
+if (!file.includes('node_modules/fewshot/episodes/mini-imagenet/') || !existsSync(file)) { console.error(`not the packaged file: ${file}`); process.exit(1); }
+console.log(file);
+JS
+step "installed package resolves its committed episode files" 60 node episodes-check.mjs
 
 # A tiny real-image dataset, built with the repository's test fixture (needs the shared mini-ImageNet val images).
 fixture_dir="$(cd "$repo" && timeout 300 node --import tsx -e "const m = await import('./test/fixtures/mini-imagenet.ts'); const f = await m.buildFixture(12); console.log(f.root + '\t' + f.folderDir);" 2>/dev/null | tail -n 1)"

@@ -13,6 +13,7 @@ export { z } from 'zod';
 // --- Plugin API version -----------------------------------------------------------------------------------
 export { FEWSHOT_API_VERSION, BUILTIN_ORIGIN, withRegistrationOrigin, registrationOrigin } from './util/plugin-origin.ts';
 export { packageRoot, packagedEpisodesDir, packageInfo } from './util/package-root.ts';
+export { portablePath, resolvePortablePath } from './util/portable-path.ts';
 export { UserError, NumericalError } from './util/errors.ts';
 
 // --- Registries: what a plugin registers -----------------------------------------------------------------
@@ -20,8 +21,20 @@ export { registerHead, registerLearner, registerAdaptiveLearner, getHead as getL
 export { registerBackbone, getBackbone, listBackbones } from './backbones/registry.ts';
 export { registerWrapper, listWrappers, resolveMethodName } from './methods/registry.ts';
 export { registerTransformSet, getTransformSet, listTransformSets } from './transforms/registry.ts';
-// Dataset providers (registerDatasetProvider) and the experiment layer (runExperiment, evaluateCheckpoint)
-// are exported here once src/experiment/ lands: PUBLIC API PLACEHOLDER (experiment layer).
+export { registerDatasetProvider, getDatasetProvider, listDatasetProviders, DEFAULT_DATASET } from './data/providers/registry.ts';
+export type { DatasetProvider } from './data/providers/contract.ts';
+
+// --- The experiment layer: prepare → train → evaluate → record, from a validated config -----------------
+export {
+  runExperiment, trainExperiment, evaluateCheckpoint, checkpointConfig, validateConfig, experimentOptionsSchema,
+  collectingReporter, silentReporter, configHash, runName, loadPlugins, softwareVersions, prepareCache, openDataset, openEpisodeList,
+  defaultEpisodeFile, episodeFileFor, resolveCacheDir,
+  type EvaluateCheckpointRequest, type ExperimentHooks, type ExperimentOptions, type ExperimentOptionsInput, type ExperimentResult, type TrainedRun,
+  type ExperimentReporter, type ProgressHandle, type OpenedDataset, type OpenedSplit, type WorkspaceOptions,
+} from './experiment/index.ts';
+export { loadedPlugins, type LoadedPlugin } from './experiment/software.ts';
+export { planTable } from './experiment/reproduce/plan.ts';
+export { readResult, type ResultRecord, type LoadedResult } from './reports/results.ts';
 
 // --- Contracts ---------------------------------------------------------------------------------------------
 export type { Backbone, BackboneFactory, FastWeights } from './backbones/contract.ts';

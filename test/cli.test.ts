@@ -80,7 +80,7 @@ test.serial('run protonet-sla trains, evaluates and records a traceable result; 
   // to the same accuracies.
   const onCpu = await cli(['eval', path.join(tmp, 'runs', 'sla', 'best'), '--backend', 'cpu', '--test-file', path.join(tmp, 'test.json'), '--results', path.join(tmp, 'results-cpu'), '--cache', cache]);
   t.is(onCpu.code, 0, onCpu.stderr);
-  const cpuCsv = (await fs.readFile(path.join(tmp, 'results-cpu', 'mini-imagenet', 'sla', 'per-episode.csv'), 'utf8')).trim().split('\n');
+  const cpuCsv = (await fs.readFile(path.join(tmp, 'results-cpu', 'mini-imagenet', 'sla_eval_test', 'per-episode.csv'), 'utf8')).trim().split('\n');
   t.deepEqual(cpuCsv, csv);
 
   const plain = await cli(args('plain', 'protonet'));

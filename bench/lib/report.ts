@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { portableValue } from '../../src/util/portable-path.ts';
 import { writeFileAtomic } from '../../src/util/atomic.ts';
 import type { TimingSummary } from './stats.ts';
 
@@ -72,7 +73,8 @@ export interface BenchReport {
 export async function writeReport(outDir: string, report: BenchReport): Promise<string> {
   const stamp = report.createdAt.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
   const file = path.join(outDir, `bench-${stamp}${report.mode === 'quick' ? '-quick' : ''}.json`);
-  const text = `${JSON.stringify(report, null, 2)}\n`;
+  // no absolute path of this machine in a committed report (dataset folders, temp folders, executables)
+  const text = `${JSON.stringify(portableValue(report), null, 2)}\n`;
   await writeFileAtomic(file, text);
   await writeFileAtomic(path.join(outDir, 'latest.json'), text);
   return file;

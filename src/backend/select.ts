@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '../tf-gradients.ts';
 import { UserError } from '../util/errors.ts';
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
-export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+import { BACKEND_CHOICES, type BackendChoice } from './choices.ts';
+export { BACKEND_CHOICES, type BackendChoice };
 type ConcreteBackend = Exclude<BackendChoice, 'auto'>;
 
 export interface SelectedBackend {

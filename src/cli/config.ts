@@ -1,10 +1,20 @@
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { packageRoot } from '../util/package-root.ts';
 import { validateConfig } from '../experiment/index.ts';
 import { DEFAULT_DATASET, getDatasetProvider } from '../data/providers/registry.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { UserError } from '../util/errors.ts';
+import { packageRoot } from '../util/package-root.ts';
+import path from 'node:path';
+
+/** The fix for a missing --config: the experiment files that exist (shipped with the package), by path. */
+export async function configSuggestion(): Promise<string> {
+  const dir = path.join(packageRoot(), 'experiments');
+  const files = (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.json')).sort((a, b) => Number(b.startsWith('protonet')) - Number(a.startsWith('protonet')) || a.localeCompare(b));
+  if (files.length === 0) return 'pass an existing JSON experiment config (see the README, "Command reference")';
+  const rel = path.relative(process.cwd(), dir);
+  const shown = (rel && !rel.startsWith('..') ? rel : dir) + path.sep;
+  return `pass an existing JSON file; the package ships: ${files.slice(0, 8).map((f) => shown + f).join(', ')}${files.length > 8 ? `, … (${files.length} in ${shown})` : ''}`;
+}
 import { parseDatasetOptions, type DatasetFlags } from './dataset-flags.ts';
 
 export { configHash, runName } from '../experiment/index.ts';
@@ -35,13 +45,7 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
   try {
     text = await fs.readFile(file, 'utf8');
   } catch {
-    const dir = path.join(packageRoot(), 'experiments');
-    const known = (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.json')).sort();
-    const example = known.includes('sla-cpu-5w1s.json') ? 'sla-cpu-5w1s.json' : known[0];
-    throw new UserError(
-      `cannot read config file ${file}`,
-      example ? `pass an existing JSON file, e.g. --config ${path.relative(process.cwd(), path.join(dir, example)) || example} (the protocols shipped with fewshot: ${known.join(', ')})` : 'pass an existing JSON experiment config',
-    );
+    throw new UserError(`cannot read config file ${file}`, await configSuggestion());
   }
   try {
     // Keys starting with "//" are comments (JSON has none); they are dropped before validation.

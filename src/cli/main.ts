@@ -1,39 +1,35 @@
-import { Command, CommanderError, Option, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { UserError, NumericalError } from '../util/errors.ts';
 import { installStopHandlers, receivedStopSignal, StoppedBySignal } from '../util/signal.ts';
 import { exitWithParent } from '../util/orphan.ts';
-import { BACKEND_CHOICES } from '../backend/select.ts';
+import { packageInfo } from '../util/package-root.ts';
+import { FEWSHOT_API_VERSION } from '../util/plugin-origin.ts';
 import { registerDataCommands } from './commands/data.ts';
 import { registerEpisodeCommands } from './commands/episodes.ts';
 import { registerTrainCommands } from './commands/train.ts';
 import { registerCompareCommand } from './commands/compare.ts';
 import { registerListCommand } from './commands/list.ts';
 import { registerReproduceCommands } from './commands/reproduce.ts';
+import { registerPredictCommand } from './commands/predict.ts';
+import { usageErrorFix } from './usage-errors.ts';
+import { describeUnexpectedError } from './unexpected-error.ts';
 
-export function intArg(name: string, min = 1) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got "${v}"`);
-    return n;
-  };
-}
-export function floatArg(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got "${v}"`);
-    return n;
-  };
-}
-export const backendOption = () =>
-  new Option('--backend <name>', 'compute backend; auto takes the first that loads').choices(BACKEND_CHOICES as unknown as string[]).default('auto');
+// Kept for modules written against the old location of the option parsers.
+export { intArg, floatArg, backendOption } from './options.ts';
 
+/*
+ * The command modules import only commander and option parsers at the top; tfjs, the data layer and the
+ * experiment layer load inside the actions. So `--help`, `--version` and a usage error answer without
+ * loading a backend.
+ */
 const program = new Command();
 program
   .name('fewshot')
   .description('Few-shot meta-learning with Self-supervised Label Augmentation (SLA) on TensorFlow.js')
-  .showHelpAfterError('(run with --help for usage)')
-  // Usage errors (unknown option, missing argument, bad value) are bad input like any other: exit 2 with a fix.
-  .exitOverride();
+  .version(`fewshot ${packageInfo().version} (plugin API ${FEWSHOT_API_VERSION})`, '-V, --version', 'print the package version and the plugin API version')
+  // Usage errors become exceptions (mapped below to error:/fix:, exit 2, like every other bad input).
+  .exitOverride()
+  .configureOutput({ outputError: () => undefined });
 
 registerDataCommands(program);
 registerEpisodeCommands(program);
@@ -41,24 +37,25 @@ registerTrainCommands(program);
 registerCompareCommand(program);
 registerListCommand(program);
 registerReproduceCommands(program);
-(await import('./commands/predict.ts')).registerPredictCommand(program);
+registerPredictCommand(program);
 
 installStopHandlers();
 exitWithParent();
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof CommanderError) {
-    if (err.exitCode === 0) process.exit(0); // --help, --version
-    const sub = process.argv.slice(2).find((a) => !a.startsWith('-'));
-    process.stderr.write(`  fix: see \`fewshot ${sub && program.commands.some((c) => c.name() === sub) ? `${sub} ` : ''}--help\` for the accepted options and values\n`);
-    process.exit(2);
-  }
   // After SIGINT/SIGTERM any error (StoppedBySignal, an aborted prepare's AbortError) is the stop itself.
   const signal = err instanceof StoppedBySignal ? err.signal : receivedStopSignal();
   if (signal) {
     process.stderr.write(`stopped by ${signal}; every checkpoint, result and cache on disk is complete (a resumed run continues from the last checkpoint)\n`);
     process.exit(signal === 'SIGINT' ? 130 : 143);
+  }
+  if (err instanceof CommanderError) {
+    // --help and --version end through here too, with commander's own (0) exit code.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(err.exitCode);
+    const problem = err.message.replace(/^error: /, '');
+    process.stderr.write(`error: ${problem}\n  fix: ${usageErrorFix(err, process.argv.slice(2), program.commands.filter((c) => c.commands.length > 0).map((c) => c.name()))}\n`);
+    process.exit(2);
   }
   if (err instanceof UserError) {
     process.stderr.write(`error: ${err.problem}\n  fix: ${err.fix}\n`);
@@ -68,5 +65,7 @@ try {
     process.stderr.write(`numerical error: ${err.message}\n`);
     process.exit(3);
   }
-  throw err;
+  const { text, code } = await describeUnexpectedError(err);
+  process.stderr.write(text);
+  process.exit(code);
 }

@@ -33,12 +33,22 @@ export async function makeStandardEpisodeFiles(options: {
   return written;
 }
 
-// `npx tsx src/episodes/make-standard.ts <cacheDir> [outDir]` regenerates the committed files.
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  const [cacheDir, outDir] = process.argv.slice(2);
+// `npx tsx src/episodes/make-standard.ts <cacheDir> [outDir]` regenerates the committed files. Only when run
+// as the entry point, and without top-level await, so importing this module (a bundler, or a CommonJS plugin
+// that requires fewshot's sources through tsx) runs nothing and compiles to either module format.
+async function main(argv: string[]): Promise<void> {
+  const [cacheDir, outDir] = argv;
   if (!cacheDir) {
     console.error('usage: tsx src/episodes/make-standard.ts <cacheDir> [outDir]');
     process.exit(2);
   }
   await makeStandardEpisodeFiles({ cacheDir, outDir, onWritten: (w) => console.log(`${w.file}  ${w.count} episodes  sha256 ${w.sha256}`) });
+}
+
+const invokedPath = process.argv[1];
+if (invokedPath && typeof import.meta?.url === 'string' && import.meta.url === pathToFileURL(path.resolve(invokedPath)).href) {
+  main(process.argv.slice(2)).catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
 }

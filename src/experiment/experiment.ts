@@ -14,12 +14,13 @@ import { evaluate } from '../eval/evaluator.ts';
 import { formatCI } from '../eval/stats.ts';
 import { writeResult, type ResultRecord } from '../reports/results.ts';
 import { UserError } from '../util/errors.ts';
-import { readEpisodeFile } from '../episodes/index.ts';
 import { resolveDataset } from '../data/providers/registry.ts';
 import { configHash, runName } from './naming.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
-import { softwareVersions } from './software.ts';
-import { datasetOptionsWithData, episodeFileFor, openDataset, openEpisodeList, trainEpisodeSampler, type OpenedDataset, type WorkspaceOptions } from './workspace.ts';
+import { loadedPlugins, pluginRecords, softwareVersions, type LoadedPlugin } from './software.ts';
+import { listBackbones } from '../backbones/registry.ts';
+import type { EpisodeList } from '../eval/evaluator.ts';
+import { datasetOptionsWithData, episodeFileFor, openDataset, openEpisodeList, trainEpisodeSampler, type OpenedDataset, type OpenedSplit, type WorkspaceOptions } from './workspace.ts';
 
 /**
  * The experiment layer: prepare → train → evaluate → record as library calls taking a validated config.
@@ -38,8 +39,9 @@ export const experimentOptionsSchema = z
     runs: z.string().default('runs'),
     /** Where results go: `<results>/<dataset>/<name>/`. */
     results: z.string().default('results'),
-    /** Folder of episode files (`<episodesDir>/<dataset>/…`). */
-    episodesDir: z.string().default('episodes'),
+    /** Folder of episode files (`<episodesDir>/<dataset>/…`); default: the package's committed files for
+     *  datasets that have them, else ./episodes (see `defaultEpisodeFile`). */
+    episodesDir: z.string().optional(),
     valFile: z.string().optional(),
     testFile: z.string().optional(),
     /** Evaluate only the first n test episodes. */
@@ -52,8 +54,6 @@ export const experimentOptionsSchema = z
     autoPrepare: z.boolean().default(true),
     /** Keep an existing result of the same config, checkpoint and episodes instead of re-evaluating. */
     reuseResult: z.boolean().default(false),
-    /** Replace an existing, different result of the same name (otherwise that is an error). */
-    replaceResult: z.boolean().default(false),
   })
   .strict();
 
@@ -122,19 +122,54 @@ async function backendAndMethod(config: TrainConfig, backendChoice: string, repo
   return { backend, method };
 }
 
+async function exists(p: string): Promise<boolean> {
+  return fs.stat(p).then(() => true, () => false);
+}
+
+/** Explicitly named input files must exist before any compute (backend loading, cache preparation, training). */
+async function requireFiles(files: [flag: string, file: string | undefined][]): Promise<void> {
+  for (const [flag, file] of files) {
+    if (file !== undefined && !(await exists(file))) {
+      throw new UserError(`${flag} ${file} does not exist`, 'check the path, or make the file with `fewshot episodes make` (or omit the flag to use the standard file)');
+    }
+  }
+}
+
+/** An opened test episode file, checked against the data before any training. */
+interface TestEpisodes {
+  file: string;
+  split: OpenedSplit;
+  list: EpisodeList & { sha256: string };
+}
+
+async function openTestEpisodes(dataset: OpenedDataset, config: TrainConfig, options: ExperimentOptions, reporter: ExperimentReporter): Promise<TestEpisodes> {
+  const split = await dataset.split('test');
+  const file = await episodeFileFor(dataset, 'test', config.test, options.testFile, reporter);
+  return { file, split, list: await openEpisodeList(file, split, config.test) };
+}
+
 /** Meta-train a config (resuming from `<runs>/<name>/last` when it exists); keeps best/ and last/. */
 export async function trainExperiment(rawConfig: TrainConfig, rawOptions: ExperimentOptionsInput = {}, hooks: ExperimentHooks = {}): Promise<TrainedRun> {
-  const options = validateOptions(rawOptions);
+  return trainWithChecks(rawConfig, validateOptions(rawOptions), hooks);
+}
+
+/**
+ * Training, with `beforeTraining` run once the data is open and before the first episode (`run` opens and
+ * verifies its test file there, so a bad test file is reported before the training, not after it).
+ */
+async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOptions, hooks: ExperimentHooks, beforeTraining?: (dataset: OpenedDataset, config: TrainConfig) => Promise<void>): Promise<TrainedRun> {
   const validated = validateConfig(rawConfig);
   const config = { ...validated, datasetOptions: datasetOptionsWithData(validated.dataset, validated.datasetOptions, options.data) };
   const reporter = hooks.reporter ?? silentReporter;
   resolveDataset(config.dataset, config.datasetOptions); // an unknown dataset or option fails before any work
+  await requireFiles([['--val-file', options.valFile], ...(beforeTraining ? [['--test-file', options.testFile] as [string, string | undefined]] : [])]);
   const { backend, method } = await backendAndMethod(config, options.backend, reporter);
   const dataset = await openDataset(workspaceOf(config, options), config.imageSize, { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal });
   const trainSplit = await dataset.split('train');
   const valSplit = await dataset.split('val');
   const valFile = await episodeFileFor(dataset, 'val', config.test, options.valFile, reporter);
   const valList = await openEpisodeList(valFile, valSplit, config.test);
+  await beforeTraining?.(dataset, config);
   const name = options.name ?? runName(config);
   const runDir = path.join(options.runs, name);
   const meta = {
@@ -145,14 +180,17 @@ export async function trainExperiment(rawConfig: TrainConfig, rawOptions: Experi
       splitFingerprint: trainSplit.splitFingerprint, cacheFingerprint: trainSplit.cacheFingerprint, imageSize: config.imageSize,
     },
     valEpisodes: { file: valFile, sha256: valList.sha256 },
+    // which plugins made this model: `fewshot eval` without them names them instead of "unknown method"
+    plugins: pluginRecords(),
   };
   reporter.log(`training ${config.method} (${config.backbone}, ${config.imageSize}px, ${dataset.dataset.name}, train ${config.train.way}w${config.train.shot}s${config.train.query}q) for ${config.episodes} episodes → ${runDir}`);
-  // The bar starts with the first report, i.e. once the trainer has accepted the run folder (lock, config check).
+  // The bar starts with the first trained episode: a run refused before training prints no progress.
   let progress: ReturnType<ExperimentReporter['progress']> | undefined;
   let lastLoss = '';
   let lastVal = '';
   const norm = dataset.normalization;
   let summary: TrainSummary;
+  const runDirExisted = await exists(runDir);
   try {
     summary = await train({
       method, config, runDir, meta,
@@ -167,6 +205,12 @@ export async function trainExperiment(rawConfig: TrainConfig, rawOptions: Experi
         progress.update(p.episode, { loss: lastLoss, val: lastVal || '-', lr: p.lr.toExponential(2) });
       },
     });
+  } catch (err) {
+    // A new run that failed before writing any checkpoint leaves no (empty or log-only) folder behind.
+    if (!runDirExisted && !(await exists(path.join(runDir, 'last'))) && !(await exists(path.join(runDir, 'best')))) {
+      await fs.rm(runDir, { recursive: true, force: true }).catch(() => undefined);
+    }
+    throw err;
   } finally {
     progress?.stop();
   }
@@ -180,8 +224,13 @@ interface EvaluationTarget {
   method: EpisodicMethod;
   backend: SelectedBackend;
   dataset: OpenedDataset;
-  name: string;
+  /** The result name, or how to derive it from the test file (an evaluation's own result name). */
+  name: string | ((testFile: string, evaluated: number, count: number) => string);
   summary?: TrainSummary;
+  /** The test episodes, when opened (and checked) before training. */
+  test?: TestEpisodes;
+  /** Refuse to replace an existing, different result in the result folder (evaluations); a run replaces its own. */
+  keepOtherResults?: boolean;
 }
 
 async function existingResult(dir: string): Promise<ResultRecord | undefined> {
@@ -193,28 +242,29 @@ async function existingResult(dir: string): Promise<ResultRecord | undefined> {
 }
 
 /** Restore a checkpoint into the target's method, score it on the test episodes, write the result. */
-async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string, options: ExperimentOptions, reporter: ExperimentReporter, t0: number): Promise<{ record: ResultRecord; resultDir: string; reused: boolean }> {
+async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string, options: ExperimentOptions, reporter: ExperimentReporter, t0: number): Promise<{ record: ResultRecord; resultDir: string; reused: boolean; name: string }> {
   const { config, method, dataset } = target;
   const ckpt = await readCheckpoint(checkpointDir);
-  const testSplit = await dataset.split('test');
-  const testFile = await episodeFileFor(dataset, 'test', config.test, options.testFile, reporter);
-  const list = await openEpisodeList(testFile, testSplit, config.test);
+  const { file: testFile, split: testSplit, list } = target.test ?? (await openTestEpisodes(dataset, config, options, reporter));
   const total = Math.min(options.testEpisodes ?? list.count, list.count);
-  const resultDir = path.join(options.results, dataset.dataset.name, target.name);
+  const name = typeof target.name === 'string' ? target.name : target.name(testFile, total, list.count);
+  const resultDir = path.join(options.results, dataset.dataset.name, name);
   const hash = configHash(config, testSplit.splitFingerprint);
-  const prev = await existingResult(resultDir);
-  if (prev) {
-    const t = prev.training as { trainedAtEpisode?: unknown } | undefined;
-    const same = prev.configHash === hash && prev.episodes.sha256 === list.sha256 && prev.episodes.evaluated === total && t?.trainedAtEpisode === ckpt.file.meta.episode;
-    if (same && options.reuseResult) {
+  const weightsSha256 = ckpt.file.weightsSha256;
+  if (options.reuseResult || target.keepOtherResults) {
+    const prev = await existingResult(resultDir);
+    const t = prev?.training as { trainedAtEpisode?: unknown; weightsSha256?: unknown } | undefined;
+    const same = prev && prev.configHash === hash && prev.episodes.sha256 === list.sha256 && prev.episodes.evaluated === total && t?.trainedAtEpisode === ckpt.file.meta.episode
+      && (t?.weightsSha256 === undefined || t.weightsSha256 === weightsSha256);
+    if (prev && same) {
       reporter.log(`kept the existing result ${resultDir} (same config, checkpoint and episodes)`);
-      return { record: prev, resultDir, reused: true };
+      return { record: prev, resultDir, reused: true, name };
     }
-    // Never replace a different result silently (e.g. a 2,000-episode result by a 5-episode evaluation).
-    if (!same && !options.replaceResult) {
+    if (prev && target.keepOtherResults) {
+      const what = prev.episodes.evaluated !== total ? `${prev.episodes.evaluated} episodes, this evaluation ${total}` : prev.episodes.sha256 !== list.sha256 ? 'another episode file' : 'another checkpoint or config';
       throw new UserError(
-        `${resultDir} already holds a different result (${prev.episodes.evaluated} episodes of ${prev.episodes.file}, checkpoint at episode ${String(t?.trainedAtEpisode)}); this evaluation (${total} episodes of ${testFile}, checkpoint at episode ${String(ckpt.file.meta.episode)}) would replace it`,
-        'pass --name to write this result under another name (or --replace-result to replace it)',
+        `${resultDir} already holds a different result (${prev.method}, ${what}); it is not replaced`,
+        `give this evaluation another --name, or delete ${resultDir} if you no longer need it`,
       );
     }
   }
@@ -244,26 +294,16 @@ async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string
       training: {
         ...(target.summary ? { episodesTrained: target.summary.episodesTrained, resumedFrom: target.summary.resumedFrom, best: target.summary.best, wallSeconds: target.summary.wallSeconds } : {}),
         run: ckpt.file.meta.name, trainedAtEpisode: ckpt.file.meta.episode, trainData: ckpt.file.meta.data, valEpisodes: ckpt.file.meta.valEpisodes,
+        ...(weightsSha256 ? { weightsSha256 } : {}),
       },
       checkpoint: checkpointDir,
       software: softwareVersions(),
+      plugins: pluginRecords(),
       config: { ...config, describe: method.describe() },
     },
     result,
   );
-  return { record, resultDir, reused: false };
-}
-
-/** An explicit episode file exists, parses and holds the task shape asked for (its fingerprint is checked on use). */
-async function checkEpisodeFileShape(file: string, spec: { way: number; shot: number; query: number }): Promise<void> {
-  const ep = await readEpisodeFile(file);
-  const s = ep.header.spec;
-  if (s.way !== spec.way || s.shot !== spec.shot || s.query !== spec.query) {
-    throw new UserError(
-      `${file} holds ${s.way}-way ${s.shot}-shot ${s.query}-query episodes, but ${spec.way}-way ${spec.shot}-shot ${spec.query}-query was asked for`,
-      `make a matching file with \`fewshot episodes make --split test --way ${spec.way} --shot ${spec.shot} --query ${spec.query}\` and pass it with --test-file`,
-    );
-  }
+  return { record, resultDir, reused: false, name };
 }
 
 /** Prepare (if needed) → train (resuming) → evaluate the best checkpoint → record. */
@@ -271,17 +311,18 @@ export async function runExperiment(rawConfig: TrainConfig, rawOptions: Experime
   const t0 = performance.now();
   const options = validateOptions(rawOptions);
   const reporter = hooks.reporter ?? silentReporter;
-  // Every file the evaluation will need is checked before the first training episode.
-  if (options.testFile) await checkEpisodeFileShape(options.testFile, validateConfig(rawConfig).test);
-  const run = await trainExperiment(rawConfig, options, hooks);
-  const { record, resultDir, reused } = await evaluateAndRecord(run, run.summary.bestCheckpoint, options, reporter, t0);
+  let test: TestEpisodes | undefined;
+  const run = await trainWithChecks(rawConfig, options, hooks, async (dataset, config) => {
+    test = await openTestEpisodes(dataset, config, options, reporter);
+  });
+  const { record, resultDir, reused } = await evaluateAndRecord({ ...run, test }, run.summary.bestCheckpoint, options, reporter, t0);
   return { config: run.config, runDir: run.runDir, name: run.name, checkpoint: run.summary.bestCheckpoint, training: run.summary, resultDir, record, reused };
 }
 
 export interface EvaluateCheckpointRequest {
   /** A `runs/<name>/best` (or `last`) directory. */
   checkpoint: string;
-  /** Evaluate at this shot instead of the trained one (result name gets `_eval<shot>s`). */
+  /** Evaluate at this shot instead of the trained one (the test file, and so the result name, says it). */
   shot?: number;
   /** Evaluate on another dataset than the one trained on (cross-domain); default: the trained one. */
   dataset?: string;
@@ -294,6 +335,30 @@ export async function checkpointConfig(checkpointDir: string): Promise<TrainConf
   const saved = ckpt.file.meta.config;
   if (!saved) throw new UserError(`checkpoint ${checkpointDir} has no recorded config`, 'evaluate a checkpoint written by `fewshot train`');
   return parseWithUserError(trainConfigSchema, saved, `config recorded in ${checkpointDir}`, 'retrain with this version of fewshot');
+}
+
+/**
+ * A checkpoint made with plugins whose method or backbone is not registered now: say which plugin made it
+ * (from the checkpoint's meta) instead of "unknown method".
+ */
+function requirePluginsOf(checkpointDir: string, config: TrainConfig, recorded: unknown): void {
+  const plugins = Array.isArray(recorded) ? (recorded as LoadedPlugin[]) : [];
+  const missing = plugins.filter((p) => !loadedPlugins().some((l) => l.module === p.module || (p.sha256 !== undefined && l.sha256 === p.sha256)));
+  if (missing.length === 0) return;
+  let problem: string | undefined;
+  try {
+    resolveMethodName(config.method);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    problem = `method "${config.method}"`;
+  }
+  if (!problem && !listBackbones().some((b) => b.id === config.backbone)) problem = `backbone "${config.backbone}"`;
+  if (!problem) return;
+  const names = missing.map((p) => `${p.module}${p.package ? ` (${p.package})` : ''}`).join(', ');
+  throw new UserError(
+    `checkpoint ${checkpointDir} was made with plugin ${names}, which registers its ${problem}; that plugin is not loaded`,
+    `pass --plugin ${missing.map((p) => p.module).join(' ')} (the module the training loaded)`,
+  );
 }
 
 /** Score a saved checkpoint on fixed test episodes and write the result. */
@@ -312,11 +377,16 @@ export async function evaluateCheckpoint(request: EvaluateCheckpointRequest, raw
     datasetOptions: datasetOptionsWithData(dataset, baseOptions, options.data),
   };
   resolveDataset(config.dataset, config.datasetOptions);
+  requirePluginsOf(request.checkpoint, config, ckpt.file.meta.plugins);
+  await requireFiles([['--test-file', options.testFile]]);
   const { backend, method } = await backendAndMethod(config, options.backend, reporter);
   const opened = await openDataset(workspaceOf(config, options), config.imageSize, { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal });
-  const name = options.name ?? `${String(ckpt.file.meta.name ?? path.basename(path.dirname(request.checkpoint)))}${request.shot ? `_eval${config.test.shot}s` : ''}`;
+  const run = String(ckpt.file.meta.name ?? path.basename(path.dirname(request.checkpoint)));
+  // An evaluation gets its own result, never the run's: <run>_eval_<test file stem>[_<n>ep].
+  const nameOf = (testFile: string, evaluated: number, count: number) =>
+    options.name ?? `${run}_eval_${path.basename(testFile).replace(/\.json$/, '')}${evaluated < count ? `_${evaluated}ep` : ''}`;
   try {
-    const { record, resultDir, reused } = await evaluateAndRecord({ config, method, backend, dataset: opened, name }, request.checkpoint, options, reporter, t0);
+    const { record, resultDir, reused, name } = await evaluateAndRecord({ config, method, backend, dataset: opened, name: nameOf, keepOtherResults: true }, request.checkpoint, options, reporter, t0);
     return { config, runDir: path.dirname(request.checkpoint), name, checkpoint: request.checkpoint, resultDir, record, reused };
   } finally {
     tf.disposeVariables();

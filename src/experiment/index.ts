@@ -8,6 +8,6 @@ export { configHash, runName } from './naming.ts';
 export { loadPlugins, softwareVersions } from './software.ts';
 export { listQuery, listSupport, predictImages, type PredictRequest, type PredictResult, type QueryPrediction } from './predict.ts';
 export {
-  CACHE_ENV_VAR, datasetOptionsWithData, defaultEpisodeFile, episodeFileFor, openDataset, openEpisodeList, prepareCache, resolveCacheDir, trainEpisodeSampler,
+  CACHE_ENV_VAR, datasetOptionsWithData, defaultEpisodeFile, localEpisodesDir, episodeFileFor, openDataset, openEpisodeList, prepareCache, resolveCacheDir, trainEpisodeSampler,
   type OpenedDataset, type OpenedSplit, type WorkspaceOptions,
 } from './workspace.ts';

@@ -1,24 +1,131 @@
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { readFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import '../builtin.ts';
 import { UserError } from '../util/errors.ts';
+import { BUILTIN_ORIGIN, withRegistrationOrigin } from '../util/plugin-origin.ts';
+import { packageRoot } from '../util/package-root.ts';
+import { portablePath } from '../util/portable-path.ts';
+import { listHeads } from '../learners/registry.ts';
+import { listBackbones } from '../backbones/registry.ts';
+import { listWrappers } from '../methods/registry.ts';
+import { listTransformSets } from '../transforms/registry.ts';
+import { listDatasetProviders } from '../data/providers/registry.ts';
 
-/** Import plugin modules; each registers its heads/backbones/wrappers/dataset providers at import time. */
-export async function loadPlugins(modules: string[] = []): Promise<void> {
-  for (const m of modules) {
-    const spec = m.startsWith('.') || path.isAbsolute(m) ? pathToFileURL(path.resolve(m)).href : m;
+/** A loaded plugin as a result records it: which module, which version of its package, which exact file. */
+export interface LoadedPlugin {
+  /** The module as given (`./my-head.ts`, `fewshot-plugin-x`). */
+  module: string;
+  /** The file it resolved to, relative to the working directory when under it. */
+  file?: string;
+  /** name@version of the nearest package.json above the file, when there is one. */
+  package?: string;
+  /** sha256 of the module's file. */
+  sha256?: string;
+  /** What it registered, by kind. */
+  registered: Record<RegistryKind, string[]>;
+}
+
+export type RegistryKind = 'learners' | 'backbones' | 'wrappers' | 'transformSets' | 'datasets';
+
+function registeredNames(): Record<RegistryKind, string[]> {
+  return {
+    learners: listHeads().map((h) => h.id),
+    backbones: listBackbones().map((b) => b.id),
+    wrappers: listWrappers().map((w) => w.suffix || '(plain)'),
+    transformSets: listTransformSets().map((t) => t.name),
+    datasets: listDatasetProviders().map((d) => d.id),
+  };
+}
+
+const loaded: (LoadedPlugin & { absoluteFile?: string })[] = [];
+
+/** The plugins loaded so far in this process, in load order. */
+export function loadedPlugins(): readonly LoadedPlugin[] {
+  return loaded.map(({ absoluteFile, ...p }) => ({ ...p, file: absoluteFile }));
+}
+
+/** The plugins as a result or checkpoint records them (no absolute paths). */
+export function pluginRecords(cwd = process.cwd()): LoadedPlugin[] {
+  return loaded.map(({ absoluteFile, ...p }) => ({ ...p, ...(absoluteFile ? { file: portablePath(absoluteFile, cwd) } : {}) }));
+}
+
+/** Where each registered name came from: BUILTIN_ORIGIN or the plugin module that registered it. */
+export function registrationOrigins(kind: RegistryKind, name: string): string {
+  return loaded.find((p) => p.registered[kind].includes(name))?.module ?? BUILTIN_ORIGIN;
+}
+
+function nearestPackage(file: string): string | undefined {
+  let dir = path.dirname(file);
+  for (;;) {
+    const manifest = path.join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string; version?: string };
+        return `${pkg.name ?? '(unnamed)'}@${pkg.version ?? '(no version)'}`;
+      } catch {
+        return undefined;
+      }
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+function resolvePluginFile(m: string, cwd: string): string | undefined {
+  if (m.startsWith('.') || path.isAbsolute(m)) return path.resolve(cwd, m);
+  try {
+    return createRequire(path.join(cwd, 'noop.js')).resolve(m);
+  } catch {
     try {
-      await import(spec);
+      return fileURLToPath(import.meta.resolve(m));
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/**
+ * Import plugin modules; each registers its heads/backbones/wrappers/dataset providers at import time,
+ * attributed to the module (errors and `fewshot list` name it). A module given twice is loaded once.
+ */
+export async function loadPlugins(modules: string[] = [], cwd = process.cwd()): Promise<void> {
+  for (const m of modules) {
+    if (loaded.some((p) => p.module === m)) continue;
+    const file = resolvePluginFile(m, cwd);
+    const spec = m.startsWith('.') || path.isAbsolute(m) ? pathToFileURL(file!).href : m;
+    const before = registeredNames();
+    try {
+      await withRegistrationOrigin(m, () => import(spec));
     } catch (err) {
       if (err instanceof UserError) throw err;
+      const e = err as Error;
+      const frame = (e.stack ?? '').split('\n').find((l) => /^\s+at /.test(l))?.trim().slice(0, 200);
       throw new UserError(
-        `cannot load plugin "${m}": ${(err as Error).message.split('\n')[0]}`,
+        `cannot load plugin "${m}": ${String(e.message).split('\n').slice(0, 2).join(' ').slice(0, 400)}${frame ? ` (${frame})` : ''}`,
         'pass a path to a .ts/.js module (or a package name) that calls registerHead / registerBackbone / registerWrapper / registerDatasetProvider',
       );
     }
+    const after = registeredNames();
+    const registered = Object.fromEntries((Object.keys(after) as RegistryKind[]).map((k) => [k, after[k].filter((n) => !before[k].includes(n))])) as Record<RegistryKind, string[]>;
+    if (Object.values(registered).every((names) => names.length === 0)) {
+      throw new UserError(
+        `plugin "${m}" registered nothing (no learner, backbone, wrapper, transformation set or dataset provider)`,
+        'call registerHead / registerBackbone / … at import time, importing them from \'fewshot\' (a second copy of fewshot — e.g. its sources required from a CommonJS file — has its own registries)',
+      );
+    }
+    let sha256: string | undefined;
+    if (file && existsSync(file)) sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
+    loaded.push({
+      module: m, absoluteFile: file, registered,
+      ...(file ? { package: nearestPackage(file) } : {}),
+      ...(sha256 ? { sha256 } : {}),
+    });
   }
 }
 
@@ -26,7 +133,7 @@ let cached: Record<string, string> | undefined;
 /** Versions recorded in results: fewshot, tfjs, node, and the git commit the code ran from. */
 export function softwareVersions(): Record<string, string> {
   if (cached) return cached;
-  const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+  const root = packageRoot();
   const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
   let commit = 'unknown';
   try {

@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { cacheDirFor, DEFAULT_CACHE_ROOT, gatherImages, loadSplit, readCacheManifest, type CacheManifest, type LoadedSplit, type Normalization, type SplitName } from '../data/index.ts';
 import { getDatasetProvider, resolveDataset, type ResolvedDataset } from '../data/providers/registry.ts';
@@ -8,6 +8,7 @@ import {
 } from '../episodes/index.ts';
 import type { EpisodeList } from '../eval/evaluator.ts';
 import { UserError } from '../util/errors.ts';
+import { packagedEpisodesDir } from '../util/package-root.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
 
 /**
@@ -25,7 +26,11 @@ export interface WorkspaceOptions {
   data?: string;
   /** Explicit cache folder; else `<$FEWSHOT_CACHE or .cache>/<dataset name>-<size>`. */
   cache?: string;
-  /** Folder of episode files (default `episodes`, relative to the working directory). */
+  /**
+   * Folder of episode files. Default: a dataset's committed files are read from the package's own
+   * `episodes/` (so an installed package finds them wherever it runs), and the files made for user datasets
+   * go to `./episodes/<dataset>/` in the working directory.
+   */
   episodesDir?: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
@@ -45,7 +50,8 @@ export interface OpenedDataset {
   cacheDir: string;
   manifest: CacheManifest;
   normalization: Normalization;
-  episodesDir: string;
+  /** The explicit episode folder, if one was given (else the package's / the working directory's, see `defaultEpisodeFile`). */
+  episodesDir?: string;
   split(name: SplitName): Promise<OpenedSplit>;
 }
 
@@ -139,7 +145,7 @@ export async function openDataset(
   const opened = new Map<SplitName, Promise<OpenedSplit>>();
   return {
     dataset, cacheDir, manifest, normalization,
-    episodesDir: ws.episodesDir ?? 'episodes',
+    episodesDir: ws.episodesDir,
     split(name) {
       if (!opened.has(name)) {
         opened.set(
@@ -158,16 +164,28 @@ export async function openDataset(
   };
 }
 
+/** Where episode files made for user datasets go: `./episodes` of the working directory. */
+export function localEpisodesDir(): string {
+  return 'episodes';
+}
+
 /**
  * The default episode file for a split and spec: the dataset's standard set of that spec if it has one
- * (e.g. episodes/mini-imagenet/test_5w1s15q_seed0_2000.json), else seed 0 with the standard count.
+ * (e.g. episodes/mini-imagenet/test_5w1s15q_seed0_2000.json), else seed 0 with the standard count. With no
+ * explicit folder, a dataset with committed files (its provider makes none) reads them from the package's
+ * episodes/ folder, whatever the working directory; others use ./episodes.
  */
 export function defaultEpisodeFile(dataset: Pick<OpenedDataset, 'dataset' | 'episodesDir'>, split: 'val' | 'test', spec: EpisodeSpec): { file: string; seed: number; count: number } {
   const sets = dataset.dataset.provider.standardEpisodes;
   const std = sets.find((s) => s.split === split && s.spec.way === spec.way && s.spec.shot === spec.shot && s.spec.query === spec.query);
   const seed = std?.seed ?? 0;
   const count = std?.count ?? sets.find((s) => s.split === split)?.count ?? (split === 'test' ? 2000 : 1000);
-  return { file: path.join(dataset.episodesDir, episodeFileName({ dataset: dataset.dataset.name, split, spec, seed, count })), seed, count };
+  const name = episodeFileName({ dataset: dataset.dataset.name, split, spec, seed, count });
+  if (dataset.episodesDir !== undefined) return { file: path.join(dataset.episodesDir, name), seed, count };
+  const packaged = path.join(packagedEpisodesDir(), name);
+  // A file `fewshot episodes make` wrote for a spec the package has no file for lives in ./episodes.
+  const useLocal = dataset.dataset.provider.makesMissingEpisodeFiles || !existsSync(packaged);
+  return { file: useLocal ? path.join(localEpisodesDir(), name) : packaged, seed, count };
 }
 
 /**

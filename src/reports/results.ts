@@ -6,6 +6,7 @@ import { recoverFiles, writeFilesAtomic } from '../util/atomic.ts';
 import type { EvalResult } from '../eval/evaluator.ts';
 import { formatCI, type MeanCI } from '../eval/stats.ts';
 import { UserError } from '../util/errors.ts';
+import { portableValue } from '../util/portable-path.ts';
 
 /**
  * A result directory: `result.json` (everything needed to trace the number: command, seed, backend,
@@ -39,6 +40,8 @@ export interface ResultRecord {
   training?: Record<string, unknown>;
   checkpoint?: string;
   software: Record<string, string>;
+  /** Plugins loaded when the result was made: module, file, package name@version and sha256 of the file. */
+  plugins?: { module: string; file?: string; package?: string; sha256?: string; registered?: Record<string, string[]> }[];
   config?: Record<string, unknown>;
   /** sha256 of per-episode.csv: readers check that the two files belong together (older results lack it). */
   perEpisodeSha256?: string;
@@ -49,7 +52,8 @@ export async function writeResult(dir: string, record: Omit<ResultRecord, 'forma
   const csv = stringify(rows, { header: true, columns: ['episode', ...evalResult.modes] });
   const full: ResultRecord = {
     format: 'fewshot-result/1',
-    ...record,
+    // no absolute path of this machine in a result (they are committed and shared): see util/portable-path.ts
+    ...portableValue(record),
     inferenceModes: evalResult.modes,
     summary: Object.fromEntries(evalResult.modes.map((m) => [m, { ...evalResult.summary[m], text: formatCI(evalResult.summary[m]) }])),
     perEpisodeSha256: createHash('sha256').update(csv).digest('hex'),

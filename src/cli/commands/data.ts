@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
-import { intArg } from '../main.ts';
+import { intArg } from '../options.ts';
 import { loadPlugins } from '../context.ts';
 import { DEFAULT_DATASET } from '../../data/providers/registry.ts';
-import { prepareCache } from '../../experiment/index.ts';
-import { cliHooks } from '../reporter.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions, type DatasetFlags } from '../dataset-flags.ts';
 
 export function registerDataCommands(program: Command): void {
@@ -19,6 +17,8 @@ export function registerDataCommands(program: Command): void {
     .option('--plugin <module...>', 'modules that register extra dataset providers')
     .action(async (flags: DatasetFlags & { data?: string; cache?: string; imageSize: number; plugin?: string[] }) => {
       await loadPlugins(flags.plugin);
+      const { prepareCache } = await import('../../experiment/index.ts');
+      const { cliHooks } = await import('../reporter.ts');
       const hooks = cliHooks();
       try {
         const { cacheDir } = await prepareCache(

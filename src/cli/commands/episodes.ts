@@ -1,13 +1,9 @@
 import type { Command } from 'commander';
 import path from 'node:path';
-import { intArg } from '../main.ts';
+import { intArg } from '../options.ts';
 import { loadPlugins } from '../context.ts';
-import { episodeFileName, makeEpisodes, writeEpisodeFile } from '../../episodes/index.ts';
-import { describeSplit, isSplitName } from '../../data/index.ts';
-import { DEFAULT_DATASET, resolveDataset } from '../../data/providers/registry.ts';
-import { datasetOptionsWithData, resolveCacheDir } from '../../experiment/index.ts';
+import { DEFAULT_DATASET } from '../../data/providers/registry.ts';
 import { UserError } from '../../util/errors.ts';
-import { startProgress } from '../../util/progress.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions, type DatasetFlags } from '../dataset-flags.ts';
 
 interface EpisodeFlags extends DatasetFlags {
@@ -34,6 +30,11 @@ export function registerEpisodeCommands(program: Command): void {
     .option('--out <file>', 'output file (default: episodes/<dataset>/<split>_<spec>_seed<seed>_<count>.json)')
     .action(async (flags: EpisodeFlags) => {
       await loadPlugins(flags.plugin);
+      const { episodeFileName, makeEpisodes, writeEpisodeFile } = await import('../../episodes/index.ts');
+      const { describeSplit, isSplitName } = await import('../../data/index.ts');
+      const { resolveDataset } = await import('../../data/providers/registry.ts');
+      const { datasetOptionsWithData, resolveCacheDir, localEpisodesDir } = await import('../../experiment/index.ts');
+      const { startProgress } = await import('../../util/progress.ts');
       if (!isSplitName(flags.split)) throw new UserError(`unknown split "${flags.split}"`, 'use --split train, val or test');
       const ds = resolveDataset(flags.dataset!, datasetOptionsWithData(flags.dataset!, parseDatasetOptions(flags.datasetOption), flags.data));
       const split = await describeSplit(resolveCacheDir({ cache: flags.cache }, ds.name, flags.imageSize), flags.split);
@@ -41,7 +42,7 @@ export function registerEpisodeCommands(program: Command): void {
       const bar = startProgress('episodes', flags.count);
       const file = makeEpisodes({ split, spec, seed: flags.seed, count: flags.count, onProgress: (d: number) => bar.update(d) });
       bar.stop();
-      const out = flags.out ?? path.join('episodes', episodeFileName(file.header));
+      const out = flags.out ?? path.join(localEpisodesDir(), episodeFileName(file.header));
       await writeEpisodeFile(out, file);
       process.stdout.write(`wrote ${out}\n`);
     });

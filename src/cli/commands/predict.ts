@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { loadPlugins } from '../context.ts';
-import { stderrReporter } from '../reporter.ts';
-import { predictImages } from '../../experiment/predict.ts';
 
 /**
  * `fewshot predict <checkpoint> --support <class folders> --query <images…>`: classify your own images
@@ -20,6 +18,8 @@ export function registerPredictCommand(program: Command): void {
     .option('--plugin <module...>', 'modules that register the heads/backbones the checkpoint was trained with')
     .action(async (checkpoint: string, flags: { support: string; query: string[]; mode?: string; backend: string; json?: boolean; plugin?: string[] }) => {
       await loadPlugins(flags.plugin);
+      // Loaded here, not at the top: flag parsing and --help load no tfjs (see main.ts).
+      const [{ predictImages }, { stderrReporter }] = await Promise.all([import('../../experiment/predict.ts'), import('../reporter.ts')]);
       const result = await predictImages({ checkpoint, support: flags.support, query: flags.query, mode: flags.mode, backend: flags.backend, reporter: stderrReporter });
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ format: 'fewshot-predictions/1', ...result }, null, 2)}\n`);

@@ -2,16 +2,24 @@ import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { intArg } from '../main.ts';
-import { loadPlugins, validateConfig } from '../../experiment/index.ts';
-import { planTable } from '../../experiment/reproduce/plan.ts';
-import { executePlan, hasFinishedResult, inProcessExecutor, writeTableOutputs, type ReproduceSettings, type RunExecutor, type RunState } from '../../experiment/reproduce/reproduce.ts';
-import { enqueueAndWait, startWorker, DEFAULT_QUEUE_NAME } from '../../experiment/reproduce/queue.ts';
-import { estimateSeconds, probeCost } from '../../experiment/reproduce/estimate.ts';
-import { selectBackend } from '../../backend/select.ts';
-import { readTableSpec, listTables } from '../../reports/table-spec.ts';
+import { intArg } from '../options.ts';
+import { loadPlugins } from '../context.ts';
+import type { ReproduceSettings, RunExecutor, RunState } from '../../experiment/reproduce/reproduce.ts';
 import { UserError } from '../../util/errors.ts';
-import { cliHooks, stderrReporter } from '../reporter.ts';
+
+/** The queue name `fewshot reproduce --queue` and `fewshot worker` use by default (the queue module's default;
+ *  written out here so that `--help` loads no BullMQ). */
+const DEFAULT_QUEUE_NAME = 'fewshot-reproduce';
+
+/** The heavy modules (tfjs, BullMQ, vega), loaded when a reproduce command runs, not when flags are parsed. */
+async function heavy() {
+  const [experiment, plan, reproduce, queue, estimate, select, tableSpec, reporter] = await Promise.all([
+    import('../../experiment/index.ts'), import('../../experiment/reproduce/plan.ts'), import('../../experiment/reproduce/reproduce.ts'),
+    import('../../experiment/reproduce/queue.ts'), import('../../experiment/reproduce/estimate.ts'), import('../../backend/select.ts'),
+    import('../../reports/table-spec.ts'), import('../reporter.ts'),
+  ]);
+  return { ...experiment, ...plan, ...reproduce, ...queue, ...estimate, ...select, ...tableSpec, ...reporter };
+}
 
 /** The committed tables (`experiments/tables/*.json`), found from this module so an installed package has them. */
 export const TABLES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'experiments', 'tables');
@@ -103,6 +111,10 @@ export function registerReproduceCommands(program: Command): void {
     .option('--run <key>', 'run just this one planned run (used by workers)')
     .action(async (tableArg: string | undefined, flags: ReproduceFlags) => {
       await loadPlugins(flags.plugin);
+      const {
+        listTables, stderrReporter, readTableSpec, planTable, validateConfig, inProcessExecutor, cliHooks, selectBackend, hasFinishedResult,
+        probeCost, estimateSeconds, enqueueAndWait, executePlan, writeTableOutputs,
+      } = await heavy();
       if (!tableArg) {
         process.stdout.write(`tables: ${(await listTables(flags.tables)).join(', ')}\n`);
         return;
@@ -208,6 +220,7 @@ export function registerReproduceCommands(program: Command): void {
     .option('--stalled-ms <ms>', 'how often to look for jobs of dead workers', intArg('--stalled-ms', 100), 30000)
     .action(async (flags: ReproduceFlags & { lockMs: number; stalledMs: number }) => {
       await loadPlugins(flags.plugin);
+      const { startWorker, readTableSpec } = await heavy();
       const log = (l: string) => process.stderr.write(`${l}\n`);
       const worker = await startWorker({
         url: flags.queue!,

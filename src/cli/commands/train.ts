@@ -1,13 +1,16 @@
 import type { Command } from 'commander';
-import { backendOption, intArg, floatArg } from '../main.ts';
-import { resolveTrainConfig, type TrainFlags } from '../config.ts';
+import { backendOption, intArg, floatArg, jsonOption, printJson } from '../options.ts';
+import type { TrainFlags } from '../config.ts';
 import { loadPlugins } from '../context.ts';
-import { evaluateCheckpoint, runExperiment, trainExperiment, type ExperimentOptionsInput, type ExperimentResult } from '../../experiment/index.ts';
-import { cliHooks } from '../reporter.ts';
+import type { ExperimentOptionsInput, ExperimentResult } from '../../experiment/index.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions } from '../dataset-flags.ts';
 
+// The experiment layer (tfjs, data) is imported inside the actions: parsing flags and --help load none of it.
+const experiment = () => import('../../experiment/index.ts');
+const reporter = () => import('../reporter.ts');
+const configModule = () => import('../config.ts');
+
 interface CommonFlags extends TrainFlags {
-  replaceResult?: boolean;
   backend: string;
   data?: string;
   cache?: string;
@@ -18,6 +21,7 @@ interface CommonFlags extends TrainFlags {
   testFile?: string;
   testEpisodes?: number;
   name?: string;
+  json?: boolean;
 }
 
 const DATA_HELP = 'dataset source: its folder or file, as the provider expects (`fewshot list` shows providers)';
@@ -50,26 +54,40 @@ function addTrainOptions(cmd: Command): Command {
     .option('--cache <dir>', CACHE_HELP)
     .option('--plugin <module...>', 'modules that register extra heads/backbones/wrappers/dataset providers')
     .option('--runs <dir>', 'where checkpoints go', 'runs')
-    .option('--name <name>', 'run name (default: derived from the config)');
+    .option('--name <name>', 'run name (default: derived from the config)')
+    .addOption(jsonOption());
 }
 
 function addEvalOptions(cmd: Command): Command {
   return cmd
     .option('--test-file <file>', 'test episode file (default: the dataset\'s standard one for the test spec)')
     .option('--test-episodes <n>', 'evaluate only the first n episodes of the file', intArg('--test-episodes'))
-    .option('--results <dir>', 'where result directories go (<results>/<dataset>/<name>)', 'results')
-    .option('--replace-result', 'replace an existing, different result of the same name (default: refuse)');
+    .option('--results <dir>', 'where result directories go (<results>/<dataset>/<name>)', 'results');
 }
 
 function experimentOptions(flags: CommonFlags): ExperimentOptionsInput {
   return {
     backend: flags.backend, data: flags.data, cache: flags.cache, runs: flags.runs, results: flags.results,
-    valFile: flags.valFile, testFile: flags.testFile, testEpisodes: flags.testEpisodes, name: flags.name, replaceResult: flags.replaceResult,
+    valFile: flags.valFile, testFile: flags.testFile, testEpisodes: flags.testEpisodes, name: flags.name,
     command: ['fewshot', ...process.argv.slice(2)].join(' '),
   };
 }
 
-function printResult(r: ExperimentResult): void {
+/** The machine-readable summary of `run` / `eval` (`--json`). */
+export function resultJson(r: ExperimentResult): Record<string, unknown> {
+  const { record } = r;
+  return {
+    format: 'fewshot-run-summary/1',
+    method: record.method, name: r.name, resultDir: r.resultDir, result: `${r.resultDir}/result.json`, checkpoint: record.checkpoint, reused: r.reused,
+    test: { file: record.episodes.file, way: record.episodes.way, shot: record.episodes.shot, query: record.episodes.query, evaluated: record.episodes.evaluated },
+    accuracy: Object.fromEntries(record.inferenceModes.map((m) => [m, record.summary[m]])),
+    headlineMode: record.inferenceModes[0],
+    wallSeconds: record.wallSeconds,
+  };
+}
+
+function printResult(r: ExperimentResult, json?: boolean): void {
+  if (json) return printJson(resultJson(r));
   const { record } = r;
   for (const m of record.inferenceModes) {
     process.stdout.write(`${r.config.method} [${m}] ${r.config.test.way}-way ${r.config.test.shot}-shot: ${record.summary[m].text} % (95% CI, n=${record.episodes.evaluated})\n`);
@@ -82,10 +100,10 @@ export function registerTrainCommands(program: Command): void {
     .description('meta-train a method, then evaluate its best checkpoint on the fixed test episodes')
     .action(async (methodName: string, flags: CommonFlags) => {
       await loadPlugins(flags.plugin);
-      const config = await resolveTrainConfig(methodName, flags);
-      const hooks = cliHooks();
+      const config = await (await configModule()).resolveTrainConfig(methodName, flags);
+      const hooks = (await reporter()).cliHooks();
       try {
-        printResult(await runExperiment(config, experimentOptions(flags), hooks));
+        printResult(await (await experiment()).runExperiment(config, experimentOptions(flags), hooks), flags.json);
       } finally {
         hooks.done();
       }
@@ -95,11 +113,12 @@ export function registerTrainCommands(program: Command): void {
     .description('meta-train a method; keeps the best (validation) and last checkpoints under --runs')
     .action(async (methodName: string, flags: CommonFlags) => {
       await loadPlugins(flags.plugin);
-      const config = await resolveTrainConfig(methodName, flags);
-      const hooks = cliHooks();
+      const config = await (await configModule()).resolveTrainConfig(methodName, flags);
+      const hooks = (await reporter()).cliHooks();
       try {
-        const run = await trainExperiment(config, experimentOptions(flags), hooks);
-        process.stdout.write(`best checkpoint: ${run.summary.bestCheckpoint}\n`);
+        const run = await (await experiment()).trainExperiment(config, experimentOptions(flags), hooks);
+        if (flags.json) printJson({ format: 'fewshot-train-summary/1', name: run.name, runDir: run.runDir, bestCheckpoint: run.summary.bestCheckpoint, summary: run.summary });
+        else process.stdout.write(`best checkpoint: ${run.summary.bestCheckpoint}\n`);
       } finally {
         hooks.done();
       }
@@ -113,14 +132,15 @@ export function registerTrainCommands(program: Command): void {
     .option('--cache <dir>', CACHE_HELP)
     .option('--plugin <module...>', 'modules that register extra heads/backbones/wrappers/dataset providers')
     .option('--shot <n>', 'evaluate at this shot instead of the trained one', intArg('--shot'))
-    .option('--name <name>', 'result name (default: the run\'s; an existing different result of that name is not replaced)')
     .addOption(backendOption())
+    .option('--name <name>', 'result name (default: <run>_eval_<test file name>[_<n>ep]; an existing different result is never replaced)')
+    .addOption(jsonOption())
     .action(async (checkpointDir: string, flags: CommonFlags) => {
       await loadPlugins(flags.plugin);
-      const hooks = cliHooks();
+      const hooks = (await reporter()).cliHooks();
       try {
         const datasetOptions = flags.datasetOption ? parseDatasetOptions(flags.datasetOption) : undefined;
-        printResult(await evaluateCheckpoint({ checkpoint: checkpointDir, shot: flags.shot, dataset: flags.dataset, datasetOptions }, experimentOptions(flags), hooks));
+        printResult(await (await experiment()).evaluateCheckpoint({ checkpoint: checkpointDir, shot: flags.shot, dataset: flags.dataset, datasetOptions }, experimentOptions(flags), hooks), flags.json);
       } finally {
         hooks.done();
       }

@@ -1,0 +1,34 @@
+import { Option, InvalidArgumentError } from 'commander';
+import { BACKEND_CHOICES } from '../backend/choices.ts';
+
+/*
+ * Option parsers shared by the commands. This module (like every module the CLI imports before parsing)
+ * loads no tfjs, data or experiment code: those are imported inside the actions, so `--help`, `--version`
+ * and usage errors answer at once.
+ */
+
+export function intArg(name: string, min = 1) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}, got "${v}"`);
+    return n;
+  };
+}
+
+export function floatArg(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got "${v}"`);
+    return n;
+  };
+}
+
+export const backendOption = () =>
+  new Option('--backend <name>', 'compute backend; auto takes the first that loads').choices(BACKEND_CHOICES as unknown as string[]).default('auto');
+
+export const jsonOption = () => new Option('--json', 'print a machine-readable JSON summary on stdout (messages stay on stderr)');
+
+/** Print `value` as one JSON document on stdout. */
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}
