@@ -48,6 +48,27 @@ registerHead({
 });
 JS
 step "npx fewshot --help" 120 npx fewshot --help
+# A consumer's TypeScript type check against the installed declarations (no skipLibCheck): every type the
+# public entry names must resolve from the package's own dependencies (a dev-only @types package would fail
+# here with TS7016).
+cat > consumer.ts <<'TS'
+import { registerHead, tf, z, classMeans, meanCI, pairedDifference, runExperiment, validateConfig, type FewShotHead } from 'fewshot';
+const ci: { mean: number; ci95: number } = meanCI([0.5, 0.6, 0.7]);
+const diff = pairedDifference([0.5, 0.6], [0.4, 0.6]);
+registerHead({
+  id: 'typed-cosine', apiVersion: '1.0', description: 'typed consumer head', configSchema: z.object({}).strict(),
+  create: (): FewShotHead => ({
+    id: 'typed-cosine', variables: () => [],
+    logits: (ep) => tf.tidy(() => tf.matMul(ep.query, classMeans(ep.support, ep.supportLabels, ep.way), false, true)),
+  }),
+});
+const run: (typeof runExperiment) | undefined = validateConfig({ method: 'protonet' }) ? runExperiment : undefined;
+console.log(ci.mean, diff, typeof run);
+TS
+cat > tsconfig.json <<'JSON'
+{ "compilerOptions": { "target": "es2022", "module": "nodenext", "moduleResolution": "nodenext", "strict": true, "noEmit": true }, "files": ["consumer.ts"] }
+JSON
+step "consumer type check (tsc, strict, no skipLibCheck)" 300 "$repo/node_modules/.bin/tsc" -p tsconfig.json
 step "npx fewshot list --plugin ./plugin.mjs" 120 bash -c 'npx fewshot list --plugin ./plugin.mjs | grep -q "smoke-cosine-sla"'
 step "npx fewshot --version" 60 bash -c 'npx fewshot --version | grep -q "^fewshot [0-9].* (plugin API "'
 # The installed package finds its own committed episode files, whatever the working directory: the default

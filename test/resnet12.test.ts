@@ -23,7 +23,7 @@ test('ResNet-12 embeddings are 16,000-d at 84 px and 2,560-d at 32 px (narrow: 8
     const x = tf.randomNormal([2, size, size, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
     const e = net.apply(x, false);
     t.deepEqual(e.shape, [2, dim]);
-    t.true(Number.isFinite(e.sum().dataSync()[0]));
+    t.true(Number.isFinite(tf.sum(e).dataSync()[0]));
     tf.dispose([x, e, ...net.trainableVariables(), ...net.stateVariables()]);
   }
   const full = getBackbone('resnet12').create({ imageSize: 84, seed: 0 });
@@ -56,7 +56,7 @@ test('ResNet-12 is seeded, trains through dropout/DropBlock, and is the identity
   // Gradients reach every trainable variable through the regularisers.
   const { grads } = tf.variableGrads(() => tf.sum(a.apply(x, true)) as tf.Scalar, a.trainableVariables());
   t.is(Object.keys(grads).length, a.trainableVariables().length);
-  t.true(Object.values(grads).every((g) => Number.isFinite(g.sum().dataSync()[0])));
+  t.true(Object.values(grads).every((g) => Number.isFinite(tf.sum(g).dataSync()[0])));
   // After the (shortened) ramp the keep rate sits at 1 − dropRate.
   t.true(Math.abs(a.currentKeepRate() - 0.9) < 1e-12);
 });
@@ -100,7 +100,7 @@ test('DropBlock keeps about the target fraction and rescales to preserve the mea
   const bs = 5;
   const gamma = dropBlockGamma(0.9, bs, h);
   const mask = dropBlockMask([b, h, w, c], bs, gamma, 'stats');
-  const kept = mask.mean().dataSync()[0];
+  const kept = tf.mean(mask).dataSync()[0];
   // Exact expectation: a cell is kept iff none of the seed positions whose block covers it fires.
   let expected = 0;
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
@@ -114,7 +114,7 @@ test('DropBlock keeps about the target fraction and rescales to preserve the mea
   t.true(Math.abs(kept - 0.9) < 0.04, `kept fraction ${kept} near the keep rate 0.9`);
   const ones = tf.ones([b, h, w, c]) as tf.Tensor4D;
   const out = dropBlock(ones, bs, gamma, 'stats');
-  t.true(Math.abs(out.mean().dataSync()[0] - 1) < 1e-5, 'rescaled by #elements / #kept');
+  t.true(Math.abs(tf.mean(out).dataSync()[0] - 1) < 1e-5, 'rescaled by #elements / #kept');
   t.is(dropBlock(ones, bs, 0, 'x'), ones, 'γ = 0 is the identity');
   tf.dispose([mask, ones, out]);
 });

@@ -41,7 +41,7 @@ function makeEpisodeSampler(seed: number, noise: number) {
 function jointAccuracy(method: SlaMethod, ep: EpisodeImages): number {
   return tf.tidy(() => {
     const { logits } = method.jointForward(ep, 'eval');
-    const predicted = Array.from(logits.argMax(1).dataSync());
+    const predicted = Array.from(tf.argMax(logits, 1).dataSync());
     const target = jointLabels(ep.queryLabels, method.transformCount);
     return predicted.reduce((n, p, i) => n + (p === target[i] ? 1 : 0), 0) / target.length;
   });

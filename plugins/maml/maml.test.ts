@@ -57,8 +57,8 @@ test('one MAML inner step equals a hand-computed SGD step on backbone and head',
   const logits = tf.tidy(() => learner.adapt(ep, { backbone, phase: 'train', training: true }).logits.arraySync());
 
   // Hand: z = X·Wb, p = softmax(z·W + b), G = (p − Y)/n; ∇W = zᵀG, ∇b = Σ_rows G, ∇Wb = Xᵀ(G·Wᵀ).
-  const X = (ep.supportImages.reshape([4, 12]).arraySync() as M);
-  const Xq = (ep.queryImages.reshape([2, 12]).arraySync() as M);
+  const X = (tf.reshape(ep.supportImages, [4, 12]).arraySync() as M);
+  const Xq = (tf.reshape(ep.queryImages, [2, 12]).arraySync() as M);
   const Wb = backbone.weight.arraySync() as M;
   const W = weight.arraySync() as M;
   const b = bias.arraySync() as number[];

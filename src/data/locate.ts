@@ -49,7 +49,7 @@ export const DATASET_LAYOUT_HELP =
  * Find the mini-ImageNet folder: the `--data` flag, else $FEWSHOT_DATA, else ./data/mini-imagenet.
  * An explicitly named folder that is unusable is an error, not a reason to look elsewhere.
  */
-export function locateDataset(flag?: string, env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): string {
+export function locateDataset(flag?: string, env: Record<string, string | undefined> = process.env, cwd: string = process.cwd()): string {
   const fromEnv = env[DATA_ENV_VAR];
   const [dir, origin] =
     flag !== undefined && flag !== '' ? [flag, '--data'] : fromEnv ? [fromEnv, `$${DATA_ENV_VAR}`] : [DEFAULT_DATA_DIR, 'the default location'];

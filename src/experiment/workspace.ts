@@ -32,7 +32,7 @@ export interface WorkspaceOptions {
    * go to `./episodes/<dataset>/` in the working directory.
    */
   episodesDir?: string;
-  env?: NodeJS.ProcessEnv;
+  env?: Record<string, string | undefined>;
   cwd?: string;
 }
 

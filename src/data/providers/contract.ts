@@ -15,7 +15,7 @@ export interface ProviderEpisodeSet {
 export interface LocateContext {
   /** `--data` (or the `data` experiment option); a provider may also take the location from its options. */
   flag?: string;
-  env: NodeJS.ProcessEnv;
+  env: Record<string, string | undefined>;
   cwd: string;
 }
 
