@@ -28,6 +28,8 @@ if tar tzf "$tarball" | grep -qE '^package/(test|bench|results|\.ci|src)/'; then
 
 mkdir -p "$tmp/consumer" && cd "$tmp/consumer" || exit 1
 npm init -y >/dev/null
+# The user's project is a git repository of its own: its commit must not be taken for fewshot's.
+git init -q . 2>/dev/null && git -c user.email=a@b -c user.name=smoke commit -q --allow-empty -m init 2>/dev/null
 step "npm install tarball" 600 npm install --prefer-offline --no-audit --no-fund "$tarball"
 cat > plugin.mjs <<'JS'
 // A user's plugin: a cosine head, importing only the public API of the installed package.
@@ -91,5 +93,9 @@ if [ -z "$fixture_dir" ]; then echo "SKIP training (no mini-ImageNet fixture: sh
   step "fewshot episodes make" 120 bash -c "npx fewshot episodes make --split val --way 2 --shot 1 --query 3 --count 4 --seed 0 --image-size 16 --cache '$tmp/cache' --out val.json && npx fewshot episodes make --split test --way 2 --shot 1 --query 3 --count 4 --seed 0 --image-size 16 --cache '$tmp/cache' --out test.json"
   step "fewshot run smoke-cosine-sla --plugin (3 episodes)" 300 npx fewshot run smoke-cosine-sla --plugin ./plugin.mjs --way 2 --shot 1 --query 3 --episodes 3 --val-every 2 --val-episodes 2 \
     --val-file val.json --test-file test.json --backend wasm --runs runs --results results "${common[@]}"
+  # A result written by the installed package says which package and commit made it (not "unknown", and not
+  # the commit of a git repository the user's project happens to be in).
+  expected_commit="$(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  step "result records the package and its build commit" 30 bash -c "f=\$(find results -name result.json | head -n 1) && grep -q '\"source\": \"package\"' \"\$f\" && grep -q '\"commit\": \"$expected_commit' \"\$f\""
 fi
 exit $failed

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -130,19 +130,45 @@ export async function loadPlugins(modules: string[] = [], cwd = process.cwd()): 
 }
 
 let cached: Record<string, string> | undefined;
-/** Versions recorded in results: fewshot, tfjs, node, and the git commit the code ran from. */
+/**
+ * Versions recorded in results: fewshot, tfjs, node, the commit the code came from and how it was run
+ * (`source`). From a git checkout of fewshot itself the commit is read from git (`+dirty` when src/ has
+ * uncommitted changes); from an installed package it is the commit the package was built from
+ * (dist/build-info.json, written by `npm run build`). A git repository *around* an installed package (the
+ * user's project) says nothing about fewshot's code, so git is asked only when the package root is the top
+ * of its own checkout.
+ */
 export function softwareVersions(): Record<string, string> {
   if (cached) return cached;
   const root = packageRoot();
   const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
   let commit = 'unknown';
+  let source = 'package';
   try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', 'src'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-    if (dirty) commit += '+dirty';
+    if (realpathOrSelf(git('rev-parse', '--show-toplevel')) === realpathOrSelf(root)) {
+      source = 'git checkout';
+      commit = git('rev-parse', '--short', 'HEAD');
+      if (git('status', '--porcelain', '--untracked-files=no', 'src')) commit += '+dirty';
+    }
   } catch {
-    /* not a git checkout */
+    /* not inside a git checkout */
   }
-  cached = { fewshot: pkg.version, tfjs: tf.version_core, node: process.version, commit };
+  if (source === 'package') {
+    try {
+      commit = (JSON.parse(readFileSync(path.join(root, 'dist', 'build-info.json'), 'utf8')) as { commit?: string }).commit ?? 'unknown';
+    } catch {
+      /* a package built without build-info */
+    }
+  }
+  cached = { fewshot: pkg.version, tfjs: tf.version_core, node: process.version, commit, source };
   return cached;
+}
+
+function realpathOrSelf(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
 }
