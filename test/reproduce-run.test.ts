@@ -193,6 +193,17 @@ test.serial('in-process and queued (two workers) give identical per-episode resu
   t.is(tableQ, await fs.readFile(path.join(dir, 'comparisons.csv'), 'utf8').then((s) => s));
   w1.kill('SIGTERM');
   w2.kill('SIGTERM');
+
+  // Side by side on this machine: two runs at a time, each in its own process with one wasm thread.
+  const sideBySide = path.join(fx.root, 'results-jobs');
+  const c = await cli(['reproduce', 'tiny', ...common(sideBySide), '--only', 'plain', 'sla-ag', '--jobs', '2'], 300_000);
+  t.is(c.code, 0, c.stderr);
+  t.regex(c.stderr, /2 runs side by side, each in its own process with \d+ wasm thread/);
+  t.regex(c.stderr, /^\[protonet[^\]]*\/seed\d\] /m, 'each child line names its run');
+  const viaJobs = await perEpisodeFiles(sideBySide);
+  t.deepEqual([...viaJobs.keys()].sort(), [...results.keys()].sort());
+  for (const [k, v] of results) t.is(viaJobs.get(k), v, `${k}: per-episode results identical with --jobs 2`);
+  t.is(await fs.readFile(path.join(sideBySide, 'fixture', 'tiny', 'ci', 'comparisons.csv'), 'utf8'), await fs.readFile(path.join(dir, 'comparisons.csv'), 'utf8'));
 });
 
 test.serial('a worker killed mid-run leaves its job to another worker; the result is written once, complete', async (t) => {

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { spawn } from 'node:child_process';
+import { cpus } from 'node:os';
+import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { intArg } from '../options.ts';
@@ -40,6 +42,7 @@ interface ReproduceFlags {
   plugin?: string[];
   run?: string;
   tables: string;
+  jobs?: number;
 }
 
 /** `--data mini-imagenet=DIR --data cifar-fs=FILE` → { dataset: location } */
@@ -74,19 +77,28 @@ function childArgs(flags: ReproduceFlags): string[] {
  * worker's event loop and with it the renewal of its claim on the job. The child is tied to the worker through an
  * IPC channel and exits when the worker goes away, so a killed worker leaves no orphan still writing results.
  */
-function childProcessExecutor(flags: ReproduceFlags, log: (l: string) => void): RunExecutor {
+function childProcessExecutor(flags: ReproduceFlags, log: (l: string) => void, options: { env?: NodeJS.ProcessEnv; prefixOutput?: boolean } = {}): RunExecutor {
   return (run) =>
     new Promise<void>((resolve, reject) => {
-      const main = process.argv[1];
       // Planning with seeds = seed + 1 includes this run; the child re-plans from its own table file.
       const args = [...process.execArgv, process.argv[1], 'reproduce', run.table, '--run', run.key, '--budget', run.budget, '--seeds', String(run.seed + 1), ...childArgs(flags)];
-      const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const out = options.prefixOutput ? 'pipe' : 'inherit';
+      const child = spawn(process.execPath, args, { stdio: ['ignore', out, out, 'ipc'], env: options.env ?? process.env });
+      if (options.prefixOutput) {
+        // Runs side by side: each line says which run it is from.
+        for (const [stream, sink] of [[child.stdout, process.stdout], [child.stderr, process.stderr]] as const) {
+          createInterface({ input: stream! }).on('line', (line) => sink.write(`[${run.key}] ${line}\n`));
+        }
+      }
       child.on('error', reject);
       child.on('exit', (code, signal) => {
         if (code === 0) resolve();
-        else reject(new Error(`run ${run.key} failed (${signal ? `signal ${signal}` : `exit ${code}`})`));
+        else if (options.prefixOutput) {
+          // Side by side, one failed run must not stop the others: a UserError is recorded as that run's failure.
+          reject(new UserError(`run ${run.key} failed (${signal ? `signal ${signal}` : `exit ${code}`})`, 'read its messages above; the same command resumes it'));
+        } else reject(new Error(`run ${run.key} failed (${signal ? `signal ${signal}` : `exit ${code}`})`));
       });
-      log(`worker: started pid ${child.pid} for ${run.key}`);
+      log(`started pid ${child.pid} for ${run.key}`);
     });
 }
 
@@ -109,6 +121,7 @@ export function registerReproduceCommands(program: Command): void {
     .option('--plugin <module...>', 'modules that register extra heads/backbones/wrappers/datasets')
     .option('--tables <dir>', 'folder of table files', TABLES_DIR)
     .option('--run <key>', 'run just this one planned run (used by workers)')
+    .option('--jobs <n>', 'runs side by side, each in its own process with cores/n wasm threads (default 1: one run at a time with every thread)', intArg('--jobs'))
     .action(async (tableArg: string | undefined, flags: ReproduceFlags) => {
       await loadPlugins(flags.plugin);
       const {
@@ -187,6 +200,12 @@ export function registerReproduceCommands(program: Command): void {
         }
         reporter.log(`queue ${flags.queue}: ${todo.length} runs queued, ${done.length} already done; start \`fewshot worker --queue ${flags.queue}\` on any machine that has the data`);
         states = [...done, ...(await enqueueAndWait(plan, todo, { url: flags.queue, queueName: flags.queueName }, onState))];
+      } else if ((flags.jobs ?? 1) > 1) {
+        const jobs = flags.jobs!;
+        const threads = Math.max(1, Math.floor(cpus().length / jobs));
+        reporter.log(`${jobs} runs side by side, each in its own process with ${threads} wasm thread${threads > 1 ? 's' : ''}`);
+        const env = { ...process.env, FEWSHOT_WASM_THREADS: String(threads) };
+        states = await executePlan(plan, settings, childProcessExecutor(flags, (l) => reporter.log(l), { env, prefixOutput: true }), onState, jobs);
       } else {
         const hooks = cliHooks();
         try {
@@ -226,7 +245,7 @@ export function registerReproduceCommands(program: Command): void {
         url: flags.queue!,
         queueName: flags.queueName,
         loadTable: async (id) => (await readTableSpec(id, flags.tables)).table,
-        execute: childProcessExecutor(flags, log),
+        execute: childProcessExecutor(flags, (l) => log(`worker: ${l}`)),
         timing: { lockDuration: flags.lockMs, stalledInterval: flags.stalledMs },
         onLog: log,
       });

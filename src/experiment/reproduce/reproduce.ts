@@ -106,24 +106,36 @@ export function inProcessExecutor(settings: ReproduceSettings, hooks: Experiment
   };
 }
 
-/** Run every planned run that has no finished result; failures are recorded, the other runs go on. */
-export async function executePlan(plan: TablePlan, settings: ReproduceSettings, execute: RunExecutor, onState?: (s: RunState, index: number, total: number) => void): Promise<RunState[]> {
-  const states: RunState[] = [];
-  for (const [i, run] of plan.runs.entries()) {
-    let state: RunState;
+/**
+ * Run every planned run that has no finished result; failures are recorded, the other runs go on. With
+ * `jobs` > 1, that many runs execute at once (the executor must then run each in its own process: tfjs has one
+ * engine per process). States come back in plan order whatever order the runs finish in.
+ */
+export async function executePlan(
+  plan: TablePlan, settings: ReproduceSettings, execute: RunExecutor,
+  onState?: (s: RunState, finished: number, total: number) => void, jobs = 1,
+): Promise<RunState[]> {
+  const states: RunState[] = new Array(plan.runs.length);
+  let next = 0;
+  let finished = 0;
+  const one = async (run: PlannedRun): Promise<RunState> => {
     try {
-      if (await hasFinishedResult(settings, run)) state = { run, state: 'done' };
-      else {
-        await execute(run);
-        state = { run, state: 'ran' };
-      }
+      if (await hasFinishedResult(settings, run)) return { run, state: 'done' };
+      await execute(run);
+      return { run, state: 'ran' };
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
-      state = { run, state: 'failed', message: `${err.problem} (fix: ${err.fix})` };
+      return { run, state: 'failed', message: `${err.problem} (fix: ${err.fix})` };
     }
-    states.push(state);
-    onState?.(state, i + 1, plan.runs.length);
-  }
+  };
+  const lane = async () => {
+    while (next < plan.runs.length) {
+      const i = next++;
+      states[i] = await one(plan.runs[i]);
+      onState?.(states[i], ++finished, plan.runs.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, plan.runs.length)) }, lane));
   return states;
 }
 
