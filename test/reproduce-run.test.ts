@@ -136,7 +136,7 @@ function startWorker(results: string, extra: string[] = []): ChildProcess & { lo
 
 test.serial('in-process and queued (two workers) give identical per-episode results; the table pairs them correctly', async (t) => {
   const inProcess = path.join(fx.root, 'results-inproc');
-  const a = await cli(['reproduce', 'tiny', ...common(inProcess)]);
+  const a = await cli(['reproduce', 'tiny', ...common(inProcess), '--jobs', '1']); // in this process, one run after the other
   // The cell on an unknown dataset fails (named, with its fix) but the rest of the table is written.
   t.is(a.code, 2, a.stderr);
   t.regex(a.stderr, /no-such-dataset/);
@@ -171,7 +171,7 @@ test.serial('in-process and queued (two workers) give identical per-episode resu
   }
 
   // Again: everything is recognised as done, nothing re-runs.
-  const again = await cli(['reproduce', 'tiny', ...common(inProcess), '--only', 'plain', 'sla-ag']);
+  const again = await cli(['reproduce', 'tiny', ...common(inProcess), '--only', 'plain', 'sla-ag', '--jobs', '1']);
   t.is(again.code, 0, again.stderr);
   t.regex(again.stderr, /\[1\/4\] .*: done/);
   t.notRegex(again.stderr, /training protonet/);
