@@ -104,7 +104,7 @@ function childProcessExecutor(flags: ReproduceFlags, log: (l: string) => void, o
 
 /**
  * How many runs `reproduce` runs side by side. Measured on a 2-core machine (wasm, Conv-4 32 px, the CPU budget of
- * the tables): two runs at one thread each train 1.25x (ProtoNet+SLA) to 1.41x (ProtoNet) more episodes per second
+ * the tables): two runs at one thread each train 1.21x (ProtoNet+SLA) to 1.42x (ProtoNet) more episodes per second
  * than one run at two threads — a single training leaves cores idle at every hand-off between its threads. So
  * with the wasm backend (or auto, which is wasm where no native tfjs is installed) the default is 2 runs of one
  * thread; more cores are not assumed to scale the same way without a measurement, and native backends thread
@@ -134,7 +134,7 @@ export function registerReproduceCommands(program: Command): void {
     .option('--plugin <module...>', 'modules that register extra heads/backbones/wrappers/datasets')
     .option('--tables <dir>', 'folder of table files', TABLES_DIR)
     .option('--run <key>', 'run just this one planned run (used by workers)')
-    .option('--jobs <n>', 'runs side by side, each in its own process with cores/n wasm threads (default: 2 on a machine with 2 or more cores for the wasm backend, where two 1-thread runs finish 1.25-1.4x more episodes per hour than one 2-thread run; else 1)', intArg('--jobs'))
+    .option('--jobs <n>', 'runs side by side, each in its own process with cores/n wasm threads (default: 2 on a machine with 2 or more cores for the wasm backend, where two 1-thread runs finish 1.2-1.4x more episodes per hour than one 2-thread run; else 1)', intArg('--jobs'))
     .action(async (tableArg: string | undefined, flags: ReproduceFlags) => {
       await loadPlugins(flags.plugin);
       const {
