@@ -26,7 +26,7 @@ t0, t1, t2, n, m, cores = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv
 one, two = n / (t1 - t0), 2 * n / (t2 - t1)
 rec = {
     "what": "training throughput: 1 run x 2 wasm threads vs 2 runs x 1 thread side by side",
-    "command": f"bash bench/threads.sh {m} {n}", "method": m, "config": "experiments/sla-cpu-5w1s.json", "episodesPerRun": n,
+    "command": f"bash bench/threads.sh {m} {n}", "method": m, "config": "experiments/sla-cpu-5w1s.json", "episodesPerRun": n, "seed": 0,
     "cores": cores, "cpu": platform.processor() or platform.machine(),
     "oneRunTwoThreads": {"wallSeconds": round(t1 - t0, 1), "episodesPerSecond": round(one, 2)},
     "twoRunsOneThread": {"wallSeconds": round(t2 - t1, 1), "episodesPerSecond": round(two, 2)},
