@@ -8,18 +8,11 @@ import { CIFAR_FS_NORMALIZATION } from '../normalize.ts';
 import { prepareFromFiles, type FileClass, type FileSplit } from '../prepare-files.ts';
 import { CIFAR100_ARCHIVES, CIFAR100_IMAGE_BYTES, CIFAR100_IMAGE_SIZE, CIFAR100_URL, readCifar100, type Cifar100Part } from '../readers/cifar100.ts';
 import { assignCifarClasses, cifarBenchmarkClasses, PUBLISHED_SPLIT_SIZES, type CifarBenchmark } from '../readers/splits.ts';
-import type { DatasetProvider, ProviderEpisodeSet } from './contract.ts';
+import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
 
 /** Where the CIFAR-100 archive is looked for when `--data` is not given. */
 export const CIFAR100_ENV_VAR = 'FEWSHOT_CIFAR100';
 
-/** The fixed episode sets (made on first use: none are committed for the CIFAR benchmarks). */
-export const STANDARD_EPISODE_SETS: readonly ProviderEpisodeSet[] = [
-  { split: 'test', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 2000 },
-  { split: 'test', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 2000 },
-  { split: 'val', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 1000 },
-  { split: 'val', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 1000 },
-];
 
 const SOURCE_HELP = `the official CIFAR-100 archive as downloaded from ${CIFAR100_URL}: ${CIFAR100_ARCHIVES.python} (python version) or ${CIFAR100_ARCHIVES.binary} (binary version); pass its path with --data <file.tar.gz> or $${CIFAR100_ENV_VAR}`;
 

@@ -73,3 +73,14 @@ export interface DatasetProvider<O extends Record<string, unknown> = Record<stri
    */
   makesMissingEpisodeFiles: boolean;
 }
+
+/**
+ * The fixed episode sets of a dataset whose files are made on first use (none committed): 2,000 test and 1,000
+ * validation episodes, 5-way 1- and 5-shot, 15 queries, seed 0 — the usual protocol.
+ */
+export const STANDARD_EPISODE_SETS: readonly ProviderEpisodeSet[] = [
+  { split: 'test', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 2000 },
+  { split: 'test', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 2000 },
+  { split: 'val', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 1000 },
+  { split: 'val', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 1000 },
+];

@@ -4,9 +4,9 @@ import { z } from 'zod';
 import { UserError } from '../../util/errors.ts';
 import { sha256Hex } from '../checksums.ts';
 import { isSplitName, parseCsvRecords, SPLIT_NAMES, type SplitName } from '../csv.ts';
-import { prepareFromFiles, type FileClass, type FileSplit } from '../prepare-files.ts';
-import type { DatasetProvider } from './contract.ts';
-import { fixedNormalization, IMAGE_EXTENSIONS, normalizationOption, randomClassSplit, rotateClasses } from './folder.ts';
+import { prepareFromFiles, type FileClass } from '../prepare-files.ts';
+import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
+import { fileSplitsOf, fixedNormalization, IMAGE_EXTENSIONS, normalizationOption, randomClassSplit, recordedNormalization } from './folder.ts';
 
 const fraction = z.number().min(0).max(1);
 const optionsSchema = z
@@ -97,24 +97,14 @@ export const csvProvider: DatasetProvider<CsvOptions> = {
   },
   prepare: async (r) => {
     const listing = readCsvListing(r.source, r.options);
-    const fileSplits: FileSplit[] = SPLIT_NAMES.map((s) => ({ split: s, classes: r.options.rotations ? rotateClasses(listing.splits[s]) : listing.splits[s] }));
     return prepareFromFiles({
-      cacheDir: r.cacheDir, imageSize: r.imageSize, dataset: r.dataset, provider: { id: 'csv', options: r.options }, splits: fileSplits,
+      cacheDir: r.cacheDir, imageSize: r.imageSize, dataset: r.dataset, provider: { id: 'csv', options: r.options }, splits: fileSplitsOf(listing.splits, r.options.rotations),
       grayscale: r.options.grayscale, normalization: fixedNormalization(r.options.normalization),
       source: { kind: 'csv', path: r.source, files: { csv: sha256Hex(readFileSync(r.source)) } }, signal: r.signal, onProgress: r.onProgress,
     });
   },
-  normalization: (o) => {
-    const n = fixedNormalization(o.normalization);
-    if (n === 'train') throw new Error('csv cache without recorded normalisation');
-    return n;
-  },
+  normalization: (o) => recordedNormalization(o.normalization, 'csv'),
   defaultAugment: 'none',
-  standardEpisodes: [
-    { split: 'test', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 2000 },
-    { split: 'test', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 2000 },
-    { split: 'val', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 1000 },
-    { split: 'val', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 1000 },
-  ],
+  standardEpisodes: STANDARD_EPISODE_SETS,
   makesMissingEpisodeFiles: true,
 };

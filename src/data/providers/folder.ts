@@ -7,7 +7,7 @@ import { SPLIT_NAMES, type SplitName } from '../csv.ts';
 import { CIFAR_FS_NORMALIZATION, MINI_IMAGENET_NORMALIZATION, type Normalization } from '../normalize.ts';
 import { prepareFromFiles, type FileClass, type FileSplit, type QuarterTurns } from '../prepare-files.ts';
 import { sha256Hex } from '../checksums.ts';
-import type { DatasetProvider } from './contract.ts';
+import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
 
 /** File extensions read as images; other files (except hidden ones) are an error, not silently skipped. */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff'];
@@ -175,6 +175,21 @@ export function rotateClasses(classes: FileClass[]): FileClass[] {
   );
 }
 
+/** The three splits as prepareFromFiles takes them, each class in its four rotations when asked for. */
+export function fileSplitsOf(splits: Record<SplitName, FileClass[]>, rotations: boolean | undefined): FileSplit[] {
+  return SPLIT_NAMES.map((s) => ({ split: s, classes: rotations ? rotateClasses(splits[s]) : splits[s] }));
+}
+
+/**
+ * A prepared cache's normalisation for providers whose option is fixed: 'train' (statistics of the train split) is
+ * recorded in the cache manifest at prepare time and read from there, so it never reaches this call.
+ */
+export function recordedNormalization(n: FolderOptions['normalization'], provider: string): Normalization & { origin: string } {
+  const fixed = fixedNormalization(n);
+  if (fixed === 'train') throw new Error(`${provider} cache without recorded normalisation`);
+  return fixed;
+}
+
 export function fixedNormalization(n: FolderOptions['normalization']): (Normalization & { origin: string }) | 'train' {
   if (n === 'train') return 'train';
   if (n === 'imagenet') return { ...MINI_IMAGENET_NORMALIZATION, origin: 'ImageNet constants (as the mini-ImageNet loaders)' };
@@ -197,24 +212,14 @@ export const folderProvider: DatasetProvider<FolderOptions> = {
   },
   prepare: async (r) => {
     const { splits, files } = splitClasses(r.options, r.source);
-    const fileSplits: FileSplit[] = SPLIT_NAMES.map((s) => ({ split: s, classes: r.options.rotations ? rotateClasses(splits[s]) : splits[s] }));
     return prepareFromFiles({
-      cacheDir: r.cacheDir, imageSize: r.imageSize, dataset: r.dataset, provider: { id: 'folder', options: r.options }, splits: fileSplits,
+      cacheDir: r.cacheDir, imageSize: r.imageSize, dataset: r.dataset, provider: { id: 'folder', options: r.options }, splits: fileSplitsOf(splits, r.options.rotations),
       grayscale: r.options.grayscale, normalization: fixedNormalization(r.options.normalization),
       source: { kind: 'class-folders', path: r.source, files }, signal: r.signal, onProgress: r.onProgress,
     });
   },
-  normalization: (o) => {
-    const n = fixedNormalization(o.normalization);
-    if (n === 'train') throw new Error('folder cache without recorded normalisation');
-    return n;
-  },
+  normalization: (o) => recordedNormalization(o.normalization, 'folder'),
   defaultAugment: 'none',
-  standardEpisodes: [
-    { split: 'test', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 2000 },
-    { split: 'test', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 2000 },
-    { split: 'val', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 1000 },
-    { split: 'val', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 1000 },
-  ],
+  standardEpisodes: STANDARD_EPISODE_SETS,
   makesMissingEpisodeFiles: true,
 };

@@ -6,8 +6,7 @@ import { SPLIT_NAMES } from '../csv.ts';
 import { MINI_IMAGENET_NORMALIZATION } from '../normalize.ts';
 import { prepareFromFiles, type FileSplit } from '../prepare-files.ts';
 import { listTieredImagenet } from '../readers/tiered-imagenet.ts';
-import { STANDARD_EPISODE_SETS } from './cifar.ts';
-import type { DatasetProvider } from './contract.ts';
+import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
 
 export const TIERED_ENV_VAR = 'FEWSHOT_TIERED_IMAGENET';
 
