@@ -1,14 +1,14 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import '../builtin.ts';
 import { UserError } from '../util/errors.ts';
 import { BUILTIN_ORIGIN, withRegistrationOrigin } from '../util/plugin-origin.ts';
 import { packageRoot } from '../util/package-root.ts';
+import { checkoutCommit } from '../util/git-commit.ts';
 import { portablePath } from '../util/portable-path.ts';
 import { listHeads } from '../learners/registry.ts';
 import { listBackbones } from '../backbones/registry.ts';
@@ -142,33 +142,15 @@ export function softwareVersions(): Record<string, string> {
   if (cached) return cached;
   const root = packageRoot();
   const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-  let commit = 'unknown';
-  let source = 'package';
-  try {
-    if (realpathOrSelf(git('rev-parse', '--show-toplevel')) === realpathOrSelf(root)) {
-      source = 'git checkout';
-      commit = git('rev-parse', '--short', 'HEAD');
-      if (git('status', '--porcelain', '--untracked-files=no', 'src')) commit += '+dirty';
-    }
-  } catch {
-    /* not inside a git checkout */
-  }
-  if (source === 'package') {
+  const fromGit = checkoutCommit(root);
+  let commit = fromGit ?? 'unknown';
+  if (!fromGit) {
     try {
       commit = (JSON.parse(readFileSync(path.join(root, 'dist', 'build-info.json'), 'utf8')) as { commit?: string }).commit ?? 'unknown';
     } catch {
       /* a package built without build-info */
     }
   }
-  cached = { fewshot: pkg.version, tfjs: tf.version_core, node: process.version, commit, source };
+  cached = { fewshot: pkg.version, tfjs: tf.version_core, node: process.version, commit, source: fromGit ? 'git checkout' : 'package' };
   return cached;
-}
-
-function realpathOrSelf(p: string): string {
-  try {
-    return realpathSync(p);
-  } catch {
-    return p;
-  }
 }

@@ -92,11 +92,10 @@ function childProcessExecutor(flags: ReproduceFlags, log: (l: string) => void, o
       }
       child.on('error', reject);
       child.on('exit', (code, signal) => {
-        if (code === 0) resolve();
-        else if (options.prefixOutput) {
-          // Side by side, one failed run must not stop the others: a UserError is recorded as that run's failure.
-          reject(new UserError(`run ${run.key} failed (${signal ? `signal ${signal}` : `exit ${code}`})`, 'read its messages above; the same command resumes it'));
-        } else reject(new Error(`run ${run.key} failed (${signal ? `signal ${signal}` : `exit ${code}`})`));
+        if (code === 0) return resolve();
+        const problem = `run ${run.key} failed (${signal ? `signal ${signal}` : `exit ${code}`})`;
+        // Side by side, one failed run must not stop the others: a UserError is recorded as that run's failure.
+        reject(options.prefixOutput ? new UserError(problem, 'read its messages above; the same command resumes it') : new Error(problem));
       });
       log(`started pid ${child.pid} for ${run.key}`);
     });
@@ -204,6 +203,7 @@ export function registerReproduceCommands(program: Command): void {
         reporter.log(`[${done}/${all}] ${s.run.key}: ${s.state}${s.message ? ` — ${s.message}` : ''}${eta}`);
       };
       let states: RunState[];
+      const jobs = jobsFor(flags);
       if (flags.queue) {
         const todo = [];
         const done: RunState[] = [];
@@ -213,8 +213,7 @@ export function registerReproduceCommands(program: Command): void {
         }
         reporter.log(`queue ${flags.queue}: ${todo.length} runs queued, ${done.length} already done; start \`fewshot worker --queue ${flags.queue}\` on any machine that has the data`);
         states = [...done, ...(await enqueueAndWait(plan, todo, { url: flags.queue, queueName: flags.queueName }, onState))];
-      } else if (jobsFor(flags) > 1) {
-        const jobs = jobsFor(flags);
+      } else if (jobs > 1) {
         const threads = Math.max(1, Math.floor(cpus().length / jobs));
         reporter.log(`${jobs} runs side by side, each in its own process with ${threads} wasm thread${threads > 1 ? 's' : ''}`);
         const env = { ...process.env, FEWSHOT_WASM_THREADS: String(threads) };
