@@ -170,11 +170,17 @@ test.serial('in-process and queued (two workers) give identical per-episode resu
     t.is(Number(cellRow.mean), Number((meanCI(plain).mean * 100).toFixed(4)));
   }
 
-  // Again: everything is recognised as done, nothing re-runs.
+  // Again: everything is recognised as done, nothing re-runs; --only limits what runs, not what the table shows
+  // (the SLA+SI cell and its comparison stay in the rewritten table).
+  const cellsBefore = await fs.readFile(path.join(dir, 'cells.csv'), 'utf8');
+  const comparisonsBefore = await fs.readFile(path.join(dir, 'comparisons.csv'), 'utf8');
   const again = await cli(['reproduce', 'tiny', ...common(inProcess), '--only', 'plain', 'sla-ag', '--jobs', '1']);
   t.is(again.code, 0, again.stderr);
   t.regex(again.stderr, /\[1\/4\] .*: done/);
   t.notRegex(again.stderr, /training protonet/);
+  t.is(await fs.readFile(path.join(dir, 'cells.csv'), 'utf8'), cellsBefore);
+  t.is(await fs.readFile(path.join(dir, 'comparisons.csv'), 'utf8'), comparisonsBefore);
+  t.regex(await fs.readFile(path.join(dir, 'table.md'), 'utf8'), /ProtoNet \+ SLA\+SI/);
 
   // Through the queue with two workers.
   const queued = path.join(fx.root, 'results-queue');

@@ -226,7 +226,11 @@ export function registerReproduceCommands(program: Command): void {
           hooks.done();
         }
       }
-      const { dirs } = await writeTableOutputs(plan, settings, states, path.relative(process.cwd(), file));
+      // --only limits what runs, not what the table shows: the table is written from every cell of the table (those
+      // outside --only filled from their finished results), for the datasets of the cells that ran.
+      const whole = planTable(table, flags.budget, { seeds: flags.seeds });
+      const datasets = [...new Set(plan.runs.map((r) => r.dataset))];
+      const { dirs } = await writeTableOutputs(whole, settings, states, path.relative(process.cwd(), file), datasets);
       for (const d of dirs) process.stdout.write(`table: ${path.join(d, 'table.md')}\n`);
       const failed = states.filter((s) => s.state === 'failed');
       if (failed.length) {

@@ -186,11 +186,14 @@ function forDataset(o: TableOutcome, dataset: string): TableOutcome {
   return { ...o, cells, comparisons: o.comparisons.filter((c) => ids.has(c.a)) };
 }
 
-/** Write `<results>/<dataset>/<table>/<budget>/`: table.md, cells.csv, comparisons.csv, figures. */
-export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSettings, states: RunState[], tableFile: string): Promise<{ dirs: string[]; outcome: TableOutcome }> {
+/**
+ * Write `<results>/<dataset>/<table>/<budget>/`: table.md, cells.csv, comparisons.csv, figures. `plan` is the whole
+ * table's plan (every cell, whatever ran this time: `--only` limits what runs, not what the table shows); `datasets`
+ * limits which datasets' tables are written (default: every dataset of the plan).
+ */
+export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSettings, states: RunState[], tableFile: string, datasets = [...new Set(plan.runs.map((r) => r.dataset))]): Promise<{ dirs: string[]; outcome: TableOutcome }> {
   const outcomes = await collectOutcomes(plan, settings, states);
   const outcome = summarizeTable(plan.table, plan.budget, outcomes);
-  const datasets = [...new Set(plan.runs.map((r) => r.dataset))];
   const folderName = (dataset: string) => {
     try {
       return datasetNameOf(plan.runs.find((r) => r.dataset === dataset)!, settings);
@@ -229,7 +232,19 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
       budget: plan.budget,
       seeds: plan.seeds,
       writtenAt: new Date().toISOString(),
-      runs: plan.runs.filter((r) => r.dataset === dataset).map((r) => ({ key: r.key, cells: r.cells, result: r.resultDir, state: states.find((s) => s.run.key === r.key)?.state ?? 'not run', message: states.find((s) => s.run.key === r.key)?.message })),
+      runs: await Promise.all(plan.runs.filter((r) => r.dataset === dataset).map(async (r) => {
+        const s = states.find((x) => x.run.key === r.key);
+        // A run not executed this time (outside --only) is reported by what its folder holds.
+        const finished = async () => {
+          try {
+            return await fs.stat(path.join(resultPath(settings, r), 'result.json')).then(() => 'done', () => 'not run');
+          } catch {
+            return 'not run'; // its dataset cannot be resolved here
+          }
+        };
+        const state = s?.state ?? (await finished());
+        return { key: r.key, cells: r.cells, result: r.resultDir, state, message: s?.message };
+      })),
     };
     await replaceDirAtomic(dir, async (tmp) => {
       await fs.writeFile(path.join(tmp, 'table.md'), tableMarkdown(o) + figureLinks(figures));
