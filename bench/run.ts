@@ -6,6 +6,8 @@
  *   train/<method>/<S>px/5w<K>s   one meta-training step (trainingStep + Adam) per episode, 15 queries per class
  *   eval/<method>/<S>px/5w<K>s    one evaluation episode (forward in BN eval mode, prototypes, argmax)
  *   prepare/84px                  `data prepare` throughput on the real mini-ImageNet archives
+ *   head/<head>/<V>v              a MetaOptNet head (SVM or ridge) on fixed embeddings at V dual variables: K = XXᵀ,
+ *                                 dual solve, logits, cross-entropy, gradients to the embeddings (bench/lib/heads.ts)
  *   memory/protonet/32px/5w1s     live tensors and RSS before/after 500 training episodes
  * with <method> protonet | protonet-sla, S 32 | 84, K 1 | 5. Each of ours runs in its own node process
  * (bench/lib/ours-worker.ts); the peer is one long-lived python process (bench/peer/torch_peer.py) asked for
@@ -34,7 +36,8 @@ import {
   runPeerPrepare,
   type PrepareSource,
 } from './lib/prepare.ts';
-import { stepTable, writeReport, type AgreementCheck, type BenchReport, type SideResult, type StepWorkloadResult } from './lib/report.ts';
+import { stepTable, writeReport, type AgreementCheck, type BenchReport, type HeadWorkloadResult, type SideResult, type StepWorkloadResult } from './lib/report.ts';
+import { dualVariables, HEAD_SETTINGS, makeHeadEpisodes, writeHeadEpisodes, type BenchHeadName, type HeadSpec, type HeadStepValue } from './lib/heads.ts';
 import { roundSummary, summarize } from './lib/stats.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -58,12 +61,22 @@ const MEMORY_SPEC: MethodSpec = { method: 'protonet', imageSize: 32, way: WAY, s
 /** Relative difference below which both sides computed the same thing (float32, different conv algorithms). */
 const AGREEMENT_TOLERANCE = 1e-3;
 
-type Kind = 'train' | 'eval' | 'prepare' | 'memory';
+type Kind = 'train' | 'eval' | 'head' | 'prepare' | 'memory';
 interface Workload {
   id: string;
   kind: Kind;
   spec?: MethodSpec;
+  headSpec?: HeadSpec;
 }
+
+/**
+ * The heads at the sizes SLA gives them (5-way × 4 rotations = 20 joint classes): 5-shot (2,000 dual variables)
+ * and MetaOptNet's 15 training shots (6,000), 6 queries per class, 2,560-d embeddings (ResNet-12 at 32 px).
+ */
+const HEAD_SHOTS = [5, 15];
+const HEAD_DIM = 2560;
+const HEAD_QUERY = 6;
+const HEAD_INPUT_SEED = 11;
 
 /**
  * ResNet-12 episodes: 5-way 1-shot with 15 queries, and with SLA at 84 px also 6 queries per class (MetaOptNet's
@@ -94,6 +107,12 @@ function workloads(quick: boolean): Workload[] {
         const id = `${kind}/${backbone}/${method}/${imageSize}px/${WAY}w1s${query === QUERY ? '' : `${query}q`}`;
         list.push({ id, kind, spec: { method, backbone, imageSize, way: WAY, shot: 1, query } });
       }
+    }
+  }
+  for (const head of ['metaoptnet-svm', 'metaoptnet-rr'] as BenchHeadName[]) {
+    for (const shot of quick ? HEAD_SHOTS.slice(0, 1) : HEAD_SHOTS) {
+      const headSpec: HeadSpec = { head, way: WAY, shot, query: HEAD_QUERY, rotations: SLA_ROTATIONS, dim: HEAD_DIM };
+      list.push({ id: `head/${head}/${dualVariables(headSpec)}v`, kind: 'head', headSpec });
     }
   }
   list.push({ id: `prepare/${PREPARE_IMAGE_SIZE}px`, kind: 'prepare' });
@@ -174,6 +193,25 @@ function evalCheck(ours: OursWorkerResult, peer: PeerResponse | undefined): Agre
   return { what, ours: oursAcc, peer: peerAcc, relDiff: d, agrees: d < AGREEMENT_TOLERANCE, note: `mode ${mode}: argmax equal on ${same}/${rows} queries; ours/peer fields are first-episode accuracies` };
 }
 
+/** Head: the first loss (same embeddings) must agree; the gradient norms are compared in the note. */
+function headCheck(ours: OursWorkerResult, peer: PeerResponse | undefined): AgreementCheck {
+  const what = 'first loss of the head (same embeddings), with the gradient norms in the note';
+  const o = ours.ok ? (ours.warmup as { value: HeadStepValue }[])[0]?.value : undefined;
+  const p = peer?.ok ? (peer.warmup as { value: HeadStepValue }[])[0]?.value : undefined;
+  if (!o || !p) return { what, ours: o?.loss ?? null, peer: p?.loss ?? null, relDiff: null, agrees: null };
+  const d = relDiff(o.loss, p.loss);
+  const gs = relDiff(o.supportGradNorm, p.supportGradNorm);
+  const gq = relDiff(o.queryGradNorm, p.queryGradNorm);
+  return {
+    what,
+    ours: o.loss,
+    peer: p.loss,
+    relDiff: d,
+    agrees: d < AGREEMENT_TOLERANCE && gs < AGREEMENT_TOLERANCE && gq < AGREEMENT_TOLERANCE,
+    note: `|dL/dsupport| ours ${o.supportGradNorm.toPrecision(6)} peer ${p.supportGradNorm.toPrecision(6)} (rel diff ${gs.toExponential(1)}); |dL/dquery| ours ${o.queryGradNorm.toPrecision(6)} peer ${p.queryGradNorm.toPrecision(6)} (rel diff ${gq.toExponential(1)})`,
+  };
+}
+
 async function main(): Promise<void> {
   const program = new Command('bench')
     .description('Side-by-side benchmark of the toolkit (tfjs wasm) against PyTorch-CPU')
@@ -214,7 +252,7 @@ async function main(): Promise<void> {
   let peerInfo: Record<string, unknown> = { used: false };
   let oursInfo: Record<string, unknown> = {};
   const results: Record<string, unknown>[] = [];
-  const stepResults: StepWorkloadResult[] = [];
+  const stepResults: Array<StepWorkloadResult | HeadWorkloadResult> = [];
   const onSignal = () => {
     void fs.rm(work, { recursive: true, force: true }).finally(() => process.exit(130));
   };
@@ -321,6 +359,50 @@ async function main(): Promise<void> {
           peerProcesses: search?.processes ?? [],
           ratio,
           check: w.kind === 'train' ? trainCheck(ours, headlinePeer) : evalCheck(ours, headlinePeer),
+        };
+        if (oursSideResult.ok && oursSideResult.numTensorsAfter !== oursSideResult.numTensorsBefore) {
+          notes.push(`${w.id}: ours leaked tensors (${oursSideResult.numTensorsBefore} -> ${oursSideResult.numTensorsAfter})`);
+        }
+        stepResults.push(result);
+        results.push(result as unknown as Record<string, unknown>);
+      } else if (w.kind === 'head') {
+        const headSpec = w.headSpec!;
+        const inputsFile = path.join(work, `${tag}.embeddings.f32`);
+        await writeHeadEpisodes(inputsFile, makeHeadEpisodes(headSpec, EPISODE_POOL, HEAD_INPUT_SEED));
+        const t0 = performance.now();
+        const oursHostBusy = await hostBusyFraction();
+        const ours = await runOursWorkload({ op: 'head', headSpec, seed: METHOD_SEED, inputsFile, episodes: EPISODE_POOL, weightsFile: path.join(work, `${tag}.unused`), policy }, work, tag);
+        log(`ours: ${ours.ok ? `median ${summarize(ours.timesMs as number[]).median.toFixed(1)} ms` : `FAILED: ${ours.error}`} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+        let search: Awaited<ReturnType<typeof searchPeer>> | undefined;
+        if (python && ours.ok) {
+          const t1 = performance.now();
+          search = await searchPeer(python, { op: 'head', ...headSpec, episodes: EPISODE_POOL, inputs: inputsFile, svmC: HEAD_SETTINGS.svmC, ridgeLambda: HEAD_SETTINGS.ridgeLambda, scale: HEAD_SETTINGS.scale }, policy, log, {
+            screen: opts.peerSearch,
+            threads: PEER_THREADS,
+            memoryFormat: false,
+          });
+          log(`peer: ${((performance.now() - t1) / 1000).toFixed(1)} s`);
+        }
+        const oursSideResult = oursSide(ours);
+        const peerSides: Record<string, SideResult> = search?.full ? { best: peerSide(search.full) } : {};
+        const ratio = Object.fromEntries(
+          Object.entries(peerSides).map(([k, p]) => [k, p.ok && oursSideResult.ok ? Math.round((p.msPerEpisode.median / oursSideResult.msPerEpisode.median) * 1000) / 1000 : null]),
+        );
+        const result: HeadWorkloadResult = {
+          id: w.id,
+          kind: 'head',
+          ...headSpec,
+          dualVariables: dualVariables(headSpec),
+          loadAverageAtStart: load,
+          hostBusyBefore: { ours: oursHostBusy, peer: search?.hostBusyBeforeFull ?? null },
+          ours: oursSideResult,
+          peer: peerSides,
+          peerSetting: search?.bestSettingId ?? null,
+          peerScreen: search?.screen ?? [],
+          peerProcesses: search?.processes ?? [],
+          ratio,
+          check: headCheck(ours, search?.full),
+          ...(search?.full?.ok && Array.isArray(search.full.solverIterations) && search.full.solverIterations.length ? { peerSolverIterations: search.full.solverIterations as number[] } : {}),
         };
         if (oursSideResult.ok && oursSideResult.numTensorsAfter !== oursSideResult.numTensorsBefore) {
           notes.push(`${w.id}: ours leaked tensors (${oursSideResult.numTensorsBefore} -> ${oursSideResult.numTensorsAfter})`);
@@ -444,6 +526,7 @@ async function main(): Promise<void> {
       weights: 'the toolkit builds the method (seed 1) and exports its initial weights; the peer loads them',
       timing: 'ms per episode = one step incl. reading back the loss (train) or scores + argmax accuracy (eval); input tensors are built before timing',
       ratio: 'peer median ms (its fastest setting, see peerSetting) / ours median ms (> 1: we are faster); prepare: ours images/s / peer images/s',
+      heads: `MetaOptNet heads on seeded rectified-Gaussian embeddings (${HEAD_DIM}-d, ${HEAD_QUERY} queries per class, 20 joint classes), SVM C = ${HEAD_SETTINGS.svmC}, ridge lambda = ${HEAD_SETTINGS.ridgeLambda}; one step = K, dual solve, logits, cross-entropy and the gradients to support and query embeddings, read back; peer: bench/peer/qp_heads.py`,
     },
     workloads: results,
     notes,

@@ -28,9 +28,9 @@ const ratio = (w: Workload, key: string) => (typeof w.ratio === 'object' && w.ra
 console.log(`From \`${file}\` (${report.createdAt}; ours: ${report.ours.backendDetail}; load average ${report.machine.loadAverageAtStart.join(' ')} at the start).`);
 console.log('Median ms per episode; ratio = PyTorch ms / ours ms, > 1 means we are faster.\n');
 console.log('PyTorch is timed in its fastest setting per workload (allocator, memory format, OpenMP wait policy, threads; see bench/README.md).\n');
-console.log('| workload (5-way, 15 queries unless `Nq`; Conv-4 unless `resnet12`) | ours ms | PyTorch ms | ratio | PyTorch setting |');
+console.log('| workload (5-way, 15 queries unless `Nq`; Conv-4 unless `resnet12`; `head/…/Vv`: a MetaOptNet head alone at V dual variables) | ours ms | PyTorch ms | ratio | PyTorch setting |');
 console.log('|---|---|---|---|---|');
-for (const w of report.workloads.filter((x) => x.kind === 'train' || x.kind === 'eval')) {
+for (const w of report.workloads.filter((x) => x.kind === 'train' || x.kind === 'eval' || x.kind === 'head')) {
   const setting = (w as unknown as { peerSetting?: string | null }).peerSetting ?? '–';
   const peerMs = w.peer?.best ? ms(w.peer.best) : w.ours.ok ? '–' : 'not run';
   console.log(`| \`${w.id}\` | ${ms(w.ours)} | ${peerMs} | ${ratio(w, 'best')} | ${setting} |`);

@@ -174,6 +174,52 @@ for (const [i, c] of WINOGRAD_CASES.entries()) {
   });
 }
 
+const MATMUL_CASES: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [
+  { a: [7, 5], b: [7, 9], ta: true, tb: false },
+  { a: [6, 11], b: [4, 11], ta: false, tb: true },
+  { a: [8, 3], b: [5, 8], ta: true, tb: true },
+  { a: [6, 4], b: [4, 5], ta: false, tb: false },
+  // Batched (tfjs' matMul gradient does not reduce broadcast batch dimensions, so equal ones).
+  { a: [3, 5, 4], b: [3, 5, 6], ta: true, tb: false },
+  { a: [2, 4, 7], b: [2, 3, 7], ta: false, tb: true },
+  // A MetaOptNet head's shapes at SLA size (scaled down in width): support Gram and query-support scores.
+  { a: [100, 96], b: [100, 96], ta: false, tb: true },
+  { a: [120, 100], b: [120, 96], ta: true, tb: false },
+];
+
+for (const [i, c] of MATMUL_CASES.entries()) {
+  test.serial(`matMul value and gradients match cpu: a ${c.a}${c.ta ? 'ᵀ' : ''} b ${c.b}${c.tb ? 'ᵀ' : ''}`, async (t) => {
+    const a = await randn(c.a, 300 + i);
+    const b = await randn(c.b, 320 + i);
+    const product = (x: tf.Tensor, y: tf.Tensor) => (x.rank === 2 ? tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D, c.ta, c.tb) : tf.matMul(x, y, c.ta, c.tb));
+    await agree(t, 'matMul', () => {
+      const [xa, xb] = [toTensor(a), toTensor(b)];
+      const loss = (x: tf.Tensor, y: tf.Tensor) => {
+        const p = product(x, y);
+        return tf.sum(tf.mul(p, tf.sin(tf.reshape(tf.range(0, p.size), p.shape))));
+      };
+      return [product(xa, xb), ...tf.grads(loss)([xa, xb])];
+    });
+  });
+}
+
+test.serial('transposed matMul takes the transpose-first path and equals the stock kernel on wasm', async (t) => {
+  const { batchMatMulConfig } = await import('../src/backend/wasm/batch_mat_mul.ts');
+  const a = await randn([40, 33], 340);
+  const b = await randn([50, 33], 341);
+  const run = async (transposeFirst: boolean) => {
+    batchMatMulConfig.transposeFirst = transposeFirst;
+    return runOn('wasm', () => [tf.matMul(toTensor(a) as tf.Tensor2D, toTensor(b) as tf.Tensor2D, false, true)]);
+  };
+  try {
+    const [ours] = await run(true);
+    const [stock] = await run(false);
+    t.true(relativeError(ours, stock) < 1e-5);
+  } finally {
+    batchMatMulConfig.transposeFirst = true;
+  }
+});
+
 test.serial('inference batch norm (tf.batchNorm) matches cpu: per-channel and scalar parameters, with and without offset/scale', async (t) => {
   const x4 = await randn([3, 5, 4, 8], 360);
   const x2 = await randn([7, 6], 361);

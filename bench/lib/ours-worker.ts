@@ -15,11 +15,15 @@ import { trainingStep } from '../../src/train/step.ts';
 import { disposeEpisode } from '../../src/train/episode-images.ts';
 import { episodeImages } from './inputs.ts';
 import { buildBenchMethod, exportWeights, LEARNING_RATE, timeOursEval, timeOursTrain, type MethodSpec } from './ours.ts';
+import { timeOursHead, type HeadSpec } from './heads.ts';
 import type { StepPolicy } from './policy.ts';
 
 export interface WorkerRequest {
-  op: 'train' | 'eval' | 'memory';
-  spec: MethodSpec;
+  op: 'train' | 'eval' | 'memory' | 'head';
+  /** train / eval / memory. */
+  spec?: MethodSpec;
+  /** head: the head and episode shape; `inputsFile` then holds embeddings (bench/lib/heads.ts). */
+  headSpec?: HeadSpec;
   seed: number;
   inputsFile: string;
   episodes: number;
@@ -56,14 +60,19 @@ async function main(): Promise<void> {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
     const info = { backendDetail: backend.detail, wasmThreads: wasm.getThreadsCount(), tfjsBackendWasm: wasm.version_wasm };
     const episodes = await readEpisodes(req.inputsFile, req.episodes);
-    const method = buildBenchMethod(req.spec, req.seed);
+    if (req.op === 'head') {
+      await fs.writeFile(req.resultFile, JSON.stringify({ ok: true, ...info, ...timeOursHead(req.headSpec!, episodes, req.policy!) }));
+      return;
+    }
+    const spec = req.spec!;
+    const method = buildBenchMethod(spec, req.seed);
     const exported = req.op === 'eval' ? [...method.trainableVariables(), ...method.stateVariables()] : method.trainableVariables();
     const weightsMeta = await exportWeights(exported, req.weightsFile);
     // Beside the weights, so the peer can start from them even if our run fails later.
     await fs.writeFile(`${req.weightsFile}.json`, JSON.stringify(weightsMeta));
     let result: object;
-    if (req.op === 'train') result = timeOursTrain(method, req.spec, episodes, req.policy!);
-    else if (req.op === 'eval') result = timeOursEval(method, req.spec, episodes, req.policy!);
+    if (req.op === 'train') result = timeOursTrain(method, spec, episodes, req.policy!);
+    else if (req.op === 'eval') result = timeOursEval(method, spec, episodes, req.policy!);
     else {
       // The trainer's loop: a fresh episode tensor each step, trainingStep, loss read back, episode disposed.
       const { warmup, steps, sampleEvery } = req.memory!;
@@ -74,7 +83,7 @@ async function main(): Promise<void> {
       let t0 = performance.now();
       const samples: MemorySample[] = [];
       for (let i = 0; i < warmup + steps; i++) {
-        const ep = episodeImages(req.spec, episodes[i % episodes.length]);
+        const ep = episodeImages(spec, episodes[i % episodes.length]);
         const loss = trainingStep(method, trainable, optimizer, [ep], LEARNING_RATE);
         loss.dataSync();
         loss.dispose();

@@ -51,7 +51,7 @@ export async function searchPeer(
   request: Record<string, unknown>,
   policy: StepPolicy,
   log: (msg: string) => void,
-  opts: { screen: boolean; threads: number[] } = { screen: true, threads: [2, 1] },
+  opts: { screen: boolean; threads: number[]; memoryFormat?: boolean } = { screen: true, threads: [2, 1] },
 ): Promise<PeerSearchResult> {
   const processes = new Map<string, PeerProcess>();
   const hellos: Record<string, unknown>[] = [];
@@ -91,7 +91,8 @@ export async function searchPeer(
         }
       };
       for (const allocator of allocatorSettings().available) await tryOne({ process: processSetting(allocator, waitPolicy), channelsLast: false, threads: opts.threads[0] }, 'allocator');
-      await tryOne({ ...best, channelsLast: true }, 'memory format');
+      // (Not for workloads without images, e.g. the heads on embeddings.)
+      if (opts.memoryFormat !== false) await tryOne({ ...best, channelsLast: true }, 'memory format');
       // A wait policy the user set themselves is kept as it is.
       if (!process.env.OMP_WAIT_POLICY) await tryOne({ ...best, process: processSetting(best.process.allocator, 'default') }, 'wait policy');
       for (const t of opts.threads.slice(1)) await tryOne({ ...best, threads: t }, 'threads');

@@ -54,6 +54,20 @@ export interface StepWorkloadResult {
   check: AgreementCheck;
 }
 
+/** A head workload (bench/lib/heads.ts): the same timing fields as a step workload, on embeddings. */
+export interface HeadWorkloadResult extends Pick<StepWorkloadResult, 'id' | 'loadAverageAtStart' | 'hostBusyBefore' | 'ours' | 'peer' | 'peerSetting' | 'peerScreen' | 'peerProcesses' | 'ratio' | 'check'> {
+  kind: 'head';
+  head: string;
+  way: number;
+  shot: number;
+  query: number;
+  rotations: number;
+  dim: number;
+  dualVariables: number;
+  /** Interior-point iterations per step of the peer's SVM solve. */
+  peerSolverIterations?: number[];
+}
+
 export interface BenchReport {
   format: 'fewshot-bench';
   formatVersion: 2;
@@ -98,7 +112,7 @@ function table(rows: string[][]): string {
 }
 
 /** Readable table of the train/eval workloads: median ms/episode ± half the IQR, and the ratios. */
-export function stepTable(results: StepWorkloadResult[]): string {
+export function stepTable(results: Array<StepWorkloadResult | HeadWorkloadResult>): string {
   const header = ['workload', 'ours ms', 'peer best ms', 'ratio', 'check', 'peer setting'];
   const rows = results.map((r) => [
     r.id,

@@ -9,6 +9,8 @@ ever written to stdout; logs go to stderr). Requests (`op`):
   train / eval              time a workload: {method, imageSize, way, shot, query, episodes, inputs, weights,
                             threads, policy} -> {warmup: [...], timesMs: [...], firstLoss | firstScores, ...}
   memory                    RSS before/after `steps` training episodes
+  head                      time a MetaOptNet head on fixed embeddings (bench/peer/qp_heads.py): {head, way, shot,
+                            query, rotations, dim, episodes, inputs, svmC, ridgeLambda, scale, threads, policy}
   quit
 
 The model is the one of src/backbones/conv4.ts + src/learners/protonet.ts + src/methods/{plain,sla}.ts:
@@ -30,6 +32,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import qp_heads
 
 # Responses only on the real stdout; anything a library prints goes to stderr.
 PROTOCOL_OUT = sys.stdout
@@ -342,6 +346,21 @@ def do_memory(req):
     }
 
 
+def do_head(req):
+    threads = set_threads(req["threads"])
+    eps = qp_heads.HeadEpisodes(req)
+    iterations = []
+
+    def step(i):
+        value = qp_heads.head_step(req, eps, i)
+        if req["head"] == "metaoptnet-svm":
+            iterations.append(qp_heads.CrammerSingerDual.last_iterations)
+        return value
+
+    warmup, times = run_policy(step, req["policy"])
+    return {"threads": threads, "warmup": warmup, "timesMs": times, "solverIterations": iterations, "rssBytes": rss_bytes()}
+
+
 def loaded_allocator():
     """Which malloc this process really uses (an LD_PRELOAD that failed to load would otherwise go unnoticed)."""
     with open("/proc/self/maps") as f:
@@ -367,7 +386,7 @@ def do_hello(_req):
     }
 
 
-HANDLERS = {"hello": do_hello, "train": do_train, "eval": do_eval, "memory": do_memory}
+HANDLERS = {"hello": do_hello, "train": do_train, "eval": do_eval, "memory": do_memory, "head": do_head}
 
 
 def main():

@@ -15,6 +15,7 @@
  * - Conv2D and both gradients of stride-1 3x3 convs with >= 16 channels: Winograd F(4x4, 3x3) transforms
  *   (native/kernels.c) around XNNPACK matrix products, a quarter of the direct convolution's multiplications.
  * - FusedBatchNorm (inference batch norm; stock is a scalar loop recomputing 1/sqrt per element).
+ * - BatchMatMul with transposed operands (stock runs those in a scalar loop): transpose, then XNNPACK.
  * - A fused Adam update over all variables in one call, `FewshotAdamUpdate` (adam.ts), used by src/train/optimizer.ts.
  * With the threaded build, the helper kernels split their work with a second thread (helper_thread.ts).
  * Every SIMD path has a JS fallback (used if the helper module cannot load, or FEWSHOT_WASM_NATIVE=0).
@@ -29,6 +30,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // silently overwrite ours).
 import '@tensorflow/tfjs-backend-wasm';
 import { registerAdamUpdate } from './adam.ts';
+import { batchMatMul } from './batch_mat_mul.ts';
 import { registerBatchNormTraining } from './batch_norm.ts';
 import { fusedBatchNorm } from './batch_norm_inference.ts';
 import { conv2D } from './conv2d.ts';
@@ -58,6 +60,7 @@ export const WASM_TRAINING_KERNELS: ReadonlyArray<{ kernelName: string; kernelFu
   { kernelName: tf.Tile, kernelFunc: tile as unknown as tf.KernelFunc },
   { kernelName: tf.Identity, kernelFunc: identity as unknown as tf.KernelFunc },
   { kernelName: tf.Cast, kernelFunc: cast as unknown as tf.KernelFunc },
+  { kernelName: tf.BatchMatMul, kernelFunc: batchMatMul as unknown as tf.KernelFunc },
 ];
 
 /**
