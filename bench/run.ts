@@ -154,6 +154,24 @@ function peerSide(res: PeerResponse): SideResult {
   return { ok: true, threads: r.threads, msPerEpisode: roundSummary(summarize(r.timesMs)), warmupMs: r.warmup.map((w) => Math.round(w.ms)), rssMiB: mib(r.rssBytes) };
 }
 
+/** The fields every timed workload records about both sides: timings, the peer's winning setting, the ratio. */
+function comparedSides(ours: OursWorkerResult, oursHostBusy: number | null, search: Awaited<ReturnType<typeof searchPeer>> | undefined) {
+  const oursResult = oursSide(ours);
+  const peer: Record<string, SideResult> = search?.full ? { best: peerSide(search.full) } : {};
+  const ratio = Object.fromEntries(
+    Object.entries(peer).map(([k, p]) => [k, p.ok && oursResult.ok ? Math.round((p.msPerEpisode.median / oursResult.msPerEpisode.median) * 1000) / 1000 : null]),
+  );
+  return {
+    hostBusyBefore: { ours: oursHostBusy, peer: search?.hostBusyBeforeFull ?? null },
+    ours: oursResult,
+    peer,
+    peerSetting: search?.bestSettingId ?? null,
+    peerScreen: search?.screen ?? [],
+    peerProcesses: search?.processes ?? [],
+    ratio,
+  };
+}
+
 /** Train: the first loss (same weights, same episode) and the warm-up loss trajectory must agree. */
 function trainCheck(ours: OursWorkerResult, peer: PeerResponse | undefined): AgreementCheck {
   const what = 'first training loss (same initial weights and episode)';
@@ -322,7 +340,6 @@ async function main(): Promise<void> {
         log(`ours: ${ours.ok ? `median ${summarize(ours.timesMs as number[]).median.toFixed(1)} ms` : `FAILED: ${ours.error}`} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
         if (ours.ok && !oursInfo.backendDetail) oursInfo = { backendDetail: ours.backendDetail, threads: ours.wasmThreads, tfjsBackendWasm: ours.tfjsBackendWasm, process: 'one node process per workload' };
         const weightsMeta = existsSync(`${weightsFile}.json`) ? (JSON.parse(await fs.readFile(`${weightsFile}.json`, 'utf8')) as WeightEntry[]) : undefined;
-        const peerRuns: Record<string, PeerResponse> = {};
         let search: Awaited<ReturnType<typeof searchPeer>> | undefined;
         // A workload ours cannot run (heap exhausted) is not timed on the peer either: there is nothing to compare.
         if (python && weightsMeta && ours.ok) {
@@ -331,15 +348,10 @@ async function main(): Promise<void> {
             screen: opts.peerSearch,
             threads: PEER_THREADS,
           });
-          if (search.full) peerRuns.best = search.full;
           log(`peer: ${((performance.now() - t1) / 1000).toFixed(1)} s`);
         } else if (python && !ours.ok) notes.push(`${w.id}: ours failed, the peer was not timed`);
-        const oursSideResult = oursSide(ours);
-        const peerSides = Object.fromEntries(Object.entries(peerRuns).map(([k, r]) => [k, peerSide(r)]));
-        const ratio = Object.fromEntries(
-          Object.entries(peerSides).map(([k, p]) => [k, p.ok && oursSideResult.ok ? Math.round((p.msPerEpisode.median / oursSideResult.msPerEpisode.median) * 1000) / 1000 : null]),
-        );
-        const headlinePeer = peerRuns.best;
+        const sides = comparedSides(ours, oursHostBusy, search);
+        const oursSideResult = sides.ours;
         const result: StepWorkloadResult = {
           id: w.id,
           kind: w.kind,
@@ -351,14 +363,8 @@ async function main(): Promise<void> {
           backbone: spec.backbone ?? 'conv4',
           imagesPerEpisode: (spec.way * (spec.shot + spec.query)) * (spec.method === 'protonet-sla' ? SLA_ROTATIONS : 1),
           loadAverageAtStart: load,
-          hostBusyBefore: { ours: oursHostBusy, peer: search?.hostBusyBeforeFull ?? null },
-          ours: oursSideResult,
-          peer: peerSides,
-          peerSetting: search?.bestSettingId ?? null,
-          peerScreen: search?.screen ?? [],
-          peerProcesses: search?.processes ?? [],
-          ratio,
-          check: w.kind === 'train' ? trainCheck(ours, headlinePeer) : evalCheck(ours, headlinePeer),
+          ...sides,
+          check: w.kind === 'train' ? trainCheck(ours, search?.full) : evalCheck(ours, search?.full),
         };
         if (oursSideResult.ok && oursSideResult.numTensorsAfter !== oursSideResult.numTensorsBefore) {
           notes.push(`${w.id}: ours leaked tensors (${oursSideResult.numTensorsBefore} -> ${oursSideResult.numTensorsAfter})`);
@@ -383,24 +389,15 @@ async function main(): Promise<void> {
           });
           log(`peer: ${((performance.now() - t1) / 1000).toFixed(1)} s`);
         }
-        const oursSideResult = oursSide(ours);
-        const peerSides: Record<string, SideResult> = search?.full ? { best: peerSide(search.full) } : {};
-        const ratio = Object.fromEntries(
-          Object.entries(peerSides).map(([k, p]) => [k, p.ok && oursSideResult.ok ? Math.round((p.msPerEpisode.median / oursSideResult.msPerEpisode.median) * 1000) / 1000 : null]),
-        );
+        const sides = comparedSides(ours, oursHostBusy, search);
+        const oursSideResult = sides.ours;
         const result: HeadWorkloadResult = {
           id: w.id,
           kind: 'head',
           ...headSpec,
           dualVariables: dualVariables(headSpec),
           loadAverageAtStart: load,
-          hostBusyBefore: { ours: oursHostBusy, peer: search?.hostBusyBeforeFull ?? null },
-          ours: oursSideResult,
-          peer: peerSides,
-          peerSetting: search?.bestSettingId ?? null,
-          peerScreen: search?.screen ?? [],
-          peerProcesses: search?.processes ?? [],
-          ratio,
+          ...sides,
           check: headCheck(ours, search?.full),
           ...(search?.full?.ok && Array.isArray(search.full.solverIterations) && search.full.solverIterations.length ? { peerSolverIterations: search.full.solverIterations as number[] } : {}),
         };
