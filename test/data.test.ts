@@ -172,6 +172,29 @@ async function expectUserError(t: import('ava').ExecutionContext, run: Promise<u
   return err as UserError;
 }
 
+test('a cache path that is some other folder (e.g. the parent of a cache) is refused before any work, nothing deleted', async (t) => {
+  const { parent } = await freshCacheDir();
+  // What `--cache .cache` looks like when .cache holds a cache: a versioned folder and its link, no manifest.
+  const good = path.join(parent, 'mini-imagenet-84');
+  await prepareDataset({ source: fx.folderDir, cacheDir: good });
+  const before = (await listDir(parent)).sort();
+  const err = await expectUserError(t, prepareDataset({ source: fx.folderDir, cacheDir: parent }), parent, 'not an image cache', 'manifest.json');
+  t.regex(err.fix, /nothing was changed/);
+  t.deepEqual((await listDir(parent)).sort(), before);
+  t.truthy(await readCacheManifest(good));
+  // A user's own files are refused the same way.
+  const mine = await mkTmp('mine');
+  await fs.writeFile(path.join(mine, 'notes.txt'), 'keep me');
+  await expectUserError(t, prepareDataset({ source: fx.folderDir, cacheDir: mine }), 'notes.txt');
+  t.is(await fs.readFile(path.join(mine, 'notes.txt'), 'utf8'), 'keep me');
+  // An existing cache (plain folder or link) and an empty folder are fine: preparing again replaces the cache.
+  const empty = await mkTmp('empty');
+  await prepareDataset({ source: fx.folderDir, cacheDir: empty });
+  t.truthy(await readCacheManifest(empty));
+  await prepareDataset({ source: fx.folderDir, cacheDir: good });
+  t.truthy(await readCacheManifest(good));
+});
+
 test('a CSV row whose image is missing: UserError naming the file, nothing left behind', async (t) => {
   const root = await mkTmp('missing');
   const ds = await copyDataset(fx.folderDir, path.join(root, 'ds'));

@@ -96,6 +96,27 @@ export function cacheFingerprint(imageSize: number, splits: Record<SplitName, { 
 
 const PREPARE_HINT = 'run `fewshot data prepare` (with --data <mini-ImageNet folder> or $FEWSHOT_DATA) to build it';
 
+/**
+ * Preparing replaces the cache folder as a whole (a complete new version, then the link swapped; see
+ * replaceDirAtomic), so a folder given as the cache must be one: absent, empty, a link to a cache version, or a
+ * plain folder holding a cache (manifest.json). Anything else, e.g. the parent of a cache or a data folder
+ * (`--cache .cache` instead of `--cache .cache/mini-imagenet-32`), is refused before any work: it would be deleted.
+ */
+export async function refuseForeignCacheDir(cacheDir: string): Promise<void> {
+  const st = await fs.lstat(cacheDir).catch(() => undefined);
+  if (!st || st.isSymbolicLink()) return;
+  if (!st.isDirectory()) {
+    throw new UserError(`the image cache path ${cacheDir} is a file, not a folder`, 'pass a folder of its own as the cache (it is created if missing)');
+  }
+  const entries = await fs.readdir(cacheDir);
+  if (entries.length === 0 || entries.includes('manifest.json')) return;
+  const shown = entries.slice(0, 3).join(', ') + (entries.length > 3 ? `, … (${entries.length} entries)` : '');
+  throw new UserError(
+    `${cacheDir} is not an image cache (no manifest.json; it holds ${shown}), and preparing replaces the cache folder as a whole`,
+    `pass a folder of the cache's own, e.g. ${path.join(cacheDir, path.basename(cacheDir) === '.cache' ? 'mini-imagenet-32' : 'cache')} (created if missing); nothing was changed`,
+  );
+}
+
 export async function readCacheManifest(cacheDir: string): Promise<CacheManifest> {
   const file = path.join(cacheDir, 'manifest.json');
   let raw: unknown;

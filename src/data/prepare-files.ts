@@ -3,7 +3,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { replaceDirAtomic } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
-import { CACHE_FORMAT, CACHE_FORMAT_VERSION, cacheFingerprint, splitFingerprint, type CacheManifest, type CacheSplitEntry } from './cache.ts';
+import { CACHE_FORMAT, CACHE_FORMAT_VERSION, cacheFingerprint, refuseForeignCacheDir, splitFingerprint, type CacheManifest, type CacheSplitEntry } from './cache.ts';
 import { sha256File, sha256Hex } from './checksums.ts';
 import { SPLIT_NAMES, type SplitName } from './csv.ts';
 import { decodeImage, RESIZE_METHOD, resizeRawRgb } from './decode.ts';
@@ -134,6 +134,7 @@ export async function prepareFromFiles(o: PrepareFilesOptions): Promise<{ cacheD
   if (!Number.isInteger(imageSize) || imageSize < 8 || imageSize > 1024) {
     throw new UserError(`image size ${imageSize} is not supported`, 'use an integer size from 8 to 1024, e.g. 84 (standard), 32 or 28 (characters)');
   }
+  await refuseForeignCacheDir(cacheDir);
   const ordered = SPLIT_NAMES.map((name) => o.splits.find((s) => s.split === name) ?? { split: name, classes: [] });
   checkFileSplits(ordered, o.source.path);
   const bytesPerImage = imageSize * imageSize * 3;

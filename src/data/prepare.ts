@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { recoverDir, replaceDirAtomic } from '../util/atomic.ts';
 import { crashPoint } from '../util/fault.ts';
 import { UserError } from '../util/errors.ts';
-import { CACHE_FORMAT, CACHE_FORMAT_VERSION, cacheFingerprint, splitFingerprint, type CacheManifest, type CacheSplitEntry } from './cache.ts';
+import { CACHE_FORMAT, CACHE_FORMAT_VERSION, cacheFingerprint, refuseForeignCacheDir, splitFingerprint, type CacheManifest, type CacheSplitEntry } from './cache.ts';
 import { checksumMismatch, readSha256Sums, sha256File, sha256Hex } from './checksums.ts';
 import { checkSplitsDisjoint, readSplitCsv, SPLIT_NAMES, type SplitItems, type SplitName } from './csv.ts';
 import { decodeImage, RESIZE_METHOD } from './decode.ts';
@@ -67,6 +67,7 @@ export async function prepareDataset(options: PrepareOptions): Promise<PrepareRe
   if (!Number.isInteger(imageSize) || imageSize < 8 || imageSize > 1024) {
     throw new UserError(`image size ${imageSize} is not supported`, 'use an integer size from 8 to 1024, e.g. 84 (standard) or 32 (fast CPU runs)');
   }
+  await refuseForeignCacheDir(cacheDir);
   const info = inspectDatasetFolder(path.resolve(source));
   if (info.problems.length > 0) throw new UserError(`cannot prepare mini-ImageNet from ${source}: ${info.problems.join('; ')}`, DATASET_LAYOUT_HELP);
   const useFolder = prefer === 'folder' || (prefer === 'auto' && info.hasImagesDir);
