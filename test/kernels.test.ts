@@ -256,6 +256,30 @@ test.serial('winograd is really taken for those shapes and not for the RGB layer
   t.true(relativeError(viaWinograd, direct) < 1e-4);
 });
 
+test.serial('winograd plane padding (odd tile rows per plane) changes no bit of the conv, its input or its filter gradient', async (t) => {
+  // 2 images of 16x16 = 32 tiles per plane (even): padded to 33 rows with oddPlanes, 32 without.
+  const x = await randn([2, 16, 16, 16], 360);
+  const f = await randn([3, 3, 16, 16], 361);
+  const run = async (oddPlanes: boolean) => {
+    winogradConfig.oddPlanes = oddPlanes;
+    return runOn('wasm', () => {
+      const [xs, fs] = [toTensor(x) as tf.Tensor4D, toTensor(f) as tf.Tensor4D];
+      const loss = (a: tf.Tensor, b: tf.Tensor) => {
+        const y = tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same');
+        return tf.sum(tf.mul(y, tf.sin(tf.reshape(tf.range(0, y.size), y.shape))));
+      };
+      return [tf.conv2d(xs, fs, 1, 'same'), ...tf.grads(loss)([xs, fs])];
+    });
+  };
+  try {
+    const padded = await run(true);
+    const plain = await run(false);
+    padded.forEach((p, i) => t.deepEqual(p, plain[i], `output ${i}`));
+  } finally {
+    winogradConfig.oddPlanes = true;
+  }
+});
+
 test.serial('conv2d input gradient alone (conv2dTranspose) matches cpu for stride 1 and 2', async (t) => {
   const dy = await randn([2, 4, 4, 6], 31);
   const f = await randn([3, 3, 5, 6], 32);
