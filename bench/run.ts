@@ -37,7 +37,7 @@ import {
   type PrepareSource,
 } from './lib/prepare.ts';
 import { stepTable, writeReport, type AgreementCheck, type BenchReport, type HeadWorkloadResult, type SideResult, type StepWorkloadResult } from './lib/report.ts';
-import { dualVariables, HEAD_SETTINGS, makeHeadEpisodes, writeHeadEpisodes, type BenchHeadName, type HeadSpec, type HeadStepValue } from './lib/heads.ts';
+import { dualVariables, HEAD_SETTINGS, makeHeadEpisodes, type BenchHeadName, type HeadSpec, type HeadStepValue } from './lib/heads.ts';
 import { roundSummary, summarize } from './lib/stats.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -271,6 +271,13 @@ async function main(): Promise<void> {
   let oursInfo: Record<string, unknown> = {};
   const results: Record<string, unknown>[] = [];
   const stepResults: Array<StepWorkloadResult | HeadWorkloadResult> = [];
+  /** A timed (train / eval / head) workload's result, with a note if ours leaked tensors over its steps. */
+  const recordTimed = (result: StepWorkloadResult | HeadWorkloadResult) => {
+    const o = result.ours;
+    if (o.ok && o.numTensorsAfter !== o.numTensorsBefore) notes.push(`${result.id}: ours leaked tensors (${o.numTensorsBefore} -> ${o.numTensorsAfter})`);
+    stepResults.push(result);
+    results.push(result as unknown as Record<string, unknown>);
+  };
   const onSignal = () => {
     void fs.rm(work, { recursive: true, force: true }).finally(() => process.exit(130));
   };
@@ -351,7 +358,6 @@ async function main(): Promise<void> {
           log(`peer: ${((performance.now() - t1) / 1000).toFixed(1)} s`);
         } else if (python && !ours.ok) notes.push(`${w.id}: ours failed, the peer was not timed`);
         const sides = comparedSides(ours, oursHostBusy, search);
-        const oursSideResult = sides.ours;
         const result: StepWorkloadResult = {
           id: w.id,
           kind: w.kind,
@@ -366,15 +372,11 @@ async function main(): Promise<void> {
           ...sides,
           check: w.kind === 'train' ? trainCheck(ours, search?.full) : evalCheck(ours, search?.full),
         };
-        if (oursSideResult.ok && oursSideResult.numTensorsAfter !== oursSideResult.numTensorsBefore) {
-          notes.push(`${w.id}: ours leaked tensors (${oursSideResult.numTensorsBefore} -> ${oursSideResult.numTensorsAfter})`);
-        }
-        stepResults.push(result);
-        results.push(result as unknown as Record<string, unknown>);
+        recordTimed(result);
       } else if (w.kind === 'head') {
         const headSpec = w.headSpec!;
         const inputsFile = path.join(work, `${tag}.embeddings.f32`);
-        await writeHeadEpisodes(inputsFile, makeHeadEpisodes(headSpec, EPISODE_POOL, HEAD_INPUT_SEED));
+        await writeEpisodesFile(inputsFile, makeHeadEpisodes(headSpec, EPISODE_POOL, HEAD_INPUT_SEED));
         const t0 = performance.now();
         const oursHostBusy = await hostBusyFraction();
         const ours = await runOursWorkload({ op: 'head', headSpec, seed: METHOD_SEED, inputsFile, episodes: EPISODE_POOL, weightsFile: path.join(work, `${tag}.unused`), policy }, work, tag);
@@ -390,7 +392,6 @@ async function main(): Promise<void> {
           log(`peer: ${((performance.now() - t1) / 1000).toFixed(1)} s`);
         }
         const sides = comparedSides(ours, oursHostBusy, search);
-        const oursSideResult = sides.ours;
         const result: HeadWorkloadResult = {
           id: w.id,
           kind: 'head',
@@ -401,11 +402,7 @@ async function main(): Promise<void> {
           check: headCheck(ours, search?.full),
           ...(search?.full?.ok && Array.isArray(search.full.solverIterations) && search.full.solverIterations.length ? { peerSolverIterations: search.full.solverIterations as number[] } : {}),
         };
-        if (oursSideResult.ok && oursSideResult.numTensorsAfter !== oursSideResult.numTensorsBefore) {
-          notes.push(`${w.id}: ours leaked tensors (${oursSideResult.numTensorsBefore} -> ${oursSideResult.numTensorsAfter})`);
-        }
-        stepResults.push(result);
-        results.push(result as unknown as Record<string, unknown>);
+        recordTimed(result);
       } else if (w.kind === 'prepare') {
         const source: PrepareSource = quick
           ? await makeQuickPrepareSource(dataset!, path.join(work, 'quick-source'))

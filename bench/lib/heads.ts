@@ -1,4 +1,3 @@
-import { promises as fs } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { MetaOptNetRrHead, metaOptNetRrConfig } from '../../src/learners/metaoptnet-rr.ts';
 import { MetaOptNetSvmHead, metaOptNetSvmConfig } from '../../src/learners/metaoptnet-svm.ts';
@@ -80,15 +79,6 @@ export function makeHeadEpisodes(s: HeadSpec, count: number, seed: number): Floa
     out.set(query, support.length);
     return out;
   });
-}
-
-export async function writeHeadEpisodes(file: string, episodes: readonly Float32Array[]): Promise<void> {
-  const handle = await fs.open(file, 'w');
-  try {
-    for (const ep of episodes) await handle.write(new Uint8Array(ep.buffer, ep.byteOffset, ep.byteLength));
-  } finally {
-    await handle.close();
-  }
 }
 
 function buildHead(s: HeadSpec): FewShotHead {

@@ -232,19 +232,12 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
       budget: plan.budget,
       seeds: plan.seeds,
       writtenAt: new Date().toISOString(),
-      runs: await Promise.all(plan.runs.filter((r) => r.dataset === dataset).map(async (r) => {
+      runs: plan.runs.filter((r) => r.dataset === dataset).map((r) => {
         const s = states.find((x) => x.run.key === r.key);
-        // A run not executed this time (outside --only) is reported by what its folder holds.
-        const finished = async () => {
-          try {
-            return await fs.stat(path.join(resultPath(settings, r), 'result.json')).then(() => 'done', () => 'not run');
-          } catch {
-            return 'not run'; // its dataset cannot be resolved here
-          }
-        };
-        const state = s?.state ?? (await finished());
-        return { key: r.key, cells: r.cells, result: r.resultDir, state, message: s?.message };
-      })),
+        // A run not executed this time (outside --only) is reported by what its folder holds, as collected above.
+        const finished = outcomes.get(r.cells[0])?.seeds.some((o) => o.seed === r.seed);
+        return { key: r.key, cells: r.cells, result: r.resultDir, state: s?.state ?? (finished ? 'done' : 'not run'), message: s?.message };
+      }),
     };
     await replaceDirAtomic(dir, async (tmp) => {
       await fs.writeFile(path.join(tmp, 'table.md'), tableMarkdown(o) + figureLinks(figures));
