@@ -5,7 +5,7 @@ import { onStop, StoppedBySignal } from '../util/signal.ts';
 /** The CLI's reporter: status lines and progress bars (or periodic lines in logs) on stderr. */
 export const stderrReporter: ExperimentReporter = {
   log: (line) => process.stderr.write(`${line}\n`),
-  progress: (label, total) => startProgress(label, total),
+  progress: (label, total, start) => startProgress(label, total, start),
 };
 
 /**

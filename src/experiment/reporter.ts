@@ -7,11 +7,19 @@ export interface ProgressHandle {
   stop(): void;
 }
 
+/** Where a counted phase began, when its handle is made after the work started (the ETA needs both). */
+export interface ProgressStart {
+  /** Units already done before this process started (a resumed run's episode). */
+  from?: number;
+  /** `performance.now()` when this process started on the work. */
+  startedAt?: number;
+}
+
 export interface ExperimentReporter {
   /** A one-line status message (`backend: …`, `training … → runs/x`, `resumed from episode 40`). */
   log(line: string): void;
   /** A counted phase (`decode`, `train`, `eval`, `episodes`): updated as it advances, stopped at the end. */
-  progress(label: string, total: number): ProgressHandle;
+  progress(label: string, total: number, start?: ProgressStart): ProgressHandle;
 }
 
 const noProgress: ProgressHandle = { update: () => {}, stop: () => {} };

@@ -19,6 +19,8 @@ import { stopRequested } from '../util/signal.ts';
 export interface TrainProgress {
   episode: number;
   total: number;
+  /** The episode this process started training from (0, or a resumed run's checkpoint). */
+  from: number;
   lr: number;
   /** Mean training loss since the last report. */
   loss?: number;
@@ -176,7 +178,7 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
       await save(bestDir, episode);
     }
     await log({ event: 'validation', episode, mode: valMode, accuracy: acc, all: res.summary, best: isBest });
-    inputs.onProgress?.({ episode, total: config.episodes, lr: learningRateAt(config, episode), validation: { episode, mode: valMode, accuracy: acc, best: isBest } });
+    inputs.onProgress?.({ episode, total: config.episodes, from: start, lr: learningRateAt(config, episode), validation: { episode, mode: valMode, accuracy: acc, best: isBest } });
   };
 
   for (let episode = start; episode < config.episodes; episode += perStep) {
@@ -209,7 +211,7 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
       lossSum = tf.scalar(0);
       lossCount = 0;
       await log({ event: 'train', episode: done, lr, loss });
-      inputs.onProgress?.({ episode: done, total: config.episodes, lr, loss });
+      inputs.onProgress?.({ episode: done, total: config.episodes, from: start, lr, loss });
     }
     if (crossed(validateEvery) || (done === config.episodes && inputs.validation)) await validate(done);
     if (crossed(ckptEvery) || done === config.episodes) await save(lastDir, done);

@@ -14,29 +14,48 @@ function formatSeconds(s: number): string {
 }
 
 /**
- * Progress with ETA on stderr: a live bar on a terminal; in logs (CI, `nohup`), a line every
- * `intervalSeconds` so long runs still show they are alive and when they will end.
+ * The seconds left at the rate seen so far: `elapsed` seconds did `done - from` units (a resumed run's
+ * earlier units were not done by this process, and counting them would make the ETA too short).
  */
-export function startProgress(label: string, total: number, intervalSeconds = 20): Progress {
-  const t0 = performance.now();
+export function etaSeconds(elapsed: number, done: number, total: number, from = 0): number {
+  const did = done - from;
+  return did > 0 ? (elapsed / did) * (total - done) : Infinity;
+}
+
+/**
+ * Progress with ETA on stderr: a live bar on a terminal; in logs (CI, `nohup`), a line every
+ * `intervalSeconds` so long runs still show they are alive and when they will end. `start` places the
+ * clock and the count where the work began when the handle is made later (training makes it at its first
+ * report, so that a run refused before training prints nothing).
+ */
+export function startProgress(
+  label: string,
+  total: number,
+  start: { from?: number; startedAt?: number } = {},
+  intervalSeconds = 20,
+  write: (line: string) => void = (line) => process.stderr.write(line),
+): Progress {
+  const t0 = start.startedAt ?? performance.now();
+  const from = start.from ?? 0;
   if (process.stderr.isTTY) {
+    // The bar's ETA comes from the rate between its updates, so it needs only the starting count.
     const bar = new cliProgress.SingleBar(
       { format: `${label} [{bar}] {value}/{total} {percentage}% | ETA {eta_formatted} | {info}`, stream: process.stderr, hideCursor: true, etaBuffer: 50 },
       cliProgress.Presets.shades_classic,
     );
-    bar.start(total, 0, { info: '' });
+    bar.start(total, from, { info: '' });
     return {
       update: (done, info) => bar.update(done, { info: info ? Object.entries(info).map(([k, v]) => `${k} ${v}`).join(' ') : '' }),
       stop: () => bar.stop(),
     };
   }
-  let lastPrint = 0;
+  let lastPrint = -Infinity; // the first update prints at once
   let lastDone = 0;
   const print = (done: number, info?: Record<string, string | number>) => {
     const elapsed = (performance.now() - t0) / 1000;
-    const eta = done > 0 ? (elapsed / done) * (total - done) : Infinity;
+    const eta = etaSeconds(elapsed, done, total, from);
     const extra = info ? ' ' + Object.entries(info).map(([k, v]) => `${k} ${v}`).join(' ') : '';
-    process.stderr.write(`${label}: ${done}/${total} (${((100 * done) / total).toFixed(1)}%) elapsed ${formatSeconds(elapsed)} ETA ${formatSeconds(eta)}${extra}\n`);
+    write(`${label}: ${done}/${total} (${((100 * done) / total).toFixed(1)}%) elapsed ${formatSeconds(elapsed)} ETA ${formatSeconds(eta)}${extra}\n`);
     lastPrint = performance.now();
   };
   return {
