@@ -278,6 +278,44 @@ async function main(): Promise<void> {
     stepResults.push(result);
     results.push(result as unknown as Record<string, unknown>);
   };
+  /** The report of what has been measured so far; `pending`: the selected workloads still to come. */
+  const reportOf = (pending: string[]): BenchReport => {
+    const derived: string[] = [];
+    const oneThreadWon = stepResults.filter((r) => r.peerSetting?.endsWith(' 1 thread'));
+    if (oneThreadWon.length) {
+      derived.push(`the peer was fastest with 1 thread on ${oneThreadWon.length} of ${stepResults.length} workloads (${oneThreadWon.map((r) => r.id).join(', ')}): on a busy machine two OpenMP threads lose more at barriers than they gain`);
+    }
+    const below = stepResults.filter((r) => r.ratio.best != null && r.ratio.best < 1);
+    if (below.length) derived.push(`ours slower than the fastest peer setting on ${below.map((r) => `${r.id} (${r.ratio.best})`).join(', ')}`);
+    const failed = results.filter((r) => (r.ours as { ok: boolean } | undefined)?.ok === false).map((r) => `${String(r.id)}: ${String((r.ours as { error: string }).error)}`);
+    for (const f of failed) derived.push(`ours failed on ${f}`);
+    if (oursInfo.threads === 1) {
+      derived.push('ours ran single-threaded (FEWSHOT_WASM_THREADS=1 or a 1-CPU machine); the peer 1t column compares per core, the 2t column compares against PyTorch using the whole machine');
+    }
+    return {
+      format: 'fewshot-bench',
+      formatVersion: 2,
+      createdAt,
+      mode: quick ? 'quick' : 'full',
+      only: only ?? null,
+      wallSeconds: Math.round((performance.now() - started) / 100) / 10,
+      machine: { ...machine, loadAverageAtEnd: loadAverage() },
+      ours: oursInfo,
+      peer: peerInfo,
+      policy: {
+        ...policy,
+        episodesCycled: EPISODE_POOL,
+        inputs: `seeded random uint8 pixels normalised with the mini-ImageNet statistics (seed "${INPUT_SEED}"), identical bytes on both sides`,
+        weights: 'the toolkit builds the method (seed 1) and exports its initial weights; the peer loads them',
+        timing: 'ms per episode = one step incl. reading back the loss (train) or scores + argmax accuracy (eval); input tensors are built before timing',
+        ratio: 'peer median ms (its fastest setting, see peerSetting) / ours median ms (> 1: we are faster); prepare: ours images/s / peer images/s',
+        heads: `MetaOptNet heads on seeded rectified-Gaussian embeddings (${HEAD_DIM}-d, ${HEAD_QUERY} queries per class, 20 joint classes), SVM C = ${HEAD_SETTINGS.svmC}, ridge lambda = ${HEAD_SETTINGS.ridgeLambda}; one step = K, dual solve, logits, cross-entropy and the gradients to support and query embeddings, read back; peer: bench/peer/qp_heads.py`,
+      },
+      workloads: results,
+      notes: [...notes, ...derived],
+      ...(pending.length ? { pending } : {}),
+    };
+  };
   const onSignal = () => {
     void fs.rm(work, { recursive: true, force: true }).finally(() => process.exit(130));
   };
@@ -333,7 +371,9 @@ async function main(): Promise<void> {
       return file;
     };
 
-    for (const w of selected) {
+    for (const [index, w] of selected.entries()) {
+      // What is measured so far is on disk before each workload: a bench stopped half-way keeps it.
+      if (index > 0) await writeReport(path.resolve(opts.out), reportOf(selected.slice(index).map((x) => x.id)));
       const tag = w.id.replace(/\//g, '_');
       const load = loadAverage();
       log(`\n== ${w.id} (load ${load.join(' ')})`);
@@ -492,39 +532,7 @@ async function main(): Promise<void> {
     process.off('SIGINT', onSignal);
   }
 
-  const oneThreadWon = stepResults.filter((r) => r.peerSetting?.endsWith(' 1 thread'));
-  if (oneThreadWon.length) {
-    notes.push(`the peer was fastest with 1 thread on ${oneThreadWon.length} of ${stepResults.length} workloads (${oneThreadWon.map((r) => r.id).join(', ')}): on a busy machine two OpenMP threads lose more at barriers than they gain`);
-  }
-  const below = stepResults.filter((r) => r.ratio.best != null && r.ratio.best < 1);
-  if (below.length) notes.push(`ours slower than the fastest peer setting on ${below.map((r) => `${r.id} (${r.ratio.best})`).join(', ')}`);
-  const failed = results.filter((r) => (r.ours as { ok: boolean } | undefined)?.ok === false).map((r) => `${String(r.id)}: ${String((r.ours as { error: string }).error)}`);
-  for (const f of failed) notes.push(`ours failed on ${f}`);
-  if (oursInfo.threads === 1) {
-    notes.push('ours ran single-threaded (FEWSHOT_WASM_THREADS=1 or a 1-CPU machine); the peer 1t column compares per core, the 2t column compares against PyTorch using the whole machine');
-  }
-  const report: BenchReport = {
-    format: 'fewshot-bench',
-    formatVersion: 2,
-    createdAt,
-    mode: quick ? 'quick' : 'full',
-    only: only ?? null,
-    wallSeconds: Math.round((performance.now() - started) / 100) / 10,
-    machine: { ...machine, loadAverageAtEnd: loadAverage() },
-    ours: oursInfo,
-    peer: peerInfo,
-    policy: {
-      ...policy,
-      episodesCycled: EPISODE_POOL,
-      inputs: `seeded random uint8 pixels normalised with the mini-ImageNet statistics (seed "${INPUT_SEED}"), identical bytes on both sides`,
-      weights: 'the toolkit builds the method (seed 1) and exports its initial weights; the peer loads them',
-      timing: 'ms per episode = one step incl. reading back the loss (train) or scores + argmax accuracy (eval); input tensors are built before timing',
-      ratio: 'peer median ms (its fastest setting, see peerSetting) / ours median ms (> 1: we are faster); prepare: ours images/s / peer images/s',
-      heads: `MetaOptNet heads on seeded rectified-Gaussian embeddings (${HEAD_DIM}-d, ${HEAD_QUERY} queries per class, 20 joint classes), SVM C = ${HEAD_SETTINGS.svmC}, ridge lambda = ${HEAD_SETTINGS.ridgeLambda}; one step = K, dual solve, logits, cross-entropy and the gradients to support and query embeddings, read back; peer: bench/peer/qp_heads.py`,
-    },
-    workloads: results,
-    notes,
-  };
+  const report = reportOf([]);
   const file = await writeReport(path.resolve(opts.out), report);
 
   if (stepResults.length) console.log(`\n${stepTable(stepResults)}`);

@@ -1,3 +1,4 @@
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { portableValue } from '../../src/util/portable-path.ts';
 import { writeFileAtomic } from '../../src/util/atomic.ts';
@@ -81,17 +82,32 @@ export interface BenchReport {
   policy: Record<string, unknown>;
   workloads: Record<string, unknown>[];
   notes: string[];
+  /**
+   * Ids of the selected workloads not measured yet: present (and non-empty) only in the partial file a run
+   * rewrites after each workload, so a bench stopped half-way still leaves what it measured.
+   */
+  pending?: string[];
 }
 
-/** results/bench/bench-<date>.json plus latest.json, both atomically. Returns the dated path. */
+/**
+ * results/bench/bench-<date>.json plus latest.json, both atomically; returns the dated path. A report with
+ * `pending` workloads goes to bench-<date>.partial.json only (latest.json stays the last complete run); the
+ * complete report replaces it.
+ */
 export async function writeReport(outDir: string, report: BenchReport): Promise<string> {
   const stamp = report.createdAt.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
-  const file = path.join(outDir, `bench-${stamp}${report.mode === 'quick' ? '-quick' : ''}.json`);
+  const base = path.join(outDir, `bench-${stamp}${report.mode === 'quick' ? '-quick' : ''}`);
   // no absolute path of this machine in a committed report (dataset folders, temp folders, executables)
   const text = `${JSON.stringify(portableValue(report), null, 2)}\n`;
-  await writeFileAtomic(file, text);
+  await fs.mkdir(outDir, { recursive: true });
+  if (report.pending?.length) {
+    await writeFileAtomic(`${base}.partial.json`, text);
+    return `${base}.partial.json`;
+  }
+  await writeFileAtomic(`${base}.json`, text);
   await writeFileAtomic(path.join(outDir, 'latest.json'), text);
-  return file;
+  await fs.rm(`${base}.partial.json`, { force: true });
+  return `${base}.json`;
 }
 
 function fmtMs(s: SideResult | undefined): string {
