@@ -36,6 +36,14 @@ test('the published numbers in the tables are the ones of the papers (spot check
   t.deepEqual(pn.cells.map((c) => c.published.map((p) => p.mean)), [[49.42, 44.42], [68.2, 64.24]]);
 });
 
+test('experiments/protonet-chen-84px-5w1s.json is the protonet-paper table\'s cpu-84px 1-shot run', async (t) => {
+  const { table } = await readTableSpec('protonet-paper', TABLES);
+  const [run] = planTable(table, 'cpu-84px', { only: ['mini-1s-protonet'] }).runs;
+  const file = JSON.parse(await fs.readFile(path.join(REPO_ROOT, 'experiments', 'protonet-chen-84px-5w1s.json'), 'utf8')) as Record<string, unknown>;
+  delete file['//']; // the comment key, which the CLI's config reader drops
+  t.deepEqual(validateConfig(file), validateConfig(run.config));
+});
+
 test('SLA+AG and SLA+SI cells share one run per seed; the plan has seeds × distinct configs runs', async (t) => {
   const { table } = await readTableSpec('sla-fewshot', TABLES);
   const plan = planTable(table, 'cpu', { only: ['mini-1s-protonet', 'mini-1s-protonet-sla-ag', 'mini-1s-protonet-sla-si'] });
