@@ -22,9 +22,9 @@ interface Outcome {
 }
 const BIN = path.join(REPO_ROOT, 'bin', 'fewshot.js');
 
-function cli(args: string[], timeout = 240_000): Promise<Outcome> {
+function cli(args: string[], timeout = 240_000, env: Record<string, string> = {}): Promise<Outcome> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, timeout }, (err, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, timeout, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
       resolve({ code: err ? (((err as { code?: number }).code as number) ?? 1) : 0, stdout, stderr });
     });
   });
@@ -210,6 +210,34 @@ test.serial('in-process and queued (two workers) give identical per-episode resu
   t.deepEqual([...viaJobs.keys()].sort(), [...results.keys()].sort());
   for (const [k, v] of results) t.is(viaJobs.get(k), v, `${k}: per-episode results identical with --jobs 2`);
   t.is(await fs.readFile(path.join(sideBySide, 'fixture', 'tiny', 'ci', 'comparisons.csv'), 'utf8'), await fs.readFile(path.join(dir, 'comparisons.csv'), 'utf8'));
+});
+
+test.serial('a run stopped mid-training shows in the table and the dry run as in progress, with its curve so far; resuming finishes it exactly', async (t) => {
+  const results = path.join(fx.root, 'results-partial');
+  const one = [...common(results), '--seeds', '1', '--jobs', '1'];
+  // Killed right after episode 2 of 3, whose checkpoint (every 2 episodes here) is complete.
+  const killed = await cli(['reproduce', 'tiny', ...one, '--only', 'plain'], 240_000, { FEWSHOT_CRASH_AT: 'train:episode-done:2' });
+  t.not(killed.code, 0, killed.stderr);
+  const dry = await cli(['reproduce', 'tiny', ...one, '--only', 'plain', '--dry-run']);
+  t.is(dry.code, 0, dry.stderr);
+  t.regex(dry.stdout, /protonet_\S+\/seed0 {2}\[plain\] {2}in progress: 2 of 3 training episodes at the last checkpoint; best validation so far \d+\.\d\d ± \d+\.\d\d \(2 val episodes, plain\) at episode 2, to resume ≈/);
+  // Another cell runs; the table shows the unfinished one as in progress, and its curve up to the checkpoint.
+  const other = await cli(['reproduce', 'tiny', ...one, '--only', 'sla-ag']);
+  t.is(other.code, 0, other.stderr);
+  const dir = path.join(results, 'fixture', 'tiny', 'ci');
+  t.regex(await fs.readFile(path.join(dir, 'table.md'), 'utf8'), /\| ProtoNet \[plain\] — 2-way 1-shot \| folder \| 60\.00 ± 1\.00 \| seed 0: in progress: 2 of 3 training episodes at the last checkpoint; best validation so far/);
+  const curves = JSON.parse(await fs.readFile(path.join(dir, 'figures', 'training-curves.vl.json'), 'utf8')) as { data: { values: { cell: string; episode: number; kind: string }[] } };
+  const partial = curves.data.values.filter((v) => v.cell === 'protonet 2w1s (in progress)');
+  t.deepEqual(partial.filter((v) => v.kind.startsWith('validation')).map((v) => v.episode), [2]);
+  t.true(partial.every((v) => v.episode <= 2));
+  // Resumed to the end: the same per-episode results as the uninterrupted run of the first test.
+  const resumed = await cli(['reproduce', 'tiny', ...one, '--only', 'plain']);
+  t.is(resumed.code, 0, resumed.stderr);
+  t.regex(resumed.stderr, /resumed from episode 2/);
+  const name = (await fs.readdir(path.join(results, 'fixture', 'cells'))).find((n) => n.startsWith('protonet_'))!;
+  const file = (root: string) => fs.readFile(path.join(root, 'fixture', 'cells', name, 'seed0', 'per-episode.csv'), 'utf8');
+  t.is(await file(results), await file(path.join(fx.root, 'results-inproc')));
+  t.notRegex(await fs.readFile(path.join(dir, 'table.md'), 'utf8'), /in progress/);
 });
 
 test.serial('a worker killed mid-run leaves its job to another worker; the result is written once, complete', async (t) => {

@@ -13,6 +13,7 @@ import { augmentedSource } from '../train/augment.ts';
 import { evaluate } from '../eval/evaluator.ts';
 import { formatCI } from '../eval/stats.ts';
 import { writeResult, type ResultRecord } from '../reports/results.ts';
+import { portablePath } from '../util/portable-path.ts';
 import { UserError } from '../util/errors.ts';
 import { resolveDataset } from '../data/providers/registry.ts';
 import { configHash, runName } from './naming.ts';
@@ -179,7 +180,8 @@ async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOption
       dataset: dataset.dataset.name, provider: { id: dataset.dataset.provider.id, options: dataset.dataset.options }, normalization: dataset.normalization,
       splitFingerprint: trainSplit.splitFingerprint, cacheFingerprint: trainSplit.cacheFingerprint, imageSize: config.imageSize,
     },
-    valEpisodes: { file: valFile, sha256: valList.sha256 },
+    // Portable like a result's paths: long runs' checkpoints are committed and resumed from other clones.
+    valEpisodes: { file: portablePath(valFile), sha256: valList.sha256 },
     // which plugins made this model: `fewshot eval` without them names them instead of "unknown method"
     plugins: pluginRecords(),
   };
@@ -191,6 +193,7 @@ async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOption
   const norm = dataset.normalization;
   let summary: TrainSummary;
   const runDirExisted = await exists(runDir);
+  const trainStartedAt = performance.now();
   try {
     summary = await train({
       method, config, runDir, meta,
@@ -201,7 +204,7 @@ async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOption
       onProgress: (p) => {
         if (p.loss !== undefined) lastLoss = p.loss.toFixed(4);
         if (p.validation) lastVal = `${formatCI(p.validation.accuracy)}${p.validation.best ? '*' : ''}`;
-        progress ??= reporter.progress('train', config.episodes);
+        progress ??= reporter.progress('train', config.episodes, { from: p.from, startedAt: trainStartedAt });
         progress.update(p.episode, { loss: lastLoss, val: lastVal || '-', lr: p.lr.toExponential(2) });
       },
     });

@@ -138,7 +138,7 @@ export function registerReproduceCommands(program: Command): void {
       await loadPlugins(flags.plugin);
       const {
         listTables, stderrReporter, readTableSpec, planTable, validateConfig, inProcessExecutor, cliHooks, selectBackend, hasFinishedResult,
-        probeCost, estimateSeconds, enqueueAndWait, executePlan, writeTableOutputs,
+        probeCost, estimateSeconds, enqueueAndWait, executePlan, writeTableOutputs, runInProgress, describeInProgress,
       } = await heavy();
       if (!tableArg) {
         process.stdout.write(`tables: ${(await listTables(flags.tables)).join(', ')}\n`);
@@ -186,7 +186,10 @@ export function registerReproduceCommands(program: Command): void {
           if (state === 'to run') {
             const key = JSON.stringify([config.method, config.backbone, config.imageSize, config.train, config.test, config.headConfig, config.wrapperOptions]);
             if (!probes.has(key)) probes.set(key, probeCost(config));
-            const secs = estimateSeconds(config, probes.get(key)!, flags.testEpisodes ?? 2000);
+            // A run with a checkpoint resumes there: only the episodes after it (and their validations) are left.
+            const progress = await runInProgress(settings, run);
+            if (progress) state = describeInProgress(progress) + ', to resume';
+            const secs = estimateSeconds(config, probes.get(key)!, flags.testEpisodes ?? 2000, progress?.episode ?? 0);
             total += secs;
             eta = ` ≈ ${hms(secs)} (train ${probes.get(key)!.trainMsPerEpisode.toFixed(0)} ms/episode, eval ${probes.get(key)!.evalMsPerEpisode.toFixed(0)} ms/episode)`;
           }

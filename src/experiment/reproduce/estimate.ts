@@ -83,9 +83,13 @@ export function probeCost(config: TrainConfig, opts: { steps?: number } = {}): C
   }
 }
 
-/** Seconds a run of this config would take, from a probe: training, validation checks, and the test episodes. */
-export function estimateSeconds(config: TrainConfig, probe: CostProbe, testEpisodes: number): number {
-  const checks = config.validation.every > 0 ? Math.floor(config.episodes / config.validation.every) : 1;
+/**
+ * Seconds a run of this config would take, from a probe: training, validation checks, and the test episodes;
+ * for a run resuming at episode `from`, only what is left after it.
+ */
+export function estimateSeconds(config: TrainConfig, probe: CostProbe, testEpisodes: number, from = 0): number {
+  const every = config.validation.every;
+  const checks = every > 0 ? Math.floor(config.episodes / every) - Math.floor(from / every) : 1;
   const evalEpisodes = checks * config.validation.episodes + testEpisodes;
-  return (config.episodes * probe.trainMsPerEpisode + evalEpisodes * probe.evalMsPerEpisode) / 1000;
+  return ((config.episodes - from) * probe.trainMsPerEpisode + evalEpisodes * probe.evalMsPerEpisode) / 1000;
 }

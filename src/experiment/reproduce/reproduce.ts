@@ -8,6 +8,7 @@ import { summarizeTable, type SeedOutcome, type TableOutcome } from '../../repor
 import { cellsCsv, comparisonsCsv, tableMarkdown } from '../../reports/table-render.ts';
 import { accuracyByShotSpec, curvePointsFromLog, forestPlotSpec, renderSvg, trainingCurvesSpec } from '../../reports/figures.ts';
 import { replaceDirAtomic } from '../../util/atomic.ts';
+import { formatCI, type MeanCI } from '../../eval/stats.ts';
 import { UserError } from '../../util/errors.ts';
 import { datasetOptionsWithData, runExperiment, validateConfig, type ExperimentHooks } from '../index.ts';
 import { getDatasetProvider, resolveDataset } from '../../data/providers/index.ts';
@@ -79,6 +80,53 @@ export async function hasFinishedResult(settings: ReproduceSettings, run: Planne
   }
   if (settings.testEpisodes === undefined ? false : record.episodes.evaluated !== settings.testEpisodes) return false;
   return true;
+}
+
+/** Where a planned run keeps its checkpoints and training log while it trains (`runExperiment`'s run folder). */
+export const runDirOf = (settings: Pick<ReproduceSettings, 'runs'>, run: Pick<PlannedRun, 'resultDir'>) => path.join(settings.runs, run.resultDir);
+
+/** An unfinished run that has trained: where its last complete checkpoint is, and its log up to there. */
+export interface RunInProgress {
+  /** Episodes trained at the last complete checkpoint (a resume starts here). */
+  episode: number;
+  total: number;
+  /** Best validation so far, as the checkpoint recorded it. */
+  best?: { episode: number; mode: string; accuracy: MeanCI };
+  /** The training log's lines up to `episode` (lines past it are redone by the resume). */
+  log: string;
+}
+
+/**
+ * The state of a run that has a `last` checkpoint but no result: read from the checkpoint's description (not
+ * its weights) and its training log. `undefined` when the run has not checkpointed yet.
+ */
+export async function runInProgress(settings: Pick<ReproduceSettings, 'runs'>, run: Pick<PlannedRun, 'resultDir' | 'config'>): Promise<RunInProgress | undefined> {
+  const dir = runDirOf(settings, run);
+  let meta: { episode?: unknown; best?: unknown };
+  try {
+    meta = (JSON.parse(await fs.readFile(path.join(dir, 'last', 'checkpoint.json'), 'utf8')) as { meta?: typeof meta }).meta ?? {};
+  } catch {
+    return undefined;
+  }
+  if (typeof meta.episode !== 'number') return undefined;
+  const episode = meta.episode;
+  const text = await fs.readFile(path.join(dir, 'train-log.jsonl'), 'utf8').catch(() => '');
+  const log = text.split('\n').filter((line) => {
+    try {
+      return Number((JSON.parse(line) as { episode?: number }).episode ?? Infinity) <= episode;
+    } catch {
+      return false;
+    }
+  }).map((l) => l + '\n').join('');
+  const best = meta.best as RunInProgress['best'] | undefined;
+  return { episode, total: Number(run.config.episodes), best: best?.accuracy ? best : undefined, log };
+}
+
+/** One line for a table cell or a listing: how far the run is and its best validation so far. */
+export function describeInProgress(p: RunInProgress): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const best = p.best ? `; best validation so far ${formatCI(p.best.accuracy)} (${p.best.accuracy.n} val episodes, ${p.best.mode}) at episode ${n(p.best.episode)}` : '';
+  return `in progress: ${n(p.episode)} of ${n(p.total)} training episodes at the last checkpoint${best}`;
 }
 
 /** The default executor: runExperiment in this process, then the training log is kept beside the result. */
@@ -161,7 +209,8 @@ export async function collectOutcomes(plan: TablePlan, settings: ReproduceSettin
         continue;
       }
       if (!(await fs.stat(path.join(dir, 'result.json')).then(() => true, () => false))) {
-        entry.missing.push(`seed ${run.seed}: not run yet`);
+        const progress = await runInProgress(settings, run);
+        entry.missing.push(`seed ${run.seed}: ${progress ? describeInProgress(progress) : 'not run yet'}`);
         continue;
       }
       const { record, perEpisode } = await readResult(dir);
@@ -212,13 +261,19 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
     const curves = [];
     for (const run of plan.runs.filter((r) => r.dataset === dataset)) {
       let log = '';
+      let label = '';
       try {
         log = await fs.readFile(path.join(resultPath(settings, run), 'train-log.jsonl'), 'utf8');
       } catch {
-        /* not run, or no data for it */
+        // Not finished (or no data for it): a run still training shows its curve so far, from its run folder.
+        const progress = await runInProgress(settings, run);
+        if (progress) {
+          log = progress.log;
+          label = ' (in progress)';
+        }
       }
       const test = run.config.test as { way: number; shot: number };
-      curves.push(...curvePointsFromLog(`${String(run.config.method)} ${test.way}w${test.shot}s`, run.seed, log));
+      curves.push(...curvePointsFromLog(`${String(run.config.method)} ${test.way}w${test.shot}s${label}`, run.seed, log));
     }
     specs['training-curves'] = trainingCurvesSpec(`${plan.table.id}: training loss and validation accuracy (budget ${plan.budget})`, curves);
     for (const [name, spec] of Object.entries(specs)) {
