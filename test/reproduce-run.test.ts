@@ -221,10 +221,17 @@ test.serial('a run stopped mid-training shows in the table and the dry run as in
   const dry = await cli(['reproduce', 'tiny', ...one, '--only', 'plain', '--dry-run']);
   t.is(dry.code, 0, dry.stderr);
   t.regex(dry.stdout, /protonet_\S+\/seed0 {2}\[plain\] {2}in progress: 2 of 3 training episodes at the last checkpoint; best validation so far \d+\.\d\d ± \d+\.\d\d \(2 val episodes, plain\) at episode 2, to resume ≈/);
+  // --table-only runs nothing and writes the table from the folders: the run is in progress at episode 2.
+  const tableOnly = await cli(['reproduce', 'tiny', ...one, '--table-only']);
+  t.is(tableOnly.code, 0, tableOnly.stderr);
+  t.notRegex(tableOnly.stderr, /training protonet/);
+  const dir = path.join(results, 'fixture', 'tiny', 'ci');
+  const manifest = JSON.parse(await fs.readFile(path.join(dir, 'reproduce.json'), 'utf8')) as { runs: { key: string; state: string; episode?: number; episodes?: number }[] };
+  t.like(manifest.runs.find((r) => r.key.startsWith('protonet_')), { state: 'in progress', episode: 2, episodes: 3 });
+  t.like(manifest.runs.find((r) => r.key.startsWith('protonet-sla_')), { state: 'not run' });
   // Another cell runs; the table shows the unfinished one as in progress, and its curve up to the checkpoint.
   const other = await cli(['reproduce', 'tiny', ...one, '--only', 'sla-ag']);
   t.is(other.code, 0, other.stderr);
-  const dir = path.join(results, 'fixture', 'tiny', 'ci');
   t.regex(await fs.readFile(path.join(dir, 'table.md'), 'utf8'), /\| ProtoNet \[plain\] — 2-way 1-shot \| folder \| 60\.00 ± 1\.00 \| seed 0: in progress: 2 of 3 training episodes at the last checkpoint; best validation so far/);
   const curves = JSON.parse(await fs.readFile(path.join(dir, 'figures', 'training-curves.vl.json'), 'utf8')) as { data: { values: { cell: string; episode: number; kind: string }[] } };
   const partial = curves.data.values.filter((v) => v.cell === 'protonet 2w1s (in progress)');
@@ -233,6 +240,7 @@ test.serial('a run stopped mid-training shows in the table and the dry run as in
   // Resumed to the end: the same per-episode results as the uninterrupted run of the first test.
   const resumed = await cli(['reproduce', 'tiny', ...one, '--only', 'plain']);
   t.is(resumed.code, 0, resumed.stderr);
+  t.regex(resumed.stderr, /resuming at episode 2 of 3 from the last checkpoint/);
   t.regex(resumed.stderr, /resumed from episode 2/);
   const name = (await fs.readdir(path.join(results, 'fixture', 'cells'))).find((n) => n.startsWith('protonet_'))!;
   const file = (root: string) => fs.readFile(path.join(root, 'fixture', 'cells', name, 'seed0', 'per-episode.csv'), 'utf8');

@@ -139,6 +139,7 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
     start = Number(ckpt.file.meta.episode ?? 0);
     best = ckpt.file.meta.best as TrainSummary['best'];
     resumedLoss = ckpt.file.meta.runningLoss as { sum: number; count: number } | undefined;
+    if (start < config.episodes) inputs.onNotice?.(`resuming at episode ${start} of ${config.episodes} from the last checkpoint (${path.relative(process.cwd(), lastDir) || lastDir})`);
   }
   // The log must not repeat episodes: drop entries past the resumed episode (written after `last/`
   // was saved by a process that then died), atomically.

@@ -31,6 +31,7 @@ interface ReproduceFlags {
   only?: string[];
   seeds?: number;
   dryRun?: boolean;
+  tableOnly?: boolean;
   queue?: string;
   queueName: string;
   data?: string[];
@@ -122,6 +123,7 @@ export function registerReproduceCommands(program: Command): void {
     .option('--only <cells...>', 'run only these cells (ids from the table file)')
     .option('--seeds <n>', 'seeds per cell (default: the budget\'s)', intArg('--seeds'))
     .option('--dry-run', 'list the runs, which are done, and the time the rest would take (measured step speed)')
+    .option('--table-only', 'run nothing: write the table from what is on disk (finished runs, and runs in progress with their last checkpoint)')
     .option('--queue <url>', 'put the runs on a BullMQ queue on Redis (redis://host:port) for `fewshot worker`s instead of running them here')
     .option('--queue-name <name>', 'queue name', DEFAULT_QUEUE_NAME)
     .option('--data <dataset=location...>', 'where each dataset\'s source is, e.g. mini-imagenet=../shared/datasets/mini-imagenet')
@@ -207,7 +209,9 @@ export function registerReproduceCommands(program: Command): void {
       };
       let states: RunState[];
       const jobs = jobsFor(flags);
-      if (flags.queue) {
+      if (flags.tableOnly) {
+        states = []; // each run's state is read from its folders when the table is written
+      } else if (flags.queue) {
         const todo = [];
         const done: RunState[] = [];
         for (const run of plan.runs) {

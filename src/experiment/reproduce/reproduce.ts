@@ -287,12 +287,14 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
       budget: plan.budget,
       seeds: plan.seeds,
       writtenAt: new Date().toISOString(),
-      runs: plan.runs.filter((r) => r.dataset === dataset).map((r) => {
+      runs: await Promise.all(plan.runs.filter((r) => r.dataset === dataset).map(async (r) => {
         const s = states.find((x) => x.run.key === r.key);
-        // A run not executed this time (outside --only) is reported by what its folder holds, as collected above.
+        // A run not executed this time (outside --only, or --table-only) is reported by what its folders hold.
         const finished = outcomes.get(r.cells[0])?.seeds.some((o) => o.seed === r.seed);
-        return { key: r.key, cells: r.cells, result: r.resultDir, state: s?.state ?? (finished ? 'done' : 'not run'), message: s?.message };
-      }),
+        const progress = finished ? undefined : await runInProgress(settings, r);
+        const state = s?.state ?? (finished ? 'done' : progress ? 'in progress' : 'not run');
+        return { key: r.key, cells: r.cells, result: r.resultDir, state, message: s?.message, ...(progress ? { episode: progress.episode, episodes: progress.total, best: progress.best } : {}) };
+      })),
     };
     await replaceDirAtomic(dir, async (tmp) => {
       await fs.writeFile(path.join(tmp, 'table.md'), tableMarkdown(o) + figureLinks(figures));
