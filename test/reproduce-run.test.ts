@@ -232,7 +232,7 @@ test.serial('a run stopped mid-training shows in the table and the dry run as in
   // Another cell runs; the table shows the unfinished one as in progress, and its curve up to the checkpoint.
   const other = await cli(['reproduce', 'tiny', ...one, '--only', 'sla-ag']);
   t.is(other.code, 0, other.stderr);
-  t.regex(await fs.readFile(path.join(dir, 'table.md'), 'utf8'), /\| ProtoNet \[plain\] — 2-way 1-shot \| folder \| 60\.00 ± 1\.00 \| seed 0: in progress: 2 of 3 training episodes at the last checkpoint; best validation so far/);
+  t.regex(await fs.readFile(path.join(dir, 'table.md'), 'utf8'), /\| ProtoNet \[plain\] — 2-way 1-shot \| folder \| 60\.00 ± 1\.00 \| seed 0: in progress: 2 of 3 training episodes at the last checkpoint; best validation so far [^|]*\|[^\n]*\| in progress \|\n/);
   const curves = JSON.parse(await fs.readFile(path.join(dir, 'figures', 'training-curves.vl.json'), 'utf8')) as { data: { values: { cell: string; episode: number; kind: string }[] } };
   const partial = curves.data.values.filter((v) => v.cell === 'protonet 2w1s (in progress)');
   t.deepEqual(partial.filter((v) => v.kind.startsWith('validation')).map((v) => v.episode), [2]);

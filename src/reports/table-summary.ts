@@ -94,7 +94,14 @@ function comparisonVerdict(pooled: MeanCI | undefined, publishedDifference: numb
   return paperSign === 0 ? `${ours}; paper: no difference` : sign === paperSign ? 'same direction as the paper' : 'opposite direction to the paper';
 }
 
-export function summarizeTable(table: TableSpec, budget: string, outcomes: Map<string, { seeds: SeedOutcome[]; missing: string[] }>): TableOutcome {
+/** What a table cell's runs gave: finished seeds, and why the others are missing (`running`: how many are still training). */
+export interface CellRuns {
+  seeds: SeedOutcome[];
+  missing: string[];
+  running?: number;
+}
+
+export function summarizeTable(table: TableSpec, budget: string, outcomes: Map<string, CellRuns>): TableOutcome {
   const protocol = table.budgets[budget].protocol;
   const cells: CellOutcome[] = table.cells.map((cell) => {
     const got = outcomes.get(cell.id) ?? { seeds: [], missing: ['not run'] };
@@ -109,7 +116,7 @@ export function summarizeTable(table: TableSpec, budget: string, outcomes: Map<s
       overSeeds: seeds.length ? { mean: means.reduce((a, b) => a + b, 0) / means.length, sd: sd(means), n: means.length } : undefined,
       pooled,
       missing: got.missing,
-      verdict: cellVerdict(pooled, published, protocol),
+      verdict: !pooled && got.running ? 'in progress' : cellVerdict(pooled, published, protocol),
     };
   });
   const byId = new Map(cells.map((c) => [c.cell.id, c]));

@@ -197,7 +197,11 @@ export function registerReproduceCommands(program: Command): void {
           }
           process.stdout.write(`${run.key}  [${run.cells.join(', ')}]  ${state}${eta}\n`);
         }
-        process.stdout.write(`${plan.runs.length} runs; the ones to run take ≈ ${hms(total)} on ${backend.choice} (measured step speed on this machine)\n`);
+        // The probe ran here, one run on every thread; side-by-side runs (--jobs) share the cores and finish more
+        // per hour in all (bench/threads.sh measures by how much), so the sum is an upper bound for them.
+        const jobs = jobsFor(flags);
+        const sideBySide = jobs > 1 ? `; with ${jobs} runs side by side (--jobs ${jobs}) the wall time is shorter than this sum` : '';
+        process.stdout.write(`${plan.runs.length} runs; the ones to run take ≈ ${hms(total)} one after the other on ${backend.choice} (measured step speed on this machine${sideBySide})\n`);
         return;
       }
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { readResult } from '../../reports/results.ts';
 import type { TableSpec } from '../../reports/table-spec.ts';
-import { summarizeTable, type SeedOutcome, type TableOutcome } from '../../reports/table-summary.ts';
+import { summarizeTable, type CellRuns, type TableOutcome } from '../../reports/table-summary.ts';
 import { cellsCsv, comparisonsCsv, tableMarkdown } from '../../reports/table-render.ts';
 import { accuracyByShotSpec, curvePointsFromLog, forestPlotSpec, renderSvg, trainingCurvesSpec } from '../../reports/figures.ts';
 import { replaceDirAtomic } from '../../util/atomic.ts';
@@ -188,12 +188,12 @@ export async function executePlan(
 }
 
 /** Read the per-episode results of every run into the table's cells. */
-export async function collectOutcomes(plan: TablePlan, settings: ReproduceSettings, states: RunState[] = []): Promise<Map<string, { seeds: SeedOutcome[]; missing: string[] }>> {
-  const out = new Map<string, { seeds: SeedOutcome[]; missing: string[] }>();
+export async function collectOutcomes(plan: TablePlan, settings: ReproduceSettings, states: RunState[] = []): Promise<Map<string, CellRuns>> {
+  const out = new Map<string, CellRuns>();
   for (const cell of plan.table.cells) {
     const runs = plan.cellRuns.get(cell.id);
     if (!runs) continue;
-    const entry = { seeds: [] as SeedOutcome[], missing: [] as string[] };
+    const entry: CellRuns = { seeds: [], missing: [], running: 0 };
     for (const run of runs) {
       const failed = states.find((s) => s.run.key === run.key && s.state === 'failed');
       if (failed) {
@@ -211,6 +211,7 @@ export async function collectOutcomes(plan: TablePlan, settings: ReproduceSettin
       if (!(await fs.stat(path.join(dir, 'result.json')).then(() => true, () => false))) {
         const progress = await runInProgress(settings, run);
         entry.missing.push(`seed ${run.seed}: ${progress ? describeInProgress(progress) : 'not run yet'}`);
+        if (progress) entry.running = (entry.running ?? 0) + 1;
         continue;
       }
       const { record, perEpisode } = await readResult(dir);
