@@ -237,14 +237,17 @@ test.serial('a run stopped mid-training shows in the table and the dry run as in
   const partial = curves.data.values.filter((v) => v.cell === 'protonet 2w1s (in progress)');
   t.deepEqual(partial.filter((v) => v.kind.startsWith('validation')).map((v) => v.episode), [2]);
   t.true(partial.every((v) => v.episode <= 2));
-  // Resumed to the end: the same per-episode results as the uninterrupted run of the first test.
+  // Resumed to the end: the same per-episode results as an uninterrupted run.
+  const whole = path.join(fx.root, 'results-uninterrupted');
+  const straight = await cli(['reproduce', 'tiny', ...common(whole), '--seeds', '1', '--jobs', '1', '--only', 'plain']);
+  t.is(straight.code, 0, straight.stderr);
   const resumed = await cli(['reproduce', 'tiny', ...one, '--only', 'plain']);
   t.is(resumed.code, 0, resumed.stderr);
   t.regex(resumed.stderr, /resuming at episode 2 of 3 from the last checkpoint/);
   t.regex(resumed.stderr, /resumed from episode 2/);
   const name = (await fs.readdir(path.join(results, 'fixture', 'cells'))).find((n) => n.startsWith('protonet_'))!;
   const file = (root: string) => fs.readFile(path.join(root, 'fixture', 'cells', name, 'seed0', 'per-episode.csv'), 'utf8');
-  t.is(await file(results), await file(path.join(fx.root, 'results-inproc')));
+  t.is(await file(results), await file(whole));
   t.notRegex(await fs.readFile(path.join(dir, 'table.md'), 'utf8'), /in progress/);
 });
 

@@ -169,6 +169,8 @@ test('figures render to SVG through Vega-Lite (forest plot, accuracy by shot, tr
   const points = curvePointsFromLog('protonet 5w1s', 0, log);
   t.deepEqual(points.map((p) => [p.episode, p.kind, p.value]), [[100, 'training loss', 1.5], [100, 'validation accuracy (%)', 31], [200, 'training loss', 1.4]]);
   t.true((await renderSvg(trainingCurvesSpec('curves', points)!)).includes('training episode'));
+  // A published target drawn across the validation panel (budgets that run the published protocol).
+  t.regex(await renderSvg(trainingCurvesSpec('curves', points, [{ cell: 'protonet 5w1s', value: 44.42, label: 'published 44.42 (test)' }])!), /published 44\.42 \(test\)/);
   t.is(forestPlotSpec(summarizeTable(table, 'cpu', new Map())), undefined);
 });
 

@@ -68,27 +68,50 @@ export interface CurvePoint {
   value: number;
 }
 
-/** Training loss and validation accuracy against training episodes, one line per cell and seed. */
-export function trainingCurvesSpec(title: string, points: CurvePoint[]): TopLevelSpec | undefined {
+/** A published number drawn across the validation panel, in the colour of the cell (curve label) it belongs to. */
+export interface CurveReference {
+  cell: string;
+  value: number;
+  label: string;
+}
+
+/**
+ * Training loss (log scale: a Conv-4 ProtoNet starts in the hundreds) and validation accuracy against training
+ * episodes, one line per cell and seed; `references` draws published test accuracies across the validation panel
+ * (only where the budget runs the published protocol, so that they are a target rather than a different scale).
+ */
+export function trainingCurvesSpec(title: string, points: CurvePoint[], references: CurveReference[] = []): TopLevelSpec | undefined {
   if (!points.length) return undefined;
+  const width = 520;
+  const height = 200;
+  const x = { field: 'episode', type: 'quantitative', title: 'training episode' };
+  const color = { field: 'cell', type: 'nominal', title: null };
+  const lines = (kind: CurvePoint['kind'], y: Record<string, unknown>) => ({
+    transform: [{ filter: { field: 'kind', equal: kind } }],
+    mark: { type: 'line', point: { size: 12 } },
+    encoding: { x, y: { field: 'value', type: 'quantitative', ...y }, color, detail: { field: 'run', type: 'nominal' }, strokeDash: { field: 'seed', type: 'nominal', title: 'seed' } },
+  });
+  const validation = lines('validation accuracy (%)', { title: 'validation accuracy (%)', scale: { zero: false }, axis: { format: '.1f' } });
   return {
     $schema: SCHEMA,
     title: { text: title, anchor: 'start' },
     data: { values: points.map((p) => ({ ...p, run: `${p.cell} s${p.seed}` })) },
-    facet: { row: { field: 'kind', type: 'nominal', title: null } },
-    resolve: { scale: { y: 'independent' } },
-    spec: {
-      width: 520,
-      height: 200,
-      mark: { type: 'line', point: { size: 12 } },
-      encoding: {
-        x: { field: 'episode', type: 'quantitative', title: 'training episode' },
-        y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
-        color: { field: 'cell', type: 'nominal', title: null },
-        detail: { field: 'run', type: 'nominal' },
-        strokeDash: { field: 'seed', type: 'nominal', title: 'seed' },
-      },
-    },
+    config: { legend: { labelLimit: 400 } },
+    resolve: { scale: { x: 'shared' } }, // both panels on one episode axis
+    vconcat: [
+      { width, height, ...lines('training loss', { title: 'training loss (log scale)', scale: { type: 'log' } }) },
+      references.length
+        ? {
+            width,
+            height,
+            layer: [
+              validation,
+              { data: { values: references }, mark: { type: 'rule', strokeDash: [6, 4], opacity: 0.8 }, encoding: { y: { field: 'value', type: 'quantitative' }, color } },
+              { data: { values: references }, mark: { type: 'text', align: 'left', dx: 4, dy: -6, fontSize: 10 }, encoding: { x: { value: 0 }, y: { field: 'value', type: 'quantitative' }, text: { field: 'label' }, color } },
+            ],
+          }
+        : { width, height, ...validation },
+    ],
   } as TopLevelSpec;
 }
 

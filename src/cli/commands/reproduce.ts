@@ -140,7 +140,7 @@ export function registerReproduceCommands(program: Command): void {
       await loadPlugins(flags.plugin);
       const {
         listTables, stderrReporter, readTableSpec, planTable, validateConfig, inProcessExecutor, cliHooks, selectBackend, hasFinishedResult,
-        probeCost, estimateSeconds, enqueueAndWait, executePlan, writeTableOutputs, runInProgress, describeInProgress,
+        probeCost, estimateSeconds, enqueueAndWait, executePlan, writeTableOutputs, runInProgress, describeInProgress, datasetsWithRuns,
       } = await heavy();
       if (!tableArg) {
         process.stdout.write(`tables: ${(await listTables(flags.tables)).join(', ')}\n`);
@@ -240,7 +240,8 @@ export function registerReproduceCommands(program: Command): void {
       // --only limits what runs, not what the table shows: the table is written from every cell of the table (those
       // outside --only filled from their finished results), for the datasets of the cells that ran.
       const whole = planTable(table, flags.budget, { seeds: flags.seeds });
-      const datasets = [...new Set(plan.runs.map((r) => r.dataset))];
+      const datasets = flags.tableOnly ? await datasetsWithRuns(whole, settings) : [...new Set(plan.runs.map((r) => r.dataset))];
+      if (!datasets.length) reporter.log(`no run of ${table.id} (budget ${flags.budget}) is finished or in progress under ${settings.results} and ${settings.runs}: no table written`);
       const { dirs } = await writeTableOutputs(whole, settings, states, path.relative(process.cwd(), file), datasets);
       for (const d of dirs) process.stdout.write(`table: ${path.join(d, 'table.md')}\n`);
       const failed = states.filter((s) => s.state === 'failed');

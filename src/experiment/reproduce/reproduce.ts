@@ -6,7 +6,7 @@ import { readResult } from '../../reports/results.ts';
 import type { TableSpec } from '../../reports/table-spec.ts';
 import { summarizeTable, type CellRuns, type TableOutcome } from '../../reports/table-summary.ts';
 import { cellsCsv, comparisonsCsv, tableMarkdown } from '../../reports/table-render.ts';
-import { accuracyByShotSpec, curvePointsFromLog, forestPlotSpec, renderSvg, trainingCurvesSpec } from '../../reports/figures.ts';
+import { accuracyByShotSpec, curvePointsFromLog, forestPlotSpec, renderSvg, trainingCurvesSpec, type CurveReference } from '../../reports/figures.ts';
 import { replaceDirAtomic } from '../../util/atomic.ts';
 import { formatCI, type MeanCI } from '../../eval/stats.ts';
 import { UserError } from '../../util/errors.ts';
@@ -120,6 +120,29 @@ export async function runInProgress(settings: Pick<ReproduceSettings, 'runs'>, r
   }).map((l) => l + '\n').join('');
   const best = meta.best as RunInProgress['best'] | undefined;
   return { episode, total: Number(run.config.episodes), best: best?.accuracy ? best : undefined, log };
+}
+
+/**
+ * The datasets of a plan that have anything on disk: a finished run or one in progress. `--table-only` writes
+ * their tables only (a dataset nobody has run, e.g. CIFAR-FS without its archive, gets no table of blanks).
+ */
+export async function datasetsWithRuns(plan: TablePlan, settings: ReproduceSettings): Promise<string[]> {
+  const out: string[] = [];
+  for (const dataset of new Set(plan.runs.map((r) => r.dataset))) {
+    for (const run of plan.runs.filter((r) => r.dataset === dataset)) {
+      let finished = false;
+      try {
+        finished = await fs.stat(path.join(resultPath(settings, run), 'result.json')).then(() => true, () => false);
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err; // an unconfigured dataset has nothing on disk
+      }
+      if (finished || (await runInProgress(settings, run))) {
+        out.push(dataset);
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 /** One line for a table cell or a listing: how far the run is and its best validation so far. */
@@ -260,6 +283,8 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
     const specs = { 'forest': forestPlotSpec(o), 'accuracy-by-shot': accuracyByShotSpec(o) } as Record<string, ReturnType<typeof forestPlotSpec>>;
     // One curve per run (the SLA+AG and SLA+SI cells of one run share its training), labelled by method and task.
     const curves = [];
+    const references = new Map<string, CurveReference>();
+    const published = plan.table.budgets[plan.budget].protocol === 'published';
     for (const run of plan.runs.filter((r) => r.dataset === dataset)) {
       let log = '';
       let label = '';
@@ -274,9 +299,13 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
         }
       }
       const test = run.config.test as { way: number; shot: number };
-      curves.push(...curvePointsFromLog(`${String(run.config.method)} ${test.way}w${test.shot}s${label}`, run.seed, log));
+      const cell = `${String(run.config.method)} ${test.way}w${test.shot}s${label}`;
+      curves.push(...curvePointsFromLog(cell, run.seed, log));
+      // The published test accuracy this run aims at, where the budget is the published protocol.
+      const target = published ? o.cells.find((c) => c.cell.id === run.cells[0])?.published : undefined;
+      if (target) references.set(cell, { cell, value: target.mean, label: `published ${target.mean.toFixed(2)} (test)` });
     }
-    specs['training-curves'] = trainingCurvesSpec(`${plan.table.id}: training loss and validation accuracy (budget ${plan.budget})`, curves);
+    specs['training-curves'] = trainingCurvesSpec(`${plan.table.id}: training loss and validation accuracy (budget ${plan.budget})`, curves, [...references.values()]);
     for (const [name, spec] of Object.entries(specs)) {
       if (!spec) continue;
       figures[`${name}.svg`] = await renderSvg(spec);
