@@ -202,9 +202,13 @@ test.serial('in-process and queued (two workers) give identical per-episode resu
 
   // Side by side on this machine: two runs at a time, each in its own process with one wasm thread.
   const sideBySide = path.join(fx.root, 'results-jobs');
-  const c = await cli(['reproduce', 'tiny', ...common(sideBySide), '--only', 'plain', 'sla-ag', '--jobs', '2'], 300_000);
+  // A cache not made yet: prepared once by the reproducer before the two runs start, not by both at once.
+  const freshCache = common(sideBySide).map((a) => (a === path.join(fx.root, 'cache16') ? path.join(fx.root, 'cache16-jobs') : a));
+  const c = await cli(['reproduce', 'tiny', ...freshCache, '--only', 'plain', 'sla-ag', '--jobs', '2'], 300_000);
   t.is(c.code, 0, c.stderr);
   t.regex(c.stderr, /2 runs side by side, each in its own process with \d+ wasm thread/);
+  t.is(c.stderr.match(/preparing fixture/g)?.length, 1, c.stderr);
+  t.regex(c.stderr, /^preparing fixture/m, 'prepared by the reproducer itself, before any run');
   t.regex(c.stderr, /^\[protonet[^\]]*\/seed\d\] /m, 'each child line names its run');
   const viaJobs = await perEpisodeFiles(sideBySide);
   t.deepEqual([...viaJobs.keys()].sort(), [...results.keys()].sort());

@@ -140,7 +140,7 @@ export function registerReproduceCommands(program: Command): void {
       await loadPlugins(flags.plugin);
       const {
         listTables, stderrReporter, readTableSpec, planTable, validateConfig, inProcessExecutor, cliHooks, selectBackend, hasFinishedResult,
-        probeCost, estimateSeconds, enqueueAndWait, executePlan, writeTableOutputs, runInProgress, describeInProgress, datasetsWithRuns,
+        probeCost, estimateSeconds, enqueueAndWait, executePlan, writeTableOutputs, runInProgress, describeInProgress, datasetsWithRuns, prepareCachesFor,
       } = await heavy();
       if (!tableArg) {
         process.stdout.write(`tables: ${(await listTables(flags.tables)).join(', ')}\n`);
@@ -228,6 +228,12 @@ export function registerReproduceCommands(program: Command): void {
         const threads = Math.max(1, Math.floor(cpus().length / jobs));
         reporter.log(`${jobs} runs side by side, each in its own process with ${threads} wasm thread${threads > 1 ? 's' : ''}`);
         const env = { ...process.env, FEWSHOT_WASM_THREADS: String(threads) };
+        const hooks = cliHooks();
+        try {
+          await prepareCachesFor(plan.runs, settings, hooks); // once, here, not by every run at the same time
+        } finally {
+          hooks.done();
+        }
         states = await executePlan(plan, settings, childProcessExecutor(flags, (l) => reporter.log(l), { env, prefixOutput: true }), onState, jobs);
       } else {
         const hooks = cliHooks();

@@ -10,7 +10,7 @@ import { accuracyByShotSpec, curvePointsFromLog, forestPlotSpec, renderSvg, trai
 import { replaceDirAtomic } from '../../util/atomic.ts';
 import { formatCI, type MeanCI } from '../../eval/stats.ts';
 import { UserError } from '../../util/errors.ts';
-import { datasetOptionsWithData, runExperiment, validateConfig, type ExperimentHooks } from '../index.ts';
+import { datasetOptionsWithData, openDataset, runExperiment, validateConfig, type ExperimentHooks } from '../index.ts';
 import { getDatasetProvider, resolveDataset } from '../../data/providers/index.ts';
 import { canonicalJson, planTable, type PlannedRun, type TablePlan } from './plan.ts';
 
@@ -150,6 +150,31 @@ export function describeInProgress(p: RunInProgress): string {
   const n = (x: number) => x.toLocaleString('en-US');
   const best = p.best ? `; best validation so far ${formatCI(p.best.accuracy)} (${p.best.accuracy.n} val episodes, ${p.best.mode}) at episode ${n(p.best.episode)}` : '';
   return `in progress: ${n(p.episode)} of ${n(p.total)} training episodes at the last checkpoint${best}`;
+}
+
+/**
+ * Prepare, once and before any run starts, every image cache the unfinished runs will read. Runs side by side
+ * (`--jobs`) would otherwise each find the cache missing and decode the same dataset into the same folder at once
+ * (twice the work, and one of them replacing the cache under the other). A run whose data cannot be found is left to
+ * fail on its own, with the same message, when it runs.
+ */
+export async function prepareCachesFor(runs: PlannedRun[], settings: ReproduceSettings, hooks: ExperimentHooks = {}): Promise<void> {
+  const done = new Set<string>();
+  for (const run of runs) {
+    if (await hasFinishedResult(settings, run).catch(() => true)) continue;
+    const config = validateConfig(run.config);
+    const data = settings.data[run.dataset];
+    // As runExperiment builds its workspace: the source location folded into the dataset options.
+    const ws = { dataset: config.dataset, datasetOptions: datasetOptionsWithData(config.dataset, config.datasetOptions, data), data, cache: settings.cache };
+    const key = JSON.stringify([ws.dataset, ws.datasetOptions, config.imageSize]);
+    if (done.has(key)) continue;
+    done.add(key);
+    try {
+      await openDataset(ws, config.imageSize, { autoPrepare: true, reporter: hooks.reporter, signal: hooks.signal });
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+    }
+  }
 }
 
 /** The default executor: runExperiment in this process, then the training log is kept beside the result. */
