@@ -21,6 +21,7 @@ import { MetaOptNetSvmHead, metaOptNetSvmConfig } from '../src/learners/metaoptn
 import { crossEntropy } from '../src/losses/cross-entropy.ts';
 import { mulberry32, gaussian } from '../src/util/prng.ts';
 import { gram } from '../src/learners/qp/dense.ts';
+import { CORRELATED, SEPARATED, embeddingMeans, jointLabels, rectifiedEmbeddings, type EmbeddingRegime } from './lib/heads.ts';
 
 interface Size {
   label: string;
@@ -33,10 +34,7 @@ const SIZES: Size[] = [
   { label: '2,000', way: 5, shot: 5, m: 4 },
   { label: '6,000', way: 5, shot: 15, m: 4 },
 ];
-const REGIMES = {
-  separated: { shift: 1, scale: 1, sep: 0.3 },
-  correlated: { shift: 2, scale: 3, sep: 0.1 },
-} as const;
+const REGIMES = { separated: SEPARATED, correlated: CORRELATED } as const;
 
 function parseArgs(argv: string[]) {
   const get = (flag: string) => {
@@ -52,29 +50,13 @@ function parseArgs(argv: string[]) {
 }
 
 
-/** Embeddings [n, d] (support first) of an SLA-style episode: image i of class c under transformation j. */
-function embeddings(seed: number, s: Size, perClass: number, d: number, regime: { shift: number; scale: number; sep: number }) {
+/** Embeddings [n, d] of an SLA-style episode (image i of class c under transformation j) and their joint labels. */
+function embeddings(seed: number, s: Size, perClass: number, d: number, regime: EmbeddingRegime) {
   const r = mulberry32(seed);
-  const classMean = Array.from({ length: s.way }, () => Float64Array.from({ length: d }, () => gaussian(r)));
-  const transMean = Array.from({ length: s.m }, () => Float64Array.from({ length: d }, () => gaussian(r)));
-  const n = s.way * perClass * s.m;
-  const x = new Float64Array(n * d);
-  const labels = new Int32Array(n);
-  let i = 0;
-  for (let c = 0; c < s.way; c++) {
-    for (let k = 0; k < perClass; k++) {
-      const image = Float64Array.from({ length: d }, () => gaussian(r));
-      for (let j = 0; j < s.m; j++, i++) {
-        labels[i] = c * s.m + j;
-        for (let q = 0; q < d; q++) {
-          x[i * d + q] = regime.scale * Math.max(0, regime.shift + regime.sep * (classMean[c][q] + 0.5 * transMean[j][q]) + image[q] + 0.3 * gaussian(r));
-        }
-      }
-    }
-  }
-  return { x, n, labels };
+  const shape = { way: s.way, rotations: s.m, dim: d };
+  const x = rectifiedEmbeddings(r, shape, perClass, embeddingMeans(r, shape), regime);
+  return { x: Float64Array.from(x), n: x.length / d, labels: jointLabels(shape, perClass) };
 }
-
 
 /** Wall and process-CPU milliseconds of fn. */
 function timed<T>(fn: () => T): { value: T; wall: number; cpu: number } {

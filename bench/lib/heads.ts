@@ -40,26 +40,48 @@ export const dualVariables = (s: HeadSpec) => supportCount(s) * jointWay(s);
  * Labels of `perClass` images per class in all their rotations, image-major: image k of class c under rotation j
  * is row (c·perClass + k)·rotations + j with joint label c·rotations + j (the order of src/methods/sla.ts).
  */
-export function jointLabels(s: HeadSpec, perClass: number): Int32Array {
+export function jointLabels(s: Pick<HeadSpec, 'way' | 'rotations'>, perClass: number): Int32Array {
   const out = new Int32Array(s.way * perClass * s.rotations);
   let i = 0;
   for (let c = 0; c < s.way; c++) for (let k = 0; k < perClass; k++) for (let j = 0; j < s.rotations; j++) out[i++] = c * s.rotations + j;
   return out;
 }
 
+/** How embeddings are spread: x = scale · max(0, shift + sep · (class + ½ · rotation) + image + 0.3 · noise). */
+export interface EmbeddingRegime {
+  shift: number;
+  scale: number;
+  sep: number;
+}
+/** Moderately separated classes: the head bench's episodes. */
+export const SEPARATED: EmbeddingRegime = { shift: 1, scale: 1, sep: 0.3 };
+/** A large common component and weak class signal, as embeddings of a barely trained network (a harder QP). */
+export const CORRELATED: EmbeddingRegime = { shift: 2, scale: 3, sep: 0.1 };
+
+type EmbeddingShape = Pick<HeadSpec, 'way' | 'rotations' | 'dim'>;
+
+/** The class and rotation components of one episode's embeddings, drawn from `r`. */
+export function embeddingMeans(r: () => number, s: EmbeddingShape): { classMean: Float64Array[]; rotMean: Float64Array[] } {
+  const classMean = Array.from({ length: s.way }, () => Float64Array.from({ length: s.dim }, () => gaussian(r)));
+  const rotMean = Array.from({ length: s.rotations }, () => Float64Array.from({ length: s.dim }, () => gaussian(r)));
+  return { classMean, rotMean };
+}
+
 /**
  * Embeddings shaped like a CNN's after ReLU: rectified Gaussians with a class, a rotation and a per-image
- * component, so the Gram matrix has the block structure (and the conditioning) of a real SLA episode.
+ * component, so the Gram matrix has the block structure (and the conditioning) of a real SLA episode. Rows in the
+ * order of `jointLabels`.
  */
-function rectifiedEmbeddings(r: () => number, s: HeadSpec, perClass: number, classMean: Float64Array[], rotMean: Float64Array[]): Float32Array {
+export function rectifiedEmbeddings(r: () => number, s: EmbeddingShape, perClass: number, means: ReturnType<typeof embeddingMeans>, regime: EmbeddingRegime = SEPARATED): Float32Array {
   const d = s.dim;
+  const { classMean, rotMean } = means;
   const x = new Float32Array(s.way * perClass * s.rotations * d);
   let row = 0;
   for (let c = 0; c < s.way; c++) {
     for (let k = 0; k < perClass; k++) {
       const image = Float64Array.from({ length: d }, () => gaussian(r));
       for (let j = 0; j < s.rotations; j++, row++) {
-        for (let q = 0; q < d; q++) x[row * d + q] = Math.max(0, 1 + 0.3 * (classMean[c][q] + 0.5 * rotMean[j][q]) + image[q] + 0.3 * gaussian(r));
+        for (let q = 0; q < d; q++) x[row * d + q] = regime.scale * Math.max(0, regime.shift + regime.sep * (classMean[c][q] + 0.5 * rotMean[j][q]) + image[q] + 0.3 * gaussian(r));
       }
     }
   }
@@ -70,10 +92,9 @@ function rectifiedEmbeddings(r: () => number, s: HeadSpec, perClass: number, cla
 export function makeHeadEpisodes(s: HeadSpec, count: number, seed: number): Float32Array[] {
   return Array.from({ length: count }, (_, e) => {
     const r = mulberry32(seed * 1000 + e);
-    const classMean = Array.from({ length: s.way }, () => Float64Array.from({ length: s.dim }, () => gaussian(r)));
-    const rotMean = Array.from({ length: s.rotations }, () => Float64Array.from({ length: s.dim }, () => gaussian(r)));
-    const support = rectifiedEmbeddings(r, s, s.shot, classMean, rotMean);
-    const query = rectifiedEmbeddings(r, s, s.query, classMean, rotMean);
+    const means = embeddingMeans(r, s);
+    const support = rectifiedEmbeddings(r, s, s.shot, means);
+    const query = rectifiedEmbeddings(r, s, s.query, means);
     const out = new Float32Array(support.length + query.length);
     out.set(support);
     out.set(query, support.length);
