@@ -245,8 +245,10 @@ test.serial('a run stopped mid-training shows in the table and the dry run as in
   const whole = path.join(fx.root, 'results-uninterrupted');
   const straight = await cli(['reproduce', 'tiny', ...common(whole), '--seeds', '1', '--jobs', '1', '--only', 'plain']);
   t.is(straight.code, 0, straight.stderr);
-  const resumed = await cli(['reproduce', 'tiny', ...one, '--only', 'plain']);
+  // Asked for two lanes with one run left: it runs alone, with every thread.
+  const resumed = await cli(['reproduce', 'tiny', ...common(results), '--seeds', '1', '--jobs', '2', '--only', 'plain']);
   t.is(resumed.code, 0, resumed.stderr);
+  t.regex(resumed.stderr, /one run to do: running it in this process with every thread/);
   t.regex(resumed.stderr, /resuming at episode 2 of 3 from the last checkpoint/);
   t.regex(resumed.stderr, /resumed from episode 2/);
   const name = (await fs.readdir(path.join(results, 'fixture', 'cells'))).find((n) => n.startsWith('protonet_'))!;

@@ -212,7 +212,17 @@ export function registerReproduceCommands(program: Command): void {
         reporter.log(`[${done}/${all}] ${s.run.key}: ${s.state}${s.message ? ` — ${s.message}` : ''}${eta}`);
       };
       let states: RunState[];
-      const jobs = jobsFor(flags);
+      let jobs = jobsFor(flags);
+      if (jobs > 1 && !flags.tableOnly && !flags.queue) {
+        // Side by side only while there are runs for every lane: the last unfinished run of a table gets every thread
+        // (two 1-thread lanes with one run left would leave a core idle for the rest of it).
+        let todo = 0;
+        for (const run of plan.runs) if (!(await hasFinishedResult(settings, run).catch(() => false))) todo++;
+        if (todo < jobs) {
+          jobs = Math.max(1, todo);
+          if (todo === 1) reporter.log('one run to do: running it in this process with every thread');
+        }
+      }
       if (flags.tableOnly) {
         states = []; // each run's state is read from its folders when the table is written
       } else if (flags.queue) {
