@@ -1,3 +1,7 @@
+import type { ProgressStart } from '../util/progress.ts';
+
+export type { ProgressStart };
+
 /**
  * How the experiment layer tells its caller what it is doing. The layer never prints: the CLI passes a
  * reporter that writes to stderr (with progress bars), a script can collect lines, tests pass `silentReporter`.
@@ -5,14 +9,6 @@
 export interface ProgressHandle {
   update(done: number, info?: Record<string, string | number>): void;
   stop(): void;
-}
-
-/** Where a counted phase began, when its handle is made after the work started (the ETA needs both). */
-export interface ProgressStart {
-  /** Units already done before this process started (a resumed run's episode). */
-  from?: number;
-  /** `performance.now()` when this process started on the work. */
-  startedAt?: number;
 }
 
 export interface ExperimentReporter {

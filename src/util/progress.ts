@@ -13,6 +13,14 @@ function formatSeconds(s: number): string {
   return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
 }
 
+/** Where a counted phase began, when its handle is made after the work started (the ETA needs both). */
+export interface ProgressStart {
+  /** Units already done before this process started (a resumed run's episode). */
+  from?: number;
+  /** `performance.now()` when this process started on the work. */
+  startedAt?: number;
+}
+
 /**
  * The seconds left at the rate seen so far: `elapsed` seconds did `done - from` units (a resumed run's
  * earlier units were not done by this process, and counting them would make the ETA too short).
@@ -31,7 +39,7 @@ export function etaSeconds(elapsed: number, done: number, total: number, from = 
 export function startProgress(
   label: string,
   total: number,
-  start: { from?: number; startedAt?: number } = {},
+  start: ProgressStart = {},
   intervalSeconds = 20,
   write: (line: string) => void = (line) => process.stderr.write(line),
 ): Progress {

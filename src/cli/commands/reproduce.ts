@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { intArg } from '../options.ts';
 import { loadPlugins } from '../context.ts';
 import type { ReproduceSettings, RunExecutor, RunState } from '../../experiment/reproduce/reproduce.ts';
+import type { PlannedRun } from '../../experiment/reproduce/plan.ts';
 import { UserError } from '../../util/errors.ts';
 
 /** The queue name `fewshot reproduce --queue` and `fewshot worker` use by default (the queue module's default;
@@ -213,11 +214,17 @@ export function registerReproduceCommands(program: Command): void {
       };
       let states: RunState[];
       let jobs = jobsFor(flags);
+      const unfinished: PlannedRun[] = []; // the runs side-by-side lanes will start (their caches are prepared first)
       if (jobs > 1 && !flags.tableOnly && !flags.queue) {
         // Side by side only while there are runs for every lane: the last unfinished run of a table gets every thread
-        // (two 1-thread lanes with one run left would leave a core idle for the rest of it).
+        // (two 1-thread lanes with one run left would leave a core idle for the rest of it). A run refused for its
+        // folder counts as to do: executePlan reports it.
         let todo = 0;
-        for (const run of plan.runs) if (!(await hasFinishedResult(settings, run).catch(() => false))) todo++;
+        for (const run of plan.runs) {
+          const state = await hasFinishedResult(settings, run).then((f) => (f ? 'done' : 'to do'), () => 'refused');
+          if (state !== 'done') todo++;
+          if (state === 'to do') unfinished.push(run);
+        }
         if (todo < jobs) {
           jobs = Math.max(1, todo);
           if (todo === 1) reporter.log('one run to do: running it in this process with every thread');
@@ -240,7 +247,7 @@ export function registerReproduceCommands(program: Command): void {
         const env = { ...process.env, FEWSHOT_WASM_THREADS: String(threads) };
         const hooks = cliHooks();
         try {
-          await prepareCachesFor(plan.runs, settings, hooks); // once, here, not by every run at the same time
+          await prepareCachesFor(unfinished, settings, hooks); // once, here, not by every run at the same time
         } finally {
           hooks.done();
         }

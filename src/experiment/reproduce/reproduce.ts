@@ -153,15 +153,14 @@ export function describeInProgress(p: RunInProgress): string {
 }
 
 /**
- * Prepare, once and before any run starts, every image cache the unfinished runs will read. Runs side by side
- * (`--jobs`) would otherwise each find the cache missing and decode the same dataset into the same folder at once
- * (twice the work, and one of them replacing the cache under the other). A run whose data cannot be found is left to
- * fail on its own, with the same message, when it runs.
+ * Prepare, once and before any run starts, every image cache the given (unfinished) runs will read. Runs side by
+ * side (`--jobs`) would otherwise each find the cache missing and decode the same dataset into the same folder at
+ * once (twice the work, and one of them replacing the cache under the other). A run whose data cannot be found is
+ * left to fail on its own, with the same message, when it runs.
  */
 export async function prepareCachesFor(runs: PlannedRun[], settings: ReproduceSettings, hooks: ExperimentHooks = {}): Promise<void> {
   const done = new Set<string>();
   for (const run of runs) {
-    if (await hasFinishedResult(settings, run).catch(() => true)) continue;
     const config = validateConfig(run.config);
     const data = settings.data[run.dataset];
     // As runExperiment builds its workspace: the source location folded into the dataset options.
@@ -235,8 +234,12 @@ export async function executePlan(
   return states;
 }
 
-/** Read the per-episode results of every run into the table's cells. */
-export async function collectOutcomes(plan: TablePlan, settings: ReproduceSettings, states: RunState[] = []): Promise<Map<string, CellRuns>> {
+type ProgressLookup = (run: PlannedRun) => Promise<RunInProgress | undefined>;
+
+/** Read the per-episode results of every run into the table's cells (`progressOf`: the state of an unfinished run). */
+export async function collectOutcomes(
+  plan: TablePlan, settings: ReproduceSettings, states: RunState[] = [], progressOf: ProgressLookup = (run) => runInProgress(settings, run),
+): Promise<Map<string, CellRuns>> {
   const out = new Map<string, CellRuns>();
   for (const cell of plan.table.cells) {
     const runs = plan.cellRuns.get(cell.id);
@@ -257,7 +260,7 @@ export async function collectOutcomes(plan: TablePlan, settings: ReproduceSettin
         continue;
       }
       if (!(await fs.stat(path.join(dir, 'result.json')).then(() => true, () => false))) {
-        const progress = await runInProgress(settings, run);
+        const progress = await progressOf(run);
         entry.missing.push(`seed ${run.seed}: ${progress ? describeInProgress(progress) : 'not run yet'}`);
         if (progress) entry.running = (entry.running ?? 0) + 1;
         continue;
@@ -290,7 +293,13 @@ function forDataset(o: TableOutcome, dataset: string): TableOutcome {
  * limits which datasets' tables are written (default: every dataset of the plan).
  */
 export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSettings, states: RunState[], tableFile: string, datasets = [...new Set(plan.runs.map((r) => r.dataset))]): Promise<{ dirs: string[]; outcome: TableOutcome }> {
-  const outcomes = await collectOutcomes(plan, settings, states);
+  // An unfinished run's checkpoint and log are read once here, for its cell, its curve and the manifest alike.
+  const progressRead = new Map<string, Promise<RunInProgress | undefined>>();
+  const progressOf: ProgressLookup = (run) => {
+    if (!progressRead.has(run.key)) progressRead.set(run.key, runInProgress(settings, run));
+    return progressRead.get(run.key)!;
+  };
+  const outcomes = await collectOutcomes(plan, settings, states, progressOf);
   const outcome = summarizeTable(plan.table, plan.budget, outcomes);
   const folderName = (dataset: string) => {
     try {
@@ -317,7 +326,7 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
         log = await fs.readFile(path.join(resultPath(settings, run), 'train-log.jsonl'), 'utf8');
       } catch {
         // Not finished (or no data for it): a run still training shows its curve so far, from its run folder.
-        const progress = await runInProgress(settings, run);
+        const progress = await progressOf(run);
         if (progress) {
           log = progress.log;
           label = ' (in progress)';
@@ -346,7 +355,7 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
         const s = states.find((x) => x.run.key === r.key);
         // A run not executed this time (outside --only, or --table-only) is reported by what its folders hold.
         const finished = outcomes.get(r.cells[0])?.seeds.some((o) => o.seed === r.seed);
-        const progress = finished ? undefined : await runInProgress(settings, r);
+        const progress = finished ? undefined : await progressOf(r);
         const state = s?.state ?? (finished ? 'done' : progress ? 'in progress' : 'not run');
         return { key: r.key, cells: r.cells, result: r.resultDir, state, message: s?.message, ...(progress ? { episode: progress.episode, episodes: progress.total, best: progress.best } : {}) };
       })),
