@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Parser, type ReadEntry } from 'tar';
 import { UserError } from '../util/errors.ts';
 import { checksumMismatch, sha256File } from './checksums.ts';
+import { streamTarFiles, TarReadError } from './readers/tar-members.ts';
 
 /**
  * Runs async tasks with at most `limit` in flight. The producer awaits `capacity()` before reading
@@ -120,31 +119,6 @@ export async function readImagesFromArchive(
   pool: TaskPool,
   sink: ImageSink,
 ): Promise<ArchiveReadResult> {
-  const hash = createHash('sha256');
-  let entries = 0;
-  let parseError: Error | undefined;
-  let ended = false;
-  const parser = new Parser({
-    strict: true,
-    onReadEntry: (entry: ReadEntry) => {
-      if (entry.type !== 'File' && entry.type !== 'OldFile') {
-        entry.resume();
-        return;
-      }
-      entries++;
-      const filename = path.posix.basename(entry.path);
-      if (!wants(filename)) {
-        entry.resume();
-        return;
-      }
-      const chunks: Buffer[] = [];
-      entry.on('data', (c: Buffer) => chunks.push(c));
-      entry.on('end', () => pool.submit(() => sink(filename, Buffer.concat(chunks), `${path.basename(file)}:${entry.path}`)));
-    },
-  });
-  parser.on('error', (err: Error) => (parseError ??= err));
-  parser.on('end', () => (ended = true));
-
   // Name the real cause when we can: a checksum mismatch says "this is not the file you think it is".
   const brokenArchive = async (reason: string): Promise<UserError> => {
     if (!expectedSha256) return archiveBroken(file, reason, '');
@@ -152,27 +126,27 @@ export async function readImagesFromArchive(
     return actual !== expectedSha256 ? checksumMismatch(file, expectedSha256, actual) : archiveBroken(file, reason, ' although it matches SHA256SUMS');
   };
 
+  let read: { sha256: string; files: number };
   try {
-    for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
-      hash.update(chunk as Buffer);
-      parser.write(chunk as Buffer);
-      if (parseError) break;
-      await pool.capacity();
-    }
-    if (!parseError) parser.end();
+    read = await streamTarFiles(
+      file,
+      (memberPath, entry) => {
+        const filename = path.posix.basename(memberPath);
+        if (!wants(filename)) return;
+        const chunks: Buffer[] = [];
+        entry.on('data', (c: Buffer) => chunks.push(c));
+        entry.on('end', () => pool.submit(() => sink(filename, Buffer.concat(chunks), `${path.basename(file)}:${entry.path}`)));
+      },
+      // Failures of pool tasks (bad images) and aborts arrive here, after the in-flight tasks settled.
+      () => pool.capacity(),
+    );
   } catch (err) {
-    // Failures of pool tasks (bad images) and aborts arrive here after in-flight tasks settled.
-    const code = (err as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && code.startsWith('E') && !(err instanceof UserError)) {
-      return pool.abort(new UserError(`cannot read archive ${file} (${code})`, 'check that the file exists and is readable, then run `fewshot data prepare` again'));
+    if (err instanceof TarReadError && err.reason === 'io') {
+      return pool.abort(new UserError(`cannot read archive ${file} (${err.detail})`, 'check that the file exists and is readable, then run `fewshot data prepare` again'));
     }
+    if (err instanceof TarReadError) return pool.abort(await brokenArchive(err.detail));
     return pool.abort(err);
   }
-  // The parser finishes synchronously after end() unless decompression is still pending.
-  for (let i = 0; !parseError && !ended && i < 100; i++) await new Promise((r) => setImmediate(r));
-  if (parseError) return pool.abort(await brokenArchive(parseError.message));
-  if (!ended) return pool.abort(await brokenArchive('the archive ended early'));
-  const sha256 = hash.digest('hex');
-  if (expectedSha256 && sha256 !== expectedSha256) return pool.abort(checksumMismatch(file, expectedSha256, sha256));
-  return { sha256, entries };
+  if (expectedSha256 && read.sha256 !== expectedSha256) return pool.abort(checksumMismatch(file, expectedSha256, read.sha256));
+  return { sha256: read.sha256, entries: read.files };
 }

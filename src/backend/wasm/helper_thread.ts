@@ -11,7 +11,7 @@
  * The worker spins briefly between requests (a training step issues them back to back), then sleeps.
  */
 import { Worker } from 'node:worker_threads';
-import type { NativeKernels } from './native.ts';
+import type { NativeKernels } from './native/signatures.ts';
 
 /** One call of a helper kernel: its export name and arguments (pointers are heap byte offsets). */
 export type NativeCall = [name: keyof NativeKernels, ...args: number[]];

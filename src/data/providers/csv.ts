@@ -6,23 +6,16 @@ import { sha256Hex } from '../checksums.ts';
 import { isSplitName, parseCsvRecords, SPLIT_NAMES, type SplitName } from '../csv.ts';
 import { prepareFromFiles, type FileClass } from '../prepare-files.ts';
 import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
-import { fileSplitsOf, fixedNormalization, IMAGE_EXTENSIONS, normalizationOption, randomClassSplit, recordedNormalization } from './folder.ts';
+import { fileSplitsOf, fixedNormalization, IMAGE_EXTENSIONS, imageFileDatasetOptions, randomClassSplit, recordedNormalization } from './folder.ts';
 
-const fraction = z.number().min(0).max(1);
 const optionsSchema = z
   .object({
     /** The CSV file (`--data` sets it). */
     file: z.string().min(1),
     /** Folder relative image paths are resolved against; default: the CSV file's folder. */
     imagesRoot: z.string().min(1).optional(),
-    /** Dataset name (cache, episode and results folders); default: the CSV file's name without extension. */
-    name: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
-    /** When the rows have no split column: fractions of classes per split for a seeded random split. */
-    fractions: z.object({ train: fraction, val: fraction, test: fraction }).strict().optional(),
-    splitSeed: z.number().int().min(0).default(0),
-    grayscale: z.boolean().default(false),
-    rotations: z.boolean().default(false),
-    normalization: normalizationOption.default('train'),
+    /** `fractions` and `splitSeed` apply when the rows have no split column. */
+    ...imageFileDatasetOptions,
   })
   .strict();
 export type CsvOptions = z.infer<typeof optionsSchema>;

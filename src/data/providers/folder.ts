@@ -18,27 +18,32 @@ export const normalizationOption = z.union([
   z.object({ mean: z.tuple([z.number(), z.number(), z.number()]), std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]) }).strict(),
 ]);
 
+/** Options every user dataset of labelled image files takes, whether listed by folders or by a CSV file. */
+export const imageFileDatasetOptions = {
+  /** Dataset name (cache, episode and results folders); default: the folder's (or CSV file's) name. */
+  name: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
+  /** Fractions of classes per split for a seeded random split (default 0.64/0.16/0.20, mini-ImageNet's 64/16/20). */
+  fractions: z.object({ train: fraction, val: fraction, test: fraction }).strict().optional(),
+  splitSeed: z.number().int().min(0).default(0),
+  /** Convert images to grey (character datasets are usually grey already; colour sources are converted). */
+  grayscale: z.boolean().default(false),
+  /** Class augmentation by rotation: every class becomes 4 classes (0°, 90°, 180°, 270°), as for Omniglot. */
+  rotations: z.boolean().default(false),
+  /** Normalisation: statistics of the train split (default), the ImageNet/mini-ImageNet or CIFAR constants, or explicit values. */
+  normalization: normalizationOption.default('train'),
+};
+
 const optionsSchema = z
   .object({
     /** The dataset folder (`--data` sets it). */
     root: z.string().min(1),
-    /** Dataset name (cache, episode and results folders); default: the root folder's name. */
-    name: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
     /** `flat`: <class>/<image>; `nested`: <group>/<class>/<image> (class name `group/class`); `auto` tells them apart. */
     layout: z.enum(['auto', 'flat', 'nested']).default('auto'),
     /** How classes are split: `folders` (train/ val/ test/ at the top), `files` (splitFiles), `random` (seeded, by fractions). */
     split: z.enum(['auto', 'folders', 'files', 'random']).default('auto'),
     /** Text files listing one class per line (`class`, or `group/class` when nested), per split. */
     splitFiles: z.object({ train: z.string(), val: z.string(), test: z.string() }).strict().optional(),
-    /** Fractions of classes per split for `random` (default 0.64/0.16/0.20, mini-ImageNet's 64/16/20). */
-    fractions: z.object({ train: fraction, val: fraction, test: fraction }).strict().optional(),
-    splitSeed: z.number().int().min(0).default(0),
-    /** Convert images to grey (character datasets are usually grey already; colour sources are converted). */
-    grayscale: z.boolean().default(false),
-    /** Class augmentation by rotation: every class becomes 4 classes (0°, 90°, 180°, 270°), as for Omniglot. */
-    rotations: z.boolean().default(false),
-    /** Normalisation: statistics of the train split (default), the ImageNet/mini-ImageNet or CIFAR constants, or explicit values. */
-    normalization: normalizationOption.default('train'),
+    ...imageFileDatasetOptions,
   })
   .strict();
 export type FolderOptions = z.infer<typeof optionsSchema>;

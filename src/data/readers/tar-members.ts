@@ -26,11 +26,6 @@ export function normalizeMemberPath(p: string): string {
   return p.replace(/^(\.\/)+/, '');
 }
 
-/**
- * Stream a .tar or .tar.gz file (never unpacked to disk) and keep the bytes of the members `wants` accepts.
- * A member whose bytes fall short of the size in its header, a gzip stream that ends early, or a file
- * that is not a tar at all is a `TarReadError('broken')`.
- */
 /** First bytes of a gzip stream, and of the `ustar` magic of a tar header at offset 257. */
 export async function sniffArchive(file: string): Promise<'gzip' | 'tar' | 'other'> {
   const fh = await fs.open(file, 'r');
@@ -45,10 +40,19 @@ export async function sniffArchive(file: string): Promise<'gzip' | 'tar' | 'othe
   }
 }
 
-export async function readTarMembers(file: string, wants: (memberPath: string) => boolean): Promise<TarMembers> {
+/** One regular file of an archive as it streams past: read its bytes from `entry`, or leave it (it is drained). */
+export type TarFileVisitor = (memberPath: string, entry: ReadEntry) => void;
+
+/**
+ * Stream a .tar or .tar.gz file (never unpacked to disk) past `onFile`, once per regular-file member, hashing the
+ * file's bytes on the way. `betweenChunks` runs after each 1 MiB read (a consumer's backpressure); what it throws
+ * is rethrown unchanged. A file that cannot be read is a `TarReadError('io')`. A member whose bytes fall short of
+ * the size in its header, a gzip stream that ends early, or a file that is not a tar at all is a
+ * `TarReadError('broken')` that names the member the stream ended in.
+ */
+export async function streamTarFiles(file: string, onFile: TarFileVisitor, betweenChunks?: () => Promise<void>): Promise<{ sha256: string; files: number }> {
   const hash = createHash('sha256');
-  const paths: string[] = [];
-  const members = new Map<string, Buffer>();
+  let files = 0;
   let parseError: Error | undefined;
   let ended = false;
   // The last member seen and how many of its bytes arrived, so that a stream ending inside it is named.
@@ -60,41 +64,42 @@ export async function readTarMembers(file: string, wants: (memberPath: string) =
         entry.resume();
         return;
       }
+      files++;
       const memberPath = normalizeMemberPath(entry.path);
-      paths.push(memberPath);
       const seen = { path: memberPath, size: entry.size, got: 0 };
       last = seen;
+      // This listener also drains a member `onFile` leaves unread.
       entry.on('data', (c: Buffer) => (seen.got += c.length));
-      if (!wants(memberPath)) return; // the data listener above drains it
-      const chunks: Buffer[] = [];
-      let got = 0;
-      entry.on('data', (c: Buffer) => {
-        chunks.push(c);
-        got += c.length;
-      });
       entry.on('end', () => {
-        if (entry.size !== undefined && got !== entry.size) {
-          parseError ??= new Error(`member ${memberPath} has ${got} of its ${entry.size} bytes`);
-          return;
-        }
-        members.set(memberPath, Buffer.concat(chunks, got));
+        if (entry.size !== undefined && seen.got !== entry.size) parseError ??= new Error(`member ${memberPath} has ${seen.got} of its ${entry.size} bytes`);
       });
+      onFile(memberPath, entry);
     },
   });
   parser.on('error', (err: Error) => (parseError ??= err));
   parser.on('end', () => (ended = true));
 
+  let consumerError: { error: unknown } | undefined;
   try {
     for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
       hash.update(chunk as Buffer);
       parser.write(chunk as Buffer);
       if (parseError) break;
+      if (betweenChunks) {
+        try {
+          await betweenChunks();
+        } catch (error) {
+          consumerError = { error };
+          break;
+        }
+      }
     }
-    if (!parseError) parser.end();
+    if (!parseError && !consumerError) parser.end();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new TarReadError('io', typeof code === 'string' ? code : String(err));
   }
+  if (consumerError) throw consumerError.error;
   // The parser finishes synchronously after end() unless decompression is still pending.
   for (let i = 0; !parseError && !ended && i < 1000; i++) await new Promise((r) => setImmediate(r));
   if (parseError) {
@@ -102,6 +107,23 @@ export async function readTarMembers(file: string, wants: (memberPath: string) =
     throw new TarReadError('broken', inside + parseError.message);
   }
   if (!ended) throw new TarReadError('broken', 'the archive ended early');
+  return { sha256: hash.digest('hex'), files };
+}
+
+/** Stream a .tar or .tar.gz file and keep the bytes of the members `wants` accepts (errors as `streamTarFiles`). */
+export async function readTarMembers(file: string, wants: (memberPath: string) => boolean): Promise<TarMembers> {
+  const paths: string[] = [];
+  const members = new Map<string, Buffer>();
+  const { sha256 } = await streamTarFiles(file, (memberPath, entry) => {
+    paths.push(memberPath);
+    if (!wants(memberPath)) return;
+    const chunks: Buffer[] = [];
+    entry.on('data', (c: Buffer) => chunks.push(c));
+    entry.on('end', () => {
+      const bytes = Buffer.concat(chunks);
+      if (entry.size === undefined || bytes.length === entry.size) members.set(memberPath, bytes);
+    });
+  });
   if (paths.length === 0) throw new TarReadError('broken', 'no files in it: not a tar archive');
-  return { paths, members, sha256: hash.digest('hex') };
+  return { paths, members, sha256 };
 }
