@@ -21,6 +21,7 @@ import { selectBackend } from '../src/backend/select.ts';
 import { batchNormTraining } from '../src/backend/wasm/batch_norm.ts';
 import { setNativeKernelsEnabled } from '../src/backend/wasm/native.ts';
 import { wasmThreadsInUse } from '../src/backend/wasm/threads.ts';
+import { timeKernelsByCpu } from './lib/machine.ts';
 
 type BnMode = 'composed' | 'fused';
 
@@ -107,14 +108,7 @@ async function main(): Promise<void> {
   if (args.threads > 0) process.env.FEWSHOT_WASM_THREADS = String(args.threads);
   const sel = await selectBackend(args.backend);
   console.log(`backend: ${sel.detail}${args.backend === 'wasm' ? `, XNNPACK threads ${wasmThreadsInUse()}, SIMD helpers ${args.native ? 'on' : 'off'}` : ''}`);
-  // Per-kernel CPU time: tf.profile times kernels through backend.time(); make that measure CPU, not wall.
-  const backend = tf.backend() as unknown as { time(f: () => void): Promise<{ kernelMs: number }> };
-  backend.time = async (f) => {
-    const c0 = process.cpuUsage();
-    f();
-    const c = process.cpuUsage(c0);
-    return { kernelMs: (c.user + c.system) / 1000 };
-  };
+  timeKernelsByCpu();
   for (const w of args.only) for (const bnMode of args.bn) {
     const { vars, forward } = conv4(1, bnMode);
     const x = tf.randomNormal([w.batch, w.size, w.size, 3], 0, 1, 'float32', 7) as tf.Tensor4D;

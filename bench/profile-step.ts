@@ -15,6 +15,7 @@ import { trainingStep } from '../src/train/step.ts';
 import { Adam, type Optimizer } from '../src/train/optimizer.ts';
 import { makeEpisodes, episodeImages } from './lib/inputs.ts';
 import { buildBenchMethod, LEARNING_RATE, type BenchMethodName, type BenchBackbone } from './lib/ours.ts';
+import { timeKernelsByCpu } from './lib/machine.ts';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -65,13 +66,7 @@ async function main(): Promise<void> {
     gradsOnly.push(performance.now() - t0);
   }
   console.log(`step median ${median(full).toFixed(1)} ms; without the optimizer update ${median(gradsOnly).toFixed(1)} ms (interleaved, ${iters} each)`);
-  const backend = tf.backend() as unknown as { time(f: () => void): Promise<{ kernelMs: number }> };
-  backend.time = async (f) => {
-    const c0 = process.cpuUsage();
-    f();
-    const c = process.cpuUsage(c0);
-    return { kernelMs: (c.user + c.system) / 1000 };
-  };
+  timeKernelsByCpu();
   const t0 = performance.now();
   const info = await tf.profile(() => run(adam));
   const wall = performance.now() - t0;
