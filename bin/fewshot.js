@@ -8,6 +8,8 @@
 //  - SIGINT/SIGTERM: passed on to the child, which stops at its next step boundary with a clean
 //    message; if it has not exited within STOP_GRACE_MS the launcher SIGKILLs it (safe: every writer
 //    is crash-proof) and exits 130/143 itself. So every backend stops within a second.
+//  - SIGUSR1: passed on with no deadline. The child finishes its training step, writes a checkpoint at
+//    that episode and exits 138 (src/util/signal.ts); a SIGINT/SIGTERM after it still applies the deadline.
 //  - The launcher's own parent dying (kill -9 of `npm run fewshot …`): the child is killed too; the
 //    child also watches its own parent (src/util/orphan.ts), so no worker is left running.
 import { spawn } from 'node:child_process';
@@ -28,6 +30,9 @@ const main = fromSources ? sources : path.join(root, 'dist', 'cli', 'main.js');
 const child = spawn(process.execPath, [...process.execArgv, ...loader, ...conditions, main, ...args], { stdio: 'inherit' });
 
 let stopping;
+process.on('SIGUSR1', () => {
+  if (!stopping) child.kill('SIGUSR1');
+});
 for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
   process.on(signal, () => {
     if (stopping) return;
@@ -72,7 +77,7 @@ const watch = setInterval(() => {
 child.on('exit', (code, signal) => {
   clearInterval(watch);
   if (signal) {
-    const codes = { SIGINT: 130, SIGTERM: 143, SIGKILL: 137 };
+    const codes = { SIGINT: 130, SIGTERM: 143, SIGKILL: 137, SIGUSR1: 138 };
     process.exit(stopping ? (stopping === 'SIGINT' ? 130 : 143) : codes[signal] ?? 1);
   }
   process.exit(code ?? 1);

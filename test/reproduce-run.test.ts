@@ -257,6 +257,23 @@ test.serial('a run stopped mid-training shows in the table and the dry run as in
   t.notRegex(await fs.readFile(path.join(dir, 'table.md'), 'utf8'), /in progress/);
 });
 
+test.serial('SIGUSR1 to a reproducer with runs side by side: each run stops at its next step, no new run starts, the table is written, exit 138; the same command then finishes', async (t) => {
+  const results = path.join(fx.root, 'results-usr1');
+  const args = ['reproduce', 'tiny', ...common(results), '--seeds', '2', '--jobs', '2', '--only', 'plain', 'sla-ag'];
+  // The reproducer sends itself SIGUSR1 right after starting its second run; 4 runs are planned.
+  const stopped = await cli(args, 240_000, { FEWSHOT_CRASH_AT: 'reproduce:child-started:2@SIGUSR1' });
+  t.is(stopped.code, 138, stopped.stderr);
+  t.is(stopped.stderr.match(/^started pid \d+ for /gm)?.length, 2, stopped.stderr);
+  t.is(stopped.stderr.match(/^\[[^\]]+\] stopped by SIGUSR1/gm)?.length, 2, 'both runs were told and stopped');
+  t.regex(stopped.stderr, /stopped by SIGUSR1, 2 runs stopped mid-way; every checkpoint/);
+  const manifest = JSON.parse(await fs.readFile(path.join(results, 'fixture', 'tiny', 'ci', 'reproduce.json'), 'utf8')) as { runs: { state: string }[] };
+  t.is(manifest.runs.length, 4);
+  t.true(manifest.runs.every((r) => r.state === 'not run' || r.state === 'in progress'), JSON.stringify(manifest.runs));
+  const finished = await cli(args);
+  t.is(finished.code, 0, finished.stderr);
+  t.is((await perEpisodeFiles(results)).size, 4);
+});
+
 test.serial('a worker killed mid-run leaves its job to another worker; the result is written once, complete', async (t) => {
   const results = path.join(fx.root, 'results-kill');
   const victim = startWorker(results, ['--queue-name', 'kill']);
@@ -284,7 +301,11 @@ test.serial('a worker killed mid-run leaves its job to another worker; the resul
   t.regex(rescuer.log.join(''), /worker: finished protonet_2w1s_ci_[0-9a-f]{8}\/seed0/);
   const files = await perEpisodeFiles(results);
   t.is(files.size, 1);
-  rescuer.kill('SIGTERM');
+  // SIGUSR1 drains a worker: it takes no new job and, with no run in progress, ends at once and cleanly.
+  const exited = new Promise<number | null>((r) => rescuer.on('exit', (c) => r(c)));
+  rescuer.kill('SIGUSR1');
+  t.is(await exited, 0, rescuer.log.join(''));
+  t.regex(rescuer.log.join(''), /worker: SIGUSR1: taking no new job/);
 });
 
 test.serial('an unreachable queue is an error within seconds; a different run in the results folder is refused, not overwritten', async (t) => {

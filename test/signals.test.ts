@@ -1,10 +1,11 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
 import { runCli } from './fixtures/run-cli.ts';
 
-/** SIGINT/SIGTERM stop training with a clean message and 130/143; a killed parent leaves no orphan. */
+/** SIGINT/SIGTERM stop training with a clean message and 130/143; SIGUSR1 checkpoints first (138); a killed parent leaves no orphan. */
 let fx: Fixture;
 let cache: string;
 test.before(async () => {
@@ -42,6 +43,53 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     t.true(seconds < 1, `took ${seconds.toFixed(2)} s`);
   });
 }
+
+const checkpointOf = (name: string) => JSON.parse(readFileSync(path.join(fx.root, 'runs', name, 'last', 'checkpoint.json'), 'utf8')) as { weightsSha256: string; meta: { episode: number } };
+
+test.serial('SIGUSR1 during training: the step in progress ends, a checkpoint is written at that episode, exit 138', async (t) => {
+  const child = spawn(process.execPath, trainArgs('usr1'), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (d) => { stderr += d; if (/training protonet/.test(stderr)) resolve(); });
+    child.on('exit', () => reject(new Error(`exited before training: ${stderr}`)));
+  });
+  await new Promise((r) => setTimeout(r, 1500));
+  child.kill('SIGUSR1'); // to the launcher, which passes it on
+  const [exitCode] = await new Promise<[number | null]>((r) => child.on('exit', (c) => r([c])));
+  t.is(exitCode, 138, stderr);
+  const said = /stopped by SIGUSR1, checkpoint at episode ([\d,]+) of 100,000/.exec(stderr);
+  t.truthy(said, stderr);
+  const episode = Number(said![1].replace(/,/g, ''));
+  t.true(episode > 0);
+  // The newest checkpoint is the stop's, at the episode it names (regular ones come every 500).
+  t.is(checkpointOf('usr1').meta.episode, episode);
+  t.notRegex(stderr, /Debugger listening|at .*\.ts:\d+/);
+});
+
+test.serial('a run checkpointed by SIGUSR1 mid-way resumes to the same weights and log as a run never stopped', async (t) => {
+  // wasm: the cpu backend takes seconds per step here.
+  const args = (name: string) => trainArgs(name).map((a) => (a === '100000' ? '12' : a === 'cpu' ? 'wasm' : a));
+  const run = (name: string, env: Record<string, string> = {}) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, args(name), { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => resolve({ code, stderr }));
+  });
+  const whole = await run('whole');
+  t.is(whole.code, 0, whole.stderr);
+  // The signal arrives, from the process itself, right after the 7th training step.
+  const stopped = await run('resumed', { FEWSHOT_CRASH_AT: 'train:episode-done:7@SIGUSR1' });
+  t.is(stopped.code, 138, stopped.stderr);
+  t.regex(stopped.stderr, /checkpoint at episode 7 of 12/);
+  t.is(checkpointOf('resumed').meta.episode, 7);
+  const resumed = await run('resumed');
+  t.is(resumed.code, 0, resumed.stderr);
+  t.regex(resumed.stderr, /resuming at episode 7 of 12/);
+  t.is(checkpointOf('resumed').meta.episode, 12);
+  t.is(checkpointOf('resumed').weightsSha256, checkpointOf('whole').weightsSha256);
+  const log = (name: string) => readFileSync(path.join(fx.root, 'runs', name, 'train-log.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => ({ ...JSON.parse(l), time: undefined }));
+  t.deepEqual(log('resumed'), log('whole'));
+});
 
 for (const victim of ['npm stand-in', 'launcher'] as const) test.serial(`kill -9 of the ${victim} does not leave the node worker running`, async (t) => {
   // The parent stands in for npm: it starts the CLI and is then SIGKILLed, so it cannot forward anything.

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { UserError, NumericalError } from '../util/errors.ts';
-import { installStopHandlers, receivedStopSignal, StoppedBySignal } from '../util/signal.ts';
+import { exitCodeOf, installStopHandlers, receivedStopSignal, StoppedBySignal } from '../util/signal.ts';
 import { exitWithParent } from '../util/orphan.ts';
 import { packageInfo } from '../util/package-root.ts';
 import { FEWSHOT_API_VERSION } from '../util/plugin-origin.ts';
@@ -44,11 +44,12 @@ exitWithParent();
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  // After SIGINT/SIGTERM any error (StoppedBySignal, an aborted prepare's AbortError) is the stop itself.
+  // After a stop signal any error (StoppedBySignal, an aborted prepare's AbortError) is the stop itself.
   const signal = err instanceof StoppedBySignal ? err.signal : receivedStopSignal();
   if (signal) {
-    process.stderr.write(`stopped by ${signal}; every checkpoint, result and cache on disk is complete (a resumed run continues from the last checkpoint)\n`);
-    process.exit(signal === 'SIGINT' ? 130 : 143);
+    const kept = err instanceof StoppedBySignal && err.detail ? `, ${err.detail}` : '';
+    process.stderr.write(`stopped by ${signal}${kept}; every checkpoint, result and cache on disk is complete (a resumed run continues from the last checkpoint)\n`);
+    process.exit(exitCodeOf(signal));
   }
   if (err instanceof CommanderError) {
     // --help and --version end through here too, with commander's own (0) exit code.

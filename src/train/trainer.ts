@@ -14,7 +14,7 @@ import type { MeanCI } from '../eval/stats.ts';
 import { recoverDir, writeFileAtomic } from '../util/atomic.ts';
 import { acquireRunLock } from '../util/lock.ts';
 import { crashPoint } from '../util/fault.ts';
-import { stopRequested } from '../util/signal.ts';
+import { CHECKPOINT_AND_STOP, receivedStopSignal, stopRequested } from '../util/signal.ts';
 
 export interface TrainProgress {
   episode: number;
@@ -182,11 +182,17 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
     inputs.onProgress?.({ episode, total: config.episodes, from: start, lr: learningRateAt(config, episode), validation: { episode, mode: valMode, accuracy: acc, best: isBest } });
   };
 
+  // The episode of the newest `last` checkpoint: a stop with SIGUSR1 writes one unless it is already there.
+  let checkpointed = start;
   for (let episode = start; episode < config.episodes; episode += perStep) {
-    // SIGINT/SIGTERM set a flag (util/signal.ts); yielding once per step lets the handler run, and
-    // stopping between steps leaves the last complete checkpoint.
+    // Stop signals set a flag (util/signal.ts); yielding once per step lets the handler run, and stopping
+    // between steps leaves the last complete checkpoint (SIGUSR1: one written here, at this episode).
     await new Promise((resolve) => setImmediate(resolve));
-    stopRequested();
+    if (receivedStopSignal() === CHECKPOINT_AND_STOP && episode > checkpointed) {
+      await save(lastDir, episode);
+      checkpointed = episode;
+    }
+    if (receivedStopSignal()) stopRequested(checkpointed > 0 ? `checkpoint at episode ${checkpointed.toLocaleString('en-US')} of ${config.episodes.toLocaleString('en-US')}` : undefined);
     const lr = learningRateAt(config, episode);
     const used = Math.min(perStep, config.episodes - episode);
     // Build the step's episodes; episode i of the stream depends only on i, so resuming replays nothing.
@@ -215,7 +221,10 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
       inputs.onProgress?.({ episode: done, total: config.episodes, from: start, lr, loss });
     }
     if (crossed(validateEvery) || (done === config.episodes && inputs.validation)) await validate(done);
-    if (crossed(ckptEvery) || done === config.episodes) await save(lastDir, done);
+    if (crossed(ckptEvery) || done === config.episodes) {
+      await save(lastDir, done);
+      checkpointed = done;
+    }
     crashPoint('train:episode-done');
   }
   lossSum.dispose();

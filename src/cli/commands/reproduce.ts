@@ -9,6 +9,8 @@ import { loadPlugins } from '../context.ts';
 import type { ReproduceSettings, RunExecutor, RunState } from '../../experiment/reproduce/reproduce.ts';
 import type { PlannedRun } from '../../experiment/reproduce/plan.ts';
 import { UserError } from '../../util/errors.ts';
+import { crashPoint } from '../../util/fault.ts';
+import { CHECKPOINT_AND_STOP, exitCodeOf, onStop, receivedStopSignal, StoppedBySignal } from '../../util/signal.ts';
 
 /** The queue name `fewshot reproduce --queue` and `fewshot worker` use by default (the queue module's default;
  *  written out here so that `--help` loads no BullMQ). */
@@ -78,6 +80,9 @@ function childArgs(flags: ReproduceFlags): string[] {
  * A worker runs each cell in a child process: the training's synchronous compute would otherwise block the
  * worker's event loop and with it the renewal of its claim on the job. The child is tied to the worker through an
  * IPC channel and exits when the worker goes away, so a killed worker leaves no orphan still writing results.
+ * Side by side (`prefixOutput`), a SIGUSR1 to the reproducer is passed on to each child, which checkpoints and
+ * stops; it is held back until the child has written its first line (its handlers are installed by then: a node
+ * process without a SIGUSR1 handler would open its debugger instead).
  */
 function childProcessExecutor(flags: ReproduceFlags, log: (l: string) => void, options: { env?: NodeJS.ProcessEnv; prefixOutput?: boolean } = {}): RunExecutor {
   return (run) =>
@@ -92,14 +97,33 @@ function childProcessExecutor(flags: ReproduceFlags, log: (l: string) => void, o
           createInterface({ input: stream! }).on('line', (line) => sink.write(`[${run.key}] ${line}\n`));
         }
       }
+      let ready = false;
+      let passOn = false;
+      const offStop = onStop((signal) => {
+        if (signal !== CHECKPOINT_AND_STOP || !options.prefixOutput) return;
+        if (ready) child.kill(signal);
+        else passOn = true;
+      });
+      if (options.prefixOutput) {
+        for (const stream of [child.stdout!, child.stderr!]) {
+          stream.once('data', () => {
+            if (ready) return;
+            ready = true;
+            if (passOn || receivedStopSignal() === CHECKPOINT_AND_STOP) child.kill(CHECKPOINT_AND_STOP);
+          });
+        }
+      }
       child.on('error', reject);
       child.on('exit', (code, signal) => {
+        offStop();
         if (code === 0) return resolve();
+        if (code === exitCodeOf(CHECKPOINT_AND_STOP)) return reject(new StoppedBySignal(CHECKPOINT_AND_STOP, `run ${run.key} stopped at a step boundary with its newest checkpoint written; the same command resumes it`));
         const problem = `run ${run.key} failed (${signal ? `signal ${signal}` : `exit ${code}`})`;
         // Side by side, one failed run must not stop the others: a UserError is recorded as that run's failure.
         reject(options.prefixOutput ? new UserError(problem, 'read its messages above; the same command resumes it') : new Error(problem));
       });
       log(`started pid ${child.pid} for ${run.key}`);
+      crashPoint('reproduce:child-started');
     });
 }
 
@@ -271,6 +295,11 @@ export function registerReproduceCommands(program: Command): void {
       if (failed.length) {
         throw new UserError(`${failed.length} of ${states.length} runs failed (the table was written without them): ${failed.map((f) => `${f.run.key}: ${f.message}`).join('; ')}`, 'fix what each message says and run the same command again; finished runs are kept');
       }
+      // After SIGUSR1 the table is written (its unfinished runs in progress), then the command ends as stopped. (A
+      // reproducer waiting on a queue has nothing to checkpoint: the workers' runs go on, and so does the wait.)
+      const stopped = states.filter((s) => s.state === 'stopped');
+      const signal = flags.queue ? undefined : receivedStopSignal();
+      if (signal || stopped.length) throw new StoppedBySignal(signal ?? CHECKPOINT_AND_STOP, stopped.length ? `${stopped.length} run${stopped.length > 1 ? 's' : ''} stopped mid-way` : undefined);
     });
 
   program
@@ -304,6 +333,11 @@ export function registerReproduceCommands(program: Command): void {
       const stop = () => void worker.close();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      // SIGUSR1 (checkpoint, then stop) drains: no new job; the run in progress ends first (close() waits for it).
+      process.once('SIGUSR1', () => {
+        log('worker: SIGUSR1: taking no new job; stopping when the run in progress ends');
+        stop();
+      });
       await worker.closed;
     });
 }

@@ -10,6 +10,7 @@ import { accuracyByShotSpec, curvePointsFromLog, forestPlotSpec, renderSvg, trai
 import { replaceDirAtomic } from '../../util/atomic.ts';
 import { formatCI, type MeanCI } from '../../eval/stats.ts';
 import { UserError } from '../../util/errors.ts';
+import { CHECKPOINT_AND_STOP, receivedStopSignal, StoppedBySignal } from '../../util/signal.ts';
 import { datasetOptionsWithData, openDataset, runExperiment, validateConfig, type ExperimentHooks } from '../index.ts';
 import { getDatasetProvider, resolveDataset } from '../../data/providers/index.ts';
 import { canonicalJson, planTable, type PlannedRun, type TablePlan } from './plan.ts';
@@ -37,7 +38,8 @@ export interface ReproduceSettings {
 /** Runs one planned run to its result; in-process or in a worker. Throws on failure. */
 export type RunExecutor = (run: PlannedRun) => Promise<void>;
 
-export type RunState = { run: PlannedRun; state: 'done' | 'ran' | 'failed'; message?: string };
+/** `stopped`: checkpointed and stopped by SIGUSR1 before its end; the table shows it in progress, from its folders. */
+export type RunState = { run: PlannedRun; state: 'done' | 'ran' | 'failed' | 'stopped'; message?: string };
 
 /**
  * The dataset's name decides the results folder (`results/<name>/`): for benchmarks it is the provider id, for a
@@ -204,7 +206,9 @@ export function inProcessExecutor(settings: ReproduceSettings, hooks: Experiment
 /**
  * Run every planned run that has no finished result; failures are recorded, the other runs go on. With
  * `jobs` > 1, that many runs execute at once (the executor must then run each in its own process: tfjs has one
- * engine per process). States come back in plan order whatever order the runs finish in.
+ * engine per process). States come back in plan order whatever order the runs finish in. After a stop signal no
+ * run starts (those have no state); a run that checkpointed and stopped on SIGUSR1 (the executor throws
+ * StoppedBySignal) is `stopped`.
  */
 export async function executePlan(
   plan: TablePlan, settings: ReproduceSettings, execute: RunExecutor,
@@ -213,25 +217,29 @@ export async function executePlan(
   const states: RunState[] = new Array(plan.runs.length);
   let next = 0;
   let finished = 0;
-  const one = async (run: PlannedRun): Promise<RunState> => {
+  const one = async (run: PlannedRun): Promise<RunState | undefined> => {
     try {
       if (await hasFinishedResult(settings, run)) return { run, state: 'done' };
+      if (receivedStopSignal()) return undefined;
       await execute(run);
       return { run, state: 'ran' };
     } catch (err) {
+      if (err instanceof StoppedBySignal && err.signal === CHECKPOINT_AND_STOP) return { run, state: 'stopped', message: err.message };
       if (!(err instanceof UserError)) throw err;
       return { run, state: 'failed', message: `${err.problem} (fix: ${err.fix})` };
     }
   };
   const lane = async () => {
-    while (next < plan.runs.length) {
+    while (next < plan.runs.length && !receivedStopSignal()) {
       const i = next++;
-      states[i] = await one(plan.runs[i]);
-      onState?.(states[i], ++finished, plan.runs.length);
+      const state = await one(plan.runs[i]);
+      if (!state) break;
+      states[i] = state;
+      onState?.(state, ++finished, plan.runs.length);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, plan.runs.length)) }, lane));
-  return states;
+  return states.filter((s) => s !== undefined);
 }
 
 type ProgressLookup = (run: PlannedRun) => Promise<RunInProgress | undefined>;
@@ -356,7 +364,7 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
         // A run not executed this time (outside --only, or --table-only) is reported by what its folders hold.
         const finished = outcomes.get(r.cells[0])?.seeds.some((o) => o.seed === r.seed);
         const progress = finished ? undefined : await progressOf(r);
-        const state = s?.state ?? (finished ? 'done' : progress ? 'in progress' : 'not run');
+        const state = (s?.state !== 'stopped' ? s?.state : undefined) ?? (finished ? 'done' : progress ? 'in progress' : 'not run');
         return { key: r.key, cells: r.cells, result: r.resultDir, state, message: s?.message, ...(progress ? { episode: progress.episode, episodes: progress.total, best: progress.best } : {}) };
       })),
     };
