@@ -97,19 +97,18 @@ function childProcessExecutor(flags: ReproduceFlags, log: (l: string) => void, o
           createInterface({ input: stream! }).on('line', (line) => sink.write(`[${run.key}] ${line}\n`));
         }
       }
+      // A SIGUSR1 that came before the child was up is read back from receivedStopSignal() once it is.
       let ready = false;
-      let passOn = false;
-      const offStop = onStop((signal) => {
-        if (signal !== CHECKPOINT_AND_STOP || !options.prefixOutput) return;
-        if (ready) child.kill(signal);
-        else passOn = true;
-      });
+      let offStop = () => {};
       if (options.prefixOutput) {
+        offStop = onStop((signal) => {
+          if (ready && signal === CHECKPOINT_AND_STOP) child.kill(signal);
+        });
         for (const stream of [child.stdout!, child.stderr!]) {
           stream.once('data', () => {
             if (ready) return;
             ready = true;
-            if (passOn || receivedStopSignal() === CHECKPOINT_AND_STOP) child.kill(CHECKPOINT_AND_STOP);
+            if (receivedStopSignal() === CHECKPOINT_AND_STOP) child.kill(CHECKPOINT_AND_STOP);
           });
         }
       }
