@@ -17,10 +17,14 @@ so the two curves are compared as samples, within their CIs, not value for value
   OMP_WAIT_POLICY=PASSIVE LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 \
       /usr/bin/python3 bench/peer/protonet_reference.py \
       --cache .cache/mini-imagenet-84 --val-file episodes/mini-imagenet/val_5w1s15q_seed0_1000.json \
-      --shot 1 --episodes 8000 --out results/mini-imagenet/reference/protonet-chen-84px-5w1s-torch.json
+      --shot 1 --episodes 8000 --checkpoint runs/reference/protonet-chen-84px-5w1s-torch.pt \
+      --out results/mini-imagenet/reference/protonet-chen-84px-5w1s-torch.json
 
 The output JSON is rewritten after every validation (so a stopped run keeps its curve so far), with the command, the
-seed, the versions, the sha256 of every data file read, and the wall time. Contiguous (NCHW) tensors and tcmalloc: on
+seed, the versions, the sha256 of every data file read, and the wall time (of all sittings together). With
+--checkpoint the run outlasts a sitting: it writes the model, Adam's state, both generators' states and the running
+loss every 500 episodes, and SIGUSR1 or SIGTERM stops it after the step in progress with a checkpoint at that episode
+(exit 128 + the signal's number); the same command resumes it, with the same weights as a run never stopped. Contiguous (NCHW) tensors and tcmalloc: on
 this machine, one thread, a training step took 1.2 s that way and 8 s in channels_last with jemalloc (measured
 beside two trainings, so both slower than alone).
 """
@@ -29,6 +33,7 @@ import csv
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 
@@ -119,6 +124,9 @@ def main():
     ap.add_argument('--val-episodes', type=int, default=600)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--checkpoint', help='resume from this file if it exists; written every --checkpoint-every episodes '
+                    'and when SIGUSR1 or SIGTERM stops the run (at the episode reached)')
+    ap.add_argument('--checkpoint-every', type=int, default=500)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -150,13 +158,35 @@ def main():
         'inputs_sha256': inputs, 'train': [], 'validation': [], 'episodes_done': 0,
     }
 
+    # Wall time of earlier sittings, so a resumed run reports its total.
+    wall_before = 0.0
+
     def write():
-        record['wall_seconds'] = round(time.time() - t0, 1)
+        record['wall_seconds'] = round(wall_before + time.time() - t0, 1)
         tmp = args.out + '.tmp'
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(tmp, 'w') as f:
             json.dump(record, f, indent=1)
         os.replace(tmp, args.out)
+
+    # A stop request is acted on between steps, so the checkpoint is of a whole episode (like the toolkit's SIGUSR1).
+    stop = {'signal': None}
+
+    def request_stop(signum, _frame):
+        stop['signal'] = signal.Signals(signum).name
+    signal.signal(signal.SIGUSR1, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    def save_checkpoint(episode):
+        if not args.checkpoint:
+            return
+        tmp = args.checkpoint + '.tmp'
+        os.makedirs(os.path.dirname(os.path.abspath(args.checkpoint)), exist_ok=True)
+        torch.save({'episode': episode, 'model': model.state_dict(), 'opt': opt.state_dict(),
+                    'numpy_rng': rng.bit_generator.state, 'torch_rng': torch.get_rng_state(),
+                    'loss_sum': loss_sum, 'loss_n': loss_n, 'record': record,
+                    'wall_before': wall_before + time.time() - t0}, tmp)
+        os.replace(tmp, args.checkpoint)
 
     def validate(episode):
         model.eval()
@@ -174,8 +204,29 @@ def main():
         print(f'[reference] validation at {episode}: {100 * entry["mean"]:.2f} +- {100 * entry["ci95"]:.2f}', file=sys.stderr, flush=True)
 
     loss_sum, loss_n = 0.0, 0
+    start = 1
+    if args.checkpoint and os.path.exists(args.checkpoint):
+        state = torch.load(args.checkpoint)
+        if state['record']['inputs_sha256'] != inputs or state['record']['seed'] != args.seed or state['record']['shot'] != args.shot:
+            sys.exit(f'[reference] {args.checkpoint} is of another run (seed, shot or data differ); remove it or pass another --checkpoint')
+        model.load_state_dict(state['model'])
+        opt.load_state_dict(state['opt'])
+        rng.bit_generator.state = state['numpy_rng']
+        torch.set_rng_state(state['torch_rng'])
+        loss_sum, loss_n, wall_before = state['loss_sum'], state['loss_n'], state['wall_before']
+        sittings = state['record'].get('sittings', 1) + 1
+        record.update({k: state['record'][k] for k in ['train', 'validation', 'episodes_done']}, sittings=sittings,
+                      command=record['command'])
+        start = state['episode'] + 1
+        print(f'[reference] resuming at episode {state["episode"]} of {args.episodes} from {args.checkpoint}', file=sys.stderr, flush=True)
     per_class = args.shot + args.query
-    for episode in range(1, args.episodes + 1):
+    for episode in range(start, args.episodes + 1):
+        if stop['signal']:
+            save_checkpoint(episode - 1)
+            record['episodes_done'] = episode - 1
+            write()
+            print(f'[reference] stopped by {stop["signal"]}, checkpoint at episode {episode - 1} of {args.episodes}', file=sys.stderr, flush=True)
+            sys.exit(128 + getattr(signal, stop['signal']))
         classes = rng.choice(len(train_by_class), size=args.way, replace=False)
         picks = [rng.choice(train_by_class[c], size=per_class, replace=False) for c in classes]
         items = [p[k] for p in picks for k in range(args.shot)] + [p[k] for p in picks for k in range(args.shot, per_class)]
@@ -194,6 +245,8 @@ def main():
         if episode % args.val_every == 0 or episode == args.episodes:
             validate(episode)
             write()
+        if episode % args.checkpoint_every == 0 or episode == args.episodes:
+            save_checkpoint(episode)
     write()
 
 
