@@ -1,5 +1,13 @@
 import test from 'ava';
-import { etaSeconds, startProgress } from '../src/util/progress.ts';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { etaSeconds, startProgress, type UncountedTime } from '../src/util/progress.ts';
+import { prepareCache, trainExperiment, validateConfig, type ExperimentReporter } from '../src/experiment/index.ts';
+import { makeEpisodes, writeEpisodeFile } from '../src/episodes/index.ts';
+import { loadSplit } from '../src/data/index.ts';
+import { buildFixture } from './fixtures/mini-imagenet.ts';
+import '../src/builtin.ts';
+import { validationsLeft } from '../src/train/trainer.ts';
 
 /** The ETA counts only the work this process did, from the time it started on it. */
 test('etaSeconds: rate from the units done since `from`', (t) => {
@@ -27,4 +35,55 @@ test('a resumed run: ETA from the episodes trained since the resume', (t) => {
   p.update(40200);
   // 200 episodes in 100 s: 19,800 left at 0.5 s = 2h45m.
   t.regex(lines[0], /ETA 2h45m/);
+});
+
+test('time outside the counted units (validations) is kept out of the rate and the time still to come is added', (t) => {
+  const lines: string[] = [];
+  // Resumed at 10,000 of 40,000: 100 episodes in 290 s, of which a validation took 180 s (1.1 s an episode).
+  const p = startProgress('train', 40000, { from: 10000, startedAt: performance.now() - 290_000 }, 20, (l) => lines.push(l));
+  p.update(10100, undefined, { spentSeconds: 180, pendingSeconds: 15 * 180 });
+  // 29,900 episodes at 1.1 s = 32,890 s, and 15 validations of 180 s: 35,590 s = 9h53m (without the split: 24h05m).
+  t.regex(lines[0], /ETA 9h53m/);
+});
+
+test('validationsLeft follows the training loop: every multiple of `every` after the episode, and the last episode', (t) => {
+  const cfg = (episodes: number, every: number) => ({ episodes, validation: { every } }) as Parameters<typeof validationsLeft>[0];
+  t.is(validationsLeft(cfg(40000, 2000), 10000), 15);
+  t.is(validationsLeft(cfg(40000, 2000), 9913), 16);
+  t.is(validationsLeft(cfg(1000, 300), 0), 4); // 300, 600, 900 and the last episode
+  t.is(validationsLeft(cfg(1000, 300), 1000), 0);
+  t.is(validationsLeft(cfg(1000, 0), 500), 1); // only at the end
+});
+
+test.serial('a training reports its validations as time outside the rate, and the validations still to come', async (t) => {
+  const fx = await buildFixture(6);
+  try {
+    const updates: { done: number; uncounted?: UncountedTime }[] = [];
+    const reporter: ExperimentReporter = {
+      log: () => {},
+      progress: () => ({ update: (done, _info, uncounted) => updates.push({ done, uncounted }), stop: () => {} }),
+    };
+    const cfg = validateConfig({
+      method: 'protonet', backbone: 'conv4', imageSize: 16, train: { way: 2, shot: 1, query: 2 }, test: { way: 2, shot: 1, query: 2 },
+      episodes: 5, validation: { every: 2, episodes: 2 }, seed: 0, dataset: 'mini-imagenet',
+    });
+    const cache = path.join(fx.root, 'cache');
+    await prepareCache({ dataset: 'mini-imagenet', data: fx.folderDir, cache }, 16);
+    const valFile = path.join(fx.root, 'val.json');
+    await writeEpisodeFile(valFile, makeEpisodes({ split: await loadSplit(cache, 'val'), spec: cfg.test, seed: 0, count: 2 }));
+    await trainExperiment(cfg, { backend: 'cpu', cache, runs: path.join(fx.root, 'runs'), valFile }, { reporter });
+    tf.disposeVariables();
+    // The loss is reported every 100 episodes and at the last; validations at 2, 4 and the last episode, 5.
+    t.deepEqual(updates.map((u) => u.done), [2, 4, 5, 5]);
+    const [v2, v4, train5, v5] = updates.map((u) => u.uncounted!);
+    t.true(v2.spentSeconds > 0 && v4.spentSeconds > v2.spentSeconds && v5.spentSeconds > v4.spentSeconds);
+    t.is(train5.spentSeconds, v4.spentSeconds);
+    // Still to come: the mean validation time so far × the validations left (2 after the first, 1 after the second).
+    const close = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, b);
+    t.true(close(v2.pendingSeconds, v2.spentSeconds * 2), JSON.stringify(v2));
+    t.true(close(v4.pendingSeconds, (v4.spentSeconds / 2) * 1), JSON.stringify(v4));
+    t.is(v5.pendingSeconds, 0);
+  } finally {
+    await fx.cleanup();
+  }
 });

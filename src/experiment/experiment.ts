@@ -7,7 +7,7 @@ import { buildMethod } from '../methods/build.ts';
 import { resolveMethodName } from '../methods/registry.ts';
 import type { EpisodicMethod } from '../methods/contract.ts';
 import { trainConfigSchema, type TrainConfig } from '../train/config.ts';
-import { train, type TrainSummary } from '../train/trainer.ts';
+import { train, validationsLeft, type TrainSummary } from '../train/trainer.ts';
 import { readCheckpoint, restoreVariables } from '../train/checkpoint.ts';
 import { augmentedSource } from '../train/augment.ts';
 import { evaluate } from '../eval/evaluator.ts';
@@ -190,6 +190,9 @@ async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOption
   let progress: ReturnType<ExperimentReporter['progress']> | undefined;
   let lastLoss = '';
   let lastVal = '';
+  // Validation time, kept out of the training rate and added back per validation still to come.
+  let validationSeconds = 0;
+  let validations = 0;
   const norm = dataset.normalization;
   let summary: TrainSummary;
   const runDirExisted = await exists(runDir);
@@ -203,9 +206,15 @@ async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOption
       onNotice: (message) => reporter.log(message),
       onProgress: (p) => {
         if (p.loss !== undefined) lastLoss = p.loss.toFixed(4);
-        if (p.validation) lastVal = `${formatCI(p.validation.accuracy)}${p.validation.best ? '*' : ''}`;
+        if (p.validation) {
+          lastVal = `${formatCI(p.validation.accuracy)}${p.validation.best ? '*' : ''}`;
+          validationSeconds += p.validation.seconds;
+          validations++;
+        }
         progress ??= reporter.progress('train', config.episodes, { from: p.from, startedAt: trainStartedAt });
-        progress.update(p.episode, { loss: lastLoss, val: lastVal || '-', lr: p.lr.toExponential(2) });
+        const perValidation = validations ? validationSeconds / validations : 0;
+        progress.update(p.episode, { loss: lastLoss, val: lastVal || '-', lr: p.lr.toExponential(2) },
+          { spentSeconds: validationSeconds, pendingSeconds: perValidation * validationsLeft(config, p.episode) });
       },
     });
   } catch (err) {

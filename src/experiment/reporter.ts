@@ -1,13 +1,14 @@
-import type { ProgressStart } from '../util/progress.ts';
+import type { ProgressStart, UncountedTime } from '../util/progress.ts';
 
-export type { ProgressStart };
+export type { ProgressStart, UncountedTime };
 
 /**
  * How the experiment layer tells its caller what it is doing. The layer never prints: the CLI passes a
  * reporter that writes to stderr (with progress bars), a script can collect lines, tests pass `silentReporter`.
  */
 export interface ProgressHandle {
-  update(done: number, info?: Record<string, string | number>): void;
+  /** `uncounted`: time that did not advance `done` (validations), so the ETA leaves it out of the rate. */
+  update(done: number, info?: Record<string, string | number>, uncounted?: UncountedTime): void;
   stop(): void;
 }
 

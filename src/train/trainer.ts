@@ -24,7 +24,16 @@ export interface TrainProgress {
   lr: number;
   /** Mean training loss since the last report. */
   loss?: number;
-  validation?: { episode: number; mode: string; accuracy: MeanCI; best: boolean };
+  /** A validation just done; `seconds`: its wall time, checkpoint included. */
+  validation?: { episode: number; mode: string; accuracy: MeanCI; best: boolean; seconds: number };
+}
+
+/** How many validations a run with validation data still does after `episode` (the rule of `train`'s loop). */
+export function validationsLeft(config: Pick<TrainConfig, 'episodes' | 'validation'>, episode: number): number {
+  const every = config.validation.every;
+  if (episode >= config.episodes) return 0;
+  if (every <= 0) return 1;
+  return Math.floor(config.episodes / every) - Math.floor(episode / every) + (config.episodes % every ? 1 : 0);
 }
 
 export interface TrainerInputs {
@@ -171,6 +180,7 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
 
   const validate = async (episode: number) => {
     if (!inputs.validation) return;
+    const startedAt = performance.now();
     const res = evaluate(method, inputs.validation.source, inputs.validation.list, { limit: config.validation.episodes });
     const acc = res.summary[valMode];
     const isBest = !best || acc.mean > best.accuracy.mean;
@@ -179,7 +189,7 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
       await save(bestDir, episode);
     }
     await log({ event: 'validation', episode, mode: valMode, accuracy: acc, all: res.summary, best: isBest });
-    inputs.onProgress?.({ episode, total: config.episodes, from: start, lr: learningRateAt(config, episode), validation: { episode, mode: valMode, accuracy: acc, best: isBest } });
+    inputs.onProgress?.({ episode, total: config.episodes, from: start, lr: learningRateAt(config, episode), validation: { episode, mode: valMode, accuracy: acc, best: isBest, seconds: (performance.now() - startedAt) / 1000 } });
   };
 
   // The episode of the newest `last` checkpoint: a stop with SIGUSR1 writes one unless it is already there.

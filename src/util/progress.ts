@@ -1,7 +1,20 @@
 import cliProgress from 'cli-progress';
 
+/**
+ * Time inside the elapsed time that did not advance the count, and the like still to come: a training's
+ * validations (minutes each, every few thousand episodes). The ETA then takes the rate from the counted
+ * work alone and adds the time still to come; otherwise a validation just after a resume makes the rate
+ * several times too slow, and a rate taken before the first one leaves them out.
+ */
+export interface UncountedTime {
+  /** Seconds of the elapsed time spent outside the counted units. */
+  spentSeconds: number;
+  /** Estimated seconds of such work still to come. */
+  pendingSeconds: number;
+}
+
 export interface Progress {
-  update(done: number, info?: Record<string, string | number>): void;
+  update(done: number, info?: Record<string, string | number>, uncounted?: UncountedTime): void;
   stop(): void;
 }
 
@@ -59,16 +72,18 @@ export function startProgress(
   }
   let lastPrint = -Infinity; // the first update prints at once
   let lastDone = 0;
+  let uncounted: UncountedTime = { spentSeconds: 0, pendingSeconds: 0 };
   const print = (done: number, info?: Record<string, string | number>) => {
     const elapsed = (performance.now() - t0) / 1000;
-    const eta = etaSeconds(elapsed, done, total, from);
+    const eta = etaSeconds(elapsed - uncounted.spentSeconds, done, total, from) + uncounted.pendingSeconds;
     const extra = info ? ' ' + Object.entries(info).map(([k, v]) => `${k} ${v}`).join(' ') : '';
     write(`${label}: ${done}/${total} (${((100 * done) / total).toFixed(1)}%) elapsed ${formatSeconds(elapsed)} ETA ${formatSeconds(eta)}${extra}\n`);
     lastPrint = performance.now();
   };
   return {
-    update: (done, info) => {
+    update: (done, info, time) => {
       lastDone = done;
+      if (time) uncounted = time;
       if (performance.now() - lastPrint > intervalSeconds * 1000 || done === total) print(done, info);
     },
     stop: () => {
