@@ -22,11 +22,19 @@ so the two curves are compared as samples, within their CIs, not value for value
 
 The output JSON is rewritten after every validation (so a stopped run keeps its curve so far), with the command, the
 seed, the versions, the sha256 of every data file read, and the wall time (of all sittings together). With
---checkpoint the run outlasts a sitting: it writes the model, Adam's state, both generators' states and the running
-loss every 500 episodes, and SIGUSR1 or SIGTERM stops it after the step in progress with a checkpoint at that episode
-(exit 128 + the signal's number); the same command resumes it, with the same weights as a run never stopped. Contiguous (NCHW) tensors and tcmalloc: on
-this machine, one thread, a training step took 1.2 s that way and 8 s in channels_last with jemalloc (measured
-beside two trainings, so both slower than alone).
+--checkpoint the run outlasts a sitting: it writes the model, Adam's state, both generators' states, the running loss
+and the best-validation weights every 500 episodes, and SIGUSR1 or SIGTERM (or --deadline-seconds) stops it after the
+step in progress with a checkpoint at that episode (exit 128 + the signal's number; 75 at the deadline); the same
+command resumes it, with the same weights as a run never stopped. With --test-file, a finished run tests its last and
+its best-validation weights on that episode file.
+
+--device cuda holds the images on the GPU and runs the same augmentation batched in torch (`augment_batch`, float32,
+TF32 off); its random draws come from the same numpy generator in another order (`draw_augment_batch`), so it is a
+different sample of the same protocol, not the CPU run's numbers. `--check-augment` compares the two paths on the same
+draws (on the GPU: largest difference 6e-5 before rounding). Contiguous (NCHW) tensors and tcmalloc on the CPU: on
+this machine, one thread, a training step took 1.2 s that way and 8 s in channels_last with jemalloc (measured beside
+two trainings, so both slower than alone); on an H200, four runs at once took about 30 ms a step each and two
+about 15 ms (Python and kernel launches, not the GPU, bound it).
 """
 import argparse
 import csv
@@ -63,15 +71,27 @@ def load_split(cache, split, size):
 def augment(img, rng):
     """MetaOptNet's training augmentation on one uint8 HWC image (torchvision's RandomCrop(84, padding=8), ColorJitter
     with brightness/contrast/saturation 0.4 applied in a random order, RandomHorizontalFlip)."""
+    pad = round(8 * img.shape[0] / 84)
+    top, left = rng.integers(0, 2 * pad + 1, size=2)
+    order = rng.permutation(3)
+    factors = [rng.uniform(0.6, 1.4) for _ in order]
+    flip = rng.random() < 0.5
+    return np.round(augment_with(img, top, left, order, factors, flip)).astype(np.uint8)
+
+
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def augment_with(img, top, left, order, factors, flip):
+    """The augmentation with its random draws given: crop offsets into the zero-padded image, the order of the three
+    jitter operations (0 brightness, 1 contrast, 2 saturation) and the factor of each in that order, the flip; float."""
     size = img.shape[0]
     pad = round(8 * size / 84)
     padded = np.zeros((size + 2 * pad, size + 2 * pad, 3), np.float32)
     padded[pad:pad + size, pad:pad + size] = img
-    top, left = rng.integers(0, 2 * pad + 1, size=2)
     x = padded[top:top + size, left:left + size]
-    gray_weights = np.array([0.299, 0.587, 0.114], np.float32)
-    for op in rng.permutation(3):
-        f = rng.uniform(0.6, 1.4)
+    gray_weights = np.array(GRAY_WEIGHTS, np.float32)
+    for op, f in zip(order, factors):
         if op == 0:
             x = np.clip(x * f, 0, 255)
         elif op == 1:
@@ -80,9 +100,58 @@ def augment(img, rng):
         else:
             g = (x @ gray_weights)[..., None]
             x = np.clip((x - g) * f + g, 0, 255)
-    if rng.random() < 0.5:
-        x = x[:, ::-1]
-    return np.round(x).astype(np.uint8)
+    return x[:, ::-1] if flip else x
+
+
+def draw_augment_batch(rng, n, size):
+    """The random draws of `augment` for n images at once (the batched path's own stream, not the per-image order)."""
+    pad = round(8 * size / 84)
+    return {'top': rng.integers(0, 2 * pad + 1, size=n), 'left': rng.integers(0, 2 * pad + 1, size=n),
+            'order': rng.permuted(np.tile(np.arange(3), (n, 1)), axis=1), 'factors': rng.uniform(0.6, 1.4, size=(n, 3)),
+            'flip': rng.random(n) < 0.5}
+
+
+def augment_batch(x_u8, draws, rounded=True):
+    """`augment_with` for a batch [n, S, S, 3] of uint8 images on any torch device, with draws from
+    `draw_augment_batch`: the same operations in float32, every image's operation order selected elementwise. Float,
+    rounded as the per-image path's uint8 unless `rounded` is false."""
+    n, size = x_u8.shape[0], x_u8.shape[1]
+    dev = x_u8.device
+    pad = round(8 * size / 84)
+    padded = torch.zeros((n, size + 2 * pad, size + 2 * pad, 3), dtype=torch.float32, device=dev)
+    padded[:, pad:pad + size, pad:pad + size] = x_u8.float()
+    steps = torch.arange(size, device=dev)
+    rows = (torch.as_tensor(draws['top'], device=dev)[:, None] + steps)[:, :, None]
+    cols = (torch.as_tensor(draws['left'], device=dev)[:, None] + steps)[:, None, :]
+    x = padded[torch.arange(n, device=dev)[:, None, None], rows, cols]
+    gray_weights = torch.tensor(GRAY_WEIGHTS, dtype=torch.float32, device=dev)
+    order = torch.as_tensor(draws['order'], device=dev)
+    factors = torch.as_tensor(draws['factors'], dtype=torch.float32, device=dev)
+    for k in range(3):
+        f = factors[:, k].view(n, 1, 1, 1)
+        op = order[:, k].view(n, 1, 1, 1)
+        gray = (x @ gray_weights)[..., None]
+        mean = gray.mean(dim=(1, 2, 3), keepdim=True)
+        brightness = (x * f).clamp(0, 255)
+        contrast = ((x - mean) * f + mean).clamp(0, 255)
+        saturation = ((x - gray) * f + gray).clamp(0, 255)
+        x = torch.where(op == 0, brightness, torch.where(op == 1, contrast, saturation))
+    x = torch.where(torch.as_tensor(draws['flip'], device=dev).view(n, 1, 1, 1), x.flip(2), x)
+    return x.round() if rounded else x
+
+
+def check_augment(pixels, device, n=256, seed=1):
+    """The batched path against the per-image one on the same draws: largest difference before rounding."""
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(pixels), size=n, replace=False))
+    imgs = np.asarray(pixels[idx])
+    draws = draw_augment_batch(rng, n, imgs.shape[1])
+    x = torch.from_numpy(imgs).to(device)
+    unrounded = augment_batch(x, draws, rounded=False).cpu().numpy()
+    per_image = np.stack([augment_with(imgs[i], draws['top'][i], draws['left'][i], draws['order'][i], draws['factors'][i], draws['flip'][i]) for i in range(n)])
+    # Rounded values may still differ by one where float32 sums in another order fall on the other side of a .5.
+    rounded_differ = int((augment_batch(x, draws).cpu().numpy() != np.round(per_image)).sum())
+    return float(np.abs(unrounded - per_image).max()), rounded_differ, per_image.size
 
 
 class Conv4(nn.Module):
@@ -111,49 +180,117 @@ def to_tensor(batch_u8, mean, std):
     return x.permute(0, 3, 1, 2).contiguous()
 
 
+def portable_path(arg):
+    """An argument as the record shows it: a results file holds no absolute path of the machine it ran on (a path
+    inside the working folder becomes relative; one outside keeps only its last component)."""
+    if not os.path.isabs(arg):
+        return arg
+    rel = os.path.relpath(arg)
+    return rel if not rel.startswith('..') else os.path.join('<outside>', os.path.basename(arg))
+
+
+def normalize(x_float, mean, std):
+    """Rounded float pixels [n, S, S, 3] (the batched augmentation's output) to the network's NCHW input."""
+    return ((x_float / 255.0 - mean) / std).permute(0, 3, 1, 2).contiguous()
+
+
+def evaluate(model, pixels, episodes, way, shot, mean, std, device, per_forward):
+    """Accuracy per episode (batch norm in inference mode); `per_forward` episodes share one forward pass, which in
+    inference mode changes nothing but the summation order."""
+    model.eval()
+    query = len(episodes[0][2]) // way
+    labels = torch.arange(way, device=device).repeat_interleave(query)
+    accs = []
+    with torch.no_grad():
+        for start in range(0, len(episodes), per_forward):
+            chunk = episodes[start:start + per_forward]
+            items = [i for _, support, q in chunk for i in support + q]  # label-major rows (the episode file's encoding)
+            if isinstance(pixels, torch.Tensor):
+                x = normalize(pixels[torch.as_tensor(items, device=device)].float(), mean, std)
+            else:
+                x = to_tensor(np.asarray(pixels[items]), mean, std)
+            z = model(x)
+            z = z.reshape(len(chunk), -1, z.shape[-1])
+            for e in range(len(chunk)):
+                pred = proto_logits(z[e], way, shot).argmax(1)
+                accs.append((pred == labels).float().mean().item())
+    model.train()
+    accs = np.array(accs)
+    return {'mean': float(accs.mean()), 'ci95': float(1.96 * accs.std(ddof=1) / np.sqrt(len(accs))), 'n': len(accs)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--cache', required=True)
-    ap.add_argument('--val-file', required=True)
-    ap.add_argument('--out', required=True)
+    ap.add_argument('--val-file', help='the fixed val episode file (required to train)')
+    ap.add_argument('--out', help='the output JSON (required to train)')
     ap.add_argument('--shot', type=int, default=1)
     ap.add_argument('--way', type=int, default=5)
     ap.add_argument('--query', type=int, default=15)
     ap.add_argument('--episodes', type=int, default=8000)
     ap.add_argument('--val-every', type=int, default=2000)
     ap.add_argument('--val-episodes', type=int, default=600)
+    ap.add_argument('--test-file', help='after the last episode, test the last and the best-validation weights on this episode file')
+    ap.add_argument('--test-episodes', type=int, default=0, help='the first N episodes of --test-file (0: all)')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--device', default='cpu', help="'cpu' (per-image numpy augmentation, as the CPU runs so far) or "
+                    "'cuda' (images held on the GPU, the same augmentation batched in torch, TF32 off)")
+    ap.add_argument('--batched', action='store_true', help="the GPU's batched path on the CPU too (to test it)")
     ap.add_argument('--checkpoint', help='resume from this file if it exists; written every --checkpoint-every episodes '
                     'and when SIGUSR1 or SIGTERM stops the run (at the episode reached)')
     ap.add_argument('--checkpoint-every', type=int, default=500)
+    ap.add_argument('--deadline-seconds', type=float, default=0, help='stop as at SIGUSR1 once this sitting has run '
+                    'this long (exit 75, resumable)')
+    ap.add_argument('--check-augment', action='store_true', help='compare the batched augmentation with the '
+                    'per-image one on 256 train images of --cache on --device, print the result and exit (1 on a mismatch)')
     args = ap.parse_args()
+    if not args.check_augment and not (args.val_file and args.out):
+        ap.error('training needs --val-file and --out')
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
+    device = torch.device(args.device)
+    batched = device.type != 'cpu' or args.batched
+    if device.type == 'cuda':
+        # Full float32, as on the CPU: no TF32 in convolutions or matrix products.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
     t0 = time.time()
 
     manifest = json.load(open(os.path.join(args.cache, 'manifest.json')))
     size = manifest['imageSize']
-    mean = torch.tensor(manifest['normalization']['mean'], dtype=torch.float32)
-    std = torch.tensor(manifest['normalization']['std'], dtype=torch.float32)
+    mean = torch.tensor(manifest['normalization']['mean'], dtype=torch.float32, device=device)
+    std = torch.tensor(manifest['normalization']['std'], dtype=torch.float32, device=device)
     train_px, _, train_by_class = load_split(args.cache, 'train', size)
+    if args.check_augment:
+        max_diff, rounded_differ, values = check_augment(train_px, device)
+        ok = max_diff < 1e-3
+        print(json.dumps({'check': 'augment', 'device': args.device, 'max_abs_diff_before_rounding': max_diff,
+                          'rounded_values_differing': rounded_differ, 'values': values, 'ok': ok}))
+        sys.exit(0 if ok else 1)
     val_px, _, _ = load_split(args.cache, 'val', size)
     val_file = json.load(open(args.val_file))
     assert val_file['spec'] == {'way': args.way, 'shot': args.shot, 'query': args.query}, val_file['spec']
     val_episodes = val_file['episodes'][:args.val_episodes]
     inputs = {name: sha256_file(os.path.join(args.cache, name)) for name in ['train.u8', 'train.items.csv', 'val.u8', 'val.items.csv']}
     inputs[os.path.basename(args.val_file)] = sha256_file(args.val_file)
+    if batched:
+        train_px = torch.from_numpy(np.asarray(train_px)).to(device)
+        val_px = torch.from_numpy(np.asarray(val_px)).to(device)
     print(f'[reference] data loaded and hashed in {time.time() - t0:.0f} s', file=sys.stderr, flush=True)
 
-    model = Conv4()
+    model = Conv4().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
-    labels = torch.arange(args.way).repeat_interleave(args.query)
+    labels = torch.arange(args.way, device=device).repeat_interleave(args.query)
     record = {
         'what': 'independent PyTorch ProtoNet under the cpu-84px protocol (bench/peer/protonet_reference.py)',
-        'command': ' '.join(['bench/peer/protonet_reference.py'] + sys.argv[1:]),
+        'command': ' '.join(['bench/peer/protonet_reference.py'] + [portable_path(a) for a in sys.argv[1:]]),
         'seed': args.seed, 'way': args.way, 'shot': args.shot, 'query': args.query, 'episodes': args.episodes,
         'torch': torch.__version__, 'numpy': np.__version__, 'threads': args.threads,
+        'device': torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
+        'augmentation': 'batched torch (draw_augment_batch)' if batched else 'per-image numpy',
         'allocator': os.path.basename(os.environ.get('LD_PRELOAD', '')) or 'glibc',
         'inputs_sha256': inputs, 'train': [], 'validation': [], 'episodes_done': 0,
     }
@@ -177,6 +314,8 @@ def main():
     signal.signal(signal.SIGUSR1, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
+    best = {'episode': None, 'mean': -1.0, 'state': None}
+
     def save_checkpoint(episode):
         if not args.checkpoint:
             return
@@ -184,36 +323,33 @@ def main():
         os.makedirs(os.path.dirname(os.path.abspath(args.checkpoint)), exist_ok=True)
         torch.save({'episode': episode, 'model': model.state_dict(), 'opt': opt.state_dict(),
                     'numpy_rng': rng.bit_generator.state, 'torch_rng': torch.get_rng_state(),
-                    'loss_sum': loss_sum, 'loss_n': loss_n, 'record': record,
+                    'loss_sum': float(loss_sum), 'loss_n': loss_n, 'record': record, 'best': best,
                     'wall_before': wall_before + time.time() - t0}, tmp)
         os.replace(tmp, args.checkpoint)
 
     def validate(episode):
-        model.eval()
-        accs = []
-        with torch.no_grad():
-            for classes, support, query in val_episodes:
-                items = support + query  # rows of the split, label-major (the episode file's encoding)
-                z = model(to_tensor(val_px[items], mean, std))
-                pred = proto_logits(z, args.way, args.shot).argmax(1)
-                accs.append((pred == labels).float().mean().item())
-        model.train()
-        accs = np.array(accs)
-        entry = {'episode': episode, 'mean': float(accs.mean()), 'ci95': float(1.96 * accs.std(ddof=1) / np.sqrt(len(accs))), 'n': len(accs)}
+        entry = {'episode': episode, **evaluate(model, val_px, val_episodes, args.way, args.shot, mean, std, device,
+                                                50 if batched else 1)}
         record['validation'].append(entry)
+        if entry['mean'] > best['mean']:
+            best.update(episode=episode, mean=entry['mean'], state={k: v.detach().clone() for k, v in model.state_dict().items()})
         print(f'[reference] validation at {episode}: {100 * entry["mean"]:.2f} +- {100 * entry["ci95"]:.2f}', file=sys.stderr, flush=True)
 
-    loss_sum, loss_n = 0.0, 0
+    loss_sum, loss_n = torch.zeros((), dtype=torch.float64, device=device), 0
     start = 1
     if args.checkpoint and os.path.exists(args.checkpoint):
-        state = torch.load(args.checkpoint)
+        # On the CPU: the generator state must stay a CPU tensor; load_state_dict copies weights onto the device.
+        state = torch.load(args.checkpoint, map_location='cpu', weights_only=False)
         if state['record']['inputs_sha256'] != inputs or state['record']['seed'] != args.seed or state['record']['shot'] != args.shot:
             sys.exit(f'[reference] {args.checkpoint} is of another run (seed, shot or data differ); remove it or pass another --checkpoint')
         model.load_state_dict(state['model'])
         opt.load_state_dict(state['opt'])
         rng.bit_generator.state = state['numpy_rng']
         torch.set_rng_state(state['torch_rng'])
-        loss_sum, loss_n, wall_before = state['loss_sum'], state['loss_n'], state['wall_before']
+        loss_sum += state['loss_sum']
+        loss_n, wall_before = state['loss_n'], state['wall_before']
+        if state.get('best'):
+            best.update(state['best'])
         sittings = state['record'].get('sittings', 1) + 1
         record.update({k: state['record'][k] for k in ['train', 'validation', 'episodes_done']}, sittings=sittings,
                       command=record['command'])
@@ -221,32 +357,55 @@ def main():
         print(f'[reference] resuming at episode {state["episode"]} of {args.episodes} from {args.checkpoint}', file=sys.stderr, flush=True)
     per_class = args.shot + args.query
     for episode in range(start, args.episodes + 1):
+        if not stop['signal'] and args.deadline_seconds and time.time() - t0 > args.deadline_seconds:
+            stop['signal'] = 'deadline'
         if stop['signal']:
             save_checkpoint(episode - 1)
             record['episodes_done'] = episode - 1
             write()
             print(f'[reference] stopped by {stop["signal"]}, checkpoint at episode {episode - 1} of {args.episodes}', file=sys.stderr, flush=True)
-            sys.exit(128 + getattr(signal, stop['signal']))
+            sys.exit(75 if stop['signal'] == 'deadline' else 128 + getattr(signal, stop['signal']))
         classes = rng.choice(len(train_by_class), size=args.way, replace=False)
         picks = [rng.choice(train_by_class[c], size=per_class, replace=False) for c in classes]
         items = [p[k] for p in picks for k in range(args.shot)] + [p[k] for p in picks for k in range(args.shot, per_class)]
-        batch = np.stack([augment(train_px[i], rng) for i in items])
-        loss = F.cross_entropy(proto_logits(model(to_tensor(batch, mean, std)), args.way, args.shot), labels)
+        if batched:
+            draws = draw_augment_batch(rng, len(items), size)
+            x = normalize(augment_batch(train_px[torch.as_tensor(np.array(items), device=device)], draws), mean, std)
+        else:
+            x = to_tensor(np.stack([augment(train_px[i], rng) for i in items]), mean, std)
+        loss = F.cross_entropy(proto_logits(model(x), args.way, args.shot), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        loss_sum += loss.item()
+        loss_sum += loss.detach().double()  # read back every 100 episodes, not every step
         loss_n += 1
         if episode % 100 == 0:
-            record['train'].append({'episode': episode, 'loss': loss_sum / loss_n})
-            print(f'[reference] episode {episode}/{args.episodes} loss {loss_sum / loss_n:.4f} ({time.time() - t0:.0f} s)', file=sys.stderr, flush=True)
-            loss_sum, loss_n = 0.0, 0
+            mean_loss = loss_sum.item() / loss_n
+            record['train'].append({'episode': episode, 'loss': mean_loss})
+            print(f'[reference] episode {episode}/{args.episodes} loss {mean_loss:.4f} ({time.time() - t0:.0f} s)', file=sys.stderr, flush=True)
+            loss_sum.zero_()
+            loss_n = 0
             record['episodes_done'] = episode
         if episode % args.val_every == 0 or episode == args.episodes:
             validate(episode)
             write()
         if episode % args.checkpoint_every == 0 or episode == args.episodes:
             save_checkpoint(episode)
+    if args.test_file and record['episodes_done'] == args.episodes:
+        test_file = json.load(open(args.test_file))
+        assert test_file['spec'] == {'way': args.way, 'shot': args.shot, 'query': args.query}, test_file['spec']
+        test_episodes = test_file['episodes'][:args.test_episodes or None]
+        test_px, _, _ = load_split(args.cache, 'test', size)
+        record['test_inputs_sha256'] = {name: sha256_file(os.path.join(args.cache, name)) for name in ['test.u8', 'test.items.csv']}
+        record['test_inputs_sha256'][os.path.basename(args.test_file)] = sha256_file(args.test_file)
+        if batched:
+            test_px = torch.from_numpy(np.asarray(test_px)).to(device)
+        record['test'] = {'last': {'episode': args.episodes, **evaluate(model, test_px, test_episodes, args.way, args.shot, mean, std, device, 50 if batched else 1)}}
+        if best['state'] is not None:
+            model.load_state_dict(best['state'])
+            record['test']['best_validation'] = {'episode': best['episode'], **evaluate(model, test_px, test_episodes, args.way, args.shot, mean, std, device, 50 if batched else 1)}
+        for which, r in record['test'].items():
+            print(f'[reference] test ({which} weights, episode {r["episode"]}): {100 * r["mean"]:.2f} +- {100 * r["ci95"]:.2f} (n={r["n"]})', file=sys.stderr, flush=True)
     write()
 
 
