@@ -5,8 +5,9 @@
  *   npx tsx bench/reference-curves.ts [--runs runs/cells] [--reference results/mini-imagenet/reference]
  *
  * Reads the toolkit's `train-log.jsonl` of the protonet-paper cpu-84px cells and every reference JSON in the
- * reference folder, and writes `curves-5w1s.svg` / `curves-5w5s.svg` (and their Vega-Lite specs) there. It only
- * draws what the runs recorded, so it can be re-run as they go on.
+ * reference folder, and writes `curves-5w1s.svg` / `curves-5w5s.svg` (and their Vega-Lite specs) there, and
+ * `curves.md`: every run's validation accuracy at equal episodes. It only shows what the runs recorded, so it can be
+ * re-run as they go on.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,6 +29,34 @@ interface ReferenceRecord {
 /** Chen et al. (ICLR 2019), Conv-4 ProtoNet meta-trained 5-way: the test accuracies the cpu-84px budget aims at. */
 const PUBLISHED: Record<number, number> = { 1: 44.42, 5: 64.24 };
 
+const tables: string[] = [
+  '# Validation accuracy at equal training episodes (84 px ProtoNet, Chen et al.\'s protocol)',
+  '',
+  'Written by `npx tsx bench/reference-curves.ts` from the run logs and reference records; 600 fixed val episodes,',
+  'accuracy in %, 95% CIs about ±0.6–0.9. Runs: the toolkit (wasm, this repository\'s `runs/cells/`) and the',
+  'independent PyTorch reference (`bench/peer/protonet_reference.py`, its own episodes, draws and initial weights).',
+];
+
+/** One markdown table: a row per run (label, seed), a column per validated episode. */
+function validationTable(shot: number, points: CurvePoint[]): string[] {
+  const val = points.filter((p) => p.kind === 'validation accuracy (%)');
+  const episodes = [...new Set(val.map((p) => p.episode))].sort((a, b) => a - b);
+  const runs = [...new Set(val.map((p) => `${p.cell}|${p.seed}`))];
+  const k = (e: number) => (e % 1000 === 0 ? `${e / 1000}k` : String(e));
+  return [
+    '',
+    `## 5-way ${shot}-shot (Chen et al.: ${PUBLISHED[shot]} test)`,
+    '',
+    `| run | seed | ${episodes.map(k).join(' | ')} |`,
+    `|---|---|${episodes.map(() => '---').join('|')}|`,
+    ...runs.map((run) => {
+      const [cell, seed] = run.split('|');
+      const at = (e: number) => val.find((p) => p.cell === cell && String(p.seed) === seed && p.episode === e)?.value.toFixed(2) ?? '';
+      return `| ${cell} | ${seed} | ${episodes.map(at).join(' | ')} |`;
+    }),
+  ];
+}
+
 for (const shot of [1, 5]) {
   const points: CurvePoint[] = [];
   const ours = fs.readdirSync(runsDir).filter((d) => d.startsWith(`protonet_5w${shot}s_cpu-84px_`));
@@ -47,8 +76,11 @@ for (const shot of [1, 5]) {
     { cell: 'published', value: PUBLISHED[shot], label: `Chen et al. ${PUBLISHED[shot]} (test)` },
   ]);
   if (!spec) continue;
+  tables.push(...validationTable(shot, points));
   const base = path.join(refDir, `curves-5w${shot}s`);
   fs.writeFileSync(`${base}.vl.json`, JSON.stringify(spec, null, 1) + '\n');
   fs.writeFileSync(`${base}.svg`, await renderSvg(spec));
   console.log(`${base}.svg: ${points.length} points`);
 }
+fs.writeFileSync(path.join(refDir, 'curves.md'), tables.join('\n') + '\n');
+console.log(`${path.join(refDir, 'curves.md')}`);
