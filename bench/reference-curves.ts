@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { curvePointsFromLog, renderSvg, trainingCurvesSpec, type CurvePoint } from '../src/reports/figures.ts';
+import { curvePointsFromLog, pct, renderSvg, trainingCurvesSpec, type CurvePoint } from '../src/reports/figures.ts';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: 'runs/cells' }, reference: { type: 'string', default: 'results/mini-imagenet/reference' } } });
 const runsDir = values.runs!;
@@ -70,7 +70,7 @@ for (const shot of [1, 5]) {
     const r = JSON.parse(fs.readFileSync(path.join(refDir, file), 'utf8')) as ReferenceRecord;
     const cell = `PyTorch reference (${!r.device || r.device === 'cpu' ? 'CPU' : r.device})`;
     for (const t of r.train) points.push({ cell, seed: r.seed, episode: t.episode, kind: 'training loss', value: t.loss });
-    for (const v of r.validation) points.push({ cell, seed: r.seed, episode: v.episode, kind: 'validation accuracy (%)', value: Math.round(v.mean * 10000) / 100 });
+    for (const v of r.validation) points.push({ cell, seed: r.seed, episode: v.episode, kind: 'validation accuracy (%)', value: pct(v.mean) });
   }
   const spec = trainingCurvesSpec(`ProtoNet Conv-4, 84 px, 5-way ${shot}-shot (Chen et al.'s protocol): the toolkit and an independent PyTorch reference`, points, [
     { cell: 'published', value: PUBLISHED[shot], label: `Chen et al. ${PUBLISHED[shot]} (test)` },

@@ -17,7 +17,8 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 }
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
-const pct = (x: number) => Math.round(x * 10000) / 100;
+/** A fraction as a percentage with two decimals, as every figure and table shows accuracy. */
+export const pct = (x: number) => Math.round(x * 10000) / 100;
 
 /** Forest plot: each paired difference (points) with its pooled 95% CI, the per-seed differences as ticks, 0 marked. */
 export function forestPlotSpec(o: TableOutcome): TopLevelSpec | undefined {
