@@ -11,6 +11,7 @@ import { validateConfig } from '../src/experiment/index.ts';
 import { mulberry32 } from '../src/util/prng.ts';
 import { UserError } from '../src/util/errors.ts';
 import { REPO_ROOT } from './fixtures/mini-imagenet.ts';
+import { wallFromTrainLog } from '../src/train/train-log.ts';
 
 const TABLES = path.join(REPO_ROOT, 'experiments', 'tables');
 
@@ -172,6 +173,46 @@ test('figures render to SVG through Vega-Lite (forest plot, accuracy by shot, tr
   // A published target drawn across the validation panel (budgets that run the published protocol).
   t.regex(await renderSvg(trainingCurvesSpec('curves', points, [{ cell: 'protonet 5w1s', value: 44.42, label: 'published 44.42 (test)' }])!), /published 44\.42 \(test\)/);
   t.is(forestPlotSpec(summarizeTable(table, 'cpu', new Map())), undefined);
+});
+
+test('one seed has no spread, and an estimated training wall time is marked ≈ with its explanation', (t) => {
+  const table: TableSpec = parseTableSpec(
+    {
+      format: 'fewshot-table/1', id: 'toy', title: 'toy', source: 'test', budgets: { cpu: { label: 'r', protocol: 'reduced', seeds: 1, base: {} } },
+      cells: [{ id: 'b', row: 'B', column: '1-shot', dataset: 'd', method: 'protonet', mode: 'plain', test: { way: 5, shot: 1, query: 15 }, published: [] }],
+    },
+    'toy',
+  );
+  const seed = (wallSeconds: SeedOutcome['wallSeconds']) => new Map([['b', { seeds: [{ seed: 0, result: 'r', perEpisode: fakeEpisodes(1, 100, 0.5), episodesSha256: 'e', wallSeconds }], missing: [] }]]);
+  const exact = summarizeTable(table, 'cpu', seed({ train: 7200.4, eval: 30 }));
+  const md = tableMarkdown(exact);
+  t.regex(md, /\(1 seed, no spread\)/);
+  t.notRegex(md, /± 0\.00 \(1 seeds\)/);
+  t.regex(md, /\| 7,200 s \(2\.0 h\) \/ 30 s \|/);
+  t.notRegex(md, /≈/);
+  const row = (parse(cellsCsv(exact), { columns: true }) as Record<string, string>[])[0];
+  t.is(row.seeds_sd, '');
+  t.is(row.train_s_estimated, '');
+  const estimated = summarizeTable(table, 'cpu', seed({ train: 90, trainEstimated: true, eval: 3 }));
+  t.regex(tableMarkdown(estimated), /\| ≈90 s \/ 3 s \|/);
+  t.regex(tableMarkdown(estimated), /≈: the run was stopped and resumed/);
+  t.is((parse(cellsCsv(estimated), { columns: true }) as Record<string, string>[])[0].train_s_estimated, 'true');
+});
+
+test('training wall time from a train log: stops are replaced by the median pace, validations and torn lines kept right', (t) => {
+  const at = (s: number) => new Date(Date.UTC(2026, 0, 1) + s * 1000).toISOString();
+  const lines = [
+    { time: at(10), event: 'train', episode: 100 },
+    { time: at(20), event: 'train', episode: 200 },
+    { time: at(25), event: 'validation', episode: 200 },
+    { time: at(35), event: 'train', episode: 300 },
+    { time: at(35 + 36000), event: 'train', episode: 400 }, // stopped for ten hours, then resumed
+    { time: at(36045), event: 'train', episode: 500 },
+    { time: at(36055), event: 'train', episode: 600 },
+  ].map((e) => JSON.stringify(e));
+  // 0.1 s per episode: 10 s before the first entry, 10 + 5 + 10 logged, the stop counted as its 100 episodes' 10 s, 10 + 10.
+  t.deepEqual(wallFromTrainLog([...lines, '{"time":"2026-01-01T11:00:00.000Z","ev'].join('\n')), { seconds: 65, stops: 1 });
+  t.is(wallFromTrainLog(lines.slice(0, 2).join('\n')), undefined);
 });
 
 test('tables folder lists only json files', async (t) => {

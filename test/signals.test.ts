@@ -44,7 +44,7 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   });
 }
 
-const checkpointOf = (name: string) => JSON.parse(readFileSync(path.join(fx.root, 'runs', name, 'last', 'checkpoint.json'), 'utf8')) as { weightsSha256: string; meta: { episode: number } };
+const checkpointOf = (name: string) => JSON.parse(readFileSync(path.join(fx.root, 'runs', name, 'last', 'checkpoint.json'), 'utf8')) as { weightsSha256: string; meta: { episode: number; trainWallSeconds: number; trainWallEstimated?: boolean } };
 
 test.serial('SIGUSR1 during training: the step in progress ends, a checkpoint is written at that episode, exit 138', async (t) => {
   const child = spawn(process.execPath, trainArgs('usr1'), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -82,10 +82,15 @@ test.serial('a run checkpointed by SIGUSR1 mid-way resumes to the same weights a
   t.is(stopped.code, 138, stopped.stderr);
   t.regex(stopped.stderr, /checkpoint at episode 7 of 12/);
   t.is(checkpointOf('resumed').meta.episode, 7);
+  const firstSitting = checkpointOf('resumed').meta.trainWallSeconds;
+  t.true(firstSitting > 0);
   const resumed = await run('resumed');
   t.is(resumed.code, 0, resumed.stderr);
   t.regex(resumed.stderr, /resuming at episode 7 of 12/);
   t.is(checkpointOf('resumed').meta.episode, 12);
+  // The running training wall time carries across the stop, exactly (no estimate from the log).
+  t.true(checkpointOf('resumed').meta.trainWallSeconds > firstSitting);
+  t.is(checkpointOf('resumed').meta.trainWallEstimated, undefined);
   t.is(checkpointOf('resumed').weightsSha256, checkpointOf('whole').weightsSha256);
   const log = (name: string) => readFileSync(path.join(fx.root, 'runs', name, 'train-log.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => ({ ...JSON.parse(l), time: undefined }));
   t.deepEqual(log('resumed'), log('whole'));

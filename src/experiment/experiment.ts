@@ -302,7 +302,10 @@ async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string
         imageSize: config.imageSize, splitFingerprint: testSplit.splitFingerprint, cacheFingerprint: testSplit.cacheFingerprint,
       },
       episodes: { file: testFile, sha256: list.sha256, split: 'test', ...config.test, evaluated: total },
-      wallSeconds: { train: target.summary?.wallSeconds, eval: result.wallSeconds, total: (performance.now() - t0) / 1000 },
+      wallSeconds: {
+        train: target.summary?.wallSeconds, eval: result.wallSeconds, total: (performance.now() - t0) / 1000,
+        ...(target.summary ? { trainAllSittings: target.summary.allSittings.wallSeconds, ...(target.summary.allSittings.estimated ? { trainAllSittingsEstimated: true as const } : {}) } : {}),
+      },
       training: {
         ...(target.summary ? { episodesTrained: target.summary.episodesTrained, resumedFrom: target.summary.resumedFrom, best: target.summary.best, wallSeconds: target.summary.wallSeconds } : {}),
         run: ckpt.file.meta.name, trainedAtEpisode: ckpt.file.meta.episode, trainData: ckpt.file.meta.data, valEpisodes: ckpt.file.meta.valEpisodes,

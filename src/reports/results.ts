@@ -36,7 +36,11 @@ export interface ResultRecord {
   episodes: { file: string; sha256: string; split: string; way: number; shot: number; query: number; evaluated: number };
   inferenceModes: string[];
   summary: Record<string, MeanCI & { text: string }>;
-  wallSeconds: { train?: number; eval: number; total?: number };
+  /**
+   * `train`: this sitting's training; `trainAllSittings`: every sitting of a resumed run (estimated from its train
+   * log when `trainAllSittingsEstimated`; absent in results written before it was recorded); `total`: this process.
+   */
+  wallSeconds: { train?: number; trainAllSittings?: number; trainAllSittingsEstimated?: true; eval: number; total?: number };
   training?: Record<string, unknown>;
   checkpoint?: string;
   software: Record<string, string>;

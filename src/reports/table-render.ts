@@ -7,11 +7,17 @@ const pct = (x: number, d = 2) => (x * 100).toFixed(d);
 const ci = (m: MeanCI | undefined) => (m ? `${pct(m.mean)} ± ${pct(m.ci95)}` : '—');
 const signed = (m: MeanCI | undefined) => (m ? `${m.mean >= 0 ? '+' : ''}${pct(m.mean)} ± ${pct(m.ci95)}` : '—');
 const published = (c: CellOutcome) => (c.published ? `${c.published.mean.toFixed(2)}${c.published.ci95 !== undefined ? ` ± ${c.published.ci95.toFixed(2)}` : ''}` : '—');
+const seconds = (s: number) => `${Math.round(s).toLocaleString('en-US')} s${s >= 3600 ? ` (${(s / 3600).toFixed(1)} h)` : ''}`;
+const estimated = (c: CellOutcome) => c.seeds.some((x) => x.wallSeconds.trainEstimated);
 const wall = (c: CellOutcome) => {
   if (!c.seeds.length) return '—';
   const train = c.seeds.reduce((s, x) => s + (x.wallSeconds.train ?? 0), 0) / c.seeds.length;
   const ev = c.seeds.reduce((s, x) => s + x.wallSeconds.eval, 0) / c.seeds.length;
-  return `${train.toFixed(0)} s / ${ev.toFixed(0)} s`;
+  return `${estimated(c) ? '≈' : ''}${seconds(train)} / ${seconds(ev)}`;
+};
+const overSeeds = (c: CellOutcome) => {
+  if (!c.overSeeds) return '—';
+  return c.overSeeds.n === 1 ? `${pct(c.overSeeds.mean)} (1 seed, no spread)` : `${pct(c.overSeeds.mean)} ± ${pct(c.overSeeds.sd)} (${c.overSeeds.n} seeds)`;
 };
 const episodes = (c: CellOutcome) => (c.seeds.length ? String(c.seeds[0].perEpisode.length) : '—');
 
@@ -31,10 +37,13 @@ export function tableMarkdown(o: TableOutcome): string {
   lines.push('|---|---|---|---|---|---|---|---|---|');
   for (const c of o.cells) {
     const perSeed = c.seeds.length ? c.seeds.map((s) => `s${s.seed}: ${ci(s.accuracy)}`).join('<br>') : c.missing.map(escape).join('<br>') || '—';
-    const over = c.overSeeds ? `${pct(c.overSeeds.mean)} ± ${pct(c.overSeeds.sd)} (${c.overSeeds.n} seeds)` : '—';
+    const over = overSeeds(c);
     lines.push(`| ${escape(c.cell.row)} [${c.cell.mode}] — ${escape(c.cell.column)} | ${c.cell.dataset} | ${published(c)} | ${perSeed} | ${over} | ${ci(c.pooled)} | ${episodes(c)} | ${wall(c)} | ${escape(c.verdict)} |`);
   }
   lines.push('');
+  if (o.cells.some(estimated)) {
+    lines.push('≈: the run was stopped and resumed before its checkpoints recorded their running wall time, so its training time is estimated from the train log (stops replaced by the run\'s median pace; each sitting\'s start-up is left out).', '');
+  }
   if (o.comparisons.length) {
     lines.push('Paired differences A − B in points over the identical test episodes; "pooled" averages the per-episode differences over seeds (CI over episodes), "seed sd" is the spread of the per-seed differences.', '');
     lines.push('| comparison | published A − B | per seed | pooled | seed sd | verdict |');
@@ -60,11 +69,11 @@ export function cellsCsv(o: TableOutcome): string {
       dataset: c.cell.dataset, method: c.cell.method, mode: c.cell.mode,
       published_mean: c.published?.mean ?? '', published_ci95: c.published?.ci95 ?? '', published_source: c.published?.source ?? '',
     };
-    const pooled = { pooled_mean: c.pooled ? pct(c.pooled.mean, 4) : '', pooled_ci95: c.pooled ? pct(c.pooled.ci95, 4) : '', seeds_mean: c.overSeeds ? pct(c.overSeeds.mean, 4) : '', seeds_sd: c.overSeeds ? pct(c.overSeeds.sd, 4) : '', verdict: c.verdict };
-    if (!c.seeds.length) return [{ ...base, seed: '', mean: '', ci95: '', episodes: '', train_s: '', eval_s: '', result: '', ...pooled }];
+    const pooled = { pooled_mean: c.pooled ? pct(c.pooled.mean, 4) : '', pooled_ci95: c.pooled ? pct(c.pooled.ci95, 4) : '', seeds_mean: c.overSeeds ? pct(c.overSeeds.mean, 4) : '', seeds_sd: c.overSeeds && c.overSeeds.n > 1 ? pct(c.overSeeds.sd, 4) : '', verdict: c.verdict };
+    if (!c.seeds.length) return [{ ...base, seed: '', mean: '', ci95: '', episodes: '', train_s: '', train_s_estimated: '', eval_s: '', result: '', ...pooled }];
     return c.seeds.map((s) => ({
       ...base, seed: s.seed, mean: pct(s.accuracy.mean, 4), ci95: pct(s.accuracy.ci95, 4), episodes: s.accuracy.n,
-      train_s: s.wallSeconds.train?.toFixed(1) ?? '', eval_s: s.wallSeconds.eval.toFixed(1), result: s.result, ...pooled,
+      train_s: s.wallSeconds.train?.toFixed(1) ?? '', train_s_estimated: s.wallSeconds.trainEstimated ? 'true' : '', eval_s: s.wallSeconds.eval.toFixed(1), result: s.result, ...pooled,
     }));
   });
   return stringify(rows, { header: true });

@@ -18,7 +18,8 @@ export interface SeedOutcome {
   perEpisode: Float64Array;
   /** sha256 of the episode file the run was scored on: a paired difference needs it equal on both sides. */
   episodesSha256: string;
-  wallSeconds: { train?: number; eval: number };
+  /** `train` covers every sitting of a resumed run; `trainEstimated` when part of it is the train log's estimate. */
+  wallSeconds: { train?: number; trainEstimated?: boolean; eval: number };
 }
 
 export interface CellOutcome {

@@ -12,6 +12,7 @@ import { trainingStep } from './step.ts';
 import { NumericalError, UserError, withEpisodeIndex } from '../util/errors.ts';
 import type { MeanCI } from '../eval/stats.ts';
 import { recoverDir, writeFileAtomic } from '../util/atomic.ts';
+import { readTrainLogWall } from './train-log.ts';
 import { acquireRunLock } from '../util/lock.ts';
 import { crashPoint } from '../util/fault.ts';
 import { CHECKPOINT_AND_STOP, receivedStopSignal, stopRequested } from '../util/signal.ts';
@@ -61,7 +62,13 @@ export interface TrainSummary {
   episodesTrained: number;
   resumedFrom: number;
   best?: { episode: number; mode: string; accuracy: MeanCI };
+  /** Wall time of this sitting (from start-up or resume to the end). */
   wallSeconds: number;
+  /**
+   * Training wall time over every sitting of the run, up to its last checkpoint. Exact when every checkpoint it
+   * resumed from carried the running total; estimated from the train log (train-log.ts) when an older one did not.
+   */
+  allSittings: { wallSeconds: number; estimated: boolean };
   bestCheckpoint: string;
   lastCheckpoint: string;
 }
@@ -136,6 +143,9 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
   let start = 0;
   let best: TrainSummary['best'];
   let resumedLoss: { sum: number; count: number } | undefined;
+  // Training wall time of the sittings before this one (a resumed run's checkpoint carries it).
+  let earlier = { wallSeconds: 0, estimated: false };
+  let resumedMeta: Record<string, unknown> | undefined;
   // Resume when a compatible `last/` exists.
   if (hasLast) {
     const ckpt = await readCheckpoint(lastDir);
@@ -148,11 +158,13 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
     start = Number(ckpt.file.meta.episode ?? 0);
     best = ckpt.file.meta.best as TrainSummary['best'];
     resumedLoss = ckpt.file.meta.runningLoss as { sum: number; count: number } | undefined;
+    resumedMeta = ckpt.file.meta;
     if (start < config.episodes) inputs.onNotice?.(`resuming at episode ${start} of ${config.episodes} from the last checkpoint (${path.relative(process.cwd(), lastDir) || lastDir})`);
   }
   // The log must not repeat episodes: drop entries past the resumed episode (written after `last/`
   // was saved by a process that then died), atomically.
   await truncateLog(logPath, start);
+  if (resumedMeta) earlier = await earlierWall(resumedMeta, logPath, start);
 
   const save = async (dir: string, episode: number) =>
     saveCheckpoint(dir, {
@@ -160,7 +172,10 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
       optimizer: { type: optimizer.type, stepCount: optimizer.stepCount, slots: optimizer.state() },
       // The loss accumulated since the last log report travels with the checkpoint (a float32 value,
       // exact in JSON), so a resumed run logs the same loss as an uninterrupted one.
-      meta: { ...inputs.meta, episode, best, runningLoss: { sum: (await lossSum.data())[0], count: lossCount } },
+      meta: {
+        ...inputs.meta, episode, best, runningLoss: { sum: (await lossSum.data())[0], count: lossCount },
+        trainWallSeconds: earlier.wallSeconds + (performance.now() - t0) / 1000, ...(earlier.estimated ? { trainWallEstimated: true } : {}),
+      },
     });
   const log = async (entry: Record<string, unknown>) => {
     await fs.appendFile(logPath, JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n');
@@ -245,9 +260,18 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
     resumedFrom: start,
     best,
     wallSeconds: (performance.now() - t0) / 1000,
+    allSittings: { wallSeconds: earlier.wallSeconds + (performance.now() - t0) / 1000, estimated: earlier.estimated },
     bestCheckpoint: bestDir,
     lastCheckpoint: lastDir,
   };
+}
+
+/** The training wall time before a resume: the checkpoint's running total, or (older checkpoints) the log's estimate. */
+async function earlierWall(meta: Record<string, unknown>, logPath: string, episode: number): Promise<{ wallSeconds: number; estimated: boolean }> {
+  if (typeof meta.trainWallSeconds === 'number') return { wallSeconds: meta.trainWallSeconds, estimated: meta.trainWallEstimated === true };
+  if (episode === 0) return { wallSeconds: 0, estimated: false };
+  const logged = await readTrainLogWall(logPath);
+  return { wallSeconds: logged?.seconds ?? 0, estimated: true };
 }
 
 async function truncateLog(logPath: string, resumedEpisode: number): Promise<void> {

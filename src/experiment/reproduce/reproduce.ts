@@ -2,7 +2,8 @@ import { promises as fs } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { readResult } from '../../reports/results.ts';
+import { readResult, type ResultRecord } from '../../reports/results.ts';
+import { readTrainLogWall } from '../../train/train-log.ts';
 import type { TableSpec } from '../../reports/table-spec.ts';
 import { summarizeTable, type CellRuns, type TableOutcome } from '../../reports/table-summary.ts';
 import { cellsCsv, comparisonsCsv, tableMarkdown } from '../../reports/table-render.ts';
@@ -280,12 +281,24 @@ export async function collectOutcomes(
         result: path.relative(settings.results, dir),
         perEpisode: perEpisode[cell.mode],
         episodesSha256: record.episodes.sha256,
-        wallSeconds: { train: record.wallSeconds.train, eval: record.wallSeconds.eval },
+        wallSeconds: { ...(await trainingWall(record, runDirOf(settings, run))), eval: record.wallSeconds.eval },
       });
     }
     out.set(cell.id, entry);
   }
   return out;
+}
+
+/**
+ * Training wall time over all of a run's sittings. Results written before `trainAllSittings` was recorded hold only
+ * the last sitting's; for a resumed one of those the run's train log gives an estimate (train/train-log.ts).
+ */
+async function trainingWall(record: ResultRecord, runDir: string): Promise<{ train?: number; trainEstimated?: boolean }> {
+  const w = record.wallSeconds;
+  if (w.trainAllSittings !== undefined) return { train: w.trainAllSittings, trainEstimated: w.trainAllSittingsEstimated === true };
+  if (!Number(record.training?.resumedFrom)) return { train: w.train };
+  const logged = await readTrainLogWall(path.join(runDir, 'train-log.jsonl'));
+  return logged ? { train: logged.seconds, trainEstimated: true } : { train: w.train };
 }
 
 /** Restrict a filled table to one dataset (each dataset's table goes to its own results folder). */
