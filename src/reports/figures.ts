@@ -1,6 +1,7 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { TableOutcome } from './table-summary.ts';
+import { parseTrainLog } from '../train/train-log.ts';
 
 /**
  * Figures of a filled table, as Vega-Lite specifications rendered to SVG in Node (Vega's headless view; no
@@ -119,14 +120,7 @@ export function trainingCurvesSpec(title: string, points: CurvePoint[], referenc
 /** Parse a run's `train-log.jsonl` (written by the trainer) into curve points. */
 export function curvePointsFromLog(cell: string, seed: number, jsonl: string): CurvePoint[] {
   const out: CurvePoint[] = [];
-  for (const line of jsonl.split('\n')) {
-    if (!line.trim()) continue;
-    let e: { event?: string; episode?: number; loss?: number; accuracy?: { mean?: number } };
-    try {
-      e = JSON.parse(line);
-    } catch {
-      continue; // a torn last line of an interrupted run carries no point
-    }
+  for (const e of parseTrainLog(jsonl)) {
     if (e.event === 'train' && typeof e.episode === 'number' && typeof e.loss === 'number') out.push({ cell, seed, episode: e.episode, kind: 'training loss', value: e.loss });
     if (e.event === 'validation' && typeof e.episode === 'number' && typeof e.accuracy?.mean === 'number') out.push({ cell, seed, episode: e.episode, kind: 'validation accuracy (%)', value: pct(e.accuracy.mean) });
   }

@@ -30,19 +30,35 @@ function median(values: number[]): number {
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
-/** The estimate from the log's lines, or undefined when they hold fewer than two timed training intervals. */
-export function wallFromTrainLog(text: string): LoggedWall | undefined {
-  const entries: Entry[] = [];
+/** One line of `train-log.jsonl` (written by trainer.ts): a training-loss report or a validation. */
+export interface TrainLogEntry {
+  time?: string;
+  event?: string;
+  episode?: number;
+  loss?: number;
+  accuracy?: { mean?: number };
+}
+
+/** The entries of a train log, in order; blank lines and a line cut short by a kill mid-append are skipped. */
+export function parseTrainLog(text: string): TrainLogEntry[] {
+  const out: TrainLogEntry[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     try {
-      const e = JSON.parse(line) as { time?: string; episode?: number };
-      const ms = Date.parse(e.time ?? '');
-      if (Number.isFinite(ms) && Number.isFinite(e.episode)) entries.push({ ms, episode: Number(e.episode) });
+      out.push(JSON.parse(line) as TrainLogEntry);
     } catch {
-      // a line cut short by a kill mid-append carries no time
+      // a torn last line carries nothing
     }
   }
+  return out;
+}
+
+/** The estimate from the log's lines, or undefined when they hold fewer than two timed training intervals. */
+export function wallFromTrainLog(text: string): LoggedWall | undefined {
+  const entries: Entry[] = parseTrainLog(text)
+    .filter((e) => Number.isFinite(e.episode))
+    .map((e) => ({ ms: Date.parse(e.time ?? ''), episode: e.episode as number }))
+    .filter((e) => Number.isFinite(e.ms));
   const steps = entries.slice(1).map((e, i) => ({ seconds: (e.ms - entries[i].ms) / 1000, episodes: e.episode - entries[i].episode }));
   const paces = steps.filter((s) => s.episodes > 0 && s.seconds >= 0).map((s) => s.seconds / s.episodes);
   if (paces.length < 2) return undefined;

@@ -255,12 +255,13 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
   lossSum.dispose();
   // A run with no validation keeps its final weights as "best".
   if (!inputs.validation) await save(bestDir, config.episodes);
+  const sitting = (performance.now() - t0) / 1000;
   return {
     episodesTrained: config.episodes - start,
     resumedFrom: start,
     best,
-    wallSeconds: (performance.now() - t0) / 1000,
-    allSittings: { wallSeconds: earlier.wallSeconds + (performance.now() - t0) / 1000, estimated: earlier.estimated },
+    wallSeconds: sitting,
+    allSittings: { wallSeconds: earlier.wallSeconds + sitting, estimated: earlier.estimated },
     bestCheckpoint: bestDir,
     lastCheckpoint: lastDir,
   };
