@@ -15,6 +15,13 @@ import { batchNormActPool } from '../src/backend/wasm/batch_norm_pool.ts';
 import type { BackendWasm } from '../src/backend/wasm/heap.ts';
 import { helperThreadInUse, nativeKernels, runNativeSplit } from '../src/backend/wasm/native.ts';
 import { useWasmThreads, wasmThreadsInUse } from '../src/backend/wasm/threads.ts';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { REPO_ROOT } from './fixtures/mini-imagenet.ts';
 
 const TOL = 1e-4;
 
@@ -133,4 +140,30 @@ test.serial('a kernel that traps on the helper thread is an error on the caller,
   const y = tf.tidy(() => tf.batchNorm4d(tf.ones([2, 16, 16, 8]) as tf.Tensor4D, tf.zeros([8]) as tf.Tensor1D, tf.ones([8]) as tf.Tensor1D, tf.zeros([8]) as tf.Tensor1D, tf.fill([8], 2) as tf.Tensor1D, 0));
   t.deepEqual(Array.from(new Set(y.dataSync())), [2]);
   y.dispose();
+});
+
+test.serial('the pthread worker script is never taken from the temp folder: a planted copy does not run (issue 26 #1)', async (t) => {
+  // A private TMPDIR holding, under the name fewshot used to run it from, a copy of the worker script that first
+  // writes a marker: another local user could plant exactly this in a shared /tmp.
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'fewshot-planted-'));
+  try {
+    const require = createRequire(import.meta.url);
+    const { wasmWorkerContents } = require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as { wasmWorkerContents: string };
+    const contents = wasmWorkerContents.replace(/\n/g, '\\n');
+    const planted = path.join(tmp, `fewshot-tfjs-wasm-worker-${createHash('sha256').update(contents).digest('hex').slice(0, 16)}.cjs`);
+    const marker = path.join(tmp, 'planted-script-ran');
+    writeFileSync(planted, `require('fs').writeFileSync(${JSON.stringify(marker)}, 'ran');\n${contents}`);
+    const before = readdirSync(tmp).sort();
+    const out = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=fewshot-source', path.join(REPO_ROOT, 'test', 'fixtures', 'wasm-threads-probe.ts')], {
+      cwd: REPO_ROOT, env: { ...process.env, TMPDIR: tmp }, encoding: 'utf8', timeout: 120_000,
+    });
+    t.is(out.status, 0, out.stderr.slice(-1000));
+    // The threaded build really ran (its pool of pthread workers started), with the right numbers ...
+    t.deepEqual(JSON.parse(out.stdout.trim().split('\n').at(-1)!), { threads: 2, sum: 64 * 64 * 64 });
+    // ... and no worker script was taken from (or written into) the temp folder.
+    t.false(statSync(marker, { throwIfNoEntry: false }) !== undefined, 'the planted worker script ran');
+    t.deepEqual(readdirSync(tmp).filter((n) => n.startsWith('fewshot-')).sort(), before.filter((n) => n.startsWith('fewshot-')));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });

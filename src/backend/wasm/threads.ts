@@ -5,16 +5,16 @@
  * its WASM_HAS_MULTITHREAD_SUPPORT flag is hard-wired to false there, and its loader hands emscripten the
  * worker script as a Blob URL, which Node's worker_threads cannot load. This module builds the threaded module
  * itself and re-registers the 'wasm' backend factory before it is first initialised:
- * - the worker script (exported by the package as a string) is written once to a temp file and used by path;
+ * - the worker script (exported by the package as a string) runs from memory (worker_threads' `eval`), never from a
+ *   file: a script under the shared temp folder could be planted by another local user and would then run as this
+ *   one (issue 26 #1), and a private copy would still need its content checked at every start;
  * - the C++ side sizes its thread pool as min(requested, logical cores / 2), i.e. 1 on a 2-vCPU machine, so the
  *   core count emscripten reads (os.cpus()) is presented as 2 x requested during module start-up only;
  * - pthread workers are started without the parent's --import hooks (tsx), which they do not need.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as wasmPackage from '@tensorflow/tfjs-backend-wasm';
-import { createHash } from 'node:crypto';
 import { UserError } from '../../util/errors.ts';
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,17 +29,11 @@ interface ThreadedModule {
 }
 type ThreadedFactory = (config: Record<string, unknown>) => Promise<ThreadedModule>;
 
-/** Writes the pthread worker script (content-addressed, atomic) and returns its path. */
-function workerScriptPath(contents: string): string {
-  const hash = createHash('sha256').update(contents).digest('hex').slice(0, 16);
-  const file = path.join(os.tmpdir(), `fewshot-tfjs-wasm-worker-${hash}.cjs`);
-  if (!existsSync(file)) {
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, contents);
-    renameSync(tmp, file);
-  }
-  return file;
-}
+/**
+ * The name emscripten is given for the pthread worker script (via locateFile): not a file. The Worker class
+ * installed below recognises it and starts the worker from the package's own source string instead.
+ */
+const IN_MEMORY_WORKER = 'fewshot:tfjs-backend-wasm-threaded-simd.worker.js';
 
 async function createThreadedModule(threads: number): Promise<ThreadedModule> {
   const mainScript = require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
@@ -48,27 +42,32 @@ async function createThreadedModule(threads: number): Promise<ThreadedModule> {
   // The package exports the worker source as a template-literal string; like tfjs' own Blob path, escape its
   // newlines back to "\n" (they sit inside string literals of the generated code).
   const { wasmWorkerContents } = require(path.join(dir, 'tfjs-backend-wasm-threaded-simd.worker.js')) as { wasmWorkerContents: string };
-  const workerFile = workerScriptPath(wasmWorkerContents.replace(/\n/g, '\\n'));
+  const workerSource = wasmWorkerContents.replace(/\n/g, '\\n');
 
   const osModule = require('node:os') as typeof os;
   const realCpus = osModule.cpus;
   const cpuList = realCpus.call(osModule);
   const fakeCpus = Array.from({ length: 2 * threads }, (_, i) => cpuList[i % Math.max(1, cpuList.length)]);
   osModule.cpus = () => fakeCpus;
+  // Emscripten takes its Worker class from require('worker_threads') while the factory runs, and spawns the pool
+  // then (synchronously); the class in its place for that moment starts the worker from memory.
+  const workerThreads = require('node:worker_threads') as { Worker: typeof NodeWorker };
   const g = globalThis as unknown as { Worker?: unknown };
   const previousWorker = g.Worker;
+  workerThreads.Worker = class extends NodeWorker {
+    constructor(filename: string | URL, options: WorkerOptions = {}) {
+      // The script runs as CommonJS with `require` (as from a .cjs file); its `__filename` is "[worker eval]",
+      // used only as `location.href`, and it loads the main script from `mainScriptUrlOrBlob` (the package's).
+      if (filename === IN_MEMORY_WORKER) super(workerSource, { ...options, eval: true, execArgv: [] });
+      else super(filename, { ...options, execArgv: [] });
+    }
+  };
   try {
     const pending = factory({
       locateFile: (file: string, prefix: string) =>
-        file.endsWith('.worker.js') ? workerFile : file.endsWith('.wasm') ? path.join(dir, 'tfjs-backend-wasm-threaded-simd.wasm') : prefix + file,
+        file.endsWith('.worker.js') ? IN_MEMORY_WORKER : file.endsWith('.wasm') ? path.join(dir, 'tfjs-backend-wasm-threaded-simd.wasm') : prefix + file,
       mainScriptUrlOrBlob: mainScript,
     });
-    // Emscripten has just set global.Worker = worker_threads.Worker; the pool is spawned after instantiation.
-    g.Worker = class extends NodeWorker {
-      constructor(filename: string | URL, options: WorkerOptions = {}) {
-        super(filename, { ...options, execArgv: [] });
-      }
-    };
     const mod = await pending;
     mod.tfjs = {
       init: mod.cwrap('init', null, []),
@@ -81,6 +80,7 @@ async function createThreadedModule(threads: number): Promise<ThreadedModule> {
     return mod;
   } finally {
     osModule.cpus = realCpus;
+    workerThreads.Worker = NodeWorker;
     g.Worker = previousWorker;
   }
 }
