@@ -11,6 +11,7 @@ export function rotateAndPermute(quarterTurns: QuarterTurns, channels: ChannelOr
     isIdentity: !isRotated && !isPermuted,
     needsSquare: quarterTurns % 2 === 1,
     apply: (images) => permuteChannels(rotate90(images, quarterTurns), channels),
+    pixelPermutation: { quarterTurns, channels },
   };
 }
 

@@ -843,3 +843,79 @@ void bn_act_pool_grad_apply(const float* dp, const float* x, float* dx, int N, i
     }
   }
 }
+
+/*
+ * Pixel-permuting copies of NHWC images (SLA's rotations x channel permutations, image_copies.ts):
+ *   y[b*M + j][h][w][c] = x[b][src_j(h, w)][perm_j[c]],  src_j(h, w) = origin_j + h*sh_j + w*sw_j (in floats).
+ * `spec` holds M records of 4 + C int32: origin, sh, sw, rows (1 when each output row is an input row as is:
+ * no rotation, no channel permutation), perm[0..C). A rotation by k quarter turns is a choice of origin and
+ * strides, so one loop serves every copy; C = 3 (RGB) keeps the permutation in registers. (`rows` is decided
+ * by the caller: testing perm here got SLP-vectorised into a <4 x i1> bitcast that needs a stack frame.)
+ */
+EXPORT(transform_copies)
+void transform_copies(const float* x, float* y, int count, int H, int W, int C, int M, const int* spec) {
+  const long img = (long)H * W * C;
+  for (int b = 0; b < count; b++) {
+    const float* xi = x + b * img;
+    for (int j = 0; j < M; j++) {
+      const int* s = spec + j * (4 + C);
+      const int origin = s[0], sh = s[1], sw = s[2];
+      const int* perm = s + 4;
+      float* yo = y + ((long)b * M + j) * img;
+      if (s[3]) {
+        /* Rows as they are: vector copies. */
+        const int n = W * C;
+        for (int h = 0; h < H; h++, yo += n) {
+          const float* row = xi + origin + (long)h * sh;
+          int i = 0;
+          for (; i + 4 <= n; i += 4) wasm_v128_store(yo + i, wasm_v128_load(row + i));
+          for (; i < n; i++) yo[i] = row[i];
+        }
+      } else if (C == 3) {
+        const int p0 = perm[0], p1 = perm[1], p2 = perm[2];
+        for (int h = 0; h < H; h++) {
+          const float* px = xi + origin + (long)h * sh;
+          for (int w = 0; w < W; w++, px += sw, yo += 3) {
+            yo[0] = px[p0];
+            yo[1] = px[p1];
+            yo[2] = px[p2];
+          }
+        }
+      } else {
+        for (int h = 0; h < H; h++) {
+          const float* px = xi + origin + (long)h * sh;
+          for (int w = 0; w < W; w++, px += sw, yo += C)
+            for (int c = 0; c < C; c++) yo[c] = px[perm[c]];
+        }
+      }
+    }
+  }
+}
+
+/*
+ * The gradient of transform_copies: each copy is a permutation, so dx[b] = sum_j (copy j's inverse map of
+ * dy[b*M + j]), summed in order j = 0..M-1 (copy 0 assigns, the others add).
+ */
+EXPORT(transform_copies_grad)
+void transform_copies_grad(const float* dy, float* dx, int count, int H, int W, int C, int M, const int* spec) {
+  const long img = (long)H * W * C;
+  for (int b = 0; b < count; b++) {
+    float* di = dx + b * img;
+    for (int j = 0; j < M; j++) {
+      const int* s = spec + j * (4 + C);
+      const int origin = s[0], sh = s[1], sw = s[2];
+      const int* perm = s + 4;
+      const float* g = dy + ((long)b * M + j) * img;
+      for (int h = 0; h < H; h++) {
+        float* px = di + origin + (long)h * sh;
+        if (j == 0) {
+          for (int w = 0; w < W; w++, px += sw, g += C)
+            for (int c = 0; c < C; c++) px[perm[c]] = g[c];
+        } else {
+          for (int w = 0; w < W; w++, px += sw, g += C)
+            for (int c = 0; c < C; c++) px[perm[c]] += g[c];
+        }
+      }
+    }
+  }
+}

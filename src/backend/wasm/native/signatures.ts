@@ -25,5 +25,7 @@ export interface NativeKernels {
   wino_filter_grad_transform(dU: number, dW: number, Ci: number, Co: number): void;
   wino_input_transform(x: number, V: number, count: number, H: number, W: number, C: number, TH: number, TW: number, pt: number, pl: number, T: number): void;
   wino_output_transform(M: number, y: number, count: number, OH: number, OW: number, C: number, TH: number, TW: number, T: number): void;
+  transform_copies(x: number, y: number, count: number, H: number, W: number, C: number, M: number, spec: number): void;
+  transform_copies_grad(dy: number, dx: number, count: number, H: number, W: number, C: number, M: number, spec: number): void;
   wino_output_grad_transform(dy: number, Wd: number, count: number, OH: number, OW: number, C: number, TH: number, TW: number, T: number): void;
 }
