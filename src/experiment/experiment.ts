@@ -22,6 +22,20 @@ import { loadedPlugins, pluginRecords, softwareVersions, type LoadedPlugin } fro
 import { listBackbones } from '../backbones/registry.ts';
 import type { EpisodeList } from '../eval/evaluator.ts';
 import { datasetOptionsWithData, episodeFileFor, openDataset, openEpisodeList, trainEpisodeSampler, type OpenedDataset, type OpenedSplit, type WorkspaceOptions } from './workspace.ts';
+import { trackedByGit } from '../util/git-tracked.ts';
+import { DEFAULT_RESULTS } from './defaults.ts';
+
+/**
+ * A result folder whose result.json git tracks is a committed reference result: a run or evaluation refuses to
+ * replace it (before any training) unless `replaceCommitted` says it is meant.
+ */
+function refuseCommittedResult(resultDir: string, options: Pick<ExperimentOptions, 'replaceCommitted'>): void {
+  if (options.replaceCommitted || !trackedByGit(path.join(resultDir, 'result.json'))) return;
+  throw new UserError(
+    `${resultDir} is a committed reference result (its result.json is tracked by git); this would replace it`,
+    `write your result elsewhere (--results <dir>; the default is ${DEFAULT_RESULTS}/), or pass --replace-committed to replace the reference on purpose`,
+  );
+}
 
 /**
  * The experiment layer: prepare → train → evaluate → record as library calls taking a validated config.
@@ -38,8 +52,8 @@ export const experimentOptionsSchema = z
     cache: z.string().optional(),
     /** Where checkpoints go: `<runs>/<name>/{best,last}`. */
     runs: z.string().default('runs'),
-    /** Where results go: `<results>/<dataset>/<name>/`. */
-    results: z.string().default('results'),
+    /** Where results go: `<results>/<dataset>/<name>/`. Not the committed `results/` of a checkout (see DEFAULT_RESULTS). */
+    results: z.string().default(DEFAULT_RESULTS),
     /** Folder of episode files (`<episodesDir>/<dataset>/…`); default: the package's committed files for
      *  datasets that have them, else ./episodes (see `defaultEpisodeFile`). */
     episodesDir: z.string().optional(),
@@ -55,6 +69,8 @@ export const experimentOptionsSchema = z
     autoPrepare: z.boolean().default(true),
     /** Keep an existing result of the same config, checkpoint and episodes instead of re-evaluating. */
     reuseResult: z.boolean().default(false),
+    /** Replace a result whose files are tracked by git (a committed reference result); refused otherwise. */
+    replaceCommitted: z.boolean().default(false),
   })
   .strict();
 
@@ -280,6 +296,7 @@ async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string
       );
     }
   }
+  refuseCommittedResult(resultDir, options);
   restoreVariables(ckpt, [...method.trainableVariables(), ...method.stateVariables()]);
   const progress = reporter.progress('eval', total);
   let result;
@@ -328,6 +345,8 @@ export async function runExperiment(rawConfig: TrainConfig, rawOptions: Experime
   const reporter = hooks.reporter ?? silentReporter;
   let test: TestEpisodes | undefined;
   const run = await trainWithChecks(rawConfig, options, hooks, async (dataset, config) => {
+    // Refused here, before the training, rather than after it when the result is written.
+    if (!options.reuseResult) refuseCommittedResult(path.join(options.results, dataset.dataset.name, options.name ?? runName(config)), options);
     test = await openTestEpisodes(dataset, config, options, reporter);
   });
   const { record, resultDir, reused } = await evaluateAndRecord({ ...run, test }, run.summary.bestCheckpoint, options, reporter, t0);

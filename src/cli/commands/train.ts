@@ -4,6 +4,7 @@ import type { TrainFlags } from '../config.ts';
 import { loadPlugins } from '../context.ts';
 import type { ExperimentOptionsInput, ExperimentResult } from '../../experiment/index.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions } from '../dataset-flags.ts';
+import { DEFAULT_RESULTS } from '../../experiment/defaults.ts';
 
 // The experiment layer (tfjs, data) is imported inside the actions: parsing flags and --help load none of it.
 const experiment = () => import('../../experiment/index.ts');
@@ -22,6 +23,7 @@ interface CommonFlags extends TrainFlags {
   testEpisodes?: number;
   name?: string;
   json?: boolean;
+  replaceCommitted?: boolean;
 }
 
 const DATA_HELP = 'dataset source: its folder or file, as the provider expects (`fewshot list` shows providers)';
@@ -62,13 +64,15 @@ function addEvalOptions(cmd: Command): Command {
   return cmd
     .option('--test-file <file>', 'test episode file (default: the dataset\'s standard one for the test spec)')
     .option('--test-episodes <n>', 'evaluate only the first n episodes of the file', intArg('--test-episodes'))
-    .option('--results <dir>', 'where result directories go (<results>/<dataset>/<name>)', 'results');
+    .option('--results <dir>', 'where result directories go (<results>/<dataset>/<name>); not the committed results/ of a checkout', DEFAULT_RESULTS)
+    .option('--replace-committed', 'allow replacing a committed reference result (one whose result.json git tracks)');
 }
 
 function experimentOptions(flags: CommonFlags): ExperimentOptionsInput {
   return {
     backend: flags.backend, data: flags.data, cache: flags.cache, runs: flags.runs, results: flags.results,
     valFile: flags.valFile, testFile: flags.testFile, testEpisodes: flags.testEpisodes, name: flags.name,
+    replaceCommitted: flags.replaceCommitted === true,
     command: ['fewshot', ...process.argv.slice(2)].join(' '),
   };
 }

@@ -1,0 +1,85 @@
+import test from 'ava';
+import { execFileSync, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
+
+/*
+ * Issue 32 #1: a user's run never replaces the project's committed reference results. In a git repository that
+ * commits a result under results/ (as a clone of fewshot does), `run` writes to its own default folder
+ * (results-local/, ignored), leaving `git status` clean of tracked changes; `run` aimed at the committed
+ * folder refuses before any training, and replace it only with --replace-committed. Real launcher, real images.
+ */
+interface Outcome { code: number | null; stdout: string; stderr: string }
+
+function cli(args: string[], cwd: string): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'fewshot.js'), ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const git = (cwd: string, ...args: string[]) => execFileSync('git', ['-c', 'user.email=t@t', '-c', 'user.name=t', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+
+let fx: Fixture;
+let tmp: string;
+const common = () => ['--image-size', '16', '--cache', 'cache16', '--backend', 'wasm', '--data', fx.folderDir];
+const spec = ['--way', '2', '--shot', '1', '--query', '3'];
+const runArgs = () => ['run', 'protonet', ...spec, '--episodes', '2', '--val-every', '2', '--val-episodes', '2', '--val-file', 'val.json', '--test-file', 'test.json', '--name', 'ref', ...common()];
+const committed = () => path.join(tmp, 'results', 'mini-imagenet', 'ref', 'result.json');
+
+test.before(async () => {
+  fx = await buildFixture(12);
+  tmp = fx.root;
+  const prep = await cli(['data', 'prepare', '--data', fx.folderDir, '--image-size', '16', '--cache', 'cache16'], tmp);
+  if (prep.code !== 0) throw new Error(`prepare failed: ${prep.stderr}`);
+  for (const split of ['val', 'test']) {
+    const made = await cli(['episodes', 'make', '--split', split, ...spec, '--count', '4', '--seed', '0', '--image-size', '16', '--cache', 'cache16', '--out', `${split}.json`], tmp);
+    if (made.code !== 0) throw new Error(`episodes make failed: ${made.stderr}`);
+  }
+  // The project's reference result, committed as a clone of fewshot holds it; caches, runs and episodes are not.
+  const made = await cli([...runArgs(), '--results', 'results'], tmp);
+  if (made.code !== 0) throw new Error(`reference run failed: ${made.stderr}`);
+  await fs.writeFile(path.join(tmp, '.gitignore'), '/cache16/\n/runs/\n/runs-b/\n/results-local/\n/*.json\n/fixture*/\n');
+  git(tmp, 'init', '-q', '.');
+  git(tmp, 'add', '.gitignore', 'results');
+  git(tmp, 'commit', '-q', '-m', 'reference result');
+});
+
+test.after.always(async () => {
+  await fx?.cleanup();
+});
+
+test.serial('run with the default --results leaves the committed result and git status untouched', async (t) => {
+  const before = await fs.readFile(committed(), 'utf8');
+  const out = await cli(runArgs(), tmp);
+  t.is(out.code, 0, out.stderr);
+  t.regex(out.stdout, /result: results-local\/mini-imagenet\/ref\/result\.json/);
+  t.true(await exists(path.join(tmp, 'results-local', 'mini-imagenet', 'ref', 'per-episode.csv')));
+  t.is(await fs.readFile(committed(), 'utf8'), before);
+  t.is(git(tmp, 'status', '--porcelain', '--untracked-files=no'), '');
+});
+
+test.serial('run aimed at a committed result refuses before any work, and replace it only with --replace-committed', async (t) => {
+  const before = await fs.readFile(committed(), 'utf8');
+  const refused = await cli([...runArgs(), '--results', 'results', '--episodes', '3'], tmp);
+  t.is(refused.code, 2, refused.stderr);
+  t.regex(refused.stderr, /error: results\/mini-imagenet\/ref is a committed reference result \(its result\.json is tracked by git\)/);
+  t.regex(refused.stderr, /fix: .*--results <dir>.*results-local.*--replace-committed/);
+  t.notRegex(refused.stderr, /train: /); // refused before the first training episode
+  t.is(await fs.readFile(committed(), 'utf8'), before);
+
+  const replaced = await cli([...runArgs(), '--results', 'results', '--episodes', '3', '--runs', 'runs-b', '--replace-committed'], tmp);
+  t.is(replaced.code, 0, replaced.stderr);
+  t.not(await fs.readFile(committed(), 'utf8'), before);
+  t.regex(git(tmp, 'status', '--porcelain', '--untracked-files=no'), /M results\/mini-imagenet\/ref\/result\.json/);
+});
