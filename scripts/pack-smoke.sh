@@ -64,8 +64,10 @@ registerHead({
     logits: (ep) => tf.tidy(() => tf.matMul(ep.query, classMeans(ep.support, ep.supportLabels, ep.way), false, true)),
   }),
 });
+// The chained tensor methods registered at run time are in the re-exported tf's types too (issue 32 #10).
+const floats: tf.Tensor = tf.tensor1d([1, 2], 'int32').toFloat().mul(2);
 const run: (typeof runExperiment) | undefined = validateConfig({ method: 'protonet' }) ? runExperiment : undefined;
-console.log(ci.mean, diff, typeof run);
+console.log(ci.mean, diff, typeof run, floats.dtype);
 TS
 cat > tsconfig.json <<'JSON'
 { "compilerOptions": { "target": "es2022", "module": "nodenext", "moduleResolution": "nodenext", "strict": true, "noEmit": true }, "files": ["consumer.ts"] }

@@ -8,6 +8,10 @@ import './builtin.ts';
 // The tfjs-core and zod instances fewshot itself uses: a plugin that takes them from here can never end up
 // with a second tfjs engine (whose tensors and gradients fewshot's would not see) or an incompatible zod.
 export * as tf from '@tensorflow/tfjs-core';
+// …with the types of the chained tensor methods (`x.toFloat()`, `x.mul(y)`) that src/tf-gradients.ts registers
+// at run time: tfjs-core declares them in a module augmentation that only an import of this file brings into a
+// program. A type-only export: nothing is loaded at run time, and it stays in the published .d.ts.
+export type {} from '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js';
 export { z } from 'zod';
 
 // --- Plugin API version -----------------------------------------------------------------------------------
