@@ -308,6 +308,23 @@ test.serial('a worker killed mid-run leaves its job to another worker; the resul
   t.regex(rescuer.log.join(''), /worker: SIGUSR1: taking no new job/);
 });
 
+test.serial('a worker stopped by SIGTERM (or SIGINT) exits 143 (130), not 0 (issue 26, also)', async (t) => {
+  // The CLI process itself, without the launcher: the launcher's own 143 after its grace period would hide a
+  // worker that ended with 0 on its own.
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    const w = spawn(process.execPath, ['--import', 'tsx', '--conditions=fewshot-source', path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'worker', '--queue', `redis://127.0.0.1:${port}`, '--queue-name', `stop-${signal}`, '--tables', tables], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    children.push(w);
+    let log = '';
+    w.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    const end = Date.now() + 120_000;
+    while (!log.includes('worker: waiting for jobs') && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    const exited = new Promise<number | null>((r) => w.on('exit', (c) => r(c)));
+    w.kill(signal);
+    t.is(await exited, code, log);
+    t.regex(log, new RegExp(`stopped by ${signal}`));
+  }
+});
+
 test.serial('an unreachable queue is an error within seconds; a different run in the results folder is refused, not overwritten', async (t) => {
   const t0 = Date.now();
   const dead = await cli(['reproduce', 'tiny', ...common(path.join(fx.root, 'r-dead')), '--queue', 'redis://127.0.0.1:1', '--only', 'plain']);

@@ -329,14 +329,19 @@ export function registerReproduceCommands(program: Command): void {
         onLog: log,
       });
       log(`worker: waiting for jobs on ${flags.queue} (${flags.queueName}); Ctrl-C to stop`);
-      const stop = () => void worker.close();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
       // SIGUSR1 (checkpoint, then stop) drains: no new job; the run in progress ends first (close() waits for it).
-      process.once('SIGUSR1', () => {
-        log('worker: SIGUSR1: taking no new job; stopping when the run in progress ends');
-        stop();
-      });
+      // A signal that came while the worker was starting counts too (it would otherwise be missed and the worker run on).
+      const stop = (signal: string) => {
+        if (signal === CHECKPOINT_AND_STOP) log('worker: SIGUSR1: taking no new job; stopping when the run in progress ends');
+        void worker.close();
+      };
+      onStop(stop);
+      const early = receivedStopSignal();
+      if (early) stop(early);
       await worker.closed;
+      // Stopped by SIGINT/SIGTERM: end as stopped (130/143), so a service manager or script sees the stop, not a
+      // clean finish. A SIGUSR1 drain is the planned way out and ends cleanly (0).
+      const signal = receivedStopSignal();
+      if (signal && signal !== CHECKPOINT_AND_STOP) throw new StoppedBySignal(signal);
     });
 }
