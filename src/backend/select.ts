@@ -12,10 +12,12 @@ export interface SelectedBackend {
   /** tfjs' own backend name (`tensorflow`, `wasm`, `cpu`). */
   tfName: string;
   detail: string;
+  /** The native accelerator under the wasm backend, when it is in use (`wasm-onednn`). */
+  accelerator?: { name: 'oneDNN'; version: string; isa: string; runtime: string; threads: number };
 }
 
 /** Order `auto` tries: the fastest engine that loads on this machine wins. */
-const AUTO_ORDER: ConcreteBackend[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+const AUTO_ORDER: ConcreteBackend[] = ['tensorflow-gpu', 'tensorflow', 'wasm-onednn', 'wasm', 'cpu'];
 
 // Module names are held in variables so TypeScript does not require the optional packages to exist.
 const NODE_GPU_PKG = '@tensorflow/tfjs-node-gpu';
@@ -30,7 +32,24 @@ async function load(choice: ConcreteBackend): Promise<SelectedBackend> {
       if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but the tensorflow backend did not initialise`);
       return { choice, tfName: 'tensorflow', detail: `${pkg} (libtensorflow)` };
     }
+    case 'wasm-onednn': {
+      // The accelerator first: if it cannot load, nothing of the wasm backend has been set up for it.
+      const { loadOnednn, setOnednnActive } = await import('./wasm/onednn.ts');
+      const acc = await loadOnednn();
+      if ('reason' in acc) throw new Error(`oneDNN accelerator unavailable: ${acc.reason}`);
+      const wasm = await load('wasm');
+      setOnednnActive(acc.addon);
+      const { version, isa, runtime, threads } = acc.info;
+      return {
+        choice,
+        tfName: 'wasm',
+        detail: `wasm+onednn: oneDNN ${version} (${isa}, ${runtime} ${threads} thread${threads === 1 ? '' : 's'}) for convolutions, batch norm + ReLU + max pool and matMul; ${wasm.detail}`,
+        accelerator: { name: 'oneDNN', version, isa, runtime, threads },
+      };
+    }
     case 'wasm': {
+      const { setOnednnActive } = await import('./wasm/onednn.ts');
+      setOnednnActive(null);
       const wasm = await import('@tensorflow/tfjs-backend-wasm');
       const { registerWasmTrainingKernels, wasmThreadsInUse } = await import('./wasm/register.ts');
       const { helperThreadInUse } = await import('./wasm/native.ts');
@@ -65,10 +84,12 @@ export async function selectBackend(choice: string): Promise<SelectedBackend> {
   if (!(BACKEND_CHOICES as readonly string[]).includes(choice)) {
     throw new UserError(`unknown backend "${choice}"`, `use one of: ${BACKEND_CHOICES.join(', ')}`);
   }
-  if (choice === 'wasm' || choice === 'auto') {
+  if (choice === 'wasm' || choice === 'wasm-onednn' || choice === 'auto') {
     // A bad FEWSHOT_WASM_THREADS is the user's to fix, not a reason to fall back to another backend.
     const { wasmThreadsFromEnv } = await import('./wasm/threads.ts');
     wasmThreadsFromEnv();
+    const { onednnThreadsFromEnv } = await import('./wasm/onednn.ts');
+    onednnThreadsFromEnv();
   }
   if (choice !== 'auto') {
     try {
@@ -79,7 +100,9 @@ export async function selectBackend(choice: string): Promise<SelectedBackend> {
       const fix =
         choice === 'tensorflow-gpu' || choice === 'tensorflow'
           ? `install it with its libtensorflow download allowed: \`npm install-scripts approve ${choice === 'tensorflow-gpu' ? NODE_GPU_PKG : NODE_CPU_PKG} && npm rebuild ${choice === 'tensorflow-gpu' ? NODE_GPU_PKG : NODE_CPU_PKG}\` (needs internet; GPU needs CUDA 11.2 + cuDNN 8.1), or use --backend wasm`
-          : 'reinstall dependencies with `npm ci`, or pick another --backend';
+          : choice === 'wasm-onednn'
+            ? 'install oneDNN (Debian/Ubuntu: `apt-get install libdnnl-dev`), then `npm ci` builds the addon (see docs/native.md); or use --backend wasm'
+            : 'reinstall dependencies with `npm ci`, or pick another --backend';
       throw new UserError(`backend "${choice}" cannot load: ${why(err)}`, fix);
     }
   }

@@ -7,8 +7,9 @@
  * peak, which is what lets the step fit the 4 GiB wasm heap; it is also two fewer passes over the largest
  * tensors. The pooling window's winner is its first maximum, as in tf.maxPool's gradient.
  *
- * Kernels for wasm (SIMD helpers, split between threads; JS loops if the helpers are missing or C % 4 != 0)
- * and cpu (JS loops); elsewhere `batchNormActPool` composes batchNormTraining and tf.maxPool.
+ * Kernels for wasm (SIMD helpers, split between threads; JS loops if the helpers are missing or C % 4 != 0;
+ * oneDNN's batch norm with fused ReLU and max pool when the accelerator is active, onednn.ts, for linear and
+ * ReLU) and cpu (JS loops); elsewhere `batchNormActPool` composes batchNormTraining and tf.maxPool.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../util/errors.ts';
@@ -19,6 +20,7 @@ import {
 import { splitCalls } from './helper_thread.ts';
 import { allocF32, f32View, heapF32, offsetOf, type BackendWasm, type KernelArgs } from './heap.ts';
 import { nativeKernels, runNativeSplit, scratch } from './native.ts';
+import { activeOnednn, floatOffset, heapView } from './onednn.ts';
 
 export const BN_ACT_POOL = 'FewshotBatchNormActPool';
 export const BN_ACT_POOL_GRAD = 'FewshotBatchNormActPoolGrad';
@@ -151,6 +153,12 @@ function forwardWasm(args: KernelArgs): tf.TensorInfo[] {
   const v = (t: tf.TensorInfo) => f32View(backend, t);
   const nk = nativeKernels(backend);
   const P = d.N * d.H * d.W;
+  const acc = activeOnednn();
+  if (acc != null && attrs.activation !== ACTIVATION_CODE.leakyRelu && P > 0) {
+    const o = (t: tf.TensorInfo) => floatOffset(backend, t);
+    acc.bnPoolForward(heapView(backend), o(x), o(gamma), o(beta), o(p), o(mean), o(variance), [d.N, d.H, d.W, d.C, attrs.activation], attrs.varianceEpsilon);
+    return [p, mean, variance];
+  }
   if (nk == null || d.C % 4 !== 0 || P === 0) {
     forwardJs(v(x), v(gamma), v(beta), d, attrs, v(p), v(mean), v(variance));
     return [p, mean, variance];
@@ -184,6 +192,15 @@ function backwardWasm(args: KernelArgs): tf.TensorInfo[] {
   const v = (t: tf.TensorInfo) => f32View(backend, t);
   const nk = nativeKernels(backend);
   const P = d.N * d.H * d.W;
+  const acc = activeOnednn();
+  if (acc != null && attrs.activation !== ACTIVATION_CODE.leakyRelu && P > 0) {
+    const o = (t: tf.TensorInfo) => floatOffset(backend, t);
+    acc.bnPoolBackward(
+      heapView(backend), o(i.dy), o(i.x), o(i.gamma), o(i.beta), o(i.mean), o(i.variance), o(i.dmean), o(i.dvar), o(dx), o(dgamma), o(dbeta),
+      [d.N, d.H, d.W, C, attrs.activation], attrs.varianceEpsilon,
+    );
+    return [dx, dgamma, dbeta];
+  }
   if (nk == null || C % 4 !== 0 || P === 0) {
     backwardJs(v(i.dy), v(i.x), v(i.gamma), v(i.beta), v(i.mean), v(i.variance), v(i.dmean), v(i.dvar), d, attrs, v(dx), v(dgamma), v(dbeta));
     return [dx, dgamma, dbeta];

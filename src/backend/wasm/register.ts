@@ -17,6 +17,8 @@
  * - FusedBatchNorm (inference batch norm; stock is a scalar loop recomputing 1/sqrt per element).
  * - BatchMatMul with transposed operands (stock runs those in a scalar loop): transpose, then XNNPACK.
  * - A fused Adam update over all variables in one call, `FewshotAdamUpdate` (adam.ts), used by src/train/optimizer.ts.
+ * - With the oneDNN accelerator active (onednn.ts, `--backend wasm-onednn` or `auto`), Conv2D, its gradients,
+ *   BatchMatMul and the fused batch norm + ReLU + max pool call the native addon instead (onednn_kernels.ts).
  * With the threaded build, the helper kernels split their work with a second thread (helper_thread.ts).
  * Every SIMD path has a JS fallback (used if the helper module cannot load, or FEWSHOT_WASM_NATIVE=0).
  * ReLU/Step, LeakyRelu (Select/Greater), AvgPoolGrad, elementwise binary ops and MaxPool are fast in stock form.
@@ -30,15 +32,12 @@ import * as tf from '@tensorflow/tfjs-core';
 // silently overwrite ours).
 import '@tensorflow/tfjs-backend-wasm';
 import { registerAdamUpdate } from './adam.ts';
-import { batchMatMul } from './batch_mat_mul.ts';
 import { registerBatchNormTraining } from './batch_norm.ts';
 import { fusedBatchNorm } from './batch_norm_inference.ts';
-import { conv2D } from './conv2d.ts';
-import { conv2DBackpropFilter } from './conv2d_backprop_filter.ts';
-import { conv2DBackpropInput } from './conv2d_backprop_input.ts';
 import { saveStockKernel } from './heap.ts';
 import { cast, identity } from './identity.ts';
 import { maxPoolGrad } from './max_pool_grad.ts';
+import { onednnBatchMatMul, onednnConv2D, onednnConv2DBackpropFilter, onednnConv2DBackpropInput } from './onednn_kernels.ts';
 import { mean, sum } from './reduce.ts';
 import { tile } from './tile.ts';
 import { useWasmThreads, wasmThreadsFromEnv } from './threads.ts';
@@ -50,17 +49,17 @@ const BACKEND = 'wasm';
 
 /** The kernels this module installs on backend 'wasm', by tfjs kernel name. */
 export const WASM_TRAINING_KERNELS: ReadonlyArray<{ kernelName: string; kernelFunc: tf.KernelFunc }> = [
-  { kernelName: tf.Conv2D, kernelFunc: conv2D as unknown as tf.KernelFunc },
+  { kernelName: tf.Conv2D, kernelFunc: onednnConv2D as unknown as tf.KernelFunc },
   { kernelName: tf.FusedBatchNorm, kernelFunc: fusedBatchNorm as unknown as tf.KernelFunc },
-  { kernelName: tf.Conv2DBackpropFilter, kernelFunc: conv2DBackpropFilter as unknown as tf.KernelFunc },
-  { kernelName: tf.Conv2DBackpropInput, kernelFunc: conv2DBackpropInput as unknown as tf.KernelFunc },
+  { kernelName: tf.Conv2DBackpropFilter, kernelFunc: onednnConv2DBackpropFilter as unknown as tf.KernelFunc },
+  { kernelName: tf.Conv2DBackpropInput, kernelFunc: onednnConv2DBackpropInput as unknown as tf.KernelFunc },
   { kernelName: tf.MaxPoolGrad, kernelFunc: maxPoolGrad as unknown as tf.KernelFunc },
   { kernelName: tf.Sum, kernelFunc: sum as unknown as tf.KernelFunc },
   { kernelName: tf.Mean, kernelFunc: mean as unknown as tf.KernelFunc },
   { kernelName: tf.Tile, kernelFunc: tile as unknown as tf.KernelFunc },
   { kernelName: tf.Identity, kernelFunc: identity as unknown as tf.KernelFunc },
   { kernelName: tf.Cast, kernelFunc: cast as unknown as tf.KernelFunc },
-  { kernelName: tf.BatchMatMul, kernelFunc: batchMatMul as unknown as tf.KernelFunc },
+  { kernelName: tf.BatchMatMul, kernelFunc: onednnBatchMatMul as unknown as tf.KernelFunc },
 ];
 
 /**

@@ -1,0 +1,360 @@
+// fewshot-onednn: oneDNN kernels that compute in place on the tfjs wasm backend's heap.
+//
+// Every call receives a Float32Array view of the whole wasm memory (plain or shared) plus float offsets of the
+// tensors in it: no copies in or out. Layouts are tfjs's: activations NHWC, filters HWIO, matrices row-major.
+// oneDNN's logical dimension order is always N,C,H,W / O,I,H,W; the format tags describe the memory.
+//
+// Primitives are built once per shape (a descriptor costs tens of microseconds, a JIT kernel milliseconds)
+// and kept in a map keyed by kind + shape. Filters are reordered from HWIO into the layout the primitive
+// prefers (a few KB-MB, every call: the filter changes every step).
+//
+// The batch norm + ReLU + 2x2 max-pool op keeps the semantics of src/backend/wasm/batch_norm_pool.ts: the
+// forward returns only the pooled output and the batch statistics; the backward recomputes the activations
+// from x and the saved statistics (oneDNN's use_global_stats), so nothing full-size outlives a call.
+
+#include <napi.h>
+#include <omp.h>
+
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "oneapi/dnnl/dnnl.hpp"
+
+using namespace dnnl;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+namespace {
+
+engine& eng() {
+  static engine e(engine::kind::cpu, 0);
+  return e;
+}
+stream& strm() {
+  static stream s(eng());
+  return s;
+}
+
+// Executes with the step named in the error ("could not execute a primitive" alone does not say which).
+void exec(const char* step, const primitive& p, const std::unordered_map<int, memory>& args) {
+  try {
+    p.execute(strm(), args);
+  } catch (const dnnl::error& e) {
+    throw std::runtime_error(std::string(step) + ": " + e.what());
+  }
+}
+
+// ---- arguments.
+
+float* heapBase(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(info.Env(), "argument 0 must be a Float32Array view of the wasm heap");
+  return info[0].As<Napi::Float32Array>().Data();
+}
+
+float* at(const Napi::CallbackInfo& info, float* base, size_t i) { return base + info[i].As<Napi::Number>().Int64Value(); }
+
+std::vector<int64_t> ints(const Napi::CallbackInfo& info, size_t i) {
+  auto a = info[i].As<Napi::Array>();
+  std::vector<int64_t> v(a.Length());
+  for (uint32_t k = 0; k < a.Length(); k++) v[k] = a.Get(k).As<Napi::Number>().Int64Value();
+  return v;
+}
+
+std::string keyOf(const char* kind, const std::vector<int64_t>& g) {
+  std::string k(kind);
+  for (auto v : g) k += "," + std::to_string(v);
+  return k;
+}
+
+// ---- convolution. Geometry g: N, H, W, CI, OH, OW, CO, KH, KW, sh, sw, pt, pl, pb, pr.
+
+struct ConvShape {
+  memory::desc x, w, y;  // user layouts: nhwc, hwio, nhwc
+  memory::dims strides, padL, padR;
+  explicit ConvShape(const std::vector<int64_t>& g)
+      : x({g[0], g[3], g[1], g[2]}, dt::f32, tag::nhwc),
+        w({g[6], g[3], g[7], g[8]}, dt::f32, tag::hwio),
+        y({g[0], g[6], g[4], g[5]}, dt::f32, tag::nhwc),
+        strides{g[9], g[10]},
+        padL{g[11], g[12]},
+        padR{g[13], g[14]} {}
+  memory::desc wAny() const { return memory::desc(w.dims(), dt::f32, tag::any); }
+  convolution_forward::primitive_desc forwardHint() const {
+    return convolution_forward::primitive_desc(
+        convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, x, wAny(), y, strides, padL, padR), eng());
+  }
+};
+
+struct ConvEntry {
+  primitive prim;
+  memory::desc wPrim;  // the filter layout the primitive wants
+  bool reorderW = false;
+  std::unique_ptr<memory> wMem;  // the filter (or its gradient) in that layout, when it differs from HWIO
+};
+
+std::unordered_map<std::string, std::shared_ptr<ConvEntry>> convCache;
+
+std::shared_ptr<ConvEntry> convEntry(int kind, const std::vector<int64_t>& g) {
+  static const char* names[] = {"fwd", "bwd_data", "bwd_weights"};
+  auto key = keyOf(names[kind], g);
+  auto it = convCache.find(key);
+  if (it != convCache.end()) return it->second;
+  ConvShape s(g);
+  auto e = std::make_shared<ConvEntry>();
+  if (kind == 0) {
+    auto pd = s.forwardHint();
+    e->prim = convolution_forward(pd);
+    e->wPrim = pd.weights_desc();
+  } else if (kind == 1) {
+    auto pd = convolution_backward_data::primitive_desc(
+        convolution_backward_data::desc(algorithm::convolution_direct, s.x, s.wAny(), s.y, s.strides, s.padL, s.padR), eng(), s.forwardHint());
+    e->prim = convolution_backward_data(pd);
+    e->wPrim = pd.weights_desc();
+  } else {
+    auto pd = convolution_backward_weights::primitive_desc(
+        convolution_backward_weights::desc(algorithm::convolution_direct, s.x, s.wAny(), s.y, s.strides, s.padL, s.padR), eng(), s.forwardHint());
+    e->prim = convolution_backward_weights(pd);
+    e->wPrim = pd.diff_weights_desc();
+  }
+  e->reorderW = e->wPrim != s.w;
+  if (e->reorderW) e->wMem = std::make_unique<memory>(e->wPrim, eng());
+  convCache.emplace(key, e);
+  return e;
+}
+
+// conv(heap, kind, a, b, c, geometry): kind 0 y = conv(x=a, w=b) into c; 1 dx(c) from dy=a, w=b; 2 dw(c) from x=a, dy=b.
+Napi::Value Conv(const Napi::CallbackInfo& info) {
+  float* base = heapBase(info);
+  int kind = info[1].As<Napi::Number>().Int32Value();
+  float* a = at(info, base, 2);
+  float* b = at(info, base, 3);
+  float* c = at(info, base, 4);
+  auto g = ints(info, 5);
+  if (g.size() != 15 || kind < 0 || kind > 2) throw Napi::TypeError::New(info.Env(), "conv: bad kind or geometry");
+  auto e = convEntry(kind, g);
+  ConvShape s(g);
+  auto& st = strm();
+  if (kind == 0) {
+    memory w(s.w, eng(), b);
+    if (e->reorderW) reorder(w, *e->wMem).execute(st, w, *e->wMem);
+    e->prim.execute(st, {{DNNL_ARG_SRC, memory(s.x, eng(), a)}, {DNNL_ARG_WEIGHTS, e->reorderW ? *e->wMem : w}, {DNNL_ARG_DST, memory(s.y, eng(), c)}});
+  } else if (kind == 1) {
+    memory w(s.w, eng(), b);
+    if (e->reorderW) reorder(w, *e->wMem).execute(st, w, *e->wMem);
+    e->prim.execute(st, {{DNNL_ARG_DIFF_DST, memory(s.y, eng(), a)}, {DNNL_ARG_WEIGHTS, e->reorderW ? *e->wMem : w}, {DNNL_ARG_DIFF_SRC, memory(s.x, eng(), c)}});
+  } else {
+    memory dw(s.w, eng(), c);
+    e->prim.execute(st, {{DNNL_ARG_SRC, memory(s.x, eng(), a)}, {DNNL_ARG_DIFF_DST, memory(s.y, eng(), b)}, {DNNL_ARG_DIFF_WEIGHTS, e->reorderW ? *e->wMem : dw}});
+    if (e->reorderW) reorder(*e->wMem, dw).execute(st, *e->wMem, dw);
+  }
+  st.wait();
+  return info.Env().Undefined();
+}
+
+// ---- batch norm (training statistics) + optional ReLU + 2x2/stride-2 'valid' max pool. Geometry: N, H, W, C, relu.
+
+struct BnPoolEntry {
+  memory::desc x, p, c1;
+  batch_normalization_forward::primitive_desc bnTrain, bnGlobal;
+  batch_normalization_backward::primitive_desc bnBwd;
+  pooling_forward::primitive_desc poolInfer, poolTrain;
+  pooling_backward::primitive_desc poolBwd;
+  primitive bnTrainP, bnGlobalP, bnBwdP, poolInferP, poolTrainP, poolBwdP;
+  std::vector<float> y;  // forward: the full-size activations before pooling (native memory, reused)
+  std::unique_ptr<memory> bnWs, poolWs;
+};
+
+std::unordered_map<std::string, std::shared_ptr<BnPoolEntry>> bnCache;
+
+std::shared_ptr<BnPoolEntry> bnEntry(const std::vector<int64_t>& g, float eps) {
+  auto key = keyOf("bnpool", g) + "," + std::to_string(eps);
+  auto it = bnCache.find(key);
+  if (it != bnCache.end()) return it->second;
+  const int64_t N = g[0], H = g[1], W = g[2], C = g[3];
+  const bool relu = g[4] != 0;
+  const int64_t OH = H / 2, OW = W / 2;
+  auto e = std::make_shared<BnPoolEntry>();
+  e->x = memory::desc({N, C, H, W}, dt::f32, tag::nhwc);
+  e->p = memory::desc({N, C, OH, OW}, dt::f32, tag::nhwc);
+  e->c1 = memory::desc({C}, dt::f32, tag::a);
+  auto flags = normalization_flags::use_scale | normalization_flags::use_shift;
+  if (relu) flags = flags | normalization_flags::fuse_norm_relu;
+  e->bnTrain = batch_normalization_forward::primitive_desc(batch_normalization_forward::desc(prop_kind::forward_training, e->x, eps, flags), eng());
+  e->bnGlobal = batch_normalization_forward::primitive_desc(
+      batch_normalization_forward::desc(prop_kind::forward_training, e->x, eps, flags | normalization_flags::use_global_stats), eng());
+  e->bnBwd = batch_normalization_backward::primitive_desc(batch_normalization_backward::desc(prop_kind::backward, e->x, e->x, eps, flags), eng(), e->bnTrain);
+  // 'valid' pooling drops a trailing odd row/column: right padding -1 makes oneDNN's size rule give OH exactly.
+  memory::dims padR{(OH - 1) * 2 + 2 - H, (OW - 1) * 2 + 2 - W};
+  auto poolDesc = [&](prop_kind pk) { return pooling_forward::desc(pk, algorithm::pooling_max, e->x, e->p, {2, 2}, {2, 2}, {0, 0}, padR); };
+  e->poolInfer = pooling_forward::primitive_desc(poolDesc(prop_kind::forward_inference), eng());
+  e->poolTrain = pooling_forward::primitive_desc(poolDesc(prop_kind::forward_training), eng());
+  e->poolBwd = pooling_backward::primitive_desc(pooling_backward::desc(algorithm::pooling_max, e->x, e->p, {2, 2}, {2, 2}, {0, 0}, padR), eng(), e->poolTrain);
+  e->bnTrainP = batch_normalization_forward(e->bnTrain);
+  e->bnGlobalP = batch_normalization_forward(e->bnGlobal);
+  e->bnBwdP = batch_normalization_backward(e->bnBwd);
+  e->poolInferP = pooling_forward(e->poolInfer);
+  e->poolTrainP = pooling_forward(e->poolTrain);
+  e->poolBwdP = pooling_backward(e->poolBwd);
+  if (relu) e->bnWs = std::make_unique<memory>(e->bnTrain.workspace_desc(), eng());
+  e->poolWs = std::make_unique<memory>(e->poolTrain.workspace_desc(), eng());
+  bnCache.emplace(key, e);
+  return e;
+}
+
+// bnPoolForward(heap, x, gamma, beta, p, mean, variance, [N, H, W, C, relu], eps)
+Napi::Value BnPoolForward(const Napi::CallbackInfo& info) {
+  float* base = heapBase(info);
+  float *x = at(info, base, 1), *gamma = at(info, base, 2), *beta = at(info, base, 3), *p = at(info, base, 4), *mean = at(info, base, 5),
+        *var = at(info, base, 6);
+  auto g = ints(info, 7);
+  float eps = info[8].As<Napi::Number>().FloatValue();
+  auto e = bnEntry(g, eps);
+  e->y.resize(static_cast<size_t>(g[0] * g[1] * g[2] * g[3]));
+  auto& st = strm();
+  memory y(e->x, eng(), e->y.data());
+  std::unordered_map<int, memory> bnArgs{{DNNL_ARG_SRC, memory(e->x, eng(), x)}, {DNNL_ARG_DST, y},
+                                         {DNNL_ARG_SCALE, memory(e->c1, eng(), gamma)}, {DNNL_ARG_SHIFT, memory(e->c1, eng(), beta)},
+                                         {DNNL_ARG_MEAN, memory(e->c1, eng(), mean)}, {DNNL_ARG_VARIANCE, memory(e->c1, eng(), var)}};
+  if (e->bnWs) bnArgs.insert({DNNL_ARG_WORKSPACE, *e->bnWs});
+  exec("batch norm forward", e->bnTrainP, bnArgs);
+  exec("max pool forward", e->poolInferP, {{DNNL_ARG_SRC, y}, {DNNL_ARG_DST, memory(e->p, eng(), p)}});
+  st.wait();
+  return info.Env().Undefined();
+}
+
+// bnPoolBackward(heap, dp, x, gamma, beta, mean, variance, dmean, dvar, dx, dgamma, dbeta, [N, H, W, C, relu], eps)
+Napi::Value BnPoolBackward(const Napi::CallbackInfo& info) {
+  float* base = heapBase(info);
+  float *dp = at(info, base, 1), *x = at(info, base, 2), *gamma = at(info, base, 3), *beta = at(info, base, 4), *mean = at(info, base, 5),
+        *var = at(info, base, 6), *dmean = at(info, base, 7), *dvar = at(info, base, 8), *dx = at(info, base, 9), *dgamma = at(info, base, 10),
+        *dbeta = at(info, base, 11);
+  auto g = ints(info, 12);
+  float eps = info[13].As<Napi::Number>().FloatValue();
+  auto e = bnEntry(g, eps);
+  auto& st = strm();
+  memory xm(e->x, eng(), x), dxm(e->x, eng(), dx), scale(e->c1, eng(), gamma), shift(e->c1, eng(), beta), mm(e->c1, eng(), mean),
+      vm(e->c1, eng(), var);
+  // dx's memory holds, in turn: the recomputed activations, the pooling gradient, and (in place) dx.
+  std::unordered_map<int, memory> fwdArgs{{DNNL_ARG_SRC, xm}, {DNNL_ARG_DST, dxm}, {DNNL_ARG_SCALE, scale}, {DNNL_ARG_SHIFT, shift},
+                                          {DNNL_ARG_MEAN, mm}, {DNNL_ARG_VARIANCE, vm}};
+  if (e->bnWs) fwdArgs.insert({DNNL_ARG_WORKSPACE, *e->bnWs});
+  exec("batch norm recompute", e->bnGlobalP, fwdArgs);
+  std::vector<float> pScratch(static_cast<size_t>(g[0] * (g[1] / 2) * (g[2] / 2) * g[3]));
+  exec("max pool recompute", e->poolTrainP, {{DNNL_ARG_SRC, dxm}, {DNNL_ARG_DST, memory(e->p, eng(), pScratch.data())}, {DNNL_ARG_WORKSPACE, *e->poolWs}});
+  exec("max pool backward", e->poolBwdP, {{DNNL_ARG_DIFF_DST, memory(e->p, eng(), dp)}, {DNNL_ARG_DIFF_SRC, dxm}, {DNNL_ARG_WORKSPACE, *e->poolWs}});
+  std::unordered_map<int, memory> bwdArgs{{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, dxm}, {DNNL_ARG_DIFF_SRC, dxm}, {DNNL_ARG_SCALE, scale},
+                                          {DNNL_ARG_SHIFT, shift}, {DNNL_ARG_MEAN, mm}, {DNNL_ARG_VARIANCE, vm},
+                                          {DNNL_ARG_DIFF_SCALE, memory(e->c1, eng(), dgamma)}, {DNNL_ARG_DIFF_SHIFT, memory(e->c1, eng(), dbeta)}};
+  if (e->bnWs) bwdArgs.insert({DNNL_ARG_WORKSPACE, *e->bnWs});
+  exec("batch norm backward", e->bnBwdP, bwdArgs);
+  st.wait();
+  // Gradients arriving at the mean / variance outputs (zero in a training step, which only reads them for the
+  // running statistics): d mean/dx = 1/P, d var/dx = 2 (x - mean) / P.
+  const int64_t C = g[3], P = g[0] * g[1] * g[2];
+  bool any = false;
+  for (int64_t c = 0; c < C; c++) any = any || dmean[c] != 0.0f || dvar[c] != 0.0f;
+  if (any) {
+    for (int64_t i = 0; i < P; i++)
+      for (int64_t c = 0; c < C; c++) dx[i * C + c] += dmean[c] / P + dvar[c] * 2.0f * (x[i * C + c] - mean[c]) / P;
+  }
+  return info.Env().Undefined();
+}
+
+// ---- batched matrix product: c[b] = op(a[b]) @ op(b[b]), a [Ba, M, K] (or [Ba, K, M] if ta), b [Bb, K, N] (or
+// [Bb, N, K] if tb), Ba and Bb equal or 1 (broadcast). Geometry: Ba, Bb, M, K, N, ta, tb.
+
+struct MatMulEntry {
+  memory::desc a, b, c;
+  primitive prim;
+};
+std::unordered_map<std::string, std::shared_ptr<MatMulEntry>> mmCache;
+
+Napi::Value MatMul(const Napi::CallbackInfo& info) {
+  float* base = heapBase(info);
+  float *a = at(info, base, 1), *b = at(info, base, 2), *c = at(info, base, 3);
+  auto g = ints(info, 4);
+  auto key = keyOf("matmul", g);
+  auto it = mmCache.find(key);
+  std::shared_ptr<MatMulEntry> e;
+  if (it != mmCache.end()) {
+    e = it->second;
+  } else {
+    const int64_t Ba = g[0], Bb = g[1], M = g[2], K = g[3], N = g[4];
+    const bool ta = g[5] != 0, tb = g[6] != 0;
+    e = std::make_shared<MatMulEntry>();
+    e->a = memory::desc({Ba, M, K}, dt::f32, ta ? memory::dims{M * K, 1, M} : memory::dims{M * K, K, 1});
+    e->b = memory::desc({Bb, K, N}, dt::f32, tb ? memory::dims{K * N, 1, K} : memory::dims{K * N, N, 1});
+    e->c = memory::desc({std::max(Ba, Bb), M, N}, dt::f32, memory::dims{M * N, N, 1});
+    e->prim = matmul(matmul::primitive_desc(matmul::desc(e->a, e->b, e->c), eng()));
+    mmCache.emplace(key, e);
+  }
+  auto& st = strm();
+  e->prim.execute(st, {{DNNL_ARG_SRC, memory(e->a, eng(), a)}, {DNNL_ARG_WEIGHTS, memory(e->b, eng(), b)}, {DNNL_ARG_DST, memory(e->c, eng(), c)}});
+  st.wait();
+  return info.Env().Undefined();
+}
+
+// ---- information and threads.
+
+const char* isaName(dnnl_cpu_isa_t isa) {
+  switch (isa) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "all";
+  }
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  const dnnl_version_t* v = dnnl_version();
+  auto o = Napi::Object::New(env);
+  o.Set("version", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
+  o.Set("hash", v->hash ? v->hash : "");
+  o.Set("isa", isaName(dnnl_get_effective_cpu_isa()));
+  o.Set("runtime", v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : v->cpu_runtime == DNNL_RUNTIME_TBB ? "TBB" : "other");
+  o.Set("threads", omp_get_max_threads());
+  return o;
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  int n = info[0].As<Napi::Number>().Int32Value();
+  if (n >= 1) omp_set_num_threads(n);
+  return Napi::Number::New(info.Env(), omp_get_max_threads());
+}
+
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), std::string("oneDNN: ") + e.what());
+  }
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("info", Napi::Function::New(env, guarded<Info>));
+  exports.Set("setThreads", Napi::Function::New(env, guarded<SetThreads>));
+  exports.Set("conv", Napi::Function::New(env, guarded<Conv>));
+  exports.Set("bnPoolForward", Napi::Function::New(env, guarded<BnPoolForward>));
+  exports.Set("bnPoolBackward", Napi::Function::New(env, guarded<BnPoolBackward>));
+  exports.Set("matMul", Napi::Function::New(env, guarded<MatMul>));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(fewshot_onednn, Init)

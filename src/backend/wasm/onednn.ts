@@ -1,0 +1,113 @@
+/**
+ * The optional native accelerator under the wasm backend: `fewshot-onednn` (native/onednn, an N-API addon over
+ * the system's oneDNN) computes the hot ops of a training step in place on the wasm heap. tfjs, its tape, its
+ * memory and every other kernel stay the wasm backend's; only the kernels below call out, with a Float32Array
+ * view of the heap and the tensors' offsets (no copies). 128-bit wasm SIMD tops out near 53 GFLOP/s per core
+ * here; oneDNN uses the CPU's AVX2 / AVX-512 (docs/native.md).
+ *
+ * Native kernels: Conv2D and both gradients (NHWC, direct), the fused batch norm + ReLU + 2x2 max pool op and
+ * its gradient (batch_norm_pool.ts; linear and ReLU, not leaky ReLU), BatchMatMul. Everything they do not take
+ * (dilations, int tensors, leaky ReLU, broadcast batch shapes) falls through to the wasm kernels.
+ *
+ * Loading never throws: `loadOnednn` returns why it could not (FEWSHOT_ONEDNN=0, addon not built, libdnnl.so.2
+ * missing), and the backend selection falls back to plain wasm with that reason. The kernels call out only
+ * while the accelerator is active (`setOnednnActive`, set by selectBackend), so `--backend wasm` in the same
+ * process runs the wasm kernels.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import { UserError } from '../../util/errors.ts';
+import { heapF32, offsetOf, type BackendWasm } from './heap.ts';
+import type { ConvGeometry } from './conv_geometry.ts';
+
+/** The addon's exports (native/onednn/src/addon.cc). Offsets are in floats from the start of `heap`. */
+export interface OnednnAddon {
+  info(): OnednnInfo;
+  setThreads(threads: number): number;
+  conv(heap: Float32Array, kind: 0 | 1 | 2, a: number, b: number, c: number, geometry: number[]): void;
+  bnPoolForward(heap: Float32Array, x: number, gamma: number, beta: number, p: number, mean: number, variance: number, dims: number[], eps: number): void;
+  bnPoolBackward(
+    heap: Float32Array, dp: number, x: number, gamma: number, beta: number, mean: number, variance: number, dmean: number, dvar: number,
+    dx: number, dgamma: number, dbeta: number, dims: number[], eps: number,
+  ): void;
+  matMul(heap: Float32Array, a: number, b: number, c: number, dims: number[]): void;
+}
+
+/** What results record about the accelerator. */
+export interface OnednnInfo {
+  /** oneDNN's version, from dnnl_version(). */
+  version: string;
+  hash: string;
+  /** dnnl_get_effective_cpu_isa(): the instruction set its kernels use on this CPU. */
+  isa: string;
+  /** oneDNN's threading runtime (Debian's build: OpenMP). */
+  runtime: string;
+  threads: number;
+}
+
+export const ONEDNN_PACKAGE = 'fewshot-onednn';
+
+let loaded: Promise<{ addon: OnednnAddon; info: OnednnInfo } | { reason: string }> | undefined;
+let active: OnednnAddon | null = null;
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0];
+}
+
+/**
+ * Loads the addon once. Resolves to the addon and its info, or to the reason it is unavailable (one line).
+ * A dynamic import, not require: ESM loader hooks see it, which is how the tests hide the addon.
+ */
+export function loadOnednn(): Promise<{ addon: OnednnAddon; info: OnednnInfo } | { reason: string }> {
+  loaded ??= (async () => {
+    if (process.env.FEWSHOT_ONEDNN === '0') return { reason: 'turned off by FEWSHOT_ONEDNN=0' };
+    try {
+      const mod = (await import(ONEDNN_PACKAGE)) as { default?: OnednnAddon } & OnednnAddon;
+      const addon = mod.default ?? mod;
+      const threads = onednnThreadsFromEnv();
+      if (threads != null) addon.setThreads(threads);
+      return { addon, info: addon.info() };
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const why = code === 'ERR_MODULE_NOT_FOUND' ? `${ONEDNN_PACKAGE} is not installed or was not built` : firstLine(err);
+      return { reason: why };
+    }
+  })();
+  return loaded;
+}
+
+/** FEWSHOT_ONEDNN_THREADS=N: oneDNN's OpenMP thread count (default: OpenMP's, one per core). */
+export function onednnThreadsFromEnv(): number | null {
+  const raw = process.env.FEWSHOT_ONEDNN_THREADS;
+  if (raw == null || raw === '') return null;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`FEWSHOT_ONEDNN_THREADS must be a positive integer, got "${raw}"`, 'set it to a thread count such as 1 or 2, or unset it');
+  return n;
+}
+
+/** Routes the wasm kernels below to oneDNN (addon) or not (null). */
+export function setOnednnActive(addon: OnednnAddon | null): void {
+  active = addon;
+}
+
+/** The addon while the accelerator is active, else null. */
+export function activeOnednn(): OnednnAddon | null {
+  return active;
+}
+
+/** A tensor's offset on the heap, in floats. */
+export function floatOffset(backend: BackendWasm, info: tf.TensorInfo): number {
+  return offsetOf(backend, info) / 4;
+}
+
+/** The heap view to pass (take it after the call's allocations: growing the heap replaces the buffer). */
+export function heapView(backend: BackendWasm): Float32Array {
+  return heapF32(backend);
+}
+
+/** The addon's convolution geometry: N, H, W, CI, OH, OW, CO, KH, KW, sh, sw, pt, pl, pb, pr. */
+export function convDims(g: ConvGeometry): number[] {
+  return [
+    g.batch, g.inHeight, g.inWidth, g.inChannels, g.outHeight, g.outWidth, g.outChannels, g.filterHeight, g.filterWidth,
+    g.strideHeight, g.strideWidth, g.padTop, g.padLeft, g.padBottom, g.padRight,
+  ];
+}

@@ -1,0 +1,84 @@
+/**
+ * The wasm kernels for Conv2D, its two gradients and BatchMatMul with the oneDNN accelerator in front: while it
+ * is active (onednn.ts) and the call is one it implements, the addon computes the output in place on the heap;
+ * otherwise the project's wasm kernel runs (conv2d*.ts, batch_mat_mul.ts).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { batchMatMul } from './batch_mat_mul.ts';
+import { conv2D } from './conv2d.ts';
+import { conv2DBackpropFilter } from './conv2d_backprop_filter.ts';
+import { conv2DBackpropInput } from './conv2d_backprop_input.ts';
+import { convGeometry } from './conv_geometry.ts';
+import { allocF32, type BackendWasm, type KernelArgs } from './heap.ts';
+import { activeOnednn, convDims, floatOffset, heapView } from './onednn.ts';
+
+type Kernel = (args: KernelArgs) => tf.TensorInfo;
+
+/** NHWC float32 tensors, dilation 1, nothing empty: what the addon's convolutions take. */
+function plainConv(attrs: tf.NamedAttrMap, ...tensors: tf.TensorInfo[]): boolean {
+  const { dataFormat, dilations } = attrs as unknown as { dataFormat?: string; dilations?: number | [number, number] };
+  const [dh, dw] = typeof dilations === 'number' ? [dilations, dilations] : (dilations ?? [1, 1]);
+  return (
+    dh === 1 && dw === 1 && (dataFormat === undefined || dataFormat === 'NHWC' || dataFormat === 'channelsLast') &&
+    tensors.every((t) => t.dtype === 'float32' && tf.util.sizeFromShape(t.shape) > 0)
+  );
+}
+
+export const onednnConv2D: Kernel = (args) => {
+  const addon = activeOnednn();
+  const backend = args.backend as BackendWasm;
+  const { x, filter } = args.inputs as unknown as { x: tf.TensorInfo; filter: tf.TensorInfo };
+  if (addon == null || !plainConv(args.attrs, x, filter)) return conv2D(args);
+  const { strides, pad, dataFormat, dimRoundingMode } = args.attrs as unknown as tf.Conv2DAttrs;
+  const g = convGeometry('Conv2D', x.shape, filter.shape, strides, pad, dimRoundingMode, dataFormat);
+  const y = allocF32(backend, [g.batch, g.outHeight, g.outWidth, g.outChannels]);
+  addon.conv(heapView(backend), 0, floatOffset(backend, x), floatOffset(backend, filter), floatOffset(backend, y), convDims(g));
+  return y;
+};
+
+export const onednnConv2DBackpropInput: Kernel = (args) => {
+  const addon = activeOnednn();
+  const backend = args.backend as BackendWasm;
+  const { dy, filter } = args.inputs as unknown as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+  if (addon == null || !plainConv(args.attrs, dy, filter)) return conv2DBackpropInput(args);
+  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
+  const g = convGeometry('Conv2DBackpropInput', [...inputShape], filter.shape, strides, pad, dimRoundingMode, dataFormat);
+  const dx = allocF32(backend, [...inputShape]);
+  addon.conv(heapView(backend), 1, floatOffset(backend, dy), floatOffset(backend, filter), floatOffset(backend, dx), convDims(g));
+  return dx;
+};
+
+export const onednnConv2DBackpropFilter: Kernel = (args) => {
+  const addon = activeOnednn();
+  const backend = args.backend as BackendWasm;
+  const { x, dy } = args.inputs as unknown as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  if (addon == null || !plainConv(args.attrs, x, dy)) return conv2DBackpropFilter(args);
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  const g = convGeometry('Conv2DBackpropFilter', x.shape, [...filterShape], strides, pad, dimRoundingMode, dataFormat);
+  const dw = allocF32(backend, [...filterShape]);
+  addon.conv(heapView(backend), 2, floatOffset(backend, x), floatOffset(backend, dy), floatOffset(backend, dw), convDims(g));
+  return dw;
+};
+
+/**
+ * BatchMatMul of float32 operands of rank >= 2 whose batch dimensions are equal, or one side's are all 1
+ * (broadcast); other cases go to the wasm kernel.
+ */
+export const onednnBatchMatMul: Kernel = (args) => {
+  const addon = activeOnednn();
+  const backend = args.backend as BackendWasm;
+  const { a, b } = args.inputs as unknown as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
+  if (addon == null || a.shape.length < 2 || b.shape.length < 2 || a.dtype !== 'float32' || b.dtype !== 'float32') return batchMatMul(args);
+  const [a1, a2] = a.shape.slice(-2);
+  const [b1, b2] = b.shape.slice(-2);
+  const [batchA, batchB] = [a.shape.slice(0, -2), b.shape.slice(0, -2)];
+  const [Ba, Bb] = [tf.util.sizeFromShape(batchA), tf.util.sizeFromShape(batchB)];
+  const [M, K] = transposeA ? [a2, a1] : [a1, a2];
+  const [K2, N] = transposeB ? [b2, b1] : [b1, b2];
+  const sameBatch = batchA.length === batchB.length && batchA.every((d, i) => d === batchB[i]);
+  if (K !== K2 || !(sameBatch || Ba === 1 || Bb === 1) || M * N * Math.max(Ba, Bb) === 0 || K === 0) return batchMatMul(args);
+  const c = allocF32(backend, [...tf.backend_util.assertAndGetBroadcastShape(batchA, batchB), M, N]);
+  addon.matMul(heapView(backend), floatOffset(backend, a), floatOffset(backend, b), floatOffset(backend, c), [Ba, Bb, M, K, N, transposeA ? 1 : 0, transposeB ? 1 : 0]);
+  return c;
+};

@@ -1,0 +1,270 @@
+/**
+ * The oneDNN accelerator (native/onednn, src/backend/wasm/onednn*.ts) against the cpu backend, and its fallback.
+ *
+ * Tolerance: for every output, max|native - cpu| / max(|cpu|, 1e-6) < 1e-4 (oneDNN's AVX-512 kernels sum in
+ * another order than the cpu backend; the same bound as the wasm kernels' tests). Each case also checks that the
+ * native kernel really ran (the addon is wrapped to count its calls), and a rerun at the same thread count must
+ * give the same bytes.
+ *
+ * Where the addon is not built these kernel tests do not exist, and one test checks the fallback instead; CI sets
+ * FEWSHOT_REQUIRE_ONEDNN=1 after installing libdnnl-dev, so there a missing accelerator fails. The fallback tests
+ * (addon hidden, broken, or turned off) run everywhere, in subprocesses.
+ */
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '../src/tf-gradients.ts';
+import '@tensorflow/tfjs-backend-cpu';
+import { selectBackend } from '../src/backend/select.ts';
+import { batchNormActPool } from '../src/backend/wasm/batch_norm_pool.ts';
+import { activeOnednn, loadOnednn, setOnednnActive, type OnednnAddon } from '../src/backend/wasm/onednn.ts';
+import { REPO_ROOT } from './fixtures/mini-imagenet.ts';
+
+const TOL = 1e-4;
+const loaded = await loadOnednn();
+
+interface Data {
+  values: Float32Array;
+  shape: number[];
+}
+
+async function randn(shape: number[], seed: number, mean = 0, std = 1): Promise<Data> {
+  await tf.setBackend('cpu');
+  const values = tf.tidy(() => tf.randomNormal(shape, mean, std, 'float32', seed).dataSync() as Float32Array).slice();
+  return { values, shape };
+}
+const T = (d: Data) => tf.tensor(d.values, d.shape);
+
+/** Runs `f` on a backend; its outputs as arrays; no tensor may leak. */
+async function runOn(backend: string, f: () => tf.Tensor[]): Promise<Float32Array[]> {
+  await tf.setBackend(backend);
+  const before = tf.memory().numTensors;
+  const outs = tf.tidy(f);
+  const arrays = outs.map((o) => (o.dataSync() as Float32Array).slice());
+  tf.dispose(outs);
+  if (tf.memory().numTensors !== before) throw new Error(`${backend}: ${tf.memory().numTensors - before} tensors leaked`);
+  return arrays;
+}
+
+function relativeError(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity;
+  let num = 0;
+  let den = 1e-6;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / den;
+}
+
+/** The addon with every native call counted by name. */
+function counted(addon: OnednnAddon, calls: Map<string, number>): OnednnAddon {
+  const wrap = <K extends keyof OnednnAddon>(k: K) =>
+    ((...a: unknown[]) => {
+      calls.set(k, (calls.get(k) ?? 0) + 1);
+      return (addon[k] as (...x: unknown[]) => unknown)(...a);
+    }) as OnednnAddon[K];
+  return { ...addon, conv: wrap('conv'), bnPoolForward: wrap('bnPoolForward'), bnPoolBackward: wrap('bnPoolBackward'), matMul: wrap('matMul') };
+}
+
+/**
+ * Runs `f` on wasm with the accelerator (calls counted) and on cpu; every output within TOL; the native call
+ * counts by name; and a second native run byte-identical to the first.
+ */
+async function agree(t: { true: (c: boolean, m?: string) => void; deepEqual: (a: unknown, b: unknown, m?: string) => void }, label: string, f: () => tf.Tensor[]): Promise<Map<string, number>> {
+  const addon = activeOnednn()!;
+  const calls = new Map<string, number>();
+  setOnednnActive(counted(addon, calls));
+  let native: Float32Array[];
+  let again: Float32Array[];
+  try {
+    native = await runOn('wasm', f);
+    again = await runOn('wasm', f);
+  } finally {
+    setOnednnActive(addon);
+  }
+  const cpu = await runOn('cpu', f);
+  native.forEach((n, i) => {
+    const err = relativeError(n, cpu[i]);
+    t.true(err <= TOL, `${label}: output ${i} relative error ${err} > ${TOL}`);
+  });
+  t.deepEqual(again, native, `${label}: a rerun gave other bytes`);
+  // Each run made the same calls: halve the counts to get one run's.
+  return new Map([...calls].map(([k, v]) => [k, v / 2]));
+}
+
+if ('reason' in loaded) {
+  test('the accelerator is not available here: auto falls back to wasm and says why', async (t) => {
+    t.not(process.env.FEWSHOT_REQUIRE_ONEDNN, '1', `FEWSHOT_REQUIRE_ONEDNN=1, but the accelerator cannot load: ${loaded.reason}`);
+    const sel = await selectBackend('auto');
+    t.is(sel.choice, 'wasm');
+    t.true(sel.detail.includes(`wasm-onednn (oneDNN accelerator unavailable: ${loaded.reason})`), sel.detail);
+  });
+} else {
+  test.before(async () => {
+    const sel = await selectBackend('wasm-onednn');
+    if (sel.choice !== 'wasm-onednn' || activeOnednn() == null) throw new Error('wasm-onednn did not activate the accelerator');
+  });
+
+  test.serial('wasm-onednn reports oneDNN version, ISA and threads, and records them', async (t) => {
+    const sel = await selectBackend('wasm-onednn');
+    t.is(sel.tfName, 'wasm');
+    t.regex(sel.accelerator!.version, /^\d+\.\d+\.\d+$/);
+    t.is(sel.accelerator!.version, loaded.info.version);
+    t.is(sel.accelerator!.isa, loaded.info.isa);
+    t.true(sel.detail.startsWith(`wasm+onednn: oneDNN ${loaded.info.version} (${loaded.info.isa}, `), sel.detail);
+    t.true(sel.accelerator!.threads >= 1);
+  });
+
+  const CONV_CASES: Array<{ x: [number, number, number, number]; f: [number, number, number, number]; stride: number; pad: 'same' | 'valid' | tf.backend_util.ExplicitPadding }> = [
+    { x: [4, 16, 16, 3], f: [3, 3, 3, 64], stride: 1, pad: 'same' }, // Conv-4's RGB layer
+    { x: [4, 10, 10, 64], f: [3, 3, 64, 64], stride: 1, pad: 'same' }, // Conv-4's inner layers
+    { x: [3, 21, 21, 16], f: [3, 3, 16, 32], stride: 1, pad: 'same' }, // odd size
+    { x: [2, 12, 12, 16], f: [1, 1, 16, 40], stride: 1, pad: 'valid' }, // ResNet-12's 1x1 shortcut
+    { x: [2, 13, 13, 8], f: [3, 3, 8, 12], stride: 2, pad: 'same' },
+    { x: [2, 11, 9, 5], f: [5, 3, 5, 7], stride: 2, pad: 'valid' },
+    { x: [2, 7, 7, 4], f: [3, 3, 4, 6], stride: 1, pad: [[0, 0], [2, 0], [1, 2], [0, 0]] },
+  ];
+
+  test.serial('conv2d and both gradients match cpu, natively, rerun byte-identical', async (t) => {
+    for (const [n, c] of CONV_CASES.entries()) {
+      const x = await randn(c.x, 10 + n);
+      const f = await randn(c.f, 20 + n, 0, 0.2);
+      const yShape = tf.tidy(() => tf.conv2d(tf.zeros(c.x) as tf.Tensor4D, tf.zeros(c.f) as tf.Tensor4D, c.stride, c.pad).shape);
+      const w = await randn(yShape, 30 + n);
+      const label = `conv x[${c.x}] f[${c.f}] s${c.stride} ${JSON.stringify(c.pad)}`;
+      const calls = await agree(t, label, () => {
+        const [xt, ft, wt] = [T(x), T(f), T(w)];
+        const loss = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad), wt));
+        const [dx, df] = tf.grads(loss)([xt, ft]);
+        return [tf.conv2d(xt as tf.Tensor4D, ft as tf.Tensor4D, c.stride, c.pad), dx, df];
+      });
+      // forward twice (the output, and inside tf.grads), input gradient, filter gradient
+      t.is(calls.get('conv'), 4, `${label}: native conv calls`);
+    }
+  });
+
+  const POOL_CASES: Array<{ x: number[]; activation: 'relu' | 'linear' }> = [
+    { x: [4, 16, 16, 16], activation: 'relu' },
+    { x: [3, 21, 21, 32], activation: 'relu' }, // odd: the last row and column are dropped
+    { x: [2, 10, 11, 8], activation: 'linear' },
+  ];
+
+  test.serial('fused batch norm + ReLU + max pool: output, statistics and gradients (also through mean/variance) match cpu', async (t) => {
+    for (const [n, c] of POOL_CASES.entries()) {
+      const C = c.x[3];
+      const x = await randn(c.x, 40 + n, 0.5, 2);
+      const gamma = await randn([C], 50 + n, 1, 0.3);
+      const beta = await randn([C], 60 + n, 0, 0.3);
+      const w = await randn([c.x[0], Math.floor(c.x[1] / 2), Math.floor(c.x[2] / 2), C], 70 + n);
+      const u = await randn([C], 80 + n);
+      const v = await randn([C], 90 + n);
+      const label = `bn+${c.activation}+pool x[${c.x}]`;
+      const calls = await agree(t, label, () => {
+        const [xt, gt, bt, wt, ut, vt] = [T(x), T(gamma), T(beta), T(w), T(u), T(v)];
+        const run = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => batchNormActPool(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, { activation: c.activation });
+        const loss = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+          const r = run(a, g, b);
+          return tf.addN([tf.sum(tf.mul(r.y, wt)), tf.sum(tf.mul(r.mean, ut)), tf.sum(tf.mul(r.variance, vt))]);
+        };
+        const r = run(xt, gt, bt);
+        return [r.y, r.mean, r.variance, ...tf.grads(loss)([xt, gt, bt])];
+      });
+      t.is(calls.get('bnPoolForward'), 2, `${label}: native forward calls`);
+      t.is(calls.get('bnPoolBackward'), 1, `${label}: native backward calls`);
+    }
+  });
+
+  test.serial('leaky ReLU after batch norm stays on the wasm kernel (oneDNN fuses only ReLU) and still matches cpu', async (t) => {
+    const x = await randn([2, 8, 8, 8], 100);
+    const gamma = await randn([8], 101, 1, 0.3);
+    const beta = await randn([8], 102, 0, 0.3);
+    const calls = await agree(t, 'bn+leaky+pool', () => {
+      const loss = (a: tf.Tensor) => tf.sum(tf.square(batchNormActPool(a as tf.Tensor4D, T(gamma) as tf.Tensor1D, T(beta) as tf.Tensor1D, { activation: 'leakyRelu', alpha: 0.1 }).y));
+      return [tf.grad(loss)(T(x))];
+    });
+    t.is(calls.get('bnPoolForward'), undefined);
+    t.is(calls.get('bnPoolBackward'), undefined);
+  });
+
+  const MATMUL_CASES: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [
+    { a: [40, 96], b: [96, 5], ta: false, tb: false },
+    { a: [96, 40], b: [96, 5], ta: true, tb: false },
+    { a: [40, 96], b: [5, 96], ta: false, tb: true },
+    { a: [3, 7, 9], b: [3, 11, 7], ta: true, tb: true },
+    { a: [4, 6, 8], b: [1, 8, 5], ta: false, tb: false }, // broadcast batch
+    { a: [2, 3, 6, 8], b: [8, 5], ta: false, tb: false }, // rank 4 with a rank-2 operand
+    { a: [6, 8], b: [1, 5, 8], ta: false, tb: true }, // broadcast to the other side's rank
+  ];
+
+  test.serial('matMul with every transpose combination and broadcast batches matches cpu (with gradients where tfjs has them)', async (t) => {
+    for (const [n, c] of MATMUL_CASES.entries()) {
+      const a = await randn(c.a, 110 + n);
+      const b = await randn(c.b, 120 + n);
+      const label = `matMul a[${c.a}]${c.ta ? 'ᵀ' : ''} b[${c.b}]${c.tb ? 'ᵀ' : ''}`;
+      const broadcast = c.a.slice(0, -2).join() !== c.b.slice(0, -2).join();
+      const calls = await agree(t, label, () => {
+        const f = (x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y, c.ta, c.tb);
+        const out = f(T(a), T(b));
+        // tfjs' BatchMatMul gradient does not reduce over broadcast batch dimensions: forward only there.
+        if (broadcast) return [out];
+        const w = tf.randomNormal(out.shape, 0, 1, 'float32', 7);
+        return [out, ...tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(f(x, y), w)))([T(a), T(b)])];
+      });
+      t.is(calls.get('matMul'), broadcast ? 1 : 4, `${label}: native matMul calls`);
+    }
+  });
+
+  test.serial('--backend wasm in the same process turns the accelerator off; wasm-onednn turns it back on', async (t) => {
+    await selectBackend('wasm');
+    t.is(activeOnednn(), null);
+    await selectBackend('wasm-onednn');
+    t.not(activeOnednn(), null);
+  });
+}
+
+interface Outcome {
+  code: number | null;
+  out: { choice?: string; detail?: string; accelerator?: unknown; error?: string };
+}
+
+/** selectBackend(choice) in a subprocess, with the addon hidden/broken by the loader hook or turned off by env. */
+function selectInSubprocess(choice: string, env: Record<string, string>): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=fewshot-source', '--import', path.join(REPO_ROOT, 'test', 'fixtures', 'hide-onednn.mjs'), path.join(REPO_ROOT, 'test', 'fixtures', 'select-backend.ts'), choice],
+      { cwd: REPO_ROOT, env: { ...process.env, FEWSHOT_REQUIRE_ONEDNN: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => {
+      const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+      if (line == null) reject(new Error(`no JSON from the subprocess (exit ${code}): ${stderr.slice(-2000)}`));
+      else resolve({ code, out: JSON.parse(line) });
+    });
+  });
+}
+
+const FALLBACKS: Array<{ name: string; env: Record<string, string>; reason: string }> = [
+  { name: 'the addon was never built', env: { FEWSHOT_TEST_ONEDNN: 'missing' }, reason: 'fewshot-onednn is not installed or was not built' },
+  { name: 'libdnnl.so.2 is gone', env: { FEWSHOT_TEST_ONEDNN: 'broken' }, reason: 'libdnnl.so.2: cannot open shared object file: No such file or directory' },
+  { name: 'FEWSHOT_ONEDNN=0', env: { FEWSHOT_TEST_ONEDNN: 'none', FEWSHOT_ONEDNN: '0' }, reason: 'turned off by FEWSHOT_ONEDNN=0' },
+];
+
+for (const { name, env, reason } of FALLBACKS) {
+  test(`${name}: auto runs plain wasm and says why in one line; --backend wasm-onednn is a UserError naming the fix`, async (t) => {
+    const auto = await selectInSubprocess('auto', env);
+    t.is(auto.code, 0);
+    t.is(auto.out.choice, 'wasm');
+    t.is(auto.out.accelerator, undefined);
+    t.true(auto.out.detail!.includes(`wasm-onednn (oneDNN accelerator unavailable: ${reason})`), auto.out.detail);
+    t.false(auto.out.detail!.includes('\n'));
+    const demanded = await selectInSubprocess('wasm-onednn', env);
+    t.is(demanded.code, 2);
+    t.regex(demanded.out.error!, /backend "wasm-onednn" cannot load: oneDNN accelerator unavailable: .*\n {2}fix: install oneDNN \(Debian\/Ubuntu: `apt-get install libdnnl-dev`\)/);
+  });
+}
