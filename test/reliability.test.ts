@@ -14,7 +14,16 @@ import { UserError } from '../src/util/errors.ts';
 test.before(async () => {
   await tf.setBackend('cpu');
 });
-const tmpDir = (p: string) => fs.mkdtemp(path.join(os.tmpdir(), `fewshot-${p}-`));
+// Every scratch folder a test makes is removed when the file's tests end (passed or failed).
+const scratch: string[] = [];
+const tmpDir = async (p: string) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `fewshot-${p}-`));
+  scratch.push(dir);
+  return dir;
+};
+test.after.always(async () => {
+  await Promise.all(scratch.map((dir) => fs.rm(dir, { recursive: true, force: true })));
+});
 
 test('run lock: a second holder is refused with the holder pid, host and start time; released locks can be retaken', async (t) => {
   const dir = await tmpDir('lock');

@@ -61,8 +61,20 @@ test('LR schedules: ProtoNet halving every 2,000 episodes and MetaOptNet piecewi
   t.true(Math.abs(learningRateAt(mon, 400000) - 0.00024) < 1e-12);
 });
 
+// Scratch folders of the checkpoint tests, removed when the file's tests end (passed or failed). A checkpoint is
+// saved inside one (never as the folder itself): its atomic replacement puts a sibling beside the target.
+const scratch: string[] = [];
+const scratchDir = async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'fewshot-ckpt-'));
+  scratch.push(dir);
+  return dir;
+};
+test.after.always(async () => {
+  await Promise.all(scratch.map((dir) => fs.rm(dir, { recursive: true, force: true })));
+});
+
 test('checkpoint round trip restores every variable, BN running stats included', async (t) => {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ckpt-'));
+  const dir = await scratchDir();
   const a = new Conv4(1);
   // Move running stats away from their init so the test can see them restored.
   tf.tidy(() => a.apply(tf.randomNormal([4, 16, 16, 3], 0, 1, 'float32', 3) as tf.Tensor4D, true));
@@ -79,7 +91,7 @@ test('checkpoint round trip restores every variable, BN running stats included',
 });
 
 test('a truncated or missing checkpoint is a clear user error', async (t) => {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ckpt-'));
+  const dir = path.join(await scratchDir(), 'last');
   const net = new Conv4(1);
   await saveCheckpoint(dir, { variables: net.trainableVariables(), meta: {} });
   const bin = path.join(dir, 'weights.bin');

@@ -1,5 +1,4 @@
-import { Queue, Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Job } from 'bullmq';
 import { z } from 'zod';
 import { UserError } from '../../util/errors.ts';
 import type { TableSpec } from '../../reports/table-spec.ts';
@@ -17,6 +16,33 @@ import type { RunExecutor, RunState } from './reproduce.ts';
  * queue and another worker retries it; the result itself is written atomically, so no half-written result exists.
  */
 export const DEFAULT_QUEUE_NAME = 'fewshot-reproduce';
+
+/**
+ * BullMQ and ioredis are optional peer dependencies: only `reproduce --queue` and `worker` use them, so they are
+ * loaded here, on demand, and an install without them runs everything else (and says what to install here).
+ */
+async function queueLibraries(): Promise<{ Queue: typeof import('bullmq').Queue; Worker: typeof import('bullmq').Worker; Redis: typeof import('ioredis').Redis }> {
+  const missing: string[] = [];
+  const load = async <T>(name: string, get: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await get();
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw err;
+      missing.push(name);
+      return undefined;
+    }
+  };
+  const bullmq = await load('bullmq', () => import('bullmq'));
+  const ioredis = await load('ioredis', () => import('ioredis'));
+  if (!bullmq || !ioredis) {
+    throw new UserError(
+      `the queue (reproduce --queue, worker) needs the optional package${missing.length > 1 ? 's' : ''} ${missing.join(' and ')}, which ${missing.length > 1 ? 'are' : 'is'} not installed`,
+      'install them beside fewshot: npm install bullmq@^5 ioredis@^5 (nothing else in fewshot needs them; without --queue, reproduce runs the cells on this machine)',
+    );
+  }
+  return { Queue: bullmq.Queue, Worker: bullmq.Worker, Redis: ioredis.Redis };
+}
 
 export const cellJobSchema = z
   .object({
@@ -53,6 +79,7 @@ export function parseQueueUrl(url: string): { host: string; port: number; db: nu
 /** Fail fast, with the address, when Redis cannot be reached (instead of BullMQ's endless reconnecting). */
 export async function checkQueueReachable(url: string, timeoutMs = 3000): Promise<void> {
   const opts = parseQueueUrl(url);
+  const { Redis } = await queueLibraries();
   const client = new Redis({ host: opts.host, port: opts.port, db: opts.db, password: opts.password, lazyConnect: true, connectTimeout: timeoutMs, retryStrategy: () => null, maxRetriesPerRequest: 1, enableOfflineQueue: false });
   client.on('error', () => {}); // reported below, once
   try {
@@ -80,6 +107,7 @@ export async function enqueueAndWait(
   onState?: (s: RunState, done: number, total: number) => void,
 ): Promise<RunState[]> {
   await checkQueueReachable(opts.url);
+  const { Queue } = await queueLibraries();
   const queue = new Queue<CellJob>(opts.queueName ?? DEFAULT_QUEUE_NAME, { connection: parseQueueUrl(opts.url) });
   try {
     for (const run of runs) {
@@ -131,6 +159,7 @@ export async function startWorker(opts: {
   onLog?: (line: string) => void;
 }): Promise<WorkerHandle> {
   await checkQueueReachable(opts.url);
+  const { Worker } = await queueLibraries();
   const log = opts.onLog ?? (() => {});
   const processor = async (job: Job<CellJob>) => {
     const parsed = cellJobSchema.safeParse(job.data);
