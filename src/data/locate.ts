@@ -45,15 +45,20 @@ export const DATASET_LAYOUT_HELP =
   '(header `filename,label`) and the 60,000 images, either unpacked as images/<file>.jpg or as .tar.gz archives ' +
   'containing images/<file>.jpg (read straight from the archives, no need to unpack; a SHA256SUMS file beside them is checked)';
 
+/** Where the mini-ImageNet folder is looked for (absolute), and which setting said so; not checked. */
+export function datasetDirOf(flag?: string, env: Record<string, string | undefined> = process.env, cwd: string = process.cwd()): { dir: string; origin: string } {
+  const fromEnv = env[DATA_ENV_VAR];
+  const [dir, origin] =
+    flag !== undefined && flag !== '' ? [flag, '--data'] : fromEnv ? [fromEnv, `$${DATA_ENV_VAR}`] : [DEFAULT_DATA_DIR, 'the default location'];
+  return { dir: path.resolve(cwd, dir), origin };
+}
+
 /**
  * Find the mini-ImageNet folder: the `--data` flag, else $FEWSHOT_DATA, else ./data/mini-imagenet.
  * An explicitly named folder that is unusable is an error, not a reason to look elsewhere.
  */
 export function locateDataset(flag?: string, env: Record<string, string | undefined> = process.env, cwd: string = process.cwd()): string {
-  const fromEnv = env[DATA_ENV_VAR];
-  const [dir, origin] =
-    flag !== undefined && flag !== '' ? [flag, '--data'] : fromEnv ? [fromEnv, `$${DATA_ENV_VAR}`] : [DEFAULT_DATA_DIR, 'the default location'];
-  const abs = path.resolve(cwd, dir);
+  const { dir: abs, origin } = datasetDirOf(flag, env, cwd);
   const info = inspectDatasetFolder(abs);
   if (info.problems.length > 0) {
     throw new UserError(
