@@ -2,8 +2,9 @@
 # Pack smoke test: the installed package works without the repository.
 # npm pack (prepack builds dist/), install the tarball into a fresh temporary project (offline from the npm
 # cache that `npm ci` filled), then from there: `npx fewshot --help`, `npx fewshot list --plugin` with a plugin
-# file that imports from 'fewshot', and a few-episode training of that plugin's head on a 7-class fixture cut
-# from the real mini-ImageNet val images (the same fixture the CLI tests use).
+# file that imports from 'fewshot', `reproduce` of a shipped table (--dry-run), the shipped plugins, and
+# few-episode trainings (a user's plugin head, a shipped plugin, the examples/quick-start.mjs programmatic
+# example) on a 7-class fixture cut from the real mini-ImageNet val images (the same fixture the CLI tests use).
 # Prints one "PASS/FAIL <step>" line per step and exits non-zero if any failed. Each step is time-bounded.
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -86,6 +87,14 @@ console.log(file);
 JS
 step "installed package resolves its committed episode files" 60 node episodes-check.mjs
 
+# What the package ships besides the library (issue 32 #2): the paper tables `reproduce` fills (listed, and a
+# dry run that plans every run of a table), and the plugins of plugins/ as files a user passes to --plugin.
+step "npx fewshot reproduce lists the shipped tables" 60 bash -c 'npx fewshot reproduce | grep -q "^tables: .*sla-fewshot"'
+step "npx fewshot reproduce sla-fewshot --dry-run" 180 bash -c 'npx fewshot reproduce sla-fewshot --dry-run --backend wasm > dry-run.txt && grep -q "^protonet-sla_5w1s_cpu_5520a45b/seed0 .* to run" dry-run.txt'
+for plugin in maml matchingnet relationnet; do
+  step "npx fewshot list --plugin ./node_modules/fewshot/plugins/$plugin/index.ts" 120 bash -c "npx fewshot list --plugin ./node_modules/fewshot/plugins/$plugin/index.ts | grep -q '\\[plugin .*plugins/$plugin/index.ts\\]'"
+done
+
 # A tiny real-image dataset, built with the repository's test fixture (needs the shared mini-ImageNet val images).
 fixture_dir="$(cd "$repo" && timeout 300 node --import tsx -e "const m = await import('./test/fixtures/mini-imagenet.ts'); const f = await m.buildFixture(12); console.log(f.root + '\t' + f.folderDir);" 2>/dev/null | tail -n 1)"
 if [ -z "$fixture_dir" ]; then echo "SKIP training (no mini-ImageNet fixture: shared val images not found)"; else
@@ -95,6 +104,11 @@ if [ -z "$fixture_dir" ]; then echo "SKIP training (no mini-ImageNet fixture: sh
   step "fewshot episodes make" 120 bash -c "npx fewshot episodes make --split val --way 2 --shot 1 --query 3 --count 4 --seed 0 --image-size 16 --cache '$tmp/cache' --out val.json && npx fewshot episodes make --split test --way 2 --shot 1 --query 3 --count 4 --seed 0 --image-size 16 --cache '$tmp/cache' --out test.json"
   step "fewshot run smoke-cosine-sla --plugin (3 episodes)" 300 npx fewshot run smoke-cosine-sla --plugin ./plugin.mjs --way 2 --shot 1 --query 3 --episodes 3 --val-every 2 --val-episodes 2 \
     --val-file val.json --test-file test.json --backend wasm --runs runs --results results "${common[@]}"
+  step "fewshot run matchingnet --plugin ./node_modules/fewshot/plugins/matchingnet/index.ts (3 episodes)" 300 npx fewshot run matchingnet --plugin ./node_modules/fewshot/plugins/matchingnet/index.ts \
+    --way 2 --shot 1 --query 3 --episodes 3 --val-every 3 --val-episodes 2 --val-file val.json --test-file test.json --backend wasm "${common[@]}"
+  # The README's programmatic example, run from the package in this fresh ("type": "commonjs") project, with
+  # progress and under a minute (issue 32 #4).
+  step "node node_modules/fewshot/examples/quick-start.mjs (under 60 s)" 60 bash -c "node node_modules/fewshot/examples/quick-start.mjs '$data' --way 2 --query 3 --image-size 16 --episodes 20 --val-file val.json --test-file test.json --cache '$tmp/cache' --backend wasm > quick-start.out 2> quick-start.err && grep -q '^ProtoNet 2-way 1-shot after 20 training episodes: .* % (95% CI, 4 test episodes)' quick-start.out && grep -q '^train: 20/20' quick-start.err"
   # A result written by the installed package says which package and commit made it (not "unknown", and not
   # the commit of a git repository the user's project happens to be in).
   expected_commit="$(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"
