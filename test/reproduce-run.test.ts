@@ -258,6 +258,20 @@ test.serial('a run stopped mid-training shows in the table and the dry run as in
   // Another cell runs; the table shows the unfinished one as in progress, and its curve up to the checkpoint.
   const other = await cli(['reproduce', 'tiny', ...one, '--only', 'sla-ag']);
   t.is(other.code, 0, other.stderr);
+  // Made by today's engine: plainly done. The same result without an engine revision (as every result written
+  // before revisions were recorded): done, marked older with the commit that made it; the table is unchanged.
+  const slaDone = await cli(['reproduce', 'tiny', ...one, '--only', 'sla-ag', '--dry-run']);
+  t.regex(slaDone.stdout, /^protonet-sla_\S+\/seed0 {2}\[[^\]]*\] {2}done$/m);
+  const tableBefore = await fs.readFile(path.join(dir, 'table.md'), 'utf8');
+  const slaRun = (await fs.readdir(path.join(results, 'fixture', 'cells'))).find((d) => d.startsWith('protonet-sla_'))!;
+  const slaResult = path.join(results, 'fixture', 'cells', slaRun, 'seed0', 'result.json');
+  const record = JSON.parse(await fs.readFile(slaResult, 'utf8')) as { software: Record<string, string> };
+  delete record.software.engineRevision;
+  await fs.writeFile(slaResult, JSON.stringify(record, null, 2) + '\n');
+  const slaOlder = await cli(['reproduce', 'tiny', ...one, '--only', 'sla-ag', '--dry-run']);
+  t.regex(slaOlder.stdout, new RegExp(`^protonet-sla_\\S+/seed0 {2}\\[[^\\]]*\\] {2}done \\(older engine: made at commit ${record.software.commit.replace('+', '\\+')}, engine revision not recorded, now \\d+; a rerun may not match it exactly\\)$`, 'm'));
+  t.is((await cli(['reproduce', 'tiny', ...one, '--table-only'])).code, 0);
+  t.is(await fs.readFile(path.join(dir, 'table.md'), 'utf8'), tableBefore);
   t.regex(await fs.readFile(path.join(dir, 'table.md'), 'utf8'), /\| ProtoNet \[plain\] — 2-way 1-shot \| folder \| 60\.00 ± 1\.00 \| seed 0: in progress: 2 of 3 training episodes at the last checkpoint; best validation so far [^|]*\|[^\n]*\| in progress \|\n/);
   const curves = JSON.parse(await fs.readFile(path.join(dir, 'figures', 'training-curves.vl.json'), 'utf8')) as { data: { values: { cell: string; episode: number; kind: string }[] } };
   const partial = curves.data.values.filter((v) => v.cell === 'protonet 2w1s (in progress)');

@@ -9,6 +9,7 @@ import { UserError } from '../util/errors.ts';
 import { BUILTIN_ORIGIN, withRegistrationOrigin } from '../util/plugin-origin.ts';
 import { packageRoot } from '../util/package-root.ts';
 import { checkoutCommit } from '../util/git-commit.ts';
+import { ENGINE_REVISION } from '../backend/engine-revision.ts';
 import { portablePath } from '../util/portable-path.ts';
 import { listHeads } from '../learners/registry.ts';
 import { listBackbones } from '../backbones/registry.ts';
@@ -131,8 +132,8 @@ export async function loadPlugins(modules: string[] = [], cwd = process.cwd()): 
 
 let cached: Record<string, string> | undefined;
 /**
- * Versions recorded in results: fewshot, tfjs, node, the commit the code came from and how it was run
- * (`source`). From a git checkout of fewshot itself the commit is read from git (`+dirty` when src/ has
+ * Versions recorded in results: fewshot, tfjs, node, the commit the code came from, how it was run
+ * (`source`) and the numerics revision of the kernels (`engineRevision`, backend/engine-revision.ts). From a git checkout of fewshot itself the commit is read from git (`+dirty` when src/ has
  * uncommitted changes); from an installed package it is the commit the package was built from
  * (dist/build-info.json, written by `npm run build`). A git repository *around* an installed package (the
  * user's project) says nothing about fewshot's code, so git is asked only when the package root is the top
@@ -151,6 +152,6 @@ export function softwareVersions(): Record<string, string> {
       /* a package built without build-info */
     }
   }
-  cached = { fewshot: pkg.version, tfjs: tf.version_core, node: process.version, commit, source: fromGit ? 'git checkout' : 'package' };
+  cached = { fewshot: pkg.version, tfjs: tf.version_core, node: process.version, commit, source: fromGit ? 'git checkout' : 'package', engineRevision: String(ENGINE_REVISION) };
   return cached;
 }

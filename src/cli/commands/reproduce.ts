@@ -163,7 +163,7 @@ export function registerReproduceCommands(program: Command): void {
     .action(async (tableArg: string | undefined, flags: ReproduceFlags) => {
       await loadPlugins(flags.plugin);
       const {
-        listTables, stderrReporter, readTableSpec, planTable, validateConfig, inProcessExecutor, cliHooks, selectBackend, hasFinishedResult,
+        listTables, stderrReporter, readTableSpec, planTable, validateConfig, inProcessExecutor, cliHooks, selectBackend, hasFinishedResult, olderEngineOf,
         probeCost, estimateSeconds, enqueueAndWait, executePlan, writeTableOutputs, runInProgress, describeInProgress, datasetsWithRuns, prepareCachesFor,
       } = await heavy();
       if (!tableArg) {
@@ -204,7 +204,9 @@ export function registerReproduceCommands(program: Command): void {
           const config = validateConfig(run.config);
           let state: string;
           try {
-            state = (await hasFinishedResult(settings, run)) ? 'done' : 'to run';
+            const finished = await hasFinishedResult(settings, run);
+            const older = finished ? await olderEngineOf(settings, run) : undefined;
+            state = finished ? (older ? `done (${older})` : 'done') : 'to run';
           } catch (err) {
             state = err instanceof UserError ? `refused: ${err.problem}` : 'error';
           }

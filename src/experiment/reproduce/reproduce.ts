@@ -15,6 +15,7 @@ import { CHECKPOINT_AND_STOP, receivedStopSignal, StoppedBySignal } from '../../
 import { datasetOptionsWithData, openDataset, runExperiment, validateConfig, type ExperimentHooks } from '../index.ts';
 import { getDatasetProvider, resolveDataset } from '../../data/providers/index.ts';
 import { canonicalJson, planTable, type PlannedRun, type TablePlan } from './plan.ts';
+import { olderEngineNote } from '../engine.ts';
 
 /**
  * `reproduce`: run (or resume) every run a table needs, then fill the table. Runs execute in-process one after
@@ -83,6 +84,15 @@ export async function hasFinishedResult(settings: ReproduceSettings, run: Planne
   }
   if (settings.testEpisodes === undefined ? false : record.episodes.evaluated !== settings.testEpisodes) return false;
   return true;
+}
+
+/**
+ * For a finished run: `undefined` when its result was made by today's engine, else the note `--dry-run` shows
+ * beside "done" (the result stands; a rerun today may not match it to the last digit). See experiment/engine.ts.
+ */
+export async function olderEngineOf(settings: ReproduceSettings, run: PlannedRun): Promise<string | undefined> {
+  const { record } = await readResult(resultPath(settings, run));
+  return olderEngineNote(record);
 }
 
 /** Where a planned run keeps its checkpoints and training log while it trains (`runExperiment`'s run folder). */
