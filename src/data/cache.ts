@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { UserError } from '../util/errors.ts';
 import { SPLIT_NAMES, type SplitName } from './csv.ts';
 
@@ -273,6 +274,14 @@ export async function loadSplit(cacheDir: string, split: SplitName, options: Loa
 /** The per-item file names of a cached split (from `<split>.items.csv`), e.g. for reports. */
 export async function loadSplitFilenames(cacheDir: string, split: SplitName): Promise<string[]> {
   const manifest = await readCacheManifest(cacheDir);
-  const text = await fs.readFile(path.join(cacheDir, manifest.splits[split].itemsFile), 'utf8');
-  return text.trim().split('\n').slice(1).map((line) => line.split(',')[0]);
+  const file = path.join(cacheDir, manifest.splits[split].itemsFile);
+  const text = await fs.readFile(file, 'utf8');
+  // csv-parse, not a split on commas: ids holding a comma or a quote are written quoted (RFC 4180).
+  let rows: string[][];
+  try {
+    rows = parseCsv(text, { bom: true, skip_empty_lines: true, relax_column_count: true }) as string[][];
+  } catch (err) {
+    throw new UserError(`${file} is not valid CSV: ${(err as Error).message}`, `rebuild it: ${PREPARE_HINT}`);
+  }
+  return rows.slice(1).map((r) => r[0]);
 }

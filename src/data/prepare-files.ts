@@ -3,6 +3,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { replaceDirAtomic } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
+import { withPrepareLock } from './cache-lock.ts';
 import { CACHE_FORMAT, CACHE_FORMAT_VERSION, cacheFingerprint, refuseForeignCacheDir, splitFingerprint, type CacheManifest, type CacheSplitEntry } from './cache.ts';
 import { sha256File, sha256Hex } from './checksums.ts';
 import { SPLIT_NAMES, type SplitName } from './csv.ts';
@@ -144,110 +145,117 @@ export async function prepareFromFiles(o: PrepareFilesOptions): Promise<{ cacheD
   sharp.concurrency(1);
   sharp.cache(false);
   try {
-    await replaceDirAtomic(cacheDir, async (tmp) => {
-      const stats = { done: 0, resized: 0, sizes: new Map<string, number>() };
-      const started = performance.now();
-      const splitEntries = {} as Record<SplitName, CacheSplitEntry>;
-      let trainPixels: Uint8Array | undefined;
-      // Decoded bytes per source file, so rotated copies decode the file once.
-      for (const sp of ordered) {
-        const items = sp.classes.flatMap((c) => c.items.map((it) => ({ ...it, label: c.name })));
-        const pixels = new Uint8Array(items.length * bytesPerImage);
-        const sha = new Array<string>(items.length);
-        const decodedOnce = new Map<string, Promise<{ px: Uint8Array; sha: string }>>();
-        // Rotated copies share a file: decode it once (memoised only then, so plain datasets keep no decoded copies).
-        const memo = items.some((it) => it.rotation !== undefined);
-        const decodeItem = (it: FileItem) => {
-          let p = memo ? decodedOnce.get(it.file) : undefined;
-          if (!p) {
-            p = (async () => {
-              if (it.raw) {
-                const r = await it.raw();
-                const out = await resizeRawRgb(r.pixels, r.width, r.height, imageSize);
-                if (out.resized) stats.resized++;
-                const key = `${r.width}x${r.height}`;
+    const lockOptions = { signal, onWait: (h: { pid: number; command: string }) => onProgress?.({ phase: 'wait' as const, done: 0, total: 0, holder: `process ${h.pid} (fewshot ${h.command})` }) };
+    const request = { dataset: o.dataset, imageSize, provider: o.provider, sourcePath: o.source.path };
+    // Under the cache's lock: a killed prepare's temp folder is removed first (once stale), and a second
+    // prepare of the same cache waits for the first and reuses what it made (see cache-lock.ts).
+    manifest = await withPrepareLock(cacheDir, request, lockOptions, async () => {
+      await replaceDirAtomic(cacheDir, async (tmp) => {
+        const stats = { done: 0, resized: 0, sizes: new Map<string, number>() };
+        const started = performance.now();
+        const splitEntries = {} as Record<SplitName, CacheSplitEntry>;
+        let trainPixels: Uint8Array | undefined;
+        // Decoded bytes per source file, so rotated copies decode the file once.
+        for (const sp of ordered) {
+          const items = sp.classes.flatMap((c) => c.items.map((it) => ({ ...it, label: c.name })));
+          const pixels = new Uint8Array(items.length * bytesPerImage);
+          const sha = new Array<string>(items.length);
+          const decodedOnce = new Map<string, Promise<{ px: Uint8Array; sha: string }>>();
+          // Rotated copies share a file: decode it once (memoised only then, so plain datasets keep no decoded copies).
+          const memo = items.some((it) => it.rotation !== undefined);
+          const decodeItem = (it: FileItem) => {
+            let p = memo ? decodedOnce.get(it.file) : undefined;
+            if (!p) {
+              p = (async () => {
+                if (it.raw) {
+                  const r = await it.raw();
+                  const out = await resizeRawRgb(r.pixels, r.width, r.height, imageSize);
+                  if (out.resized) stats.resized++;
+                  const key = `${r.width}x${r.height}`;
+                  stats.sizes.set(key, (stats.sizes.get(key) ?? 0) + 1);
+                  return { px: o.grayscale ? toGrayRgb(out.pixels) : out.pixels, sha: r.sha256 };
+                }
+                let bytes: Buffer;
+                try {
+                  bytes = await fs.readFile(it.file);
+                } catch {
+                  throw new UserError(`image ${it.file} is missing or unreadable`, 'check the path (and permissions), or remove it from the dataset');
+                }
+                const decoded = await decodeImage(bytes, imageSize, it.id, o.source.path);
+                if (decoded.resized) stats.resized++;
+                const key = `${decoded.sourceWidth}x${decoded.sourceHeight}`;
                 stats.sizes.set(key, (stats.sizes.get(key) ?? 0) + 1);
-                return { px: o.grayscale ? toGrayRgb(out.pixels) : out.pixels, sha: r.sha256 };
-              }
-              let bytes: Buffer;
-              try {
-                bytes = await fs.readFile(it.file);
-              } catch {
-                throw new UserError(`image ${it.file} is missing or unreadable`, 'check the path (and permissions), or remove it from the dataset');
-              }
-              const decoded = await decodeImage(bytes, imageSize, it.id, o.source.path);
-              if (decoded.resized) stats.resized++;
-              const key = `${decoded.sourceWidth}x${decoded.sourceHeight}`;
-              stats.sizes.set(key, (stats.sizes.get(key) ?? 0) + 1);
-              return { px: o.grayscale ? toGrayRgb(decoded.pixels) : decoded.pixels, sha: sha256Hex(bytes) };
-            })();
-            if (memo) decodedOnce.set(it.file, p);
+                return { px: o.grayscale ? toGrayRgb(decoded.pixels) : decoded.pixels, sha: sha256Hex(bytes) };
+              })();
+              if (memo) decodedOnce.set(it.file, p);
+            }
+            return p;
+          };
+          const pool = new TaskPool(maxInFlight, signal);
+          for (let i = 0; i < items.length; i++) {
+            await pool.capacity();
+            const it = items[i];
+            pool.submit(async () => {
+              const d = await decodeItem(it);
+              pixels.set(rotateSquareRgb(d.px, imageSize, it.rotation ?? 0), i * bytesPerImage);
+              sha[i] = d.sha;
+              stats.done++;
+              if (onProgress && (stats.done % 200 === 0 || stats.done === total)) onProgress({ phase: 'decode', done: stats.done, total });
+            });
           }
-          return p;
-        };
-        const pool = new TaskPool(maxInFlight, signal);
-        for (let i = 0; i < items.length; i++) {
-          await pool.capacity();
-          const it = items[i];
-          pool.submit(async () => {
-            const d = await decodeItem(it);
-            pixels.set(rotateSquareRgb(d.px, imageSize, it.rotation ?? 0), i * bytesPerImage);
-            sha[i] = d.sha;
-            stats.done++;
-            if (onProgress && (stats.done % 200 === 0 || stats.done === total)) onProgress({ phase: 'decode', done: stats.done, total });
-          });
+          await pool.drain();
+          signal?.throwIfAborted();
+          if (sp.split === 'train') trainPixels = pixels;
+          const pixelsFile = `${sp.split}.u8`;
+          const itemsFile = `${sp.split}.items.csv`;
+          await fs.writeFile(path.join(tmp, pixelsFile), pixels);
+          const quote = (v: string) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+          await fs.writeFile(path.join(tmp, itemsFile), `filename,label,sha256\n${items.map((it, i) => `${quote(it.id)},${quote(it.label)},${sha[i]}`).join('\n')}\n`);
+          const itemsPerClass = sp.classes.map((c) => c.items.length);
+          const classOffsets: number[] = [];
+          itemsPerClass.reduce((acc, n) => (classOffsets.push(acc), acc + n), 0);
+          splitEntries[sp.split] = {
+            numItems: items.length,
+            classes: sp.classes.map((c) => c.name),
+            itemsPerClass,
+            classOffsets,
+            pixelsFile,
+            pixelsBytes: pixels.length,
+            pixelsSha256: sha256Hex(pixels),
+            itemsFile,
+            splitFingerprint: splitFingerprint(items.map((it) => it.id), items.map((it) => it.label), sha),
+          };
         }
-        await pool.drain();
-        signal?.throwIfAborted();
-        if (sp.split === 'train') trainPixels = pixels;
-        const pixelsFile = `${sp.split}.u8`;
-        const itemsFile = `${sp.split}.items.csv`;
-        await fs.writeFile(path.join(tmp, pixelsFile), pixels);
-        const quote = (v: string) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
-        await fs.writeFile(path.join(tmp, itemsFile), `filename,label,sha256\n${items.map((it, i) => `${quote(it.id)},${quote(it.label)},${sha[i]}`).join('\n')}\n`);
-        const itemsPerClass = sp.classes.map((c) => c.items.length);
-        const classOffsets: number[] = [];
-        itemsPerClass.reduce((acc, n) => (classOffsets.push(acc), acc + n), 0);
-        splitEntries[sp.split] = {
-          numItems: items.length,
-          classes: sp.classes.map((c) => c.name),
-          itemsPerClass,
-          classOffsets,
-          pixelsFile,
-          pixelsBytes: pixels.length,
-          pixelsSha256: sha256Hex(pixels),
-          itemsFile,
-          splitFingerprint: splitFingerprint(items.map((it) => it.id), items.map((it) => it.label), sha),
+        const wallSeconds = (performance.now() - started) / 1000;
+        const norm =
+          o.normalization === 'train'
+            ? { ...channelStatistics(trainPixels!), origin: `computed from the ${splitEntries.train.numItems} cached train images` }
+            : o.normalization;
+        manifest = {
+          format: CACHE_FORMAT,
+          formatVersion: CACHE_FORMAT_VERSION,
+          dataset: o.dataset,
+          provider: o.provider,
+          normalization: { mean: [...norm.mean] as [number, number, number], std: [...norm.std] as [number, number, number], ...(norm.origin ? { origin: norm.origin } : {}) },
+          imageSize,
+          layout: `uint8 [n, ${imageSize}, ${imageSize}, 3] NHWC RGB per split, items grouped by class`,
+          resize: RESIZE_METHOD + (o.grayscale ? '; then converted to grey (BT.601 luma)' : ''),
+          decoder: { sharp: sharp.versions.sharp ?? 'unknown', vips: sharp.versions.vips },
+          createdAt: new Date().toISOString(),
+          source: { kind: o.source.kind, path: o.source.path, archives: [], csvSha256: o.source.files ?? {} },
+          decode: {
+            images: total,
+            wallSeconds: Math.round(wallSeconds * 1000) / 1000,
+            imagesPerSecond: Math.round(total / Math.max(wallSeconds, 1e-9)),
+            resized: stats.resized,
+            sourceSizes: Object.fromEntries([...stats.sizes].sort((a, b) => b[1] - a[1])),
+          },
+          splits: splitEntries,
+          cacheFingerprint: cacheFingerprint(imageSize, splitEntries),
         };
-      }
-      const wallSeconds = (performance.now() - started) / 1000;
-      const norm =
-        o.normalization === 'train'
-          ? { ...channelStatistics(trainPixels!), origin: `computed from the ${splitEntries.train.numItems} cached train images` }
-          : o.normalization;
-      manifest = {
-        format: CACHE_FORMAT,
-        formatVersion: CACHE_FORMAT_VERSION,
-        dataset: o.dataset,
-        provider: o.provider,
-        normalization: { mean: [...norm.mean] as [number, number, number], std: [...norm.std] as [number, number, number], ...(norm.origin ? { origin: norm.origin } : {}) },
-        imageSize,
-        layout: `uint8 [n, ${imageSize}, ${imageSize}, 3] NHWC RGB per split, items grouped by class`,
-        resize: RESIZE_METHOD + (o.grayscale ? '; then converted to grey (BT.601 luma)' : ''),
-        decoder: { sharp: sharp.versions.sharp ?? 'unknown', vips: sharp.versions.vips },
-        createdAt: new Date().toISOString(),
-        source: { kind: o.source.kind, path: o.source.path, archives: [], csvSha256: o.source.files ?? {} },
-        decode: {
-          images: total,
-          wallSeconds: Math.round(wallSeconds * 1000) / 1000,
-          imagesPerSecond: Math.round(total / Math.max(wallSeconds, 1e-9)),
-          resized: stats.resized,
-          sourceSizes: Object.fromEntries([...stats.sizes].sort((a, b) => b[1] - a[1])),
-        },
-        splits: splitEntries,
-        cacheFingerprint: cacheFingerprint(imageSize, splitEntries),
-      };
-      await fs.writeFile(path.join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+        await fs.writeFile(path.join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+      }, 'prepare');
+      return manifest!;
     });
   } finally {
     sharp.concurrency(previousConcurrency);

@@ -14,6 +14,7 @@ import { evaluate } from '../eval/evaluator.ts';
 import { formatCI } from '../eval/stats.ts';
 import { writeResult, type ResultRecord } from '../reports/results.ts';
 import { portablePath } from '../util/portable-path.ts';
+import { recoverFiles } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
 import { resolveDataset } from '../data/providers/registry.ts';
 import { configHash, runName } from './naming.ts';
@@ -262,6 +263,9 @@ interface EvaluationTarget {
 }
 
 async function existingResult(dir: string): Promise<ResultRecord | undefined> {
+  // A result write killed after its commit point leaves a `.ready` journal: finish it first, so the result
+  // compared (and kept) is the one last written, not the one the journal was replacing.
+  await recoverFiles(dir);
   try {
     return JSON.parse(await fs.readFile(path.join(dir, 'result.json'), 'utf8')) as ResultRecord;
   } catch {

@@ -7,6 +7,7 @@ import { MINI_IMAGENET_NORMALIZATION, normalizePixels, type Normalization } from
 import { toGrayRgb } from '../data/prepare-files.ts';
 import { getDatasetProvider } from '../data/providers/registry.ts';
 import { IMAGE_EXTENSIONS } from '../data/providers/folder.ts';
+import { isFolderEntry } from '../util/dir-entry.ts';
 import { buildMethod } from '../methods/build.ts';
 import { readCheckpoint, restoreVariables } from '../train/checkpoint.ts';
 import { UserError } from '../util/errors.ts';
@@ -67,7 +68,7 @@ async function listDir(dir: string, fix: string): Promise<{ dirs: string[]; file
     throw new UserError(`${dir} is missing or not a readable folder`, fix);
   }
   const visible = entries.filter((e) => !isHidden(e.name));
-  return { dirs: visible.filter((e) => e.isDirectory()).map((e) => e.name).sort(byCodeUnit), files: visible.filter((e) => !e.isDirectory()).map((e) => e.name).sort(byCodeUnit) };
+  return { dirs: visible.filter((e) => isFolderEntry(dir, e)).map((e) => e.name).sort(byCodeUnit), files: visible.filter((e) => !isFolderEntry(dir, e)).map((e) => e.name).sort(byCodeUnit) };
 }
 
 function checkImageName(file: string, fix: string): void {

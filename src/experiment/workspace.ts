@@ -96,6 +96,7 @@ export async function prepareCache(
     const { manifest } = await dataset.provider.prepare({
       source, cacheDir, imageSize, options: dataset.options, dataset: dataset.name, signal: opts.signal,
       onProgress: (p) => {
+        if (p.phase === 'wait') reporter.log(`waiting for ${p.holder ?? 'another process'}, which is preparing ${cacheDir}`);
         if (p.phase !== 'decode') return;
         bar ??= reporter.progress('decode', p.total);
         bar.update(p.done);

@@ -42,11 +42,12 @@ async function readHolder(file: string): Promise<LockHolder | undefined> {
   }
 }
 
-export async function acquireRunLock(dir: string, what = 'run'): Promise<RunLock> {
+/** `fileName`: the lock file in `dir` (`.lock` for run folders; a cache, replaced as a whole, is locked beside it). */
+export async function acquireRunLock(dir: string, what = 'run', fileName = '.lock'): Promise<RunLock> {
   await fs.mkdir(dir, { recursive: true });
-  const file = path.join(dir, '.lock');
+  const file = path.join(dir, fileName);
   const holder: LockHolder = { pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString(), command: process.argv.slice(2).join(' ') };
-  const tmp = path.join(dir, `.lock.${randomBytes(6).toString('hex')}.tmp`);
+  const tmp = path.join(dir, `${fileName}.${randomBytes(6).toString('hex')}.tmp`);
   await fs.writeFile(tmp, JSON.stringify(holder));
   let tookOverFrom: LockHolder | undefined;
   try {

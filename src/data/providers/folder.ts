@@ -7,6 +7,7 @@ import { SPLIT_NAMES, type SplitName } from '../csv.ts';
 import { CIFAR_FS_NORMALIZATION, MINI_IMAGENET_NORMALIZATION, type Normalization } from '../normalize.ts';
 import { prepareFromFiles, type FileClass, type FileSplit, type QuarterTurns } from '../prepare-files.ts';
 import { sha256Hex } from '../checksums.ts';
+import { isFolderEntry } from '../../util/dir-entry.ts';
 import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
 
 /** File extensions read as images; other files (except hidden ones) are an error, not silently skipped. */
@@ -55,7 +56,7 @@ function entries(dir: string): { dirs: string[]; files: string[] } {
   const files: string[] = [];
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     if (isHidden(e.name)) continue;
-    (e.isDirectory() ? dirs : files).push(e.name);
+    (isFolderEntry(dir, e) ? dirs : files).push(e.name);
   }
   // Code-unit order: the same on every machine and locale.
   return { dirs: dirs.sort(), files: files.sort() };

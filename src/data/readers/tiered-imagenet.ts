@@ -11,6 +11,7 @@
 import { promises as fs, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../../util/errors.ts';
+import { isFolderEntry } from '../../util/dir-entry.ts';
 import { BENCHMARK_SPLITS, tieredImagenetClasses, type BenchmarkSplit } from './splits.ts';
 
 export type TieredLayout = 'split-folders' | 'flat';
@@ -54,7 +55,7 @@ async function listClassFolder(wnid: string, dir: string): Promise<TieredClass> 
   const files: string[] = [];
   for (const e of (await readDir(dir)).filter(visible)) {
     const full = path.join(dir, e.name);
-    if (e.isDirectory()) throw new UserError(`class folder ${dir} contains a sub-folder ${e.name}`, 'a class folder must hold only its image files; move the sub-folder out');
+    if (isFolderEntry(dir, e)) throw new UserError(`class folder ${dir} contains a sub-folder ${e.name}`, 'a class folder must hold only its image files; move the sub-folder out');
     if (!TIERED_IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) {
       throw new UserError(`${full} is not an image file (expected ${TIERED_IMAGE_EXTENSIONS.join(', ')})`, `remove it from the class folder ${dir}`);
     }
@@ -81,7 +82,7 @@ export async function listTieredImagenet(root: string): Promise<TieredImagenetLi
   const splitOf = new Map<string, BenchmarkSplit>();
   for (const split of BENCHMARK_SPLITS) for (const wnid of lists[split]) splitOf.set(wnid, split);
 
-  const top = (await readDir(root)).filter((e) => visible(e) && e.isDirectory()).map((e) => e.name);
+  const top = (await readDir(root)).filter((e) => visible(e) && isFolderEntry(root, e)).map((e) => e.name);
   const splitDirs = BENCHMARK_SPLITS.filter((s) => top.includes(s));
 
   if (splitDirs.length > 0) {
@@ -89,7 +90,7 @@ export async function listTieredImagenet(root: string): Promise<TieredImagenetLi
     if (absentSplits.length > 0) throw new UserError(`${root} has ${splitDirs.map((s) => `${s}/`).join(' and ')} but no ${absentSplits.map((s) => `${s}/`).join(' or ')} folder`, LAYOUT_HELP);
     const found = {} as Record<BenchmarkSplit, string[]>;
     for (const split of BENCHMARK_SPLITS) {
-      found[split] = (await readDir(path.join(root, split))).filter((e) => visible(e) && e.isDirectory()).map((e) => e.name);
+      found[split] = (await readDir(path.join(root, split))).filter((e) => visible(e) && isFolderEntry(path.join(root, split), e)).map((e) => e.name);
     }
     // A class in two split folders first (it is the cause of any "wrong split" below), then misplaced,
     // unknown and missing classes.
@@ -127,7 +128,7 @@ export async function listTieredImagenet(root: string): Promise<TieredImagenetLi
   let names = top;
   if (!names.some((n) => splitOf.has(n)) && names.includes('images')) {
     base = path.join(root, 'images');
-    names = (await readDir(base)).filter((e) => visible(e) && e.isDirectory()).map((e) => e.name);
+    names = (await readDir(base)).filter((e) => visible(e) && isFolderEntry(base, e)).map((e) => e.name);
   }
   const present = new Set(names);
   const splits = {} as Record<BenchmarkSplit, TieredClass[]>;

@@ -8,7 +8,7 @@ import type { TableSpec } from '../../reports/table-spec.ts';
 import { summarizeTable, type CellRuns, type TableOutcome } from '../../reports/table-summary.ts';
 import { cellsCsv, comparisonsCsv, tableMarkdown } from '../../reports/table-render.ts';
 import { accuracyByShotSpec, curvePointsFromLog, forestPlotSpec, renderSvg, trainingCurvesSpec, type CurveReference } from '../../reports/figures.ts';
-import { replaceDirAtomic } from '../../util/atomic.ts';
+import { recoverDir, replaceDirAtomic } from '../../util/atomic.ts';
 import { formatCI, type MeanCI } from '../../eval/stats.ts';
 import { UserError } from '../../util/errors.ts';
 import { CHECKPOINT_AND_STOP, receivedStopSignal, StoppedBySignal } from '../../util/signal.ts';
@@ -52,6 +52,9 @@ export function datasetNameOf(run: Pick<PlannedRun, 'dataset' | 'config'>, setti
   const options = (run.config.datasetOptions ?? {}) as Record<string, unknown>;
   return resolveDataset(run.dataset, datasetOptionsWithData(run.dataset, options, settings.data[run.dataset])).name;
 }
+
+/** A table's temp folder older than this is a killed writer's (a table is written in seconds). */
+const TABLE_TEMP_STALE_MS = 10 * 60 * 1000;
 
 const resultPath = (settings: ReproduceSettings, run: PlannedRun) => path.join(settings.results, datasetNameOf(run, settings), run.resultDir);
 
@@ -391,6 +394,9 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
         return { key: r.key, cells: r.cells, result: r.resultDir, state, message: s?.message, ...(progress ? { episode: progress.episode, episodes: progress.total, best: progress.best } : {}) };
       })),
     };
+    // A table write killed before its swap leaves `.<budget>.<hex>.tmp`; the next write removes it once no
+    // writer can still own it (two reproducers of one table may write it at once).
+    await recoverDir(dir, { staleTempAgeMs: TABLE_TEMP_STALE_MS });
     await replaceDirAtomic(dir, async (tmp) => {
       await fs.writeFile(path.join(tmp, 'table.md'), tableMarkdown(o) + figureLinks(figures));
       await fs.writeFile(path.join(tmp, 'cells.csv'), cellsCsv(o));
@@ -398,7 +404,7 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
       await fs.writeFile(path.join(tmp, 'reproduce.json'), JSON.stringify(manifest, null, 2) + '\n');
       if (Object.keys(figures).length) await fs.mkdir(path.join(tmp, 'figures'));
       for (const [f, text] of Object.entries(figures)) await fs.writeFile(path.join(tmp, 'figures', f), text);
-    });
+    }, 'table');
     dirs.push(dir);
   }
   return { dirs, outcome };
