@@ -3,6 +3,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { resolve as resolveModule } from 'import-meta-resolve';
 import * as tf from '@tensorflow/tfjs-core';
 import '../builtin.ts';
 import { UserError } from '../util/errors.ts';
@@ -60,16 +61,16 @@ export function registrationOrigins(kind: RegistryKind, name: string): string {
   return loaded.find((p) => p.registered[kind].includes(name))?.module ?? BUILTIN_ORIGIN;
 }
 
-function nearestPackage(file: string): string | undefined {
+/** The nearest package.json above `file` (its path and content), if any. */
+function nearestPackageJson(file: string): { file: string; pkg?: { name?: string; version?: string; type?: string } } | undefined {
   let dir = path.dirname(file);
   for (;;) {
     const manifest = path.join(dir, 'package.json');
     if (existsSync(manifest)) {
       try {
-        const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string; version?: string };
-        return `${pkg.name ?? '(unnamed)'}@${pkg.version ?? '(no version)'}`;
+        return { file: manifest, pkg: JSON.parse(readFileSync(manifest, 'utf8')) };
       } catch {
-        return undefined;
+        return { file: manifest };
       }
     }
     const parent = path.dirname(dir);
@@ -78,17 +79,52 @@ function nearestPackage(file: string): string | undefined {
   }
 }
 
+function nearestPackage(file: string): string | undefined {
+  const pkg = nearestPackageJson(file)?.pkg;
+  return pkg ? `${pkg.name ?? '(unnamed)'}@${pkg.version ?? '(no version)'}` : undefined;
+}
+
+/**
+ * Why a plugin file that registered nothing may have been loaded as CommonJS: a `.ts`/`.js` file is ESM only
+ * under a package.json with `"type": "module"`; as CommonJS its `import … from 'fewshot'` becomes a require of
+ * a second copy of fewshot with registries of its own, so its registrations land there. Undefined when the
+ * file is an ES module (`.mts`/`.mjs`, or under `"type": "module"`).
+ */
+function commonJsCause(file: string | undefined): { problem: string; fix: string } | undefined {
+  if (!file || !/\.(ts|tsx|js|jsx)$/.test(file) || !existsSync(file) || !/['"]fewshot['"]/.test(readFileSync(file, 'utf8'))) return undefined;
+  const near = nearestPackageJson(file);
+  if (near?.pkg?.type === 'module') return undefined;
+  const where = near ? `its nearest package.json, ${near.file}, has no "type": "module"` : 'no package.json above it says "type": "module"';
+  const mts = file.replace(/\.(ts|tsx|js|jsx)$/, (ext) => (ext.startsWith('.t') ? '.mts' : '.mjs'));
+  return {
+    problem: `${file} was loaded as CommonJS (${where}), so its import of 'fewshot' loaded a second copy with its own registries`,
+    fix: near ? `add "type": "module" to ${near.file}, or rename the plugin to ${path.basename(mts)}` : `rename the plugin to ${path.basename(mts)}, or put a package.json with "type": "module" beside it`,
+  };
+}
+
+/**
+ * The file a plugin module names, resolved once: a path against the working folder; a package name from the
+ * working folder (a package installed in the user's project) by Node's ESM rules, then its CommonJS rules (a
+ * package that exports only `require`), then from fewshot's own folder (a package installed beside a global
+ * fewshot). The file found is the one hashed, recorded and imported, so a second copy elsewhere never runs
+ * in its place.
+ */
 function resolvePluginFile(m: string, cwd: string): string | undefined {
   if (m.startsWith('.') || path.isAbsolute(m)) return path.resolve(cwd, m);
-  try {
-    return createRequire(path.join(cwd, 'noop.js')).resolve(m);
-  } catch {
+  const fromCwd = path.join(cwd, 'noop.js');
+  const attempts = [
+    () => fileURLToPath(resolveModule(m, pathToFileURL(fromCwd).href)),
+    () => createRequire(fromCwd).resolve(m),
+    () => fileURLToPath(import.meta.resolve(m)),
+  ];
+  for (const attempt of attempts) {
     try {
-      return fileURLToPath(import.meta.resolve(m));
+      return attempt();
     } catch {
-      return undefined;
+      // not found this way (or not a file, e.g. a node: built-in): try the next
     }
   }
+  return undefined;
 }
 
 /**
@@ -99,7 +135,13 @@ export async function loadPlugins(modules: string[] = [], cwd = process.cwd()): 
   for (const m of modules) {
     if (loaded.some((p) => p.module === m)) continue;
     const file = resolvePluginFile(m, cwd);
-    const spec = m.startsWith('.') || path.isAbsolute(m) ? pathToFileURL(file!).href : m;
+    if (!file) {
+      throw new UserError(
+        `cannot find plugin package "${m}" from ${cwd} (nor from fewshot's own folder)`,
+        `install it in your project (npm install ${m}), or pass the plugin's file as a path (./my-plugin.ts)`,
+      );
+    }
+    const spec = pathToFileURL(file).href;
     const before = registeredNames();
     try {
       await withRegistrationOrigin(m, () => import(spec));
@@ -115,6 +157,8 @@ export async function loadPlugins(modules: string[] = [], cwd = process.cwd()): 
     const after = registeredNames();
     const registered = Object.fromEntries((Object.keys(after) as RegistryKind[]).map((k) => [k, after[k].filter((n) => !before[k].includes(n))])) as Record<RegistryKind, string[]>;
     if (Object.values(registered).every((names) => names.length === 0)) {
+      const cjs = commonJsCause(file);
+      if (cjs) throw new UserError(`plugin "${m}" registered nothing: ${cjs.problem}`, cjs.fix);
       throw new UserError(
         `plugin "${m}" registered nothing (no learner, backbone, wrapper, transformation set or dataset provider)`,
         'call registerHead / registerBackbone / … at import time, importing them from \'fewshot\' (a second copy of fewshot — e.g. its sources required from a CommonJS file — has its own registries)',
