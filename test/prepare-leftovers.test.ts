@@ -1,6 +1,7 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
 import { runCli as runCliRaw } from './fixtures/run-cli.ts';
@@ -77,6 +78,12 @@ test.serial('two prepares of one cache: the second waits for the first and reuse
   };
   // The first stops itself (SIGSTOP) with its cache built but not yet swapped in, holding the lock.
   const first = start({ FEWSHOT_CRASH_AT: 'prepare:built@SIGSTOP' });
+  let second: ReturnType<typeof start> | undefined;
+  t.teardown(() => {
+    // nothing left running or stopped whatever failed (kill is a no-op on an exited child)
+    first.child.kill('SIGKILL');
+    second?.child.kill('SIGKILL');
+  });
   const stopped = () => {
     try {
       return readFileSync(`/proc/${first.child.pid}/stat`, 'utf8').split(') ')[1]?.startsWith('T') ?? false;
@@ -85,17 +92,18 @@ test.serial('two prepares of one cache: the second waits for the first and reuse
     }
   };
   await until('the first prepare to stop at prepare:built', stopped);
-  const second = start({});
+  second = start({});
+  const waiting = second;
   try {
-    await until('the second prepare to wait', () => /waiting for process \d+/.test(second.stderr()));
+    await until('the second prepare to wait', () => /waiting for process \d+/.test(waiting.stderr()));
   } finally {
     first.child.kill('SIGCONT');
   }
   t.is(await first.done, 0, first.stderr());
-  t.is(await second.done, 0, second.stderr());
-  t.regex(second.stderr(), new RegExp(`waiting for process ${first.child.pid} \\(fewshot data prepare`));
+  t.is(await waiting.done, 0, waiting.stderr());
+  t.regex(waiting.stderr(), new RegExp(`waiting for process ${first.child.pid} \\(fewshot data prepare`));
   // one build: the second decoded nothing and swapped in no version of its own
-  t.notRegex(second.stderr(), /decode/);
+  t.notRegex(waiting.stderr(), /decode/);
   t.deepEqual((await fs.readdir(parent)).sort(), ['.cache.v1', 'cache']);
   t.is(await fs.readlink(cache), '.cache.v1');
 });
@@ -161,4 +169,41 @@ test.serial('a result write killed after its commit point: the next eval rolls t
   t.deepEqual(await tempsOf(resultParent, 'e'), [], 'the journal was rolled forward');
   const now = JSON.parse(await fs.readFile(path.join(resultDir, 'result.json'), 'utf8'));
   t.is(now.createdAt, journaled.createdAt, 'the journal\'s (newer) result is the one in place');
+});
+
+/** `fewshot <args>` run from `cwd` (files a command makes in its working folder stay out of the repository). */
+function cliIn(cwd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const tsx = pathToFileURL(path.join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+    const child = spawn(process.execPath, ['--import', tsx, path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), ...args], {
+      cwd, env: { ...process.env, FEWSHOT_WASM_THREADS: '1', ...env }, stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code, signal) => resolve({ code, signal, stderr }));
+  });
+}
+
+test.serial('a table write killed before its swap: the next table write removes the stale temp folder', async (t) => {
+  const work = path.join(fx.root, 'table-kill');
+  const tables = path.join(work, 'tables');
+  await fs.mkdir(tables, { recursive: true });
+  await fs.writeFile(path.join(tables, 'tiny.json'), JSON.stringify({
+    format: 'fewshot-table/1', id: 'tiny', title: 'one cell', source: 'test fixture',
+    budgets: { ci: { label: 'seconds', protocol: 'reduced', seeds: 1, base: { backbone: 'conv4', imageSize: 16, episodes: 2, validation: { every: 0, episodes: 2 }, datasetOptions: { name: 'fixture', normalization: 'imagenet' } } } },
+    cells: [{ id: 'plain', row: 'ProtoNet', column: '2-way 1-shot', dataset: 'folder', method: 'protonet', mode: 'plain', test: { way: 2, shot: 1, query: 2 }, published: [] }],
+    comparisons: [],
+  }));
+  const results = path.join(work, 'results');
+  const args = ['reproduce', 'tiny', '--tables', tables, '--budget', 'ci', '--data', `folder=${root}`, '--backend', 'wasm', '--results', results, '--runs', path.join(work, 'runs'), '--test-episodes', '3', '--cache', path.join(work, 'cache')];
+  const killed = await cliIn(work, args, { FEWSHOT_CRASH_AT: 'table:built' });
+  t.is(killed.signal, 'SIGKILL', killed.stderr.slice(-400));
+  const tableParent = path.join(results, 'fixture', 'tiny');
+  const left = await tempsOf(tableParent, 'ci');
+  t.is(left.length, 1, `a killed table write leaves its temp folder: ${left}`);
+  await age(path.join(tableParent, left[0]), 1);
+  const again = await cliIn(work, [...args, '--table-only']);
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(await tempsOf(tableParent, 'ci'), []);
+  t.true((await fs.readFile(path.join(tableParent, 'ci', 'table.md'), 'utf8')).includes('ProtoNet'));
 });

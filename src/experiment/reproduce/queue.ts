@@ -46,7 +46,9 @@ async function queueLibraries(): Promise<{ Queue: typeof import('bullmq').Queue;
 
 export const cellJobSchema = z
   .object({
-    table: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/),
+    // A table id, never a file name: a worker reads the table by id from its own --tables folder, and an id
+    // ending in .json would be read as a path relative to the worker's working folder.
+    table: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/).refine((t) => !t.endsWith('.json'), 'a table id, not a file name (workers read tables by id from their own --tables folder)'),
     budget: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/),
     run: z.string().regex(/^[A-Za-z0-9._-]+\/seed\d+$/),
     configKey: z.string().regex(/^[0-9a-f]{16}$/),
