@@ -19,7 +19,10 @@ import '@tensorflow/tfjs-backend-cpu';
 import { selectBackend } from '../src/backend/select.ts';
 import { batchNormActPool } from '../src/backend/wasm/batch_norm_pool.ts';
 import { activeOnednn, loadOnednn, setOnednnActive, type OnednnAddon } from '../src/backend/wasm/onednn.ts';
-import { REPO_ROOT } from './fixtures/mini-imagenet.ts';
+import { promises as fs } from 'node:fs';
+import { buildFixture, REPO_ROOT } from './fixtures/mini-imagenet.ts';
+import { runCli } from './fixtures/run-cli.ts';
+import { parseTrainLog } from '../src/train/train-log.ts';
 
 const TOL = 1e-4;
 const loaded = await loadOnednn();
@@ -213,6 +216,45 @@ if ('reason' in loaded) {
         return [out, ...tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(f(x, y), w)))([T(a), T(b)])];
       });
       t.is(calls.get('matMul'), broadcast ? 1 : 4, `${label}: native matMul calls`);
+    }
+  });
+
+  test.serial('a real run (protonet-sla, real mini-ImageNet images) on wasm-onednn records the accelerator, and trains to the wasm run\'s loss', async (t) => {
+    const fx = await buildFixture(12);
+    try {
+      const cache = path.join(fx.root, 'cache16');
+      const common = ['--image-size', '16', '--cache', cache];
+      const prep = await runCli(['data', 'prepare', '--data', fx.folderDir, ...common]);
+      t.is(prep.code, 0, prep.stderr);
+      for (const split of ['val', 'test']) {
+        const made = await runCli(['episodes', 'make', '--split', split, '--way', '2', '--shot', '1', '--query', '3', '--count', '4', '--seed', '0', ...common, '--out', path.join(fx.root, `${split}.json`)]);
+        t.is(made.code, 0, made.stderr);
+      }
+      const run = (backend: string) =>
+        runCli([
+          'run', 'protonet-sla', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '4', '--val-every', '2', '--val-episodes', '2',
+          '--val-file', path.join(fx.root, 'val.json'), '--test-file', path.join(fx.root, 'test.json'), '--backend', backend,
+          '--runs', path.join(fx.root, 'runs'), '--results', path.join(fx.root, 'results'), '--name', backend, '--seed', '0', ...common,
+        ]);
+      const native = await run('wasm-onednn');
+      t.is(native.code, 0, native.stderr);
+      t.regex(native.stderr + native.stdout, /backend: wasm-onednn — wasm\+onednn: oneDNN \d+\.\d+\.\d+ \(\w+, /);
+      const plain = await run('wasm');
+      t.is(plain.code, 0, plain.stderr);
+      const record = JSON.parse(await fs.readFile(path.join(fx.root, 'results', 'mini-imagenet', 'wasm-onednn', 'result.json'), 'utf8'));
+      t.is(record.backend.choice, 'wasm-onednn');
+      t.like(record.backend.accelerator, { name: 'oneDNN', version: loaded.info.version, isa: loaded.info.isa });
+      const plainRecord = JSON.parse(await fs.readFile(path.join(fx.root, 'results', 'mini-imagenet', 'wasm', 'result.json'), 'utf8'));
+      t.is(plainRecord.backend.accelerator, undefined);
+      // Same seed, same episodes: the training losses agree to float32 summation order after 4 Adam steps.
+      const losses = async (name: string) =>
+        parseTrainLog(await fs.readFile(path.join(fx.root, 'runs', name, 'train-log.jsonl'), 'utf8')).filter((e) => e.event === 'train').map((e) => e.loss!);
+      const [a, b] = [await losses('wasm-onednn'), await losses('wasm')];
+      t.is(a.length, b.length);
+      t.true(a.length > 0);
+      a.forEach((l, i) => t.true(Math.abs(l - b[i]) <= 1e-3 * Math.abs(b[i]), `train loss ${i}: ${l} (wasm-onednn) vs ${b[i]} (wasm)`));
+    } finally {
+      await fx.cleanup();
     }
   });
 

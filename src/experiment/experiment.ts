@@ -317,7 +317,7 @@ async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string
       ...(options.command !== undefined ? { command: options.command } : {}),
       configHash: hash,
       seed: config.seed,
-      backend: { choice: target.backend.choice, detail: target.backend.detail },
+      backend: { choice: target.backend.choice, detail: target.backend.detail, ...(target.backend.accelerator ? { accelerator: target.backend.accelerator } : {}) },
       data: {
         dataset: dataset.dataset.name, provider: { id: dataset.dataset.provider.id, options: dataset.dataset.options }, normalization: dataset.normalization,
         imageSize: config.imageSize, splitFingerprint: testSplit.splitFingerprint, cacheFingerprint: testSplit.cacheFingerprint,

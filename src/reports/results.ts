@@ -22,7 +22,8 @@ export interface ResultRecord {
   /** Hash of the evaluated config with the test split's fingerprint (lets a re-run keep an identical result). */
   configHash?: string;
   seed: number;
-  backend: { choice: string; detail: string };
+  /** `accelerator`: the native accelerator under the wasm backend when one ran (docs/native.md). */
+  backend: { choice: string; detail: string; accelerator?: { name: string; version: string; isa: string; runtime: string; threads: number } };
   data: {
     dataset: string;
     /** The dataset provider and its resolved options (absent in results written before providers). */

@@ -61,10 +61,12 @@ export function loadOnednn(): Promise<{ addon: OnednnAddon; info: OnednnInfo } |
   loaded ??= (async () => {
     if (process.env.FEWSHOT_ONEDNN === '0') return { reason: 'turned off by FEWSHOT_ONEDNN=0' };
     try {
+      // libgomp reads this when the addon loads it: idle OpenMP workers sleep instead of spinning on the cores
+      // the wasm backend's threads need (measured: spinning cost 2-thread oneDNN ~45% more CPU per step).
+      process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
       const mod = (await import(ONEDNN_PACKAGE)) as { default?: OnednnAddon } & OnednnAddon;
       const addon = mod.default ?? mod;
-      const threads = onednnThreadsFromEnv();
-      if (threads != null) addon.setThreads(threads);
+      addon.setThreads(onednnThreadsFromEnv() ?? DEFAULT_ONEDNN_THREADS);
       return { addon, info: addon.info() };
     } catch (err) {
       const code = (err as { code?: string }).code;
@@ -75,7 +77,15 @@ export function loadOnednn(): Promise<{ addon: OnednnAddon; info: OnednnInfo } |
   return loaded;
 }
 
-/** FEWSHOT_ONEDNN_THREADS=N: oneDNN's OpenMP thread count (default: OpenMP's, one per core). */
+/**
+ * oneDNN's threads unless FEWSHOT_ONEDNN_THREADS says otherwise. One: on the 2-core development machine (shared,
+ * heavily loaded: direction only, docs/native.md), an 84 px ProtoNet step with the wasm pool at 2 threads took
+ * 645-714 ms of process CPU with oneDNN at 1 thread against 770 (passive OpenMP waiting) to 1125 ms (spinning)
+ * at 2, and was faster in wall time too; to be re-decided by `npm run bench` on a quiet machine.
+ */
+export const DEFAULT_ONEDNN_THREADS = 1;
+
+/** FEWSHOT_ONEDNN_THREADS=N: oneDNN's OpenMP thread count (default DEFAULT_ONEDNN_THREADS). */
 export function onednnThreadsFromEnv(): number | null {
   const raw = process.env.FEWSHOT_ONEDNN_THREADS;
   if (raw == null || raw === '') return null;
