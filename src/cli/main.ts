@@ -11,6 +11,7 @@ import { registerCompareCommand } from './commands/compare.ts';
 import { registerListCommand } from './commands/list.ts';
 import { registerReproduceCommands } from './commands/reproduce.ts';
 import { registerPredictCommand } from './commands/predict.ts';
+import { registerWebCommands } from './commands/web.ts';
 import { usageErrorFix } from './usage-errors.ts';
 import { describeUnexpectedError } from './unexpected-error.ts';
 
@@ -38,6 +39,7 @@ registerCompareCommand(program);
 registerListCommand(program);
 registerReproduceCommands(program);
 registerPredictCommand(program);
+registerWebCommands(program);
 
 installStopHandlers();
 exitWithParent();

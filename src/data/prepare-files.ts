@@ -9,8 +9,12 @@ import { sha256File, sha256Hex } from './checksums.ts';
 import { SPLIT_NAMES, type SplitName } from './csv.ts';
 import { decodeImage, RESIZE_METHOD, resizeRawRgb } from './decode.ts';
 import type { Normalization } from './normalize.ts';
+import { toGrayRgb } from './pixels.ts';
 import type { PrepareProgress } from './prepare.ts';
 import { TaskPool } from './sources.ts';
+
+// Moved to the pure pixels module (the browser page greys with it too); re-exported for existing importers.
+export { toGrayRgb };
 
 /** Quarter turns a class-augmented copy is rotated by (counter-clockwise). */
 export type QuarterTurns = 0 | 1 | 2 | 3;
@@ -69,16 +73,6 @@ export function rotateSquareRgb(src: Uint8Array, size: number, k: QuarterTurns):
       out[d + 1] = src[s + 1];
       out[d + 2] = src[s + 2];
     }
-  }
-  return out;
-}
-
-/** Grey by ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B), rounded, in all three channels. */
-export function toGrayRgb(px: Uint8Array): Uint8Array {
-  const out = new Uint8Array(px.length);
-  for (let p = 0; p < px.length; p += 3) {
-    const g = Math.round(0.299 * px[p] + 0.587 * px[p + 1] + 0.114 * px[p + 2]);
-    out[p] = out[p + 1] = out[p + 2] = g;
   }
   return out;
 }

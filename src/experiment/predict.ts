@@ -4,12 +4,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../backend/select.ts';
 import { decodeImage } from '../data/decode.ts';
 import { MINI_IMAGENET_NORMALIZATION, normalizePixels, type Normalization } from '../data/normalize.ts';
-import { toGrayRgb } from '../data/prepare-files.ts';
+import { toGrayRgb } from '../data/pixels.ts';
 import { getDatasetProvider } from '../data/providers/registry.ts';
 import { IMAGE_EXTENSIONS } from '../data/providers/folder.ts';
 import { isFolderEntry } from '../util/dir-entry.ts';
-import { buildMethod } from '../methods/build.ts';
-import { readCheckpoint, restoreVariables } from '../train/checkpoint.ts';
+import { argmax, buildMethodForClasses, classifyQueries, type MethodSpec } from '../eval/classify.ts';
+import { readCheckpoint, restoreVariables, type LoadedCheckpoint } from '../train/checkpoint.ts';
+import type { TrainConfig } from '../train/config.ts';
 import { UserError } from '../util/errors.ts';
 import { checkpointConfig } from './experiment.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
@@ -144,16 +145,15 @@ interface RecordedData {
   provider?: { id: string; options?: Record<string, unknown> };
 }
 
-/** Queries scored per call: the backbone runs in eval mode, so a query's scores do not depend on its batch. */
-const QUERY_BATCH = 64;
+/** How a checkpoint's images are prepared: its image size, grey or colour, and its normalisation. */
+export interface ImageSettings {
+  imageSize: number;
+  grayscale: boolean;
+  normalization: Normalization;
+}
 
-export async function predictImages(request: PredictRequest): Promise<PredictResult> {
-  const reporter = request.reporter ?? silentReporter;
-  // Everything about the input is checked before the backend loads or any weights are read.
-  const config = await checkpointConfig(request.checkpoint);
-  const support = await listSupport(request.support);
-  const queryFiles = await listQuery(request.query);
-  const ckpt = await readCheckpoint(request.checkpoint);
+/** The image settings recorded in a checkpoint (older checkpoints: the provider's constants). */
+export function checkpointImageSettings(ckpt: LoadedCheckpoint, config: TrainConfig): ImageSettings {
   const data = (ckpt.file.meta.data ?? {}) as RecordedData;
   let normalization: Normalization = data.normalization ?? MINI_IMAGENET_NORMALIZATION;
   if (!data.normalization) {
@@ -164,8 +164,25 @@ export async function predictImages(request: PredictRequest): Promise<PredictRes
       normalization = MINI_IMAGENET_NORMALIZATION;
     }
   }
-  const grayscale = data.provider?.options?.grayscale === true;
-  const S = config.imageSize;
+  return { imageSize: config.imageSize, grayscale: data.provider?.options?.grayscale === true, normalization };
+}
+
+/** What rebuilds the checkpoint's method (eval/classify.ts). */
+export function checkpointMethodSpec(config: TrainConfig): MethodSpec {
+  return {
+    method: config.method, backbone: config.backbone, imageSize: config.imageSize, seed: config.seed,
+    trainedWay: Math.max(config.train.way, config.test.way), headConfig: config.headConfig, wrapperOptions: config.wrapperOptions,
+  };
+}
+
+export async function predictImages(request: PredictRequest): Promise<PredictResult> {
+  const reporter = request.reporter ?? silentReporter;
+  // Everything about the input is checked before the backend loads or any weights are read.
+  const config = await checkpointConfig(request.checkpoint);
+  const support = await listSupport(request.support);
+  const queryFiles = await listQuery(request.query);
+  const ckpt = await readCheckpoint(request.checkpoint);
+  const { normalization, grayscale, imageSize: S } = checkpointImageSettings(ckpt, config);
 
   const supportFiles = support.flatMap((c) => c.files);
   const supportLabels = Int32Array.from(support.flatMap((c, k) => c.files.map(() => k)));
@@ -175,10 +192,7 @@ export async function predictImages(request: PredictRequest): Promise<PredictRes
   const backend = await selectBackend(request.backend ?? 'auto');
   reporter.log(`backend: ${backend.choice} — ${backend.detail}`);
   const way = support.length;
-  const method = buildMethod({
-    name: config.method, backbone: config.backbone, imageSize: S, way: Math.max(config.train.way, config.test.way, way),
-    seed: config.seed, headConfig: config.headConfig, wrapperOptions: config.wrapperOptions,
-  });
+  const method = buildMethodForClasses(checkpointMethodSpec(config), way);
   const mode = request.mode ?? method.inferenceModes[0];
   if (!method.inferenceModes.includes(mode)) {
     tf.disposeVariables();
@@ -189,29 +203,11 @@ export async function predictImages(request: PredictRequest): Promise<PredictRes
   try {
     restoreVariables(ckpt, [...method.trainableVariables(), ...method.stateVariables()]);
     reporter.log(`${config.method} (${config.backbone}, ${S}px) from ${request.checkpoint}: ${way} classes, ${supportFiles.length} support and ${queryFiles.length} query images, mode ${mode}`);
-    const per = S * S * 3;
-    for (let from = 0; from < queryFiles.length; from += QUERY_BATCH) {
-      const n = Math.min(QUERY_BATCH, queryFiles.length - from);
-      const probs = tf.tidy(() => {
-        const scores = method.predict({
-          supportImages: tf.tensor4d(supportPixels, [supportFiles.length, S, S, 3]),
-          supportLabels,
-          queryImages: tf.tensor4d(queryPixels.subarray(from * per, (from + n) * per), [n, S, S, 3]),
-          // Unknown: the query is what is being classified. Methods use query labels only for losses.
-          queryLabels: new Int32Array(n),
-          way,
-        });
-        return tf.softmax(scores[mode]);
-      });
-      const p = (await probs.data()) as Float32Array;
-      probs.dispose();
-      for (let q = 0; q < n; q++) {
-        const row = Array.from(p.subarray(q * way, (q + 1) * way));
-        let best = 0;
-        for (let c = 1; c < way; c++) if (row[c] > row[best]) best = c;
-        predictions.push({ file: queryFiles[from + q], predicted: classes[best], probabilities: Object.fromEntries(classes.map((c, k) => [c, row[k]])) });
-      }
-    }
+    const probs = await classifyQueries(method, { supportImages: supportPixels, supportLabels, queryImages: queryPixels, imageSize: S, way, mode });
+    queryFiles.forEach((file, q) => {
+      const row = Array.from(probs.subarray(q * way, (q + 1) * way));
+      predictions.push({ file, predicted: classes[argmax(row)], probabilities: Object.fromEntries(classes.map((c, k) => [c, row[k]])) });
+    });
   } finally {
     tf.disposeVariables();
   }
