@@ -221,11 +221,62 @@ async function readWholeFile(file: string, expectedBytes: number, cacheDir: stri
   }
 }
 
+/** The rows of a split's items file (`filename,label,sha256`), parsed with csv-parse (ids may be quoted). */
+async function readItemsFile(cacheDir: string, entry: CacheSplitEntry): Promise<{ file: string; rows: string[][] }> {
+  const file = path.join(cacheDir, entry.itemsFile);
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch {
+    throw new UserError(`the image cache at ${cacheDir} is missing ${entry.itemsFile}`, `rebuild it: ${PREPARE_HINT}`);
+  }
+  try {
+    return { file, rows: (parseCsv(text, { bom: true, skip_empty_lines: true, relax_column_count: true }) as string[][]).slice(1) };
+  } catch (err) {
+    throw new UserError(`${file} is not valid CSV: ${(err as Error).message}`, `rebuild it: ${PREPARE_HINT}`);
+  }
+}
+
+/**
+ * The class layout (classes, itemsPerClass, classOffsets) is what turns item indices into labels, yet the
+ * manifest states it apart from the fingerprints. The split fingerprint covers each item's label (see
+ * splitFingerprint), so the layout is checked against it: the items file must reproduce the fingerprint, and
+ * the layout must be the one its labels give (each class one contiguous run, in order). A consistently edited
+ * manifest that moves class boundaries is thereby refused, with the fingerprint definitions unchanged (caches,
+ * episode files and results written before this check keep their fingerprints).
+ */
+async function checkLayoutAgainstFingerprint(cacheDir: string, split: SplitName, entry: CacheSplitEntry): Promise<void> {
+  const { file, rows } = await readItemsFile(cacheDir, entry);
+  const where = `${path.join(cacheDir, 'manifest.json')} (${split})`;
+  if (rows.some((r) => r.length !== 3) || splitFingerprint(rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])) !== entry.splitFingerprint) {
+    throw new UserError(`${file} does not match the split fingerprint in ${where}: the cache was changed after it was prepared`, `rebuild it: ${PREPARE_HINT}`);
+  }
+  const classes: string[] = [];
+  const counts: number[] = [];
+  for (const [, label] of rows) {
+    if (classes.at(-1) === label) counts[counts.length - 1]++;
+    else {
+      classes.push(label);
+      counts.push(1);
+    }
+  }
+  const same = classes.length === entry.classes.length && classes.every((c, i) => c === entry.classes[i] && counts[i] === entry.itemsPerClass[i]);
+  if (!same) {
+    const first = classes.findIndex((c, i) => c !== entry.classes[i] || counts[i] !== entry.itemsPerClass[i]);
+    throw new UserError(
+      `${where}: the class layout (classes, itemsPerClass, classOffsets) disagrees with the fingerprinted labels of ${entry.itemsFile} ` +
+        `(class ${first}: ${JSON.stringify(classes[first])} with ${counts[first]} items there, ${JSON.stringify(entry.classes[first])} with ${entry.itemsPerClass[first]} in the manifest)`,
+      `rebuild it: ${PREPARE_HINT}`,
+    );
+  }
+}
+
 async function splitEntry(cacheDir: string, split: SplitName): Promise<{ manifest: CacheManifest; entry: CacheSplitEntry }> {
   const manifest = await readCacheManifest(cacheDir);
   const entry = manifest.splits[split];
   if (!entry) throw new UserError(`the image cache at ${cacheDir} has no split "${split}"`, `use one of ${SPLIT_NAMES.join(', ')}`);
   checkSplitEntry(entry, manifest.imageSize, `${path.join(cacheDir, 'manifest.json')} (${split})`);
+  await checkLayoutAgainstFingerprint(cacheDir, split, entry);
   return { manifest, entry };
 }
 
@@ -246,7 +297,7 @@ function toSplitInfo(manifest: CacheManifest, split: SplitName, entry: CacheSpli
   };
 }
 
-/** A split's classes, layout and fingerprints from the manifest, without reading pixels. */
+/** A split's classes, layout and fingerprints from the manifest (the layout checked against its items file), without reading pixels. */
 export async function describeSplit(cacheDir: string, split: SplitName): Promise<SplitInfo> {
   const { manifest, entry } = await splitEntry(cacheDir, split);
   return toSplitInfo(manifest, split, entry);
@@ -274,14 +325,6 @@ export async function loadSplit(cacheDir: string, split: SplitName, options: Loa
 /** The per-item file names of a cached split (from `<split>.items.csv`), e.g. for reports. */
 export async function loadSplitFilenames(cacheDir: string, split: SplitName): Promise<string[]> {
   const manifest = await readCacheManifest(cacheDir);
-  const file = path.join(cacheDir, manifest.splits[split].itemsFile);
-  const text = await fs.readFile(file, 'utf8');
   // csv-parse, not a split on commas: ids holding a comma or a quote are written quoted (RFC 4180).
-  let rows: string[][];
-  try {
-    rows = parseCsv(text, { bom: true, skip_empty_lines: true, relax_column_count: true }) as string[][];
-  } catch (err) {
-    throw new UserError(`${file} is not valid CSV: ${(err as Error).message}`, `rebuild it: ${PREPARE_HINT}`);
-  }
-  return rows.slice(1).map((r) => r[0]);
+  return (await readItemsFile(cacheDir, manifest.splits[split])).rows.map((r) => r[0]);
 }

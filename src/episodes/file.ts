@@ -226,6 +226,17 @@ export function checkEpisodesMatchSplit(set: EpisodeSet & { path?: string }, spl
       'prepare the cache from the dataset copy the episodes were made for, or make new episodes for this data with `fewshot episodes make` (results are then not comparable with the committed episode sets)',
     );
   }
+  // The header's class layout says which items are of which class (the file's own checks use it); with the
+  // same fingerprint it must be the loaded split's, or an edited header moves class boundaries unnoticed.
+  const c = h.splitClasses.findIndex((name, i) => name !== split.classes[i] || h.itemsPerClass[i] !== split.itemsPerClass[i]);
+  if (c >= 0 || h.splitClasses.length !== split.classes.length) {
+    const at = c >= 0 ? c : Math.min(h.splitClasses.length, split.classes.length);
+    throw new UserError(
+      `${name}: its class layout (splitClasses/itemsPerClass) disagrees with the loaded ${split.dataset} ${split.split} split although the split fingerprints agree ` +
+        `(class ${at}: ${JSON.stringify(h.splitClasses[at])} with ${h.itemsPerClass[at]} items in the file, ${JSON.stringify(split.classes[at])} with ${split.itemsPerClass[at]} in the split): the file was edited`,
+      'restore the episode file (e.g. `git checkout` it) or make it again with `fewshot episodes make`',
+    );
+  }
 }
 
 /**
