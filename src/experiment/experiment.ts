@@ -16,8 +16,10 @@ import { writeResult, type ResultRecord } from '../reports/results.ts';
 import { portablePath } from '../util/portable-path.ts';
 import { recoverFiles } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
+import { checkRelativeName } from '../util/names.ts';
 import { resolveDataset } from '../data/providers/registry.ts';
 import { configHash, runName } from './naming.ts';
+import { configDifferences, describeDifferences } from './config-diff.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
 import { loadedPlugins, pluginRecords, softwareVersions, type LoadedPlugin } from './software.ts';
 import { listBackbones } from '../backbones/registry.ts';
@@ -121,7 +123,10 @@ export function validateConfig(raw: unknown): TrainConfig {
 }
 
 function validateOptions(raw: ExperimentOptionsInput): ExperimentOptions {
-  return parseWithUserError(experimentOptionsSchema, raw, 'experiment options', 'fix the option');
+  const options = parseWithUserError(experimentOptionsSchema, raw, 'experiment options', 'fix the option');
+  // The name is joined to --runs and --results: it must stay inside them.
+  if (options.name !== undefined) checkRelativeName(options.name, '--name', 'give a plain name of letters, digits, `-`, `_` and `.` (not starting with "."), e.g. --name protonet_lr0.01');
+  return options;
 }
 
 function workspaceOf(config: Pick<TrainConfig, 'dataset' | 'datasetOptions'>, o: ExperimentOptions): WorkspaceOptions {
@@ -212,7 +217,6 @@ async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOption
   let validations = 0;
   const norm = dataset.normalization;
   let summary: TrainSummary;
-  const runDirExisted = await exists(runDir);
   const trainStartedAt = performance.now();
   try {
     summary = await train({
@@ -234,12 +238,6 @@ async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOption
           { spentSeconds: validationSeconds, pendingSeconds: perValidation * validationsLeft(config, p.episode) });
       },
     });
-  } catch (err) {
-    // A new run that failed before writing any checkpoint leaves no (empty or log-only) folder behind.
-    if (!runDirExisted && !(await exists(path.join(runDir, 'last'))) && !(await exists(path.join(runDir, 'best')))) {
-      await fs.rm(runDir, { recursive: true, force: true }).catch(() => undefined);
-    }
-    throw err;
   } finally {
     progress?.stop();
   }
@@ -273,6 +271,22 @@ async function existingResult(dir: string): Promise<ResultRecord | undefined> {
   }
 }
 
+/**
+ * A run's result folder is named from part of its config (`runName` leaves out lr, query, schedule, ...), so two
+ * different runs can share it; a run replaces only its own result (the same config), never another's. Checked
+ * before training (no hours lost) and again before writing (another process may have written one meanwhile).
+ */
+async function refuseOtherRunsResult(resultDir: string, config: TrainConfig): Promise<void> {
+  const prev = await existingResult(resultDir);
+  if (!prev) return;
+  const differences = configDifferences(prev.config, config as unknown as Record<string, unknown>, config.dataset);
+  if (differences.length === 0) return;
+  throw new UserError(
+    `${resultDir} already holds a run with a different configuration (its result: ${describeDifferences(differences)}; recorded → this run); it is not replaced`,
+    `give this run another --name, or another --results folder, or delete ${resultDir} if you no longer need that result`,
+  );
+}
+
 /** Restore a checkpoint into the target's method, score it on the test episodes, write the result. */
 async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string, options: ExperimentOptions, reporter: ExperimentReporter, t0: number): Promise<{ record: ResultRecord; resultDir: string; reused: boolean; name: string }> {
   const { config, method, dataset } = target;
@@ -301,6 +315,7 @@ async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string
     }
   }
   refuseCommittedResult(resultDir, options);
+  if (!target.keepOtherResults) await refuseOtherRunsResult(resultDir, config);
   restoreVariables(ckpt, [...method.trainableVariables(), ...method.stateVariables()]);
   const progress = reporter.progress('eval', total);
   let result;
@@ -350,8 +365,10 @@ export async function runExperiment(rawConfig: TrainConfig, rawOptions: Experime
   let test: TestEpisodes | undefined;
   const run = await trainWithChecks(rawConfig, options, hooks, async (dataset, config) => {
     // Refused here, before the training, rather than after it when the result is written.
-    if (!options.reuseResult) refuseCommittedResult(path.join(options.results, dataset.dataset.name, options.name ?? runName(config)), options);
+    const resultDir = path.join(options.results, dataset.dataset.name, options.name ?? runName(config));
+    if (!options.reuseResult) refuseCommittedResult(resultDir, options);
     test = await openTestEpisodes(dataset, config, options, reporter);
+    await refuseOtherRunsResult(resultDir, config);
   });
   const { record, resultDir, reused } = await evaluateAndRecord({ ...run, test }, run.summary.bestCheckpoint, options, reporter, t0);
   return { config: run.config, runDir: run.runDir, name: run.name, checkpoint: run.summary.bestCheckpoint, training: run.summary, resultDir, record, reused };
@@ -419,7 +436,9 @@ export async function evaluateCheckpoint(request: EvaluateCheckpointRequest, raw
   await requireFiles([['--test-file', options.testFile]]);
   const { backend, method } = await backendAndMethod(config, options.backend, reporter);
   const opened = await openDataset(workspaceOf(config, options), config.imageSize, { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal });
-  const run = String(ckpt.file.meta.name ?? path.basename(path.dirname(request.checkpoint)));
+  // The recorded run name becomes part of the result's path: a shared checkpoint's name must not lead out of --results.
+  const run = options.name !== undefined ? '' : checkRelativeName(String(ckpt.file.meta.name ?? path.basename(path.dirname(path.resolve(request.checkpoint)))),
+    `the run name recorded in ${request.checkpoint}/checkpoint.json`, 'name the evaluation\'s result yourself with --name <name>');
   // An evaluation gets its own result, never the run's: <run>_eval_<test file stem>[_<n>ep].
   const nameOf = (testFile: string, evaluated: number, count: number) =>
     options.name ?? `${run}_eval_${path.basename(testFile).replace(/\.json$/, '')}${evaluated < count ? `_${evaluated}ep` : ''}`;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { checkpointKey } from '../backbones/layers.ts';
-import { replaceDirAtomic } from '../util/atomic.ts';
+import { followVersionedDir, replaceDirAtomic } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
 import { crashPoint } from '../util/fault.ts';
 
@@ -75,7 +75,9 @@ export interface LoadedCheckpoint {
   tensor(entry: z.infer<typeof entrySchema>): tf.Tensor;
 }
 
-export async function readCheckpoint(dir: string): Promise<LoadedCheckpoint> {
+export async function readCheckpoint(named: string): Promise<LoadedCheckpoint> {
+  // `runs/x/best` checked out without symbolic links is a plain file naming its version folder: read that folder.
+  const dir = await followVersionedDir(named);
   const jsonPath = path.join(dir, 'checkpoint.json');
   let raw: string;
   try {

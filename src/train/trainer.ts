@@ -92,16 +92,31 @@ export async function train(inputs: TrainerInputs): Promise<TrainSummary> {
   const lastDir = path.join(runDir, 'last');
   const bestDir = path.join(runDir, 'best');
   const logPath = path.join(runDir, 'train-log.jsonl');
-  await fs.mkdir(runDir, { recursive: true });
-  // One process per run folder; a second `train` on a held name is refused with the holder's details.
+  // One process per run folder; a second `train` on a held name is refused with the holder's details (and, refused,
+  // touches nothing: the folder is the holder's).
   const lock = await acquireRunLock(runDir);
+  // Whether this run is new is decided under the lock: a folder holding nothing but lock files is this process's.
+  const fresh = (await fs.readdir(runDir)).every(isLockFile);
+  let discard = false;
   try {
     if (lock.tookOverFrom) inputs.onNotice?.(`took over the stale lock of process ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.host} (started ${lock.tookOverFrom.startedAt}; no longer running)`);
     return await trainLocked(inputs, { t0, trainable, allVars, optimizer, lastDir, bestDir, logPath });
+  } catch (err) {
+    // A new run that failed before its first checkpoint leaves no (empty or log-only) folder behind: its own files
+    // go while the lock is held, and the folder itself after the release, only if empty then — another starter's
+    // lock file (its attempt at this name, made meanwhile) keeps it.
+    const left = await fs.readdir(runDir).catch(() => [] as string[]);
+    discard = fresh && left.every((n) => isLockFile(n) || n === path.basename(logPath) || /\.[0-9a-f]{12}\.(tmp|lnk)$/.test(n));
+    if (discard) for (const n of left.filter((n) => !isLockFile(n))) await fs.rm(path.join(runDir, n), { recursive: true, force: true });
+    throw err;
   } finally {
     await lock.release();
+    if (discard) await fs.rmdir(runDir).catch(() => undefined);
   }
 }
+
+/** The run lock and the attempts at it (`.lock`, `.lock.<hex>.tmp`, takeover markers): never a run's content. */
+const isLockFile = (name: string) => name === '.lock' || name.startsWith('.lock.');
 
 interface TrainState {
   t0: number;

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { crashPoint } from './fault.ts';
+import { UserError } from './errors.ts';
 
 /**
  * Crash-proof writes. Every writer here keeps, at every instant, a complete copy on disk that the
@@ -107,12 +108,26 @@ export async function recoverDir(target: string, options: RecoverOptions = {}): 
   }
   const versions = await listVersions(parent, base);
   const st = await fs.lstat(path.join(parent, base)).catch(() => undefined);
-  if (st && !st.isSymbolicLink()) return actions; // legacy plain directory (or a file): not ours to touch
-  const current = st ? await fs.readlink(path.join(parent, base)).catch(() => undefined) : undefined;
+  if (st?.isDirectory()) return actions; // legacy plain directory: not ours to touch
+  // A link checked out as a plain file (git with core.symlinks=false, FAT/exFAT, sync tools) holds the link's target.
+  const plain = st?.isFile() ? await linkStandIn(parent, base, st.size) : undefined;
+  if (st && !st.isSymbolicLink() && plain === undefined) {
+    throw new UserError(
+      `${path.join(parent, base)} is neither a link to a version folder nor a plain file naming one (${st.isFile() ? `a ${st.size}-byte file` : 'not a file'})`,
+      `restore it from where it came from (with symbolic links: git config core.symlinks true), or move it away to start this ${base} afresh; nothing was changed`,
+    );
+  }
+  const current = plain ?? (st ? await fs.readlink(path.join(parent, base)).catch(() => undefined) : undefined);
   const newest = versions.at(-1);
-  if (newest && current !== newest.name) {
+  if (newest && (current !== newest.name || plain !== undefined)) {
     await swapLink(parent, base, newest.name);
-    actions.push(current ? `${base} moved from ${current} to the newer complete ${newest.name}` : `${base} restored to ${newest.name}`);
+    actions.push(plain !== undefined ? `${base} was a plain file naming ${plain} (a copy without symbolic links); linked to ${newest.name} again`
+      : current ? `${base} moved from ${current} to the newer complete ${newest.name}` : `${base} restored to ${newest.name}`);
+  } else if (plain !== undefined) {
+    throw new UserError(
+      `${path.join(parent, base)} is a plain file naming ${plain}, which is not there (a copy without symbolic links that lost its version folders)`,
+      `copy the run folder again with its hidden ${versionName(base, 1).replace(/1$/, '<N>')} folders, or move ${path.join(parent, base)} away to start afresh; nothing was changed`,
+    );
   }
   const keep = newest?.name ?? current;
   for (const v of versions) {
@@ -123,9 +138,44 @@ export async function recoverDir(target: string, options: RecoverOptions = {}): 
   return actions;
 }
 
+/**
+ * The version a plain file at `<parent>/<base>` names, if it is a link's stand-in: what git writes for a symbolic
+ * link where it cannot make one is a small file holding the target, here `.<base>.v<N>`.
+ */
+async function linkStandIn(parent: string, base: string, size: number): Promise<string | undefined> {
+  if (size > 256) return undefined;
+  const text = (await fs.readFile(path.join(parent, base), 'utf8').catch(() => '')).trim();
+  const m = VERSION_RE.exec(text);
+  return m && m[1] === base ? text : undefined;
+}
+
+/**
+ * Where to read a versioned directory (`runs/x/last`): the directory itself, or — where it is a link's plain-file
+ * stand-in (see linkStandIn) naming a version folder that is there — that folder. Readers follow it; the next
+ * writer under the run lock (recoverDir) makes it a link again.
+ */
+export async function followVersionedDir(target: string): Promise<string> {
+  const st = await fs.lstat(target).catch(() => undefined);
+  if (!st?.isFile()) return target;
+  const parent = path.dirname(path.resolve(target));
+  const named = await linkStandIn(parent, path.basename(target), st.size);
+  if (!named) return target;
+  const dir = path.join(path.dirname(target), named);
+  return (await fs.stat(dir).then((d) => d.isDirectory(), () => false)) ? dir : target;
+}
+
 async function swapLink(parent: string, base: string, versionDir: string, crashTag?: string): Promise<void> {
   const lnk = path.join(parent, `.${base}.${tempSuffix()}.lnk`);
-  await fs.symlink(versionDir, lnk);
+  try {
+    await fs.symlink(versionDir, lnk);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EINVAL') throw err;
+    throw new UserError(
+      `cannot make the symbolic link ${path.join(parent, base)} → ${versionDir} (${code}): the file system of ${parent} has no symbolic links (FAT/exFAT?)`,
+      'keep runs on a file system with symbolic links (ext4, APFS, NTFS with developer mode), e.g. --runs <folder there>',
+    );
+  }
   if (crashTag) crashPoint(`${crashTag}:link-made`);
   await fs.rename(lnk, path.join(parent, base));
   await fsyncPath(parent);

@@ -9,8 +9,16 @@ import { loadPlugins } from '../context.ts';
 import type { ReproduceSettings, RunExecutor, RunState } from '../../experiment/reproduce/reproduce.ts';
 import type { PlannedRun } from '../../experiment/reproduce/plan.ts';
 import { UserError } from '../../util/errors.ts';
+import { RunInUseError } from '../../util/lock.ts';
 import { crashPoint } from '../../util/fault.ts';
 import { CHECKPOINT_AND_STOP, exitCodeOf, onStop, receivedStopSignal, StoppedBySignal } from '../../util/signal.ts';
+
+/**
+ * The exit status of `reproduce --run` (a worker's or a side-by-side reproducer's child) when another process holds
+ * the run's folder: EX_TEMPFAIL of sysexits.h ("try again later"). The parent records the run as in progress
+ * elsewhere, not failed.
+ */
+const RUN_IN_USE_EXIT_CODE = 75;
 
 /** The queue name `fewshot reproduce --queue` and `fewshot worker` use by default (the queue module's default;
  *  written out here so that `--help` loads no BullMQ). */
@@ -117,6 +125,10 @@ function childProcessExecutor(flags: ReproduceFlags, log: (l: string) => void, o
         offStop();
         if (code === 0) return resolve();
         if (code === exitCodeOf(CHECKPOINT_AND_STOP)) return reject(new StoppedBySignal(CHECKPOINT_AND_STOP, `run ${run.key} stopped at a step boundary with its newest checkpoint written; the same command resumes it`));
+        if (code === RUN_IN_USE_EXIT_CODE) {
+          const dir = path.join(flags.runs, run.resultDir);
+          return reject(new RunInUseError(`run folder ${dir} is in use by another process`, 'wait for it to finish; the same command then fills its cells', dir));
+        }
         const problem = `run ${run.key} failed (${signal ? `signal ${signal}` : `exit ${code}`})`;
         // Side by side, one failed run must not stop the others: a UserError is recorded as that run's failure.
         reject(options.prefixOutput ? new UserError(problem, 'read its messages above; the same command resumes it') : new Error(problem));
@@ -189,6 +201,11 @@ export function registerReproduceCommands(program: Command): void {
         const hooks = cliHooks();
         try {
           await inProcessExecutor(settings, hooks)(run);
+        } catch (err) {
+          if (!(err instanceof RunInUseError)) throw err;
+          // Another process runs it: the parent records it as in progress elsewhere (not failed) from this exit code.
+          process.stderr.write(`error: ${err.problem}\n  fix: ${err.fix}\n`);
+          process.exitCode = RUN_IN_USE_EXIT_CODE;
         } finally {
           hooks.done();
         }
@@ -292,6 +309,10 @@ export function registerReproduceCommands(program: Command): void {
       if (!datasets.length) reporter.log(`no run of ${table.id} (budget ${flags.budget}) is finished or in progress under ${settings.results} and ${settings.runs}: no table written`);
       const { dirs } = await writeTableOutputs(whole, settings, states, path.relative(process.cwd(), file), datasets);
       for (const d of dirs) process.stdout.write(`table: ${path.join(d, 'table.md')}\n`);
+      const elsewhere = states.filter((s) => s.state === 'elsewhere');
+      if (elsewhere.length) {
+        reporter.log(`${elsewhere.length} run${elsewhere.length > 1 ? 's were' : ' was'} in progress in another process (${elsewhere.map((s) => `${s.run.key}: ${s.message}`).join('; ')}); the table shows ${elsewhere.length > 1 ? 'them' : 'it'} in progress — once finished, \`--table-only\` (or the same command) fills ${elsewhere.length > 1 ? 'their cells' : 'its cell'}`);
+      }
       const failed = states.filter((s) => s.state === 'failed');
       if (failed.length) {
         throw new UserError(`${failed.length} of ${states.length} runs failed (the table was written without them): ${failed.map((f) => `${f.run.key}: ${f.message}`).join('; ')}`, 'fix what each message says and run the same command again; finished runs are kept');

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { checkPathSegment } from '../../util/names.ts';
 import { UserError } from '../../util/errors.ts';
 import type { DatasetProvider } from './contract.ts';
 
@@ -53,7 +54,9 @@ export function resolveDataset(id: string, rawOptions: Record<string, unknown> =
     );
   }
   const options = parsed.data as Record<string, unknown>;
-  return { provider, options, name: provider.name(options) };
+  // The dataset's name becomes the cache, episode and results folder names: one safe path segment.
+  const name = checkPathSegment(provider.name(options), `the name of dataset "${id}"`, `give it a plain name: --dataset-option name=<name> (letters, digits, \`-\`, \`_\`, \`.\`; not starting with ".")`);
+  return { provider, options, name };
 }
 
 function describeOptions(schema: z.ZodType): string {

@@ -8,13 +8,15 @@ import type { TableSpec } from '../../reports/table-spec.ts';
 import { summarizeTable, type CellRuns, type TableOutcome } from '../../reports/table-summary.ts';
 import { cellsCsv, comparisonsCsv, tableMarkdown } from '../../reports/table-render.ts';
 import { accuracyByShotSpec, curvePointsFromLog, forestPlotSpec, renderSvg, trainingCurvesSpec, type CurveReference } from '../../reports/figures.ts';
-import { recoverDir, replaceDirAtomic } from '../../util/atomic.ts';
+import { followVersionedDir, recoverDir, replaceDirAtomic } from '../../util/atomic.ts';
 import { formatCI, type MeanCI } from '../../eval/stats.ts';
 import { UserError } from '../../util/errors.ts';
+import { RunInUseError } from '../../util/lock.ts';
 import { CHECKPOINT_AND_STOP, receivedStopSignal, StoppedBySignal } from '../../util/signal.ts';
 import { datasetOptionsWithData, openDataset, runExperiment, validateConfig, type ExperimentHooks } from '../index.ts';
-import { getDatasetProvider, resolveDataset } from '../../data/providers/index.ts';
-import { canonicalJson, planTable, type PlannedRun, type TablePlan } from './plan.ts';
+import { resolveDataset } from '../../data/providers/index.ts';
+import { configDifferences, describeDifferences } from '../config-diff.ts';
+import { planTable, type PlannedRun, type TablePlan } from './plan.ts';
 import { olderEngineNote } from '../engine.ts';
 
 /**
@@ -40,8 +42,12 @@ export interface ReproduceSettings {
 /** Runs one planned run to its result; in-process or in a worker. Throws on failure. */
 export type RunExecutor = (run: PlannedRun) => Promise<void>;
 
-/** `stopped`: checkpointed and stopped by SIGUSR1 before its end; the table shows it in progress, from its folders. */
-export type RunState = { run: PlannedRun; state: 'done' | 'ran' | 'failed' | 'stopped'; message?: string };
+/**
+ * `stopped`: checkpointed and stopped by SIGUSR1 before its end; the table shows it in progress, from its folders.
+ * `elsewhere`: another process holds its run folder (another reproducer or worker is running it): not a failure;
+ * the table shows it in progress, and a result that process writes is read from disk like any other.
+ */
+export type RunState = { run: PlannedRun; state: 'done' | 'ran' | 'failed' | 'stopped' | 'elsewhere'; message?: string };
 
 /**
  * The dataset's name decides the results folder (`results/<name>/`): for benchmarks it is the provider id, for a
@@ -58,15 +64,6 @@ const TABLE_TEMP_STALE_MS = 10 * 60 * 1000;
 
 const resultPath = (settings: ReproduceSettings, run: PlannedRun) => path.join(settings.results, datasetNameOf(run, settings), run.resultDir);
 
-function withoutDataLocation(config: Record<string, unknown>, dataset: string): Record<string, unknown> {
-  // Where the data lives on this machine is not part of what was run: drop the provider's source option.
-  const { datasetOptions, ...rest } = config as { datasetOptions?: Record<string, unknown> };
-  const key = getDatasetProvider(dataset).sourceOption;
-  const opts = { ...(datasetOptions ?? {}) };
-  if (key) delete opts[key];
-  return { ...rest, datasetOptions: opts };
-}
-
 /**
  * Is this run's result already there? `true` when a complete result of the same config exists; `false` when
  * none exists; a UserError when the folder holds a different run (never overwritten).
@@ -77,11 +74,10 @@ export async function hasFinishedResult(settings: ReproduceSettings, run: Planne
   if (!exists) return false;
   const { record } = await readResult(dir);
   const planned = validateConfig(run.config) as unknown as Record<string, unknown>;
-  const recorded = (record.config ?? {}) as Record<string, unknown>;
-  const pick = Object.fromEntries(Object.keys(planned).map((k) => [k, recorded[k]]));
-  if (canonicalJson(withoutDataLocation(pick, run.dataset)) !== canonicalJson(withoutDataLocation(planned, run.dataset))) {
+  const differences = configDifferences(record.config, planned, run.dataset);
+  if (differences.length) {
     throw new UserError(
-      `${dir} holds a run with a different configuration than table cell run ${run.key}`,
+      `${dir} holds a run with a different configuration than table cell run ${run.key} (${describeDifferences(differences)})`,
       'move that folder away (or pass another --results folder); reproduce never overwrites a different run',
     );
   }
@@ -120,7 +116,8 @@ export async function runInProgress(settings: Pick<ReproduceSettings, 'runs'>, r
   const dir = runDirOf(settings, run);
   let meta: { episode?: unknown; best?: unknown };
   try {
-    meta = (JSON.parse(await fs.readFile(path.join(dir, 'last', 'checkpoint.json'), 'utf8')) as { meta?: typeof meta }).meta ?? {};
+    const last = await followVersionedDir(path.join(dir, 'last')); // a plain-file stand-in for the link is followed
+    meta = (JSON.parse(await fs.readFile(path.join(last, 'checkpoint.json'), 'utf8')) as { meta?: typeof meta }).meta ?? {};
   } catch {
     return undefined;
   }
@@ -239,6 +236,7 @@ export async function executePlan(
       return { run, state: 'ran' };
     } catch (err) {
       if (err instanceof StoppedBySignal && err.signal === CHECKPOINT_AND_STOP) return { run, state: 'stopped', message: err.message };
+      if (err instanceof RunInUseError) return { run, state: 'elsewhere', message: err.holder ? `process ${err.holder.pid} on ${err.holder.host}` : 'another process' };
       if (!(err instanceof UserError)) throw err;
       return { run, state: 'failed', message: `${err.problem} (fix: ${err.fix})` };
     }
@@ -268,11 +266,9 @@ export async function collectOutcomes(
     if (!runs) continue;
     const entry: CellRuns = { seeds: [], missing: [], running: 0 };
     for (const run of runs) {
-      const failed = states.find((s) => s.run.key === run.key && s.state === 'failed');
-      if (failed) {
-        entry.missing.push(`seed ${run.seed}: ${failed.message}`);
-        continue;
-      }
+      // What is on disk decides: a result there is shown whatever this process's attempt at the run came to (another
+      // reproducer may have finished a run that this one found locked, or failed on).
+      const state = states.find((s) => s.run.key === run.key);
       let dir: string;
       try {
         dir = resultPath(settings, run);
@@ -282,9 +278,15 @@ export async function collectOutcomes(
         continue;
       }
       if (!(await fs.stat(path.join(dir, 'result.json')).then(() => true, () => false))) {
+        if (state?.state === 'failed') {
+          entry.missing.push(`seed ${run.seed}: ${state.message}`);
+          continue;
+        }
         const progress = await progressOf(run);
-        entry.missing.push(`seed ${run.seed}: ${progress ? describeInProgress(progress) : 'not run yet'}`);
-        if (progress) entry.running = (entry.running ?? 0) + 1;
+        const elsewhere = state?.state === 'elsewhere' ? `in progress elsewhere (${state.message})` : undefined;
+        const described = progress ? describeInProgress(progress) : undefined;
+        entry.missing.push(`seed ${run.seed}: ${elsewhere && described ? `${elsewhere}, ${described.replace(/^in progress: /, '')}` : elsewhere ?? described ?? 'not run yet'}`);
+        if (progress || elsewhere) entry.running = (entry.running ?? 0) + 1;
         continue;
       }
       const { record, perEpisode } = await readResult(dir);
@@ -390,8 +392,10 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
         // A run not executed this time (outside --only, or --table-only) is reported by what its folders hold.
         const finished = outcomes.get(r.cells[0])?.seeds.some((o) => o.seed === r.seed);
         const progress = finished ? undefined : await progressOf(r);
-        const state = (s?.state !== 'stopped' ? s?.state : undefined) ?? (finished ? 'done' : progress ? 'in progress' : 'not run');
-        return { key: r.key, cells: r.cells, result: r.resultDir, state, message: s?.message, ...(progress ? { episode: progress.episode, episodes: progress.total, best: progress.best } : {}) };
+        // From disk first: a run finished by another process is done here too.
+        const state = finished ? (s?.state === 'ran' ? 'ran' : 'done')
+          : s?.state === 'failed' ? 'failed' : s?.state === 'elsewhere' ? 'in progress elsewhere' : progress ? 'in progress' : 'not run';
+        return { key: r.key, cells: r.cells, result: r.resultDir, state, message: finished ? undefined : s?.message, ...(progress ? { episode: progress.episode, episodes: progress.total, best: progress.best } : {}) };
       })),
     };
     // A table write killed before its swap leaves `.<budget>.<hex>.tmp`; the next write removes it once no
