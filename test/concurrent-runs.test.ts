@@ -210,3 +210,29 @@ test.serial('#5 two reproducers on one table: a run locked by the other is in pr
   for (const row of cells) t.true(row.result !== '' && (await exists(path.join(results, row.result, 'result.json'))), `${row.cell} seed ${row.seed}`);
   t.notRegex(await fs.readFile(path.join(tableDir, 'table.md'), 'utf8'), /failed|not run|in progress/);
 });
+
+test.serial('#5 side by side (--jobs 2): a run whose folder another process holds is in progress elsewhere (its child exits 75), the others run', async (t) => {
+  const results = path.join(fx.root, 'jobs', 'results');
+  const runs = path.join(fx.root, 'jobs', 'runs');
+  const args = ['reproduce', 'tiny', '--tables', tables, '--budget', 'ci', '--data', `folder=${dataRoot}`, '--backend', 'wasm', '--results', results,
+    '--runs', runs, '--test-episodes', '6', '--cache', path.join(fx.root, 'cache-folder'), '--only', 'plain'];
+  const [free, held] = planTable(parseTableSpec(TABLE, 'tiny.json'), 'ci', { only: ['plain'] }).runs;
+  // This test process holds the second run's folder, as another reproducer or a worker running it would.
+  const heldDir = path.join(runs, held.resultDir);
+  await fs.mkdir(heldDir, { recursive: true });
+  await fs.writeFile(path.join(heldDir, '.lock'), JSON.stringify({ pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString(), command: 'reproduce tiny (the test)' }));
+  // The child a side-by-side reproducer or a worker starts for that run says so by its exit status.
+  const child = start([...args, '--run', held.key, '--seeds', '2']);
+  t.is((await child.done).code, 75, child.stderr);
+  t.regex(child.stderr, new RegExp(`error: run folder .* is in use by process ${process.pid} on `));
+  const out = start([...args, '--jobs', '2']);
+  const ended = await out.done;
+  t.is(ended.code, 0, out.stderr);
+  t.regex(out.stderr, /2 runs side by side/);
+  t.regex(out.stderr, new RegExp(`${held.key}: elsewhere — another process`));
+  t.regex(out.stderr, /1 run was in progress in another process/);
+  const manifest = JSON.parse(await fs.readFile(path.join(results, 'fixture', 'tiny', 'ci', 'reproduce.json'), 'utf8')) as { runs: { key: string; state: string }[] };
+  t.deepEqual(manifest.runs.filter((r) => r.key === free.key || r.key === held.key).map((r) => [r.key, r.state]), [[free.key, 'ran'], [held.key, 'in progress elsewhere']]);
+  t.true(await exists(path.join(results, 'fixture', free.resultDir, 'result.json')));
+  t.is(JSON.parse(await fs.readFile(path.join(heldDir, '.lock'), 'utf8')).pid, process.pid, 'the holder\'s lock is untouched');
+});
