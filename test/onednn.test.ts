@@ -19,6 +19,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import { selectBackend } from '../src/backend/select.ts';
 import { batchNormActPool } from '../src/backend/wasm/batch_norm_pool.ts';
 import { activeOnednn, loadOnednn, setOnednnActive, type OnednnAddon } from '../src/backend/wasm/onednn.ts';
+import { convAlgorithm, onednnConvConfig } from '../src/backend/wasm/onednn_kernels.ts';
+import { convGeometry } from '../src/backend/wasm/conv_geometry.ts';
 import { promises as fs } from 'node:fs';
 import { buildFixture, REPO_ROOT } from './fixtures/mini-imagenet.ts';
 import { runCli } from './fixtures/run-cli.ts';
@@ -66,9 +68,11 @@ function counted(addon: OnednnAddon, calls: Map<string, number>): OnednnAddon {
   const wrap = <K extends keyof OnednnAddon>(k: K) =>
     ((...a: unknown[]) => {
       calls.set(k, (calls.get(k) ?? 0) + 1);
+      // conv's geometry ends with its algorithm: 1 = Winograd
+      if (k === 'conv' && (a[5] as number[])[15] === 1) calls.set('conv:winograd', (calls.get('conv:winograd') ?? 0) + 1);
       return (addon[k] as (...x: unknown[]) => unknown)(...a);
     }) as OnednnAddon[K];
-  return { ...addon, conv: wrap('conv'), bnPoolForward: wrap('bnPoolForward'), bnPoolBackward: wrap('bnPoolBackward'), matMul: wrap('matMul') };
+  return { ...addon, winogradAvailable: addon.winogradAvailable, conv: wrap('conv'), bnPoolForward: wrap('bnPoolForward'), bnPoolBackward: wrap('bnPoolBackward'), matMul: wrap('matMul') };
 }
 
 /**
@@ -123,14 +127,18 @@ if ('reason' in loaded) {
   const CONV_CASES: Array<{ x: [number, number, number, number]; f: [number, number, number, number]; stride: number; pad: 'same' | 'valid' | tf.backend_util.ExplicitPadding }> = [
     { x: [4, 16, 16, 3], f: [3, 3, 3, 64], stride: 1, pad: 'same' }, // Conv-4's RGB layer
     { x: [4, 10, 10, 64], f: [3, 3, 64, 64], stride: 1, pad: 'same' }, // Conv-4's inner layers
-    { x: [3, 21, 21, 16], f: [3, 3, 16, 32], stride: 1, pad: 'same' }, // odd size
+    { x: [3, 21, 21, 16], f: [3, 3, 16, 32], stride: 1, pad: 'same' }, // odd size (Winograd)
     { x: [2, 12, 12, 16], f: [1, 1, 16, 40], stride: 1, pad: 'valid' }, // ResNet-12's 1x1 shortcut
     { x: [2, 13, 13, 8], f: [3, 3, 8, 12], stride: 2, pad: 'same' },
     { x: [2, 11, 9, 5], f: [5, 3, 5, 7], stride: 2, pad: 'valid' },
     { x: [2, 7, 7, 4], f: [3, 3, 4, 6], stride: 1, pad: [[0, 0], [2, 0], [1, 2], [0, 0]] },
+    { x: [2, 16, 16, 64], f: [3, 3, 64, 64], stride: 1, pad: 'same' }, // Winograd where oneDNN has it (AVX-512)
+    { x: [2, 8, 8, 32], f: [3, 3, 32, 48], stride: 1, pad: 'same' }, // Winograd
+    { x: [2, 12, 12, 16], f: [3, 3, 16, 16], stride: 1, pad: 'valid' }, // Winograd, 10x10 output: direct by the table
   ];
 
-  test.serial('conv2d and both gradients match cpu, natively, rerun byte-identical', async (t) => {
+  test.serial('conv2d and both gradients match cpu, natively (direct or Winograd per layer), rerun byte-identical', async (t) => {
+    let winogradCases = 0;
     for (const [n, c] of CONV_CASES.entries()) {
       const x = await randn(c.x, 10 + n);
       const f = await randn(c.f, 20 + n, 0, 0.2);
@@ -145,6 +153,28 @@ if ('reason' in loaded) {
       });
       // forward twice (the output, and inside tf.grads), input gradient, filter gradient
       t.is(calls.get('conv'), 4, `${label}: native conv calls`);
+      const g = convGeometry('Conv2D', c.x, c.f, c.stride, c.pad, undefined, undefined);
+      const winograd = convAlgorithm(activeOnednn()!, g) === 'winograd';
+      t.is(calls.get('conv:winograd') ?? 0, winograd ? 4 : 0, `${label}: Winograd calls`);
+      if (winograd) winogradCases++;
+    }
+    // oneDNN's Winograd kernels exist for AVX-512: there, the Winograd cases must really have taken it.
+    if (loaded.info.isa.startsWith('avx512')) t.is(winogradCases, 3);
+  });
+
+  test.serial('with Winograd off (FEWSHOT_ONEDNN_WINOGRAD=0) every convolution is direct and still matches cpu', async (t) => {
+    onednnConvConfig.winograd = false;
+    try {
+      const x = await randn([2, 16, 16, 64], 200);
+      const f = await randn([3, 3, 64, 64], 201, 0, 0.2);
+      const calls = await agree(t, 'direct 16x16x64', () => {
+        const loss = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same')));
+        return tf.grads(loss)([T(x), T(f)]);
+      });
+      t.is(calls.get('conv'), 3);
+      t.is(calls.get('conv:winograd'), undefined);
+    } finally {
+      onednnConvConfig.winograd = true;
     }
   });
 

@@ -6,7 +6,10 @@
 //
 // Primitives are built once per shape (a descriptor costs tens of microseconds, a JIT kernel milliseconds)
 // and kept in a map keyed by kind + shape. Filters are reordered from HWIO into the layout the primitive
-// prefers (a few KB-MB, every call: the filter changes every step).
+// prefers (a few KB-MB, every call: the filter changes every step). Convolutions run direct on NHWC or, where
+// the caller asks (src/backend/wasm/onednn_kernels.ts), Winograd with the activations reordered to oneDNN's
+// blocked layout and back inside the call. Native scratch (those blocked copies, batch norm's full-size
+// activations) lives in a few arenas shared by every layer, grown to the largest use.
 //
 // The batch norm + ReLU + 2x2 max-pool op keeps the semantics of src/backend/wasm/batch_norm_pool.ts: the
 // forward returns only the pooled output and the batch statistics; the backward recomputes the activations
@@ -15,6 +18,7 @@
 #include <napi.h>
 #include <omp.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -70,30 +74,84 @@ std::string keyOf(const char* kind, const std::vector<int64_t>& g) {
   return k;
 }
 
-// ---- convolution. Geometry g: N, H, W, CI, OH, OW, CO, KH, KW, sh, sw, pt, pl, pb, pr.
+// ---- convolution. Geometry g: N, H, W, CI, OH, OW, CO, KH, KW, sh, sw, pt, pl, pb, pr, algorithm (0 direct on
+// NHWC, 1 Winograd F(4x4, 3x3) in oneDNN's blocked layout with the activations reordered in and out per call).
 
 struct ConvShape {
   memory::desc x, w, y;  // user layouts: nhwc, hwio, nhwc
   memory::dims strides, padL, padR;
+  algorithm alg;
   explicit ConvShape(const std::vector<int64_t>& g)
       : x({g[0], g[3], g[1], g[2]}, dt::f32, tag::nhwc),
         w({g[6], g[3], g[7], g[8]}, dt::f32, tag::hwio),
         y({g[0], g[6], g[4], g[5]}, dt::f32, tag::nhwc),
         strides{g[9], g[10]},
         padL{g[11], g[12]},
-        padR{g[13], g[14]} {}
-  memory::desc wAny() const { return memory::desc(w.dims(), dt::f32, tag::any); }
+        padR{g[13], g[14]},
+        alg(g[15] == 1 ? algorithm::convolution_winograd : algorithm::convolution_direct) {}
+  static memory::desc any(const memory::desc& d) { return memory::desc(d.dims(), dt::f32, tag::any); }
+  // Direct convolutions keep the activations in NHWC (no reorders); Winograd needs its blocked layout.
+  memory::desc xArg() const { return alg == algorithm::convolution_direct ? x : any(x); }
+  memory::desc yArg() const { return alg == algorithm::convolution_direct ? y : any(y); }
   convolution_forward::primitive_desc forwardHint() const {
     return convolution_forward::primitive_desc(
-        convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, x, wAny(), y, strides, padL, padR), eng());
+        convolution_forward::desc(prop_kind::forward_training, alg, xArg(), any(w), yArg(), strides, padL, padR), eng());
+  }
+};
+
+// Scratch for activations in the primitive's layout (Winograd): one arena per operand role, grown to the largest
+// use and shared by every layer and pass (calls run one at a time), so the native memory this costs is one
+// layer's blocked input and output, not one copy per layer and pass.
+// 64-byte aligned, as oneDNN allocates its own buffers: its JIT kernels use aligned vector loads on them.
+struct Arena {
+  float* data = nullptr;
+  size_t floats = 0;
+};
+Arena arenas[5];  // 0 input, 1 output, 2 filter of a convolution; 3, 4 batch norm + pool scratch
+
+float* arena(int i, size_t floats) {
+  Arena& a = arenas[i];
+  if (a.floats < floats) {
+    std::free(a.data);
+    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    a.data = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (a.data == nullptr) throw std::runtime_error("out of memory for oneDNN scratch (" + std::to_string(bytes >> 20) + " MiB)");
+    a.floats = floats;
+  }
+  return a.data;
+}
+
+// One operand in the primitive's layout: the user's memory itself, or an arena and the reorders to and from it.
+struct Operand {
+  memory::desc user, prim;
+  bool reordered = false;
+  int role = 0;
+  void init(const memory::desc& u, const memory::desc& p, int role) {
+    user = u;
+    prim = p;
+    reordered = p != u;
+    this->role = role;
+  }
+  memory scratch() const { return memory(prim, eng(), arena(role, (prim.get_size() + sizeof(float) - 1) / sizeof(float))); }
+  memory in(stream& st, float* ptr) const {  // user data into the primitive's layout
+    memory m(user, eng(), ptr);
+    if (!reordered) return m;
+    memory buf = scratch();
+    reorder(m, buf).execute(st, m, buf);
+    return buf;
+  }
+  memory out(float* ptr) const { return reordered ? scratch() : memory(user, eng(), ptr); }
+  void flush(stream& st, float* ptr) const {  // the primitive's result back to the user's layout
+    if (!reordered) return;
+    memory m(user, eng(), ptr);
+    memory buf = scratch();
+    reorder(buf, m).execute(st, buf, m);
   }
 };
 
 struct ConvEntry {
   primitive prim;
-  memory::desc wPrim;  // the filter layout the primitive wants
-  bool reorderW = false;
-  std::unique_ptr<memory> wMem;  // the filter (or its gradient) in that layout, when it differs from HWIO
+  Operand x, w, y;
 };
 
 std::unordered_map<std::string, std::shared_ptr<ConvEntry>> convCache;
@@ -108,20 +166,24 @@ std::shared_ptr<ConvEntry> convEntry(int kind, const std::vector<int64_t>& g) {
   if (kind == 0) {
     auto pd = s.forwardHint();
     e->prim = convolution_forward(pd);
-    e->wPrim = pd.weights_desc();
+    e->x.init(s.x, pd.src_desc(), 0);
+    e->w.init(s.w, pd.weights_desc(), 2);
+    e->y.init(s.y, pd.dst_desc(), 1);
   } else if (kind == 1) {
     auto pd = convolution_backward_data::primitive_desc(
-        convolution_backward_data::desc(algorithm::convolution_direct, s.x, s.wAny(), s.y, s.strides, s.padL, s.padR), eng(), s.forwardHint());
+        convolution_backward_data::desc(s.alg, s.xArg(), ConvShape::any(s.w), s.yArg(), s.strides, s.padL, s.padR), eng(), s.forwardHint());
     e->prim = convolution_backward_data(pd);
-    e->wPrim = pd.weights_desc();
+    e->x.init(s.x, pd.diff_src_desc(), 0);
+    e->w.init(s.w, pd.weights_desc(), 2);
+    e->y.init(s.y, pd.diff_dst_desc(), 1);
   } else {
     auto pd = convolution_backward_weights::primitive_desc(
-        convolution_backward_weights::desc(algorithm::convolution_direct, s.x, s.wAny(), s.y, s.strides, s.padL, s.padR), eng(), s.forwardHint());
+        convolution_backward_weights::desc(s.alg, s.xArg(), ConvShape::any(s.w), s.yArg(), s.strides, s.padL, s.padR), eng(), s.forwardHint());
     e->prim = convolution_backward_weights(pd);
-    e->wPrim = pd.diff_weights_desc();
+    e->x.init(s.x, pd.src_desc(), 0);
+    e->w.init(s.w, pd.diff_weights_desc(), 2);
+    e->y.init(s.y, pd.diff_dst_desc(), 1);
   }
-  e->reorderW = e->wPrim != s.w;
-  if (e->reorderW) e->wMem = std::make_unique<memory>(e->wPrim, eng());
   convCache.emplace(key, e);
   return e;
 }
@@ -134,25 +196,34 @@ Napi::Value Conv(const Napi::CallbackInfo& info) {
   float* b = at(info, base, 3);
   float* c = at(info, base, 4);
   auto g = ints(info, 5);
-  if (g.size() != 15 || kind < 0 || kind > 2) throw Napi::TypeError::New(info.Env(), "conv: bad kind or geometry");
+  if (g.size() != 16 || kind < 0 || kind > 2 || g[15] < 0 || g[15] > 1) throw Napi::TypeError::New(info.Env(), "conv: bad kind or geometry");
   auto e = convEntry(kind, g);
-  ConvShape s(g);
   auto& st = strm();
   if (kind == 0) {
-    memory w(s.w, eng(), b);
-    if (e->reorderW) reorder(w, *e->wMem).execute(st, w, *e->wMem);
-    e->prim.execute(st, {{DNNL_ARG_SRC, memory(s.x, eng(), a)}, {DNNL_ARG_WEIGHTS, e->reorderW ? *e->wMem : w}, {DNNL_ARG_DST, memory(s.y, eng(), c)}});
+    exec("convolution forward", e->prim, {{DNNL_ARG_SRC, e->x.in(st, a)}, {DNNL_ARG_WEIGHTS, e->w.in(st, b)}, {DNNL_ARG_DST, e->y.out(c)}});
+    e->y.flush(st, c);
   } else if (kind == 1) {
-    memory w(s.w, eng(), b);
-    if (e->reorderW) reorder(w, *e->wMem).execute(st, w, *e->wMem);
-    e->prim.execute(st, {{DNNL_ARG_DIFF_DST, memory(s.y, eng(), a)}, {DNNL_ARG_WEIGHTS, e->reorderW ? *e->wMem : w}, {DNNL_ARG_DIFF_SRC, memory(s.x, eng(), c)}});
+    exec("convolution backward data", e->prim, {{DNNL_ARG_DIFF_DST, e->y.in(st, a)}, {DNNL_ARG_WEIGHTS, e->w.in(st, b)}, {DNNL_ARG_DIFF_SRC, e->x.out(c)}});
+    e->x.flush(st, c);
   } else {
-    memory dw(s.w, eng(), c);
-    e->prim.execute(st, {{DNNL_ARG_SRC, memory(s.x, eng(), a)}, {DNNL_ARG_DIFF_DST, memory(s.y, eng(), b)}, {DNNL_ARG_DIFF_WEIGHTS, e->reorderW ? *e->wMem : dw}});
-    if (e->reorderW) reorder(*e->wMem, dw).execute(st, *e->wMem, dw);
+    exec("convolution backward weights", e->prim, {{DNNL_ARG_SRC, e->x.in(st, a)}, {DNNL_ARG_DIFF_DST, e->y.in(st, b)}, {DNNL_ARG_DIFF_WEIGHTS, e->w.out(c)}});
+    e->w.flush(st, c);
   }
   st.wait();
   return info.Env().Undefined();
+}
+
+// winogradAvailable(geometry): whether oneDNN has a Winograd implementation for this convolution on this CPU.
+Napi::Value WinogradAvailable(const Napi::CallbackInfo& info) {
+  auto g = ints(info, 0);
+  if (g.size() != 16) throw Napi::TypeError::New(info.Env(), "winogradAvailable: bad geometry");
+  g[15] = 1;
+  try {
+    ConvShape(g).forwardHint();
+    return Napi::Boolean::New(info.Env(), true);
+  } catch (const dnnl::error&) {
+    return Napi::Boolean::New(info.Env(), false);
+  }
 }
 
 // ---- batch norm (training statistics) + optional ReLU + 2x2/stride-2 'valid' max pool. Geometry: N, H, W, C, relu.
@@ -164,7 +235,6 @@ struct BnPoolEntry {
   pooling_forward::primitive_desc poolInfer, poolTrain;
   pooling_backward::primitive_desc poolBwd;
   primitive bnTrainP, bnGlobalP, bnBwdP, poolInferP, poolTrainP, poolBwdP;
-  std::vector<float> y;  // forward: the full-size activations before pooling (native memory, reused)
   std::unique_ptr<memory> bnWs, poolWs;
 };
 
@@ -213,9 +283,9 @@ Napi::Value BnPoolForward(const Napi::CallbackInfo& info) {
   auto g = ints(info, 7);
   float eps = info[8].As<Napi::Number>().FloatValue();
   auto e = bnEntry(g, eps);
-  e->y.resize(static_cast<size_t>(g[0] * g[1] * g[2] * g[3]));
   auto& st = strm();
-  memory y(e->x, eng(), e->y.data());
+  // The full-size activations before pooling, in native scratch shared by every layer.
+  memory y(e->x, eng(), arena(3, static_cast<size_t>(g[0] * g[1] * g[2] * g[3])));
   std::unordered_map<int, memory> bnArgs{{DNNL_ARG_SRC, memory(e->x, eng(), x)}, {DNNL_ARG_DST, y},
                                          {DNNL_ARG_SCALE, memory(e->c1, eng(), gamma)}, {DNNL_ARG_SHIFT, memory(e->c1, eng(), beta)},
                                          {DNNL_ARG_MEAN, memory(e->c1, eng(), mean)}, {DNNL_ARG_VARIANCE, memory(e->c1, eng(), var)}};
@@ -243,8 +313,8 @@ Napi::Value BnPoolBackward(const Napi::CallbackInfo& info) {
                                           {DNNL_ARG_MEAN, mm}, {DNNL_ARG_VARIANCE, vm}};
   if (e->bnWs) fwdArgs.insert({DNNL_ARG_WORKSPACE, *e->bnWs});
   exec("batch norm recompute", e->bnGlobalP, fwdArgs);
-  std::vector<float> pScratch(static_cast<size_t>(g[0] * (g[1] / 2) * (g[2] / 2) * g[3]));
-  exec("max pool recompute", e->poolTrainP, {{DNNL_ARG_SRC, dxm}, {DNNL_ARG_DST, memory(e->p, eng(), pScratch.data())}, {DNNL_ARG_WORKSPACE, *e->poolWs}});
+  float* pScratch = arena(4, static_cast<size_t>(g[0] * (g[1] / 2) * (g[2] / 2) * g[3]));
+  exec("max pool recompute", e->poolTrainP, {{DNNL_ARG_SRC, dxm}, {DNNL_ARG_DST, memory(e->p, eng(), pScratch)}, {DNNL_ARG_WORKSPACE, *e->poolWs}});
   exec("max pool backward", e->poolBwdP, {{DNNL_ARG_DIFF_DST, memory(e->p, eng(), dp)}, {DNNL_ARG_DIFF_SRC, dxm}, {DNNL_ARG_WORKSPACE, *e->poolWs}});
   std::unordered_map<int, memory> bwdArgs{{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, dxm}, {DNNL_ARG_DIFF_SRC, dxm}, {DNNL_ARG_SCALE, scale},
                                           {DNNL_ARG_SHIFT, shift}, {DNNL_ARG_MEAN, mm}, {DNNL_ARG_VARIANCE, vm},
@@ -349,6 +419,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, guarded<Info>));
   exports.Set("setThreads", Napi::Function::New(env, guarded<SetThreads>));
   exports.Set("conv", Napi::Function::New(env, guarded<Conv>));
+  exports.Set("winogradAvailable", Napi::Function::New(env, guarded<WinogradAvailable>));
   exports.Set("bnPoolForward", Napi::Function::New(env, guarded<BnPoolForward>));
   exports.Set("bnPoolBackward", Napi::Function::New(env, guarded<BnPoolBackward>));
   exports.Set("matMul", Napi::Function::New(env, guarded<MatMul>));

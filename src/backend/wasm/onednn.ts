@@ -5,9 +5,10 @@
  * view of the heap and the tensors' offsets (no copies). 128-bit wasm SIMD tops out near 53 GFLOP/s per core
  * here; oneDNN uses the CPU's AVX2 / AVX-512 (docs/native.md).
  *
- * Native kernels: Conv2D and both gradients (NHWC, direct), the fused batch norm + ReLU + 2x2 max pool op and
- * its gradient (batch_norm_pool.ts; linear and ReLU, not leaky ReLU), BatchMatMul. Everything they do not take
- * (dilations, int tensors, leaky ReLU, broadcast batch shapes) falls through to the wasm kernels.
+ * Native kernels: Conv2D and both gradients (direct on NHWC or Winograd, per layer: onednn_kernels.ts), the
+ * fused batch norm + ReLU + 2x2 max pool op and its gradient (batch_norm_pool.ts; linear and ReLU, not leaky
+ * ReLU), BatchMatMul. Everything they do not take (dilations, int tensors, leaky ReLU, batch shapes that neither
+ * match nor broadcast from 1) falls through to the wasm kernels.
  *
  * Loading never throws: `loadOnednn` returns why it could not (FEWSHOT_ONEDNN=0, addon not built, libdnnl.so.2
  * missing), and the backend selection falls back to plain wasm with that reason. The kernels call out only
@@ -24,6 +25,8 @@ export interface OnednnAddon {
   info(): OnednnInfo;
   setThreads(threads: number): number;
   conv(heap: Float32Array, kind: 0 | 1 | 2, a: number, b: number, c: number, geometry: number[]): void;
+  /** Whether oneDNN has a Winograd kernel for this geometry (its last entry ignored) on this CPU. */
+  winogradAvailable(geometry: number[]): boolean;
   bnPoolForward(heap: Float32Array, x: number, gamma: number, beta: number, p: number, mean: number, variance: number, dims: number[], eps: number): void;
   bnPoolBackward(
     heap: Float32Array, dp: number, x: number, gamma: number, beta: number, mean: number, variance: number, dmean: number, dvar: number,
@@ -114,10 +117,13 @@ export function heapView(backend: BackendWasm): Float32Array {
   return heapF32(backend);
 }
 
-/** The addon's convolution geometry: N, H, W, CI, OH, OW, CO, KH, KW, sh, sw, pt, pl, pb, pr. */
-export function convDims(g: ConvGeometry): number[] {
+/** Convolution algorithms of the addon: direct on NHWC, or Winograd F(4x4, 3x3) in oneDNN's blocked layout. */
+export type ConvAlgorithm = 'direct' | 'winograd';
+
+/** The addon's convolution geometry: N, H, W, CI, OH, OW, CO, KH, KW, sh, sw, pt, pl, pb, pr, algorithm. */
+export function convDims(g: ConvGeometry, algorithm: ConvAlgorithm = 'direct'): number[] {
   return [
     g.batch, g.inHeight, g.inWidth, g.inChannels, g.outHeight, g.outWidth, g.outChannels, g.filterHeight, g.filterWidth,
-    g.strideHeight, g.strideWidth, g.padTop, g.padLeft, g.padBottom, g.padRight,
+    g.strideHeight, g.strideWidth, g.padTop, g.padLeft, g.padBottom, g.padRight, algorithm === 'winograd' ? 1 : 0,
   ];
 }

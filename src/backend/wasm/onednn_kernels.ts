@@ -10,7 +10,8 @@ import { conv2DBackpropFilter } from './conv2d_backprop_filter.ts';
 import { conv2DBackpropInput } from './conv2d_backprop_input.ts';
 import { convGeometry } from './conv_geometry.ts';
 import { allocF32, type BackendWasm, type KernelArgs } from './heap.ts';
-import { activeOnednn, convDims, floatOffset, heapView } from './onednn.ts';
+import { activeOnednn, convDims, floatOffset, heapView, type ConvAlgorithm, type OnednnAddon } from './onednn.ts';
+import type { ConvGeometry } from './conv_geometry.ts';
 
 type Kernel = (args: KernelArgs) => tf.TensorInfo;
 
@@ -24,6 +25,30 @@ function plainConv(attrs: tf.NamedAttrMap, ...tensors: tf.TensorInfo[]): boolean
   );
 }
 
+/** FEWSHOT_ONEDNN_WINOGRAD=0 keeps every convolution direct (mutable for tests and benchmarks). */
+export const onednnConvConfig = { winograd: process.env.FEWSHOT_ONEDNN_WINOGRAD !== '0' };
+
+const winogradAvailable = new Map<string, boolean>();
+
+/**
+ * Direct or Winograd, per layer, from a measured table (bench/onednn-conv.ts, 1 thread, 80 images, AVX-512;
+ * Winograd's time includes its reorders to and from NHWC): Winograd's forward / input / filter gradient took
+ * 0.60 / 0.60 / 0.69 of direct's time at 42x42x64, 0.60-0.70 at 16x16 and 8x8, 0.51-0.77 at 4x4, 0.75-0.89 at
+ * 21x21, but 0.96-1.0 at 10x10 (4x4 output tiles pad 10 to 12: 44 % more work) and 3.6 / 0.7 / 1.8 on the RGB
+ * layer (3 input channels). So: 3x3, stride 1, at least 16 input channels, and tiles padding the output area by
+ * at most 35 %; and only where oneDNN has a Winograd kernel for the CPU (AVX-512).
+ */
+export function convAlgorithm(addon: OnednnAddon, g: ConvGeometry): ConvAlgorithm {
+  if (!onednnConvConfig.winograd || g.filterHeight !== 3 || g.filterWidth !== 3 || g.strideHeight !== 1 || g.strideWidth !== 1 || g.inChannels < 16) return 'direct';
+  const padded = 16 * Math.ceil(g.outHeight / 4) * Math.ceil(g.outWidth / 4);
+  if (padded > 1.35 * g.outHeight * g.outWidth) return 'direct';
+  const dims = convDims(g, 'winograd');
+  const key = dims.join(',');
+  let ok = winogradAvailable.get(key);
+  if (ok == null) winogradAvailable.set(key, (ok = addon.winogradAvailable(dims)));
+  return ok ? 'winograd' : 'direct';
+}
+
 export const onednnConv2D: Kernel = (args) => {
   const addon = activeOnednn();
   const backend = args.backend as BackendWasm;
@@ -32,7 +57,7 @@ export const onednnConv2D: Kernel = (args) => {
   const { strides, pad, dataFormat, dimRoundingMode } = args.attrs as unknown as tf.Conv2DAttrs;
   const g = convGeometry('Conv2D', x.shape, filter.shape, strides, pad, dimRoundingMode, dataFormat);
   const y = allocF32(backend, [g.batch, g.outHeight, g.outWidth, g.outChannels]);
-  addon.conv(heapView(backend), 0, floatOffset(backend, x), floatOffset(backend, filter), floatOffset(backend, y), convDims(g));
+  addon.conv(heapView(backend), 0, floatOffset(backend, x), floatOffset(backend, filter), floatOffset(backend, y), convDims(g, convAlgorithm(addon, g)));
   return y;
 };
 
@@ -44,7 +69,7 @@ export const onednnConv2DBackpropInput: Kernel = (args) => {
   const { strides, pad, dataFormat, dimRoundingMode, inputShape } = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
   const g = convGeometry('Conv2DBackpropInput', [...inputShape], filter.shape, strides, pad, dimRoundingMode, dataFormat);
   const dx = allocF32(backend, [...inputShape]);
-  addon.conv(heapView(backend), 1, floatOffset(backend, dy), floatOffset(backend, filter), floatOffset(backend, dx), convDims(g));
+  addon.conv(heapView(backend), 1, floatOffset(backend, dy), floatOffset(backend, filter), floatOffset(backend, dx), convDims(g, convAlgorithm(addon, g)));
   return dx;
 };
 
@@ -56,7 +81,7 @@ export const onednnConv2DBackpropFilter: Kernel = (args) => {
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
   const g = convGeometry('Conv2DBackpropFilter', x.shape, [...filterShape], strides, pad, dimRoundingMode, dataFormat);
   const dw = allocF32(backend, [...filterShape]);
-  addon.conv(heapView(backend), 2, floatOffset(backend, x), floatOffset(backend, dy), floatOffset(backend, dw), convDims(g));
+  addon.conv(heapView(backend), 2, floatOffset(backend, x), floatOffset(backend, dy), floatOffset(backend, dw), convDims(g, convAlgorithm(addon, g)));
   return dw;
 };
 
