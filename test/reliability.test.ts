@@ -1,4 +1,5 @@
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { spawn } from 'node:child_process';
@@ -99,7 +100,16 @@ test('checkpoints: a payload edited in place fails its checksum; non-finite weig
   bin[0] ^= 1;
   await fs.writeFile(path.join(dir, 'weights.bin'), bin);
   await t.throwsAsync(readCheckpoint(dir), { instanceOf: UserError, message: /does not match its checksum/ });
+  // A NaN is never saved (issue 26 #2); one that got into weights.bin with its checksum recomputed is refused on load.
   const nan = tf.variable(tf.tensor1d([1, NaN, 3]), true, 'w#ck2');
-  await saveCheckpoint(dir, { variables: [nan], meta: {} });
+  await t.throwsAsync(saveCheckpoint(dir, { variables: [nan], meta: {} }), { message: /non-finite value \(NaN\)/ });
+  await saveCheckpoint(dir, { variables: [tf.variable(tf.tensor1d([1, 2, 3]), true, 'w#ck3')], meta: {} });
+  const payload = new Float32Array([1, NaN, 3]);
+  await fs.writeFile(path.join(dir, 'weights.bin'), payload);
+  const json = JSON.parse(await fs.readFile(path.join(dir, 'checkpoint.json'), 'utf8'));
+  json.weightsSha256 = createHash('sha256').update(payload).digest('hex');
+  const { checkpointSha256: _recorded, ...rest } = json;
+  json.checkpointSha256 = createHash('sha256').update(JSON.stringify(rest)).digest('hex');
+  await fs.writeFile(path.join(dir, 'checkpoint.json'), JSON.stringify(json));
   await t.throwsAsync(readCheckpoint(dir), { instanceOf: UserError, message: /non-finite value \(NaN\)/ });
 });

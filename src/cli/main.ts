@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { UserError, NumericalError } from '../util/errors.ts';
+import { diskErrorOf } from '../util/fs-errors.ts';
 import { exitCodeOf, installStopHandlers, receivedStopSignal, StoppedBySignal } from '../util/signal.ts';
 import { exitWithParent } from '../util/orphan.ts';
 import { packageInfo } from '../util/package-root.ts';
@@ -67,6 +68,12 @@ try {
   if (err instanceof NumericalError) {
     process.stderr.write(`numerical error: ${err.message}\n`);
     process.exit(3);
+  }
+  // A full, read-only or forbidden disk is the machine's state, not a bug: the folder and the cure, exit 2.
+  const disk = diskErrorOf(err);
+  if (disk) {
+    process.stderr.write(`error: ${disk.problem}\n  fix: ${disk.fix}\n`);
+    process.exit(2);
   }
   const { text, code } = await describeUnexpectedError(err);
   process.stderr.write(text);

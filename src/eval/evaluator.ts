@@ -3,7 +3,7 @@ import type { EpisodicMethod } from '../methods/contract.ts';
 import { disposeEpisode, toEpisodeImages, type EpisodeIndices, type ImageSource } from '../episodes/images.ts';
 import type { EpisodeSpec } from '../episodes/spec.ts';
 import { meanCI, type MeanCI } from './stats.ts';
-import { withEpisodeIndex } from '../util/errors.ts';
+import { NumericalError, withEpisodeIndex } from '../util/errors.ts';
 
 /** A fixed, indexable list of episodes (an episode file, or the first n of one). */
 export interface EpisodeList {
@@ -48,11 +48,21 @@ export function evaluate(
     const ep = toEpisodeImages(source, list.get(i), list.shape);
     try {
       const scores = withEpisodeIndex(i, 'evaluation episode', () => tf.tidy(() => method.predict(ep)));
-      for (const m of modes) {
-        const s = scores[m];
-        perEpisode[m][i] = accuracyOf(s.dataSync() as Float32Array, s.shape[1], ep.queryLabels);
+      try {
+        for (const m of modes) {
+          const s = scores[m];
+          const values = s.dataSync() as Float32Array;
+          // A NaN never wins an argmax, so non-finite scores would pick class 0 for every query: exactly 1/way per
+          // episode, a plausible-looking "20.00 ± 0.00 %" at 5-way. They are an error, never a result.
+          const bad = values.findIndex((v) => !Number.isFinite(v));
+          if (bad >= 0) {
+            throw new NumericalError(`the scores of inference mode "${m}" are not finite (${values[bad]} for query ${Math.floor(bad / s.shape[1])}): the model's weights or a plugin's method, backbone or head produced them`, i, 'evaluation episode');
+          }
+          perEpisode[m][i] = accuracyOf(values, s.shape[1], ep.queryLabels);
+        }
+      } finally {
+        tf.dispose(Object.values(scores));
       }
-      tf.dispose(Object.values(scores));
     } finally {
       disposeEpisode(ep);
     }

@@ -15,8 +15,9 @@ import { formatCI } from '../eval/stats.ts';
 import { writeResult, type ResultRecord } from '../reports/results.ts';
 import { portablePath } from '../util/portable-path.ts';
 import { recoverFiles } from '../util/atomic.ts';
-import { UserError } from '../util/errors.ts';
+import { NumericalError, UserError } from '../util/errors.ts';
 import { checkRelativeName } from '../util/names.ts';
+import { diskErrorOf } from '../util/fs-errors.ts';
 import { resolveDataset } from '../data/providers/registry.ts';
 import { configHash, runName } from './naming.ts';
 import { configDifferences, describeDifferences } from './config-diff.ts';
@@ -290,7 +291,7 @@ async function refuseOtherRunsResult(resultDir: string, config: TrainConfig): Pr
 /** Restore a checkpoint into the target's method, score it on the test episodes, write the result. */
 async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string, options: ExperimentOptions, reporter: ExperimentReporter, t0: number): Promise<{ record: ResultRecord; resultDir: string; reused: boolean; name: string }> {
   const { config, method, dataset } = target;
-  const ckpt = await readCheckpoint(checkpointDir);
+  const ckpt = await readCheckpoint(checkpointDir, { onNotice: (m) => reporter.log(m) });
   const { file: testFile, split: testSplit, list } = target.test ?? (await openTestEpisodes(dataset, config, options, reporter));
   const total = Math.min(options.testEpisodes ?? list.count, list.count);
   const name = typeof target.name === 'string' ? target.name : target.name(testFile, total, list.count);
@@ -321,6 +322,11 @@ async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string
   let result;
   try {
     result = evaluate(method, testSplit.source, list, { limit: total, onProgress: (d) => progress.update(d) });
+  } catch (err) {
+    if (!(err instanceof NumericalError)) throw err;
+    // Name what could have produced the non-finite scores: the checkpoint's weights, or a loaded plugin.
+    const plugins = loadedPlugins().map((p) => p.module);
+    throw new NumericalError(`${err.message}; checkpoint ${checkpointDir}${plugins.length ? `, plugin${plugins.length > 1 ? 's' : ''} ${plugins.join(', ')}` : ''}; no result was written`);
   } finally {
     progress.stop();
   }
@@ -353,7 +359,16 @@ async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string
       config: { ...config, describe: method.describe() },
     },
     result,
-  );
+  ).catch((err: unknown) => {
+    // The evaluation itself is done: say its accuracy even though the result could not be recorded.
+    const disk = diskErrorOf(err);
+    if (!disk) throw err;
+    const headline = result.modes[0];
+    throw new UserError(
+      `the evaluation finished (${headline} ${formatCI(result.summary[headline])} % over ${result.episodes} test episodes) but its result could not be written: ${disk.problem}`,
+      disk.fix.replace(/, then run the same command again.*/, ', then run the same command again to record it'),
+    );
+  });
   return { record, resultDir, reused: false, name };
 }
 
@@ -385,8 +400,8 @@ export interface EvaluateCheckpointRequest {
 }
 
 /** The config a checkpoint was trained with (validated; older checkpoints get today's defaults). */
-export async function checkpointConfig(checkpointDir: string): Promise<TrainConfig> {
-  const ckpt = await readCheckpoint(checkpointDir);
+export async function checkpointConfig(checkpointDir: string, reporter: ExperimentReporter = silentReporter): Promise<TrainConfig> {
+  const ckpt = await readCheckpoint(checkpointDir, { onNotice: (m) => reporter.log(m) });
   const saved = ckpt.file.meta.config;
   if (!saved) throw new UserError(`checkpoint ${checkpointDir} has no recorded config`, 'evaluate a checkpoint written by `fewshot train`');
   return parseWithUserError(trainConfigSchema, saved, `config recorded in ${checkpointDir}`, 'retrain with this version of fewshot');
@@ -421,8 +436,8 @@ export async function evaluateCheckpoint(request: EvaluateCheckpointRequest, raw
   const t0 = performance.now();
   const options = validateOptions(rawOptions);
   const reporter = hooks.reporter ?? silentReporter;
-  const saved = await checkpointConfig(request.checkpoint);
-  const ckpt = await readCheckpoint(request.checkpoint);
+  const saved = await checkpointConfig(request.checkpoint, reporter);
+  const ckpt = await readCheckpoint(request.checkpoint, { onNotice: (m) => reporter.log(m) });
   const dataset = request.dataset ?? saved.dataset;
   const baseOptions = request.dataset !== undefined ? (request.datasetOptions ?? {}) : (request.datasetOptions ?? saved.datasetOptions);
   const config: TrainConfig = {

@@ -96,8 +96,8 @@ async function refuseForeignOut(out: string): Promise<void> {
 
 export async function exportCheckpoint(request: ExportRequest): Promise<ExportResult> {
   const reporter = request.reporter ?? silentReporter;
-  const config = await checkpointConfig(request.checkpoint);
-  const ckpt = await readCheckpoint(request.checkpoint);
+  const config = await checkpointConfig(request.checkpoint, reporter);
+  const ckpt = await readCheckpoint(request.checkpoint, { onNotice: (m) => reporter.log(m) });
   const meta = ckpt.file.meta;
   const headId = refusePluginLearner(request.checkpoint, config.method, meta.plugins);
   const { wrapper } = resolveMethodName(config.method);

@@ -178,10 +178,10 @@ export function checkpointMethodSpec(config: TrainConfig): MethodSpec {
 export async function predictImages(request: PredictRequest): Promise<PredictResult> {
   const reporter = request.reporter ?? silentReporter;
   // Everything about the input is checked before the backend loads or any weights are read.
-  const config = await checkpointConfig(request.checkpoint);
+  const config = await checkpointConfig(request.checkpoint, reporter);
   const support = await listSupport(request.support);
   const queryFiles = await listQuery(request.query);
-  const ckpt = await readCheckpoint(request.checkpoint);
+  const ckpt = await readCheckpoint(request.checkpoint, { onNotice: (m) => reporter.log(m) });
   const { normalization, grayscale, imageSize: S } = checkpointImageSettings(ckpt, config);
 
   const supportFiles = support.flatMap((c) => c.files);

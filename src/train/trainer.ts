@@ -15,6 +15,7 @@ import { recoverDir, writeFileAtomic } from '../util/atomic.ts';
 import { readTrainLogWall } from './train-log.ts';
 import { acquireRunLock } from '../util/lock.ts';
 import { crashPoint } from '../util/fault.ts';
+import { withWritePath } from '../util/fs-errors.ts';
 import { CHECKPOINT_AND_STOP, receivedStopSignal, stopRequested } from '../util/signal.ts';
 
 export interface TrainProgress {
@@ -129,7 +130,11 @@ interface TrainState {
 }
 
 async function refuseOtherConfig(runDir: string, dir: string, configHash: string): Promise<void> {
-  const ckpt = await readCheckpoint(dir).catch(() => undefined);
+  const ckpt = await readCheckpoint(dir).catch((err: unknown) => {
+    // An unreadable best/ is replaced by this run's next best; an unreadable last/ is reported when it is resumed.
+    if (err instanceof UserError) return undefined;
+    throw err;
+  });
   if (ckpt && ckpt.file.meta.configHash !== configHash) {
     // Never overwrite another run's checkpoints: a different config under the same run directory is an error.
     throw new UserError(
@@ -163,7 +168,7 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
   let resumedMeta: Record<string, unknown> | undefined;
   // Resume when a compatible `last/` exists.
   if (hasLast) {
-    const ckpt = await readCheckpoint(lastDir);
+    const ckpt = await readCheckpoint(lastDir, { onNotice: inputs.onNotice });
     restoreVariables(ckpt, allVars);
     if (ckpt.file.optimizer) {
       const slots = Object.fromEntries(Object.entries(ckpt.file.optimizer.slots).map(([k, es]) => [k, es.map((e) => ckpt.tensor(e))]));
@@ -181,7 +186,14 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
   await truncateLog(logPath, start);
   if (resumedMeta) earlier = await earlierWall(resumedMeta, logPath, start);
 
-  const save = async (dir: string, episode: number) =>
+  // The episode of the newest `last` checkpoint on disk (all written ones are finite) and of `best/`.
+  let checkpointed = start;
+  let bestSaved = best?.episode;
+  const kept = () =>
+    (checkpointed > 0 ? `kept: the last good checkpoint (episode ${checkpointed}) in ${lastDir}` : `no checkpoint was written before it (${lastDir} has none to resume from)`)
+    + (bestSaved !== undefined ? ` and ${bestDir} (episode ${bestSaved})` : '')
+    + '; a new run with a lower --lr (or a gentler schedule) avoids it';
+  const saveUnchecked = async (dir: string, episode: number) =>
     saveCheckpoint(dir, {
       variables: allVars,
       optimizer: { type: optimizer.type, stepCount: optimizer.stepCount, slots: optimizer.state() },
@@ -192,8 +204,20 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
         trainWallSeconds: earlier.wallSeconds + (performance.now() - t0) / 1000, ...(earlier.estimated ? { trainWallEstimated: true } : {}),
       },
     });
+  // A diverged state (a NaN weight, an Inf batch-norm variance or optimizer slot) is never written over a good
+  // checkpoint: training stops with a numerical error that says what is kept.
+  const save = async (dir: string, episode: number) => {
+    try {
+      await saveUnchecked(dir, episode);
+    } catch (err) {
+      if (!(err instanceof NumericalError)) throw err;
+      throw new NumericalError(`training diverged by episode ${episode}: ${err.detail}; nothing was written to ${path.basename(dir)}/; ${kept()}`);
+    }
+  };
   const log = async (entry: Record<string, unknown>) => {
-    await fs.appendFile(logPath, JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n');
+    await fs.appendFile(logPath, JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n').catch((err: unknown) => {
+      throw withWritePath(err, logPath);
+    });
     crashPoint('train-log:appended');
   };
 
@@ -211,19 +235,25 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
   const validate = async (episode: number) => {
     if (!inputs.validation) return;
     const startedAt = performance.now();
-    const res = evaluate(method, inputs.validation.source, inputs.validation.list, { limit: config.validation.episodes });
+    let res;
+    try {
+      res = evaluate(method, inputs.validation.source, inputs.validation.list, { limit: config.validation.episodes });
+    } catch (err) {
+      if (!(err instanceof NumericalError)) throw err;
+      throw new NumericalError(`validation at episode ${episode}: ${err.message}; stopped, ${kept()}`);
+    }
     const acc = res.summary[valMode];
     const isBest = !best || acc.mean > best.accuracy.mean;
     if (isBest) {
       best = { episode, mode: valMode, accuracy: acc };
       await save(bestDir, episode);
+      bestSaved = episode;
     }
     await log({ event: 'validation', episode, mode: valMode, accuracy: acc, all: res.summary, best: isBest });
     inputs.onProgress?.({ episode, total: config.episodes, from: start, lr: learningRateAt(config, episode), validation: { episode, mode: valMode, accuracy: acc, best: isBest, seconds: (performance.now() - startedAt) / 1000 } });
   };
 
-  // The episode of the newest `last` checkpoint: a stop with SIGUSR1 writes one unless it is already there.
-  let checkpointed = start;
+  // A stop with SIGUSR1 writes a `last` checkpoint unless one at this episode is already there.
   for (let episode = start; episode < config.episodes; episode += perStep) {
     // Stop signals set a flag (util/signal.ts); yielding once per step lets the handler run, and stopping
     // between steps leaves the last complete checkpoint (SIGUSR1: one written here, at this episode).
@@ -252,7 +282,7 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
     if (crossed(logEvery) || done === config.episodes) {
       const loss = (await lossSum.data())[0] / lossCount;
       if (!Number.isFinite(loss)) {
-        throw new NumericalError(`training loss became ${loss}; stopped (last good checkpoint kept in ${lastDir})`, done - 1);
+        throw new NumericalError(`training loss became ${loss}; stopped, ${kept()}`, done - 1);
       }
       lossSum.dispose();
       lossSum = tf.scalar(0);
@@ -269,7 +299,10 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
   }
   lossSum.dispose();
   // A run with no validation keeps its final weights as "best".
-  if (!inputs.validation) await save(bestDir, config.episodes);
+  if (!inputs.validation) {
+    await save(bestDir, config.episodes);
+    bestSaved = config.episodes;
+  }
   const sitting = (performance.now() - t0) / 1000;
   return {
     episodesTrained: config.episodes - start,

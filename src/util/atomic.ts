@@ -3,6 +3,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { crashPoint } from './fault.ts';
 import { UserError } from './errors.ts';
+import { withWritePath } from './fs-errors.ts';
 
 /**
  * Crash-proof writes. Every writer here keeps, at every instant, a complete copy on disk that the
@@ -39,11 +40,11 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array,
     } finally {
       await handle.close();
     }
-    if (crashTag) crashPoint(`${crashTag}:written`);
+    if (crashTag) crashPoint(`${crashTag}:written`, tmp);
     await fs.rename(tmp, target);
   } catch (err) {
     await fs.rm(tmp, { force: true });
-    throw err;
+    throw withWritePath(err, target);
   }
 }
 
@@ -199,7 +200,7 @@ export async function replaceDirAtomic(target: string, build: (tmpDir: string) =
     if (crashTag) crashPoint(`${crashTag}:built`);
   } catch (err) {
     await fs.rm(tmp, { recursive: true, force: true });
-    throw err;
+    throw withWritePath(err, tmp);
   }
   const versions = await listVersions(parent, base);
   const next = versionName(base, (versions.at(-1)?.n ?? 0) + 1);
@@ -239,11 +240,12 @@ export async function writeFilesAtomic(dir: string, files: [name: string, data: 
       await fsyncPath(path.join(tmp, name));
     }
     await fsyncPath(tmp);
+    // Inside the try: an injected write error here (FEWSHOT_CRASH_AT=result:staged@ENOSPC) cleans up like a real one.
+    if (crashTag) crashPoint(`${crashTag}:staged`, path.join(tmp, files.at(-1)?.[0] ?? ''));
   } catch (err) {
     await fs.rm(tmp, { recursive: true, force: true });
-    throw err;
+    throw withWritePath(err, tmp);
   }
-  if (crashTag) crashPoint(`${crashTag}:staged`);
   const ready = tmp.replace(/\.tmp$/, '.ready');
   await fs.writeFile(path.join(tmp, '.order'), files.map(([n]) => n).join('\n'));
   await fs.rename(tmp, ready);
