@@ -1,4 +1,5 @@
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -282,6 +283,9 @@ test.serial('fewshot export refuses a plugin learner\'s checkpoint, naming it; f
   const ck = JSON.parse(await fs.readFile(file, 'utf8'));
   ck.meta.config.method = 'relationnet';
   ck.meta.plugins = [{ module: './plugins/relationnet/index.ts' }];
+  // As that plugin's training would have written it: with checkpoint.json's own checksum over the edited content.
+  const { checkpointSha256: _edited, ...content } = ck;
+  ck.checkpointSha256 = createHash('sha256').update(JSON.stringify(content)).digest('hex');
   await fs.writeFile(file, JSON.stringify(ck));
   const refused = await runCli(['export', pluginCkpt, '--out', path.join(fx.root, 'plugin-export')]);
   t.is(refused.code, 2, refused.stderr);
