@@ -148,7 +148,9 @@ function childProcessExecutor(flags: ReproduceFlags, log: (l: string) => void, o
  */
 function jobsFor(flags: ReproduceFlags): number {
   if (flags.jobs !== undefined) return flags.jobs;
-  return (flags.backend === 'wasm' || flags.backend === 'auto') && cpus().length >= 2 && !process.env.FEWSHOT_WASM_THREADS ? 2 : 1;
+  // wasm-onednn too: its oneDNN runs on the calling thread by default (1 OpenMP thread), so a run still keeps
+  // about one core busy.
+  return (flags.backend === 'wasm' || flags.backend === 'wasm-onednn' || flags.backend === 'auto') && cpus().length >= 2 && !process.env.FEWSHOT_WASM_THREADS ? 2 : 1;
 }
 
 export function registerReproduceCommands(program: Command): void {
