@@ -7,6 +7,8 @@
 // on sharp. Two modules are swapped for browser versions, and only these:
 //   src/tf-gradients.ts  -> src/browser/gradients.ts   (tfjs-core's ESM gradient registration)
 //   node:worker_threads  -> src/browser/node-unavailable.ts (the Node training kernels' helper thread)
+// and csv-parse's Node entry is replaced by its own browser build (csv-parse/browser/esm/sync, which brings the
+// Buffer it needs).
 import * as esbuild from 'esbuild';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -42,6 +44,7 @@ export async function buildWebPage(outDir = path.join(root, 'dist', 'web')) {
       // The shared modules read a few FEWSHOT_* switches from process.env in Node; the page has none.
       'process.env': '{}',
     },
+    alias: { 'csv-parse/sync': 'csv-parse/browser/esm/sync' },
     plugins: [
       {
         name: 'fewshot-browser-swaps',

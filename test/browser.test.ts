@@ -207,6 +207,44 @@ test.serial("the page's image preparation gives the cache's pixels (84 px: as de
   await page.close();
 });
 
+test.serial("an episode evaluation in the page gives `fewshot eval`'s per-episode accuracies and mean ± CI", async (t) => {
+  // Fixed episodes of the fixture's test split (2-way 1-shot, 2 queries per class: the spec the checkpoint was tested with), made as the committed ones are.
+  const episodes = path.join(fx.root, 'page-episodes.json');
+  await writeEpisodeFile(episodes, makeEpisodes({ split: await loadSplit(cache16, 'test'), spec: { way: 2, shot: 1, query: 2 }, seed: 1, count: 20 }));
+  const results = path.join(fx.root, 'eval-results');
+  const cli = await runCli(['eval', checkpoint, '--test-file', episodes, '--test-episodes', '15', '--data', fx.folderDir, '--cache', cache16, '--backend', 'wasm', '--results', results, '--name', 'page-eval']);
+  t.is(cli.code, 0, cli.stderr);
+  const resultDir = path.join(results, 'mini-imagenet', 'page-eval');
+  const record = JSON.parse(await fs.readFile(path.join(resultDir, 'result.json'), 'utf8')) as { summary: Record<string, { mean: number; ci95: number; text: string }>; inferenceModes: string[] };
+  const csvRows = (await fs.readFile(path.join(resultDir, 'per-episode.csv'), 'utf8')).trim().split('\n');
+  const header = csvRows[0].split(',');
+  const node = Object.fromEntries(record.inferenceModes.map((m) => [m, csvRows.slice(1).map((r) => Number(r.split(',')[header.indexOf(m)]))]));
+
+  const page = await openPage('backend=wasm');
+  await page.evaluate(() => ((document.getElementById('evaluation') as HTMLDetailsElement).open = true));
+  await page.setInputFiles('#eval-episodes', episodes);
+  await page.setInputFiles('#eval-csv', path.join(fx.folderDir, 'test.csv'));
+  const testImages = fx.rows.test.map((r) => path.join(fx.folderDir, 'images', r.filename));
+  await page.setInputFiles('#eval-images', testImages);
+  await page.fill('#eval-count', '15');
+  await page.click('#evaluate');
+  await page.waitForFunction(() => document.body.dataset.state === 'done' || document.body.dataset.state === 'error', undefined, { timeout: 300_000 });
+  const errors = await page.$$eval('#messages li.error', (els) => els.map((e) => e.textContent));
+  t.deepEqual(errors, []);
+  const rows = await page.$$eval('.eval-mode', (els) => els.map((e) => ({ mode: (e as HTMLElement).dataset.mode!, per: JSON.parse((e as HTMLElement).dataset.perEpisode!) as number[], mean: Number((e as HTMLElement).dataset.mean), ci95: Number((e as HTMLElement).dataset.ci95), text: e.textContent ?? '' })));
+  t.deepEqual(rows.map((r) => r.mode), record.inferenceModes);
+  for (const r of rows) {
+    t.is(r.per.length, 15);
+    t.deepEqual(r.per, node[r.mode], `${r.mode}: per-episode accuracies`);
+    t.true(Math.abs(r.mean - record.summary[r.mode].mean) < 1e-12 && Math.abs(r.ci95 - record.summary[r.mode].ci95) < 1e-12, `${r.mode}: mean ± CI`);
+    t.true(r.text.includes(record.summary[r.mode].text), `${r.text} shows ${record.summary[r.mode].text}`);
+  }
+  t.log(rows.map((r) => r.text).join(' | '), '|', await page.textContent('#eval-progress'));
+  // Not every episode is perfect or all wrong (the comparison would then be weak).
+  t.true(new Set(rows.flatMap((r) => r.per)).size > 1);
+  await page.close();
+});
+
 test.serial('bad input gets a message in the page, and the page keeps working', async (t) => {
   const page = await openPage('backend=wasm');
   const classes = (await fs.readdir(support)).sort();

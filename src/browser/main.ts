@@ -14,7 +14,9 @@ import { argmax, classifyQueries } from '../eval/classify.ts';
 import type { EpisodicMethod } from '../methods/contract.ts';
 import { UserError } from '../util/errors.ts';
 import { activateBackend, BACKEND_LABELS, PAGE_BACKENDS, type ActiveBackend, type PageBackend } from './backends.ts';
+import { evaluateEpisodesInPage } from './episodes.ts';
 import { prepareImage } from './image.ts';
+import { formatCI } from '../eval/stats.ts';
 import { instantiate, loadExportFiles, loadServedExport, PAGE_VERSION, type LoadedExport } from './model.ts';
 
 interface Picture {
@@ -439,6 +441,53 @@ function renderResults(names: string[], probs: Float32Array, mode: string, times
   t.textContent = `${MODE_LABELS[mode] ?? mode} on ${state.backend ? BACKEND_LABELS[state.backend.name] : '?'}: decode ${times.decode.toFixed(0)} ms · build ${times.build.toFixed(0)} ms · fit + classify ${times.classify.toFixed(0)} ms (${times.perQuery.toFixed(1)} ms per photo)`;
 }
 
+// ---------- episode evaluation ----------
+
+async function evaluateEpisodes(): Promise<void> {
+  const model = state.model;
+  if (!model || state.busy) return;
+  const files = (id: string) => [...(($(id) as HTMLInputElement).files ?? [])];
+  state.busy = true;
+  document.body.dataset.state = 'running';
+  clearMessages('error');
+  const progress = $('eval-progress');
+  const out = $('eval-results');
+  out.replaceChildren();
+  render();
+  try {
+    const [episodeFile] = files('eval-episodes');
+    const [csvFile] = files('eval-csv');
+    if (!episodeFile) throw new UserError('no episode file was chosen', 'choose one, e.g. episodes/mini-imagenet/test_5w1s15q_seed0_2000.json');
+    if (!csvFile) throw new UserError('no split CSV was chosen', 'choose the CSV of the split the episodes were drawn from, e.g. test.csv');
+    if (!state.backend) throw new UserError('no compute backend is running', 'choose another backend in the Backend menu');
+    const result = await evaluateEpisodesInPage({
+      model, methodFor: (way) => methodFor(model, way), episodeFile, csvFile, images: [...files('eval-images'), ...files('eval-folder')],
+      limit: Number(($('eval-count') as HTMLInputElement).value) || 100,
+      onProgress: (done, total, phase) => (progress.textContent = `${phase} ${done} / ${total}`),
+    });
+    progress.textContent = `${result.episodes} episodes, ${result.images} images: decode ${(result.decodeMs / 1000).toFixed(1)} s, evaluate ${(result.evalMs / 1000).toFixed(1)} s on ${state.backend ? BACKEND_LABELS[state.backend.name] : '?'}`;
+    out.dataset.episodes = String(result.episodes);
+    for (const mode of result.modes) {
+      const row = document.createElement('div');
+      row.className = 'eval-mode';
+      row.dataset.mode = mode;
+      row.dataset.perEpisode = JSON.stringify(result.perEpisode[mode]);
+      row.dataset.mean = String(result.summary[mode].mean);
+      row.dataset.ci95 = String(result.summary[mode].ci95);
+      row.textContent = `${MODE_LABELS[mode] ?? mode}: ${formatCI(result.summary[mode])} % over ${result.episodes} episodes`;
+      out.append(row);
+    }
+    document.body.dataset.state = 'done';
+  } catch (err) {
+    sayError(err);
+    progress.textContent = '';
+    document.body.dataset.state = 'error';
+  } finally {
+    state.busy = false;
+    render();
+  }
+}
+
 // ---------- camera ----------
 
 let cameraTarget: Picture[] | undefined;
@@ -490,6 +539,7 @@ async function start(): Promise<void> {
     render();
   };
   $('classify').onclick = () => void classify();
+  $('evaluate').onclick = () => void evaluateEpisodes();
   const queryInput = $('query-files') as HTMLInputElement;
   queryInput.onchange = () => {
     addPictures(queryInput.files ?? [], state.queries);
