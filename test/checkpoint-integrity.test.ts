@@ -194,3 +194,24 @@ test.serial('#3: non-finite scores (weights of 3e38, every hash recomputed) are 
   t.notRegex(out.stderr, /50\.00 ± 0\.00/);
   t.false(await exists(results), 'no result folder');
 });
+
+test.serial('#3: a plugin head whose scores are NaN only at evaluation: the validation stops the run (exit 3, the plugin named), nothing is chosen as best, no result is written', async (t) => {
+  const plugin = path.join(fx.root, 'nan-at-eval.mts');
+  await fs.writeFile(plugin, [
+    `import { registerHead, squaredDistances, classMeans, z, tf } from ${JSON.stringify(path.join(REPO_ROOT, 'src', 'index.ts'))};`,
+    "registerHead({ id: 'nan-at-eval', description: 'prototypes in training, NaN at evaluation', configSchema: z.object({}).strict(),",
+    "  create: () => ({ id: 'nan-at-eval', variables: () => [], logits: (ep, phase) => tf.tidy(() => {",
+    '    const scores = tf.neg(squaredDistances(ep.query, classMeans(ep.support, ep.supportLabels, ep.way)));',
+    "    return phase === 'eval' ? tf.mul(scores, NaN) : scores;",
+    '  }) }) });',
+  ].join('\n'));
+  const results = path.join(fx.root, 'results-plugin');
+  const out = await runCli(['run', 'nan-at-eval', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '4', '--val-every', '2', '--val-episodes', '2',
+    '--val-file', path.join(fx.root, 'val.json'), '--test-file', path.join(fx.root, 'test.json'), '--backend', 'wasm', '--runs', path.join(fx.root, 'runs'),
+    '--results', results, '--name', 'nan-at-eval', '--image-size', SIZE, '--cache', cache, '--plugin', plugin]);
+  t.is(out.code, 3, out.stderr);
+  t.regex(out.stderr, /numerical error: validation at episode 2: the scores of inference mode "plain" are not finite \(NaN for query 0\)[^\n]*\(evaluation episode 0\); stopped, no checkpoint was written before it[^\n]*; plugin loaded: \S*nan-at-eval\.mts/);
+  t.notRegex(out.stderr, /best validation|50\.00 ± 0\.00/);
+  t.false(await exists(path.join(fx.root, 'runs', 'nan-at-eval', 'best')), 'no best checkpoint');
+  t.false(await exists(results), 'no result');
+});

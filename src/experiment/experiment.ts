@@ -239,6 +239,8 @@ async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOption
           { spentSeconds: validationSeconds, pendingSeconds: perValidation * validationsLeft(config, p.episode) });
       },
     });
+  } catch (err) {
+    throw namingPlugins(err);
   } finally {
     progress?.stop();
   }
@@ -259,6 +261,13 @@ interface EvaluationTarget {
   test?: TestEpisodes;
   /** Refuse to replace an existing, different result in the result folder (evaluations); a run replaces its own. */
   keepOtherResults?: boolean;
+}
+
+/** A numerical error names the loaded plugins: one of them (a method, backbone or head) may have produced it. */
+function namingPlugins(err: unknown): unknown {
+  const plugins = loadedPlugins().map((p) => p.module);
+  if (!(err instanceof NumericalError) || plugins.length === 0) return err;
+  return new NumericalError(`${err.message}; plugin${plugins.length > 1 ? 's' : ''} loaded: ${plugins.join(', ')}`);
 }
 
 async function existingResult(dir: string): Promise<ResultRecord | undefined> {
@@ -325,8 +334,7 @@ async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string
   } catch (err) {
     if (!(err instanceof NumericalError)) throw err;
     // Name what could have produced the non-finite scores: the checkpoint's weights, or a loaded plugin.
-    const plugins = loadedPlugins().map((p) => p.module);
-    throw new NumericalError(`${err.message}; checkpoint ${checkpointDir}${plugins.length ? `, plugin${plugins.length > 1 ? 's' : ''} ${plugins.join(', ')}` : ''}; no result was written`);
+    throw namingPlugins(new NumericalError(`${err.message}; checkpoint ${checkpointDir}; no result was written`));
   } finally {
     progress.stop();
   }
