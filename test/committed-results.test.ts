@@ -71,14 +71,14 @@ test.serial('run with the default --results leaves the committed result and git 
 
 test.serial('run aimed at a committed result refuses before any work, and replace it only with --replace-committed', async (t) => {
   const before = await fs.readFile(committed(), 'utf8');
-  const refused = await cli([...runArgs(), '--results', 'results', '--episodes', '3'], tmp);
+  const refused = await cli([...runArgs(), '--results', 'results', '--runs', 'runs-b'], tmp);
   t.is(refused.code, 2, refused.stderr);
   t.regex(refused.stderr, /error: results\/mini-imagenet\/ref is a committed reference result \(its result\.json is tracked by git\)/);
   t.regex(refused.stderr, /fix: .*--results <dir>.*results-local.*--replace-committed/);
   t.notRegex(refused.stderr, /train: /); // refused before the first training episode
   t.is(await fs.readFile(committed(), 'utf8'), before);
 
-  const replaced = await cli([...runArgs(), '--results', 'results', '--episodes', '3', '--runs', 'runs-b', '--replace-committed'], tmp);
+  const replaced = await cli([...runArgs(), '--results', 'results', '--runs', 'runs-b', '--replace-committed'], tmp);
   t.is(replaced.code, 0, replaced.stderr);
   t.not(await fs.readFile(committed(), 'utf8'), before);
   t.regex(git(tmp, 'status', '--porcelain', '--untracked-files=no'), /M results\/mini-imagenet\/ref\/result\.json/);
