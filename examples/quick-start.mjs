@@ -68,6 +68,7 @@ try {
     backend: flag.backend ?? 'auto',
     results: flag.results ?? 'results-local',
     runs: 'runs',
+    logEvery: 10, // a progress line every 10 training episodes (the CLI's default is 100)
   }, { reporter });
   const acc = out.record.summary.plain;
   console.log(`ProtoNet ${task.way}-way ${task.shot}-shot after ${episodes} training episodes: ${acc.text} % (95% CI, ${acc.n} test episodes)`);

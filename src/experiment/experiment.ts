@@ -73,6 +73,8 @@ export const experimentOptionsSchema = z
     autoPrepare: z.boolean().default(true),
     /** Keep an existing result of the same config, checkpoint and episodes instead of re-evaluating. */
     reuseResult: z.boolean().default(false),
+    /** Report the training loss (progress) every n episodes (default 100). */
+    logEvery: z.number().int().positive().optional(),
     /** Replace a result whose files are tracked by git (a committed reference result); refused otherwise. */
     replaceCommitted: z.boolean().default(false),
   })
@@ -221,7 +223,7 @@ async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOption
   const trainStartedAt = performance.now();
   try {
     summary = await train({
-      method, config, runDir, meta,
+      method, config, runDir, meta, logEvery: options.logEvery,
       trainSource: config.augment === 'metaoptnet' ? (i) => augmentedSource(trainSplit.loaded, `${config.seed}/augment/${i}`, norm) : () => trainSplit.source,
       sampleTrainEpisode: trainEpisodeSampler(trainSplit, config.train, config.seed),
       validation: { source: valSplit.source, list: valList },
