@@ -10,7 +10,8 @@
  * sources change, asking whether the change alters the numbers (bump) or not (update only the hash there).
  *
  * History: 1 — first recorded (2026-12-07; the oneDNN accelerator of issue 27 is another backend, `wasm-onednn`,
- * recorded as such in `backend.choice`, and leaves plain wasm's numbers as they were); results written before
+ * recorded as such in `backend.choice`, and leaves plain wasm's numbers as they were; its thread policy of
+ * a1ef8e7 likewise); results written before
  * carry no revision and count as older.
  */
 export const ENGINE_REVISION = 1;
