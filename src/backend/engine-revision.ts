@@ -9,9 +9,10 @@
  * re-run or re-mark the reference results that matter. test/engine-revision.test.ts fails when the kernel
  * sources change, asking whether the change alters the numbers (bump) or not (update only the hash there).
  *
- * History: 1 — first recorded (2026-12-07; the oneDNN accelerator of issue 27 is another backend, `wasm-onednn`,
- * recorded as such in `backend.choice`, and leaves plain wasm's numbers as they were; its thread policy of
- * a1ef8e7 likewise); results written before
- * carry no revision and count as older.
+ * Scope: the `wasm` (and `cpu`) backends' own kernels. The oneDNN accelerator (issue 27, backend `wasm-onednn`,
+ * src/backend/wasm/onednn*.ts and native/onednn/) is outside it: its results record `backend.choice` and
+ * `backend.accelerator` (oneDNN's version, ISA, threads) instead.
+ *
+ * History: 1 — first recorded (2026-12-07); results written before carry no revision and count as older.
  */
 export const ENGINE_REVISION = 1;
