@@ -293,6 +293,62 @@ test.serial('a run stopped mid-training shows in the table and the dry run as in
   t.notRegex(await fs.readFile(path.join(dir, 'table.md'), 'utf8'), /in progress/);
 });
 
+test.serial('dry run: runs whose data is missing are counted apart with the reproduce --data spelling; equal episode shapes get one measured estimate; --json is the same plan', async (t) => {
+  // Four cells: ProtoNet 2-way 1-shot on the fixture folder and on CIFAR-FS (an archive "given": the dry run only
+  // checks it is there), MetaOptNet-SVM on the folder with 3-shot training episodes, and ProtoNet on FC100,
+  // whose archive is not given (and not found: $FEWSHOT_CIFAR100 names no file).
+  const shapes = {
+    ...TABLE, id: 'shapes',
+    budgets: { ci: { ...TABLE.budgets.ci, base: { ...TABLE.budgets.ci.base, datasetOptions: undefined } } },
+    cells: [
+      { id: 'folder', row: 'ProtoNet', column: 'folder', dataset: 'folder', method: 'protonet', mode: 'plain', test: { way: 2, shot: 1, query: 3 }, config: { datasetOptions: { name: 'fixture', normalization: 'imagenet' } }, published: [] },
+      { id: 'svm', row: 'SVM', column: 'folder', dataset: 'folder', method: 'metaoptnet-svm', mode: 'plain', test: { way: 2, shot: 1, query: 3 }, train: { shot: 3 }, config: { datasetOptions: { name: 'fixture', normalization: 'imagenet' } }, published: [] },
+      { id: 'cifar', row: 'ProtoNet', column: 'CIFAR-FS', dataset: 'cifar-fs', method: 'protonet', mode: 'plain', test: { way: 2, shot: 1, query: 3 }, published: [] },
+      { id: 'fc100', row: 'ProtoNet', column: 'FC100', dataset: 'fc100', method: 'protonet', mode: 'plain', test: { way: 2, shot: 1, query: 3 }, published: [] },
+    ],
+    comparisons: [],
+  };
+  await fs.writeFile(path.join(tables, 'shapes.json'), JSON.stringify(shapes, null, 1));
+  const archive = path.join(fx.root, 'cifar-100-python.tar.gz');
+  await fs.writeFile(archive, 'not read by a dry run');
+  const env = { FEWSHOT_CIFAR100: path.join(fx.root, 'no-such-archive.tar.gz') };
+  const args = ['reproduce', 'shapes', '--tables', tables, '--budget', 'ci', '--data', `folder=${root}`, '--data', `cifar-fs=${archive}`, '--backend', 'wasm',
+    '--results', path.join(fx.root, 'results-shapes'), '--runs', path.join(fx.root, 'runs-shapes'), '--cache', path.join(fx.root, 'cache16'), '--test-episodes', '6', '--dry-run'];
+  const json = await cli([...args, '--json'], 240_000, env);
+  t.is(json.code, 0, json.stderr);
+  const dry = JSON.parse(json.stdout) as { format: string; runs: { key: string; dataset: string; state: string; fix?: string; shape: { train: string; test: string }; estimate?: { trainMsPerEpisode: number; evalMsPerEpisode: number; seconds: number } }[]; summary: Record<string, unknown> };
+  t.is(dry.format, 'fewshot-reproduce-dry-run/1');
+  t.deepEqual(dry.summary.noData, { fc100: 2 });
+  t.like(dry.summary, { runs: 8, done: 0, toRun: 6, inProgress: 0, refused: 0, probes: 2 });
+  const of = (dataset: string, method: string) => dry.runs.filter((r) => r.dataset === dataset && r.key.startsWith(`${method}_`));
+  for (const r of of('fc100', 'protonet')) {
+    t.is(r.state, 'no data');
+    t.is(r.estimate, undefined, 'a run that cannot start costs nothing');
+    t.regex(r.fix!, /--data fc100=<file\.tar\.gz>/);
+    t.notRegex(r.fix!, /--data </);
+  }
+  // ProtoNet on the folder and on CIFAR-FS: one shape, one measurement, one estimate.
+  const protonet = [...of('folder', 'protonet'), ...of('cifar-fs', 'protonet')];
+  t.is(protonet.length, 4);
+  for (const r of protonet) t.deepEqual({ state: r.state, shape: r.shape, estimate: r.estimate }, { state: 'to run', shape: { train: '2w1s3q', test: '2w1s3q' }, estimate: protonet[0].estimate });
+  const svm = of('folder', 'metaoptnet-svm');
+  t.deepEqual(svm.map((r) => r.shape.train), ['2w3s3q', '2w3s3q']);
+  t.deepEqual(svm[0].estimate, svm[1].estimate);
+  const text = await cli(args, 240_000, env);
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, /^protonet_2w1s_ci_[0-9a-f]{8}\/seed0 {2}\[fc100\] {2}cannot start: no fc100 data given \(see below\)$/m);
+  t.regex(text.stdout, /^metaoptnet-svm_\S+\/seed0 {2}\[svm\] {2}to run ≈ \S+ \S+ \(train 2w3s3q: \d+ ms\/episode, eval 2w1s3q: \d+ ms\/episode\)$/m);
+  t.regex(text.stdout, /^8 runs: 0 done, 0 in progress, 6 to run, 2 cannot start without data \(fc100: 2\)$/m);
+  t.regex(text.stdout, /^2 fc100 runs cannot start: no fc100 data: no CIFAR-100 archive at \S+no-such-archive\.tar\.gz\n {2}fix: .*--data fc100=<file\.tar\.gz>/m);
+  // Run for real, the FC100 run fails with the same spelling (before any training); the listing is JSON too.
+  const real = await cli(['reproduce', 'shapes', '--tables', tables, '--budget', 'ci', '--only', 'fc100', '--seeds', '1', '--backend', 'wasm', '--results', path.join(fx.root, 'results-shapes'), '--runs', path.join(fx.root, 'runs-shapes'), '--json'], 240_000, env);
+  t.is(real.code, 2, real.stderr);
+  t.regex(real.stderr, /no fc100 data: no CIFAR-100 archive at .*--data fc100=<file\.tar\.gz>/);
+  t.like(JSON.parse(real.stdout), { format: 'fewshot-reproduce/1', table: 'shapes', runs: [{ dataset: 'fc100', state: 'failed' }] });
+  const listing = await cli(['reproduce', '--tables', tables, '--json']);
+  t.deepEqual(JSON.parse(listing.stdout), { tables: ['shapes', 'tiny'] });
+});
+
 test.serial('SIGUSR1 to a reproducer with runs side by side: each run stops at its next step, no new run starts, the table is written, exit 138; the same command then finishes', async (t) => {
   const results = path.join(fx.root, 'results-usr1');
   const args = ['reproduce', 'tiny', ...common(results), '--seeds', '2', '--jobs', '2', '--only', 'plain', 'sla-ag'];

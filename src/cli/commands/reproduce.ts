@@ -4,7 +4,7 @@ import { cpus } from 'node:os';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { intArg } from '../options.ts';
+import { intArg, jsonOption, printJson } from '../options.ts';
 import { loadPlugins } from '../context.ts';
 import type { ReproduceSettings, RunExecutor, RunState } from '../../experiment/reproduce/reproduce.ts';
 import type { PlannedRun } from '../../experiment/reproduce/plan.ts';
@@ -26,12 +26,12 @@ const DEFAULT_QUEUE_NAME = 'fewshot-reproduce';
 
 /** The heavy modules (tfjs, BullMQ, vega), loaded when a reproduce command runs, not when flags are parsed. */
 async function heavy() {
-  const [experiment, plan, reproduce, queue, estimate, select, tableSpec, reporter] = await Promise.all([
+  const [experiment, plan, reproduce, queue, dryRun, select, tableSpec, reporter] = await Promise.all([
     import('../../experiment/index.ts'), import('../../experiment/reproduce/plan.ts'), import('../../experiment/reproduce/reproduce.ts'),
-    import('../../experiment/reproduce/queue.ts'), import('../../experiment/reproduce/estimate.ts'), import('../../backend/select.ts'),
+    import('../../experiment/reproduce/queue.ts'), import('../../experiment/reproduce/dry-run.ts'), import('../../backend/select.ts'),
     import('../../reports/table-spec.ts'), import('../reporter.ts'),
   ]);
-  return { ...experiment, ...plan, ...reproduce, ...queue, ...estimate, ...select, ...tableSpec, ...reporter };
+  return { ...experiment, ...plan, ...reproduce, ...queue, ...dryRun, ...select, ...tableSpec, ...reporter };
 }
 
 /** The committed tables (`experiments/tables/*.json`), found from this module so an installed package has them. */
@@ -55,6 +55,7 @@ interface ReproduceFlags {
   run?: string;
   tables: string;
   jobs?: number;
+  json?: boolean;
 }
 
 /** `--data mini-imagenet=DIR --data cifar-fs=FILE` → { dataset: location } */
@@ -62,7 +63,7 @@ function dataLocations(values: string[] = []): Record<string, string> {
   const out: Record<string, string> = {};
   for (const v of values) {
     const eq = v.indexOf('=');
-    if (eq <= 0) throw new UserError(`--data "${v}" does not say which dataset it is for`, 'write --data <dataset>=<location>, e.g. --data mini-imagenet=../shared/datasets/mini-imagenet');
+    if (eq <= 0) throw new UserError(`--data "${v}" does not say which dataset it is for`, 'write --data <dataset>=<location>, e.g. --data mini-imagenet=data/mini-imagenet');
     out[v.slice(0, eq)] = v.slice(eq + 1);
   }
   return out;
@@ -73,6 +74,43 @@ function settingsOf(flags: ReproduceFlags): ReproduceSettings {
 }
 
 const hms = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
+
+type DryRun = Awaited<ReturnType<Awaited<ReturnType<typeof heavy>>['dryRunPlan']>>;
+
+/** The dry run as text: one line per run, then the totals, with the runs that cannot start counted apart. */
+function dryRunText(dry: DryRun, jobs: number): string {
+  const lines: string[] = [];
+  for (const r of dry.runs) {
+    const eta = r.estimate
+      ? ` ≈ ${hms(r.estimate.seconds)} (train ${r.shape.train}: ${r.estimate.trainMsPerEpisode.toFixed(0)} ms/episode, eval ${r.shape.test}: ${r.estimate.evalMsPerEpisode.toFixed(0)} ms/episode)`
+      : '';
+    const state =
+      r.state === 'in progress' ? `${r.detail}, to resume`
+      : r.state === 'no data' ? `cannot start: no ${r.dataset} data given (see below)`
+      : r.state === 'refused' ? `refused: ${r.detail}`
+      : r.state === 'done' && r.detail ? `done (${r.detail})`
+      : r.state;
+    lines.push(`${r.key}  [${r.cells.join(', ')}]  ${state}${eta}`);
+  }
+  const s = dry.summary;
+  const noData = Object.values(s.noData).reduce((a, b) => a + b, 0);
+  // The probe ran here, one run on every thread; side-by-side runs (--jobs) share the cores and finish more
+  // per hour in all (bench/threads.sh measures by how much), so the sum is an upper bound for them.
+  const sideBySide = jobs > 1 ? `; with ${jobs} runs side by side (--jobs ${jobs}) the wall time is shorter than this sum` : '';
+  const parts = [`${s.done} done`, `${s.inProgress} in progress`, `${s.toRun} to run`];
+  if (noData) parts.push(`${noData} cannot start without data (${Object.entries(s.noData).map(([d, n]) => `${d}: ${n}`).join(', ')})`);
+  if (s.refused) parts.push(`${s.refused} refused`);
+  lines.push(`${s.runs} runs: ${parts.join(', ')}`);
+  if (s.toRun + s.inProgress) {
+    lines.push(`the ${s.toRun + s.inProgress} to run or resume take ≈ ${hms(s.seconds)} one after the other on ${dry.backend.choice} (measured step speed on this machine, each training and evaluation episode shape once: ${s.probes} probe${s.probes === 1 ? '' : 's'}${sideBySide})`);
+  }
+  for (const dataset of Object.keys(s.noData)) {
+    const first = dry.runs.find((r) => r.state === 'no data' && r.dataset === dataset)!;
+    lines.push(`${s.noData[dataset]} ${dataset} run${s.noData[dataset] === 1 ? '' : 's'} cannot start: ${first.detail}`);
+    lines.push(`  fix: ${first.fix}`);
+  }
+  return lines.join('\n') + '\n';
+}
 
 /** The flags a worker passes on to the child process that runs one cell (data, backend, folders, plugins). */
 function childArgs(flags: ReproduceFlags): string[] {
@@ -164,7 +202,7 @@ export function registerReproduceCommands(program: Command): void {
     .option('--table-only', 'run nothing: write the table from what is on disk (finished runs, and runs in progress with their last checkpoint)')
     .option('--queue <url>', 'put the runs on a BullMQ queue on Redis (redis://host:port) for `fewshot worker`s instead of running them here')
     .option('--queue-name <name>', 'queue name', DEFAULT_QUEUE_NAME)
-    .option('--data <dataset=location...>', 'where each dataset\'s source is, e.g. mini-imagenet=../shared/datasets/mini-imagenet')
+    .option('--data <dataset=location...>', 'where each dataset\'s source is, e.g. mini-imagenet=data/mini-imagenet')
     .option('--backend <name>', 'compute backend', 'auto')
     .option('--results <dir>', 'results root', 'results')
     .option('--runs <dir>', 'checkpoint root', 'runs')
@@ -173,15 +211,18 @@ export function registerReproduceCommands(program: Command): void {
     .option('--plugin <module...>', 'modules that register extra heads/backbones/wrappers/datasets')
     .option('--tables <dir>', 'folder of table files', TABLES_DIR)
     .option('--run <key>', 'run just this one planned run (used by workers)')
+    .addOption(jsonOption())
     .option('--jobs <n>', 'runs side by side, each in its own process with cores/n wasm threads (default: 2 on a machine with 2 or more cores for the wasm backend, where two 1-thread runs finish 1.2-1.4x more episodes per hour than one 2-thread run; else 1)', intArg('--jobs'))
     .action(async (tableArg: string | undefined, flags: ReproduceFlags) => {
       await loadPlugins(flags.plugin);
       const {
-        listTables, stderrReporter, readTableSpec, planTable, validateConfig, inProcessExecutor, cliHooks, selectBackend, hasFinishedResult, olderEngineOf,
-        probeCost, estimateSeconds, enqueueAndWait, executePlan, writeTableOutputs, runInProgress, describeInProgress, datasetsWithRuns, prepareCachesFor,
+        listTables, stderrReporter, readTableSpec, planTable, validateConfig, inProcessExecutor, cliHooks, selectBackend, hasFinishedResult,
+        dryRunPlan, enqueueAndWait, executePlan, writeTableOutputs, datasetsWithRuns, prepareCachesFor,
       } = await heavy();
       if (!tableArg) {
-        process.stdout.write(`tables: ${(await listTables(flags.tables)).join(', ')}\n`);
+        const tables = await listTables(flags.tables);
+        if (flags.json) printJson({ tables });
+        else process.stdout.write(`tables: ${tables.join(', ')}\n`);
         return;
       }
       const reporter = stderrReporter;
@@ -217,36 +258,9 @@ export function registerReproduceCommands(program: Command): void {
       if (flags.dryRun) {
         const backend = await selectBackend(flags.backend);
         reporter.log(`backend: ${backend.choice} — ${backend.detail}`);
-        const probes = new Map<string, ReturnType<typeof probeCost>>();
-        let total = 0;
-        for (const run of plan.runs) {
-          const config = validateConfig(run.config);
-          let state: string;
-          try {
-            const finished = await hasFinishedResult(settings, run);
-            const older = finished ? await olderEngineOf(settings, run) : undefined;
-            state = finished ? (older ? `done (${older})` : 'done') : 'to run';
-          } catch (err) {
-            state = err instanceof UserError ? `refused: ${err.problem}` : 'error';
-          }
-          let eta = '';
-          if (state === 'to run') {
-            const key = JSON.stringify([config.method, config.backbone, config.imageSize, config.train, config.test, config.headConfig, config.wrapperOptions]);
-            if (!probes.has(key)) probes.set(key, probeCost(config));
-            // A run with a checkpoint resumes there: only the episodes after it (and their validations) are left.
-            const progress = await runInProgress(settings, run);
-            if (progress) state = describeInProgress(progress) + ', to resume';
-            const secs = estimateSeconds(config, probes.get(key)!, flags.testEpisodes ?? 2000, progress?.episode ?? 0);
-            total += secs;
-            eta = ` ≈ ${hms(secs)} (train ${probes.get(key)!.trainMsPerEpisode.toFixed(0)} ms/episode, eval ${probes.get(key)!.evalMsPerEpisode.toFixed(0)} ms/episode)`;
-          }
-          process.stdout.write(`${run.key}  [${run.cells.join(', ')}]  ${state}${eta}\n`);
-        }
-        // The probe ran here, one run on every thread; side-by-side runs (--jobs) share the cores and finish more
-        // per hour in all (bench/threads.sh measures by how much), so the sum is an upper bound for them.
-        const jobs = jobsFor(flags);
-        const sideBySide = jobs > 1 ? `; with ${jobs} runs side by side (--jobs ${jobs}) the wall time is shorter than this sum` : '';
-        process.stdout.write(`${plan.runs.length} runs; the ones to run take ≈ ${hms(total)} one after the other on ${backend.choice} (measured step speed on this machine${sideBySide})\n`);
+        const dry = await dryRunPlan(plan, settings, backend, { testEpisodes: flags.testEpisodes });
+        if (flags.json) printJson(dry);
+        else process.stdout.write(dryRunText(dry, jobsFor(flags)));
         return;
       }
 
@@ -310,12 +324,20 @@ export function registerReproduceCommands(program: Command): void {
       const datasets = flags.tableOnly ? await datasetsWithRuns(whole, settings) : [...new Set(plan.runs.map((r) => r.dataset))];
       if (!datasets.length) reporter.log(`no run of ${table.id} (budget ${flags.budget}) is finished or in progress under ${settings.results} and ${settings.runs}: no table written`);
       const { dirs } = await writeTableOutputs(whole, settings, states, path.relative(process.cwd(), file), datasets);
-      for (const d of dirs) process.stdout.write(`table: ${path.join(d, 'table.md')}\n`);
       const elsewhere = states.filter((s) => s.state === 'elsewhere');
       if (elsewhere.length) {
         reporter.log(`${elsewhere.length} run${elsewhere.length > 1 ? 's were' : ' was'} in progress in another process (${elsewhere.map((s) => `${s.run.key}: ${s.message}`).join('; ')}); the table shows ${elsewhere.length > 1 ? 'them' : 'it'} in progress — once finished, \`--table-only\` (or the same command) fills ${elsewhere.length > 1 ? 'their cells' : 'its cell'}`);
       }
       const failed = states.filter((s) => s.state === 'failed');
+      if (flags.json) {
+        printJson({
+          format: 'fewshot-reproduce/1', table: table.id, budget: flags.budget,
+          runs: states.map((s) => ({ key: s.run.key, cells: s.run.cells, dataset: s.run.dataset, seed: s.run.seed, state: s.state, ...(s.message ? { message: s.message } : {}) })),
+          tables: dirs.map((d) => path.join(d, 'table.md')),
+        });
+      } else {
+        for (const d of dirs) process.stdout.write(`table: ${path.join(d, 'table.md')}\n`);
+      }
       if (failed.length) {
         throw new UserError(`${failed.length} of ${states.length} runs failed (the table was written without them): ${failed.map((f) => `${f.run.key}: ${f.message}`).join('; ')}`, 'fix what each message says and run the same command again; finished runs are kept');
       }

@@ -17,6 +17,27 @@ export interface CostProbe {
   evalMsPerEpisode: number;
 }
 
+/** An episode shape as the cost sees it: `5w15s6q` (way, shot, queries per class). */
+export const shapeLabel = (s: { way: number; shot: number; query: number }) => `${s.way}w${s.shot}s${s.query}q`;
+
+/**
+ * What a run's cost depends on, for training and for evaluation apart: method, backbone, image size, head and
+ * wrapper settings, and the training (resp. test) episode shape. Runs with equal keys (another dataset, another
+ * seed, another training shot for the evaluation cost) are measured once and get one estimate, so timing noise on
+ * a shared machine cannot make equal shapes look different. Runs of the same network still differ when their
+ * episode shapes do: MetaOptNet-SVM trains on 15-shot episodes for FC100 but 5-shot ones for CIFAR-FS (three
+ * times the support images, and an SVM dual over them), so its FC100 training steps cost several times more.
+ */
+export function costKeys(config: TrainConfig): { train: string; eval: string } {
+  const net = [config.method, config.backbone, config.imageSize, config.headConfig, config.wrapperOptions];
+  return { train: JSON.stringify([...net, shapeLabel(config.train)]), eval: JSON.stringify([...net, shapeLabel(config.test)]) };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
 function randomSource(imageSize: number, seed: number): ImageSource {
   const rand = mulberry32(seed);
   return {
@@ -33,8 +54,12 @@ function indices(n: number): Int32Array {
   return Int32Array.from({ length: n }, (_, i) => i);
 }
 
+/**
+ * Time `steps` training steps and evaluation episodes (after one warm-up of each) and take the median of each, so a
+ * single step slowed by another process on a shared machine does not set the estimate.
+ */
 export function probeCost(config: TrainConfig, opts: { steps?: number } = {}): CostProbe {
-  const steps = opts.steps ?? 2;
+  const steps = opts.steps ?? 3;
   const method = buildMethod({
     name: config.method, backbone: config.backbone, imageSize: config.imageSize, way: Math.max(config.train.way, config.test.way),
     seed: config.seed, headConfig: config.headConfig, wrapperOptions: config.wrapperOptions,
@@ -71,13 +96,13 @@ export function probeCost(config: TrainConfig, opts: { steps?: number } = {}): C
   try {
     timeTrain(); // warm-up: kernel compilation and first allocations are not steady-state cost
     timeEval();
-    let train = 0;
-    let ev = 0;
+    const train: number[] = [];
+    const ev: number[] = [];
     for (let i = 0; i < steps; i++) {
-      train += timeTrain();
-      ev += timeEval();
+      train.push(timeTrain());
+      ev.push(timeEval());
     }
-    return { trainMsPerEpisode: train / steps, evalMsPerEpisode: ev / steps };
+    return { trainMsPerEpisode: median(train), evalMsPerEpisode: median(ev) };
   } finally {
     tf.disposeVariables(); // the method's variables and the optimizer's slots
   }

@@ -13,7 +13,7 @@ import { formatCI, type MeanCI } from '../../eval/stats.ts';
 import { UserError } from '../../util/errors.ts';
 import { RunInUseError } from '../../util/lock.ts';
 import { CHECKPOINT_AND_STOP, receivedStopSignal, StoppedBySignal } from '../../util/signal.ts';
-import { datasetOptionsWithData, openDataset, runExperiment, validateConfig, type ExperimentHooks } from '../index.ts';
+import { datasetOptionsWithData, openDataset, resolveCacheDir, runExperiment, validateConfig, type ExperimentHooks } from '../index.ts';
 import { resolveDataset } from '../../data/providers/index.ts';
 import { configDifferences, describeDifferences } from '../config-diff.ts';
 import { planTable, type PlannedRun, type TablePlan } from './plan.ts';
@@ -92,6 +92,29 @@ export async function hasFinishedResult(settings: ReproduceSettings, run: Planne
 export async function olderEngineOf(settings: ReproduceSettings, run: PlannedRun): Promise<string | undefined> {
   const { record } = await readResult(resultPath(settings, run));
   return olderEngineNote(record);
+}
+
+/**
+ * Why this run cannot start for want of data, or `undefined` when it can: its image cache is prepared, or its
+ * provider finds the source (from `--data <dataset>=<location>`, the provider's environment variable or default
+ * location). The fix is in reproduce's own terms: the provider's `--data <location>` becomes
+ * `--data <dataset>=<location>`, the spelling `reproduce` and `worker` take.
+ */
+export async function runDataProblem(settings: Pick<ReproduceSettings, 'data' | 'cache'>, run: Pick<PlannedRun, 'dataset' | 'config'>): Promise<UserError | undefined> {
+  const config = validateConfig(run.config);
+  const data = settings.data[run.dataset];
+  const dataset = resolveDataset(run.dataset, datasetOptionsWithData(run.dataset, config.datasetOptions, data));
+  const cacheDir = resolveCacheDir({ cache: settings.cache }, dataset.name, config.imageSize);
+  if (await fs.stat(path.join(cacheDir, 'manifest.json')).then(() => true, () => false)) return undefined;
+  try {
+    dataset.provider.locate(dataset.options, { flag: data, env: process.env, cwd: process.cwd() });
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    const inReproduceTerms = err.fix.replace(/--data </g, `--data ${run.dataset}=<`);
+    const fix = inReproduceTerms.includes(`--data ${run.dataset}=`) ? inReproduceTerms : `${inReproduceTerms}; pass its location with --data ${run.dataset}=<location>`;
+    return new UserError(`no ${run.dataset} data: ${err.problem}`, fix);
+  }
 }
 
 /** Where a planned run keeps its checkpoints and training log while it trains (`runExperiment`'s run folder). */
@@ -192,6 +215,9 @@ export async function prepareCachesFor(runs: PlannedRun[], settings: ReproduceSe
 /** The default executor: runExperiment in this process, then the training log is kept beside the result. */
 export function inProcessExecutor(settings: ReproduceSettings, hooks: ExperimentHooks = {}): RunExecutor {
   return async (run) => {
+    // Missing data is reported with reproduce's --data spelling, before a backend or model is set up.
+    const noData = await runDataProblem(settings, run);
+    if (noData) throw noData;
     try {
       const out = await runExperiment(run.config as never, {
         backend: settings.backend,
