@@ -217,6 +217,20 @@ test.serial('run/eval/list --json; an evaluation gets its own result, is kept wh
   const noPlugin = await cli(['eval', 'runs/cos/best', '--test-file', 'test.json', '--backend', 'cpu', ...common().slice(2)], tmp);
   t.is(noPlugin.code, 2, noPlugin.stderr);
   t.regex(noPlugin.stderr, /was made with plugin .*cosine-head\.ts \(fewshot@[^)]+\), which registers its method "cosine"[\s\S]*fix: pass --plugin .*cosine-head\.ts/);
+  // …and so does predict (two classes of the fixture's real images as the support, one more as the query)
+  const images = (await fs.readdir(path.join(fx.folderDir, 'images'))).sort();
+  for (const [k, name] of images.slice(0, 2).entries()) {
+    await fs.mkdir(path.join(tmp, 'support', `class${k}`), { recursive: true });
+    await fs.copyFile(path.join(fx.folderDir, 'images', name), path.join(tmp, 'support', `class${k}`, name));
+  }
+  const predictArgs = ['predict', 'runs/cos/best', '--support', 'support', '--query', path.join(fx.folderDir, 'images', images[2]), '--backend', 'cpu'];
+  const predictNoPlugin = await cli(predictArgs, tmp);
+  t.is(predictNoPlugin.code, 2, predictNoPlugin.stderr);
+  t.regex(predictNoPlugin.stderr, /was made with plugin .*cosine-head\.ts \(fewshot@[^)]+\), which registers its method "cosine"[\s\S]*fix: pass --plugin .*cosine-head\.ts/);
+  // --plugin takes one module per flag: the argument after it stays the command's (here the checkpoint)
+  const predicted = await cli(['predict', '--plugin', COSINE, 'runs/cos/best', ...predictArgs.slice(2), '--json'], tmp);
+  t.is(predicted.code, 0, predicted.stderr);
+  t.is(JSON.parse(predicted.stdout).method, 'cosine');
 
   // list --json: built-in vs plugin, with where each came from
   const list = await cli(['list', '--plugin', COSINE, '--json'], tmp);

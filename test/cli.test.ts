@@ -91,7 +91,12 @@ test.serial('run protonet-sla trains, evaluates and records a traceable result; 
 });
 
 const badInputs: [string, string[], RegExp][] = [
-  ['unknown method', ['run', 'protonett', '--data', 'x'], /unknown method "protonett"[\s\S]*fix: use one of: protonet/],
+  ['unknown method', ['run', 'protonett', '--data', 'x'], /unknown method "protonett" \(did you mean "protonet"\?\)[\s\S]*fix: use one of: protonet/],
+  ['unknown method, two close names', ['run', 'protonet-sa', '--data', 'x'], /unknown method "protonet-sa" \(did you mean "protonet-sla" or "protonet-da"\?\)/],
+  ['unknown method, nothing close', ['run', 'resnet', '--data', 'x'], /unknown method "resnet"\n {2}fix: use one of/],
+  ['unknown backbone', ['run', 'protonet', '--backbone', 'conv-4', '--data', 'x'], /unknown backbone "conv-4" \(did you mean "conv4"\?\)/],
+  ['unknown dataset', ['data', 'prepare', '--dataset', 'cifarfs'], /unknown dataset "cifarfs" \(did you mean "cifar-fs"\?\)/],
+  ['unknown table', ['reproduce', 'sla-fewshots', '--dry-run'], /unknown table "sla-fewshots" \(did you mean "sla-fewshot"\?\)/],
   ['unknown transform', ['run', 'protonet-sla', '--transform', 'flip'], /unknown transform set "flip"/],
   ['transform on a plain method', ['run', 'protonet', '--transform', 'rotation'], /takes no wrapper options/],
   ['missing dataset', ['data', 'prepare', '--data', '/nonexistent/mini'], /nonexistent[\s\S]*fix:/],
@@ -121,6 +126,12 @@ test('a plugin head registers without editing the library and combines with ever
   const out = await cli(['list', '--plugin', './examples/cosine-head.ts']);
   t.is(out.code, 0, out.stderr);
   for (const name of ['cosine', 'cosine-sla', 'cosine-sla-sd', 'cosine-da', 'cosine-mt']) t.regex(out.stdout, new RegExp(`^  ${name}  —`, 'm'));
+  // --plugin takes one module per flag and is repeated for more: the method after it is not taken as a module
+  const before = await cli(['run', '--plugin', './examples/cosine-head.ts', 'cosinee', '--backend', 'cpu']);
+  t.is(before.code, 2, before.stderr);
+  t.regex(before.stderr, /unknown method "cosinee" \(did you mean "cosine"\?\)/);
+  const twice = await cli(['list', '--plugin', './examples/cosine-head.ts', '--plugin', './examples/nope.ts']);
+  t.regex(twice.stderr, /cannot load plugin.*nope\.ts/);
   const missing = await cli(['list', '--plugin', './examples/nope.ts']);
   t.is(missing.code, 2);
   t.regex(missing.stderr, /cannot load plugin/);

@@ -3,7 +3,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
-import { openDataset, prepareCache, runExperiment, validateConfig } from '../src/experiment/index.ts';
+import { collectingReporter, openDataset, prepareCache, runExperiment, validateConfig } from '../src/experiment/index.ts';
+import { resolveTrainConfig } from '../src/cli/config.ts';
+import { runCli } from './fixtures/run-cli.ts';
 import { loadSplit, readCacheManifest } from '../src/data/index.ts';
 import { CIFAR_FS_NORMALIZATION, MINI_IMAGENET_NORMALIZATION } from '../src/data/normalize.ts';
 import { cifarBenchmarkClasses, PUBLISHED_SPLIT_SIZES, tieredImagenetClasses } from '../src/data/readers/index.ts';
@@ -72,16 +74,36 @@ test('cifar-fs: --image-size resizes (area averaging), recorded in the manifest'
   t.deepEqual(manifest.decode.sourceSizes, { '32x32': 400 });
 });
 
+test('cifar-fs without --image-size: `data prepare` caches the 32 px images as they are (not upsampled to 84); `run` defaults to 32 px and says which augmentation it uses', async (t) => {
+  const cache = path.join(wd.dir, 'cache-cifar-native');
+  const out = await runCli(['data', 'prepare', '--dataset', 'cifar-fs', '--data', binaryArchive, '--cache', cache]);
+  t.is(out.code, 0, out.stderr);
+  t.regex(out.stderr, /preparing cifar-fs \(cifar-fs\) from \S+ at 32px/);
+  const manifest = await readCacheManifest(cache);
+  t.is(manifest.imageSize, 32);
+  t.is(manifest.decode.resized, 0);
+  // The same defaults for a training config: the dataset's own size and its augmentation, unless a flag or the
+  // config says otherwise; mini-ImageNet keeps 84 px and no augmentation.
+  t.like(await resolveTrainConfig('protonet', { dataset: 'cifar-fs' }), { imageSize: 32, augment: 'metaoptnet' });
+  t.like(await resolveTrainConfig('protonet', { dataset: 'cifar-fs', imageSize: 84, augment: 'none' }), { imageSize: 84, augment: 'none' });
+  t.like(await resolveTrainConfig('protonet', { dataset: 'mini-imagenet' }), { imageSize: 84, augment: 'none' });
+  const help = await runCli(['run', '--help']);
+  t.regex(help.stdout, /--augment <name>\s+training augmentation: none, or metaoptnet/);
+});
+
 test('cifar-fs: a tiny train + eval through runExperiment', async (t) => {
   const cfg = validateConfig({
     method: 'protonet', backbone: 'conv4', imageSize: 32, train: { way: 2, shot: 1, query: 2 }, test: { way: 2, shot: 1, query: 2 },
     episodes: 2, validation: { every: 0, episodes: 2 }, dataset: 'cifar-fs', augment: 'metaoptnet',
   });
+  const reporter = collectingReporter();
   const out = await runExperiment(cfg, {
     backend: 'cpu', data: pythonArchive, cache: path.join(wd.dir, 'cache-cifar-run'), runs: path.join(wd.dir, 'runs'), results: path.join(wd.dir, 'results'),
     episodesDir: path.join(wd.dir, 'episodes'), testEpisodes: 3, name: 'cifar',
-  });
+  }, { reporter });
   tf.disposeVariables();
+  // The training line names the augmentation (CIFAR-FS's default differs from mini-ImageNet's).
+  t.true(reporter.lines.some((l) => /^training protonet \(conv4, 32px, cifar-fs, train 2w1s2q, augmentation metaoptnet \(random crop \+ colour jitter \+ flip\)\)/.test(l)), reporter.lines.join('\n'));
   t.is(out.record.data.dataset, 'cifar-fs');
   t.is(out.record.episodes.evaluated, 3);
   // Results record portable paths (`<tmp>/…`); resolved, it is the episodes folder given.

@@ -1,5 +1,6 @@
 import type { BackboneFactory } from './contract.ts';
 import { UserError } from '../util/errors.ts';
+import { didYouMean } from '../util/suggest.ts';
 
 const backbones = new Map<string, BackboneFactory>();
 
@@ -10,7 +11,7 @@ export function registerBackbone(factory: BackboneFactory): void {
 
 export function getBackbone(id: string): BackboneFactory {
   const f = backbones.get(id);
-  if (!f) throw new UserError(`unknown backbone "${id}"`, `use one of: ${[...backbones.keys()].join(', ')}`);
+  if (!f) throw new UserError(`unknown backbone "${id}"${didYouMean(id, [...backbones.keys()])}`, `use one of: ${[...backbones.keys()].join(', ')}`);
   return f;
 }
 

@@ -38,6 +38,7 @@ export interface TrainFlags extends DatasetFlags {
   valEpisodes?: number;
   transform?: string;
   slaLoss?: string;
+  augment?: 'none' | 'metaoptnet';
 }
 
 async function readConfigFile(file: string): Promise<Record<string, unknown>> {
@@ -86,8 +87,10 @@ export async function resolveTrainConfig(method: string, flags: TrainFlags): Pro
   const fileOptions = flags.dataset !== undefined && flags.dataset !== base.dataset ? {} : (base.datasetOptions ?? {});
   raw.dataset = dataset;
   raw.datasetOptions = { ...fileOptions, ...parseDatasetOptions(flags.datasetOption) };
-  // The dataset's default training augmentation applies when neither the file nor a flag chose one.
-  if (base.augment === undefined) raw.augment = getDatasetProvider(dataset).defaultAugment;
+  // Neither the file nor a flag chose: the dataset's own image size (CIFAR's 32 px, not an upsampled 84) and its
+  // default training augmentation (the training log line says which augmentation a run uses).
+  raw.imageSize ??= getDatasetProvider(dataset).nativeImageSize;
+  raw.augment = flags.augment ?? base.augment ?? getDatasetProvider(dataset).defaultAugment;
   if (flags.lr !== undefined) raw.optimizer = { ...(base.optimizer ?? { type: 'adam' }), lr: flags.lr };
   if (flags.valEvery !== undefined || flags.valEpisodes !== undefined) {
     raw.validation = { ...(base.validation ?? {}), ...(flags.valEvery !== undefined ? { every: flags.valEvery } : {}), ...(flags.valEpisodes !== undefined ? { episodes: flags.valEpisodes } : {}) };

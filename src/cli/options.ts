@@ -26,6 +26,12 @@ export function floatArg(name: string) {
 export const backendOption = () =>
   new Option('--backend <name>', 'compute backend; auto takes the first that loads').choices(BACKEND_CHOICES as unknown as string[]).default('auto');
 
+/**
+ * The parser of a repeatable option: `--plugin a.js --plugin b.js` → ['a.js', 'b.js']. One value per flag, so the
+ * option never takes the positional argument after it (`--plugin ./x.js protonet`: protonet stays the method).
+ */
+export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
 export const jsonOption = () => new Option('--json', 'print a machine-readable JSON summary on stdout (messages stay on stderr)');
 
 /** Print `value` as one JSON document on stdout. */

@@ -210,7 +210,7 @@ async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOption
     // which plugins made this model: `fewshot eval` without them names them instead of "unknown method"
     plugins: pluginRecords(),
   };
-  reporter.log(`training ${config.method} (${config.backbone}, ${config.imageSize}px, ${dataset.dataset.name}, train ${config.train.way}w${config.train.shot}s${config.train.query}q) for ${config.episodes} episodes → ${runDir}`);
+  reporter.log(`training ${config.method} (${config.backbone}, ${config.imageSize}px, ${dataset.dataset.name}, train ${config.train.way}w${config.train.shot}s${config.train.query}q, augmentation ${config.augment === 'metaoptnet' ? 'metaoptnet (random crop + colour jitter + flip)' : 'none'}) for ${config.episodes} episodes → ${runDir}`);
   // The bar starts with the first trained episode: a run refused before training prints no progress.
   let progress: ReturnType<ExperimentReporter['progress']> | undefined;
   let lastLoss = '';
@@ -419,9 +419,9 @@ export async function checkpointConfig(checkpointDir: string, reporter: Experime
 
 /**
  * A checkpoint made with plugins whose method or backbone is not registered now: say which plugin made it
- * (from the checkpoint's meta) instead of "unknown method".
+ * (from the checkpoint's meta) instead of "unknown method". Used by eval and predict.
  */
-function requirePluginsOf(checkpointDir: string, config: TrainConfig, recorded: unknown): void {
+export function requirePluginsOf(checkpointDir: string, config: TrainConfig, recorded: unknown): void {
   const plugins = Array.isArray(recorded) ? (recorded as LoadedPlugin[]) : [];
   const missing = plugins.filter((p) => !loadedPlugins().some((l) => l.module === p.module || (p.sha256 !== undefined && l.sha256 === p.sha256)));
   if (missing.length === 0) return;
@@ -437,7 +437,7 @@ function requirePluginsOf(checkpointDir: string, config: TrainConfig, recorded: 
   const names = missing.map((p) => `${p.module}${p.package ? ` (${p.package})` : ''}`).join(', ');
   throw new UserError(
     `checkpoint ${checkpointDir} was made with plugin ${names}, which registers its ${problem}; that plugin is not loaded`,
-    `pass --plugin ${missing.map((p) => p.module).join(' ')} (the module the training loaded)`,
+    `pass ${missing.map((p) => `--plugin ${p.module}`).join(' ')} (the module${missing.length > 1 ? 's' : ''} the training loaded)`,
   );
 }
 

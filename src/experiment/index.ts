@@ -10,6 +10,6 @@ export { checkData, type DataCheckReport, type DataCheckRequest } from './data-c
 export { loadPlugins, softwareVersions } from './software.ts';
 export { listQuery, listSupport, predictImages, type PredictRequest, type PredictResult, type QueryPrediction } from './predict.ts';
 export {
-  CACHE_ENV_VAR, datasetOptionsWithData, defaultEpisodeFile, localEpisodesDir, episodeFileFor, openDataset, openEpisodeList, prepareCache, resolveCacheDir, trainEpisodeSampler,
+  CACHE_ENV_VAR, datasetOptionsWithData, defaultEpisodeFile, defaultImageSize, localEpisodesDir, episodeFileFor, openDataset, openEpisodeList, prepareCache, resolveCacheDir, trainEpisodeSampler,
   type OpenedDataset, type OpenedSplit, type WorkspaceOptions,
 } from './workspace.ts';

@@ -12,7 +12,7 @@ import { argmax, buildMethodForClasses, classifyQueries, type MethodSpec } from 
 import { readCheckpoint, restoreVariables, type LoadedCheckpoint } from '../train/checkpoint.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { UserError } from '../util/errors.ts';
-import { checkpointConfig } from './experiment.ts';
+import { checkpointConfig, requirePluginsOf } from './experiment.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
 
 /**
@@ -182,6 +182,8 @@ export async function predictImages(request: PredictRequest): Promise<PredictRes
   const support = await listSupport(request.support);
   const queryFiles = await listQuery(request.query);
   const ckpt = await readCheckpoint(request.checkpoint, { onNotice: (m) => reporter.log(m) });
+  // A plugin's checkpoint without that plugin loaded: name the plugin, as eval does, not "unknown method".
+  requirePluginsOf(request.checkpoint, config, ckpt.file.meta.plugins);
   const { normalization, grayscale, imageSize: S } = checkpointImageSettings(ckpt, config);
 
   const supportFiles = support.flatMap((c) => c.files);

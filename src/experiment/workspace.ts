@@ -73,6 +73,14 @@ async function hasCache(dir: string): Promise<boolean> {
   return fs.stat(path.join(dir, 'manifest.json')).then(() => true, () => false);
 }
 
+/**
+ * The image size a dataset is prepared at when none is given: its own where all its images have one (CIFAR-FS and
+ * FC100: 32 px, so a cache is not upsampled to 84 px unasked), else 84 (the mini-ImageNet standard).
+ */
+export function defaultImageSize(dataset: string): number {
+  return getDatasetProvider(dataset).nativeImageSize ?? 84;
+}
+
 export function resolveCacheDir(ws: Pick<WorkspaceOptions, 'cache' | 'env'>, datasetName: string, imageSize: number): string {
   if (ws.cache) return ws.cache;
   const root = (ws.env ?? process.env)[CACHE_ENV_VAR] ?? DEFAULT_CACHE_ROOT;

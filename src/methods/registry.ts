@@ -1,6 +1,7 @@
 import type { MethodWrapper } from './contract.ts';
 import { getHead, listHeads } from '../learners/registry.ts';
 import { UserError } from '../util/errors.ts';
+import { didYouMean } from '../util/suggest.ts';
 
 /**
  * Method names are `<head>` or `<head>-<wrapper suffix>`: `protonet`, `protonet-sla`, `metaoptnet-svm-sla`.
@@ -34,5 +35,5 @@ export function resolveMethodName(name: string): ResolvedMethodName {
     if (wrapper && getHead(headId)) return { headId, wrapper };
   }
   const known = listHeads().flatMap((h) => listWrappers().map((w) => (w.suffix ? `${h.id}-${w.suffix}` : h.id)));
-  throw new UserError(`unknown method "${name}"`, `use one of: ${known.join(', ')} (or load a plugin with --plugin)`);
+  throw new UserError(`unknown method "${name}"${didYouMean(name, known)}`, `use one of: ${known.join(', ')} (or load a plugin with --plugin)`);
 }

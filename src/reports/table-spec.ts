@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../util/errors.ts';
+import { didYouMean } from '../util/suggest.ts';
 
 /**
  * A paper table as data (`experiments/tables/<id>.json`): the cells to fill (method, dataset, episode spec,
@@ -136,7 +137,7 @@ export async function readTableSpec(nameOrPath: string, tablesDir: string): Prom
     text = await fs.readFile(file, 'utf8');
   } catch {
     const known = await listTables(tablesDir);
-    throw new UserError(`unknown table "${nameOrPath}" (no file ${file})`, `use one of: ${known.join(', ') || '(none found)'}, or pass the path of a table file`);
+    throw new UserError(`unknown table "${nameOrPath}"${didYouMean(nameOrPath, known)} (no file ${file})`, `use one of: ${known.join(', ') || '(none found)'}, or pass the path of a table file`);
   }
   let json: unknown;
   try {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { intArg, jsonOption, printJson } from '../options.ts';
+import { intArg, jsonOption, printJson, collect } from '../options.ts';
 import { UserError } from '../../util/errors.ts';
 import { loadPlugins } from '../context.ts';
 import { DEFAULT_DATASET } from '../../data/providers/registry.ts';
@@ -14,17 +14,17 @@ export function registerDataCommands(program: Command): void {
     .addOption(datasetOptionsOption())
     .option('--data <path>', 'the dataset source: its folder or file, as the provider expects (else the provider\'s environment variable / default location)')
     .option('--cache <dir>', 'cache folder (default: ./.cache/<dataset>-<size>, or under $FEWSHOT_CACHE)')
-    .option('--image-size <px>', 'side of the cached square images', intArg('--image-size', 8), 84)
-    .option('--plugin <module...>', 'modules that register extra dataset providers')
-    .action(async (flags: DatasetFlags & { data?: string; cache?: string; imageSize: number; plugin?: string[] }) => {
+    .option('--image-size <px>', 'side of the cached square images (default: the dataset\'s own size where all its images have one, 32 for cifar-fs and fc100; else 84)', intArg('--image-size', 8))
+    .option('--plugin <module>', 'modules that register extra dataset providers (repeat the flag for more)', collect)
+    .action(async (flags: DatasetFlags & { data?: string; cache?: string; imageSize?: number; plugin?: string[] }) => {
       await loadPlugins(flags.plugin);
-      const { prepareCache } = await import('../../experiment/index.ts');
+      const { prepareCache, defaultImageSize } = await import('../../experiment/index.ts');
       const { cliHooks } = await import('../reporter.ts');
       const hooks = cliHooks();
       try {
         const { cacheDir } = await prepareCache(
           { dataset: flags.dataset!, datasetOptions: parseDatasetOptions(flags.datasetOption), data: flags.data, cache: flags.cache },
-          flags.imageSize,
+          flags.imageSize ?? defaultImageSize(flags.dataset!),
           hooks,
         );
         process.stdout.write(`cache: ${cacheDir}\n`);
@@ -38,7 +38,7 @@ export function registerDataCommands(program: Command): void {
     .addOption(datasetOption().default(DEFAULT_DATASET))
     .addOption(datasetOptionsOption())
     .option('--data <path>', 'the dataset source to check (else the provider\'s environment variable / default location, as `data prepare` looks)')
-    .option('--plugin <module...>', 'modules that register extra dataset providers')
+    .option('--plugin <module>', 'modules that register extra dataset providers (repeat the flag for more)', collect)
     .addOption(jsonOption())
     .action(async (flags: DatasetFlags & { data?: string; plugin?: string[]; json?: boolean }) => {
       await loadPlugins(flags.plugin);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import path from 'node:path';
-import { intArg } from '../options.ts';
+import { intArg, collect } from '../options.ts';
 import { loadPlugins } from '../context.ts';
 import { DEFAULT_DATASET } from '../../data/providers/registry.ts';
 import { UserError } from '../../util/errors.ts';
@@ -26,7 +26,7 @@ export function registerEpisodeCommands(program: Command): void {
     .addOption(datasetOptionsOption())
     .option('--data <path>', 'the dataset source, for providers that name the dataset by it (folder, csv)')
     .option('--cache <dir>', 'cache folder')
-    .option('--plugin <module...>', 'modules that register extra dataset providers')
+    .option('--plugin <module>', 'modules that register extra dataset providers (repeat the flag for more)', collect)
     .option('--out <file>', 'output file (default: episodes/<dataset>/<split>_<spec>_seed<seed>_<count>.json)')
     .action(async (flags: EpisodeFlags) => {
       await loadPlugins(flags.plugin);

@@ -1,5 +1,5 @@
-import type { Command } from 'commander';
-import { backendOption, intArg, floatArg, jsonOption, printJson } from '../options.ts';
+import { Option, type Command } from 'commander';
+import { backendOption, intArg, floatArg, jsonOption, printJson, collect } from '../options.ts';
 import type { TrainFlags } from '../config.ts';
 import { loadPlugins } from '../context.ts';
 import type { ExperimentOptionsInput, ExperimentResult } from '../../experiment/index.ts';
@@ -47,6 +47,7 @@ function addTrainOptions(cmd: Command): Command {
     .option('--val-every <n>', 'validate every n training episodes (0: only at the end)', intArg('--val-every', 0))
     .option('--val-episodes <n>', 'validation episodes per check', intArg('--val-episodes'))
     .option('--val-file <file>', 'validation episode file (default: the dataset\'s standard one for the test spec)')
+    .addOption(new Option('--augment <name>', 'training augmentation: none, or metaoptnet (random crop + colour jitter + flip); default: the config\'s, else the dataset\'s (none for mini-imagenet, metaoptnet for cifar-fs, fc100, tiered-imagenet)').choices(['none', 'metaoptnet']))
     .option('--transform <name>', 'SLA/DA/MT transformation set (rotation, color_perm, ...)')
     .option('--sla-loss <mode>', 'SLA loss over copies: mean (default) or sum')
     .addOption(backendOption())
@@ -54,7 +55,7 @@ function addTrainOptions(cmd: Command): Command {
     .addOption(datasetOptionsOption())
     .option('--data <path>', DATA_HELP)
     .option('--cache <dir>', CACHE_HELP)
-    .option('--plugin <module...>', 'modules that register extra heads/backbones/wrappers/dataset providers')
+    .option('--plugin <module>', 'modules that register extra heads/backbones/wrappers/dataset providers (repeat the flag for more)', collect)
     .option('--runs <dir>', 'where checkpoints go', 'runs')
     .option('--name <name>', 'run name (default: derived from the config)')
     .addOption(jsonOption());
@@ -134,7 +135,7 @@ export function registerTrainCommands(program: Command): void {
     .addOption(datasetOptionsOption())
     .option('--data <path>', DATA_HELP)
     .option('--cache <dir>', CACHE_HELP)
-    .option('--plugin <module...>', 'modules that register extra heads/backbones/wrappers/dataset providers')
+    .option('--plugin <module>', 'modules that register extra heads/backbones/wrappers/dataset providers (repeat the flag for more)', collect)
     .option('--shot <n>', 'evaluate at this shot instead of the trained one', intArg('--shot'))
     .addOption(backendOption())
     .option('--name <name>', 'result name (default: <run>_eval_<test file name>[_<n>ep]; an existing different result is never replaced)')

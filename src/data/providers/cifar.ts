@@ -82,6 +82,7 @@ function cifarProvider(benchmark: CifarBenchmark, description: string): DatasetP
     },
     normalization: () => CIFAR_FS_NORMALIZATION,
     defaultAugment: 'metaoptnet',
+    nativeImageSize: CIFAR100_IMAGE_SIZE,
     standardEpisodes: STANDARD_EPISODE_SETS,
     makesMissingEpisodeFiles: true,
   };

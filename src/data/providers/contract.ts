@@ -63,8 +63,13 @@ export interface DatasetProvider<O extends Record<string, unknown> = Record<stri
   prepare(request: ProviderPrepareRequest<O>): Promise<{ manifest: CacheManifest }>;
   /** Normalisation for a prepared cache (constants, or what prepare computed and recorded in the manifest). */
   normalization(options: O, manifest: CacheManifest): Normalization;
-  /** Training augmentation used when the config does not say (`augment`). */
+  /** Training augmentation used when the config does not say (`augment`); the training log line names it. */
   defaultAugment: 'none' | 'metaoptnet';
+  /**
+   * The side of the source images when they all have one (CIFAR-100: 32 px): the default cache and training size
+   * when neither a flag nor the config gives one, so small images are not upsampled to 84 px unasked.
+   */
+  nativeImageSize?: number;
   /** The published/committed fixed episode sets; default episode files are named after these. */
   standardEpisodes: readonly ProviderEpisodeSet[];
   /**

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { checkPathSegment } from '../../util/names.ts';
 import { UserError } from '../../util/errors.ts';
+import { didYouMean } from '../../util/suggest.ts';
 import type { DatasetProvider } from './contract.ts';
 
 /**
@@ -29,7 +30,7 @@ export function getDatasetProvider(id: string): DatasetProvider {
   const p = providers.get(id);
   if (!p) {
     throw new UserError(
-      `unknown dataset "${id}"`,
+      `unknown dataset "${id}"${didYouMean(id, [...providers.keys()])}`,
       `use one of: ${[...providers.keys()].join(', ')} (\`fewshot list\` shows them), or load a plugin that registers it with --plugin`,
     );
   }

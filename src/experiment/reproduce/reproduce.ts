@@ -105,7 +105,14 @@ export async function runDataProblem(settings: Pick<ReproduceSettings, 'data' | 
   const data = settings.data[run.dataset];
   const dataset = resolveDataset(run.dataset, datasetOptionsWithData(run.dataset, config.datasetOptions, data));
   const cacheDir = resolveCacheDir({ cache: settings.cache }, dataset.name, config.imageSize);
-  if (await fs.stat(path.join(cacheDir, 'manifest.json')).then(() => true, () => false)) return undefined;
+  // A prepared cache of this dataset at this size is enough (one --cache folder may hold another dataset's).
+  let manifest: { dataset?: unknown; imageSize?: unknown } | undefined;
+  try {
+    manifest = JSON.parse(await fs.readFile(path.join(cacheDir, 'manifest.json'), 'utf8'));
+  } catch {
+    manifest = undefined; // no cache (or an unreadable one): the source must be found
+  }
+  if (manifest?.dataset === dataset.name && manifest.imageSize === config.imageSize) return undefined;
   try {
     dataset.provider.locate(dataset.options, { flag: data, env: process.env, cwd: process.cwd() });
     return undefined;
