@@ -72,7 +72,9 @@ for (const shot of [1, 5]) {
     for (const t of r.train) points.push({ cell, seed: r.seed, episode: t.episode, kind: 'training loss', value: t.loss });
     for (const v of r.validation) points.push({ cell, seed: r.seed, episode: v.episode, kind: 'validation accuracy (%)', value: pct(v.mean) });
   }
-  const spec = trainingCurvesSpec(`ProtoNet Conv-4, 84 px, 5-way ${shot}-shot (Chen et al.'s protocol): the toolkit and an independent PyTorch reference`, points, [
+  // Two title lines: Vega sizes the figure by an estimate of the title's width, so one long line left a wide blank.
+  const title = [`ProtoNet Conv-4, 84 px, 5-way ${shot}-shot (Chen et al.'s protocol):`, 'the toolkit and an independent PyTorch reference'];
+  const spec = trainingCurvesSpec(title, points, [
     { cell: 'published', value: PUBLISHED[shot], label: `Chen et al. ${PUBLISHED[shot]} (test)` },
   ]);
   if (!spec) continue;

@@ -12,6 +12,7 @@ import { mulberry32 } from '../src/util/prng.ts';
 import { UserError } from '../src/util/errors.ts';
 import { REPO_ROOT } from './fixtures/mini-imagenet.ts';
 import { wallFromTrainLog } from '../src/train/train-log.ts';
+import sharp from 'sharp';
 
 const TABLES = path.join(REPO_ROOT, 'experiments', 'tables');
 
@@ -173,6 +174,51 @@ test('figures render to SVG through Vega-Lite (forest plot, accuracy by shot, tr
   // A published target drawn across the validation panel (budgets that run the published protocol).
   t.regex(await renderSvg(trainingCurvesSpec('curves', points, [{ cell: 'protonet 5w1s', value: 44.42, label: 'published 44.42 (test)' }])!), /published 44\.42 \(test\)/);
   t.is(forestPlotSpec(summarizeTable(table, 'cpu', new Map())), undefined);
+});
+
+/** The text of every <text> element of an SVG (entities decoded). */
+const svgTexts = (svg: string) => [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1].replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"'));
+
+test('figures are readable: no label is cut short, every row and comparison is named whole, the seed legend shows three dash patterns, type is 12 px or more, and each renders to PNG', async (t) => {
+  // The committed SLA table (its real, long row and comparison labels), its mini-ImageNet cells filled with 3 seeds.
+  const { table } = await readTableSpec('sla-fewshot', TABLES);
+  const mini = table.cells.filter((c) => c.dataset === 'mini-imagenet');
+  const outcomes = new Map(mini.map((c, i) => [c.id, { seeds: [0, 1, 2].map((seed): SeedOutcome => ({ seed, result: `r${i}${seed}`, perEpisode: fakeEpisodes(100 * i + seed, 200, 0.3 + 0.02 * i), episodesSha256: 'e', wallSeconds: { eval: 1 } })), missing: [] }]));
+  const o = summarizeTable(table, 'cpu', outcomes);
+  const curves = mini.slice(0, 4).flatMap((c, i) => [0, 1, 2].flatMap((seed) => [
+    { cell: `${c.method} ${c.test.way}w${c.test.shot}s`, seed, episode: 500, kind: 'training loss' as const, value: 2 - 0.1 * i },
+    { cell: `${c.method} ${c.test.way}w${c.test.shot}s`, seed, episode: 1000, kind: 'training loss' as const, value: 1.5 - 0.1 * i },
+    { cell: `${c.method} ${c.test.way}w${c.test.shot}s`, seed, episode: 1000, kind: 'validation accuracy (%)' as const, value: 30 + i + seed },
+  ]));
+  const figures = {
+    forest: await renderSvg(forestPlotSpec(o)!),
+    accuracy: await renderSvg(accuracyByShotSpec(o)!),
+    curves: await renderSvg(trainingCurvesSpec('curves', curves, [{ cell: curves[0].cell, value: 44.42, label: 'published 44.42 (test)' }])!),
+  };
+  for (const [name, svg] of Object.entries(figures)) {
+    t.false(svg.includes('…'), `${name}: a label was truncated: ${svgTexts(svg).filter((x) => x.includes('…')).join(' | ')}`);
+    const sizes = [...svg.matchAll(/font-size="(\d+(?:\.\d+)?)px"/g)].map((m) => Number(m[1]));
+    t.true(sizes.length > 0 && Math.min(...sizes) >= 12, `${name}: font sizes ${[...new Set(sizes)].join(', ')}`);
+    // librsvg (through sharp) draws it: a valid SVG, rasterised at its own size.
+    const width = Number(/<svg[^>]* width="(\d+(?:\.\d+)?)"/.exec(svg)![1]);
+    t.is((await sharp(Buffer.from(svg)).png().metadata()).width, Math.ceil(width), name);
+  }
+  // The labels that tell the rows apart are there in full: 1-shot vs 5-shot comparisons, SLA+AG vs SLA+SI rows.
+  const forestTexts = svgTexts(figures.forest);
+  const compared = o.comparisons.filter((c) => c.pooled); // the mini-ImageNet ones (CIFAR-FS / FC100 cells are empty)
+  t.is(compared.length, 8);
+  for (const c of compared) t.true(forestTexts.includes(c.label), `forest plot lacks "${c.label}"`);
+  t.true(compared.some((c) => c.label.includes('1-shot')) && compared.some((c) => c.label.includes('5-shot')));
+  const accuracyTexts = svgTexts(figures.accuracy);
+  for (const row of new Set(mini.map((c) => c.row))) t.true(accuracyTexts.includes(row), `accuracy figure lacks "${row}"`);
+  t.true(accuracyTexts.includes('MetaOptNet-SVM + SLA+AG') && accuracyTexts.includes('MetaOptNet-SVM + SLA+SI'));
+  // The seed legend: one symbol per seed, each a stroke with its own dash pattern (not three identical dots).
+  const legend = /<g class="mark-group role-legend"[^>]*aria-label="[^"]*[Ss]eed[\s\S]*?<\/g><\/g><\/g>/.exec(figures.curves)?.[0] ?? '';
+  const symbols = [...legend.matchAll(/role-legend-symbol[^>]*>(<path [^>]*\/>)/g)].map((m) => m[1]);
+  t.true(symbols.every((p) => p.includes('stroke="#444"')), 'each seed symbol is drawn as a visible stroke');
+  const dashes = symbols.map((p) => /stroke-dasharray="([^"]*)"/.exec(p)?.[1] ?? 'solid');
+  t.is(dashes.length, 3, legend.slice(0, 400));
+  t.is(new Set(dashes).size, 3, `seed legend dash patterns: ${dashes.join(' | ')}`);
 });
 
 test('one seed has no spread, and an estimated training wall time is marked ≈ with its explanation', (t) => {
