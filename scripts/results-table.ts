@@ -1,13 +1,15 @@
 /**
- * Prints the Markdown results table of README.md from the committed result directories and comparisons,
- * so the README's numbers are generated from results/, never typed by hand:
+ * Prints the Markdown results table of docs/results.md from the committed result directories and comparisons
+ * (links relative to docs/), so its numbers are generated from results/, never typed by hand:
  *   npx tsx scripts/results-table.ts
  */
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 
 const root = path.join('results', 'mini-imagenet');
-const entries = (await fs.readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+// The single runs: folders holding a result.json (not the tables' cells/ and table folders).
+const entries = (await fs.readdir(root, { withFileTypes: true }))
+  .filter((e) => e.isDirectory() && existsSync(path.join(root, e.name, 'result.json'))).map((e) => e.name).sort();
 const rows = ['| method | setting | test accuracy % (95% CI, n episodes) | train / eval wall | result |', '|---|---|---|---|---|'];
 for (const name of entries) {
   const r = JSON.parse(await fs.readFile(path.join(root, name, 'result.json'), 'utf8'));
@@ -15,7 +17,7 @@ for (const name of entries) {
   const setting = `${c.backbone}, ${c.imageSize} px, train ${c.train.way}w${c.train.shot}s${c.train.query}q × ${c.episodes} episodes (${c.optimizer.type} ${c.optimizer.lr}), test ${r.episodes.way}w${r.episodes.shot}s`;
   const acc = r.inferenceModes.map((m: string) => `${r.inferenceModes.length > 1 ? `${m.toUpperCase()} ` : ''}${r.summary[m].text}`).join('; ');
   const wall = `${Math.round(r.wallSeconds.train ?? 0)} s / ${Math.round(r.wallSeconds.eval)} s`;
-  rows.push(`| \`${r.method}\` | ${setting} | ${acc} (n=${r.episodes.evaluated}) | ${wall} | [${name}](${root}/${name}/result.json) |`);
+  rows.push(`| \`${r.method}\` | ${setting} | ${acc} (n=${r.episodes.evaluated}) | ${wall} | [${name}](../${root}/${name}/result.json) |`);
 }
 /** "method [mode] (budget, run-name suffix)", so repeated runs of a method stay distinguishable. */
 function side(s: { method: string; mode: string; result: string }): string {
