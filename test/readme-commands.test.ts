@@ -88,10 +88,8 @@ for (const line of lines) {
 }
 
 test('the README\'s local links lead to files', (t) => {
-  // Pages being written beside this one (issue 32's note): allowed to be missing until they land.
-  const pending = new Set(['docs/native.md', 'docs/browser.md']);
   for (const [, target] of readme.matchAll(/\]\(([^)#\s]+)\)/g)) {
-    if (/^https?:/.test(target) || pending.has(target)) continue;
+    if (/^https?:/.test(target)) continue;
     t.true(existsSync(path.join(REPO_ROOT, target)), `README links to ${target}, which does not exist`);
   }
 });
