@@ -245,6 +245,30 @@ test.serial("an episode evaluation in the page gives `fewshot eval`'s per-episod
   await page.close();
 });
 
+test.serial('the page works offline once loaded (its service worker keeps the page, the wasm binaries and the model)', async (t) => {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(`${url}?backend=wasm`);
+    await page.waitForSelector('body[data-state=ready]', { timeout: 120_000 });
+    await page.evaluate(async () => {
+      await navigator.serviceWorker.ready;
+    });
+    // Once more online, now through the service worker, so every file the page fetches is kept.
+    await page.reload();
+    await page.waitForSelector('body[data-state=ready]', { timeout: 120_000 });
+    await context.setOffline(true);
+    await page.reload();
+    await page.waitForSelector('body[data-state=ready]', { timeout: 120_000 });
+    t.is(await page.getAttribute('#model-info', 'data-loaded'), 'protonet-sla');
+    t.is(await page.getAttribute('#backend-info', 'data-backend'), 'wasm');
+    await fillPage(page, (await fs.readdir(support)).sort());
+    t.is((await classify(page)).length, (await fs.readdir(queryDir)).length);
+  } finally {
+    await context.close();
+  }
+});
+
 test.serial('bad input gets a message in the page, and the page keeps working', async (t) => {
   const page = await openPage('backend=wasm');
   const classes = (await fs.readdir(support)).sort();
