@@ -93,3 +93,26 @@ test.serial('an evaluation whose result cannot be written (EDQUOT, EROFS, ENOSPC
   const summary = JSON.parse(await fs.readFile(path.join(results, 'mini-imagenet', 'e', 'result.json'), 'utf8')).summary.plain as { mean: number; ci95: number };
   t.deepEqual(printed, Array(3).fill(`${(summary.mean * 100).toFixed(2)} ± ${(summary.ci95 * 100).toFixed(2)}`));
 });
+
+test.serial('--runs where folders cannot be made (sysfs: a real EPERM/EACCES on mkdir) is exit 2 naming the folder, not an internal error', async (t) => {
+  const out = await runCli(trainArgs('/sys/fewshot-test-runs'));
+  t.is(out.code, 2, out.stderr);
+  t.notRegex(out.stderr, /internal error|this is a bug in fewshot/);
+  t.regex(out.stderr, /^error: cannot write in \/sys\/fewshot-test-runs\S*: (operation not permitted|permission denied|read-only file system) \((EPERM|EACCES|EROFS) on mkdir\)\n {2}fix: /m);
+});
+
+// A read-only file system needs a mount: done where the tests run as root (as on this project's machines).
+const asRoot = process.getuid?.() === 0 ? test.serial : test.serial.skip;
+asRoot('--runs on a read-only file system (a real read-only tmpfs; Node reports the refused recursive mkdir as ENOENT) is exit 2, EROFS, naming the folder', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const ro = path.join(fx.root, 'read-only');
+  await fs.mkdir(ro);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,ro', 'tmpfs', ro]);
+  try {
+    const out = await runCli(trainArgs(path.join(ro, 'runs')));
+    t.is(out.code, 2, out.stderr);
+    t.true(out.stderr.includes(`error: cannot write in ${path.join(ro, 'runs')}: read-only file system (EROFS on mkdir)`), out.stderr);
+  } finally {
+    execFileSync('umount', [ro]);
+  }
+});

@@ -114,8 +114,11 @@ export async function acquireRunLock(dir: string, what = 'run', fileName = '.loc
   const file = path.join(dir, fileName);
   const holder: LockHolder = { pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString(), command: process.argv.slice(2).join(' ') };
   let tookOverFrom: LockHolder | undefined;
+  // The last "missing" error, kept as the cause: Node's recursive mkdir reports a read-only or forbidden parent as
+  // ENOENT too, and the CLI tells such a refused folder from a race by asking again (util/fs-errors.ts).
+  let lastMissing: unknown;
   for (let attempt = 0; ; attempt++) {
-    if (attempt > 20) throw new Error(`could not take the lock ${file}: it kept changing (${attempt} attempts)`);
+    if (attempt > 20) throw new Error(`could not take the lock ${file}: it kept changing (${attempt} attempts)`, { cause: lastMissing });
     // The folder is made again on every attempt: a new run that failed removes its empty folder (trainer.ts), which
     // may happen between our mkdir and our link (then ENOENT, and we start over).
     const tmp = path.join(dir, `${fileName}.${randomBytes(6).toString('hex')}.tmp`);
@@ -125,7 +128,10 @@ export async function acquireRunLock(dir: string, what = 'run', fileName = '.loc
       await fs.link(tmp, file);
       break;
     } catch (err) {
-      if (isCode(err, 'ENOENT')) continue;
+      if (isCode(err, 'ENOENT')) {
+        lastMissing = err;
+        continue;
+      }
       if (!isCode(err, 'EEXIST')) throw err;
     } finally {
       await fs.rm(tmp, { force: true });
