@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as esbuild from 'esbuild';
+import * as tar from 'tar';
 import * as tf from '@tensorflow/tfjs-core';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { prepareCache, runExperiment, validateConfig } from '../src/experiment/index.ts';
@@ -34,6 +35,7 @@ let server: ChildProcess;
 let url: string;
 let browser: Browser;
 let pageBundleBytes: number;
+let bundleInputs: string[];
 
 async function startServer(args: string[]): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'serve', '--port', '0', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -85,6 +87,7 @@ test.before(async () => {
   if (exported.code !== 0) throw new Error(`fewshot export failed: ${exported.stderr}`);
   const built = await buildWebPage();
   pageBundleBytes = built.sizes['app.js'];
+  bundleInputs = Object.keys(built.metafile.inputs);
   ({ child: server, url } = await startServer(['--model', exportDir]));
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--enable-unsafe-swiftshader', '--use-angle=swiftshader'] });
 });
@@ -174,6 +177,9 @@ test.serial('the page (wasm) predicts what `fewshot predict --backend wasm` does
   t.log(`WebGL vs wasm: largest probability difference ${glWorst.toExponential(2)}`);
   await gl.close();
   t.log(`bundle app.js: ${(pageBundleBytes / 1024).toFixed(0)} KiB`);
+  // The bundle holds the library core the page needs and nothing of the Node-only data path.
+  t.true(bundleInputs.some((f) => f.endsWith('src/eval/classify.ts')) && bundleInputs.some((f) => f.endsWith('src/methods/build.ts')) && bundleInputs.some((f) => f.endsWith('src/data/pixels.ts')));
+  t.deepEqual(bundleInputs.filter((f) => /(^|\/)(sharp|node:)|src\/data\/(decode|prepare|cache)\.ts$|src\/experiment\//.test(f)), []);
 });
 
 test.serial("the page's image preparation gives the cache's pixels (84 px: as decoded; 16 px: area-shrunk)", async (t) => {
@@ -319,6 +325,14 @@ test.serial('bad input gets a message in the page, and the page keeps working', 
   await page.waitForFunction(() => [...document.querySelectorAll('#messages li.error')].some((e) => /exported by fewshot 0\.0\.1.*this is fewshot/.test(e.textContent ?? '')));
   // The served model is still the one in use.
   t.is(await page.getAttribute('#model-info', 'data-loaded'), 'protonet-sla');
+  // An archive of the export folder (.tar.gz) loads.
+  const archive = path.join(fx.root, 'model.tgz');
+  // The export folder is a link to its current version (written atomically): archive what it points to.
+  await tar.c({ gzip: true, follow: true, file: archive, cwd: path.dirname(exportDir) }, [path.basename(exportDir)]);
+  await page.setInputFiles('#model-files', archive);
+  await page.waitForFunction(() => [...document.querySelectorAll('#messages li.info')].some((e) => /model loaded from model\.json \(\+ 1 file\)/.test(e.textContent ?? '')));
+  t.is(await page.getAttribute('#model-info', 'data-loaded'), 'protonet-sla');
+  t.is((await classify(page)).length, 1);
   await page.close();
 
   // A backend that cannot start falls back and says so: WebGPU in a headless Chromium without a GPU (it has
