@@ -26,6 +26,10 @@ tarball="$(ls "$tmp"/fewshot-*.tgz 2>/dev/null | head -n 1)"
 [ -n "$tarball" ] || { echo "FAIL no tarball"; exit 1; }
 echo "tarball: $(basename "$tarball"), $(du -k "$tarball" | cut -f1) kB, $(tar tzf "$tarball" | wc -l) files"
 if tar tzf "$tarball" | grep -qE '^package/(test|bench|results|\.ci|src)/'; then echo "FAIL tarball carries test/bench/results/.ci/src"; failed=1; fi
+# What the README and `data check` point a package user to (issue 32 #2, #3): the docs, the tables, the plugins, the example.
+for f in docs/datasets.md docs/install.md experiments/tables/sla-fewshot.json plugins/maml/index.ts examples/quick-start.mjs; do
+  tar tzf "$tarball" | grep -qx "package/$f" || { echo "FAIL tarball lacks $f"; failed=1; }
+done
 
 mkdir -p "$tmp/consumer" && cd "$tmp/consumer" || exit 1
 npm init -y >/dev/null
