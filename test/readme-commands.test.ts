@@ -20,7 +20,8 @@ const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'
 function shellLines(markdown: string): string[] {
   const out: string[] = [];
   for (const block of markdown.matchAll(/```sh\n([\s\S]*?)```/g)) {
-    for (const raw of block[1].split('\n')) {
+    // A line ending in a backslash continues on the next one: one command.
+    for (const raw of block[1].replace(/\\\n\s*/g, ' ').split('\n')) {
       const line = raw.replace(/\s+#.*$/, '').trim();
       if (line) out.push(line);
     }
