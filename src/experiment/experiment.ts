@@ -27,7 +27,7 @@ import { listBackbones } from '../backbones/registry.ts';
 import type { EpisodeList } from '../eval/evaluator.ts';
 import { datasetOptionsWithData, episodeFileFor, openDataset, openEpisodeList, trainEpisodeSampler, type OpenedDataset, type OpenedSplit, type WorkspaceOptions } from './workspace.ts';
 import { trackedByGit } from '../util/git-tracked.ts';
-import { DEFAULT_RESULTS } from './defaults.ts';
+import { DEFAULT_RESULTS } from '../util/result-folders.ts';
 
 /**
  * A result folder whose result.json git tracks is a committed reference result: a run or evaluation refuses to

@@ -5,7 +5,7 @@ export {
 } from './experiment.ts';
 export { collectingReporter, silentReporter, type ExperimentReporter, type ProgressHandle } from './reporter.ts';
 export { configHash, runName } from './naming.ts';
-export { DEFAULT_RESULTS, REFERENCE_RESULTS } from './defaults.ts';
+export { DEFAULT_RESULTS, REFERENCE_RESULTS } from '../util/result-folders.ts';
 export { checkData, type DataCheckReport, type DataCheckRequest } from './data-check.ts';
 export { loadPlugins, softwareVersions } from './software.ts';
 export { listQuery, listSupport, predictImages, type PredictRequest, type PredictResult, type QueryPrediction } from './predict.ts';

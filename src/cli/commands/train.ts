@@ -4,7 +4,7 @@ import type { TrainFlags } from '../config.ts';
 import { loadPlugins } from '../context.ts';
 import type { ExperimentOptionsInput, ExperimentResult } from '../../experiment/index.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions } from '../dataset-flags.ts';
-import { DEFAULT_RESULTS } from '../../experiment/defaults.ts';
+import { DEFAULT_RESULTS } from '../../util/result-folders.ts';
 
 // The experiment layer (tfjs, data) is imported inside the actions: parsing flags and --help load none of it.
 const experiment = () => import('../../experiment/index.ts');

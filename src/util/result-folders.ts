@@ -1,5 +1,7 @@
 /*
- * Defaults the CLI shows in its help; this module imports nothing, so `--help` loads no tfjs or data code.
+ * Where results go by default (the CLI shows them in its help). This module imports nothing, so `--help` loads no
+ * tfjs, data or experiment code (test/cli-ux.test.ts checks that); it sits in util so the CLI and the experiment
+ * layer both read it from below.
  */
 
 /**
