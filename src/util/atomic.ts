@@ -102,7 +102,9 @@ export async function recoverDir(target: string, options: RecoverOptions = {}): 
     if (!isTempOf(name, base)) continue;
     const full = path.join(parent, name);
     const st = await fs.lstat(full).catch(() => undefined);
-    if (st && Date.now() - st.mtimeMs >= staleAge) {
+    // staleAge 0 means every temp (no age test: a temp made within this millisecond has an mtime a fraction of a
+    // millisecond ahead of Date.now(), which truncates, and would be kept).
+    if (st && (staleAge <= 0 || Date.now() - st.mtimeMs >= staleAge)) {
       await fs.rm(full, { recursive: true, force: true });
       actions.push(`removed temp ${name}`);
     }
