@@ -18,6 +18,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../util/errors.ts';
 import { heapF32, offsetOf, type BackendWasm } from './heap.ts';
+import { wasmThreadsFromEnv } from './threads.ts';
 import type { ConvGeometry } from './conv_geometry.ts';
 
 /** The addon's exports (native/onednn/src/addon.cc). Offsets are in floats from the start of `heap`. */
@@ -69,7 +70,7 @@ export function loadOnednn(): Promise<{ addon: OnednnAddon; info: OnednnInfo } |
       process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
       const mod = (await import(ONEDNN_PACKAGE)) as { default?: OnednnAddon } & OnednnAddon;
       const addon = mod.default ?? mod;
-      addon.setThreads(onednnThreadsFromEnv() ?? DEFAULT_ONEDNN_THREADS);
+      addon.setThreads(onednnThreadsFromEnv() ?? defaultOnednnThreads());
       return { addon, info: addon.info() };
     } catch (err) {
       const code = (err as { code?: string }).code;
@@ -81,14 +82,19 @@ export function loadOnednn(): Promise<{ addon: OnednnAddon; info: OnednnInfo } |
 }
 
 /**
- * oneDNN's threads unless FEWSHOT_ONEDNN_THREADS says otherwise. One: on the 2-core development machine (shared,
- * heavily loaded: direction only, docs/native.md), an 84 px ProtoNet step with the wasm pool at 2 threads took
- * 645-714 ms of process CPU with oneDNN at 1 thread against 770 (passive OpenMP waiting) to 1125 ms (spinning)
- * at 2, and was faster in wall time too; to be re-decided by `npm run bench` on a quiet machine.
+ * oneDNN's threads unless FEWSHOT_ONEDNN_THREADS says otherwise: as many as the wasm backend's (FEWSHOT_WASM_THREADS,
+ * else 2 on a multi-core machine), so a single run uses both cores in oneDNN's kernels too, and runs side by side
+ * (`reproduce`, which sets FEWSHOT_WASM_THREADS=1 in each) keep to one core each. Measured on the quiet 2-core
+ * development machine (docs/native.md, Threads): one oneDNN thread beside a 2-thread wasm pool gave no wall-time
+ * gain over plain wasm (ProtoNet+SLA 32 px step 258 vs 251 ms), two gave 1.58x (188 vs 297 ms), and the 84 px
+ * 30-way training step of the paper protocol went from 2.7-3.1 s (1 thread) to 1.6 s (2 threads; plain wasm 2.7 s).
+ * (Under heavy load from other processes one thread was better: more threads than free cores only contend.)
  */
-export const DEFAULT_ONEDNN_THREADS = 1;
+export function defaultOnednnThreads(): number {
+  return wasmThreadsFromEnv();
+}
 
-/** FEWSHOT_ONEDNN_THREADS=N: oneDNN's OpenMP thread count (default DEFAULT_ONEDNN_THREADS). */
+/** FEWSHOT_ONEDNN_THREADS=N: oneDNN's OpenMP thread count (default: defaultOnednnThreads()). */
 export function onednnThreadsFromEnv(): number | null {
   const raw = process.env.FEWSHOT_ONEDNN_THREADS;
   if (raw == null || raw === '') return null;

@@ -186,8 +186,8 @@ function childProcessExecutor(flags: ReproduceFlags, log: (l: string) => void, o
  */
 function jobsFor(flags: ReproduceFlags): number {
   if (flags.jobs !== undefined) return flags.jobs;
-  // wasm-onednn too: its oneDNN runs on the calling thread by default (1 OpenMP thread), so a run still keeps
-  // about one core busy.
+  // wasm-onednn too: oneDNN takes as many threads as the wasm pool, so each side-by-side run (FEWSHOT_WASM_THREADS=1)
+  // keeps about one core busy.
   return (flags.backend === 'wasm' || flags.backend === 'wasm-onednn' || flags.backend === 'auto') && cpus().length >= 2 && !process.env.FEWSHOT_WASM_THREADS ? 2 : 1;
 }
 
