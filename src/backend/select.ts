@@ -34,12 +34,21 @@ async function load(choice: ConcreteBackend): Promise<SelectedBackend> {
     }
     case 'wasm-onednn': {
       // The accelerator first: if it cannot load, nothing of the wasm backend has been set up for it.
-      const { loadOnednn, setOnednnActive } = await import('./wasm/onednn.ts');
+      const { loadOnednn, setOnednnActive, onednnThreadsFromEnv } = await import('./wasm/onednn.ts');
       const acc = await loadOnednn();
       if ('reason' in acc) throw new Error(`oneDNN accelerator unavailable: ${acc.reason}`);
       const wasm = await load('wasm');
+      // Thread policy: oneDNN takes as many threads as the wasm pool (FEWSHOT_WASM_THREADS, else 2 on a multi-core
+      // machine), so a single run uses both cores in oneDNN's kernels too, and the runs `reproduce` puts side by side
+      // (FEWSHOT_WASM_THREADS=1 in each) keep to one core each. Measured on the quiet 2-core development machine
+      // (docs/native.md, Threads): one oneDNN thread beside a 2-thread wasm pool gave no wall-time gain over plain
+      // wasm (ProtoNet+SLA 32 px step 258 vs 251 ms), two gave 1.58x (188 vs 297 ms), and the 84 px 30-way step of
+      // the paper protocol went from 2.7-3.1 s to 1.6 s (plain wasm 2.7 s). Under heavy load from other processes
+      // one thread was better: more threads than free cores only contend.
+      const { wasmThreadsFromEnv } = await import('./wasm/threads.ts');
+      acc.addon.setThreads(onednnThreadsFromEnv() ?? wasmThreadsFromEnv());
       setOnednnActive(acc.addon);
-      const { version, isa, runtime, threads } = acc.info;
+      const { version, isa, runtime, threads } = acc.addon.info();
       return {
         choice,
         tfName: 'wasm',

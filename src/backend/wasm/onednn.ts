@@ -18,7 +18,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../util/errors.ts';
 import { heapF32, offsetOf, type BackendWasm } from './heap.ts';
-import { wasmThreadsFromEnv } from './threads.ts';
 import type { ConvGeometry } from './conv_geometry.ts';
 
 /** The addon's exports (native/onednn/src/addon.cc). Offsets are in floats from the start of `heap`. */
@@ -70,7 +69,10 @@ export function loadOnednn(): Promise<{ addon: OnednnAddon; info: OnednnInfo } |
       process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
       const mod = (await import(ONEDNN_PACKAGE)) as { default?: OnednnAddon } & OnednnAddon;
       const addon = mod.default ?? mod;
-      addon.setThreads(onednnThreadsFromEnv() ?? defaultOnednnThreads());
+      // One thread until the backend selection applies the thread policy (select.ts); direct users (tests, benches)
+      // keep one unless FEWSHOT_ONEDNN_THREADS says otherwise. (No import of threads.ts here: this module is in the
+      // browser bundle, threads.ts is Node-only.)
+      addon.setThreads(onednnThreadsFromEnv() ?? 1);
       return { addon, info: addon.info() };
     } catch (err) {
       const code = (err as { code?: string }).code;
@@ -81,20 +83,7 @@ export function loadOnednn(): Promise<{ addon: OnednnAddon; info: OnednnInfo } |
   return loaded;
 }
 
-/**
- * oneDNN's threads unless FEWSHOT_ONEDNN_THREADS says otherwise: as many as the wasm backend's (FEWSHOT_WASM_THREADS,
- * else 2 on a multi-core machine), so a single run uses both cores in oneDNN's kernels too, and runs side by side
- * (`reproduce`, which sets FEWSHOT_WASM_THREADS=1 in each) keep to one core each. Measured on the quiet 2-core
- * development machine (docs/native.md, Threads): one oneDNN thread beside a 2-thread wasm pool gave no wall-time
- * gain over plain wasm (ProtoNet+SLA 32 px step 258 vs 251 ms), two gave 1.58x (188 vs 297 ms), and the 84 px
- * 30-way training step of the paper protocol went from 2.7-3.1 s (1 thread) to 1.6 s (2 threads; plain wasm 2.7 s).
- * (Under heavy load from other processes one thread was better: more threads than free cores only contend.)
- */
-export function defaultOnednnThreads(): number {
-  return wasmThreadsFromEnv();
-}
-
-/** FEWSHOT_ONEDNN_THREADS=N: oneDNN's OpenMP thread count (default: defaultOnednnThreads()). */
+/** FEWSHOT_ONEDNN_THREADS=N: oneDNN's OpenMP thread count (default: see the thread policy in select.ts). */
 export function onednnThreadsFromEnv(): number | null {
   const raw = process.env.FEWSHOT_ONEDNN_THREADS;
   if (raw == null || raw === '') return null;
