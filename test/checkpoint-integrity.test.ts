@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
-import { runCli as runCliRaw } from './fixtures/run-cli.ts';
+import { prepareCliFixture, runCli as runCliRaw } from './fixtures/run-cli.ts';
 import { readCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { UserError } from '../src/util/errors.ts';
 
@@ -24,13 +24,7 @@ const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 test.before(async () => {
   await tf.setBackend('cpu');
   fx = await buildFixture(12);
-  cache = path.join(fx.root, 'cache');
-  const prep = await runCli(['data', 'prepare', '--data', fx.folderDir, '--image-size', SIZE, '--cache', cache]);
-  if (prep.code !== 0) throw new Error(prep.stderr);
-  for (const split of ['val', 'test']) {
-    const made = await runCli(['episodes', 'make', '--split', split, '--way', '2', '--shot', '1', '--query', '3', '--count', '4', '--seed', '0', '--image-size', SIZE, '--cache', cache, '--out', path.join(fx.root, `${split}.json`)]);
-    if (made.code !== 0) throw new Error(made.stderr);
-  }
+  cache = await prepareCliFixture(fx, SIZE, (args) => runCli(args));
 });
 test.after.always(async () => {
   await fx?.cleanup();

@@ -2,7 +2,7 @@ import test from 'ava';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
-import { runCli as runCliRaw } from './fixtures/run-cli.ts';
+import { prepareCliFixture, runCli as runCliRaw } from './fixtures/run-cli.ts';
 
 /**
  * A full, over-quota, read-only or forbidden disk is the machine's state, not a bug in fewshot (issue 26 #6): the
@@ -20,13 +20,7 @@ const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 
 test.before(async () => {
   fx = await buildFixture(12);
-  cache = path.join(fx.root, 'cache');
-  const prep = await runCli(['data', 'prepare', '--data', fx.folderDir, '--image-size', SIZE, '--cache', cache]);
-  if (prep.code !== 0) throw new Error(prep.stderr);
-  for (const split of ['val', 'test']) {
-    const made = await runCli(['episodes', 'make', '--split', split, '--way', '2', '--shot', '1', '--query', '3', '--count', '4', '--seed', '0', '--image-size', SIZE, '--cache', cache, '--out', path.join(fx.root, `${split}.json`)]);
-    if (made.code !== 0) throw new Error(made.stderr);
-  }
+  cache = await prepareCliFixture(fx, SIZE, (args) => runCli(args));
 });
 test.after.always(async () => {
   await fx?.cleanup();
