@@ -32,7 +32,7 @@ export type { DatasetProvider } from './data/providers/contract.ts';
 export {
   runExperiment, trainExperiment, evaluateCheckpoint, checkpointConfig, validateConfig, experimentOptionsSchema,
   collectingReporter, silentReporter, configHash, runName, loadPlugins, softwareVersions, prepareCache, openDataset, openEpisodeList,
-  defaultEpisodeFile, episodeFileFor, resolveCacheDir,
+  defaultEpisodeFile, episodeFileFor, resolveCacheDir, loadExperimentConfig, type ConfigOverrides,
   type EvaluateCheckpointRequest, type ExperimentHooks, type ExperimentOptions, type ExperimentOptionsInput, type ExperimentResult, type TrainedRun,
   type ExperimentReporter, type ProgressHandle, type OpenedDataset, type OpenedSplit, type WorkspaceOptions,
 } from './experiment/index.ts';

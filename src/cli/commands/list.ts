@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadPlugins } from '../context.ts';
-import { jsonOption, printJson, collect } from '../options.ts';
+import { jsonOption, printJson, pluginOption } from '../options.ts';
 
 interface Listed {
   id: string;
@@ -13,7 +13,7 @@ export function registerListCommand(program: Command): void {
   program
     .command('list')
     .description('list methods (head × wrapper), backbones, transformation sets and dataset providers, and where each came from')
-    .option('--plugin <module>', 'modules that register extra heads/backbones/wrappers (repeat the flag for more)', collect)
+    .addOption(pluginOption('modules that register extra heads/backbones/wrappers (repeat the flag for more)'))
     .addOption(jsonOption())
     .action(async (flags: { plugin?: string[]; json?: boolean }) => {
       await loadPlugins(flags.plugin);
