@@ -21,7 +21,7 @@ export { portablePath, resolvePortablePath } from './util/portable-path.ts';
 export { UserError, NumericalError } from './util/errors.ts';
 
 // --- Registries: what a plugin registers -----------------------------------------------------------------
-export { registerHead, registerLearner, registerAdaptiveLearner, getHead as getLearner, listHeads as listLearners, learnerOrigin } from './learners/registry.ts';
+export { registerHead, registerLearner, registerAdaptiveLearner, getLearner, listLearners, learnerOrigin } from './learners/registry.ts';
 export { registerBackbone, getBackbone, listBackbones } from './backbones/registry.ts';
 export { registerWrapper, listWrappers, resolveMethodName } from './methods/registry.ts';
 export { registerTransformSet, getTransformSet, listTransformSets } from './transforms/registry.ts';
