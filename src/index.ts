@@ -37,6 +37,13 @@ export {
   type ExperimentReporter, type ProgressHandle, type OpenedDataset, type OpenedSplit, type WorkspaceOptions,
 } from './experiment/index.ts';
 export { loadedPlugins, type LoadedPlugin } from './experiment/software.ts';
+// Classification (issue 31; docs/classification.md): train / evaluate a classifier, load it as a pre-trained embedding.
+export {
+  runClassification, evaluateClassifier, loadClassifier, readClassifierCheckpoint, CLASSIFIER_CHECKPOINT_KIND,
+  type ClassifierEvaluation, type ClassifierRun, type LoadedClassifier, type ModeAccuracy, type SplitRecord,
+} from './experiment/index.ts';
+export { ClassifierMethod } from './methods/classifier.ts';
+export { classificationSplit, longTailCounts, shotGroupOf, SHOT_GROUPS } from './data/classification-split.ts';
 export { planTable } from './experiment/reproduce/plan.ts';
 export { readResult, type ResultRecord, type LoadedResult } from './reports/results.ts';
 

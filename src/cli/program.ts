@@ -11,6 +11,7 @@ import { registerListCommand } from './commands/list.ts';
 import { registerReproduceCommands } from './commands/reproduce.ts';
 import { registerPredictCommand } from './commands/predict.ts';
 import { registerWebCommands } from './commands/web.ts';
+import { registerClassifyCommands } from './commands/classify.ts';
 import { usageErrorFix } from './usage-errors.ts';
 import { describeUnexpectedError } from './unexpected-error.ts';
 
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerReproduceCommands(program);
   registerPredictCommand(program);
   registerWebCommands(program);
+  registerClassifyCommands(program);
   return program;
 }
 

@@ -400,6 +400,13 @@ export interface EvaluateCheckpointRequest {
 export async function checkpointConfig(checkpointDir: string, reporter: ExperimentReporter = silentReporter): Promise<TrainConfig> {
   const ckpt = await readCheckpoint(checkpointDir, { onNotice: (m) => reporter.log(m) });
   const saved = ckpt.file.meta.config;
+  if (ckpt.file.meta.kind === 'classifier') {
+    // A classifier's config is not an episodic one: say what the checkpoint is rather than "malformed".
+    throw new UserError(
+      `${checkpointDir} is a checkpoint of a classifier (fewshot classify train), not of an episodic method`,
+      `evaluate it with \`fewshot classify eval --checkpoint ${checkpointDir}\``,
+    );
+  }
   if (!saved) throw new UserError(`checkpoint ${checkpointDir} has no recorded config`, 'evaluate a checkpoint written by `fewshot train`');
   return parseWithUserError(trainConfigSchema, saved, `config recorded in ${checkpointDir}`, 'retrain with this version of fewshot');
 }

@@ -15,3 +15,7 @@ export {
   CACHE_ENV_VAR, datasetOptionsWithData, defaultEpisodeFile, defaultImageSize, localEpisodesDir, episodeFileFor, openDataset, openEpisodeList, prepareCache, resolveCacheDir, trainEpisodeSampler,
   type OpenedDataset, type OpenedSplit, type WorkspaceOptions,
 } from './workspace.ts';
+export {
+  CLASSIFIER_CHECKPOINT_KIND, buildClassifier, classifyOptionsSchema, classifyRunName, evaluateClassifier, formatAccuracy, loadClassifier, modeAccuracy, readClassifierCheckpoint, runClassification, validateClassifyConfig,
+  type ClassifierEvaluation, type ClassifierRun, type ClassifyOptionsInput, type LoadedClassifier, type ModeAccuracy, type SplitRecord,
+} from './classify.ts';
