@@ -1,6 +1,10 @@
 /**
  * Prints the README's benchmark table (markdown) from a bench JSON, so the numbers quoted there are the
  * recorded ones: `npx tsx bench/table.ts [results/bench/latest.json]`.
+ *
+ * One row per workload, for each thread count the run measured: our median ms, PyTorch's (its fastest setting at
+ * that thread count), the ratio (PyTorch ms / ours ms) and the same ratio for ours on plain wasm (when the run was
+ * made with --with-wasm). Reports of format 2 (one thread setting, no wasm column) print the same way.
  */
 import fs from 'node:fs';
 
@@ -11,29 +15,83 @@ interface Side {
   ok: boolean;
   msPerEpisode?: Summary;
 }
+interface Check {
+  agrees: boolean | null;
+  relDiff: number | null;
+}
 interface Workload {
   id: string;
   kind: string;
+  threads?: number;
   ours: Side & Record<string, unknown>;
+  oursWasm?: Side;
   peer?: Record<string, Side> & Record<string, unknown>;
-  ratio?: Record<string, number> | number;
-  goal?: { oursProjectedSecondsFor60000: number; met: boolean };
+  peerSetting?: string | null;
+  ratio?: Record<string, number | null> | number | null;
+  check?: Check;
+  checkWasm?: Check;
+}
+interface Engine {
+  backend: string;
+  wasmThreads: number;
+  onednn: { version: string; isa: string; threads: number } | null;
+}
+interface Report {
+  createdAt: string;
+  formatVersion: number;
+  threads?: number[];
+  machine: { cpuModel: string; logicalCpus: number; loadAverageAtStart: number[] };
+  ours: { threads?: number; backendDetail?: string; engines?: Record<string, Engine>; withWasm?: boolean };
+  workloads: Workload[];
 }
 
 const file = process.argv[2] ?? 'results/bench/latest.json';
-const report = JSON.parse(fs.readFileSync(file, 'utf8')) as { createdAt: string; machine: { loadAverageAtStart: number[] }; ours: { threads: number; backendDetail: string }; workloads: Workload[] };
-const ms = (s?: Side) => (s?.ok && s.msPerEpisode ? Math.round(s.msPerEpisode.median).toLocaleString('en-US') : 'fails');
-const ratio = (w: Workload, key: string) => (typeof w.ratio === 'object' && w.ratio[key] != null ? w.ratio[key].toFixed(2) : '–');
+const report = JSON.parse(fs.readFileSync(file, 'utf8')) as Report;
+const threadCounts = report.threads ?? [report.ours.threads ?? 1];
+const threadsOf = (w: Workload) => w.threads ?? threadCounts[0];
+const withWasm = report.workloads.some((w) => w.oursWasm);
 
-console.log(`From \`${file}\` (${report.createdAt}; ours: ${report.ours.backendDetail}; load average ${report.machine.loadAverageAtStart.join(' ')} at the start).`);
-console.log('Median ms per episode; ratio = PyTorch ms / ours ms, > 1 means we are faster.\n');
-console.log('PyTorch is timed in its fastest setting per workload (allocator, memory format, OpenMP wait policy, threads; see bench/README.md).\n');
-console.log('| workload (5-way, 15 queries unless `Nq`; Conv-4 unless `resnet12`; `head/…/Vv`: a MetaOptNet head alone at V dual variables) | ours ms | PyTorch ms | ratio | PyTorch setting |');
-console.log('|---|---|---|---|---|');
-for (const w of report.workloads.filter((x) => x.kind === 'train' || x.kind === 'eval' || x.kind === 'head')) {
-  const setting = (w as unknown as { peerSetting?: string | null }).peerSetting ?? '–';
-  const peerMs = w.peer?.best ? ms(w.peer.best) : w.ours.ok ? '–' : 'not run';
-  console.log(`| \`${w.id}\` | ${ms(w.ours)} | ${peerMs} | ${ratio(w, 'best')} | ${setting} |`);
+const ms = (s?: Side) => (s?.ok && s.msPerEpisode ? Math.round(s.msPerEpisode.median).toLocaleString('en-US') : 'fails');
+const ratio = (w: Workload | undefined, key: string) => (w && typeof w.ratio === 'object' && w.ratio?.[key] != null ? w.ratio[key]!.toFixed(2) : '–');
+const peerMs = (w: Workload | undefined) => (!w ? '–' : w.peer?.best ? ms(w.peer.best) : w.ours.ok ? '–' : 'not run');
+/** `jemalloc, channels_last, OMP_WAIT_POLICY=PASSIVE, 1 thread` → `jemalloc CL`; the wait policy only when not PASSIVE. */
+const shortSetting = (s: string | null | undefined) => {
+  if (!s) return '–';
+  const [allocator, layout, wait] = s.split(', ');
+  return [allocator, layout === 'channels_last' ? 'CL' : '', wait && !wait.endsWith('PASSIVE') ? 'spin' : ''].filter(Boolean).join(' ');
+};
+const checkOf = (rows: Workload[]) => {
+  const checks = rows.flatMap((w) => [w.check, w.checkWasm]).filter((c): c is Check => !!c && c.agrees !== null);
+  if (!checks.length) return '–';
+  const worst = Math.max(...checks.map((c) => c.relDiff ?? 0));
+  return `${checks.every((c) => c.agrees) ? 'ok' : 'DIFFERS'} (${worst.toExponential(0)})`;
+};
+
+function engineLine(): string {
+  if (report.ours.engines) {
+    return Object.entries(report.ours.engines)
+      .map(([t, e]) => `${t}t: ${e.backend}${e.onednn ? ` (oneDNN ${e.onednn.version}, ${e.onednn.isa}, ${e.onednn.threads} thread${e.onednn.threads > 1 ? 's' : ''})` : ''}, ${e.wasmThreads} wasm thread${e.wasmThreads > 1 ? 's' : ''}`)
+      .join('; ');
+  }
+  return report.ours.backendDetail ?? 'unknown';
+}
+
+console.log(`From \`${file}\` (${report.createdAt}; ${report.machine.cpuModel} ×${report.machine.logicalCpus}; load average ${report.machine.loadAverageAtStart.join(' ')} at the start).`);
+console.log(`Ours: ${engineLine()}${withWasm ? '; the wasm column times plain wasm (the accelerator off) in the same run' : ''}.\n`);
+console.log('Median ms per episode at each thread count (both sides at that count); ratio = PyTorch ms / ours ms, > 1 means we are faster. PyTorch is timed in its fastest setting per workload and thread count (allocator, memory format, OpenMP wait policy; see bench/README.md); `check`: the first training loss / first eval scores of both sides agree within 1e-3 (the worst relative difference in brackets).\n');
+const perThread = (t: number) => [`${t}t ours ms`, `${t}t PyTorch ms`, `${t}t ratio`, ...(withWasm ? [`${t}t wasm ratio`] : [])];
+const header = ['workload (5-way, 15 queries unless `Nq`; Conv-4 unless `resnet12`; `head/…/Vv`: a MetaOptNet head alone at V dual variables)', ...threadCounts.flatMap(perThread), 'check', `PyTorch setting (${threadCounts.map((t) => `${t}t`).join(' / ')})`];
+console.log(`| ${header.join(' | ')} |`);
+console.log(`|${header.map(() => '---').join('|')}|`);
+const timed = report.workloads.filter((x) => x.kind === 'train' || x.kind === 'eval' || x.kind === 'head');
+for (const id of [...new Set(timed.map((w) => w.id))]) {
+  const rows = timed.filter((w) => w.id === id);
+  const at = (t: number) => rows.find((w) => threadsOf(w) === t);
+  const cells = threadCounts.flatMap((t) => {
+    const w = at(t);
+    return [w ? ms(w.ours) : '–', peerMs(w), ratio(w, 'best'), ...(withWasm ? [ratio(w, 'wasm')] : [])];
+  });
+  console.log(`| \`${id}\` | ${cells.join(' | ')} | ${checkOf(rows)} | ${threadCounts.map((t) => shortSetting(at(t)?.peerSetting)).join(' / ')} |`);
 }
 for (const w of report.workloads.filter((x) => x.kind === 'prepare')) {
   const o = w.ours as unknown as { imagesPerSecond: number; wallSeconds: number; images: number };

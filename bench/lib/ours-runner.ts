@@ -4,6 +4,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WorkerRequest } from './ours-worker.ts';
 
+/** The engines the bench can time as ours: what `auto` picks (wasm-onednn where the addon loads), or one named. */
+export const BENCH_BACKENDS = ['auto', 'wasm', 'wasm-onednn'] as const;
+export type BenchBackend = (typeof BENCH_BACKENDS)[number];
+
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'ours-worker.ts');
 
 export type OursWorkerResult = { ok: true; [key: string]: unknown } | { ok: false; error: string };
@@ -15,7 +19,9 @@ export async function runOursWorkload(req: Omit<WorkerRequest, 'resultFile'>, wo
   await fs.rm(resultFile, { force: true });
   await fs.writeFile(requestFile, JSON.stringify({ ...req, resultFile }));
   const { code, signal, stderrTail } = await new Promise<{ code: number | null; signal: string | null; stderrTail: string[] }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, requestFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // The thread count is the engine's whole: the wasm pool and oneDNN's OpenMP threads (src/backend/select.ts).
+    const env = { ...process.env, FEWSHOT_WASM_THREADS: String(req.threads), FEWSHOT_ONEDNN_THREADS: String(req.threads) };
+    const child = spawn(process.execPath, ['--import', 'tsx', WORKER, requestFile], { stdio: ['ignore', 'ignore', 'pipe'], env });
     const tail: string[] = [];
     let partial = '';
     child.stderr.on('data', (c: Buffer) => {

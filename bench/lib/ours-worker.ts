@@ -17,9 +17,16 @@ import { episodeImages } from './inputs.ts';
 import { buildBenchMethod, exportWeights, LEARNING_RATE, timeOursEval, timeOursTrain, type MethodSpec } from './ours.ts';
 import { timeOursHead, type HeadSpec } from './heads.ts';
 import type { StepPolicy } from './policy.ts';
+import type { BenchBackend } from './ours-runner.ts';
 
 export interface WorkerRequest {
   op: 'train' | 'eval' | 'memory' | 'head';
+  backend: BenchBackend;
+  /**
+   * Thread count of the whole engine: the runner starts the worker with FEWSHOT_WASM_THREADS and
+   * FEWSHOT_ONEDNN_THREADS set to it (1: the single-threaded wasm build and one oneDNN thread).
+   */
+  threads: number;
   /** train / eval / memory. */
   spec?: MethodSpec;
   /** head: the head and episode shape; `inputsFile` then holds embeddings (bench/lib/heads.ts). */
@@ -56,9 +63,19 @@ function memorySample(episode: number): MemorySample {
 async function main(): Promise<void> {
   const req = JSON.parse(await fs.readFile(process.argv[2], 'utf8')) as WorkerRequest;
   try {
-    const backend = await selectBackend('wasm');
+    const backend = await selectBackend(req.backend);
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
-    const info = { backendDetail: backend.detail, wasmThreads: wasm.getThreadsCount(), tfjsBackendWasm: wasm.version_wasm };
+    const acc = backend.accelerator;
+    const engine = {
+      backend: backend.choice,
+      detail: backend.detail,
+      wasmThreads: wasm.getThreadsCount(),
+      onednn: acc ? { version: acc.version, isa: acc.isa, threads: acc.threads } : null,
+    };
+    if (engine.wasmThreads !== req.threads || (acc && acc.threads !== req.threads)) {
+      throw new Error(`asked for ${req.threads} threads, the engine runs ${engine.wasmThreads} wasm${acc ? ` and ${acc.threads} oneDNN` : ''} threads`);
+    }
+    const info = { engine, tfjsBackendWasm: wasm.version_wasm };
     const episodes = await readEpisodes(req.inputsFile, req.episodes);
     if (req.op === 'head') {
       await fs.writeFile(req.resultFile, JSON.stringify({ ok: true, ...info, ...timeOursHead(req.headSpec!, episodes, req.policy!) }));

@@ -4,7 +4,7 @@ import '../../src/builtin.ts';
 import { checkpointKey } from '../../src/backbones/layers.ts';
 import { accuracyOf } from '../../src/eval/evaluator.ts';
 import { ResNet12 } from '../../src/backbones/resnet12.ts';
-import { getLearner } from '../../src/learners/registry.ts';
+import { getHead } from '../../src/learners/registry.ts';
 import { buildMethod } from '../../src/methods/build.ts';
 import { resolveMethodName } from '../../src/methods/registry.ts';
 import type { EpisodeImages, EpisodicMethod } from '../../src/methods/contract.ts';
@@ -14,7 +14,7 @@ import { trainingStep } from '../../src/train/step.ts';
 import { episodeImages, type EpisodeSpec } from './inputs.ts';
 import { runPolicy, type PolicyRun, type StepPolicy } from './policy.ts';
 
-export type BenchMethodName = 'protonet' | 'protonet-sla';
+export type BenchMethodName = 'protonet' | 'protonet-sla' | 'metaoptnet-svm' | 'metaoptnet-svm-sla' | 'metaoptnet-rr' | 'metaoptnet-rr-sla';
 export type BenchBackbone = 'conv4' | 'resnet12';
 
 /** A method + episode shape the bench times on both sides. */
@@ -22,6 +22,8 @@ export interface MethodSpec extends EpisodeSpec {
   method: BenchMethodName;
   /** Default conv4. */
   backbone?: BenchBackbone;
+  /** The head's options (MetaOptNet: C or lambda, label smoothing), as an experiment's `headConfig`; the peer gets them too. */
+  headConfig?: Record<string, unknown>;
 }
 
 export const LEARNING_RATE = 1e-3;
@@ -32,10 +34,10 @@ export const LEARNING_RATE = 1e-3;
  * ops per step on either side, the peer leaves them out too.
  */
 export function buildBenchMethod(spec: MethodSpec, seed: number): EpisodicMethod {
-  if ((spec.backbone ?? 'conv4') === 'conv4') return buildMethod({ name: spec.method, backbone: 'conv4', imageSize: spec.imageSize, way: spec.way, seed });
+  if ((spec.backbone ?? 'conv4') === 'conv4') return buildMethod({ name: spec.method, backbone: 'conv4', imageSize: spec.imageSize, way: spec.way, seed, headConfig: spec.headConfig });
   const { headId, wrapper } = resolveMethodName(spec.method);
-  const factory = getLearner(headId);
-  const head = factory.create(factory.configSchema.parse({}));
+  const factory = getHead(headId)!;
+  const head = factory.create(factory.configSchema.parse(spec.headConfig ?? {}));
   const backbone = new ResNet12({ imageSize: spec.imageSize, seed, dropRate: 0 });
   return wrapper.create({ backbone, head, way: spec.way, imageSize: spec.imageSize, seed, options: {} });
 }

@@ -6,7 +6,8 @@
  *      where installed), each with OMP_WAIT_POLICY=PASSIVE, 2 threads, contiguous (NCHW) tensors;
  *   2. memory format: the best of 1 with channels_last, kept if faster;
  *   3. OpenMP wait policy: the best so far with libgomp's default (spin, then sleep) instead of PASSIVE;
- *   4. threads: the best so far with 1 thread.
+ *   4. threads: the best so far with 1 thread (only when the bench searches threads; at a fixed --threads, every
+ *      setting runs at that count, OMP_NUM_THREADS included, and no step switches it).
  * The winner is then timed under the full step policy; that median is the one the ratio uses. Every peer process
  * is stopped (SIGSTOP) except while it answers a request, and all are closed before the next workload, so no peer
  * thread runs while ours (or another peer setting) is timed.
@@ -59,7 +60,8 @@ export async function searchPeer(
   const getProcess = async (setting: PeerProcessSetting): Promise<PeerProcess> => {
     let p = processes.get(setting.id);
     if (!p) {
-      p = new PeerProcess(python, log, setting);
+      // At a fixed thread count (one entry) the process starts with it (OMP_NUM_THREADS) and never switches.
+      p = new PeerProcess(python, log, setting, opts.threads.length === 1 ? opts.threads[0] : undefined);
       processes.set(setting.id, p);
       const hello = await p.request({ op: 'hello' });
       hellos.push({ setting: setting.id, ...(hello.ok ? { allocatorLoaded: hello.allocatorLoaded, ompWaitPolicy: hello.ompWaitPolicy, mallocTunables: hello.mallocTunables } : { error: hello.error }) });

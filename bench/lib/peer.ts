@@ -116,8 +116,12 @@ export class PeerProcess {
   private exited: string | undefined;
   private stopped = false;
 
-  constructor(python: string, private readonly log: (msg: string) => void, readonly setting?: PeerProcessSetting) {
-    // OMP/MKL thread variables would fight torch.set_num_threads; the peer sets threads per request.
+  /**
+   * `fixedThreads`: the one thread count this process will be asked for (a bench at a fixed --threads); OpenMP
+   * and MKL are started with it. Without it their variables are removed, as they would fight
+   * torch.set_num_threads, which the peer calls per request.
+   */
+  constructor(python: string, private readonly log: (msg: string) => void, readonly setting?: PeerProcessSetting, fixedThreads?: number) {
     const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1', OMP_WAIT_POLICY: PEER_OMP_WAIT_POLICY, ...(setting?.env ?? {}) };
     if (setting) {
       for (const k of Object.keys(GLIBC_TUNABLES)) if (!(k in setting.env)) delete env[k];
@@ -127,6 +131,10 @@ export class PeerProcess {
     }
     delete env.OMP_NUM_THREADS;
     delete env.MKL_NUM_THREADS;
+    if (fixedThreads !== undefined) {
+      env.OMP_NUM_THREADS = String(fixedThreads);
+      env.MKL_NUM_THREADS = String(fixedThreads);
+    }
     this.child = spawn(python, [TORCH_PEER_SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'], env });
     const lines = createInterface({ input: this.child.stdout });
     lines.on('line', (line) => this.pending.shift()?.(line));

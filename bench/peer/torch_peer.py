@@ -6,8 +6,8 @@ python3-torch. Protocol: one JSON request per line on stdin, one JSON response p
 ever written to stdout; logs go to stderr). Requests (`op`):
 
   hello                     versions and thread settings
-  train / eval              time a workload: {method, imageSize, way, shot, query, episodes, inputs, weights,
-                            threads, policy} -> {warmup: [...], timesMs: [...], firstLoss | firstScores, ...}
+  train / eval              time a workload: {method, backbone, imageSize, way, shot, query, episodes, inputs,
+                            weights, threads, policy, head?} -> {warmup: [...], timesMs: [...], firstScores?, ...}
   memory                    RSS before/after `steps` training episodes
   head                      time a MetaOptNet head on fixed embeddings (bench/peer/qp_heads.py): {head, way, shot,
                             query, rotations, dim, episodes, inputs, svmC, ridgeLambda, scale, threads, policy}
@@ -19,6 +19,13 @@ one batch, prototypes = class means, logits = -squared Euclidean distance, cross
 (lr 1e-3, betas 0.9/0.999, eps 1e-8). SLA: every image expanded to its 4 rotations torch.rot90(x, k, (2, 3)) in
 image-major order (row b*4 + k), joint label y*4 + k, 20-way joint episode, joint CE; evaluation aggregates the
 joint logits over the 4 rotations (SLA+AG) and also computes SLA+SI, as the toolkit's predict does.
+
+MetaOptNet end to end (metaoptnet-svm[-sla], metaoptnet-rr[-sla]): the same backbone and episode, the head of
+src/learners/metaoptnet-{svm,rr}.ts instead of prototypes, composed from bench/peer/qp_heads.py: K = S S^T, the dual
+(SVM: qpth's interior-point method to convergence, backward by its KKT solve; ridge: float64 Cholesky), logits =
+scale * (Q S^T) alpha with the learnable scale (init 1, trained by Adam with the backbone), cross-entropy with
+MetaOptNet's label smoothing (1 - eps on the true class, eps / (C - 1) on each other one; req["head"] holds C,
+lambda and eps).
 
 Inputs and initial weights come from files the bench writes (float32 little-endian), so both sides start from the
 same weights and see the same images: the first loss of both sides must agree (the bench checks it).
@@ -144,8 +151,8 @@ def weight_target(model, name, arr):
     raise ValueError(f"unknown variable {name}")
 
 
-def load_weights(model, path, meta):
-    """Variables as the toolkit names them (checkpoint keys)."""
+def load_weights(model, path, meta, scale=None):
+    """Variables as the toolkit names them (checkpoint keys); `head/<head>/scale` goes to `scale` (dual heads)."""
     flat = np.fromfile(path, dtype="<f4")
     offset = 0
     with torch.no_grad():
@@ -156,6 +163,11 @@ def load_weights(model, path, meta):
             offset += size
             if name.startswith("resnet12/training_calls"):
                 continue  # the DropBlock schedule counter: no parameter in the peer
+            if name.startswith("head/") and name.endswith("/scale"):
+                if scale is None:
+                    raise ValueError(f"{name}: this method has no logit scale")
+                scale.copy_(torch.from_numpy(np.ascontiguousarray(arr)).reshape(()))
+                continue
             target, value = weight_target(model, name, arr)
             if tuple(target.shape) != tuple(value.shape):
                 raise ValueError(f"{name}: shape {value.shape} does not fit {tuple(target.shape)}")
@@ -202,11 +214,25 @@ class Episodes:
         return len(self.images)
 
 
+HEADS = ("protonet", "metaoptnet-svm", "metaoptnet-rr")
+
+
+def smoothed_cross_entropy(logits, labels, eps):
+    """src/losses/cross-entropy.ts: eps > 0 puts 1 - eps on the true class and eps / (C - 1) on each other one."""
+    if eps <= 0:
+        return F.cross_entropy(logits, labels)
+    one_hot = F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    target = one_hot * (1 - eps) + (1 - one_hot) * (eps / (logits.shape[1] - 1))
+    return -(target * F.log_softmax(logits, 1)).sum(1).mean()
+
+
 class Method:
     def __init__(self, req):
-        self.sla = req["method"] == "protonet-sla"
-        if req["method"] not in ("protonet", "protonet-sla"):
-            raise ValueError(f"unknown method {req['method']}")
+        name = req["method"]
+        self.sla = name.endswith("-sla")
+        self.head = name[: -len("-sla")] if self.sla else name
+        if self.head not in HEADS:
+            raise ValueError(f"unknown method {name}")
         self.m = ROTATIONS if self.sla else 1
         backbone = req.get("backbone", "conv4")
         if backbone == "conv4":
@@ -215,11 +241,20 @@ class Method:
             self.model = ResNet12()
         else:
             raise ValueError(f"unknown backbone {backbone}")
-        load_weights(self.model, req["weights"], req["weightsMeta"])
+        head_config = req.get("head") or {}
+        self.svm_c = float(head_config.get("C", 0.1))
+        self.ridge_lambda = float(head_config.get("lambda", 50))
+        self.label_smoothing = float(head_config.get("labelSmoothing", 0))
+        # The dual heads' learnable logit scale (MetaOptNet's), loaded with the backbone's weights.
+        self.scale = nn.Parameter(torch.tensor(float(head_config.get("scale", 1.0)))) if self.head != "protonet" else None
+        load_weights(self.model, req["weights"], req["weightsMeta"], self.scale)
         # channels_last (NHWC in memory) lets oneDNN skip layout reorders; the bench tries both and keeps the faster.
         self.channels_last = bool(req.get("channelsLast", False))
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+
+    def parameters(self):
+        return list(self.model.parameters()) + ([self.scale] if self.scale is not None else [])
 
     def embed(self, x, n_support):
         if self.sla:
@@ -230,19 +265,29 @@ class Method:
         ns = n_support * self.m
         return emb[:ns], emb[ns:]
 
+    def logits(self, support, query, support_labels, way):
+        if self.head == "protonet":
+            return protonet_logits(support, query, support_labels, way)
+        K = support @ support.t()
+        if self.head == "metaoptnet-svm":
+            alpha = qp_heads.svm_alpha(K, support_labels, way, self.svm_c)
+        else:
+            alpha = qp_heads.ridge_alpha(K, support_labels, way, self.ridge_lambda)
+        return self.scale * ((query @ support.t()) @ alpha)
+
     def train_loss(self, eps, images):
         support, query = self.embed(images, eps.n_support)
         s_labels = joint(eps.support_labels, self.m) if self.sla else eps.support_labels
         q_labels = joint(eps.query_labels, self.m) if self.sla else eps.query_labels
-        logits = protonet_logits(support, query, s_labels, eps.way * self.m)
-        return F.cross_entropy(logits, q_labels)
+        logits = self.logits(support, query, s_labels, eps.way * self.m)
+        return smoothed_cross_entropy(logits, q_labels, self.label_smoothing)
 
     def predict(self, eps, images):
         support, query = self.embed(images, eps.n_support)
         if not self.sla:
-            return {"plain": protonet_logits(support, query, eps.support_labels, eps.way)}
+            return {"plain": self.logits(support, query, eps.support_labels, eps.way)}
         m, way = self.m, eps.way
-        logits = protonet_logits(support, query, joint(eps.support_labels, m), way * m)
+        logits = self.logits(support, query, joint(eps.support_labels, m), way * m)
         blocks = logits.view(-1, m, way, m)  # [b, j, i, l]
         ag = torch.diagonal(blocks, dim1=1, dim2=3).mean(-1)  # mean over j of logit[b*m + j, i*m + j]
         si = blocks[:, 0, :, 0]
@@ -282,7 +327,7 @@ def do_train(req):
     eps = Episodes(req)
     method = Method(req)
     method.model.train()
-    opt = torch.optim.Adam(method.model.parameters(), lr=req.get("lr", 1e-3))
+    opt = torch.optim.Adam(method.parameters(), lr=req.get("lr", 1e-3))
 
     def step(i):
         loss = method.train_loss(eps, eps.images[i % len(eps)])
@@ -319,7 +364,7 @@ def do_memory(req):
     eps = Episodes(req)
     method = Method(req)
     method.model.train()
-    opt = torch.optim.Adam(method.model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(method.parameters(), lr=1e-3)
     samples = []
     rss_start = rss_bytes()
     rss_before = rss_start
