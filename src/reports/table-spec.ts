@@ -38,6 +38,8 @@ export const budgetSchema = z
     seeds: z.number().int().min(1),
     /** Experiment config fields shared by all cells of this budget (merged under the cell's own fields). */
     base: configObject,
+    /** Classification config fields (`fewshot classify train`) shared by this budget's classification cells. */
+    classificationBase: configObject.optional(),
   })
   .strict();
 
@@ -65,6 +67,47 @@ export const cellSchema = z
   })
   .strict();
 
+/**
+ * A cell of the classification half of a paper (issue 31): a classifier trained on all classes of a split (`fewshot
+ * classify train`), measured by its top-1 accuracy on held-out images (`classification`), by how well its scores tell
+ * its own held-out images from another distribution's (`ood`, `fewshot ood`), or by few-shot accuracy from its frozen
+ * embedding on the committed test episodes (`pretrained-fewshot`, `fewshot pretrained-eval`). `fewshot reproduce` plans
+ * only the episodic cells; these list the commands that fill them (classificationCellCommands).
+ */
+export const classificationCellSchema = z
+  .object({
+    id,
+    kind: z.enum(['classification', 'ood', 'pretrained-fewshot']),
+    row: z.string().min(1),
+    column: z.string().min(1),
+    /** The classifier's dataset provider. */
+    dataset: z.string().min(1),
+    /** plain | sla | sla-sd | da | mt (fewshot classify train --variant). */
+    variant: z.string().min(1),
+    /** The inference mode whose number fills the cell (plain, ag, si, sd; pretrained-fewshot: protonet, protonet-ag, ...). */
+    mode: z.string().min(1),
+    /** classification: top1; ood: auroc / auprIn / auprOut / fprAt95Tpr; pretrained-fewshot: accuracy. All in percent. */
+    metric: z.enum(['top1', 'auroc', 'auprIn', 'auprOut', 'fprAt95Tpr', 'accuracy']),
+    /** ood: the out-distribution as `<dataset> <split>` (e.g. "mini-imagenet test"). */
+    out: z.string().optional(),
+    /** pretrained-fewshot: the episode spec of the committed test file. */
+    test: episodeSpec.optional(),
+    /** Classification config fields for every budget, and per budget, merged over the budget's classificationBase. */
+    config: configObject.optional(),
+    budgetConfig: z.record(z.string(), configObject).optional(),
+    skipBudgets: z.array(z.string()).optional(),
+    published: z.array(publishedValueSchema),
+    note: z.string().optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.kind === 'ood' && !c.out) ctx.addIssue({ code: 'custom', path: ['out'], message: `ood cell "${c.id}" needs "out": the out-distribution as "<dataset> <split>"` });
+    if (c.kind === 'pretrained-fewshot' && !c.test) ctx.addIssue({ code: 'custom', path: ['test'], message: `pretrained-fewshot cell "${c.id}" needs "test": its episode spec` });
+    if (c.kind === 'classification' && c.metric !== 'top1') ctx.addIssue({ code: 'custom', path: ['metric'], message: `classification cell "${c.id}" is filled by top1` });
+    if (c.kind === 'ood' && !['auroc', 'auprIn', 'auprOut', 'fprAt95Tpr'].includes(c.metric)) ctx.addIssue({ code: 'custom', path: ['metric'], message: `ood cell "${c.id}" is filled by auroc, auprIn, auprOut or fprAt95Tpr` });
+    if (c.kind === 'pretrained-fewshot' && c.metric !== 'accuracy') ctx.addIssue({ code: 'custom', path: ['metric'], message: `pretrained-fewshot cell "${c.id}" is filled by accuracy` });
+  });
+
 export const comparisonSchema = z
   .object({
     id,
@@ -84,11 +127,20 @@ export const tableSpecSchema = z
     about: z.string().optional(),
     budgets: z.record(z.string(), budgetSchema),
     cells: z.array(cellSchema).min(1),
+    /** The classification / OOD / pre-train-then-few-shot cells (issue 31), beside the episodic ones. */
+    classificationCells: z.array(classificationCellSchema).default([]),
     comparisons: z.array(comparisonSchema).default([]),
   })
   .strict()
   .superRefine((t, ctx) => {
     const ids = new Set<string>();
+    for (const [i, c] of t.classificationCells.entries()) {
+      if (ids.has(c.id)) ctx.addIssue({ code: 'custom', path: ['classificationCells', i, 'id'], message: `cell id "${c.id}" appears twice` });
+      ids.add(c.id);
+      for (const b of [...Object.keys(c.budgetConfig ?? {}), ...(c.skipBudgets ?? []), ...c.published.flatMap((p) => p.budgets ?? [])]) {
+        if (!(b in t.budgets)) ctx.addIssue({ code: 'custom', path: ['classificationCells', i], message: `cell "${c.id}" names budget "${b}", which the table does not define` });
+      }
+    }
     for (const [i, c] of t.cells.entries()) {
       if (ids.has(c.id)) ctx.addIssue({ code: 'custom', path: ['cells', i, 'id'], message: `cell id "${c.id}" appears twice` });
       ids.add(c.id);
@@ -99,6 +151,7 @@ export const tableSpecSchema = z
     for (const [i, cmp] of t.comparisons.entries()) {
       for (const side of ['a', 'b'] as const) {
         if (!ids.has(cmp[side])) ctx.addIssue({ code: 'custom', path: ['comparisons', i, side], message: `comparison "${cmp.id}" names unknown cell "${cmp[side]}"` });
+        else if (!t.cells.some((c) => c.id === cmp[side])) ctx.addIssue({ code: 'custom', path: ['comparisons', i, side], message: `comparison "${cmp.id}" names classification cell "${cmp[side]}": comparisons pair episodic cells (pair a pretrained-eval result with \`fewshot compare\`)` });
       }
       const a = t.cells.find((c) => c.id === cmp.a);
       const b = t.cells.find((c) => c.id === cmp.b);
@@ -112,6 +165,7 @@ export type TableSpec = z.infer<typeof tableSpecSchema>;
 export type CellSpec = z.infer<typeof cellSchema>;
 export type BudgetSpec = z.infer<typeof budgetSchema>;
 export type PublishedValue = z.infer<typeof publishedValueSchema>;
+export type ClassificationCellSpec = z.infer<typeof classificationCellSchema>;
 
 /** The published reference of a cell under a budget: the first value listed for that budget (or for all). */
 export function publishedFor(cell: CellSpec, budget: string): PublishedValue | undefined {
