@@ -2,7 +2,9 @@
  * oneDNN's direct against its Winograd convolution, per Conv-4 layer and pass (forward, input gradient, filter
  * gradient), through the addon on plain arrays (native/onednn; no tfjs):
  *
- *   FEWSHOT_ONEDNN_THREADS=1 npx tsx bench/onednn-conv.ts [--images 80] [--rounds 5]
+ *   FEWSHOT_ONEDNN_THREADS=1 npx tsx bench/onednn-conv.ts [--images 80] [--rounds 5] [--resnet12]
+ *
+ * (--resnet12: ResNet-12's 3x3 layers at 32 px, 64-160-320-640 channels, instead of Conv-4's.)
  *
  * Times are this thread's CPU (/proc/thread-self/schedstat; with 1 oneDNN thread all the work runs here), each
  * sample repeated until 200 ms have passed, median over rounds alternating the two algorithms. Winograd
@@ -26,11 +28,13 @@ const images = arg('images', 80);
 const rounds = arg('rounds', 5);
 console.log(`oneDNN ${info.version} ${info.isa}, ${info.threads} thread(s); ${images} images; thread CPU ms per call, median of ${rounds}`);
 
-const layer = (size: number, ci: number): ConvGeometry => ({
-  batch: images, inHeight: size, inWidth: size, inChannels: ci, outHeight: size, outWidth: size, outChannels: 64,
+const layer = (size: number, ci: number, co = 64): ConvGeometry => ({
+  batch: images, inHeight: size, inWidth: size, inChannels: ci, outHeight: size, outWidth: size, outChannels: co,
   filterHeight: 3, filterWidth: 3, strideHeight: 1, strideWidth: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1,
 });
-const layers = [layer(84, 3), layer(42, 64), layer(21, 64), layer(10, 64), layer(32, 3), layer(16, 64), layer(8, 64), layer(4, 64)];
+const layers = process.argv.includes('--resnet12')
+  ? [layer(32, 64, 64), layer(16, 64, 160), layer(16, 160, 160), layer(8, 160, 320), layer(8, 320, 320), layer(4, 320, 640), layer(4, 640, 640)]
+  : [layer(84, 3), layer(42, 64), layer(21, 64), layer(10, 64), layer(32, 3), layer(16, 64), layer(8, 64), layer(4, 64)];
 for (const g of layers) {
   const xN = g.batch * g.inHeight * g.inWidth * g.inChannels;
   const wN = 9 * g.inChannels * g.outChannels;
@@ -60,5 +64,5 @@ for (const g of layers) {
     const d = median(t.direct);
     row.push(wino ? `${name} ${d.toFixed(2)} / ${median(t.winograd).toFixed(2)} (${(d / median(t.winograd)).toFixed(2)}x)` : `${name} ${d.toFixed(2)} / -`);
   }
-  console.log(`${g.inHeight}x${g.inWidth}x${g.inChannels}->64: direct / winograd: ${row.join(', ')}`);
+  console.log(`${g.inHeight}x${g.inWidth}x${g.inChannels}->${g.outChannels}: direct / winograd: ${row.join(', ')}`);
 }

@@ -2,16 +2,20 @@
  * Where the milliseconds of one bench training step go (ours only, no peer):
  *
  *   npx tsx bench/profile-step.ts [--method protonet|protonet-sla] [--size 32] [--shot 1] [--backbone conv4|resnet12] [--iters 10]
+ *     [--backend wasm|wasm-onednn|auto|cpu] [--eval]
  *
  * Times the bench's step (trainingStep + Adam, loss read back) as a whole, the same step with the optimizer
  * update skipped (gradients only), and prints a per-kernel CPU-time breakdown of one profiled step (tf.profile
  * with the backend's timer swapped for process CPU time, so the helper thread's work counts), with the number of
- * kernel calls: the gap between the kernel sum and the wall time is dispatch (JS) overhead.
+ * kernel calls: the gap between the kernel sum and the wall time is dispatch (JS) overhead. `--eval` profiles an
+ * evaluation episode instead (method.predict, batch norm in inference mode, as bench/lib/ours.ts timeOursEval).
+ * Step times are wall and process CPU time (all threads), medians.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/select.ts';
 import { wasmThreadsInUse } from '../src/backend/wasm/threads.ts';
 import { trainingStep } from '../src/train/step.ts';
+import type { EpisodeImages } from '../src/methods/contract.ts';
 import { Adam, type Optimizer } from '../src/train/optimizer.ts';
 import { makeEpisodes, episodeImages } from './lib/inputs.ts';
 import { buildBenchMethod, LEARNING_RATE, type BenchMethodName, type BenchBackbone } from './lib/ours.ts';
@@ -49,23 +53,38 @@ async function main(): Promise<void> {
   const ep = episodeImages(spec, makeEpisodes(spec, 1, 'profile')[0]);
   const adam = new Adam();
   const none = new NoUpdate();
-  const run = (opt: Optimizer) => {
+  const evaluate = process.argv.includes('--eval');
+  const train = (opt: Optimizer) => {
     const loss = trainingStep(m, trainable, opt, [ep], LEARNING_RATE);
     loss.dataSync();
     loss.dispose();
   };
+  const predict = (e: EpisodeImages) => {
+    const scores = tf.tidy(() => m.predict(e));
+    for (const s of Object.values(scores)) s.dataSync();
+    tf.dispose(Object.values(scores));
+  };
+  const run = evaluate ? () => predict(ep) : train;
   for (let i = 0; i < 3; i++) run(adam);
-  const full: number[] = [];
-  const gradsOnly: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    let t0 = performance.now();
-    run(adam);
-    full.push(performance.now() - t0);
-    t0 = performance.now();
-    run(none);
-    gradsOnly.push(performance.now() - t0);
+  const timed = (f: () => void) => {
+    const [t0, c0] = [performance.now(), process.cpuUsage()];
+    f();
+    const c = process.cpuUsage(c0);
+    return { wall: performance.now() - t0, cpu: (c.user + c.system) / 1000 };
+  };
+  const fmt = (xs: { wall: number; cpu: number }[]) => `${median(xs.map((x) => x.wall)).toFixed(1)} / ${median(xs.map((x) => x.cpu)).toFixed(1)} ms`;
+  if (evaluate) {
+    const steps = Array.from({ length: iters }, () => timed(() => predict(ep)));
+    console.log(`evaluation episode median wall / CPU ${fmt(steps)} (${iters})`);
+  } else {
+    const full: { wall: number; cpu: number }[] = [];
+    const gradsOnly: { wall: number; cpu: number }[] = [];
+    for (let i = 0; i < iters; i++) {
+      full.push(timed(() => train(adam)));
+      gradsOnly.push(timed(() => train(none)));
+    }
+    console.log(`step median wall / CPU ${fmt(full)}; without the optimizer update ${fmt(gradsOnly)} (interleaved, ${iters} each)`);
   }
-  console.log(`step median ${median(full).toFixed(1)} ms; without the optimizer update ${median(gradsOnly).toFixed(1)} ms (interleaved, ${iters} each)`);
   timeKernelsByCpu();
   const t0 = performance.now();
   const info = await tf.profile(() => run(adam));

@@ -18,6 +18,8 @@ import '../src/tf-gradients.ts';
 import '@tensorflow/tfjs-backend-cpu';
 import { selectBackend } from '../src/backend/select.ts';
 import { batchNormActPool } from '../src/backend/wasm/batch_norm_pool.ts';
+import { addActPool } from '../src/backend/wasm/add_act_pool.ts';
+import { adamUpdate, type AdamUpdateAttrs } from '../src/backend/wasm/adam.ts';
 import { activeOnednn, loadOnednn, setOnednnActive, type OnednnAddon } from '../src/backend/wasm/onednn.ts';
 import { convAlgorithm, onednnConvConfig } from '../src/backend/wasm/onednn_kernels.ts';
 import { convGeometry } from '../src/backend/wasm/conv_geometry.ts';
@@ -72,7 +74,10 @@ function counted(addon: OnednnAddon, calls: Map<string, number>): OnednnAddon {
       if (k === 'conv' && (a[5] as number[])[15] === 1) calls.set('conv:winograd', (calls.get('conv:winograd') ?? 0) + 1);
       return (addon[k] as (...x: unknown[]) => unknown)(...a);
     }) as OnednnAddon[K];
-  return { ...addon, winogradAvailable: addon.winogradAvailable, conv: wrap('conv'), bnPoolForward: wrap('bnPoolForward'), bnPoolBackward: wrap('bnPoolBackward'), matMul: wrap('matMul') };
+  return {
+    ...addon, winogradAvailable: addon.winogradAvailable, conv: wrap('conv'), bnPoolForward: wrap('bnPoolForward'), bnPoolBackward: wrap('bnPoolBackward'), matMul: wrap('matMul'),
+    addActPoolForward: wrap('addActPoolForward'), addActPoolBackward: wrap('addActPoolBackward'), leakyRelu: wrap('leakyRelu'), adam: wrap('adam'),
+  };
 }
 
 /**
@@ -219,6 +224,102 @@ if ('reason' in loaded) {
     });
     t.is(calls.get('bnPoolForward'), undefined);
     t.is(calls.get('bnPoolBackward'), undefined);
+  });
+
+  // ResNet-12's block tail maxPool(act(a + b)): its own shapes at 32 px (first block, and 4x4x640), odd sizes
+  // ('valid' pooling drops the last row / column), ReLU (alpha 0).
+  const ADD_POOL_CASES: Array<{ x: number[]; alpha: number }> = [
+    { x: [8, 32, 32, 64], alpha: 0.1 },
+    { x: [4, 4, 4, 640], alpha: 0.1 },
+    { x: [3, 9, 7, 20], alpha: 0.1 },
+    { x: [2, 6, 6, 8], alpha: 0 },
+  ];
+
+  test.serial('fused residual add + leaky ReLU + max pool (ResNet-12): output and both gradients match cpu', async (t) => {
+    for (const [n, c] of ADD_POOL_CASES.entries()) {
+      const a = await randn(c.x, 200 + n, 0.2, 1);
+      const b = await randn(c.x, 210 + n, -0.1, 1);
+      const w = await randn([c.x[0], Math.floor(c.x[1] / 2), Math.floor(c.x[2] / 2), c.x[3]], 220 + n);
+      const label = `add+act(${c.alpha})+pool x[${c.x}]`;
+      const calls = await agree(t, label, () => {
+        const f = (x: tf.Tensor, y: tf.Tensor) => addActPool(x as tf.Tensor4D, y as tf.Tensor4D, c.alpha);
+        return [f(T(a), T(b)), ...tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(f(x, y), T(w))))([T(a), T(b)])];
+      });
+      t.is(calls.get('addActPoolForward'), 2, `${label}: native forward calls`);
+      t.is(calls.get('addActPoolBackward'), 1, `${label}: native backward calls`);
+    }
+  });
+
+  test.serial('fused residual add + leaky ReLU + max pool: the native gradient matches central finite differences', async (t) => {
+    await tf.setBackend('wasm');
+    const shape = [2, 5, 4, 16];
+    const a = await randn(shape, 230, 0, 1);
+    const b = await randn(shape, 231, 0, 1);
+    const w = await randn([2, 2, 2, 16], 232);
+    await tf.setBackend('wasm');
+    const loss = (x: Float32Array, y: Float32Array) => tf.tidy(() => tf.sum(tf.mul(addActPool(tf.tensor4d(x, shape as [number, number, number, number]), tf.tensor4d(y, shape as [number, number, number, number]), 0.1), T(w))).dataSync()[0]);
+    const [ga, gb] = tf.tidy(() => tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(addActPool(x as tf.Tensor4D, y as tf.Tensor4D, 0.1), T(w))))([T(a), T(b)]).map((g) => (g.dataSync() as Float32Array).slice()));
+    const h = 1e-2;
+    // z = act(a + b); element i is near a kink if |a + b| < 2h or another z of its 2x2 window is within 2h of it.
+    const [H, W, C] = [shape[1], shape[2], shape[3]];
+    const z = a.values.map((v, i) => (v + b.values[i] > 0 ? v + b.values[i] : 0.1 * (v + b.values[i])));
+    const nearKink = (i: number) => {
+      if (Math.abs(a.values[i] + b.values[i]) < 2 * h) return true;
+      const [c, wIdx, hIdx, n] = [i % C, Math.floor(i / C) % W, Math.floor(i / (C * W)) % H, Math.floor(i / (C * W * H))];
+      const [h0, w0] = [hIdx - (hIdx % 2), wIdx - (wIdx % 2)];
+      for (let dh = 0; dh < 2; dh++) {
+        for (let dw = 0; dw < 2; dw++) {
+          const j = ((n * H + h0 + dh) * W + w0 + dw) * C + c;
+          if (j !== i && h0 + dh < H && Math.abs(z[j] - z[i]) < 4 * h) return true;
+        }
+      }
+      return false;
+    };
+    let checked = 0;
+    for (let i = 0; i < a.values.length; i += 7) {
+      for (const [which, g] of [[a, ga], [b, gb]] as const) {
+        const plus = which.values.slice();
+        const minus = which.values.slice();
+        plus[i] += h;
+        minus[i] -= h;
+        const fd = which === a ? (loss(plus, b.values) - loss(minus, b.values)) / (2 * h) : (loss(a.values, plus) - loss(a.values, minus)) / (2 * h);
+        // Piecewise linear: the difference is exact up to float32 rounding of the sums (|loss| ~ 10), unless the step
+        // crosses a kink (sign of a + b) or a pooling tie, which a margin of h on the sum and the window rules out.
+        if (nearKink(i)) continue;
+        t.true(Math.abs(fd - g[i]) < 2e-3, `element ${i}: finite difference ${fd} vs gradient ${g[i]}`);
+        checked++;
+      }
+    }
+    t.true(checked > 50, `only ${checked} elements checked`);
+  });
+
+  test.serial('leakyRelu runs natively (eltwise) and matches cpu, with its gradient', async (t) => {
+    const x = await randn([4, 9, 9, 33], 240);
+    const calls = await agree(t, 'leakyRelu', () => {
+      const f = (v: tf.Tensor) => tf.leakyRelu(v, 0.1);
+      return [f(T(x)), tf.grad((v: tf.Tensor) => tf.sum(tf.square(f(v))))(T(x))];
+    });
+    t.true((calls.get('leakyRelu') ?? 0) >= 2, 'native leakyRelu calls');
+  });
+
+  test.serial('Adam update runs natively and gives the cpu kernel\'s bytes exactly (same float32 roundings)', async (t) => {
+    // One variable above the size at which the native loop splits over OpenMP threads (2^18), odd sizes.
+    const shapes = [[3, 3, 64, 64], [640], [300001], [7]];
+    const data = await Promise.all(shapes.flatMap((s, i) => [randn(s, 250 + i), randn(s, 260 + i), randn(s, 270 + i, 0, 0.1), randn(s, 280 + i, 1, 0.2)]));
+    for (const d of data.filter((_, k) => k % 4 === 3)) d.values.forEach((v, i, arr) => (arr[i] = Math.abs(v)));
+    for (const attrs of [
+      { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1 },
+      { lr: 0.05, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 5e-4, step: 17 },
+    ] satisfies AdamUpdateAttrs[]) {
+      const f = () => {
+        const q = (j: number) => shapes.map((_, i) => T(data[4 * i + j]));
+        const r = adamUpdate(q(0), q(1), q(2), q(3), attrs)!;
+        return [...r.p, ...r.m, ...r.v];
+      };
+      const calls = await agree(t, `adam wd ${attrs.weightDecay}`, f);
+      t.is(calls.get('adam'), shapes.length);
+      t.deepEqual(await runOn('wasm', f), await runOn('cpu', f), 'native Adam differs from the cpu kernel in some bit');
+    }
   });
 
   const MATMUL_CASES: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [

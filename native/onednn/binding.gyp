@@ -6,7 +6,7 @@
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-fopenmp"],
+      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-fopenmp", "-ffp-contract=off", "-fno-math-errno"],
       "libraries": ["-ldnnl", "-fopenmp"]
     }
   ]

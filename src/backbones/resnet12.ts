@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Backbone, BackboneFactory, FastWeights } from './contract.ts';
 import { BatchNorm, Conv2d } from './layers.ts';
+import { addActPool } from '../backend/wasm/add_act_pool.ts';
 import { dropBlock, dropBlockGamma, dropBlockKeepRate } from './dropblock.ts';
 import { UserError } from '../util/errors.ts';
 
@@ -56,8 +57,8 @@ class ResidualBlock {
     let out = this.norms[0].apply(this.convs[0].apply(x, params), training, 'leakyRelu', LEAK, params);
     out = this.norms[1].apply(this.convs[1].apply(out, params), training, 'leakyRelu', LEAK, params);
     out = this.norms[2].apply(this.convs[2].apply(out, params), training, 'linear', undefined, params);
-    out = tf.leakyRelu(tf.add(out, residual) as tf.Tensor4D, LEAK);
-    return tf.maxPool(out, 2, 2, 'valid');
+    // maxPool(leakyRelu(out + residual)): one native op each way with the oneDNN accelerator, else composed.
+    return addActPool(out, residual, LEAK);
   }
   variables(): tf.Variable[] {
     return [...this.convs.flatMap((c) => c.variables()), ...this.norms.flatMap((n) => n.variables()), ...this.shortcutConv.variables(), ...this.shortcutNorm.variables()];

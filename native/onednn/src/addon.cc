@@ -107,7 +107,7 @@ struct Arena {
   float* data = nullptr;
   size_t floats = 0;
 };
-Arena arenas[5];  // 0 input, 1 output, 2 filter of a convolution; 3, 4 batch norm + pool scratch
+Arena arenas[5];  // 0 input, 1 output, 2 filter of a convolution; 3, 4 batch norm + pool / add + act + pool scratch
 
 float* arena(int i, size_t floats) {
   Arena& a = arenas[i];
@@ -334,6 +334,141 @@ Napi::Value BnPoolBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- residual add + ReLU / leaky ReLU + 2x2/stride-2 'valid' max pool (ResNet-12's block tail):
+// p = maxpool(act(a + b)). oneDNN's binary add with an eltwise post-op writes act(a + b) into native scratch, then
+// max pooling reads it. The backward recomputes act(a + b) (no full-size tensor outlives a call), runs pooling's
+// backward into d and the activation's backward in place on d (from the activation's output: z > 0 iff a + b > 0
+// for a positive slope); d is the gradient of both a and b. Geometry: N, H, W, C; alpha is the negative slope
+// (0: ReLU).
+
+struct AddPoolEntry {
+  memory::desc x, p;
+  primitive addP, poolInferP, poolTrainP, poolBwdP, actBwdP;
+  std::unique_ptr<memory> poolWs;
+};
+std::unordered_map<std::string, std::shared_ptr<AddPoolEntry>> addPoolCache;
+
+std::shared_ptr<AddPoolEntry> addPoolEntry(const std::vector<int64_t>& g, float alpha) {
+  auto key = keyOf("addpool", g) + "," + std::to_string(alpha);
+  auto it = addPoolCache.find(key);
+  if (it != addPoolCache.end()) return it->second;
+  const int64_t N = g[0], H = g[1], W = g[2], C = g[3], OH = H / 2, OW = W / 2;
+  auto e = std::make_shared<AddPoolEntry>();
+  e->x = memory::desc({N, C, H, W}, dt::f32, tag::nhwc);
+  e->p = memory::desc({N, C, OH, OW}, dt::f32, tag::nhwc);
+  post_ops ops;
+  ops.append_eltwise(1.0f, algorithm::eltwise_relu, alpha, 0.0f);
+  primitive_attr attr;
+  attr.set_post_ops(ops);
+  e->addP = binary(binary::primitive_desc(binary::desc(algorithm::binary_add, e->x, e->x, e->x), attr, eng()));
+  memory::dims padR{(OH - 1) * 2 + 2 - H, (OW - 1) * 2 + 2 - W};
+  auto poolDesc = [&](prop_kind pk) { return pooling_forward::desc(pk, algorithm::pooling_max, e->x, e->p, {2, 2}, {2, 2}, {0, 0}, padR); };
+  auto poolTrain = pooling_forward::primitive_desc(poolDesc(prop_kind::forward_training), eng());
+  e->poolInferP = pooling_forward(pooling_forward::primitive_desc(poolDesc(prop_kind::forward_inference), eng()));
+  e->poolTrainP = pooling_forward(poolTrain);
+  e->poolBwdP = pooling_backward(pooling_backward::primitive_desc(
+      pooling_backward::desc(algorithm::pooling_max, e->x, e->p, {2, 2}, {2, 2}, {0, 0}, padR), eng(), poolTrain));
+  e->poolWs = std::make_unique<memory>(poolTrain.workspace_desc(), eng());
+  auto actFwd = eltwise_forward::primitive_desc(
+      eltwise_forward::desc(prop_kind::forward_training, algorithm::eltwise_relu_use_dst_for_bwd, e->x, alpha, 0.0f), eng());
+  e->actBwdP = eltwise_backward(eltwise_backward::primitive_desc(
+      eltwise_backward::desc(algorithm::eltwise_relu_use_dst_for_bwd, e->x, e->x, alpha, 0.0f), eng(), actFwd));
+  addPoolCache.emplace(key, e);
+  return e;
+}
+
+// addActPoolForward(heap, a, b, p, [N, H, W, C], alpha)
+Napi::Value AddActPoolForward(const Napi::CallbackInfo& info) {
+  float* base = heapBase(info);
+  float *a = at(info, base, 1), *b = at(info, base, 2), *p = at(info, base, 3);
+  auto g = ints(info, 4);
+  if (g.size() != 4) throw Napi::TypeError::New(info.Env(), "addActPoolForward: bad geometry");
+  auto e = addPoolEntry(g, info[5].As<Napi::Number>().FloatValue());
+  auto& st = strm();
+  memory z(e->x, eng(), arena(3, static_cast<size_t>(g[0] * g[1] * g[2] * g[3])));
+  exec("add + activation", e->addP, {{DNNL_ARG_SRC_0, memory(e->x, eng(), a)}, {DNNL_ARG_SRC_1, memory(e->x, eng(), b)}, {DNNL_ARG_DST, z}});
+  exec("max pool forward", e->poolInferP, {{DNNL_ARG_SRC, z}, {DNNL_ARG_DST, memory(e->p, eng(), p)}});
+  st.wait();
+  return info.Env().Undefined();
+}
+
+// addActPoolBackward(heap, dp, a, b, d, [N, H, W, C], alpha): d = the gradient of a (and of b).
+Napi::Value AddActPoolBackward(const Napi::CallbackInfo& info) {
+  float* base = heapBase(info);
+  float *dp = at(info, base, 1), *a = at(info, base, 2), *b = at(info, base, 3), *d = at(info, base, 4);
+  auto g = ints(info, 5);
+  if (g.size() != 4) throw Napi::TypeError::New(info.Env(), "addActPoolBackward: bad geometry");
+  auto e = addPoolEntry(g, info[6].As<Napi::Number>().FloatValue());
+  auto& st = strm();
+  memory z(e->x, eng(), arena(3, static_cast<size_t>(g[0] * g[1] * g[2] * g[3]))), dm(e->x, eng(), d);
+  float* pScratch = arena(4, static_cast<size_t>(g[0] * (g[1] / 2) * (g[2] / 2) * g[3]));
+  exec("add + activation recompute", e->addP, {{DNNL_ARG_SRC_0, memory(e->x, eng(), a)}, {DNNL_ARG_SRC_1, memory(e->x, eng(), b)}, {DNNL_ARG_DST, z}});
+  exec("max pool recompute", e->poolTrainP, {{DNNL_ARG_SRC, z}, {DNNL_ARG_DST, memory(e->p, eng(), pScratch)}, {DNNL_ARG_WORKSPACE, *e->poolWs}});
+  exec("max pool backward", e->poolBwdP, {{DNNL_ARG_DIFF_DST, memory(e->p, eng(), dp)}, {DNNL_ARG_DIFF_SRC, dm}, {DNNL_ARG_WORKSPACE, *e->poolWs}});
+  exec("activation backward", e->actBwdP, {{DNNL_ARG_DST, z}, {DNNL_ARG_DIFF_DST, dm}, {DNNL_ARG_DIFF_SRC, dm}});
+  st.wait();
+  return info.Env().Undefined();
+}
+
+// ---- leaky ReLU (ReLU at alpha 0) over n floats, y may be x: oneDNN's eltwise on a flat view (layout does not
+// matter to an elementwise op).
+
+std::unordered_map<std::string, primitive> eltwiseCache;
+
+// leakyRelu(heap, x, y, n, alpha)
+Napi::Value LeakyRelu(const Napi::CallbackInfo& info) {
+  float* base = heapBase(info);
+  float *x = at(info, base, 1), *y = at(info, base, 2);
+  int64_t n = info[3].As<Napi::Number>().Int64Value();
+  float alpha = info[4].As<Napi::Number>().FloatValue();
+  memory::desc d({n}, dt::f32, tag::a);
+  auto key = "leakyrelu," + std::to_string(n) + "," + std::to_string(alpha);
+  auto it = eltwiseCache.find(key);
+  if (it == eltwiseCache.end()) {
+    auto pd = eltwise_forward::primitive_desc(eltwise_forward::desc(prop_kind::forward_inference, algorithm::eltwise_relu, d, alpha, 0.0f), eng());
+    it = eltwiseCache.emplace(key, eltwise_forward(pd)).first;
+  }
+  auto& st = strm();
+  exec("leaky relu", it->second, {{DNNL_ARG_SRC, memory(d, eng(), x)}, {DNNL_ARG_DST, memory(d, eng(), y)}});
+  st.wait();
+  return info.Env().Undefined();
+}
+
+// ---- Adam: one variable's update, the arithmetic of src/backend/wasm/adam.ts's adamLoop (PyTorch's Adam) in
+// float32 with every intermediate rounded as there (built with -ffp-contract=off: no fused multiply-adds), so the
+// result is bit-identical to the wasm and cpu kernels. No library has it (oneDNN has no optimizers); the loop is
+// memory-bound, vectorised by the compiler for the CPU it runs on (target clones) and split over OpenMP threads.
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void adamLoop(const float* p, const float* gr, const float* m, const float* v, float* po, float* mo, float* vo, int64_t n, const float* k) {
+  const float b1 = k[0], b2 = k[1], c1 = k[2], c2 = k[3], bc2 = k[4], stepSize = k[5], eps = k[6], wd = k[7];
+#pragma omp parallel for simd schedule(static) if (n >= (1 << 18))
+  for (int64_t i = 0; i < n; i++) {
+    const float gi = wd != 0.0f ? gr[i] + p[i] * wd : gr[i];
+    const float mi = m[i] * b1 + gi * c1;
+    const float vi = v[i] * b2 + (gi * gi) * c2;
+    mo[i] = mi;
+    vo[i] = vi;
+    const float denom = __builtin_sqrtf(vi / bc2) + eps;
+    po[i] = p[i] - (mi / denom) * stepSize;
+  }
+}
+
+// adam(heap, p, g, m, v, pOut, mOut, vOut, n, [beta1, beta2, 1 - beta1, 1 - beta2, bias correction 2, step size, eps,
+// weight decay]) with the constants already rounded to float32 by the caller.
+Napi::Value Adam(const Napi::CallbackInfo& info) {
+  float* base = heapBase(info);
+  float *p = at(info, base, 1), *g = at(info, base, 2), *m = at(info, base, 3), *v = at(info, base, 4), *po = at(info, base, 5),
+        *mo = at(info, base, 6), *vo = at(info, base, 7);
+  int64_t n = info[8].As<Napi::Number>().Int64Value();
+  auto ka = info[9].As<Napi::Array>();
+  if (ka.Length() != 8) throw Napi::TypeError::New(info.Env(), "adam: 8 constants expected");
+  float k[8];
+  for (uint32_t i = 0; i < 8; i++) k[i] = ka.Get(i).As<Napi::Number>().FloatValue();
+  adamLoop(p, g, m, v, po, mo, vo, n, k);
+  return info.Env().Undefined();
+}
+
 // ---- batched matrix product: c[b] = op(a[b]) @ op(b[b]), a [Ba, M, K] (or [Ba, K, M] if ta), b [Bb, K, N] (or
 // [Bb, N, K] if tb), Ba and Bb equal or 1 (broadcast). Geometry: Ba, Bb, M, K, N, ta, tb.
 
@@ -423,6 +558,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bnPoolForward", Napi::Function::New(env, guarded<BnPoolForward>));
   exports.Set("bnPoolBackward", Napi::Function::New(env, guarded<BnPoolBackward>));
   exports.Set("matMul", Napi::Function::New(env, guarded<MatMul>));
+  exports.Set("addActPoolForward", Napi::Function::New(env, guarded<AddActPoolForward>));
+  exports.Set("addActPoolBackward", Napi::Function::New(env, guarded<AddActPoolBackward>));
+  exports.Set("adam", Napi::Function::New(env, guarded<Adam>));
+  exports.Set("leakyRelu", Napi::Function::New(env, guarded<LeakyRelu>));
   return exports;
 }
 

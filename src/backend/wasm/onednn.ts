@@ -7,7 +7,8 @@
  *
  * Native kernels: Conv2D and both gradients (direct on NHWC or Winograd, per layer: onednn_kernels.ts), the
  * fused batch norm + ReLU + 2x2 max pool op and its gradient (batch_norm_pool.ts; linear and ReLU, not leaky
- * ReLU), BatchMatMul. Everything they do not take (dilations, int tensors, leaky ReLU, batch shapes that neither
+ * ReLU), BatchMatMul, ResNet-12's residual add + leaky ReLU + max pool and its gradient (add_act_pool.ts), the
+ * Adam update (adam.ts), LeakyRelu (onednn_kernels.ts). Everything they do not take (dilations, int tensors, leaky ReLU, batch shapes that neither
  * match nor broadcast from 1) falls through to the wasm kernels.
  *
  * Loading never throws: `loadOnednn` returns why it could not (FEWSHOT_ONEDNN=0, addon not built, libdnnl.so.2
@@ -33,6 +34,14 @@ export interface OnednnAddon {
     dx: number, dgamma: number, dbeta: number, dims: number[], eps: number,
   ): void;
   matMul(heap: Float32Array, a: number, b: number, c: number, dims: number[]): void;
+  /** p = maxpool2x2(act(a + b)), act ReLU (alpha 0) or leaky ReLU; dims N, H, W, C (add_act_pool.ts). */
+  addActPoolForward(heap: Float32Array, a: number, b: number, p: number, dims: number[], alpha: number): void;
+  /** d = the gradient of a (and b) from dp, recomputing act(a + b). */
+  addActPoolBackward(heap: Float32Array, dp: number, a: number, b: number, d: number, dims: number[], alpha: number): void;
+  /** y = x > 0 ? x : alpha * x over n floats (y may be x). */
+  leakyRelu(heap: Float32Array, x: number, y: number, n: number, alpha: number): void;
+  /** One variable's Adam update (adam.ts), n floats; k: beta1, beta2, 1-beta1, 1-beta2, bias correction 2, step size, eps, weight decay. */
+  adam(heap: Float32Array, p: number, g: number, m: number, v: number, pOut: number, mOut: number, vOut: number, n: number, k: number[]): void;
 }
 
 /** What results record about the accelerator. */

@@ -18,7 +18,8 @@
  * - BatchMatMul with transposed operands (stock runs those in a scalar loop): transpose, then XNNPACK.
  * - A fused Adam update over all variables in one call, `FewshotAdamUpdate` (adam.ts), used by src/train/optimizer.ts.
  * - With the oneDNN accelerator active (onednn.ts, `--backend wasm-onednn` or `auto`), Conv2D, its gradients,
- *   BatchMatMul and the fused batch norm + ReLU + max pool call the native addon instead (onednn_kernels.ts).
+ *   BatchMatMul and the fused batch norm + ReLU + max pool call the native addon instead (onednn_kernels.ts), and
+ *   so do LeakyRelu, Adam and ResNet-12's fused residual add + leaky ReLU + max pool (add_act_pool.ts).
  * With the threaded build, the helper kernels split their work with a second thread (helper_thread.ts).
  * Every SIMD path has a JS fallback (used if the helper module cannot load, or FEWSHOT_WASM_NATIVE=0).
  * ReLU/Step, LeakyRelu (Select/Greater), AvgPoolGrad, elementwise binary ops and MaxPool are fast in stock form.
@@ -37,7 +38,7 @@ import { fusedBatchNorm } from './batch_norm_inference.ts';
 import { saveStockKernel } from './heap.ts';
 import { cast, identity } from './identity.ts';
 import { maxPoolGrad } from './max_pool_grad.ts';
-import { onednnBatchMatMul, onednnConv2D, onednnConv2DBackpropFilter, onednnConv2DBackpropInput } from './onednn_kernels.ts';
+import { onednnBatchMatMul, onednnConv2D, onednnConv2DBackpropFilter, onednnConv2DBackpropInput, onednnLeakyRelu } from './onednn_kernels.ts';
 import { mean, sum } from './reduce.ts';
 import { tile } from './tile.ts';
 import { useWasmThreads, wasmThreadsFromEnv } from './threads.ts';
@@ -60,6 +61,7 @@ export const WASM_TRAINING_KERNELS: ReadonlyArray<{ kernelName: string; kernelFu
   { kernelName: tf.Identity, kernelFunc: identity as unknown as tf.KernelFunc },
   { kernelName: tf.Cast, kernelFunc: cast as unknown as tf.KernelFunc },
   { kernelName: tf.BatchMatMul, kernelFunc: onednnBatchMatMul as unknown as tf.KernelFunc },
+  { kernelName: tf.LeakyRelu, kernelFunc: onednnLeakyRelu as unknown as tf.KernelFunc },
 ];
 
 /**
