@@ -21,7 +21,7 @@ export { portablePath, resolvePortablePath } from './util/portable-path.ts';
 export { UserError, NumericalError } from './util/errors.ts';
 
 // --- Registries: what a plugin registers -----------------------------------------------------------------
-export { registerHead, registerLearner, registerAdaptiveLearner, getHead as getLearner, listHeads as listLearners, learnerOrigin } from './learners/registry.ts';
+export { registerHead, registerLearner, registerAdaptiveLearner, getLearner, listLearners, learnerOrigin } from './learners/registry.ts';
 export { registerBackbone, getBackbone, listBackbones } from './backbones/registry.ts';
 export { registerWrapper, listWrappers, resolveMethodName } from './methods/registry.ts';
 export { registerTransformSet, getTransformSet, listTransformSets } from './transforms/registry.ts';
@@ -32,11 +32,18 @@ export type { DatasetProvider } from './data/providers/contract.ts';
 export {
   runExperiment, trainExperiment, evaluateCheckpoint, checkpointConfig, validateConfig, experimentOptionsSchema,
   collectingReporter, silentReporter, configHash, runName, loadPlugins, softwareVersions, prepareCache, openDataset, openEpisodeList,
-  defaultEpisodeFile, episodeFileFor, resolveCacheDir,
+  defaultEpisodeFile, episodeFileFor, resolveCacheDir, loadExperimentConfig, type ConfigOverrides,
   type EvaluateCheckpointRequest, type ExperimentHooks, type ExperimentOptions, type ExperimentOptionsInput, type ExperimentResult, type TrainedRun,
   type ExperimentReporter, type ProgressHandle, type OpenedDataset, type OpenedSplit, type WorkspaceOptions,
 } from './experiment/index.ts';
 export { loadedPlugins, type LoadedPlugin } from './experiment/software.ts';
+// Classification (issue 31; docs/classification.md): train / evaluate a classifier, load it as a pre-trained embedding.
+export {
+  runClassification, evaluateClassifier, loadClassifier, readClassifierCheckpoint, CLASSIFIER_CHECKPOINT_KIND,
+  type ClassifierEvaluation, type ClassifierRun, type LoadedClassifier, type ModeAccuracy, type SplitRecord,
+} from './experiment/index.ts';
+export { ClassifierMethod } from './methods/classifier.ts';
+export { classificationSplit, longTailCounts, shotGroupOf, SHOT_GROUPS } from './data/classification-split.ts';
 export { planTable } from './experiment/reproduce/plan.ts';
 export { readResult, type ResultRecord, type LoadedResult } from './reports/results.ts';
 

@@ -11,7 +11,7 @@ import { writeResult } from '../src/reports/results.ts';
 import '../src/builtin.ts';
 
 /*
- * The CLI as a user meets it: usage errors, --version/--help, --json, plugins named in listings, results
+ * The CLI as a user meets it: --version/--help, --json, plugins named in listings, results
  * and errors, evaluations that never replace another result, files checked before training, and results
  * that hold no absolute path of the machine. Runs the real launcher from a temp working directory on a
  * 7-class fixture cut from real mini-ImageNet images.
@@ -58,20 +58,7 @@ test.after.always(async () => {
   await fx?.cleanup();
 });
 
-const usageErrors: [string, string[], RegExp][] = [
-  ['unknown option', ['run', 'protonet', '--bogus'], /error: unknown option '--bogus'\n {2}fix: .*`fewshot run --help`/],
-  ['missing argument', ['compare', 'only-one'], /error: missing required argument 'resultB'\n {2}fix: /],
-  ['invalid choice', ['run', 'protonet', '--backend', 'tpu'], /error: .*Allowed choices are auto.*\n {2}fix: use one of the allowed choices/],
-  ['bad number', ['run', 'protonet', '--way', 'x'], /error: .*--way must be an integer ≥ 2, got "x"\n {2}fix: /],
-  ['missing required option', ['episodes', 'make'], /error: required option '--split <name>' not specified\n {2}fix: .*`fewshot episodes make --help`/],
-];
-for (const [what, args, message] of usageErrors) {
-  test(`usage error (${what}) → exit 2 with error: and fix:`, async (t) => {
-    const out = await cli(args, tmp);
-    t.is(out.code, 2, out.stderr);
-    t.regex(out.stderr, message);
-  });
-}
+// Usage errors (exit 2 with error: and fix:) are checked in-process with the other bad input: test/cli-bad-input.test.ts.
 
 test('--version prints the package and plugin API versions; --help loads no tfjs', async (t) => {
   const pkg = JSON.parse(await fs.readFile(path.join(REPO_ROOT, 'package.json'), 'utf8'));

@@ -5,7 +5,7 @@ import '../src/builtin.ts';
 import { resolveTrainConfig } from '../src/cli/config.ts';
 import { resolveMethodName } from '../src/methods/registry.ts';
 import { getBackbone } from '../src/backbones/registry.ts';
-import { getHead } from '../src/learners/registry.ts';
+import { getLearner } from '../src/learners/registry.ts';
 import { UserError } from '../src/util/errors.ts';
 
 const dir = path.resolve('experiments');
@@ -18,7 +18,7 @@ test('every experiment config validates and names a registered method, backbone 
     const config = await resolveTrainConfig(raw.method, { config: path.join(dir, f) });
     const { headId } = resolveMethodName(config.method);
     t.truthy(getBackbone(config.backbone), f);
-    t.true(getHead(headId)!.configSchema.safeParse(config.headConfig).success, `${f}: head options`);
+    t.true(getLearner(headId).configSchema.safeParse(config.headConfig).success, `${f}: head options`);
   }
 });
 

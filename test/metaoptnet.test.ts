@@ -5,7 +5,7 @@ import '../src/builtin.ts';
 import { MetaOptNetSvmHead, metaOptNetSvmConfig } from '../src/learners/metaoptnet-svm.ts';
 import { MetaOptNetRrHead, metaOptNetRrConfig } from '../src/learners/metaoptnet-rr.ts';
 import { solveCrammerSinger } from '../src/learners/qp/crammer-singer.ts';
-import { getHead } from '../src/learners/registry.ts';
+import { getLearner } from '../src/learners/registry.ts';
 import { buildMethod } from '../src/methods/build.ts';
 import { crossEntropy } from '../src/losses/cross-entropy.ts';
 import { NumericalError, UserError } from '../src/util/errors.ts';
@@ -237,8 +237,8 @@ test('heads: NaN/Inf embeddings raise NumericalError; bad labels raise UserError
 });
 
 test('heads are registered, validate their options and expose label smoothing', (t) => {
-  const svm = getHead('metaoptnet-svm')!;
-  const rr = getHead('metaoptnet-rr')!;
+  const svm = getLearner('metaoptnet-svm');
+  const rr = getLearner('metaoptnet-rr');
   t.truthy(svm);
   t.truthy(rr);
   t.deepEqual(svm.configSchema.parse({}), { C: 0.1, maxIter: 5000, tolerance: 1e-9, scale: 1, learnableScale: true, labelSmoothing: 0 });

@@ -4,7 +4,7 @@ import '../../src/builtin.ts';
 import { checkpointKey } from '../../src/backbones/layers.ts';
 import { accuracyOf } from '../../src/eval/evaluator.ts';
 import { ResNet12 } from '../../src/backbones/resnet12.ts';
-import { getHead } from '../../src/learners/registry.ts';
+import { getLearner } from '../../src/learners/registry.ts';
 import { buildMethod } from '../../src/methods/build.ts';
 import { resolveMethodName } from '../../src/methods/registry.ts';
 import type { EpisodeImages, EpisodicMethod } from '../../src/methods/contract.ts';
@@ -36,7 +36,7 @@ export const LEARNING_RATE = 1e-3;
 export function buildBenchMethod(spec: MethodSpec, seed: number): EpisodicMethod {
   if ((spec.backbone ?? 'conv4') === 'conv4') return buildMethod({ name: spec.method, backbone: 'conv4', imageSize: spec.imageSize, way: spec.way, seed, headConfig: spec.headConfig });
   const { headId, wrapper } = resolveMethodName(spec.method);
-  const factory = getHead(headId)!;
+  const factory = getLearner(headId);
   const head = factory.create(factory.configSchema.parse(spec.headConfig ?? {}));
   const backbone = new ResNet12({ imageSize: spec.imageSize, seed, dropRate: 0 });
   return wrapper.create({ backbone, head, way: spec.way, imageSize: spec.imageSize, seed, options: {} });

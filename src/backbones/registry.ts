@@ -1,20 +1,27 @@
 import type { BackboneFactory } from './contract.ts';
-import { UserError } from '../util/errors.ts';
-import { didYouMean } from '../util/suggest.ts';
+import { Registry } from '../util/registry.ts';
 
-const backbones = new Map<string, BackboneFactory>();
+/** Backbones by id (`--backbone conv4`); a plugin adds one with `registerBackbone` at import time. */
+export const backbones = new Registry<BackboneFactory>({
+  kind: 'backbone',
+  idField: 'id',
+  registerWith: 'registerBackbone',
+  required: {
+    description: { type: 'string', fix: 'describe the backbone in one line' },
+    create: { type: 'function', fix: 'add create({ imageSize, seed }) returning the backbone' },
+  },
+  unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
+});
 
 export function registerBackbone(factory: BackboneFactory): void {
-  if (backbones.has(factory.id)) throw new UserError(`backbone "${factory.id}" is registered twice`, 'give it a different id');
-  backbones.set(factory.id, factory);
+  backbones.register(factory);
 }
 
+/** The backbone factory registered as `id`; a UserError naming the known backbones when there is none. */
 export function getBackbone(id: string): BackboneFactory {
-  const f = backbones.get(id);
-  if (!f) throw new UserError(`unknown backbone "${id}"${didYouMean(id, [...backbones.keys()])}`, `use one of: ${[...backbones.keys()].join(', ')}`);
-  return f;
+  return backbones.get(id);
 }
 
 export function listBackbones(): BackboneFactory[] {
-  return [...backbones.values()];
+  return backbones.list();
 }

@@ -38,3 +38,21 @@ export const jsonOption = () => new Option('--json', 'print a machine-readable J
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
+
+/*
+ * Option builders: each flag that several commands take is declared once, here, with its parser; a command passes
+ * its own help text where the flag means something particular to it.
+ */
+
+/** `--plugin <module>`, repeatable: modules loaded before the command runs. */
+export const pluginOption = (help = 'modules that register extra heads/backbones/wrappers/dataset providers (repeat the flag for more)') =>
+  new Option('--plugin <module>', help).argParser(collect);
+
+/** `--data <path>`: one dataset source. */
+export const dataOption = (help = 'dataset source: its folder or file, as the provider expects (`fewshot list` shows providers)') => new Option('--data <path>', help);
+
+/** `--data <dataset=location>`, repeatable: a source per dataset (commands that run several datasets). */
+export const dataLocationsOption = (help: string) => new Option('--data <dataset=location>', help).argParser(collect);
+
+/** `--cache <dir>`: the decoded-image cache folder. */
+export const cacheOption = (help = 'decoded-image cache (default: ./.cache/<dataset>-<size>, or under $FEWSHOT_CACHE)') => new Option('--cache <dir>', help);

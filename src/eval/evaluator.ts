@@ -35,7 +35,7 @@ export function accuracyOf(scores: Float32Array | Int32Array | Uint8Array, numCl
 
 /** Score `method` on episodes [0, limit) of `list`. Deterministic: the backbone runs in eval mode. */
 export function evaluate(
-  method: EpisodicMethod,
+  method: Pick<EpisodicMethod, 'inferenceModes' | 'predict'>,
   source: ImageSource,
   list: EpisodeList,
   opts: { limit?: number; onProgress?: (done: number, total: number) => void } = {},

@@ -20,6 +20,7 @@ import { checkRelativeName } from '../util/names.ts';
 import { diskErrorOf } from '../util/fs-errors.ts';
 import { resolveDataset } from '../data/providers/registry.ts';
 import { configHash, runName } from './naming.ts';
+import { parseWithUserError, validateConfig } from './validate.ts';
 import { configDifferences, describeDifferences } from './config-diff.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
 import { loadedPlugins, pluginRecords, softwareVersions, type LoadedPlugin } from './software.ts';
@@ -109,20 +110,6 @@ export interface ExperimentResult {
   record: ResultRecord;
   /** True when an existing result was kept (`reuseResult`). */
   reused: boolean;
-}
-
-function parseWithUserError<T>(schema: z.ZodType<T>, raw: unknown, what: string, fix: string): T {
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new UserError(`invalid ${what}: ${issues}`, fix);
-  }
-  return parsed.data;
-}
-
-/** Validate a training config (defaults filled in); throws a UserError naming the field. */
-export function validateConfig(raw: unknown): TrainConfig {
-  return parseWithUserError(trainConfigSchema, raw, 'training configuration', 'fix the field in the config (or the flag that set it)');
 }
 
 function validateOptions(raw: ExperimentOptionsInput): ExperimentOptions {
@@ -413,6 +400,13 @@ export interface EvaluateCheckpointRequest {
 export async function checkpointConfig(checkpointDir: string, reporter: ExperimentReporter = silentReporter): Promise<TrainConfig> {
   const ckpt = await readCheckpoint(checkpointDir, { onNotice: (m) => reporter.log(m) });
   const saved = ckpt.file.meta.config;
+  if (ckpt.file.meta.kind === 'classifier') {
+    // A classifier's config is not an episodic one: say what the checkpoint is rather than "malformed".
+    throw new UserError(
+      `${checkpointDir} is a checkpoint of a classifier (fewshot classify train), not of an episodic method`,
+      `evaluate it with \`fewshot classify eval --checkpoint ${checkpointDir}\``,
+    );
+  }
   if (!saved) throw new UserError(`checkpoint ${checkpointDir} has no recorded config`, 'evaluate a checkpoint written by `fewshot train`');
   return parseWithUserError(trainConfigSchema, saved, `config recorded in ${checkpointDir}`, 'retrain with this version of fewshot');
 }

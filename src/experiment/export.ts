@@ -58,7 +58,7 @@ function refusePluginLearner(checkpoint: string, method: string, plugins: unknow
       'export a checkpoint of a built-in method (`fewshot list` shows them), or classify with `fewshot predict --plugin <module>` instead',
     );
   }
-  const origin = learnerOrigin(headId) ?? BUILTIN_ORIGIN;
+  const origin = learnerOrigin(headId);
   if (origin !== BUILTIN_ORIGIN) {
     throw new UserError(
       `checkpoint ${checkpoint} uses learner "${headId}" from plugin ${origin}; the browser page has only fewshot's built-in learners, so it cannot load it`,

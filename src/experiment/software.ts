@@ -7,16 +7,17 @@ import { resolve as resolveModule } from 'import-meta-resolve';
 import * as tf from '@tensorflow/tfjs-core';
 import '../builtin.ts';
 import { UserError } from '../util/errors.ts';
-import { BUILTIN_ORIGIN, withRegistrationOrigin } from '../util/plugin-origin.ts';
+import { withRegistrationOrigin } from '../util/plugin-origin.ts';
 import { packageRoot } from '../util/package-root.ts';
 import { checkoutCommit } from '../util/git-commit.ts';
 import { ENGINE_REVISION } from '../backend/engine-revision.ts';
 import { portablePath } from '../util/portable-path.ts';
-import { listHeads } from '../learners/registry.ts';
-import { listBackbones } from '../backbones/registry.ts';
-import { listWrappers } from '../methods/registry.ts';
-import { listTransformSets } from '../transforms/registry.ts';
-import { listDatasetProviders } from '../data/providers/registry.ts';
+import { learners } from '../learners/registry.ts';
+import { backbones } from '../backbones/registry.ts';
+import { wrappers } from '../methods/registry.ts';
+import { transformSets } from '../transforms/registry.ts';
+import { datasetProviders } from '../data/providers/registry.ts';
+import type { Registry } from '../util/registry.ts';
 
 /** A loaded plugin as a result records it: which module, which version of its package, which exact file. */
 export interface LoadedPlugin {
@@ -34,14 +35,13 @@ export interface LoadedPlugin {
 
 export type RegistryKind = 'learners' | 'backbones' | 'wrappers' | 'transformSets' | 'datasets';
 
+const registries: Record<RegistryKind, Pick<Registry<object>, 'ids' | 'origin'>> = { learners, backbones, wrappers, transformSets, datasets: datasetProviders };
+
+/** The plain method's wrapper has the id '' and is listed as `(plain)`. */
+const listedName = (id: string) => id || '(plain)';
+
 function registeredNames(): Record<RegistryKind, string[]> {
-  return {
-    learners: listHeads().map((h) => h.id),
-    backbones: listBackbones().map((b) => b.id),
-    wrappers: listWrappers().map((w) => w.suffix || '(plain)'),
-    transformSets: listTransformSets().map((t) => t.name),
-    datasets: listDatasetProviders().map((d) => d.id),
-  };
+  return Object.fromEntries(Object.entries(registries).map(([kind, registry]) => [kind, registry.ids().map(listedName)])) as Record<RegistryKind, string[]>;
 }
 
 const loaded: (LoadedPlugin & { absoluteFile?: string })[] = [];
@@ -58,7 +58,7 @@ export function pluginRecords(cwd = process.cwd()): LoadedPlugin[] {
 
 /** Where each registered name came from: BUILTIN_ORIGIN or the plugin module that registered it. */
 export function registrationOrigins(kind: RegistryKind, name: string): string {
-  return loaded.find((p) => p.registered[kind].includes(name))?.module ?? BUILTIN_ORIGIN;
+  return registries[kind].origin(name === '(plain)' ? '' : name);
 }
 
 /** The nearest package.json above `file` (its path and content), if any. */

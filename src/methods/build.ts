@@ -1,6 +1,6 @@
 import type { EpisodicMethod, MethodWrapperOptions } from './contract.ts';
 import { resolveMethodName } from './registry.ts';
-import { getHead, learnerOrigin } from '../learners/registry.ts';
+import { getLearner, learnerOrigin } from '../learners/registry.ts';
 import { guardLearner } from '../learners/guard.ts';
 import { BUILTIN_ORIGIN, originSuffix } from '../util/plugin-origin.ts';
 import { getBackbone } from '../backbones/registry.ts';
@@ -21,8 +21,8 @@ export interface MethodRequest {
 /** Resolve, validate and construct a method. All config errors surface here, before any compute. */
 export function buildMethod(req: MethodRequest): EpisodicMethod {
   const { headId, wrapper } = resolveMethodName(req.name);
-  const headFactory = getHead(headId)!;
-  const origin = learnerOrigin(headId) ?? BUILTIN_ORIGIN;
+  const headFactory = getLearner(headId);
+  const origin = learnerOrigin(headId);
   const parsed = headFactory.configSchema.safeParse(req.headConfig ?? {});
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(options)'}: ${i.message}`).join('; ');

@@ -1,21 +1,33 @@
 import type { MethodWrapper } from './contract.ts';
-import { getHead, listHeads } from '../learners/registry.ts';
+import { learners } from '../learners/registry.ts';
 import { UserError } from '../util/errors.ts';
+import { Registry } from '../util/registry.ts';
 import { didYouMean } from '../util/suggest.ts';
 
 /**
  * Method names are `<head>` or `<head>-<wrapper suffix>`: `protonet`, `protonet-sla`, `metaoptnet-svm-sla`.
  * Any registered head combines with any registered wrapper, so SLA (and DA, MT, ...) are written once.
  */
-const wrappers = new Map<string, MethodWrapper>();
+export const wrappers = new Registry<MethodWrapper>({
+  kind: 'method wrapper',
+  idField: 'suffix',
+  registerWith: 'registerWrapper',
+  // '' is the plain method's wrapper
+  idPattern: /^([a-z][a-z0-9-]*)?$/,
+  idRule: 'use lowercase letters, digits and dashes, starting with a letter (or "" for the plain method)',
+  required: {
+    description: { type: 'string', fix: 'describe the wrapper in one line' },
+    create: { type: 'function', fix: 'add create({ backbone, head, way, imageSize, seed, options }) returning the method' },
+  },
+  unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
+});
 
 export function registerWrapper(wrapper: MethodWrapper): void {
-  if (wrappers.has(wrapper.suffix)) throw new UserError(`method wrapper "${wrapper.suffix}" is registered twice`, 'give it a different suffix');
-  wrappers.set(wrapper.suffix, wrapper);
+  wrappers.register(wrapper);
 }
 
 export function listWrappers(): MethodWrapper[] {
-  return [...wrappers.values()];
+  return wrappers.list();
 }
 
 export interface ResolvedMethodName {
@@ -25,15 +37,13 @@ export interface ResolvedMethodName {
 
 /** Split a method name into head + wrapper, preferring the longest head id that leaves a known suffix. */
 export function resolveMethodName(name: string): ResolvedMethodName {
-  const candidates = listHeads()
-    .map((h) => h.id)
+  const candidates = learners.ids()
     .filter((id) => name === id || name.startsWith(`${id}-`))
     .sort((a, b) => b.length - a.length);
   for (const headId of candidates) {
     const suffix = name === headId ? '' : name.slice(headId.length + 1);
-    const wrapper = wrappers.get(suffix);
-    if (wrapper && getHead(headId)) return { headId, wrapper };
+    if (wrappers.has(suffix)) return { headId, wrapper: wrappers.get(suffix) };
   }
-  const known = listHeads().flatMap((h) => listWrappers().map((w) => (w.suffix ? `${h.id}-${w.suffix}` : h.id)));
+  const known = learners.ids().flatMap((h) => wrappers.ids().map((suffix) => (suffix ? `${h}-${suffix}` : h)));
   throw new UserError(`unknown method "${name}"${didYouMean(name, known)}`, `use one of: ${known.join(', ')} (or load a plugin with --plugin)`);
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { EpisodicMethod } from '../methods/contract.ts';
+import type { EpisodeImages, EpisodicMethod } from '../methods/contract.ts';
 import type { TrainConfig } from './config.ts';
 import { Adam, Sgd, type RestorableOptimizer } from './optimizer.ts';
 import { learningRateAt } from './schedule.ts';
@@ -31,20 +31,31 @@ export interface TrainProgress {
 }
 
 /** How many validations a run with validation data still does after `episode` (the rule of `train`'s loop). */
-export function validationsLeft(config: Pick<TrainConfig, 'episodes' | 'validation'>, episode: number): number {
+export function validationsLeft(config: Pick<TrainerConfig, 'episodes' | 'validation'>, episode: number): number {
   const every = config.validation.every;
   if (episode >= config.episodes) return 0;
   if (every <= 0) return 1;
   return Math.floor(config.episodes / every) - Math.floor(episode / every) + (config.episodes % every ? 1 : 0);
 }
 
+/** What the trainer needs of a method: the episodic methods, and the classifiers (methods/classifier.ts) too. */
+export type TrainableMethod = Pick<EpisodicMethod, 'inferenceModes' | 'trainLoss' | 'predict' | 'trainableVariables' | 'stateVariables'>;
+
+/** What the trainer reads of a config: its length, step, optimizer, schedule and validation cadence. */
+export type TrainerConfig = Pick<TrainConfig, 'episodes' | 'episodesPerStep' | 'optimizer' | 'lrSchedule' | 'validation'> & Partial<Pick<TrainConfig, 'train'>>;
+
 export interface TrainerInputs {
-  method: EpisodicMethod;
-  config: TrainConfig;
+  method: TrainableMethod;
+  config: TrainerConfig;
   /** Pixels for training episode `index` (a per-episode augmented view when the config augments). */
-  trainSource(index: number): ImageSource;
+  trainSource?(index: number): ImageSource;
   /** Episode `index` of the meta-training stream: a pure function of (seed, split, spec, index). */
-  sampleTrainEpisode(index: number): EpisodeIndices;
+  sampleTrainEpisode?(index: number): EpisodeIndices;
+  /**
+   * Instead of trainSource + sampleTrainEpisode: the images of step `index` directly (classification's mini-batch,
+   * its labels the class indices): a pure function of (seed, index) like the episode stream, for exact resume.
+   */
+  makeTrainBatch?(index: number): EpisodeImages;
   validation?: { source: ImageSource; list: EpisodeList };
   /** Holds `last/` (for resume), `best/` (model selection) and `train-log.jsonl`. */
   runDir: string;
@@ -74,7 +85,7 @@ export interface TrainSummary {
   lastCheckpoint: string;
 }
 
-function makeOptimizer(config: TrainConfig): RestorableOptimizer {
+function makeOptimizer(config: TrainerConfig): RestorableOptimizer {
   const o = config.optimizer;
   return o.type === 'adam' ? new Adam(o.weightDecay) : new Sgd(o.momentum, o.nesterov, o.weightDecay);
 }
@@ -266,7 +277,7 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
     const lr = learningRateAt(config, episode);
     const used = Math.min(perStep, config.episodes - episode);
     // Build the step's episodes; episode i of the stream depends only on i, so resuming replays nothing.
-    const batch = Array.from({ length: used }, (_, b) => toEpisodeImages(inputs.trainSource(episode + b), inputs.sampleTrainEpisode(episode + b), config.train));
+    const batch = Array.from({ length: used }, (_, b) => trainBatch(inputs, episode + b));
     try {
       const stepLoss = withEpisodeIndex(episode, 'training episode', () => trainingStep(method, trainable, optimizer, batch, lr));
       const newSum = tf.add(lossSum, stepLoss) as tf.Scalar;
@@ -297,12 +308,12 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
     }
     crashPoint('train:episode-done');
   }
-  lossSum.dispose();
-  // A run with no validation keeps its final weights as "best".
+  // A run with no validation keeps its final weights as "best" (saved before lossSum goes: the save records it).
   if (!inputs.validation) {
     await save(bestDir, config.episodes);
     bestSaved = config.episodes;
   }
+  lossSum.dispose();
   const sitting = (performance.now() - t0) / 1000;
   return {
     episodesTrained: config.episodes - start,
@@ -313,6 +324,12 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
     bestCheckpoint: bestDir,
     lastCheckpoint: lastDir,
   };
+}
+
+function trainBatch(inputs: TrainerInputs, index: number): EpisodeImages {
+  if (inputs.makeTrainBatch) return inputs.makeTrainBatch(index);
+  if (!inputs.trainSource || !inputs.sampleTrainEpisode || !inputs.config.train) throw new Error('train() needs makeTrainBatch, or trainSource + sampleTrainEpisode + config.train');
+  return toEpisodeImages(inputs.trainSource(index), inputs.sampleTrainEpisode(index), inputs.config.train);
 }
 
 /** The training wall time before a resume: the checkpoint's running total, or (older checkpoints) the log's estimate. */

@@ -1,38 +1,41 @@
 import type { TransformSet } from './contract.ts';
 import { BUILTIN_TRANSFORM_SETS } from './builtin.ts';
-import { UserError } from '../util/errors.ts';
+import { Registry } from '../util/registry.ts';
 
 /**
  * Transform sets by name (`--transform rotation`). Built-ins are always present; a plugin adds its own
  * with `registerTransformSet` at import time.
  */
-const sets = new Map<string, TransformSet>();
+export const transformSets = new Registry<TransformSet>({
+  kind: 'transform set',
+  idField: 'name',
+  registerWith: 'registerTransformSet',
+  // the built-in names have underscores (`rot_color_perm6`)
+  idPattern: /^[a-z][a-z0-9_-]*$/,
+  idRule: 'use lowercase letters, digits, "_" and "-", starting with a letter',
+  required: {
+    description: { type: 'string', fix: 'describe the set in one line' },
+    transforms: { type: 'array', fix: 'list the transformations t_0..t_{M-1}, the identity first' },
+  },
+  check: (set) => {
+    if (set.transforms.length < 2) return { problem: `has ${set.transforms.length} transformation(s)`, fix: 'a set needs the identity plus at least one other transformation' };
+    if (!set.transforms[0].isIdentity) return { problem: 'does not start with the identity', fix: 'make t_0 the identity: SLA+SI and SLA+SD read the untransformed copy j=0' };
+    return undefined;
+  },
+  unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
+});
 
 export function registerTransformSet(set: TransformSet): void {
-  if (!/^[a-z][a-z0-9_-]*$/.test(set.name)) {
-    throw new UserError(`transform set name "${set.name}" is not a valid name`, 'use lowercase letters, digits, "_" and "-", starting with a letter');
-  }
-  if (sets.has(set.name)) throw new UserError(`transform set "${set.name}" is registered twice`, 'give it a different name');
-  if (set.transforms.length < 2) {
-    throw new UserError(`transform set "${set.name}" has ${set.transforms.length} transformation(s)`, 'a set needs the identity plus at least one other transformation');
-  }
-  if (!set.transforms[0].isIdentity) {
-    throw new UserError(`transform set "${set.name}" does not start with the identity`, 'make t_0 the identity: SLA+SI and SLA+SD read the untransformed copy j=0');
-  }
-  sets.set(set.name, set);
+  transformSets.register(set);
 }
 
 for (const set of BUILTIN_TRANSFORM_SETS) registerTransformSet(set);
 
 export function listTransformSets(): TransformSet[] {
-  return [...sets.values()];
+  return transformSets.list();
 }
 
 /** The named set, or a UserError listing the known names. */
 export function getTransformSet(name: string): TransformSet {
-  const set = sets.get(name);
-  if (!set) {
-    throw new UserError(`unknown transform set "${name}"`, `use one of: ${[...sets.keys()].join(', ')}`);
-  }
-  return set;
+  return transformSets.get(name);
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { intArg, jsonOption, printJson, collect } from '../options.ts';
+import { intArg, jsonOption, printJson, pluginOption, dataOption, cacheOption } from '../options.ts';
 import { UserError } from '../../util/errors.ts';
 import { loadPlugins } from '../context.ts';
 import { DEFAULT_DATASET } from '../../data/providers/registry.ts';
@@ -12,10 +12,10 @@ export function registerDataCommands(program: Command): void {
     .description('decode a dataset once into a compact uint8 cache (through its provider; `fewshot list` shows providers)')
     .addOption(datasetOption().default(DEFAULT_DATASET))
     .addOption(datasetOptionsOption())
-    .option('--data <path>', 'the dataset source: its folder or file, as the provider expects (else the provider\'s environment variable / default location)')
-    .option('--cache <dir>', 'cache folder (default: ./.cache/<dataset>-<size>, or under $FEWSHOT_CACHE)')
+    .addOption(dataOption('the dataset source: its folder or file, as the provider expects (else the provider\'s environment variable / default location)'))
+    .addOption(cacheOption('cache folder (default: ./.cache/<dataset>-<size>, or under $FEWSHOT_CACHE)'))
     .option('--image-size <px>', 'side of the cached square images (default: the dataset\'s own size where all its images have one, 32 for cifar-fs and fc100; else 84)', intArg('--image-size', 8))
-    .option('--plugin <module>', 'modules that register extra dataset providers (repeat the flag for more)', collect)
+    .addOption(pluginOption('modules that register extra dataset providers (repeat the flag for more)'))
     .action(async (flags: DatasetFlags & { data?: string; cache?: string; imageSize?: number; plugin?: string[] }) => {
       await loadPlugins(flags.plugin);
       const { prepareCache, defaultImageSize } = await import('../../experiment/index.ts');
@@ -37,8 +37,8 @@ export function registerDataCommands(program: Command): void {
     .description('say exactly what is missing or corrupt in a dataset source (mini-ImageNet: split files, SHA256SUMS, every listed image, and whether it is the project\'s copy)')
     .addOption(datasetOption().default(DEFAULT_DATASET))
     .addOption(datasetOptionsOption())
-    .option('--data <path>', 'the dataset source to check (else the provider\'s environment variable / default location, as `data prepare` looks)')
-    .option('--plugin <module>', 'modules that register extra dataset providers (repeat the flag for more)', collect)
+    .addOption(dataOption('the dataset source to check (else the provider\'s environment variable / default location, as `data prepare` looks)'))
+    .addOption(pluginOption('modules that register extra dataset providers (repeat the flag for more)'))
     .addOption(jsonOption())
     .action(async (flags: DatasetFlags & { data?: string; plugin?: string[]; json?: boolean }) => {
       await loadPlugins(flags.plugin);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import path from 'node:path';
-import { intArg, collect } from '../options.ts';
+import { intArg, pluginOption, dataOption, cacheOption } from '../options.ts';
 import { loadPlugins } from '../context.ts';
 import { DEFAULT_DATASET } from '../../data/providers/registry.ts';
 import { UserError } from '../../util/errors.ts';
@@ -24,9 +24,9 @@ export function registerEpisodeCommands(program: Command): void {
     .option('--image-size <px>', 'which prepared cache to read the split from (any size works: indices do not depend on it)', intArg('--image-size', 8), 84)
     .addOption(datasetOption().default(DEFAULT_DATASET))
     .addOption(datasetOptionsOption())
-    .option('--data <path>', 'the dataset source, for providers that name the dataset by it (folder, csv)')
-    .option('--cache <dir>', 'cache folder')
-    .option('--plugin <module>', 'modules that register extra dataset providers (repeat the flag for more)', collect)
+    .addOption(dataOption('the dataset source, for providers that name the dataset by it (folder, csv)'))
+    .addOption(cacheOption('cache folder'))
+    .addOption(pluginOption('modules that register extra dataset providers (repeat the flag for more)'))
     .option('--out <file>', 'output file (default: episodes/<dataset>/<split>_<spec>_seed<seed>_<count>.json)')
     .action(async (flags: EpisodeFlags) => {
       await loadPlugins(flags.plugin);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadPlugins } from '../context.ts';
-import { jsonOption, printJson, collect } from '../options.ts';
+import { jsonOption, printJson, pluginOption } from '../options.ts';
 
 interface Listed {
   id: string;
@@ -13,19 +13,19 @@ export function registerListCommand(program: Command): void {
   program
     .command('list')
     .description('list methods (head × wrapper), backbones, transformation sets and dataset providers, and where each came from')
-    .option('--plugin <module>', 'modules that register extra heads/backbones/wrappers (repeat the flag for more)', collect)
+    .addOption(pluginOption('modules that register extra heads/backbones/wrappers (repeat the flag for more)'))
     .addOption(jsonOption())
     .action(async (flags: { plugin?: string[]; json?: boolean }) => {
       await loadPlugins(flags.plugin);
-      const { listHeads } = await import('../../learners/registry.ts');
+      const { listLearners } = await import('../../learners/registry.ts');
       const { listWrappers } = await import('../../methods/registry.ts');
       const { listBackbones } = await import('../../backbones/registry.ts');
       const { listTransformSets } = await import('../../transforms/registry.ts');
       const { listDatasetProviders } = await import('../../data/providers/registry.ts');
       const { registrationOrigins, pluginRecords } = await import('../../experiment/software.ts');
-      const learners: Listed[] = listHeads().map((h) => ({ id: h.id, description: h.description, origin: registrationOrigins('learners', h.id) }));
+      const learners: Listed[] = listLearners().map((h) => ({ id: h.id, description: h.description, origin: registrationOrigins('learners', h.id) }));
       const wrappers: Listed[] = listWrappers().map((w) => ({ id: w.suffix || '(plain)', description: w.description, origin: registrationOrigins('wrappers', w.suffix || '(plain)') }));
-      const methods = listHeads().flatMap((h) => listWrappers().map((w) => ({
+      const methods = listLearners().flatMap((h) => listWrappers().map((w) => ({
         id: w.suffix ? `${h.id}-${w.suffix}` : h.id, description: `${h.description}; ${w.description}`,
         learner: h.id, wrapper: w.suffix || '(plain)', origin: [registrationOrigins('learners', h.id), registrationOrigins('wrappers', w.suffix || '(plain)')].filter((o, i, all) => all.indexOf(o) === i).join(' + '),
       })));

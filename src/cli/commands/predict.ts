@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { loadPlugins } from '../context.ts';
-import { collect } from '../options.ts';
+import { pluginOption } from '../options.ts';
 
 /**
  * `fewshot predict <checkpoint> --support <class folders> --query <images…>`: classify your own images
@@ -16,7 +16,7 @@ export function registerPredictCommand(program: Command): void {
     .option('--mode <mode>', 'inference mode whose scores are reported (default: the method\'s headline mode, e.g. ag for SLA)')
     .option('--backend <name>', 'compute backend', 'auto')
     .option('--json', 'print the predictions as JSON')
-    .option('--plugin <module>', 'modules that register the heads/backbones the checkpoint was trained with (repeat the flag for more)', collect)
+    .addOption(pluginOption('modules that register the heads/backbones the checkpoint was trained with (repeat the flag for more)'))
     .action(async (checkpoint: string, flags: { support: string; query: string[]; mode?: string; backend: string; json?: boolean; plugin?: string[] }) => {
       await loadPlugins(flags.plugin);
       // Loaded here, not at the top: flag parsing and --help load no tfjs (see main.ts).

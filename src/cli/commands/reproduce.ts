@@ -4,7 +4,7 @@ import { cpus } from 'node:os';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { intArg, jsonOption, printJson, collect } from '../options.ts';
+import { intArg, jsonOption, printJson, pluginOption, dataLocationsOption, cacheOption } from '../options.ts';
 import { loadPlugins } from '../context.ts';
 import type { ReproduceSettings, RunExecutor, RunState } from '../../experiment/reproduce/reproduce.ts';
 import type { PlannedRun } from '../../experiment/reproduce/plan.ts';
@@ -202,13 +202,13 @@ export function registerReproduceCommands(program: Command): void {
     .option('--table-only', 'run nothing: write the table from what is on disk (finished runs, and runs in progress with their last checkpoint)')
     .option('--queue <url>', 'put the runs on a BullMQ queue on Redis (redis://host:port) for `fewshot worker`s instead of running them here')
     .option('--queue-name <name>', 'queue name', DEFAULT_QUEUE_NAME)
-    .option('--data <dataset=location>', 'where a dataset\'s source is, e.g. mini-imagenet=data/mini-imagenet (repeat the flag for each dataset)', collect)
+    .addOption(dataLocationsOption('where a dataset\'s source is, e.g. mini-imagenet=data/mini-imagenet (repeat the flag for each dataset)'))
     .option('--backend <name>', 'compute backend', 'auto')
     .option('--results <dir>', 'results root', 'results')
     .option('--runs <dir>', 'checkpoint root', 'runs')
-    .option('--cache <dir>', 'decoded-image cache folder')
+    .addOption(cacheOption('decoded-image cache folder'))
     .option('--test-episodes <n>', 'evaluate only the first n test episodes (quick checks; the table says so)', intArg('--test-episodes'))
-    .option('--plugin <module>', 'modules that register extra heads/backbones/wrappers/datasets (repeat the flag for more)', collect)
+    .addOption(pluginOption('modules that register extra heads/backbones/wrappers/datasets (repeat the flag for more)'))
     .option('--tables <dir>', 'folder of table files', TABLES_DIR)
     .option('--run <key>', 'run just this one planned run (used by workers)')
     .addOption(jsonOption())
@@ -353,13 +353,13 @@ export function registerReproduceCommands(program: Command): void {
     .description('take reproduce runs from a queue and run them here (each in a child process), until stopped')
     .requiredOption('--queue <url>', 'the Redis the reproducer queued on (redis://host:port)')
     .option('--queue-name <name>', 'queue name', DEFAULT_QUEUE_NAME)
-    .option('--data <dataset=location>', 'where a dataset\'s source is on this machine (repeat the flag for each dataset)', collect)
+    .addOption(dataLocationsOption('where a dataset\'s source is on this machine (repeat the flag for each dataset)'))
     .option('--backend <name>', 'compute backend on this machine', 'auto')
     .option('--results <dir>', 'results root (shared with the reproducer)', 'results')
     .option('--runs <dir>', 'checkpoint root', 'runs')
-    .option('--cache <dir>', 'decoded-image cache folder')
+    .addOption(cacheOption('decoded-image cache folder'))
     .option('--test-episodes <n>', 'evaluate only the first n test episodes', intArg('--test-episodes'))
-    .option('--plugin <module>', 'plugins installed on this machine, never taken from a job (repeat the flag for more)', collect)
+    .addOption(pluginOption('plugins installed on this machine, never taken from a job (repeat the flag for more)'))
     .option('--tables <dir>', 'folder of table files', TABLES_DIR)
     .option('--lock-ms <ms>', 'how long a job stays claimed without renewal; a dead worker\'s job is retried after it', intArg('--lock-ms', 100), 60000)
     .option('--stalled-ms <ms>', 'how often to look for jobs of dead workers', intArg('--stalled-ms', 100), 30000)

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { backendOption, intArg, floatArg, jsonOption, printJson, collect } from '../options.ts';
+import { backendOption, intArg, floatArg, jsonOption, printJson, pluginOption, dataOption, cacheOption } from '../options.ts';
 import type { TrainFlags } from '../config.ts';
 import { loadPlugins } from '../context.ts';
 import type { ExperimentOptionsInput, ExperimentResult } from '../../experiment/index.ts';
@@ -26,8 +26,6 @@ interface CommonFlags extends TrainFlags {
   replaceCommitted?: boolean;
 }
 
-const DATA_HELP = 'dataset source: its folder or file, as the provider expects (`fewshot list` shows providers)';
-const CACHE_HELP = 'decoded-image cache (default: ./.cache/<dataset>-<size>, or under $FEWSHOT_CACHE)';
 
 function addTrainOptions(cmd: Command): Command {
   return cmd
@@ -53,9 +51,9 @@ function addTrainOptions(cmd: Command): Command {
     .addOption(backendOption())
     .addOption(datasetOption())
     .addOption(datasetOptionsOption())
-    .option('--data <path>', DATA_HELP)
-    .option('--cache <dir>', CACHE_HELP)
-    .option('--plugin <module>', 'modules that register extra heads/backbones/wrappers/dataset providers (repeat the flag for more)', collect)
+    .addOption(dataOption())
+    .addOption(cacheOption())
+    .addOption(pluginOption())
     .option('--runs <dir>', 'where checkpoints go', 'runs')
     .option('--name <name>', 'run name (default: derived from the config)')
     .addOption(jsonOption());
@@ -133,9 +131,9 @@ export function registerTrainCommands(program: Command): void {
     .description('evaluate a checkpoint (a runs/<name>/best directory) on fixed test episodes')
     .addOption(datasetOption().default(undefined, 'the one it was trained on'))
     .addOption(datasetOptionsOption())
-    .option('--data <path>', DATA_HELP)
-    .option('--cache <dir>', CACHE_HELP)
-    .option('--plugin <module>', 'modules that register extra heads/backbones/wrappers/dataset providers (repeat the flag for more)', collect)
+    .addOption(dataOption())
+    .addOption(cacheOption())
+    .addOption(pluginOption())
     .option('--shot <n>', 'evaluate at this shot instead of the trained one', intArg('--shot'))
     .addOption(backendOption())
     .option('--name <name>', 'result name (default: <run>_eval_<test file name>[_<n>ep]; an existing different result is never replaced)')

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { intArg, collect } from '../options.ts';
+import { intArg, pluginOption } from '../options.ts';
 import { loadPlugins } from '../context.ts';
 
 /**
@@ -13,7 +13,7 @@ export function registerWebCommands(program: Command): void {
     .description('write a checkpoint in the form the browser page loads (tfjs model.json + weight shards, method config, provenance)')
     .option('--out <folder>', 'output folder (default: <checkpoint>-web, e.g. runs/<name>/best-web)')
     .option('--results <folder>', 'where the run\'s result.json (its training command) is looked up', 'results')
-    .option('--plugin <module>', 'modules that register the heads/backbones the checkpoint was trained with, to name them in the refusal (repeat the flag for more)', collect)
+    .addOption(pluginOption('modules that register the heads/backbones the checkpoint was trained with, to name them in the refusal (repeat the flag for more)'))
     .action(async (checkpoint: string, flags: { out?: string; results: string; plugin?: string[] }) => {
       await loadPlugins(flags.plugin);
       const [{ exportCheckpoint }, { stderrReporter }] = await Promise.all([import('../../experiment/export.ts'), import('../reporter.ts')]);

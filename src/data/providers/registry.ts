@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { checkPathSegment } from '../../util/names.ts';
 import { UserError } from '../../util/errors.ts';
-import { didYouMean } from '../../util/suggest.ts';
+import { Registry } from '../../util/registry.ts';
 import type { DatasetProvider } from './contract.ts';
 
 /**
@@ -12,29 +12,34 @@ import type { DatasetProvider } from './contract.ts';
 /** The dataset used when neither a config nor a flag names one (the toolkit's reference benchmark). */
 export const DEFAULT_DATASET = 'mini-imagenet';
 
-const providers = new Map<string, DatasetProvider<any>>();
+export const datasetProviders = new Registry<DatasetProvider<any>>({
+  kind: 'dataset provider',
+  unknownKind: 'dataset',
+  idField: 'id',
+  registerWith: 'registerDatasetProvider',
+  required: {
+    description: { type: 'string', fix: 'describe the dataset in one line' },
+    optionsSchema: { type: 'zod schema', fix: 'give a strict zod schema of the options, e.g. z.object({}).strict()' },
+    sourceHelp: { type: 'string', fix: 'say in one line what the source looks like and how to point at it' },
+    name: { type: 'function', fix: 'add name(options) returning the dataset\'s name' },
+    locate: { type: 'function', fix: 'add locate(options, ctx) returning the source\'s absolute path' },
+    prepare: { type: 'function', fix: 'add prepare(request) writing the cache' },
+    normalization: { type: 'function', fix: 'add normalization(options, manifest)' },
+    standardEpisodes: { type: 'array', fix: 'list the fixed episode sets ([] when there are none)' },
+  },
+  unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
+});
 
 export function registerDatasetProvider<O extends Record<string, unknown>>(provider: DatasetProvider<O>): void {
-  if (!/^[a-z][a-z0-9-]*$/.test(provider.id)) {
-    throw new UserError(`dataset provider id "${provider.id}" is not a valid name`, 'use lowercase letters, digits and dashes, starting with a letter');
-  }
-  if (providers.has(provider.id)) throw new UserError(`dataset provider "${provider.id}" is registered twice`, 'give your plugin provider a different id');
-  providers.set(provider.id, provider);
+  datasetProviders.register(provider);
 }
 
 export function listDatasetProviders(): DatasetProvider[] {
-  return [...providers.values()];
+  return datasetProviders.list();
 }
 
 export function getDatasetProvider(id: string): DatasetProvider {
-  const p = providers.get(id);
-  if (!p) {
-    throw new UserError(
-      `unknown dataset "${id}"${didYouMean(id, [...providers.keys()])}`,
-      `use one of: ${[...providers.keys()].join(', ')} (\`fewshot list\` shows them), or load a plugin that registers it with --plugin`,
-    );
-  }
-  return p;
+  return datasetProviders.get(id);
 }
 
 /** A provider with its options validated (strictly: an unknown option is an error naming it). */

@@ -1,0 +1,173 @@
+import { readFile } from 'node:fs/promises';
+import { Option, type Command } from 'commander';
+import { backendOption, collect, floatArg, intArg, jsonOption, printJson } from '../options.ts';
+import { loadPlugins } from '../context.ts';
+import { datasetOption, datasetOptionsOption, parseDatasetOptions } from '../dataset-flags.ts';
+import { DEFAULT_RESULTS } from '../../util/result-folders.ts';
+import { UserError } from '../../util/errors.ts';
+
+// The experiment layer (tfjs, data) is imported inside the actions: parsing flags and --help load none of it.
+const experiment = () => import('../../experiment/index.ts');
+const reporter = () => import('../reporter.ts');
+
+interface ClassifyFlags {
+  config?: string;
+  variant?: string;
+  head?: string;
+  cosineScale?: number;
+  backbone?: string;
+  imageSize?: number;
+  transform?: string;
+  slaLoss?: string;
+  sdBeta?: number;
+  sdTemperature?: number;
+  epochs?: number;
+  batchSize?: number;
+  optimizer?: string;
+  lr?: number;
+  lrStepEpochs?: number;
+  lrFactor?: number;
+  split?: string;
+  testPerClass?: number;
+  imbalanceRatio?: number;
+  seed?: number;
+  dataset?: string;
+  datasetOption?: string[];
+  data?: string;
+  cache?: string;
+  backend: string;
+  plugin?: string[];
+  runs: string;
+  results: string;
+  name?: string;
+  checkpointEvery?: number;
+  logEvery?: number;
+  json?: boolean;
+}
+
+/** A number as typed; whether it is a valid ratio is the experiment layer's check (a UserError naming the rule). */
+const anyNumber = (v: string) => Number(v);
+
+async function readConfigFile(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new UserError(`--config ${file} cannot be read`, 'check the path of the classification config (JSON)');
+  }
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new UserError(`--config ${file} is not valid JSON: ${(err as Error).message}`, 'fix the JSON');
+  }
+}
+
+/** The config the flags describe, over --config's fields. */
+async function configOf(flags: ClassifyFlags): Promise<Record<string, unknown>> {
+  const base = flags.config ? await readConfigFile(flags.config) : {};
+  const set = (o: Record<string, unknown>, key: string, value: unknown) => {
+    if (value !== undefined) o[key] = value;
+  };
+  const c: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries({ variant: flags.variant, backbone: flags.backbone, imageSize: flags.imageSize, transform: flags.transform, epochs: flags.epochs, batchSize: flags.batchSize, split: flags.split, testPerClass: flags.testPerClass, imbalanceRatio: flags.imbalanceRatio, seed: flags.seed, dataset: flags.dataset })) set(c, k, v);
+  if (flags.datasetOption) c.datasetOptions = parseDatasetOptions(flags.datasetOption);
+  if (flags.head !== undefined || flags.cosineScale !== undefined) c.head = { ...(base.head as object | undefined), ...(flags.head ? { kind: flags.head } : {}), ...(flags.cosineScale ? { scale: flags.cosineScale } : {}) };
+  if (flags.slaLoss !== undefined || flags.sdBeta !== undefined || flags.sdTemperature !== undefined) {
+    c.options = { ...(base.options as object | undefined), ...(flags.slaLoss ? { slaLoss: flags.slaLoss } : {}), ...(flags.sdBeta !== undefined ? { beta: flags.sdBeta } : {}), ...(flags.sdTemperature !== undefined ? { temperature: flags.sdTemperature } : {}) };
+  }
+  if (flags.optimizer !== undefined || flags.lr !== undefined) {
+    const prev = (base.optimizer as Record<string, unknown> | undefined) ?? {};
+    const type = flags.optimizer ?? prev.type ?? 'adam';
+    c.optimizer = { ...(type === prev.type ? prev : {}), type, ...(flags.lr !== undefined ? { lr: flags.lr } : {}) };
+  }
+  if (flags.lrStepEpochs !== undefined) c.lrSchedule = { type: 'step', everyEpochs: flags.lrStepEpochs, factor: flags.lrFactor ?? 0.1 };
+  return c;
+}
+
+function optionsOf(flags: ClassifyFlags) {
+  return {
+    backend: flags.backend, data: flags.data, cache: flags.cache, runs: flags.runs, results: flags.results, name: flags.name,
+    checkpointEvery: flags.checkpointEvery, logEvery: flags.logEvery, command: ['fewshot', ...process.argv.slice(2)].join(' '),
+  };
+}
+
+function addCommonOptions(cmd: Command): Command {
+  return cmd
+    .option('--data <path>', 'dataset source: its folder or file, as the provider expects (`fewshot list` shows providers)')
+    .option('--cache <dir>', 'decoded-image cache (default: ./.cache/<dataset>-<size>, or under $FEWSHOT_CACHE)')
+    .option('--plugin <module>', 'modules that register extra backbones/dataset providers (repeat the flag for more)', collect)
+    .addOption(backendOption())
+    .option('--results <dir>', 'where result directories go (<results>/<dataset>/<name>); not the committed results/ of a checkout', DEFAULT_RESULTS)
+    .option('--name <name>', 'run / result name (default: derived from the config)')
+    .addOption(jsonOption());
+}
+
+export function registerClassifyCommands(program: Command): void {
+  const classify = program.command('classify').description('standard (and long-tailed) classification over all classes of a split, with SLA / SLA+SD / DA / MT (docs/classification.md)');
+
+  addCommonOptions(classify.command('train'))
+    .description('train a classifier on a split\'s classes (a fixed seeded held-out part of each class is its test set), then evaluate it')
+    .option('--config <file>', 'classification config (JSON, see docs/classification.md); flags override its fields')
+    .addOption(new Option('--variant <name>', 'plain, sla (SLA+AG / SLA+SI), sla-sd (self-distillation), da or mt (baselines)').choices(['plain', 'sla', 'sla-sd', 'da', 'mt']))
+    .addOption(new Option('--head <kind>', 'classifier head: linear or cosine').choices(['linear', 'cosine']))
+    .option('--cosine-scale <x>', 'cosine head: the fixed logit scale (default 10)', floatArg('--cosine-scale'))
+    .option('--backbone <id>', 'backbone (conv4, resnet12, ...)')
+    .option('--image-size <px>', 'image side in pixels', intArg('--image-size', 8))
+    .option('--transform <name>', 'SLA/DA/MT transformation set (rotation, color_perm, ...)')
+    .addOption(new Option('--sla-loss <mode>', 'SLA loss over copies: mean, or sum (×M, the authors\' --with-large-loss)').choices(['mean', 'sum']))
+    .option('--sd-beta <x>', 'SLA+SD: weight of the single head\'s cross-entropy (default 1)', floatArg('--sd-beta'))
+    .option('--sd-temperature <x>', 'SLA+SD: distillation temperature (default 1)', floatArg('--sd-temperature'))
+    .option('--epochs <n>', 'training epochs', intArg('--epochs'))
+    .option('--batch-size <n>', 'images per mini-batch (before the M transformed copies)', intArg('--batch-size'))
+    .addOption(new Option('--optimizer <type>', 'adam or sgd').choices(['adam', 'sgd']))
+    .option('--lr <x>', 'base learning rate', floatArg('--lr'))
+    .option('--lr-step-epochs <n>', 'multiply the learning rate by --lr-factor every n epochs', intArg('--lr-step-epochs'))
+    .option('--lr-factor <x>', 'the step schedule\'s factor (default 0.1)', floatArg('--lr-factor'))
+    .addOption(new Option('--split <name>', 'the provider split whose classes are classified (default train: mini-ImageNet\'s 64 base classes)').choices(['train', 'val', 'test']))
+    .option('--test-per-class <n>', 'images of each class held out as the test set (default 100)', intArg('--test-per-class'))
+    .option('--imbalance-ratio <x>', 'long-tailed training set: n_max / n_min with the exponential profile (e.g. 100, 50, 10; default 1 = balanced)', anyNumber)
+    .option('--seed <n>', 'seed for initialisation, the hold-out, the long-tail subsampling and the batch order', intArg('--seed', 0))
+    .addOption(datasetOption())
+    .addOption(datasetOptionsOption())
+    .option('--runs <dir>', 'where checkpoints go', 'runs')
+    .option('--checkpoint-every <n>', 'save the resumable last/ checkpoint every n steps (default: every epoch, at most 500)', intArg('--checkpoint-every'))
+    .option('--log-every <n>', 'report the training loss every n steps (default 50)', intArg('--log-every'))
+    .action(async (flags: ClassifyFlags) => {
+      await loadPlugins(flags.plugin);
+      const hooks = (await reporter()).cliHooks();
+      try {
+        const run = await (await experiment()).runClassification(await configOf(flags), optionsOf(flags), hooks);
+        printEvaluation(run.evaluation, flags.json, { name: run.name, checkpoint: run.checkpoint });
+      } finally {
+        hooks.done();
+      }
+    });
+
+  addCommonOptions(classify.command('eval <checkpoint>'))
+    .description('evaluate a classifier checkpoint (runs/<name>/best) on its held-out images, overall and per many/medium/few-shot group')
+    .action(async (checkpoint: string, flags: ClassifyFlags) => {
+      await loadPlugins(flags.plugin);
+      const hooks = (await reporter()).cliHooks();
+      try {
+        const evaluation = await (await experiment()).evaluateClassifier({ checkpoint }, optionsOf(flags), hooks);
+        printEvaluation(evaluation, flags.json, { checkpoint });
+      } finally {
+        hooks.done();
+      }
+    });
+}
+
+function printEvaluation(e: import('../../experiment/index.ts').ClassifierEvaluation, json: boolean | undefined, extra: Record<string, string>): void {
+  if (json) {
+    return printJson({
+      format: 'fewshot-classify-summary/1', ...extra, resultDir: e.resultDir, result: `${e.resultDir}/result.json`, headlineMode: e.modes[0],
+      accuracy: Object.fromEntries(e.modes.map((m) => [m, { overall: e.accuracy[m].overall, classMean: e.accuracy[m].classMean, groups: e.accuracy[m].groups }])),
+    });
+  }
+  for (const m of e.modes) {
+    const a = e.accuracy[m];
+    const groups = (['many', 'medium', 'few'] as const).filter((g) => a.groups[g]).map((g) => `${g} ${a.groups[g]!.accuracy.toFixed(2)} % (${a.groups[g]!.classes} classes)`);
+    process.stdout.write(`[${m}] ${a.overall.mean.toFixed(2)} ± ${a.overall.ci95.toFixed(2)} % (95% CI, n=${a.overall.n} held-out images)${groups.length ? `; ${groups.join(', ')}` : ''}\n`);
+  }
+  process.stdout.write(`result: ${e.resultDir}/result.json\n`);
+}
