@@ -26,7 +26,13 @@ export { registerBackbone, getBackbone, listBackbones } from './backbones/regist
 export { registerWrapper, listWrappers, resolveMethodName } from './methods/registry.ts';
 export { registerTransformSet, getTransformSet, listTransformSets } from './transforms/registry.ts';
 export { registerDatasetProvider, getDatasetProvider, listDatasetProviders, DEFAULT_DATASET } from './data/providers/registry.ts';
-export type { DatasetProvider } from './data/providers/contract.ts';
+export type { DatasetProvider, LocateContext, ProviderEpisodeSet, ProviderPrepareRequest } from './data/providers/contract.ts';
+
+// --- The cache writer a dataset provider's `prepare` feeds its items to -------------------------------------
+export {
+  writeImageCache, cacheDirFor, readCacheManifest,
+  type CacheManifest, type FileClass, type FileItem, type FileSplit, type PrepareProgress, type PrepareResult, type QuarterTurns, type RawImage, type WriteImageCacheOptions,
+} from './data/index.ts';
 
 // --- The experiment layer: prepare → train → evaluate → record, from a validated config -----------------
 export {

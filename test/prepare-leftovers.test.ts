@@ -42,7 +42,7 @@ const age = async (p: string, hours: number) => {
   await fs.utimes(p, then, then);
 };
 
-test.serial('folder prepare killed before its swap: the next prepare removes the stale temp folder (prepareFromFiles recovers)', async (t) => {
+test.serial('folder prepare killed before its swap: the next prepare removes the stale temp folder (the cache writer recovers)', async (t) => {
   const parent = path.join(fx.root, 'kill-prepare');
   const cache = path.join(parent, 'cache');
   const killed = await runCli(['data', 'prepare', ...folderArgs(cache)], { FEWSHOT_CRASH_AT: 'prepare:built' });

@@ -1,7 +1,24 @@
-// Public surface of the data layer: locate mini-ImageNet, prepare the uint8 cache, load splits, gather normalised images.
+// Public surface of the data layer: the one cache writer every dataset provider feeds (cache-writer.ts), mini-ImageNet's
+// source reader, loading cached splits and gathering normalised images. Other providers live in providers/.
 export { DATA_ENV_VAR, DEFAULT_DATA_DIR, DATASET_LAYOUT_HELP, inspectDatasetFolder, locateDataset, type DatasetFolderInfo } from './locate.ts';
 export { SPLIT_NAMES, isSplitName, parseSplitCsv, readSplitCsv, type SplitItems, type SplitName } from './csv.ts';
-export { prepareDataset, type PrepareOptions, type PrepareProgress, type PrepareResult } from './prepare.ts';
+export { prepareDataset, type PrepareOptions } from './prepare.ts';
+export {
+  writeImageCache,
+  checkImageSize,
+  channelStatistics,
+  rotateSquareRgb,
+  type CacheStream,
+  type FileClass,
+  type FileItem,
+  type FileSplit,
+  type ItemSink,
+  type PrepareProgress,
+  type PrepareResult,
+  type QuarterTurns,
+  type RawImage,
+  type WriteImageCacheOptions,
+} from './cache-writer.ts';
 export {
   CACHE_FORMAT,
   CACHE_FORMAT_VERSION,

@@ -1,5 +1,5 @@
 /**
- * Pure pixel operations shared by the Node data path (decode.ts, prepare-files.ts) and the browser page
+ * Pure pixel operations shared by the Node data path (decode.ts, cache-writer.ts) and the browser page
  * (src/browser/image.ts): no Node built-ins, no sharp, so the page resizes and greys images with the very
  * same code that made the cache.
  */

@@ -5,7 +5,7 @@ import { UserError } from '../../util/errors.ts';
 import { sha256Hex } from '../checksums.ts';
 import { SPLIT_NAMES } from '../csv.ts';
 import { CIFAR_FS_NORMALIZATION } from '../normalize.ts';
-import { prepareFromFiles, type FileClass, type FileSplit } from '../prepare-files.ts';
+import { writeImageCache, type FileClass, type FileSplit } from '../cache-writer.ts';
 import { CIFAR100_ARCHIVES, CIFAR100_IMAGE_BYTES, CIFAR100_IMAGE_SIZE, CIFAR100_URL, readCifar100, type Cifar100Part } from '../readers/cifar100.ts';
 import { assignCifarClasses, cifarBenchmarkClasses, PUBLISHED_SPLIT_SIZES, type CifarBenchmark } from '../readers/splits.ts';
 import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
@@ -73,7 +73,7 @@ function cifarProvider(benchmark: CifarBenchmark, description: string): DatasetP
       const archive = await readCifar100(r.source);
       const splits = benchmarkClasses(benchmark, archive, r.source);
       const fileSplits: FileSplit[] = SPLIT_NAMES.map((s) => ({ split: s, classes: splits[s] }));
-      return prepareFromFiles({
+      return writeImageCache({
         cacheDir: r.cacheDir, imageSize: r.imageSize, dataset: r.dataset, provider: { id: benchmark, options: r.options }, splits: fileSplits,
         normalization: { ...CIFAR_FS_NORMALIZATION, origin: 'CIFAR-100 constants of the MetaOptNet CIFAR-FS/FC100 loaders' },
         source: { kind: `cifar-100-${archive.kind}`, path: r.source, files: { [path.basename(r.source)]: archive.sha256 } },

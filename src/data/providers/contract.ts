@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { CacheManifest } from '../cache.ts';
 import type { Normalization } from '../normalize.ts';
-import type { PrepareProgress } from '../prepare.ts';
+import type { PrepareProgress } from '../cache-writer.ts';
 
 /** A fixed episode set a provider publishes under `episodes/<dataset>/` (see episodes/standard.ts). */
 export interface ProviderEpisodeSet {

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { UserError } from '../../util/errors.ts';
 import { sha256Hex } from '../checksums.ts';
 import { isSplitName, parseCsvRecords, SPLIT_NAMES, type SplitName } from '../csv.ts';
-import { prepareFromFiles, type FileClass } from '../prepare-files.ts';
+import { writeImageCache, type FileClass } from '../cache-writer.ts';
 import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
 import { fileSplitsOf, fixedNormalization, IMAGE_EXTENSIONS, imageFileDatasetOptions, randomClassSplit, recordedNormalization } from './folder.ts';
 
@@ -90,7 +90,7 @@ export const csvProvider: DatasetProvider<CsvOptions> = {
   },
   prepare: async (r) => {
     const listing = readCsvListing(r.source, r.options);
-    return prepareFromFiles({
+    return writeImageCache({
       cacheDir: r.cacheDir, imageSize: r.imageSize, dataset: r.dataset, provider: { id: 'csv', options: r.options }, splits: fileSplitsOf(listing.splits, r.options.rotations),
       grayscale: r.options.grayscale, normalization: fixedNormalization(r.options.normalization),
       source: { kind: 'csv', path: r.source, files: { csv: sha256Hex(readFileSync(r.source)) } }, signal: r.signal, onProgress: r.onProgress,

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { UserError } from '../../util/errors.ts';
 import { SPLIT_NAMES, type SplitName } from '../csv.ts';
 import { CIFAR_FS_NORMALIZATION, MINI_IMAGENET_NORMALIZATION, type Normalization } from '../normalize.ts';
-import { prepareFromFiles, type FileClass, type FileSplit, type QuarterTurns } from '../prepare-files.ts';
+import { writeImageCache, type FileClass, type FileSplit, type QuarterTurns } from '../cache-writer.ts';
 import { sha256Hex } from '../checksums.ts';
 import { isFolderEntry } from '../../util/dir-entry.ts';
 import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
@@ -181,7 +181,7 @@ export function rotateClasses(classes: FileClass[]): FileClass[] {
   );
 }
 
-/** The three splits as prepareFromFiles takes them, each class in its four rotations when asked for. */
+/** The three splits as writeImageCache takes them, each class in its four rotations when asked for. */
 export function fileSplitsOf(splits: Record<SplitName, FileClass[]>, rotations: boolean | undefined): FileSplit[] {
   return SPLIT_NAMES.map((s) => ({ split: s, classes: rotations ? rotateClasses(splits[s]) : splits[s] }));
 }
@@ -218,7 +218,7 @@ export const folderProvider: DatasetProvider<FolderOptions> = {
   },
   prepare: async (r) => {
     const { splits, files } = splitClasses(r.options, r.source);
-    return prepareFromFiles({
+    return writeImageCache({
       cacheDir: r.cacheDir, imageSize: r.imageSize, dataset: r.dataset, provider: { id: 'folder', options: r.options }, splits: fileSplitsOf(splits, r.options.rotations),
       grayscale: r.options.grayscale, normalization: fixedNormalization(r.options.normalization),
       source: { kind: 'class-folders', path: r.source, files }, signal: r.signal, onProgress: r.onProgress,

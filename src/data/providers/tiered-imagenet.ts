@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { UserError } from '../../util/errors.ts';
 import { SPLIT_NAMES } from '../csv.ts';
 import { MINI_IMAGENET_NORMALIZATION } from '../normalize.ts';
-import { prepareFromFiles, type FileSplit } from '../prepare-files.ts';
+import { writeImageCache, type FileSplit } from '../cache-writer.ts';
 import { listTieredImagenet } from '../readers/tiered-imagenet.ts';
 import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
 
@@ -34,7 +34,7 @@ export const tieredImagenetProvider: DatasetProvider<z.infer<typeof optionsSchem
       split: s,
       classes: listing.splits[s].map((c) => ({ name: c.wnid, items: c.files.map((f) => ({ file: path.join(c.dir, f), id: `${c.wnid}/${f}` })) })),
     }));
-    return prepareFromFiles({
+    return writeImageCache({
       cacheDir: r.cacheDir, imageSize: r.imageSize, dataset: r.dataset, provider: { id: 'tiered-imagenet', options: r.options }, splits: fileSplits,
       normalization: { ...MINI_IMAGENET_NORMALIZATION, origin: 'MetaOptNet loader constants (ImageNet statistics), as for mini-ImageNet' },
       source: { kind: `tiered-imagenet-${listing.layout}`, path: listing.root }, signal: r.signal, onProgress: r.onProgress,
