@@ -322,7 +322,7 @@ export async function readClassifierCheckpoint(dir: string, reporter: Experiment
   if (ckpt.file.meta.kind !== CLASSIFIER_CHECKPOINT_KIND) {
     throw new UserError(
       `${dir} is a checkpoint of the episodic method "${String(ckpt.file.meta.method ?? 'unknown')}", not of a classifier (fewshot classify train)`,
-      `evaluate it with \`fewshot eval --checkpoint ${dir}\`, or train a classifier with \`fewshot classify train\``,
+      `evaluate it with \`fewshot eval ${dir}\`, or train a classifier with \`fewshot classify train\``,
     );
   }
   const config = parseOr(classifyConfigSchema, ckpt.file.meta.config, `config recorded in ${dir}`, 'retrain with this version of fewshot');

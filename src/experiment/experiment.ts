@@ -404,7 +404,7 @@ export async function checkpointConfig(checkpointDir: string, reporter: Experime
     // A classifier's config is not an episodic one: say what the checkpoint is rather than "malformed".
     throw new UserError(
       `${checkpointDir} is a checkpoint of a classifier (fewshot classify train), not of an episodic method`,
-      `evaluate it with \`fewshot classify eval --checkpoint ${checkpointDir}\``,
+      `evaluate it with \`fewshot classify eval ${checkpointDir}\``,
     );
   }
   if (!saved) throw new UserError(`checkpoint ${checkpointDir} has no recorded config`, 'evaluate a checkpoint written by `fewshot train`');
