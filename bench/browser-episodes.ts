@@ -3,7 +3,7 @@
  * `fewshot eval --backend wasm` on the first N episodes of an episode file, then the page's own episode
  * evaluation in headless Chromium (wasm) on the same episodes with the images given through the page's file
  * input, and compares the per-episode accuracies and the mean ± CI. Too slow for CI at 84 px (it needs the whole
- * prepared cache for `fewshot eval`); test/browser.test.ts does the same comparison on a small fixture.
+ * prepared cache for `fewshot eval`); test/browser.slow.test.ts does the same comparison on a small fixture.
  *
  *   npx tsx --conditions=fewshot-source bench/browser-episodes.ts runs/cells/protonet_5w1s_cpu-84px_5710ca40/seed0/best \
  *     --data <mini-imagenet folder> --cache <its 84 px cache> [--episodes 100] [--test-file episodes/mini-imagenet/test_5w1s15q_seed0_2000.json]

@@ -1,13 +1,8 @@
 import test from 'ava';
-import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import { etaSeconds, startProgress, type UncountedTime } from '../src/util/progress.ts';
-import { prepareCache, trainExperiment, validateConfig, type ExperimentReporter } from '../src/experiment/index.ts';
-import { makeEpisodes, writeEpisodeFile } from '../src/episodes/index.ts';
-import { loadSplit } from '../src/data/index.ts';
-import { buildFixture } from './fixtures/mini-imagenet.ts';
-import '../src/builtin.ts';
+import { etaSeconds, startProgress } from '../src/util/progress.ts';
 import { validationsLeft } from '../src/train/trainer.ts';
+
+// The progress a real training reports (validations kept out of the rate): progress.slow.test.ts.
 
 /** The ETA counts only the work this process did, from the time it started on it. */
 test('etaSeconds: rate from the units done since `from`', (t) => {
@@ -53,37 +48,4 @@ test('validationsLeft follows the training loop: every multiple of `every` after
   t.is(validationsLeft(cfg(1000, 300), 0), 4); // 300, 600, 900 and the last episode
   t.is(validationsLeft(cfg(1000, 300), 1000), 0);
   t.is(validationsLeft(cfg(1000, 0), 500), 1); // only at the end
-});
-
-test.serial('a training reports its validations as time outside the rate, and the validations still to come', async (t) => {
-  const fx = await buildFixture(6);
-  try {
-    const updates: { done: number; uncounted?: UncountedTime }[] = [];
-    const reporter: ExperimentReporter = {
-      log: () => {},
-      progress: () => ({ update: (done, _info, uncounted) => updates.push({ done, uncounted }), stop: () => {} }),
-    };
-    const cfg = validateConfig({
-      method: 'protonet', backbone: 'conv4', imageSize: 16, train: { way: 2, shot: 1, query: 2 }, test: { way: 2, shot: 1, query: 2 },
-      episodes: 5, validation: { every: 2, episodes: 2 }, seed: 0, dataset: 'mini-imagenet',
-    });
-    const cache = path.join(fx.root, 'cache');
-    await prepareCache({ dataset: 'mini-imagenet', data: fx.folderDir, cache }, 16);
-    const valFile = path.join(fx.root, 'val.json');
-    await writeEpisodeFile(valFile, makeEpisodes({ split: await loadSplit(cache, 'val'), spec: cfg.test, seed: 0, count: 2 }));
-    await trainExperiment(cfg, { backend: 'cpu', cache, runs: path.join(fx.root, 'runs'), valFile }, { reporter });
-    tf.disposeVariables();
-    // The loss is reported every 100 episodes and at the last; validations at 2, 4 and the last episode, 5.
-    t.deepEqual(updates.map((u) => u.done), [2, 4, 5, 5]);
-    const [v2, v4, train5, v5] = updates.map((u) => u.uncounted!);
-    t.true(v2.spentSeconds > 0 && v4.spentSeconds > v2.spentSeconds && v5.spentSeconds > v4.spentSeconds);
-    t.is(train5.spentSeconds, v4.spentSeconds);
-    // Still to come: the mean validation time so far × the validations left (2 after the first, 1 after the second).
-    const close = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, b);
-    t.true(close(v2.pendingSeconds, v2.spentSeconds * 2), JSON.stringify(v2));
-    t.true(close(v4.pendingSeconds, (v4.spentSeconds / 2) * 1), JSON.stringify(v4));
-    t.is(v5.pendingSeconds, 0);
-  } finally {
-    await fx.cleanup();
-  }
 });

@@ -1,19 +1,18 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import type { Command } from 'commander';
 import { REPO_ROOT } from './fixtures/mini-imagenet.ts';
+import { buildProgram } from '../src/cli/program.ts';
 
 /*
  * Issue 32 #5: every command the README shows is one the project knows. Each line of the README's `sh` blocks is
  * one of: an npm script of package.json (`npm ci`, `npm test`, `npm run <script>`, `npm pack`), a fewshot CLI call
- * (`npm run fewshot -- …` / `npx fewshot …`) whose command exists and whose every flag its `--help` lists, with
+ * (`npm run fewshot -- …` / `npx fewshot …`) whose command exists and whose every flag its `--help` lists (read from the CLI's command tree in-process), with
  * the repository files it names present, or `node` on a shipped example. Anything else fails here, so a new README
  * command comes with a check. (CI then runs some of them for real: pack-smoke runs the example from the tarball,
- * test/data-check.test.ts runs `data check`, test/committed-results.test.ts `run` with the default results folder.)
+ * test/data-check.slow.test.ts runs `data check`, test/committed-results.slow.test.ts `run` with the default results folder.)
  */
-const exec = promisify(execFile);
 const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
 const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string>; files: string[] };
 
@@ -35,13 +34,15 @@ function cliArgs(line: string): string[] | undefined {
   return m ? m[1].split(/\s+/) : undefined;
 }
 
-const helpCache = new Map<string, Promise<string>>();
-function help(commandPath: string[]): Promise<string> {
-  const key = commandPath.join(' ');
-  if (!helpCache.has(key)) {
-    helpCache.set(key, exec(process.execPath, [path.join(REPO_ROOT, 'bin', 'fewshot.js'), ...commandPath, '--help'], { cwd: REPO_ROOT }).then((r) => r.stdout));
+/** What `fewshot <commandPath> --help` prints (the CLI's own command tree, in-process), or commander's "unknown command". */
+async function help(commandPath: string[]): Promise<string> {
+  let command: Command = buildProgram();
+  for (const name of commandPath) {
+    const sub = command.commands.find((c) => c.name() === name || c.aliases().includes(name));
+    if (!sub) return `error: unknown command '${name}'`;
+    command = sub;
   }
-  return helpCache.get(key)!;
+  return command.helpInformation();
 }
 
 const lines = shellLines(readme);

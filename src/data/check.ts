@@ -34,7 +34,7 @@ export interface DatasetCheck {
  * The standard mini-ImageNet (Ravi & Larochelle split) as this project holds it: rows and classes per split
  * file, and each split's fingerprint (`splitFingerprint`: file names, labels and image sha256s). The val and
  * test fingerprints are those in the headers of the committed episode files (episodes/mini-imagenet/), the
- * train one is recorded in every committed result (`training.trainData`); test/data-check.test.ts checks both.
+ * train one is recorded in every committed result (`training.trainData`); test/data-check.slow.test.ts checks both.
  */
 export const MINI_IMAGENET_REFERENCE: Record<SplitName, { rows: number; classes: number; splitFingerprint: string }> = {
   train: { rows: 38_400, classes: 64, splitFingerprint: 'b7fd02eed950c961966d767519501848be5403431857a578ecd6504c6ff5dfc9' },

@@ -14,7 +14,7 @@ import type { FastWeights } from '../backbones/contract.ts';
  * MatMul/Add and the loss: second order works there, with one more catch: tf.exp and tf.logSoftmax compute
  * their gradients from their saved outputs, which are not on the tape, so a gradient of a gradient through
  * them silently drops terms. Inner losses therefore use crossEntropyTwiceDifferentiable (losses/), which is
- * exact (checked against finite differences in plugins/maml/maml.test.ts).
+ * exact (checked against finite differences in plugins/maml/maml.slow.test.ts).
  *
  * First order (`firstOrder: true`, FOMAML): the inner gradient is taken with respect to detached copies of the
  * parameters (copies not on the tape), so it enters θ' as a constant and the outer

@@ -37,7 +37,7 @@ const expTwiceDifferentiable: (x: tf.Tensor) => tf.Tensor = tf.customGrad(((x: t
  * custom gradient treats its saved output as a constant) and tf.exp (same); tf.max's gradient (an Equal mask)
  * has no gradient at all. So log-softmax is written out with the exp above, and the row max it shifts by is
  * detached (the shift cancels in value and gradient). Checked against finite differences in
- * plugins/maml/maml.test.ts.
+ * plugins/maml/maml.slow.test.ts.
  */
 export function crossEntropyTwiceDifferentiable(logits: tf.Tensor2D, labels: Int32Array): tf.Scalar {
   return tf.tidy(() => {

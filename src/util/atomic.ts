@@ -8,7 +8,7 @@ import { withWritePath } from './fs-errors.ts';
 /**
  * Crash-proof writes. Every writer here keeps, at every instant, a complete copy on disk that the
  * next start finds — whatever instant a SIGKILL or power cut hits (tested by crashing at each named
- * crash point, see util/fault.ts and test/fault-injection.test.ts).
+ * crash point, see util/fault.ts and test/fault-injection.slow.test.ts).
  */
 
 async function fsyncPath(p: string): Promise<void> {

@@ -1,6 +1,6 @@
 /*
  * Where results go by default (the CLI shows them in its help). This module imports nothing, so `--help` loads no
- * tfjs, data or experiment code (test/cli-ux.test.ts checks that); it sits in util so the CLI and the experiment
+ * tfjs, data or experiment code (test/cli-ux.slow.test.ts checks that); it sits in util so the CLI and the experiment
  * layer both read it from below.
  */
 

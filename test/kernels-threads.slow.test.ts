@@ -1,7 +1,7 @@
 /**
  * The threaded XNNPACK build (src/backend/wasm/threads.ts) under Node: it starts with 2 threads, runs on shared
  * memory (so the SIMD helper module's shared-memory variant is the one in use), and the training kernels give
- * the cpu backend's results on it. Tolerance as in kernels.test.ts: max|wasm - cpu| / max|cpu| < 1e-4,
+ * the cpu backend's results on it. Tolerance as in kernels.slow.test.ts: max|wasm - cpu| / max|cpu| < 1e-4,
  * max-pool gradients exact.
  */
 import test from 'ava';

@@ -11,7 +11,7 @@ import { mkTmp, REPO_ROOT } from './fixtures/mini-imagenet.ts';
  * not read relative to the worker's working folder (which holds an `x.json` here).
  */
 const BIN = path.join(REPO_ROOT, 'bin', 'fewshot.js');
-// As in reproduce-run.test.ts: without a redis-server binary the test is skipped (the reason in its title),
+// As in reproduce-run.slow.test.ts: without a redis-server binary the test is skipped (the reason in its title),
 // except under CI (CI=true), where it runs and fails.
 const REDIS_MISSING = spawnSync('redis-server', ['--version']).error ? 'redis-server is not installed (Debian: apt-get install redis-server; .ci/run installs it)' : undefined;
 const queueTest = REDIS_MISSING && !process.env.CI ? test.skip : test;
