@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { selectBackend, type SelectedBackend } from '../backend/select.ts';
@@ -8,7 +9,7 @@ import { resolveTransformSet } from '../methods/transformed.ts';
 import { classifyConfigSchema, trainerConfigOf, type ClassifyConfig, type ClassifyConfigInput } from '../train/classify-config.ts';
 import { train, type TrainSummary } from '../train/trainer.ts';
 import { readCheckpoint, restoreVariables, type LoadedCheckpoint } from '../train/checkpoint.ts';
-import { meanCI, type MeanCI } from '../eval/stats.ts';
+import { meanCI, pairedDifference, type MeanCI } from '../eval/stats.ts';
 import { batchSampler, checkImbalanceRatio, classificationSplit, SHOT_GROUPS, shotGroupOf, type ClassificationSplit, type ShotGroup } from '../data/classification-split.ts';
 import { resolveDataset } from '../data/providers/registry.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
@@ -370,4 +371,68 @@ export async function evaluateClassifier(request: { checkpoint: string }, rawOpt
   } finally {
     tf.disposeVariables();
   }
+}
+
+/** One side of a classification comparison, as read from its result.json. */
+interface ClassificationResultFile {
+  kind?: string;
+  modes: string[];
+  split: SplitRecord;
+  data: { splitFingerprint: string };
+  seed: number;
+  config: { variant: string; imbalanceRatio: number };
+  accuracy: Record<string, ModeAccuracy>;
+}
+
+async function readClassificationResult(dir: string): Promise<ClassificationResultFile> {
+  const file = dir.endsWith('.json') ? dir : path.join(dir, 'result.json');
+  let parsed: ClassificationResultFile;
+  try {
+    parsed = JSON.parse(await readFile(file, 'utf8')) as ClassificationResultFile;
+  } catch {
+    throw new UserError(`no readable classification result at ${file}`, 'pass a result folder that `fewshot classify train` or `classify eval` wrote');
+  }
+  if (parsed.kind !== 'classification') throw new UserError(`${file} is not a classification result`, 'compare episodic results with `fewshot compare`');
+  return parsed;
+}
+
+export interface ClassificationComparison {
+  a: { result: string; variant: string; mode: string; seed: number; accuracy: MeanCI };
+  b: { result: string; variant: string; mode: string; seed: number; accuracy: MeanCI };
+  /** Percentage points, paired over the identical held-out images: mean ± 1.96·s/√n of (correct_A − correct_B)·100. */
+  pairedDifference: MeanCI;
+  /** Group accuracy differences (points), A − B, where both have the group. */
+  groups: Partial<Record<ShotGroup, number>>;
+}
+
+/**
+ * The paired difference A − B of two classifiers on the identical held-out images (same split: same test item
+ * hashes). Refused for results on different held-out images, where a pairing means nothing.
+ */
+export async function compareClassifications(a: string, b: string, modes: { a?: string; b?: string } = {}): Promise<ClassificationComparison> {
+  const ra = await readClassificationResult(a);
+  const rb = await readClassificationResult(b);
+  if (ra.split.testSha256 !== rb.split.testSha256 || ra.data.splitFingerprint !== rb.data.splitFingerprint) {
+    throw new UserError(`${a} and ${b} were scored on different held-out images (another split, seed or --test-per-class)`, 'compare classifiers trained with the same dataset, --split, --seed and --test-per-class');
+  }
+  const side = (r: ClassificationResultFile, m: string | undefined, dir: string) => {
+    const mode = m ?? r.modes[0];
+    if (!r.accuracy[mode]) throw new UserError(`${dir} has no inference mode "${mode}"`, `use one of: ${r.modes.join(', ')}`);
+    return { mode, acc: r.accuracy[mode] };
+  };
+  const sa = side(ra, modes.a, a);
+  const sb = side(rb, modes.b, b);
+  const bits = (s: string) => Float64Array.from(s, (c) => (c === '1' ? 100 : 0));
+  const groups: ClassificationComparison['groups'] = {};
+  for (const g of ['many', 'medium', 'few'] as const) {
+    const ga = sa.acc.groups[g];
+    const gb = sb.acc.groups[g];
+    if (ga && gb) groups[g] = ga.accuracy - gb.accuracy;
+  }
+  return {
+    a: { result: a, variant: ra.config.variant, mode: sa.mode, seed: ra.seed, accuracy: sa.acc.overall },
+    b: { result: b, variant: rb.config.variant, mode: sb.mode, seed: rb.seed, accuracy: sb.acc.overall },
+    pairedDifference: pairedDifference(bits(sa.acc.correct), bits(sb.acc.correct)),
+    groups,
+  };
 }

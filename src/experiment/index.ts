@@ -16,6 +16,6 @@ export {
   type OpenedDataset, type OpenedSplit, type WorkspaceOptions,
 } from './workspace.ts';
 export {
-  CLASSIFIER_CHECKPOINT_KIND, buildClassifier, classifyOptionsSchema, classifyRunName, evaluateClassifier, formatAccuracy, loadClassifier, modeAccuracy, readClassifierCheckpoint, runClassification, validateClassifyConfig,
-  type ClassifierEvaluation, type ClassifierRun, type ClassifyOptionsInput, type LoadedClassifier, type ModeAccuracy, type SplitRecord,
+  CLASSIFIER_CHECKPOINT_KIND, buildClassifier, compareClassifications, classifyOptionsSchema, classifyRunName, evaluateClassifier, formatAccuracy, loadClassifier, modeAccuracy, readClassifierCheckpoint, runClassification, validateClassifyConfig,
+  type ClassificationComparison, type ClassifierEvaluation, type ClassifierRun, type ClassifyOptionsInput, type LoadedClassifier, type ModeAccuracy, type SplitRecord,
 } from './classify.ts';

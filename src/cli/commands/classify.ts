@@ -155,6 +155,21 @@ export function registerClassifyCommands(program: Command): void {
         hooks.done();
       }
     });
+
+  classify.command('compare <resultA> <resultB>')
+    .description('paired difference (A − B) of two classifiers over the identical held-out images, with its 95% CI')
+    .option('--mode-a <mode>', 'inference mode of A (default: its headline mode)')
+    .option('--mode-b <mode>', 'inference mode of B (default: its headline mode)')
+    .addOption(jsonOption())
+    .action(async (a: string, b: string, flags: { modeA?: string; modeB?: string; json?: boolean }) => {
+      const c = await (await experiment()).compareClassifications(a, b, { a: flags.modeA, b: flags.modeB });
+      if (flags.json) return printJson({ format: 'fewshot-classify-comparison/1', ...c });
+      const pct = (m: { mean: number; ci95: number }) => `${m.mean.toFixed(2)} ± ${m.ci95.toFixed(2)}`;
+      process.stdout.write(`A ${c.a.variant} [${c.a.mode}]: ${pct(c.a.accuracy)} %\n`);
+      process.stdout.write(`B ${c.b.variant} [${c.b.mode}]: ${pct(c.b.accuracy)} %\n`);
+      const groups = (['many', 'medium', 'few'] as const).filter((g) => c.groups[g] !== undefined).map((g) => `${g} ${c.groups[g]! >= 0 ? '+' : ''}${c.groups[g]!.toFixed(2)}`);
+      process.stdout.write(`A − B (paired over ${c.pairedDifference.n} held-out images): ${pct(c.pairedDifference)} points (95% CI)${groups.length ? `; by group: ${groups.join(', ')}` : ''}\n`);
+    });
 }
 
 function printEvaluation(e: import('../../experiment/index.ts').ClassifierEvaluation, json: boolean | undefined, extra: Record<string, string>): void {
