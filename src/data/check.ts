@@ -45,6 +45,28 @@ export const MINI_IMAGENET_REFERENCE: Record<SplitName, { rows: number; classes:
 const n = (x: number) => x.toLocaleString('en-US');
 const listSome = (names: string[], max = 5) => `${names.slice(0, max).join(', ')}${names.length > max ? `, … (${n(names.length)} in all)` : ''}`;
 
+/** Every file SHA256SUMS lists, hashed and compared; returns the listed sums and the hashes computed. */
+async function checkListedChecksums(dir: string, hasChecksums: boolean, add: (item: string, status: CheckStatus, detail: string) => void): Promise<{ sums: Map<string, string>; hashed: Map<string, string> }> {
+  let sums = new Map<string, string>();
+  try {
+    sums = await readSha256Sums(dir);
+    if (!hasChecksums) add('SHA256SUMS', 'ok', 'absent (optional: lets `data prepare` and this check verify each download)');
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    add('SHA256SUMS', 'corrupt', err.problem);
+  }
+  const hashed = new Map<string, string>();
+  for (const [name, expected] of sums) {
+    const file = path.join(dir, name);
+    const actual = await sha256File(file).catch(() => undefined);
+    if (actual === undefined) add(`SHA256SUMS: ${name}`, 'missing', `listed in SHA256SUMS but ${file} is missing`);
+    else if (actual !== expected) add(`SHA256SUMS: ${name}`, 'corrupt', `sha256 ${actual}, SHA256SUMS says ${expected}: corrupt, truncated or another version`);
+    else add(`SHA256SUMS: ${name}`, 'ok', `sha256 ${actual}`);
+    if (actual) hashed.set(name, actual);
+  }
+  return { sums, hashed };
+}
+
 export async function checkMiniImageNetFolder(dir: string): Promise<DatasetCheck> {
   const items: CheckItem[] = [];
   const add = (item: string, status: CheckStatus, detail: string) => items.push({ item, status, detail });
@@ -76,23 +98,7 @@ export async function checkMiniImageNetFolder(dir: string): Promise<DatasetCheck
   }
 
   // 2. SHA256SUMS, when present: every file it lists.
-  let sums = new Map<string, string>();
-  try {
-    sums = await readSha256Sums(dir);
-    if (!info.hasChecksums) add('SHA256SUMS', 'ok', 'absent (optional: lets `data prepare` and this check verify each download)');
-  } catch (err) {
-    if (!(err instanceof UserError)) throw err;
-    add('SHA256SUMS', 'corrupt', err.problem);
-  }
-  const hashed = new Map<string, string>();
-  for (const [name, expected] of sums) {
-    const file = path.join(dir, name);
-    const actual = await sha256File(file).catch(() => undefined);
-    if (actual === undefined) add(`SHA256SUMS: ${name}`, 'missing', `listed in SHA256SUMS but ${file} is missing`);
-    else if (actual !== expected) add(`SHA256SUMS: ${name}`, 'corrupt', `sha256 ${actual}, SHA256SUMS says ${expected}: corrupt, truncated or another version`);
-    else add(`SHA256SUMS: ${name}`, 'ok', `sha256 ${actual}`);
-    if (actual) hashed.set(name, actual);
-  }
+  const { sums, hashed } = await checkListedChecksums(dir, info.hasChecksums, add);
 
   // 3. The images every split file lists: present (images/ or the archives) and, per split, the fingerprint.
   const wanted = new Map<string, string>(); // file name → sha256 of its bytes, once seen

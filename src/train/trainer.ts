@@ -155,83 +155,191 @@ async function refuseOtherConfig(runDir: string, dir: string, configHash: string
   }
 }
 
-async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<TrainSummary> {
-  const { method, config, runDir } = inputs;
-  const { t0, trainable, allVars, optimizer, lastDir, bestDir, logPath } = state;
-  // With the lock held no other writer can be mid-write: every temp leftover in runs/<name> is a dead
-  // process's, and a kill between "new version complete" and "link swapped" is finished here.
-  for (const dir of [lastDir, bestDir]) {
+/**
+ * Run-folder durability, under the run lock: with the lock held no other writer can be mid-write, so every temp
+ * leftover in runs/<name> is a dead process's, and a kill between "new version complete" and "link swapped" is
+ * finished here. A different config under this name is refused before any training, whichever checkpoint exists.
+ * Returns whether a `last/` checkpoint exists to resume from.
+ */
+async function recoverRunFolder(inputs: TrainerInputs, state: TrainState): Promise<boolean> {
+  const { runDir } = inputs;
+  for (const dir of [state.lastDir, state.bestDir]) {
     for (const action of await recoverDir(dir)) inputs.onNotice?.(`recovered ${path.relative(process.cwd(), dir) || dir}: ${action}`);
   }
   for (const name of await fs.readdir(runDir)) {
     if (/\.[0-9a-f]{12}\.(tmp|lnk|stale)$/.test(name)) await fs.rm(path.join(runDir, name), { recursive: true, force: true });
   }
-  // A different config under this name is refused before any training, whichever checkpoint exists.
-  const hasLast = await fs.stat(path.join(lastDir, 'checkpoint.json')).then(() => true, () => false);
-  await refuseOtherConfig(runDir, lastDir, inputs.meta.configHash);
-  await refuseOtherConfig(runDir, bestDir, inputs.meta.configHash);
+  const hasLast = await fs.stat(path.join(state.lastDir, 'checkpoint.json')).then(() => true, () => false);
+  await refuseOtherConfig(runDir, state.lastDir, inputs.meta.configHash);
+  await refuseOtherConfig(runDir, state.bestDir, inputs.meta.configHash);
+  return hasLast;
+}
 
-  let start = 0;
-  let best: TrainSummary['best'];
-  let resumedLoss: { sum: number; count: number } | undefined;
-  // Training wall time of the sittings before this one (a resumed run's checkpoint carries it).
-  let earlier = { wallSeconds: 0, estimated: false };
+/** Where a sitting starts: episode 0, or what `last/` recorded (its variables and optimizer slots restored). */
+interface ResumePoint {
+  start: number;
+  best: TrainSummary['best'];
+  resumedLoss?: { sum: number; count: number };
+  /** Training wall time of the sittings before this one (a resumed run's checkpoint carries it). */
+  earlier: { wallSeconds: number; estimated: boolean };
+}
+
+async function resumePoint(inputs: TrainerInputs, state: TrainState, hasLast: boolean): Promise<ResumePoint> {
+  const { config } = inputs;
+  const { lastDir, logPath } = state;
+  let point: ResumePoint = { start: 0, best: undefined, earlier: { wallSeconds: 0, estimated: false } };
   let resumedMeta: Record<string, unknown> | undefined;
-  // Resume when a compatible `last/` exists.
   if (hasLast) {
     const ckpt = await readCheckpoint(lastDir, { onNotice: inputs.onNotice });
-    restoreVariables(ckpt, allVars);
+    restoreVariables(ckpt, state.allVars);
     if (ckpt.file.optimizer) {
       const slots = Object.fromEntries(Object.entries(ckpt.file.optimizer.slots).map(([k, es]) => [k, es.map((e) => ckpt.tensor(e))]));
-      optimizer.restore(trainable, slots, ckpt.file.optimizer.stepCount);
+      state.optimizer.restore(state.trainable, slots, ckpt.file.optimizer.stepCount);
       tf.dispose(Object.values(slots).flat());
     }
-    start = Number(ckpt.file.meta.episode ?? 0);
-    best = ckpt.file.meta.best as TrainSummary['best'];
-    resumedLoss = ckpt.file.meta.runningLoss as { sum: number; count: number } | undefined;
+    point = { ...point, start: Number(ckpt.file.meta.episode ?? 0), best: ckpt.file.meta.best as TrainSummary['best'], resumedLoss: ckpt.file.meta.runningLoss as ResumePoint['resumedLoss'] };
     resumedMeta = ckpt.file.meta;
-    if (start < config.episodes) inputs.onNotice?.(`resuming at episode ${start} of ${config.episodes} from the last checkpoint (${path.relative(process.cwd(), lastDir) || lastDir})`);
+    if (point.start < config.episodes) inputs.onNotice?.(`resuming at episode ${point.start} of ${config.episodes} from the last checkpoint (${path.relative(process.cwd(), lastDir) || lastDir})`);
   }
   // The log must not repeat episodes: drop entries past the resumed episode (written after `last/`
   // was saved by a process that then died), atomically.
-  await truncateLog(logPath, start);
-  if (resumedMeta) earlier = await earlierWall(resumedMeta, logPath, start);
+  await truncateLog(logPath, point.start);
+  if (resumedMeta) point.earlier = await earlierWall(resumedMeta, logPath, point.start);
+  return point;
+}
 
-  // The episode of the newest `last` checkpoint on disk (all written ones are finite) and of `best/`.
-  let checkpointed = start;
-  let bestSaved = best?.episode;
-  const kept = () =>
-    (checkpointed > 0 ? `kept: the last good checkpoint (episode ${checkpointed}) in ${lastDir}` : `no checkpoint was written before it (${lastDir} has none to resume from)`)
-    + (bestSaved !== undefined ? ` and ${bestDir} (episode ${bestSaved})` : '')
-    + '; a new run with a lower --lr (or a gentler schedule) avoids it';
-  const saveUnchecked = async (dir: string, episode: number) =>
-    saveCheckpoint(dir, {
+/** What the training loop carries between steps (and what a checkpoint records of it). */
+interface LoopState {
+  best: TrainSummary['best'];
+  /** The loss accumulated since the last log report, and over how many episodes. */
+  lossSum: tf.Scalar;
+  lossCount: number;
+}
+
+/** Writes a run's checkpoints and log; remembers what is on disk, so a failure can say what is kept. */
+class RunWriter {
+  /** The episode of the newest `last` checkpoint on disk (all written ones are finite) and of `best/`. */
+  checkpointed: number;
+  bestSaved: number | undefined;
+
+  constructor(
+    private readonly inputs: TrainerInputs,
+    private readonly state: TrainState,
+    private readonly loop: LoopState,
+    private readonly earlier: ResumePoint['earlier'],
+    start: number,
+  ) {
+    this.checkpointed = start;
+    this.bestSaved = loop.best?.episode;
+  }
+
+  kept(): string {
+    const { lastDir, bestDir } = this.state;
+    return (this.checkpointed > 0 ? `kept: the last good checkpoint (episode ${this.checkpointed}) in ${lastDir}` : `no checkpoint was written before it (${lastDir} has none to resume from)`)
+      + (this.bestSaved !== undefined ? ` and ${bestDir} (episode ${this.bestSaved})` : '')
+      + '; a new run with a lower --lr (or a gentler schedule) avoids it';
+  }
+
+  private async saveUnchecked(dir: string, episode: number): Promise<void> {
+    const { allVars, optimizer, t0 } = this.state;
+    await saveCheckpoint(dir, {
       variables: allVars,
       optimizer: { type: optimizer.type, stepCount: optimizer.stepCount, slots: optimizer.state() },
       // The loss accumulated since the last log report travels with the checkpoint (a float32 value,
       // exact in JSON), so a resumed run logs the same loss as an uninterrupted one.
       meta: {
-        ...inputs.meta, episode, best, runningLoss: { sum: (await lossSum.data())[0], count: lossCount },
-        trainWallSeconds: earlier.wallSeconds + (performance.now() - t0) / 1000, ...(earlier.estimated ? { trainWallEstimated: true } : {}),
+        ...this.inputs.meta, episode, best: this.loop.best, runningLoss: { sum: (await this.loop.lossSum.data())[0], count: this.loop.lossCount },
+        trainWallSeconds: this.earlier.wallSeconds + (performance.now() - t0) / 1000, ...(this.earlier.estimated ? { trainWallEstimated: true } : {}),
       },
     });
-  // A diverged state (a NaN weight, an Inf batch-norm variance or optimizer slot) is never written over a good
-  // checkpoint: training stops with a numerical error that says what is kept.
-  const save = async (dir: string, episode: number) => {
+  }
+
+  /**
+   * A diverged state (a NaN weight, an Inf batch-norm variance or optimizer slot) is never written over a good
+   * checkpoint: training stops with a numerical error that says what is kept.
+   */
+  private async save(dir: string, episode: number): Promise<void> {
     try {
-      await saveUnchecked(dir, episode);
+      await this.saveUnchecked(dir, episode);
     } catch (err) {
       if (!(err instanceof NumericalError)) throw err;
-      throw new NumericalError(`training diverged by episode ${episode}: ${err.detail}; nothing was written to ${path.basename(dir)}/; ${kept()}`);
+      throw new NumericalError(`training diverged by episode ${episode}: ${err.detail}; nothing was written to ${path.basename(dir)}/; ${this.kept()}`);
     }
-  };
-  const log = async (entry: Record<string, unknown>) => {
+  }
+
+  async saveLast(episode: number): Promise<void> {
+    await this.save(this.state.lastDir, episode);
+    this.checkpointed = episode;
+  }
+
+  async saveBest(episode: number): Promise<void> {
+    await this.save(this.state.bestDir, episode);
+    this.bestSaved = episode;
+  }
+
+  async log(entry: Record<string, unknown>): Promise<void> {
+    const { logPath } = this.state;
     await fs.appendFile(logPath, JSON.stringify({ time: new Date().toISOString(), ...entry }) + '\n').catch((err: unknown) => {
       throw withWritePath(err, logPath);
     });
     crashPoint('train-log:appended');
-  };
+  }
+}
 
+/** Validate on the fixed val episodes; a new best is saved to `best/`. */
+async function validateAt(inputs: TrainerInputs, loop: LoopState, writer: RunWriter, episode: number, valMode: string, start: number): Promise<void> {
+  const { method, config } = inputs;
+  if (!inputs.validation) return;
+  const startedAt = performance.now();
+  let res;
+  try {
+    res = evaluate(method, inputs.validation.source, inputs.validation.list, { limit: config.validation.episodes });
+  } catch (err) {
+    if (!(err instanceof NumericalError)) throw err;
+    throw new NumericalError(`validation at episode ${episode}: ${err.message}; stopped, ${writer.kept()}`);
+  }
+  const acc = res.summary[valMode];
+  const isBest = !loop.best || acc.mean > loop.best.accuracy.mean;
+  if (isBest) {
+    loop.best = { episode, mode: valMode, accuracy: acc };
+    await writer.saveBest(episode);
+  }
+  await writer.log({ event: 'validation', episode, mode: valMode, accuracy: acc, all: res.summary, best: isBest });
+  inputs.onProgress?.({ episode, total: config.episodes, from: start, lr: learningRateAt(config, episode), validation: { episode, mode: valMode, accuracy: acc, best: isBest, seconds: (performance.now() - startedAt) / 1000 } });
+}
+
+/** One optimizer step on `used` episodes from `episode`; its loss joins the running sum. */
+function stepOn(inputs: TrainerInputs, state: TrainState, loop: LoopState, episode: number, used: number, lr: number): void {
+  // Build the step's episodes; episode i of the stream depends only on i, so resuming replays nothing.
+  const batch = Array.from({ length: used }, (_, b) => trainBatch(inputs, episode + b));
+  try {
+    const stepLoss = withEpisodeIndex(episode, 'training episode', () => trainingStep(inputs.method, state.trainable, state.optimizer, batch, lr));
+    const newSum = tf.add(loop.lossSum, stepLoss) as tf.Scalar;
+    tf.dispose([loop.lossSum, stepLoss]);
+    loop.lossSum = newSum;
+    loop.lossCount += used;
+  } finally {
+    batch.forEach(disposeEpisode);
+  }
+}
+
+/** Log the mean loss since the last report (a non-finite one stops training) and restart the sum. */
+async function reportLoss(inputs: TrainerInputs, loop: LoopState, writer: RunWriter, done: number, lr: number, start: number): Promise<void> {
+  const loss = (await loop.lossSum.data())[0] / loop.lossCount;
+  if (!Number.isFinite(loss)) {
+    throw new NumericalError(`training loss became ${loss}; stopped, ${writer.kept()}`, done - 1);
+  }
+  loop.lossSum.dispose();
+  loop.lossSum = tf.scalar(0);
+  loop.lossCount = 0;
+  await writer.log({ event: 'train', episode: done, lr, loss });
+  inputs.onProgress?.({ episode: done, total: inputs.config.episodes, from: start, lr, loss });
+}
+
+/** The training loop of one sitting, from a recovered run folder and its resume point. */
+async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<TrainSummary> {
+  const { method, config } = inputs;
+  const { start, best, resumedLoss, earlier } = await resumePoint(inputs, state, await recoverRunFolder(inputs, state));
   const perStep = config.episodesPerStep;
   const logEvery = inputs.logEvery ?? 100;
   const ckptEvery = inputs.checkpointEvery ?? (config.validation.every > 0 ? Math.min(500, config.validation.every) : 500);
@@ -240,89 +348,39 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
   if (inputs.validation && !method.inferenceModes.includes(valMode)) {
     throw new Error(`validation mode "${valMode}" is not one of ${method.inferenceModes.join(', ')}`);
   }
-  let lossSum = tf.scalar(resumedLoss?.sum ?? 0);
-  let lossCount = resumedLoss?.count ?? 0;
-
-  const validate = async (episode: number) => {
-    if (!inputs.validation) return;
-    const startedAt = performance.now();
-    let res;
-    try {
-      res = evaluate(method, inputs.validation.source, inputs.validation.list, { limit: config.validation.episodes });
-    } catch (err) {
-      if (!(err instanceof NumericalError)) throw err;
-      throw new NumericalError(`validation at episode ${episode}: ${err.message}; stopped, ${kept()}`);
-    }
-    const acc = res.summary[valMode];
-    const isBest = !best || acc.mean > best.accuracy.mean;
-    if (isBest) {
-      best = { episode, mode: valMode, accuracy: acc };
-      await save(bestDir, episode);
-      bestSaved = episode;
-    }
-    await log({ event: 'validation', episode, mode: valMode, accuracy: acc, all: res.summary, best: isBest });
-    inputs.onProgress?.({ episode, total: config.episodes, from: start, lr: learningRateAt(config, episode), validation: { episode, mode: valMode, accuracy: acc, best: isBest, seconds: (performance.now() - startedAt) / 1000 } });
-  };
+  const loop: LoopState = { best, lossSum: tf.scalar(resumedLoss?.sum ?? 0), lossCount: resumedLoss?.count ?? 0 };
+  const writer = new RunWriter(inputs, state, loop, earlier, start);
 
   // A stop with SIGUSR1 writes a `last` checkpoint unless one at this episode is already there.
   for (let episode = start; episode < config.episodes; episode += perStep) {
     // Stop signals set a flag (util/signal.ts); yielding once per step lets the handler run, and stopping
     // between steps leaves the last complete checkpoint (SIGUSR1: one written here, at this episode).
     await new Promise((resolve) => setImmediate(resolve));
-    if (receivedStopSignal() === CHECKPOINT_AND_STOP && episode > checkpointed) {
-      await save(lastDir, episode);
-      checkpointed = episode;
-    }
-    if (receivedStopSignal()) stopRequested(checkpointed > 0 ? `checkpoint at episode ${checkpointed.toLocaleString('en-US')} of ${config.episodes.toLocaleString('en-US')}` : undefined);
+    if (receivedStopSignal() === CHECKPOINT_AND_STOP && episode > writer.checkpointed) await writer.saveLast(episode);
+    if (receivedStopSignal()) stopRequested(writer.checkpointed > 0 ? `checkpoint at episode ${writer.checkpointed.toLocaleString('en-US')} of ${config.episodes.toLocaleString('en-US')}` : undefined);
     const lr = learningRateAt(config, episode);
     const used = Math.min(perStep, config.episodes - episode);
-    // Build the step's episodes; episode i of the stream depends only on i, so resuming replays nothing.
-    const batch = Array.from({ length: used }, (_, b) => trainBatch(inputs, episode + b));
-    try {
-      const stepLoss = withEpisodeIndex(episode, 'training episode', () => trainingStep(method, trainable, optimizer, batch, lr));
-      const newSum = tf.add(lossSum, stepLoss) as tf.Scalar;
-      tf.dispose([lossSum, stepLoss]);
-      lossSum = newSum;
-      lossCount += used;
-    } finally {
-      batch.forEach(disposeEpisode);
-    }
+    stepOn(inputs, state, loop, episode, used, lr);
 
     const done = episode + used;
     const crossed = (every: number) => every > 0 && Math.floor(done / every) > Math.floor(episode / every);
-    if (crossed(logEvery) || done === config.episodes) {
-      const loss = (await lossSum.data())[0] / lossCount;
-      if (!Number.isFinite(loss)) {
-        throw new NumericalError(`training loss became ${loss}; stopped, ${kept()}`, done - 1);
-      }
-      lossSum.dispose();
-      lossSum = tf.scalar(0);
-      lossCount = 0;
-      await log({ event: 'train', episode: done, lr, loss });
-      inputs.onProgress?.({ episode: done, total: config.episodes, from: start, lr, loss });
-    }
-    if (crossed(validateEvery) || (done === config.episodes && inputs.validation)) await validate(done);
-    if (crossed(ckptEvery) || done === config.episodes) {
-      await save(lastDir, done);
-      checkpointed = done;
-    }
+    if (crossed(logEvery) || done === config.episodes) await reportLoss(inputs, loop, writer, done, lr, start);
+    if (crossed(validateEvery) || (done === config.episodes && inputs.validation)) await validateAt(inputs, loop, writer, done, valMode, start);
+    if (crossed(ckptEvery) || done === config.episodes) await writer.saveLast(done);
     crashPoint('train:episode-done');
   }
   // A run with no validation keeps its final weights as "best" (saved before lossSum goes: the save records it).
-  if (!inputs.validation) {
-    await save(bestDir, config.episodes);
-    bestSaved = config.episodes;
-  }
-  lossSum.dispose();
-  const sitting = (performance.now() - t0) / 1000;
+  if (!inputs.validation) await writer.saveBest(config.episodes);
+  loop.lossSum.dispose();
+  const sitting = (performance.now() - state.t0) / 1000;
   return {
     episodesTrained: config.episodes - start,
     resumedFrom: start,
-    best,
+    best: loop.best,
     wallSeconds: sitting,
     allSittings: { wallSeconds: earlier.wallSeconds + sitting, estimated: earlier.estimated },
-    bestCheckpoint: bestDir,
-    lastCheckpoint: lastDir,
+    bestCheckpoint: state.bestDir,
+    lastCheckpoint: state.lastDir,
   };
 }
 

@@ -195,19 +195,28 @@ interface StageResult {
   vjp?: (alphaBar: Float64Array) => Float64Array;
 }
 
-function solveStage(kernel: Float64Array, labels: Int32Array, way: number, opts: StageSettings): StageResult {
-  const n = labels.length;
-  const N = way;
-  const C = opts.C;
-  const nv = n * N;
+/** One solve's fixed data: Q = ½(K + Kᵀ) + r·I and the bounds (shared by every step of a stage). */
+interface StageProblem {
+  q: Float64Array;
+  labels: Int32Array;
+  /** Support samples, classes, variables (n·N). */
+  n: number;
+  N: number;
+  nv: number;
+  C: number;
+  /** Bound on |∇| = |Qα − e| over the feasible set (|α| ≤ C): the scale of gradients and multipliers. */
+  gradScale: number;
+}
 
+function stageProblem(kernel: Float64Array, labels: Int32Array, way: number, C: number, diagonal: number): StageProblem {
+  const n = labels.length;
   // Q = K + r·I, symmetrised (a float32 Gram matrix need not be exactly symmetric).
   const q = new Float64Array(n * n);
   let rowAbsMax = 0;
   for (let i = 0; i < n; i++) {
     let rowAbs = 0;
     for (let j = 0; j < n; j++) {
-      const v = 0.5 * (kernel[i * n + j] + kernel[j * n + i]) + (i === j ? opts.diagonal : 0);
+      const v = 0.5 * (kernel[i * n + j] + kernel[j * n + i]) + (i === j ? diagonal : 0);
       q[i * n + j] = v;
       rowAbs += Math.abs(v);
     }
@@ -218,32 +227,56 @@ function solveStage(kernel: Float64Array, labels: Int32Array, way: number, opts:
       throw new NumericalError(`metaoptnet-svm: K + I is not positive definite (diagonal entry ${q[i * n + i]} at row ${i}); a Gram matrix cannot be indefinite`);
     }
   }
-  /** Bound on |∇| = |Qα − e| over the feasible set (|α| ≤ C): the scale of gradients and multipliers. */
-  const gradScale = 1 + C * rowAbsMax;
-  const bound = (k: number): number => (labels[Math.floor(k / N)] === k % N ? C : 0);
+  return { q, labels, n, N: way, nv: n * way, C, gradScale: 1 + C * rowAbsMax };
+}
 
-  // ---------- phase 1: block coordinate descent ----------
-  const alpha = opts.warmStart ? opts.warmStart.slice() : new Float64Array(nv);
-  // ∇ = Qα − e, stored class-major (gradT[m·n + j]) so a block update is a contiguous axpy per moved class.
-  const gradT = new Float64Array(N * n);
-  for (let i = 0; i < n; i++) gradT[labels[i] * n + i] = -1;
-  if (opts.warmStart) {
-    const g = gradientAt(q, labels, N, alpha);
-    for (let i = 0; i < n; i++) for (let m = 0; m < N; m++) gradT[m * n + i] = g[i * N + m];
+/** Upper bound c_k of variable k = i·N + m: C on the label entry, else 0. */
+function boundOf(p: StageProblem, k: number): number {
+  return p.labels[Math.floor(k / p.N)] === k % p.N ? p.C : 0;
+}
+
+/** Phase 1: block coordinate descent over support samples; `alpha` stays feasible throughout. */
+class CoordinateDescent {
+  readonly alpha: Float64Array;
+  /** ∇ = Qα − e, stored class-major (gradT[m·n + j]) so a block update is a contiguous axpy per moved class. */
+  private readonly gradT: Float64Array;
+  private readonly v: Float64Array;
+  private readonly sorted: Float64Array;
+  private readonly next: Float64Array;
+  private readonly delta: Float64Array;
+  private readonly moved: Int32Array;
+  private readonly perm: Int32Array;
+  private readonly rand: () => number;
+  sweeps = 0;
+
+  constructor(
+    private readonly p: StageProblem,
+    warmStart: Float64Array | undefined,
+  ) {
+    const { n, N, labels } = p;
+    this.alpha = warmStart ? warmStart.slice() : new Float64Array(p.nv);
+    this.gradT = new Float64Array(N * n);
+    for (let i = 0; i < n; i++) this.gradT[labels[i] * n + i] = -1;
+    if (warmStart) {
+      const g = gradientAt(p.q, labels, N, this.alpha);
+      for (let i = 0; i < n; i++) for (let m = 0; m < N; m++) this.gradT[m * n + i] = g[i * N + m];
+    }
+    this.v = new Float64Array(N);
+    this.sorted = new Float64Array(N);
+    this.next = new Float64Array(N);
+    this.delta = new Float64Array(N);
+    this.moved = new Int32Array(N);
+    this.perm = Int32Array.from({ length: n }, (_, i) => i);
+    this.rand = mulberry32(0x5eed ^ (n * 7919 + N));
   }
-  const v = new Float64Array(N);
-  const sorted = new Float64Array(N);
-  const next = new Float64Array(N);
-  const delta = new Float64Array(N);
-  const moved = new Int32Array(N);
-  const perm = Int32Array.from({ length: n }, (_, i) => i);
-  const rand = mulberry32(0x5eed ^ (n * 7919 + N));
-  let sweeps = 0;
 
-  /** Sweeps until the largest block KKT violation (margin units) is ≤ violationTol or `budget` sweeps ran. */
-  const sweepUntil = (violationTol: number, budget: number): void => {
-    for (let s = 0; s < budget && sweeps < opts.sweepBudget; s++) {
-      sweeps++;
+  /** Sweeps until the largest block KKT violation (margin units) is ≤ violationTol, `budget` sweeps ran or `maxSweeps` in all. */
+  sweepUntil(violationTol: number, budget: number, maxSweeps: number): void {
+    // Locals, not fields, in the hot loop.
+    const { q, labels, n, N, C } = this.p;
+    const { alpha, gradT, v, sorted, next, delta, moved, perm, rand } = this;
+    for (let s = 0; s < budget && this.sweeps < maxSweeps; s++) {
+      this.sweeps++;
       for (let k = n - 1; k > 0; k--) {
         const r = Math.floor(rand() * (k + 1));
         const t = perm[k];
@@ -281,31 +314,40 @@ function solveStage(kernel: Float64Array, labels: Int32Array, way: number, opts:
       }
       if (maxViolation <= violationTol) return;
     }
-  };
+  }
+}
 
-  // ---------- phase 2: linear KKT solves on a working set ----------
-  // (Q_FF)⁻¹ are cached by free set: classes often share one, and successive active-set solves change few classes.
-  // Only the factors used by the latest solve are kept, which bounds memory to one solve's worth.
-  let factorCache = new Map<string, Float64Array>();
-  let nextCache = new Map<string, Float64Array>();
-  const inverseFor = (idx: Int32Array): Float64Array => {
+/**
+ * Factorises KKT matrices of working sets. (Q_FF)⁻¹ are cached by free set: classes often share one, and
+ * successive active-set solves change few classes. Only the factors used by the latest solve are kept, which
+ * bounds memory to one solve's worth.
+ */
+class KktFactoriser {
+  private factorCache = new Map<string, Float64Array>();
+  private nextCache = new Map<string, Float64Array>();
+
+  constructor(private readonly p: StageProblem) {}
+
+  private inverseFor(idx: Int32Array): Float64Array {
+    const { q, n } = this.p;
     const key = idx.join(',');
-    const hit = nextCache.get(key) ?? factorCache.get(key);
+    const hit = this.nextCache.get(key) ?? this.factorCache.get(key);
     if (hit) {
-      nextCache.set(key, hit);
+      this.nextCache.set(key, hit);
       return hit;
     }
     const f = idx.length;
     const h = new Float64Array(f * f);
     for (let a = 0; a < f; a++) for (let b = 0; b < f; b++) h[a * f + b] = q[idx[a] * n + idx[b]];
     const inv = inverseFromCholesky(cholesky(h, f, 'metaoptnet-svm: free-variable block of K + I'), f);
-    nextCache.set(key, inv);
+    this.nextCache.set(key, inv);
     return inv;
-  };
+  }
 
-  const factorize = (free: Uint8Array): KktFactor => {
-    factorCache = nextCache;
-    nextCache = new Map();
+  factorize(free: Uint8Array): KktFactor {
+    const { n, N } = this.p;
+    this.factorCache = this.nextCache;
+    this.nextCache = new Map();
     const blocks: KktFactor['blocks'] = [];
     const schur = new Float64Array(n * n);
     for (let m = 0; m < N; m++) {
@@ -316,7 +358,7 @@ function solveStage(kernel: Float64Array, labels: Int32Array, way: number, opts:
         continue;
       }
       const idx = Int32Array.from(list);
-      const inv = inverseFor(idx);
+      const inv = this.inverseFor(idx);
       const f = idx.length;
       for (let a = 0; a < f; a++) {
         const ra = idx[a] * n;
@@ -325,227 +367,216 @@ function solveStage(kernel: Float64Array, labels: Int32Array, way: number, opts:
       blocks.push({ idx, inv });
     }
     return { blocks, schurChol: cholesky(schur, n, 'metaoptnet-svm: Schur complement of the equality constraints') };
-  };
-
-  /**
-   * Solves H_m x^m + P_mᵀ t = a^m (every class m), Σ_m P_m x^m = b, with a and x as full n·N support-major arrays
-   * (only free entries are read / written; bound entries of x are 0). Returns [x, t].
-   */
-  const solveKkt = (fac: KktFactor, a: Float64Array, b: Float64Array): [Float64Array, Float64Array] => {
-    // S t = Σ_m P_m H_m⁻¹ a^m − b, then x^m = H_m⁻¹ (a^m − P_mᵀ t).
-    const hInvA: (Float64Array | null)[] = [];
-    const t = new Float64Array(n);
-    for (let i = 0; i < n; i++) t[i] = -b[i];
-    for (let m = 0; m < N; m++) {
-      const blk = fac.blocks[m];
-      if (!blk) {
-        hInvA.push(null);
-        continue;
-      }
-      const { idx, inv } = blk;
-      const f = idx.length;
-      const y = new Float64Array(f);
-      for (let r = 0; r < f; r++) {
-        let s = 0;
-        for (let c = 0; c < f; c++) s += inv[r * f + c] * a[idx[c] * N + m];
-        y[r] = s;
-        t[idx[r]] += s;
-      }
-      hInvA.push(y);
-    }
-    choleskySolveInPlace(fac.schurChol, n, t, 1);
-    const x = new Float64Array(nv);
-    for (let m = 0; m < N; m++) {
-      const blk = fac.blocks[m];
-      if (!blk) continue;
-      const { idx, inv } = blk;
-      const f = idx.length;
-      const y = hInvA[m]!;
-      for (let r = 0; r < f; r++) {
-        let s = y[r];
-        for (let c = 0; c < f; c++) s -= inv[r * f + c] * t[idx[c]];
-        x[idx[r] * N + m] = s;
-      }
-    }
-    return [x, t];
-  };
-
-  /** ∇ = Qα − e (support-major). */
-  const gradientOf = (a: Float64Array): Float64Array => gradientAt(q, labels, N, a);
-
-  interface WorkingSetSolution {
-    alpha: Float64Array;
-    theta: Float64Array;
-    grad: Float64Array;
-    fac: KktFactor;
   }
-  /** The minimiser of the QP with the working set's bound variables fixed and the rest unconstrained. */
-  const solveWorkingSet = (free: Uint8Array): WorkingSetSolution => {
-    const fac = factorize(free);
-    // Right-hand side: a = e_F − Q_FB c_B (only bound entries at C, i.e. label entries, are nonzero),
-    // b_i = −(sum of sample i's bound values).
-    const a = new Float64Array(nv);
-    const b = new Float64Array(n);
-    const atC: number[] = [];
-    for (let i = 0; i < n; i++) {
-      if (free[i * N + labels[i]]) a[i * N + labels[i]] = 1;
-      else {
-        atC.push(i);
-        b[i] = -C;
-      }
-    }
-    for (let i = 0; i < n; i++) for (const j of atC) a[i * N + labels[j]] -= C * q[i * n + j];
-    const [x, theta] = solveKkt(fac, a, b);
-    const sol = x;
-    for (let k = 0; k < nv; k++) if (!free[k]) sol[k] = bound(k);
-    // Iterative refinement: the explicit inverses lose accuracy when K is badly conditioned; two correction steps
-    // with the same factors bring stationarity and the equalities back to rounding level.
-    let grad = gradientOf(sol);
-    for (let step = 0; step < 2; step++) {
-      const r1 = new Float64Array(nv);
-      const r2 = new Float64Array(n);
-      for (let i = 0; i < n; i++) {
-        let sum = 0;
-        for (let m = 0; m < N; m++) {
-          const k = i * N + m;
-          sum += sol[k];
-          if (free[k]) r1[k] = -(grad[k] + theta[i]);
-        }
-        r2[i] = -sum;
-      }
-      const [dx, dt] = solveKkt(fac, r1, r2);
-      for (let k = 0; k < nv; k++) if (free[k]) sol[k] += dx[k];
-      for (let i = 0; i < n; i++) theta[i] += dt[i];
-      grad = gradientOf(sol);
-    }
-    return { alpha: sol, theta, grad, fac };
-  };
+}
 
-  const residuals = (a: Float64Array, g: Float64Array): Residuals => {
-    let objective = 0;
-    let infeasibility = 0;
-    let complementarity = 0;
-    let dualityGap = 0;
+/**
+ * Solves H_m x^m + P_mᵀ t = a^m (every class m), Σ_m P_m x^m = b, with a and x as full n·N support-major arrays
+ * (only free entries are read / written; bound entries of x are 0). Returns [x, t].
+ */
+function solveKkt(p: StageProblem, fac: KktFactor, a: Float64Array, b: Float64Array): [Float64Array, Float64Array] {
+  const { n, N } = p;
+  // S t = Σ_m P_m H_m⁻¹ a^m − b, then x^m = H_m⁻¹ (a^m − P_mᵀ t).
+  const hInvA: (Float64Array | null)[] = [];
+  const t = new Float64Array(n);
+  for (let i = 0; i < n; i++) t[i] = -b[i];
+  for (let m = 0; m < N; m++) {
+    const blk = fac.blocks[m];
+    if (!blk) {
+      hInvA.push(null);
+      continue;
+    }
+    const { idx, inv } = blk;
+    const f = idx.length;
+    const y = new Float64Array(f);
+    for (let r = 0; r < f; r++) {
+      let s = 0;
+      for (let c = 0; c < f; c++) s += inv[r * f + c] * a[idx[c] * N + m];
+      y[r] = s;
+      t[idx[r]] += s;
+    }
+    hInvA.push(y);
+  }
+  choleskySolveInPlace(fac.schurChol, n, t, 1);
+  const x = new Float64Array(p.nv);
+  for (let m = 0; m < N; m++) {
+    const blk = fac.blocks[m];
+    if (!blk) continue;
+    const { idx, inv } = blk;
+    const f = idx.length;
+    const y = hInvA[m]!;
+    for (let r = 0; r < f; r++) {
+      let s = y[r];
+      for (let c = 0; c < f; c++) s -= inv[r * f + c] * t[idx[c]];
+      x[idx[r] * N + m] = s;
+    }
+  }
+  return [x, t];
+}
+
+interface WorkingSetSolution {
+  alpha: Float64Array;
+  theta: Float64Array;
+  grad: Float64Array;
+  fac: KktFactor;
+}
+
+/** The minimiser of the QP with the working set's bound variables fixed and the rest unconstrained. */
+function solveWorkingSet(p: StageProblem, factoriser: KktFactoriser, free: Uint8Array): WorkingSetSolution {
+  const { q, labels, n, N, nv, C } = p;
+  const fac = factoriser.factorize(free);
+  // Right-hand side: a = e_F − Q_FB c_B (only bound entries at C, i.e. label entries, are nonzero),
+  // b_i = −(sum of sample i's bound values).
+  const a = new Float64Array(nv);
+  const b = new Float64Array(n);
+  const atC: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (free[i * N + labels[i]]) a[i * N + labels[i]] = 1;
+    else {
+      atC.push(i);
+      b[i] = -C;
+    }
+  }
+  for (let i = 0; i < n; i++) for (const j of atC) a[i * N + labels[j]] -= C * q[i * n + j];
+  const [x, theta] = solveKkt(p, fac, a, b);
+  const sol = x;
+  for (let k = 0; k < nv; k++) if (!free[k]) sol[k] = boundOf(p, k);
+  // Iterative refinement: the explicit inverses lose accuracy when K is badly conditioned; two correction steps
+  // with the same factors bring stationarity and the equalities back to rounding level.
+  let grad = gradientAt(q, labels, N, sol);
+  for (let step = 0; step < 2; step++) {
+    const r1 = new Float64Array(nv);
+    const r2 = new Float64Array(n);
     for (let i = 0; i < n; i++) {
-      const row = i * N;
       let sum = 0;
-      let gMax = -Infinity;
       for (let m = 0; m < N; m++) {
-        const k = row + m;
-        sum += a[k];
-        infeasibility = Math.max(infeasibility, a[k] - bound(k));
-        gMax = Math.max(gMax, g[k]);
-        // f = ½αᵀQα − eᵀα = ½αᵀ(∇ + e) − eᵀα = ½αᵀ∇ − ½eᵀα
-        objective += 0.5 * a[k] * g[k] - (labels[i] === m ? 0.5 * a[k] : 0);
+        const k = i * N + m;
+        sum += sol[k];
+        if (free[k]) r1[k] = -(grad[k] + theta[i]);
       }
-      infeasibility = Math.max(infeasibility, Math.abs(sum));
-      for (let m = 0; m < N; m++) {
-        const k = row + m;
-        const cs = (gMax - g[k]) * Math.max(bound(k) - a[k], 0);
-        complementarity = Math.max(complementarity, cs);
-        dualityGap += cs;
-      }
+      r2[i] = -sum;
     }
-    return { objective, primalInfeasibility: infeasibility / C, complementarity: complementarity / (C * gradScale), dualityGap };
-  };
-  const accepted = (r: Residuals): boolean => r.primalInfeasibility <= opts.tolerance && r.complementarity <= opts.tolerance;
+    const [dx, dt] = solveKkt(p, fac, r1, r2);
+    for (let k = 0; k < nv; k++) if (free[k]) sol[k] += dx[k];
+    for (let i = 0; i < n; i++) theta[i] += dt[i];
+    grad = gradientAt(q, labels, N, sol);
+  }
+  return { alpha: sol, theta, grad, fac };
+}
 
-  let activeSetIterations = 0;
-  let best: { r: Residuals; sol: WorkingSetSolution } | undefined;
-  const record = (sol: WorkingSetSolution): void => {
-    const r = residuals(sol.alpha, sol.grad);
-    if (!best || accepted(r) || (!accepted(best.r) && r.complementarity + r.primalInfeasibility < best.r.complementarity + best.r.primalInfeasibility)) {
-      best = { r, sol };
+/** Objective, infeasibility, complementarity and Wolfe-dual gap of α with gradient g (see the module comment). */
+function residualsOf(p: StageProblem, a: Float64Array, g: Float64Array): Residuals {
+  const { labels, n, N, C } = p;
+  let objective = 0;
+  let infeasibility = 0;
+  let complementarity = 0;
+  let dualityGap = 0;
+  for (let i = 0; i < n; i++) {
+    const row = i * N;
+    let sum = 0;
+    let gMax = -Infinity;
+    for (let m = 0; m < N; m++) {
+      const k = row + m;
+      sum += a[k];
+      infeasibility = Math.max(infeasibility, a[k] - boundOf(p, k));
+      gMax = Math.max(gMax, g[k]);
+      // f = ½αᵀQα − eᵀα = ½αᵀ(∇ + e) − eᵀα = ½αᵀ∇ − ½eᵀα
+      objective += 0.5 * a[k] * g[k] - (labels[i] === m ? 0.5 * a[k] : 0);
     }
-  };
+    infeasibility = Math.max(infeasibility, Math.abs(sum));
+    for (let m = 0; m < N; m++) {
+      const k = row + m;
+      const cs = (gMax - g[k]) * Math.max(boundOf(p, k) - a[k], 0);
+      complementarity = Math.max(complementarity, cs);
+      dualityGap += cs;
+    }
+  }
+  return { objective, primalInfeasibility: infeasibility / C, complementarity: complementarity / (C * p.gradScale), dualityGap };
+}
+
+/** Keeps Σ_m α_i^m = 0 solvable: a sample with every variable on its bound gets its most violated one freed. */
+function keepOneFree(p: StageProblem, free: Uint8Array, g: Float64Array | null): void {
+  const { labels, n, N } = p;
+  for (let i = 0; i < n; i++) {
+    let nFree = 0;
+    for (let m = 0; m < N; m++) nFree += free[i * N + m];
+    if (nFree > 0) continue;
+    let pick = labels[i];
+    if (g) for (let m = 0; m < N; m++) if (g[i * N + m] > g[i * N + pick]) pick = m;
+    free[i * N + pick] = 1;
+  }
+}
+
+/** Phase 2: active-set solves, keeping the best (accepted, else least violating) solution seen. */
+class ActiveSetSearch {
+  iterations = 0;
+  best: { r: Residuals; sol: WorkingSetSolution } | undefined;
+  private readonly factoriser: KktFactoriser;
   // Rounding-level thresholds for the active-set decisions.
-  const epsAlpha = 1e-11 * C;
-  const epsMu = 1e-12 * gradScale;
-  /** Keeps Σ_m α_i^m = 0 solvable: a sample with every variable on its bound gets its most violated one freed. */
-  const keepOneFree = (free: Uint8Array, g: Float64Array | null): void => {
-    for (let i = 0; i < n; i++) {
-      let nFree = 0;
-      for (let m = 0; m < N; m++) nFree += free[i * N + m];
-      if (nFree > 0) continue;
-      let pick = labels[i];
-      if (g) for (let m = 0; m < N; m++) if (g[i * N + m] > g[i * N + pick]) pick = m;
-      free[i * N + pick] = 1;
+  private readonly epsAlpha: number;
+  private readonly epsMu: number;
+
+  constructor(
+    private readonly p: StageProblem,
+    private readonly tolerance: number,
+  ) {
+    this.factoriser = new KktFactoriser(p);
+    this.epsAlpha = 1e-11 * p.C;
+    this.epsMu = 1e-12 * p.gradScale;
+  }
+
+  accepted(r: Residuals): boolean {
+    return r.primalInfeasibility <= this.tolerance && r.complementarity <= this.tolerance;
+  }
+
+  private record(sol: WorkingSetSolution): void {
+    const r = residualsOf(this.p, sol.alpha, sol.grad);
+    const best = this.best;
+    if (!best || this.accepted(r) || (!this.accepted(best.r) && r.complementarity + r.primalInfeasibility < best.r.complementarity + best.r.primalInfeasibility)) {
+      this.best = { r, sol };
     }
-  };
+  }
 
   /**
    * Primal–dual active-set (semismooth Newton) iterations: free variables above their bound become bound; bound
    * variables with a negative multiplier μ = −(∇ + θ) become free. Usually 1–3 solves from a coordinate-descent
    * start, but not globally convergent, hence the budget.
    */
-  const primalDualActiveSet = (free: Uint8Array, budget: number): void => {
+  primalDualActiveSet(free: Uint8Array, budget: number): void {
+    const { n, N } = this.p;
     for (let it = 0; it < budget; it++) {
-      activeSetIterations++;
-      const sol = solveWorkingSet(free);
-      record(sol);
+      this.iterations++;
+      const sol = solveWorkingSet(this.p, this.factoriser, free);
+      this.record(sol);
       let changed = false;
       for (let i = 0; i < n; i++) {
         for (let m = 0; m < N; m++) {
           const k = i * N + m;
           if (free[k]) {
-            if (sol.alpha[k] > bound(k) + epsAlpha) {
+            if (sol.alpha[k] > boundOf(this.p, k) + this.epsAlpha) {
               free[k] = 0;
               changed = true;
             }
-          } else if (sol.grad[k] + sol.theta[i] > epsMu) {
+          } else if (sol.grad[k] + sol.theta[i] > this.epsMu) {
             free[k] = 1;
             changed = true;
           }
         }
       }
       if (!changed) return;
-      keepOneFree(free, sol.grad);
+      keepOneFree(this.p, free, sol.grad);
     }
-  };
-
-  let violationTol = opts.bcdTolerance;
-  let sweepBudget = opts.warmSweeps;
-  let bcdMs = 0;
-  let activeSetMs = 0;
-  for (let attempt = 0; attempt < opts.maxAttempts; attempt++) {
-    const t0 = performance.now();
-    sweepUntil(violationTol, sweepBudget);
-    const t1 = performance.now();
-    bcdMs += t1 - t0;
-    // Working set from the coordinate-descent iterate: its projection puts bound variables exactly on the bound.
-    const free = new Uint8Array(nv);
-    for (let k = 0; k < nv; k++) free[k] = alpha[k] !== bound(k) ? 1 : 0;
-    keepOneFree(free, null);
-    primalDualActiveSet(free, opts.maxActiveSetIterations);
-    activeSetMs += performance.now() - t1;
-    if ((best && accepted(best.r)) || sweeps >= opts.sweepBudget) break;
-    // The active set did not settle: coordinate descent converges globally (linearly), so refining its iterate
-    // eventually identifies the optimal active set, from which one solve is exact.
-    violationTol /= 10;
-    sweepBudget *= 2;
   }
-  const emptyResiduals: Residuals = { objective: NaN, primalInfeasibility: Infinity, complementarity: Infinity, dualityGap: Infinity };
-  if (!best || !accepted(best.r)) {
-    return {
-      converged: false,
-      alpha: best ? best.sol.alpha : alpha,
-      feasible: alpha,
-      stats: { sweeps, activeSetIterations, freeVariables: 0, ...(best ? best.r : emptyResiduals), bcdMs, activeSetMs, stages: 1 },
-    };
-  }
+}
 
-  const { r, sol } = best;
-  if (!allFinite(sol.alpha)) throw new NumericalError('metaoptnet-svm: QP solution is not finite');
-  const alphaStar = sol.alpha;
-  const fac = sol.fac;
-  let freeVariables = 0;
-  for (const b of fac.blocks) freeVariables += b ? b.idx.length : 0;
-
-  const vjp = (alphaBar: Float64Array): Float64Array => {
+/** ∂L/∂K from ∂L/∂α at the solution α*, reusing the final solve's factors (see the module comment). */
+function kktVjp(p: StageProblem, fac: KktFactor, alphaStar: Float64Array): (alphaBar: Float64Array) => Float64Array {
+  const { n, N, nv } = p;
+  return (alphaBar) => {
     if (alphaBar.length !== nv) throw new RangeError(`alphaBar has ${alphaBar.length} entries, expected ${nv}`);
     if (!allFinite(alphaBar)) throw new NumericalError('metaoptnet-svm: the incoming gradient of the SVM dual variables is NaN/Inf');
     // Adjoint KKT system: H_m u^m + P_mᵀ w = ᾱ_F^m, Σ_m P_m u^m = 0; bound entries of u are 0.
-    const [u] = solveKkt(fac, alphaBar, new Float64Array(n));
+    const [u] = solveKkt(p, fac, alphaBar, new Float64Array(n));
     // ∂L/∂Q = −U αᵀ; the solver uses Q = ½(K + Kᵀ) + rI, so ∂L/∂K = −½(U αᵀ + α Uᵀ).
     const kBar = new Float64Array(n * n);
     for (let i = 0; i < n; i++) {
@@ -560,8 +591,53 @@ function solveStage(kernel: Float64Array, labels: Int32Array, way: number, opts:
     }
     return kBar;
   };
+}
 
-  return { converged: true, alpha: alphaStar, feasible: alpha, stats: { sweeps, activeSetIterations, freeVariables, ...r, bcdMs, activeSetMs, stages: 1 }, vjp };
+/**
+ * One solve at a fixed diagonal r: coordinate descent finds an active set, active-set solves make it exact; when
+ * they do not settle, coordinate descent resumes with a 10× tighter tolerance and twice the sweeps.
+ */
+function solveStage(kernel: Float64Array, labels: Int32Array, way: number, opts: StageSettings): StageResult {
+  const p = stageProblem(kernel, labels, way, opts.C, opts.diagonal);
+  const descent = new CoordinateDescent(p, opts.warmStart);
+  const search = new ActiveSetSearch(p, opts.tolerance);
+  let violationTol = opts.bcdTolerance;
+  let sweepBudget = opts.warmSweeps;
+  let bcdMs = 0;
+  let activeSetMs = 0;
+  for (let attempt = 0; attempt < opts.maxAttempts; attempt++) {
+    const t0 = performance.now();
+    descent.sweepUntil(violationTol, sweepBudget, opts.sweepBudget);
+    const t1 = performance.now();
+    bcdMs += t1 - t0;
+    // Working set from the coordinate-descent iterate: its projection puts bound variables exactly on the bound.
+    const free = new Uint8Array(p.nv);
+    for (let k = 0; k < p.nv; k++) free[k] = descent.alpha[k] !== boundOf(p, k) ? 1 : 0;
+    keepOneFree(p, free, null);
+    search.primalDualActiveSet(free, opts.maxActiveSetIterations);
+    activeSetMs += performance.now() - t1;
+    if ((search.best && search.accepted(search.best.r)) || descent.sweeps >= opts.sweepBudget) break;
+    // The active set did not settle: coordinate descent converges globally (linearly), so refining its iterate
+    // eventually identifies the optimal active set, from which one solve is exact.
+    violationTol /= 10;
+    sweepBudget *= 2;
+  }
+  const { best } = search;
+  const counts = { sweeps: descent.sweeps, activeSetIterations: search.iterations };
+  if (!best || !search.accepted(best.r)) {
+    const emptyResiduals: Residuals = { objective: NaN, primalInfeasibility: Infinity, complementarity: Infinity, dualityGap: Infinity };
+    return {
+      converged: false,
+      alpha: best ? best.sol.alpha : descent.alpha,
+      feasible: descent.alpha,
+      stats: { ...counts, freeVariables: 0, ...(best ? best.r : emptyResiduals), bcdMs, activeSetMs, stages: 1 },
+    };
+  }
+  const { r, sol } = best;
+  if (!allFinite(sol.alpha)) throw new NumericalError('metaoptnet-svm: QP solution is not finite');
+  let freeVariables = 0;
+  for (const b of sol.fac.blocks) freeVariables += b ? b.idx.length : 0;
+  return { converged: true, alpha: sol.alpha, feasible: descent.alpha, stats: { ...counts, freeVariables, ...r, bcdMs, activeSetMs, stages: 1 }, vjp: kktVjp(p, sol.fac, sol.alpha) };
 }
 
 /**
