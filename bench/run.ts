@@ -183,7 +183,7 @@ function reportOf(state: RunState, pending: string[]): BenchReport {
       timing: 'ms per episode = one step incl. reading back the loss (train) or scores + argmax accuracy (eval); input tensors are built before timing',
       ratio: 'peer median ms (its fastest setting at that thread count, see peerSetting) / ours median ms (> 1: we are faster); `wasm`: the same against ours on plain wasm; prepare: ours images/s / peer images/s',
       heads: `MetaOptNet heads on seeded rectified-Gaussian embeddings (${HEAD_DIM}-d, ${HEAD_QUERY} queries per class, 20 joint classes), SVM C = ${HEAD_SETTINGS.svmC}, ridge lambda = ${HEAD_SETTINGS.ridgeLambda}; one step = K, dual solve, logits, cross-entropy and the gradients to support and query embeddings, read back; peer: bench/peer/qp_heads.py`,
-      metaoptnet: 'end to end (backbone + head): the experiments/metaoptnet-*-cpu.json protocol, Conv-4 trains 5-way 5-shot 6 queries, tests 5-way 5-shot 15 queries, SVM C 0.1 / ridge lambda 50, label smoothing 0.1, learnable logit scale; ResNet-12 trains at 15 shots (32 px); peer: torch_peer.py composing qp_heads.py with its backbone',
+      metaoptnet: 'end to end (backbone + head): the experiments/metaoptnet-*-cpu.json protocol, Conv-4 trains 5-way 5-shot 6 queries, tests 5-way 5-shot 15 queries, SVM C 0.1 / ridge lambda 50, label smoothing 0.1, learnable logit scale; ResNet-12 at 32 px trains at 15 shots without SLA and 5 shots with SLA (15-shot SLA exhausts the wasm heap); peer: torch_peer.py composing qp_heads.py with its backbone',
     },
     workloads: state.results,
     notes: [...state.notes, ...derivedNotes(state)],

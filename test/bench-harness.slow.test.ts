@@ -19,7 +19,8 @@ test('the full suite holds MetaOptNet-SVM and -RR end to end at the experiments 
   const train = all.find((w) => w.id === 'train/metaoptnet-svm-sla/32px/5w5s6q');
   t.like(train?.spec, { method: 'metaoptnet-svm-sla', imageSize: 32, way: 5, shot: 5, query: 6, headConfig: { C: 0.1, labelSmoothing: 0.1 } });
   t.like(all.find((w) => w.id === 'eval/metaoptnet-rr/32px/5w5s')?.spec, { method: 'metaoptnet-rr', shot: 5, query: 15, headConfig: { lambda: 50, labelSmoothing: 0.1 } });
-  t.like(all.find((w) => w.id === 'train/resnet12/metaoptnet-svm-sla/32px/5w15s6q')?.spec, { backbone: 'resnet12', shot: 15, query: 6 });
+  t.like(all.find((w) => w.id === 'train/resnet12/metaoptnet-svm/32px/5w15s6q')?.spec, { backbone: 'resnet12', shot: 15, query: 6 });
+  t.like(all.find((w) => w.id === 'train/resnet12/metaoptnet-rr-sla/32px/5w5s6q')?.spec, { backbone: 'resnet12', shot: 5, query: 6 });
   // --quick keeps the 32 px Conv-4 ones only
   const quick = workloads(true).filter((w) => w.spec?.method.startsWith('metaoptnet')).map((w) => w.id);
   t.true(quick.length === 8 && quick.every((id) => id.includes('/32px/') && !id.includes('resnet12')), quick.join(', '));
