@@ -1,7 +1,6 @@
 import test from 'ava';
 import { selectBackend, tf } from 'fewshot';
 import { MatchingNetHead } from './index.ts';
-import { RelationNetHead } from '../relationnet/index.ts';
 
 test.before(async () => {
   await selectBackend('cpu');
@@ -23,14 +22,4 @@ test('MatchingNet attention equals a plain-array reference: P(c|q) = Σ_{y_i=c} 
       t.true(Math.abs(Math.exp(logits[r][c]) - p) < 1e-5, `P(${c}|q${r}) = ${Math.exp(logits[r][c])} vs ${p}`);
     }
   });
-});
-
-test('RelationNet scores [nQuery, way] and its relation module receives gradients', (t) => {
-  const head = new RelationNetHead({ hidden: 4 });
-  head.prepare({ way: 3, embeddingDim: 5, seed: 1, backbone: undefined as never });
-  const ep = { support: tf.randomNormal([6, 5], 0, 1, 'float32', 1) as tf.Tensor2D, query: tf.randomNormal([4, 5], 0, 1, 'float32', 2) as tf.Tensor2D, supportLabels: Int32Array.from([0, 0, 1, 1, 2, 2]), way: 3 };
-  t.deepEqual(tf.tidy(() => head.logits(ep).shape), [4, 3]);
-  const { grads } = tf.variableGrads(() => tf.sum(tf.square(head.logits(ep))) as tf.Scalar, head.variables());
-  t.is(Object.keys(grads).length, 5);
-  t.true(Object.values(grads).every((g) => tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]) > 0));
 });

@@ -8,7 +8,7 @@ import { UserError } from '../util/errors.ts';
 import { withPrepareLock } from './cache-lock.ts';
 import { CACHE_FORMAT, CACHE_FORMAT_VERSION, cacheFingerprint, refuseForeignCacheDir, splitFingerprint, type CacheManifest, type CacheSplitEntry } from './cache.ts';
 import { sha256File, sha256Hex } from './checksums.ts';
-import { SPLIT_NAMES, type SplitName } from './csv.ts';
+import { SPLIT_NAMES, type SplitName } from './split-csv.ts';
 import { decodeImage, RESIZE_METHOD, resizeRawRgb } from './decode.ts';
 import type { Normalization } from './normalize.ts';
 import { toGrayRgb } from './pixels.ts';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { UserError } from '../util/errors.ts';
-import { SPLIT_NAMES, type SplitName } from './csv.ts';
+import { SPLIT_NAMES, type SplitName } from './split-csv.ts';
 
 /**
  * Cache layout (one folder per dataset × image size, e.g. `.cache/mini-imagenet-84/`):

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { UserError } from '../util/errors.ts';
 import { sha256File, readSha256Sums, sha256Hex } from './checksums.ts';
 import { splitFingerprint } from './cache.ts';
-import { readSplitCsv, SPLIT_NAMES, type SplitItems, type SplitName } from './csv.ts';
+import { SPLIT_NAMES, type SplitItems, type SplitName } from './split-csv.ts';
+import { readSplitCsv } from './csv.ts';
 import { inspectDatasetFolder } from './locate.ts';
 import { readImagesFromArchive, TaskPool } from './sources.ts';
 

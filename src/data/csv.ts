@@ -1,10 +1,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.ts';
-import { SPLIT_NAMES, isSplitName, parseCsvRecords, parseSplitCsv, type SplitName, type SplitItems, type CsvRecord } from './split-csv.ts';
+import { parseSplitCsv, type SplitItems, type SplitName } from './split-csv.ts';
 
-// Moved to split-csv.ts (no Node built-ins: the browser page parses split CSVs too); re-exported for existing importers.
-export { SPLIT_NAMES, isSplitName, parseCsvRecords, parseSplitCsv, type SplitName, type SplitItems, type CsvRecord };
+// Reading split files from disk; parsing them is split-csv.ts (no Node built-ins: the browser page parses them too).
 
 export async function readSplitCsv(csvPath: string, split: SplitName): Promise<SplitItems> {
   let text: string;

@@ -1,7 +1,8 @@
 // Public surface of the data layer: the one cache writer every dataset provider feeds (cache-writer.ts), mini-ImageNet's
 // source reader, loading cached splits and gathering normalised images. Other providers live in providers/.
 export { DATA_ENV_VAR, DEFAULT_DATA_DIR, DATASET_LAYOUT_HELP, inspectDatasetFolder, locateDataset, type DatasetFolderInfo } from './locate.ts';
-export { SPLIT_NAMES, isSplitName, parseSplitCsv, readSplitCsv, type SplitItems, type SplitName } from './csv.ts';
+export { SPLIT_NAMES, isSplitName, parseSplitCsv, type SplitItems, type SplitName } from './split-csv.ts';
+export { readSplitCsv } from './csv.ts';
 export { prepareDataset, type PrepareOptions } from './prepare.ts';
 export {
   writeImageCache,

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../util/errors.ts';
-import { SPLIT_NAMES } from './csv.ts';
+import { SPLIT_NAMES } from './split-csv.ts';
 
 export const DATA_ENV_VAR = 'FEWSHOT_DATA';
 export const DEFAULT_DATA_DIR = path.join('data', 'mini-imagenet');

@@ -3,7 +3,8 @@ import { UserError } from '../util/errors.ts';
 import { refuseForeignCacheDir } from './cache.ts';
 import { checkImageSize, writeImageCache, type FileSplit, type PrepareProgress, type PrepareResult } from './cache-writer.ts';
 import { checksumMismatch, readSha256Sums, sha256File } from './checksums.ts';
-import { checkSplitsDisjoint, readSplitCsv, SPLIT_NAMES, type SplitItems } from './csv.ts';
+import { SPLIT_NAMES, type SplitItems } from './split-csv.ts';
+import { checkSplitsDisjoint, readSplitCsv } from './csv.ts';
 import { DATASET_LAYOUT_HELP, inspectDatasetFolder } from './locate.ts';
 import { readImagesFromArchive, readImagesFromFolder } from './sources.ts';
 

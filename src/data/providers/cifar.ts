@@ -3,7 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../../util/errors.ts';
 import { sha256Hex } from '../checksums.ts';
-import { SPLIT_NAMES } from '../csv.ts';
+import { SPLIT_NAMES } from '../split-csv.ts';
 import { CIFAR_FS_NORMALIZATION } from '../normalize.ts';
 import { writeImageCache, type FileClass, type FileSplit } from '../cache-writer.ts';
 import { CIFAR100_ARCHIVES, CIFAR100_IMAGE_BYTES, CIFAR100_IMAGE_SIZE, CIFAR100_URL, readCifar100, type Cifar100Part } from '../readers/cifar100.ts';

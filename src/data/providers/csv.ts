@@ -3,7 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../../util/errors.ts';
 import { sha256Hex } from '../checksums.ts';
-import { isSplitName, parseCsvRecords, SPLIT_NAMES, type SplitName } from '../csv.ts';
+import { isSplitName, parseCsvRecords, SPLIT_NAMES, type SplitName } from '../split-csv.ts';
 import { writeImageCache, type FileClass } from '../cache-writer.ts';
 import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
 import { fileSplitsOf, fixedNormalization, IMAGE_EXTENSIONS, imageFileDatasetOptions, randomClassSplit, recordedNormalization } from './folder.ts';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import seedrandom from 'seedrandom';
 import { z } from 'zod';
 import { UserError } from '../../util/errors.ts';
-import { SPLIT_NAMES, type SplitName } from '../csv.ts';
+import { SPLIT_NAMES, type SplitName } from '../split-csv.ts';
 import { CIFAR_FS_NORMALIZATION, MINI_IMAGENET_NORMALIZATION, type Normalization } from '../normalize.ts';
 import { writeImageCache, type FileClass, type FileSplit, type QuarterTurns } from '../cache-writer.ts';
 import { sha256Hex } from '../checksums.ts';

@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../../util/errors.ts';
-import { SPLIT_NAMES } from '../csv.ts';
+import { SPLIT_NAMES } from '../split-csv.ts';
 import { MINI_IMAGENET_NORMALIZATION } from '../normalize.ts';
 import { writeImageCache, type FileSplit } from '../cache-writer.ts';
 import { listTieredImagenet } from '../readers/tiered-imagenet.ts';
