@@ -7,9 +7,6 @@ import { SAMPLER_VERSION, sampleEpisodes } from './sampler.ts';
 import { specTag, type EpisodeSpec } from './spec.ts';
 import { checkEpisodeSet, EPISODE_FILE_FORMAT, EPISODE_FILE_FORMAT_VERSION, parseEpisodeSet, type EpisodeSet, type EpisodeSetHeader } from './parse.ts';
 
-// Moved to parse.ts (no Node built-ins: the browser page reads episode files too); re-exported for existing importers.
-export { EPISODE_FILE_FORMAT, EPISODE_FILE_FORMAT_VERSION, parseEpisodeSet, type EpisodeSet, type EpisodeSetHeader };
-
 /**
  * Episode file (JSON, one episode per line so diffs stay readable):
  *   { format, formatVersion, samplerVersion, dataset, split, splitFingerprint, splitClasses,

@@ -2,9 +2,8 @@
 export { episodeSpecSchema, specLabel, specTag, validateSpec, type ClassLayout, type EpisodeSpec } from './spec.ts';
 export { disposeEpisode, labelMajorLabels, toEpisodeImages, type EpisodeIndices, type EpisodeTensors, type ImageSource } from './images.ts';
 export { SAMPLER_VERSION, episodeRngKey, sampleEpisode, sampleEpisodes, type EpisodeKey, type SampledEpisode } from './sampler.ts';
+export { EPISODE_FILE_FORMAT, EPISODE_FILE_FORMAT_VERSION, type EpisodeSet, type EpisodeSetHeader } from './parse.ts';
 export {
-  EPISODE_FILE_FORMAT,
-  EPISODE_FILE_FORMAT_VERSION,
   checkEpisodesMatchSplit,
   episodeFileName,
   episodeFileSha256,
@@ -13,8 +12,6 @@ export {
   readEpisodeFile,
   serializeEpisodeSet,
   writeEpisodeFile,
-  type EpisodeSet,
-  type EpisodeSetHeader,
   type LoadedEpisodeFile,
   type SplitDescriptor,
 } from './file.ts';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { episodeSpecSchema, type EpisodeSpec } from '../episodes/spec.ts';
+import { episodeSpecSchema } from '../episodes/spec.ts';
 
 /**
  * Everything that defines a training run. Experiment files in `experiments/*.json` are this schema;
@@ -69,5 +69,3 @@ export const trainConfigSchema = z
   .strict();
 
 export type TrainConfig = z.infer<typeof trainConfigSchema>;
-/** @deprecated use `EpisodeSpec` from src/episodes/spec.ts (the same type). */
-export type EpisodeSpecConfig = EpisodeSpec;
