@@ -52,7 +52,7 @@ async function load(choice: ConcreteBackend): Promise<SelectedBackend> {
       return {
         choice,
         tfName: 'wasm',
-        detail: `wasm+onednn: oneDNN ${version} (${isa}, ${runtime} ${threads} thread${threads === 1 ? '' : 's'}) for convolutions, batch norm + ReLU + max pool and matMul; ${wasm.detail}`,
+        detail: `wasm+onednn: oneDNN ${version} (${isa}, ${runtime} ${threads} thread${threads === 1 ? '' : 's'}) for convolutions, batch norm + ReLU + max pool, add + leaky ReLU + max pool, leaky ReLU, matMul and Adam; ${wasm.detail}`,
         accelerator: { name: 'oneDNN', version, isa, runtime, threads },
       };
     }
