@@ -2,7 +2,6 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { selectBackend } from '../src/backend/select.ts';
-import type { Backbone } from '../src/backbones/contract.ts';
 import { ProtoNetHead } from '../src/learners/protonet.ts';
 import type { EpisodeImages } from '../src/methods/contract.ts';
 import { jointLabels } from '../src/methods/aggregate.ts';

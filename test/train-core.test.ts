@@ -20,7 +20,8 @@ test('Adam matches the textbook update (bias-corrected, eps outside the sqrt)', 
   const p = tf.variable(tf.tensor1d([1.0, -2.0]));
   const opt = new Adam();
   const grads = [[0.5, -1.0], [0.1, 0.3]];
-  let m = [0, 0], v = [0, 0];
+  const m = [0, 0];
+  const v = [0, 0];
   const ref = [1.0, -2.0];
   grads.forEach((g, step) => {
     opt.step([p], [tf.tensor1d(g)], 0.01);

@@ -10,8 +10,6 @@ test.before(async () => {
   await selectBackend('cpu');
 });
 
-type Pixel = (h: number, w: number, c: number) => number;
-
 /** docs/reference.md §1.2 pixel maps for a square side S, written out independently of src/transforms. */
 function rotatedSource(k: number, s: number, h: number, w: number): [number, number] {
   switch (k) {
