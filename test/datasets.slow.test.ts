@@ -133,7 +133,10 @@ test.serial('grey 28 px characters with rotation class augmentation (nested, ran
   t.is(same, s * s);
   for (let p = 0; p < r0.length; p += 3) if (r0[p] !== r0[p + 1] || r0[p] !== r0[p + 2]) return t.fail('not grey');
   t.is(out.record.episodes.evaluated, 3);
-  t.true(out.record.summary[out.record.inferenceModes[0]].mean >= 0);
+  // Seed 0 on plain wasm: the accuracy of this 2-episode training on its 3 test episodes, pinned (a change to the
+  // sampler, the provider's split or the training shows here).
+  t.deepEqual(out.record.inferenceModes, ['plain']);
+  t.is(out.record.summary.plain.mean, 0.9444444444444445); // 17 of 18 queries over the 3 episodes
   t.deepEqual(out.record.data.provider?.options.rotations, true);
 });
 

@@ -17,7 +17,7 @@ test('every experiment config validates and names a registered method, backbone 
     const raw = JSON.parse(await fs.readFile(path.join(dir, f), 'utf8'));
     const config = await resolveTrainConfig(raw.method, { config: path.join(dir, f) });
     const { headId } = resolveMethodName(config.method);
-    t.truthy(getBackbone(config.backbone), f);
+    t.is(getBackbone(config.backbone).id, config.backbone, f);
     t.true(getLearner(headId).configSchema.safeParse(config.headConfig).success, `${f}: head options`);
   }
 });

@@ -239,8 +239,8 @@ test('heads: NaN/Inf embeddings raise NumericalError; bad labels raise UserError
 test('heads are registered, validate their options and expose label smoothing', (t) => {
   const svm = getLearner('metaoptnet-svm');
   const rr = getLearner('metaoptnet-rr');
-  t.truthy(svm);
-  t.truthy(rr);
+  t.is(svm.id, 'metaoptnet-svm');
+  t.is(rr.id, 'metaoptnet-rr');
   t.deepEqual(svm.configSchema.parse({}), { C: 0.1, maxIter: 5000, tolerance: 1e-9, scale: 1, learnableScale: true, labelSmoothing: 0 });
   t.deepEqual(rr.configSchema.parse({}), { lambda: 50, scale: 1, learnableScale: true, labelSmoothing: 0 });
   t.is((svm.create(svm.configSchema.parse({ labelSmoothing: 0.1 })) as MetaOptNetSvmHead).labelSmoothing, 0.1);

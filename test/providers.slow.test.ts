@@ -108,8 +108,9 @@ test('cifar-fs: a tiny train + eval through runExperiment', async (t) => {
   t.is(out.record.episodes.evaluated, 3);
   // Results record portable paths (`<tmp>/…`); resolved, it is the episodes folder given.
   t.is(path.dirname(resolvePortablePath(out.record.episodes.file)), path.join(wd.dir, 'episodes', 'cifar-fs'));
-  const acc = out.record.summary[out.record.inferenceModes[0]].mean;
-  t.true(acc >= 0 && acc <= 1);
+  // Seed 0 on the cpu backend: the accuracy of this 2-episode training on its 3 test episodes, pinned.
+  t.deepEqual(out.record.inferenceModes, ['plain']);
+  t.is(out.record.summary.plain.mean, 0.5833333333333334); // 7 of 12 queries over the 3 episodes
 });
 
 test('cifar providers: wrong-kind and truncated archives are UserErrors naming the file; no cache is left', async (t) => {
