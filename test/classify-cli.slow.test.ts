@@ -1,4 +1,5 @@
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
@@ -88,6 +89,19 @@ test.serial('tiny classification: trains, checkpoints, resumes byte-identically 
   for (const m of ['sd', 'ag', 'si']) t.deepEqual(summary.accuracy[m].overall, expected.accuracy[m].overall);
   const evalResult = JSON.parse(await fs.readFile(path.join(baseRoot, 'results', 'mini-imagenet', 'c_eval', 'result.json'), 'utf8'));
   t.is(evalResult.accuracy.ag.correct, expected.accuracy.ag.correct);
+
+  // A committed result (its result.json tracked by git) is a reference: a run or evaluation that would replace it is
+  // refused before training or evaluation, unless --replace-committed says so.
+  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd: baseRoot, stdio: 'ignore' });
+  git('init', '-q');
+  git('add', 'results');
+  git('commit', '-qm', 'reference');
+  const refused = await runCli(trainArgs(baseRoot));
+  t.is(refused.code, 2, refused.stderr);
+  t.regex(refused.stderr, /is a committed reference result \(its result\.json is tracked by git\); this would replace it/);
+  const replaced = await runCli(trainArgs(baseRoot, ['--replace-committed']));
+  t.is(replaced.code, 0, replaced.stderr);
+  t.deepEqual(await snapshot(baseRoot), expected);
 });
 
 test.serial('bad input: ratio < 1, a split too small to hold out, an episodic checkpoint to classify eval and the reverse: exit 2, nothing written', async (t) => {

@@ -21,7 +21,7 @@ import { datasetOptionsWithData, openDataset, type OpenedDataset, type OpenedSpl
 import { configHash } from './naming.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
 import { pluginRecords, softwareVersions } from './software.ts';
-import type { ExperimentHooks } from './experiment.ts';
+import { refuseCommittedResult, type ExperimentHooks } from './experiment.ts';
 
 /*
  * The experiment layer of classification (issue 31 #1, #2; docs/classification.md): train a classifier over all
@@ -49,6 +49,8 @@ export const classifyOptionsSchema = z
     checkpointEvery: z.number().int().positive().optional(),
     /** Images per forward pass at evaluation. */
     evalBatch: z.number().int().positive().default(100),
+    /** Replace a result whose result.json git tracks (a committed reference result); refused otherwise, before training. */
+    replaceCommitted: z.boolean().default(false),
   })
   .strict();
 export type ClassifyOptionsInput = z.input<typeof classifyOptionsSchema>;
@@ -163,6 +165,7 @@ export async function runClassification(rawConfig: ClassifyConfigInput, rawOptio
   const trainerConfig = trainerConfigOf(config, sampler.stepsPerEpoch);
   const name = options.name ?? classifyRunName(config);
   const runDir = path.join(options.runs, name);
+  refuseCommittedResult(path.join(options.results, dataset.dataset.name, name), options);
   const data = {
     dataset: dataset.dataset.name, provider: { id: dataset.dataset.provider.id, options: dataset.dataset.options }, normalization: dataset.normalization,
     split: config.split, splitFingerprint: opened.splitFingerprint, cacheFingerprint: opened.cacheFingerprint, imageSize: config.imageSize,
@@ -367,6 +370,7 @@ export async function evaluateClassifier(request: { checkpoint: string }, rawOpt
   const loaded = await loadClassifier(request.checkpoint, rawOptions, hooks);
   const run = options.name ?? `${checkRelativeName(String(loaded.meta.name ?? 'classifier'), `the run name recorded in ${request.checkpoint}/checkpoint.json`, 'name the result with --name <name>')}_eval`;
   try {
+    refuseCommittedResult(path.join(options.results, loaded.dataset.dataset.name, run), options);
     return await evaluateLoaded({ ...loaded, name: run }, options, reporter, t0);
   } finally {
     tf.disposeVariables();

@@ -34,7 +34,7 @@ import { DEFAULT_RESULTS } from '../util/result-folders.ts';
  * A result folder whose result.json git tracks is a committed reference result: a run or evaluation refuses to
  * replace it (before any training) unless `replaceCommitted` says it is meant.
  */
-function refuseCommittedResult(resultDir: string, options: Pick<ExperimentOptions, 'replaceCommitted'>): void {
+export function refuseCommittedResult(resultDir: string, options: Pick<ExperimentOptions, 'replaceCommitted'>): void {
   if (options.replaceCommitted || !trackedByGit(path.join(resultDir, 'result.json'))) return;
   throw new UserError(
     `${resultDir} is a committed reference result (its result.json is tracked by git); this would replace it`,

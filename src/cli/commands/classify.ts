@@ -43,6 +43,7 @@ interface ClassifyFlags {
   checkpointEvery?: number;
   logEvery?: number;
   json?: boolean;
+  replaceCommitted?: boolean;
 }
 
 /** A number as typed; whether it is a valid ratio is the experiment layer's check (a UserError naming the rule). */
@@ -87,7 +88,7 @@ async function configOf(flags: ClassifyFlags): Promise<Record<string, unknown>> 
 function optionsOf(flags: ClassifyFlags) {
   return {
     backend: flags.backend, data: flags.data, cache: flags.cache, runs: flags.runs, results: flags.results, name: flags.name,
-    checkpointEvery: flags.checkpointEvery, logEvery: flags.logEvery, command: ['fewshot', ...process.argv.slice(2)].join(' '),
+    checkpointEvery: flags.checkpointEvery, logEvery: flags.logEvery, replaceCommitted: flags.replaceCommitted === true, command: ['fewshot', ...process.argv.slice(2)].join(' '),
   };
 }
 
@@ -99,6 +100,7 @@ function addCommonOptions(cmd: Command): Command {
     .addOption(backendOption())
     .option('--results <dir>', 'where result directories go (<results>/<dataset>/<name>); not the committed results/ of a checkout', DEFAULT_RESULTS)
     .option('--name <name>', 'run / result name (default: derived from the config)')
+    .option('--replace-committed', 'allow replacing a committed reference result (one whose result.json git tracks)')
     .addOption(jsonOption());
 }
 
