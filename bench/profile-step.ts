@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/select.ts';
 import { wasmThreadsInUse } from '../src/backend/wasm/threads.ts';
 import { trainingStep } from '../src/train/step.ts';
-import type { EpisodeImages } from '../src/methods/contract.ts';
+import type { EpisodeImages } from '../src/episodes/images.ts';
 import { Adam, type Optimizer } from '../src/train/optimizer.ts';
 import { makeEpisodes, episodeImages } from './lib/inputs.ts';
 import { buildBenchMethod, LEARNING_RATE, type BenchMethodName, type BenchBackbone } from './lib/ours.ts';

@@ -73,13 +73,7 @@ const provider: DatasetProvider<Options> = {
     return manifest.normalization;
   },
   defaultAugment: 'none',
-  // No committed episode files: the usual 5-way 1/5-shot sets are made on first use.
-  standardEpisodes: [
-    { split: 'test', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 2000 },
-    { split: 'test', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 2000 },
-    { split: 'val', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 1000 },
-    { split: 'val', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 1000 },
-  ],
+  // No committed episode files: the usual 5-way 1/5-shot sets (no `standardEpisodes` list) are made on first use.
   makesMissingEpisodeFiles: true,
 };
 

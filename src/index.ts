@@ -26,7 +26,7 @@ export { registerBackbone, getBackbone, listBackbones } from './backbones/regist
 export { registerWrapper, listWrappers, resolveMethodName } from './methods/registry.ts';
 export { registerTransformSet, getTransformSet, listTransformSets } from './transforms/registry.ts';
 export { registerDatasetProvider, getDatasetProvider, listDatasetProviders, DEFAULT_DATASET } from './data/providers/registry.ts';
-export type { DatasetProvider, LocateContext, ProviderEpisodeSet, ProviderPrepareRequest } from './data/providers/contract.ts';
+export type { DatasetProvider, LocateContext, ProviderPrepareRequest } from './data/providers/contract.ts';
 
 // --- The cache writer a dataset provider's `prepare` feeds its items to -------------------------------------
 export {
@@ -68,7 +68,7 @@ export type {
   LearnerSetup,
 } from './learners/contract.ts';
 export { isAdaptive } from './learners/contract.ts';
-export type { EpisodeImages, EpisodicMethod, MethodWrapper, MethodWrapperOptions } from './methods/contract.ts';
+export type { EpisodicMethod, MethodWrapper, MethodWrapperOptions } from './methods/contract.ts';
 export type { ImageTransform, TransformSet } from './transforms/contract.ts';
 
 // --- Building blocks for learners -------------------------------------------------------------------------
@@ -98,6 +98,6 @@ export { buildMethod, type MethodRequest } from './methods/build.ts';
 export { selectBackend, BACKEND_CHOICES, type BackendChoice, type SelectedBackend } from './backend/select.ts';
 export { train, type TrainerInputs, type TrainProgress, type TrainSummary } from './train/trainer.ts';
 export { trainConfigSchema, type TrainConfig } from './train/config.ts';
-export { toEpisodeImages, disposeEpisode, labelMajorLabels, type EpisodeIndices, type EpisodeShape, type ImageSource } from './train/episode-images.ts';
+export { toEpisodeImages, disposeEpisode, labelMajorLabels, type EpisodeImages, type EpisodeIndices, type ImageSource } from './episodes/images.ts';
 export { evaluate, accuracyOf, type EpisodeList, type EvalResult } from './eval/evaluator.ts';
 export { meanCI, pairedDifference, formatCI, type MeanCI } from './eval/stats.ts';

@@ -2,7 +2,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/select.ts';
 import { ClassifierMethod, type ClassifierVariant } from '../src/methods/classifier.ts';
-import type { EpisodeImages } from '../src/methods/contract.ts';
+import type { EpisodeImages } from '../src/episodes/images.ts';
 import { expandImages } from '../src/transforms/expand.ts';
 import { getTransformSet } from '../src/transforms/registry.ts';
 import '../src/builtin.ts';

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/select.ts';
 import type { FewShotHead } from '../src/learners/contract.ts';
 import { ProtoNetHead } from '../src/learners/protonet.ts';
-import type { EpisodeImages } from '../src/methods/contract.ts';
+import type { EpisodeImages } from '../src/episodes/images.ts';
 import { DaMethod, daWrapper } from '../src/methods/da.ts';
 import { MtMethod, mtWrapper } from '../src/methods/mt.ts';
 import { resolveMethodName } from '../src/methods/registry.ts';

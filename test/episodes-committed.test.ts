@@ -5,18 +5,19 @@ import path from 'node:path';
 import { cacheDirFor, describeSplit, readSplitCsv } from '../src/data/index.ts';
 import {
   EPISODES_DIR,
-  STANDARD_EPISODE_SETS,
+  standardEpisodeSets,
   checkEpisodesMatchSplit,
   episodeFileName,
   episodesRegenerate,
   readEpisodeFile,
   type LoadedEpisodeFile,
 } from '../src/episodes/index.ts';
+import { miniImageNetProvider } from '../src/data/providers/mini-imagenet.ts';
 import { REAL_DATA, REPO_ROOT } from './fixtures/mini-imagenet.ts';
 
 const loaded = new Map<string, LoadedEpisodeFile>();
 
-for (const std of STANDARD_EPISODE_SETS) {
+for (const std of standardEpisodeSets(miniImageNetProvider)) {
   const rel = episodeFileName({ dataset: 'mini-imagenet', ...std });
   test.serial(`${rel}: valid, matches the real ${std.split}.csv, regenerates from its seed`, async (t) => {
     const file = path.join(REPO_ROOT, EPISODES_DIR, rel);

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { selectBackend } from '../src/backend/select.ts';
 import { ProtoNetHead } from '../src/learners/protonet.ts';
-import type { EpisodeImages } from '../src/methods/contract.ts';
+import type { EpisodeImages } from '../src/episodes/images.ts';
 import { jointLabels } from '../src/methods/aggregate.ts';
 import { SlaMethod, slaWrapper } from '../src/methods/sla.ts';
 import { TinyConvBackbone } from './fixtures/models.ts';

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/select.ts';
 import type { Backbone } from '../src/backbones/contract.ts';
 import type { FewShotHead } from '../src/learners/contract.ts';
-import type { EpisodeImages } from '../src/methods/contract.ts';
+import type { EpisodeImages } from '../src/episodes/images.ts';
 import { aggregateJointLogits, identityRows, jointLabels, repeatLabels, singleInferenceLogits, transformLabels } from '../src/methods/aggregate.ts';
 import { distillationKl, stopGradient } from '../src/methods/distill.ts';
 import { SlaMethod, slaWrapper } from '../src/methods/sla.ts';

@@ -117,7 +117,8 @@ test('a numerical failure inside a head is reported with the episode index', asy
     },
   } as unknown as Parameters<typeof evaluate>[0];
   const source = { imageSize: 2, gather: (items: ArrayLike<number>) => new Float32Array(items.length * 12) };
-  const list = { count: 3, shape: { way: 2, shot: 1, query: 1 }, get: () => ({ support: new Int32Array([0, 1]), query: new Int32Array([0, 1]) }) };
+  const spec = { way: 2, shot: 1, query: 1 };
+  const list = { count: 3, spec, get: () => ({ spec, support: new Int32Array([0, 1]), query: new Int32Array([0, 1]) }) };
   const err = t.throws(() => evaluate(method, source, list));
   t.true(err instanceof NumericalError);
   t.regex(err!.message, /solver did not converge \(evaluation episode 1\)/);

@@ -3,8 +3,8 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { normalizePixels } from '../../src/data/index.ts';
-import type { EpisodeImages } from '../../src/methods/contract.ts';
-import { labelMajorLabels } from '../../src/train/episode-images.ts';
+import type { EpisodeImages } from '../../src/episodes/images.ts';
+import { labelMajorLabels } from '../../src/episodes/images.ts';
 
 /** One benchmark episode shape: N-way K-shot with Q queries per class at S×S pixels. */
 export interface EpisodeSpec {
@@ -43,7 +43,7 @@ export async function writeEpisodesFile(file: string, episodes: readonly Float32
   }
 }
 
-/** An episode's tensors (caller disposes with disposeEpisode from src/train/episode-images.ts). */
+/** An episode's tensors (caller disposes with disposeEpisode from src/episodes/images.ts). */
 export function episodeImages(spec: EpisodeSpec, data: Float32Array): EpisodeImages {
   const s = spec.imageSize;
   const nSupport = spec.way * spec.shot;

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../src/backend/select.ts';
 import { Adam } from '../../src/train/optimizer.ts';
 import { trainingStep } from '../../src/train/step.ts';
-import { disposeEpisode } from '../../src/train/episode-images.ts';
+import { disposeEpisode } from '../../src/episodes/images.ts';
 import { episodeImages } from './inputs.ts';
 import { buildBenchMethod, exportWeights, LEARNING_RATE, timeOursEval, timeOursTrain, type MethodSpec } from './ours.ts';
 import { timeOursHead, type HeadSpec } from './heads.ts';

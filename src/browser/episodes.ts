@@ -86,7 +86,7 @@ export async function evaluateEpisodesInPage(args: {
   const perEpisode: Record<string, number[]> = Object.fromEntries(method.inferenceModes.map((m) => [m, []]));
   for (let from = 0; from < total; from += CHUNK) {
     const n = Math.min(CHUNK, total - from);
-    const chunk: EpisodeList = { count: n, shape: h.spec, get: (i): EpisodeIndices => ({ support: set.episodes[from + i].support, query: set.episodes[from + i].query }) };
+    const chunk: EpisodeList = { count: n, spec: h.spec, get: (i): EpisodeIndices => set.episodes[from + i] };
     const result = evaluate(method, source, chunk);
     for (const m of result.modes) perEpisode[m].push(...result.perEpisode[m]);
     args.onProgress?.(from + n, total, 'evaluating');

@@ -1,8 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { EpisodeSpec } from './spec.ts';
 
-/** Item indices of one episode, label-major: support[label·shot + k], query[label·query + k]. */
+/**
+ * Item indices of one episode, label-major (support[label·shot + k], query[label·query + k]), with the spec they
+ * were drawn for: an episode says its own way, shot and query, so nothing downstream is handed the spec again.
+ */
 export interface EpisodeIndices {
+  spec: EpisodeSpec;
   support: Int32Array;
   query: Int32Array;
 }
@@ -14,10 +18,10 @@ export interface ImageSource {
 }
 
 /**
- * An episode as tensors. Structurally the same as the methods' `EpisodeImages` (methods/contract.ts),
- * declared here so the episode layer does not import from the layers above it.
+ * One episode as images: the unit methods train and predict on. Learners see it without the query labels
+ * (`ImageTask`, learners/contract.ts).
  */
-export interface EpisodeTensors {
+export interface EpisodeImages {
   /** [nSupport, S, S, 3], normalised. */
   supportImages: tf.Tensor4D;
   supportLabels: Int32Array;
@@ -35,8 +39,9 @@ export function labelMajorLabels(way: number, perClass: number): Int32Array {
 }
 
 /** Materialise an episode as tensors (caller disposes with `disposeEpisode`). */
-export function toEpisodeImages(source: ImageSource, idx: EpisodeIndices, shape: EpisodeSpec): EpisodeTensors {
+export function toEpisodeImages(source: ImageSource, idx: EpisodeIndices): EpisodeImages {
   const s = source.imageSize;
+  const shape = idx.spec;
   if (idx.support.length !== shape.way * shape.shot || idx.query.length !== shape.way * shape.query) {
     throw new Error(`episode has ${idx.support.length}/${idx.query.length} support/query items, expected ${shape.way * shape.shot}/${shape.way * shape.query}`);
   }
@@ -49,7 +54,7 @@ export function toEpisodeImages(source: ImageSource, idx: EpisodeIndices, shape:
   };
 }
 
-export function disposeEpisode(ep: Pick<EpisodeTensors, 'supportImages' | 'queryImages'>): void {
+export function disposeEpisode(ep: Pick<EpisodeImages, 'supportImages' | 'queryImages'>): void {
   ep.supportImages.dispose();
   ep.queryImages.dispose();
 }

@@ -1,6 +1,6 @@
 // Public surface of the episode layer: seeded, pure sampling over index arrays, and fixed episode files.
-export { episodeSpecSchema, specLabel, specTag, validateSpec, type ClassLayout, type EpisodeSpec } from './spec.ts';
-export { disposeEpisode, labelMajorLabels, toEpisodeImages, type EpisodeIndices, type EpisodeTensors, type ImageSource } from './images.ts';
+export { episodeSpecSchema, specLabel, specTag, validateSpec, type ClassLayout, type EpisodeSpec, type StandardEpisodeSet } from './spec.ts';
+export { disposeEpisode, labelMajorLabels, toEpisodeImages, type EpisodeIndices, type EpisodeImages, type ImageSource } from './images.ts';
 export { SAMPLER_VERSION, episodeRngKey, sampleEpisode, sampleEpisodes, type EpisodeKey, type SampledEpisode } from './sampler.ts';
 export { EPISODE_FILE_FORMAT, EPISODE_FILE_FORMAT_VERSION, type EpisodeSet, type EpisodeSetHeader } from './parse.ts';
 export {
@@ -15,5 +15,5 @@ export {
   type LoadedEpisodeFile,
   type SplitDescriptor,
 } from './file.ts';
-export { EPISODES_DIR, STANDARD_EPISODE_SETS, type StandardEpisodeSet } from './standard.ts';
+export { EPISODES_DIR, STANDARD_EPISODE_SETS, defaultEpisodeFile, episodeFileFor, standardEpisodeSets } from './standard.ts';
 export { makeStandardEpisodeFiles, type WrittenEpisodeFile } from './make-standard.ts';

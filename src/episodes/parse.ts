@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { UserError } from '../util/errors.ts';
 import type { SampledEpisode } from './sampler.ts';
-import { validateSpec, type EpisodeSpec } from './spec.ts';
+import { episodeSpecSchema, validateSpec, type EpisodeSpec } from './spec.ts';
 
 /**
  * Episode files (format in episodes/README.md) as data: the schema, the invariants and the parse of a file's
@@ -41,7 +41,7 @@ const headerSchema = z.object({
   splitFingerprint: z.string().regex(/^[0-9a-f]{64}$/),
   splitClasses: z.array(z.string().min(1)).min(1),
   itemsPerClass: z.array(count).min(1),
-  spec: z.object({ way: count, shot: count, query: count }),
+  spec: episodeSpecSchema,
   seed: z.number().int().nonnegative(),
   count,
 });
@@ -101,9 +101,10 @@ export function parseEpisodeSet(raw: unknown, where: string): EpisodeSet {
     throw new UserError(`${where} is not a valid episode file: ${first.path.join('.')}: ${first.message}`, 'regenerate it with `fewshot episodes make` instead of editing it by hand');
   }
   const { episodes, encoding: _encoding, ...header } = parsed.data;
+  const spec = header.spec;
   const set: EpisodeSet = {
     header: header as EpisodeSetHeader,
-    episodes: episodes.map(([classes, support, query]) => ({ classes, support: Int32Array.from(support), query: Int32Array.from(query) })),
+    episodes: episodes.map(([classes, support, query]) => ({ spec, classes, support: Int32Array.from(support), query: Int32Array.from(query) })),
   };
   checkEpisodeSet(set, where);
   return set;

@@ -1,5 +1,6 @@
 import seedrandom from 'seedrandom';
 import { UserError } from '../util/errors.ts';
+import type { EpisodeIndices } from './images.ts';
 import { specTag, validateSpec, type ClassLayout, type EpisodeSpec } from './spec.ts';
 
 /**
@@ -8,14 +9,10 @@ import { specTag, validateSpec, type ClassLayout, type EpisodeSpec } from './spe
  */
 export const SAMPLER_VERSION = 1;
 
-/** One episode as indices into a split. */
-export interface SampledEpisode {
+/** One episode as indices into a split, with its spec and the classes it drew. */
+export interface SampledEpisode extends EpisodeIndices {
   /** Class ids of the split; position = episode label (so the label order is random). */
   classes: number[];
-  /** Support item indices, label-major: support[label·shot + k]. */
-  support: Int32Array;
-  /** Query item indices, label-major: query[label·query + k]. */
-  query: Int32Array;
 }
 
 export interface EpisodeKey {
@@ -78,7 +75,7 @@ function drawEpisode(split: ClassLayout, spec: EpisodeSpec, key: EpisodeKey): Sa
     for (let k = 0; k < spec.shot; k++) support[label * spec.shot + k] = offset + picks[k];
     for (let k = 0; k < spec.query; k++) query[label * spec.query + k] = offset + picks[spec.shot + k];
   });
-  return { classes, support, query };
+  return { spec, classes, support, query };
 }
 
 /** Episodes first … first + count − 1 of the stream (seed, split, spec). */

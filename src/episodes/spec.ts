@@ -5,15 +5,29 @@ import { UserError } from '../util/errors.ts';
  * An N-way K-shot episode shape with Q query images per class: the one definition used by the
  * sampler, episode files, the training config and the evaluator.
  */
+/** The smallest way, shot and query: an episode tells at least two classes apart. The one rule, everywhere. */
+const SPEC_MINIMUM = { way: 2, shot: 1, query: 1 } as const;
+
 export const episodeSpecSchema = z
   .object({
-    way: z.number().int().min(2),
-    shot: z.number().int().min(1),
-    query: z.number().int().min(1),
+    way: z.number().int().min(SPEC_MINIMUM.way),
+    shot: z.number().int().min(SPEC_MINIMUM.shot),
+    query: z.number().int().min(SPEC_MINIMUM.query),
   })
   .strict();
 
 export type EpisodeSpec = z.infer<typeof episodeSpecSchema>;
+
+/**
+ * A fixed episode set of a dataset (see standard.ts): the split, the spec, the seed of its episode stream and
+ * how many episodes it holds.
+ */
+export interface StandardEpisodeSet {
+  split: 'val' | 'test';
+  spec: EpisodeSpec;
+  seed: number;
+  count: number;
+}
 
 /** How a split's items are grouped: items of class c are classOffsets[c] .. classOffsets[c] + itemsPerClass[c] − 1. */
 export interface ClassLayout {
@@ -34,8 +48,8 @@ export function specTag(spec: EpisodeSpec): string {
 export function validateSpec(layout: ClassLayout, spec: EpisodeSpec, splitName = 'the split'): void {
   for (const key of ['way', 'shot', 'query'] as const) {
     const v = spec[key];
-    if (!Number.isInteger(v) || v < 1) {
-      throw new UserError(`--${key} must be a whole number of at least 1, got ${v}`, `pass e.g. --way 5 --shot 1 --query 15`);
+    if (!Number.isInteger(v) || v < SPEC_MINIMUM[key]) {
+      throw new UserError(`--${key} must be a whole number of at least ${SPEC_MINIMUM[key]}, got ${v}`, `pass e.g. --way 5 --shot 1 --query 15`);
     }
   }
   const nClasses = layout.itemsPerClass.length;

@@ -8,7 +8,8 @@ import { NumericalError, withEpisodeIndex } from '../util/errors.ts';
 /** A fixed, indexable list of episodes (an episode file, or the first n of one). */
 export interface EpisodeList {
   readonly count: number;
-  readonly shape: EpisodeSpec;
+  /** The spec every episode of the list has. */
+  readonly spec: EpisodeSpec;
   get(index: number): EpisodeIndices;
 }
 
@@ -45,7 +46,7 @@ export function evaluate(
   const modes = [...method.inferenceModes];
   const perEpisode: Record<string, Float64Array> = Object.fromEntries(modes.map((m) => [m, new Float64Array(total)]));
   for (let i = 0; i < total; i++) {
-    const ep = toEpisodeImages(source, list.get(i), list.shape);
+    const ep = toEpisodeImages(source, list.get(i));
     try {
       const scores = withEpisodeIndex(i, 'evaluation episode', () => tf.tidy(() => method.predict(ep)));
       try {

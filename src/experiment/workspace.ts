@@ -1,14 +1,15 @@
-import { existsSync, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { cacheDirFor, DEFAULT_CACHE_ROOT, gatherImages, loadSplit, readCacheManifest, type CacheManifest, type LoadedSplit, type Normalization, type SplitName } from '../data/index.ts';
 import { getDatasetProvider, resolveDataset, type ResolvedDataset } from '../data/providers/registry.ts';
 import {
-  checkEpisodesMatchSplit, episodeFileName, makeEpisodes, readEpisodeFile, sampleEpisode, writeEpisodeFile,
+  checkEpisodesMatchSplit, EPISODES_DIR, readEpisodeFile, sampleEpisode,
   type EpisodeIndices, type EpisodeSpec, type ImageSource,
 } from '../episodes/index.ts';
+// The standard-file policy lives in episodes/; the experiment layer offers it beside the rest of the workspace.
+export { defaultEpisodeFile, episodeFileFor } from '../episodes/standard.ts';
 import type { EpisodeList } from '../eval/evaluator.ts';
 import { UserError } from '../util/errors.ts';
-import { packagedEpisodesDir } from '../util/package-root.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
 
 /**
@@ -175,48 +176,7 @@ export async function openDataset(
 
 /** Where episode files made for user datasets go: `./episodes` of the working directory. */
 export function localEpisodesDir(): string {
-  return 'episodes';
-}
-
-/**
- * The default episode file for a split and spec: the dataset's standard set of that spec if it has one
- * (e.g. episodes/mini-imagenet/test_5w1s15q_seed0_2000.json), else seed 0 with the standard count. With no
- * explicit folder, a dataset with committed files (its provider makes none) reads them from the package's
- * episodes/ folder, whatever the working directory; others use ./episodes.
- */
-export function defaultEpisodeFile(dataset: Pick<OpenedDataset, 'dataset' | 'episodesDir'>, split: 'val' | 'test', spec: EpisodeSpec): { file: string; seed: number; count: number } {
-  const sets = dataset.dataset.provider.standardEpisodes;
-  const std = sets.find((s) => s.split === split && s.spec.way === spec.way && s.spec.shot === spec.shot && s.spec.query === spec.query);
-  const seed = std?.seed ?? 0;
-  const count = std?.count ?? sets.find((s) => s.split === split)?.count ?? (split === 'test' ? 2000 : 1000);
-  const name = episodeFileName({ dataset: dataset.dataset.name, split, spec, seed, count });
-  if (dataset.episodesDir !== undefined) return { file: path.join(dataset.episodesDir, name), seed, count };
-  const packaged = path.join(packagedEpisodesDir(), name);
-  // A file `fewshot episodes make` wrote for a spec the package has no file for lives in ./episodes.
-  const useLocal = dataset.dataset.provider.makesMissingEpisodeFiles || !existsSync(packaged);
-  return { file: useLocal ? path.join(localEpisodesDir(), name) : packaged, seed, count };
-}
-
-/**
- * The episode file to use: `explicit` when given, else the default one. A missing default file is made
- * (atomically) for datasets whose provider allows it (user datasets have no committed files).
- */
-export async function episodeFileFor(
-  dataset: OpenedDataset,
-  split: 'val' | 'test',
-  spec: EpisodeSpec,
-  explicit: string | undefined,
-  reporter: ExperimentReporter = silentReporter,
-): Promise<string> {
-  if (explicit) return explicit;
-  const def = defaultEpisodeFile(dataset, split, spec);
-  const exists = await fs.stat(def.file).then(() => true, () => false);
-  if (!exists && dataset.dataset.provider.makesMissingEpisodeFiles) {
-    const set = makeEpisodes({ split: (await dataset.split(split)).loaded, spec, seed: def.seed, count: def.count });
-    await writeEpisodeFile(def.file, set);
-    reporter.log(`made ${def.file} (${def.count} ${split} episodes, seed ${def.seed}) for ${dataset.dataset.name}`);
-  }
-  return def.file;
+  return EPISODES_DIR;
 }
 
 /** Read and verify an episode file against the loaded split and the expected task shape. */
@@ -230,7 +190,7 @@ export async function openEpisodeList(file: string, split: OpenedSplit, spec: Ep
       `make a matching file with \`fewshot episodes make --split ${ep.header.split} --way ${spec.way} --shot ${spec.shot} --query ${spec.query}\` and pass it with --test-file/--val-file`,
     );
   }
-  return { count: ep.episodes.length, shape: spec, sha256: ep.sha256, get: (i) => ep.episodes[i] };
+  return { count: ep.episodes.length, spec, sha256: ep.sha256, get: (i) => ep.episodes[i] };
 }
 
 /** Episode i of the training stream: depends only on (seed, split, spec, i). */

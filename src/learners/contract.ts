@@ -1,6 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { z } from 'zod';
 import type { Backbone } from '../backbones/contract.ts';
+import type { EpisodeImages } from '../episodes/images.ts';
 
 /** One episode after the backbone: labelled support embeddings and unlabelled query embeddings. */
 export interface EmbeddedEpisode {
@@ -51,16 +52,11 @@ export interface LearnerSetup {
   seed: number;
 }
 
-/** One episode as images, before the backbone: what an adaptive learner adapts on and scores. */
-export interface ImageTask {
-  /** [nSupport, S, S, 3], normalised. */
-  supportImages: tf.Tensor4D;
-  /** Support labels in [0, way), length nSupport. */
-  supportLabels: Int32Array;
-  /** [nQuery, S, S, 3], normalised. */
-  queryImages: tf.Tensor4D;
-  way: number;
-}
+/**
+ * One episode as images, before the backbone: what an adaptive learner adapts on and scores. The episode
+ * (episodes/images.ts) without its query labels, which a learner never sees.
+ */
+export type ImageTask = Omit<EpisodeImages, 'queryLabels'>;
 
 /** What an adaptive learner returns for one task. */
 export interface AdaptedTask {

@@ -5,7 +5,7 @@ import type { TransformSet } from '../transforms/contract.ts';
 import { expandImages } from '../transforms/expand.ts';
 import { crossEntropy } from '../losses/cross-entropy.ts';
 import { deriveSeed } from '../util/prng.ts';
-import type { EpisodeImages } from './contract.ts';
+import type { EpisodeImages } from '../episodes/images.ts';
 import { aggregateJointLogits, identityRows, jointLabels, repeatLabels, singleInferenceLogits, transformLabels } from './aggregate.ts';
 import { distillationKl, stopGradient } from './distill.ts';
 

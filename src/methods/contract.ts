@@ -1,17 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Backbone } from '../backbones/contract.ts';
 import type { Learner } from '../learners/contract.ts';
-
-/** One episode as images: the unit that methods train and predict on. */
-export interface EpisodeImages {
-  /** [nSupport, S, S, 3], normalised. */
-  supportImages: tf.Tensor4D;
-  supportLabels: Int32Array;
-  /** [nQuery, S, S, 3], normalised. */
-  queryImages: tf.Tensor4D;
-  queryLabels: Int32Array;
-  way: number;
-}
+import type { EpisodeImages } from '../episodes/images.ts';
 
 /**
  * A training objective + inference rule around a backbone and a head: the plain episodic method,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { EpisodeImages, EpisodicMethod, MethodWrapper } from './contract.ts';
+import type { EpisodeImages } from '../episodes/images.ts';
+import type { EpisodicMethod, MethodWrapper } from './contract.ts';
 import type { Backbone } from '../backbones/contract.ts';
 import type { Learner } from '../learners/contract.ts';
 import { crossEntropy } from '../losses/cross-entropy.ts';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import type { EpisodeImages, MethodWrapper } from './contract.ts';
+import type { EpisodeImages } from '../episodes/images.ts';
+import type { MethodWrapper } from './contract.ts';
 import type { Backbone } from '../backbones/contract.ts';
 import { isAdaptive, type FewShotHead } from '../learners/contract.ts';
 import { UserError } from '../util/errors.ts';

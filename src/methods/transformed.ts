@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import type { EpisodeImages, EpisodicMethod, MethodWrapperOptions } from './contract.ts';
+import type { EpisodeImages } from '../episodes/images.ts';
+import type { EpisodicMethod, MethodWrapperOptions } from './contract.ts';
 import type { Backbone } from '../backbones/contract.ts';
 import type { Learner } from '../learners/contract.ts';
 import { fitTask, type FittedTask } from './fit.ts';

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { episodeSpecSchema } from '../episodes/spec.ts';
 import { UserError } from '../util/errors.ts';
 import { didYouMean } from '../util/suggest.ts';
 
@@ -14,7 +15,6 @@ import { didYouMean } from '../util/suggest.ts';
  * differences can be compared with the paper, never the absolute numbers).
  */
 const id = z.string().regex(/^[a-z0-9][a-z0-9.-]*$/, 'ids are lower-case letters, digits, dots and dashes');
-const episodeSpec = z.object({ way: z.number().int().min(2), shot: z.number().int().min(1), query: z.number().int().min(1) }).strict();
 const configObject = z.record(z.string(), z.unknown());
 
 export const publishedValueSchema = z
@@ -53,9 +53,9 @@ export const cellSchema = z
     method: z.string().min(1),
     /** The inference mode whose accuracy fills the cell (plain, ag, si, sd, ...). */
     mode: z.string().min(1),
-    test: episodeSpec,
+    test: episodeSpecSchema,
     /** Training episode spec; unset fields default to the test spec (and the budget's train query). */
-    train: episodeSpec.partial().optional(),
+    train: episodeSpecSchema.partial().optional(),
     /** Config fields for every budget, and per budget (`budgetConfig.<budget>`), merged over the budget base. */
     config: configObject.optional(),
     budgetConfig: z.record(z.string(), configObject).optional(),
@@ -91,7 +91,7 @@ export const classificationCellSchema = z
     /** ood: the out-distribution as `<dataset> <split>` (e.g. "mini-imagenet test"). */
     out: z.string().optional(),
     /** pretrained-fewshot: the episode spec of the committed test file. */
-    test: episodeSpec.optional(),
+    test: episodeSpecSchema.optional(),
     /** Classification config fields for every budget, and per budget, merged over the budget's classificationBase. */
     config: configObject.optional(),
     budgetConfig: z.record(z.string(), configObject).optional(),

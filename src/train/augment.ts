@@ -1,6 +1,6 @@
 import seedrandom from 'seedrandom';
 import { gatherPixels, normalizePixels, type Normalization, type PixelStore } from '../data/index.ts';
-import type { ImageSource } from './episode-images.ts';
+import type { ImageSource } from '../episodes/images.ts';
 
 /**
  * MetaOptNet's training augmentation (docs/reference.md, "MetaOptNet training augmentation"), on uint8 RGB before normalisation:

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { EpisodeImages, EpisodicMethod } from '../methods/contract.ts';
+import type { EpisodeImages } from '../episodes/images.ts';
+import type { EpisodicMethod } from '../methods/contract.ts';
 import type { Optimizer } from './optimizer.ts';
 
 /**

@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { EpisodeImages, EpisodicMethod } from '../methods/contract.ts';
+import type { EpisodicMethod } from '../methods/contract.ts';
 import type { TrainConfig } from './config.ts';
 import { Adam, Sgd, type RestorableOptimizer } from './optimizer.ts';
 import { learningRateAt } from './schedule.ts';
 import { readCheckpoint, restoreVariables, saveCheckpoint } from './checkpoint.ts';
-import { disposeEpisode, toEpisodeImages, type EpisodeIndices, type ImageSource } from './episode-images.ts';
+import { disposeEpisode, toEpisodeImages, type EpisodeImages, type EpisodeIndices, type ImageSource } from '../episodes/images.ts';
 import { evaluate, type EpisodeList } from '../eval/evaluator.ts';
 import { trainingStep } from './step.ts';
 import { NumericalError, UserError, withEpisodeIndex } from '../util/errors.ts';
@@ -42,7 +42,7 @@ export function validationsLeft(config: Pick<TrainerConfig, 'episodes' | 'valida
 export type TrainableMethod = Pick<EpisodicMethod, 'inferenceModes' | 'trainLoss' | 'predict' | 'trainableVariables' | 'stateVariables'>;
 
 /** What the trainer reads of a config: its length, step, optimizer, schedule and validation cadence. */
-export type TrainerConfig = Pick<TrainConfig, 'episodes' | 'episodesPerStep' | 'optimizer' | 'lrSchedule' | 'validation'> & Partial<Pick<TrainConfig, 'train'>>;
+export type TrainerConfig = Pick<TrainConfig, 'episodes' | 'episodesPerStep' | 'optimizer' | 'lrSchedule' | 'validation'>;
 
 export interface TrainerInputs {
   method: TrainableMethod;
@@ -386,8 +386,8 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
 
 function trainBatch(inputs: TrainerInputs, index: number): EpisodeImages {
   if (inputs.makeTrainBatch) return inputs.makeTrainBatch(index);
-  if (!inputs.trainSource || !inputs.sampleTrainEpisode || !inputs.config.train) throw new Error('train() needs makeTrainBatch, or trainSource + sampleTrainEpisode + config.train');
-  return toEpisodeImages(inputs.trainSource(index), inputs.sampleTrainEpisode(index), inputs.config.train);
+  if (!inputs.trainSource || !inputs.sampleTrainEpisode) throw new Error('train() needs makeTrainBatch, or trainSource + sampleTrainEpisode');
+  return toEpisodeImages(inputs.trainSource(index), inputs.sampleTrainEpisode(index));
 }
 
 /** The training wall time before a resume: the checkpoint's running total, or (older checkpoints) the log's estimate. */

@@ -8,7 +8,7 @@ import { CIFAR_FS_NORMALIZATION } from '../normalize.ts';
 import { writeImageCache, type FileClass, type FileSplit } from '../cache-writer.ts';
 import { CIFAR100_ARCHIVES, CIFAR100_IMAGE_BYTES, CIFAR100_IMAGE_SIZE, CIFAR100_URL, readCifar100, type Cifar100Part } from '../readers/cifar100.ts';
 import { assignCifarClasses, cifarBenchmarkClasses, PUBLISHED_SPLIT_SIZES, type CifarBenchmark } from '../readers/splits.ts';
-import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
+import type { DatasetProvider } from './contract.ts';
 
 /** Where the CIFAR-100 archive is looked for when `--data` is not given. */
 export const CIFAR100_ENV_VAR = 'FEWSHOT_CIFAR100';
@@ -83,7 +83,6 @@ function cifarProvider(benchmark: CifarBenchmark, description: string): DatasetP
     normalization: () => CIFAR_FS_NORMALIZATION,
     defaultAugment: 'metaoptnet',
     nativeImageSize: CIFAR100_IMAGE_SIZE,
-    standardEpisodes: STANDARD_EPISODE_SETS,
     makesMissingEpisodeFiles: true,
   };
 }

@@ -2,14 +2,8 @@ import type { z } from 'zod';
 import type { CacheManifest } from '../cache.ts';
 import type { Normalization } from '../normalize.ts';
 import type { PrepareProgress } from '../cache-writer.ts';
-
-/** A fixed episode set a provider publishes under `episodes/<dataset>/` (see episodes/standard.ts). */
-export interface ProviderEpisodeSet {
-  split: 'val' | 'test';
-  spec: { way: number; shot: number; query: number };
-  seed: number;
-  count: number;
-}
+// Type only: a provider lists its episode sets in the episode layer's own type; it runs nothing of that layer.
+import type { StandardEpisodeSet } from '../../episodes/spec.ts';
 
 /** Where a provider looks for its source: the `--data` flag, the environment, the working directory. */
 export interface LocateContext {
@@ -70,22 +64,15 @@ export interface DatasetProvider<O extends Record<string, unknown> = Record<stri
    * when neither a flag nor the config gives one, so small images are not upsampled to 84 px unasked.
    */
   nativeImageSize?: number;
-  /** The published/committed fixed episode sets; default episode files are named after these. */
-  standardEpisodes: readonly ProviderEpisodeSet[];
+  /**
+   * The dataset's fixed episode sets, when they differ from the usual protocol (episodes/standard.ts
+   * `STANDARD_EPISODE_SETS`, the default); default episode files are named after these. The policy (where a
+   * set's file is, making a missing one) is the episode layer's.
+   */
+  standardEpisodes?: readonly StandardEpisodeSet[];
   /**
    * True when a missing default episode file may be made on first use (user datasets, which have no
    * committed files). False for benchmarks whose files are committed: a missing one is an error.
    */
   makesMissingEpisodeFiles: boolean;
 }
-
-/**
- * The fixed episode sets of a dataset whose files are made on first use (none committed): 2,000 test and 1,000
- * validation episodes, 5-way 1- and 5-shot, 15 queries, seed 0 — the usual protocol.
- */
-export const STANDARD_EPISODE_SETS: readonly ProviderEpisodeSet[] = [
-  { split: 'test', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 2000 },
-  { split: 'test', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 2000 },
-  { split: 'val', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 1000 },
-  { split: 'val', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 1000 },
-];

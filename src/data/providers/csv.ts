@@ -5,7 +5,7 @@ import { UserError } from '../../util/errors.ts';
 import { sha256Hex } from '../checksums.ts';
 import { isSplitName, parseCsvRecords, SPLIT_NAMES, type SplitName } from '../split-csv.ts';
 import { writeImageCache, type FileClass } from '../cache-writer.ts';
-import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
+import type { DatasetProvider } from './contract.ts';
 import { fileSplitsOf, fixedNormalization, IMAGE_EXTENSIONS, imageFileDatasetOptions, randomClassSplit, recordedNormalization } from './folder.ts';
 
 const optionsSchema = z
@@ -98,6 +98,5 @@ export const csvProvider: DatasetProvider<CsvOptions> = {
   },
   normalization: (o) => recordedNormalization(o.normalization, 'csv'),
   defaultAugment: 'none',
-  standardEpisodes: STANDARD_EPISODE_SETS,
   makesMissingEpisodeFiles: true,
 };

@@ -8,7 +8,7 @@ import { CIFAR_FS_NORMALIZATION, MINI_IMAGENET_NORMALIZATION, type Normalization
 import { writeImageCache, type FileClass, type FileSplit, type QuarterTurns } from '../cache-writer.ts';
 import { sha256Hex } from '../checksums.ts';
 import { isFolderEntry } from '../../util/dir-entry.ts';
-import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
+import type { DatasetProvider } from './contract.ts';
 
 /** File extensions read as images; other files (except hidden ones) are an error, not silently skipped. */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff'];
@@ -226,6 +226,5 @@ export const folderProvider: DatasetProvider<FolderOptions> = {
   },
   normalization: (o) => recordedNormalization(o.normalization, 'folder'),
   defaultAugment: 'none',
-  standardEpisodes: STANDARD_EPISODE_SETS,
   makesMissingEpisodeFiles: true,
 };

@@ -1,6 +1,6 @@
-export type { DatasetProvider, LocateContext, ProviderEpisodeSet, ProviderPrepareRequest } from './contract.ts';
+export type { DatasetProvider, LocateContext, ProviderPrepareRequest } from './contract.ts';
 export { DEFAULT_DATASET, getDatasetProvider, listDatasetProviders, registerDatasetProvider, resolveDataset, type ResolvedDataset } from './registry.ts';
-export { MINI_IMAGENET_EPISODE_SETS, miniImageNetProvider } from './mini-imagenet.ts';
+export { miniImageNetProvider } from './mini-imagenet.ts';
 export { csvProvider, readCsvListing, type CsvListing, type CsvOptions } from './csv.ts';
 export { CIFAR100_ENV_VAR, cifarFsProvider, fc100Provider, locateCifar100 } from './cifar.ts';
 export { TIERED_ENV_VAR, tieredImagenetProvider } from './tiered-imagenet.ts';

@@ -2,18 +2,7 @@ import { z } from 'zod';
 import { DATASET_LAYOUT_HELP, locateDataset } from '../locate.ts';
 import { MINI_IMAGENET_NORMALIZATION } from '../normalize.ts';
 import { prepareDataset } from '../prepare.ts';
-import type { DatasetProvider, ProviderEpisodeSet } from './contract.ts';
-
-/**
- * The fixed episode sets committed under `episodes/mini-imagenet/`: test sets report accuracy, val sets
- * pick checkpoints (model selection on 5-way val accuracy, as in MetaOptNet; docs/reference.md).
- */
-export const MINI_IMAGENET_EPISODE_SETS: readonly ProviderEpisodeSet[] = [
-  { split: 'test', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 2000 },
-  { split: 'test', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 2000 },
-  { split: 'val', spec: { way: 5, shot: 1, query: 15 }, seed: 0, count: 1000 },
-  { split: 'val', spec: { way: 5, shot: 5, query: 15 }, seed: 0, count: 1000 },
-];
+import type { DatasetProvider } from './contract.ts';
 
 const optionsSchema = z
   .object({
@@ -42,6 +31,6 @@ export const miniImageNetProvider: DatasetProvider<z.infer<typeof optionsSchema>
     }),
   normalization: () => MINI_IMAGENET_NORMALIZATION,
   defaultAugment: 'none',
-  standardEpisodes: MINI_IMAGENET_EPISODE_SETS,
+  // the standard sets' files are committed (episodes/mini-imagenet/): a missing one is an error, never made
   makesMissingEpisodeFiles: false,
 };

@@ -25,7 +25,6 @@ export const datasetProviders = new Registry<DatasetProvider<any>>({
     locate: { type: 'function', fix: 'add locate(options, ctx) returning the source\'s absolute path' },
     prepare: { type: 'function', fix: 'add prepare(request) writing the cache' },
     normalization: { type: 'function', fix: 'add normalization(options, manifest)' },
-    standardEpisodes: { type: 'array', fix: 'list the fixed episode sets ([] when there are none)' },
   },
   unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
 });

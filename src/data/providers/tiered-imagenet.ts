@@ -6,7 +6,7 @@ import { SPLIT_NAMES } from '../split-csv.ts';
 import { MINI_IMAGENET_NORMALIZATION } from '../normalize.ts';
 import { writeImageCache, type FileSplit } from '../cache-writer.ts';
 import { listTieredImagenet } from '../readers/tiered-imagenet.ts';
-import { STANDARD_EPISODE_SETS, type DatasetProvider } from './contract.ts';
+import type { DatasetProvider } from './contract.ts';
 
 export const TIERED_ENV_VAR = 'FEWSHOT_TIERED_IMAGENET';
 
@@ -42,6 +42,5 @@ export const tieredImagenetProvider: DatasetProvider<z.infer<typeof optionsSchem
   },
   normalization: () => MINI_IMAGENET_NORMALIZATION,
   defaultAugment: 'metaoptnet',
-  standardEpisodes: STANDARD_EPISODE_SETS,
   makesMissingEpisodeFiles: true,
 };

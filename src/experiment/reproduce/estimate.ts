@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { buildMethod } from '../../methods/build.ts';
 import { disposeEpisode, toEpisodeImages, type ImageSource } from '../../episodes/images.ts';
+import { specTag } from '../../episodes/spec.ts';
 import { Adam } from '../../train/optimizer.ts';
 import { trainingStep } from '../../train/step.ts';
 import type { TrainConfig } from '../../train/config.ts';
@@ -18,7 +19,7 @@ export interface CostProbe {
 }
 
 /** An episode shape as the cost sees it: `5w15s6q` (way, shot, queries per class). */
-export const shapeLabel = (s: { way: number; shot: number; query: number }) => `${s.way}w${s.shot}s${s.query}q`;
+export const shapeLabel = specTag;
 
 /**
  * What a run's cost depends on, for training and for evaluation apart: method, backbone, image size, head and
@@ -67,10 +68,10 @@ export function probeCost(config: TrainConfig, opts: { steps?: number } = {}): C
   const source = randomSource(config.imageSize, 1);
   const trainable = method.trainableVariables();
   const optimizer = new Adam(0);
-  const trainIdx = { support: indices(config.train.way * config.train.shot), query: indices(config.train.way * config.train.query) };
-  const testIdx = { support: indices(config.test.way * config.test.shot), query: indices(config.test.way * config.test.query) };
+  const trainIdx = { spec: config.train, support: indices(config.train.way * config.train.shot), query: indices(config.train.way * config.train.query) };
+  const testIdx = { spec: config.test, support: indices(config.test.way * config.test.shot), query: indices(config.test.way * config.test.query) };
   const timeTrain = () => {
-    const ep = toEpisodeImages(source, trainIdx, config.train);
+    const ep = toEpisodeImages(source, trainIdx);
     const t0 = performance.now();
     try {
       const loss = trainingStep(method, trainable, optimizer, [ep], 1e-6);
@@ -82,7 +83,7 @@ export function probeCost(config: TrainConfig, opts: { steps?: number } = {}): C
     return performance.now() - t0;
   };
   const timeEval = () => {
-    const ep = toEpisodeImages(source, testIdx, config.test);
+    const ep = toEpisodeImages(source, testIdx);
     const t0 = performance.now();
     try {
       const scores = tf.tidy(() => method.predict(ep));

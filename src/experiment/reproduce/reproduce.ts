@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { readResult, type ResultRecord } from '../../reports/results.ts';
 import { readTrainLogWall } from '../../train/train-log.ts';
 import type { TableSpec } from '../../reports/table-spec.ts';
+import type { EpisodeSpec } from '../../episodes/spec.ts';
 import { summarizeTable, type CellRuns, type TableOutcome } from '../../reports/table-summary.ts';
 import { cellsCsv, comparisonsCsv, tableMarkdown } from '../../reports/table-render.ts';
 import { accuracyByShotSpec, curvePointsFromLog, forestPlotSpec, renderSvg, trainingCurvesSpec, type CurveReference } from '../../reports/figures.ts';
@@ -401,7 +402,7 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
           label = ' (in progress)';
         }
       }
-      const test = run.config.test as { way: number; shot: number };
+      const test = run.config.test as EpisodeSpec;
       const cell = `${String(run.config.method)} ${test.way}w${test.shot}s${label}`;
       curves.push(...curvePointsFromLog(cell, run.seed, log));
       // The published test accuracy this run aims at, where the budget is the published protocol.
