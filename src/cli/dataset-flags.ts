@@ -29,3 +29,14 @@ export function parseDatasetOptions(pairs: string[] = []): Record<string, unknow
   }
   return out;
 }
+
+/** `--data mini-imagenet=DIR --data cifar-fs=FILE` → { dataset: location } */
+export function parseDataLocations(values: string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new UserError(`--data "${v}" does not say which dataset it is for`, 'write --data <dataset>=<location>, e.g. --data mini-imagenet=data/mini-imagenet');
+    out[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return out;
+}

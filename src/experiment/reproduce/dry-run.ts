@@ -131,3 +131,41 @@ export async function dryRunPlan(
     },
   };
 }
+
+const hms = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
+
+function entryLine(r: DryRunEntry): string {
+  const eta = r.estimate
+    ? ` ≈ ${hms(r.estimate.seconds)} (train ${r.shape.train}: ${r.estimate.trainMsPerEpisode.toFixed(0)} ms/episode, eval ${r.shape.test}: ${r.estimate.evalMsPerEpisode.toFixed(0)} ms/episode)`
+    : '';
+  const state =
+    r.state === 'in progress' ? `${r.detail}, to resume`
+    : r.state === 'no data' ? `cannot start: no ${r.dataset} data given (see below)`
+    : r.state === 'refused' ? `refused: ${r.detail}`
+    : r.state === 'done' && r.detail ? `done (${r.detail})`
+    : r.state;
+  return `${r.key}  [${r.cells.join(', ')}]  ${state}${eta}`;
+}
+
+/** The dry run as text: one line per run, then the totals, with the runs that cannot start counted apart. */
+export function describeDryRun(dry: DryRun, jobs: number): string {
+  const lines = dry.runs.map(entryLine);
+  const s = dry.summary;
+  const noData = Object.values(s.noData).reduce((a, b) => a + b, 0);
+  // The probe ran here, one run on every thread; side-by-side runs (jobs) share the cores and finish more
+  // per hour in all (bench/threads.sh measures by how much), so the sum is an upper bound for them.
+  const sideBySide = jobs > 1 ? `; with ${jobs} runs side by side (--jobs ${jobs}) the wall time is shorter than this sum` : '';
+  const parts = [`${s.done} done`, `${s.inProgress} in progress`, `${s.toRun} to run`];
+  if (noData) parts.push(`${noData} cannot start without data (${Object.entries(s.noData).map(([d, n]) => `${d}: ${n}`).join(', ')})`);
+  if (s.refused) parts.push(`${s.refused} refused`);
+  lines.push(`${s.runs} runs: ${parts.join(', ')}`);
+  if (s.toRun + s.inProgress) {
+    lines.push(`the ${s.toRun + s.inProgress} to run or resume take ≈ ${hms(s.seconds)} one after the other on ${dry.backend.choice} (measured step speed on this machine, each training and evaluation episode shape once: ${s.probes} probe${s.probes === 1 ? '' : 's'}${sideBySide})`);
+  }
+  for (const dataset of Object.keys(s.noData)) {
+    const first = dry.runs.find((r) => r.state === 'no data' && r.dataset === dataset)!;
+    lines.push(`${s.noData[dataset]} ${dataset} run${s.noData[dataset] === 1 ? '' : 's'} cannot start: ${first.detail}`);
+    lines.push(`  fix: ${first.fix}`);
+  }
+  return lines.join('\n') + '\n';
+}

@@ -15,7 +15,8 @@ import type { RunExecutor, RunState } from './reproduce.ts';
  * worker at a time under a renewed lock, and a worker that dies mid-run loses its lock, so the job goes back to the
  * queue and another worker retries it; the result itself is written atomically, so no half-written result exists.
  */
-export const DEFAULT_QUEUE_NAME = 'fewshot-reproduce';
+import { DEFAULT_QUEUE_NAME } from './defaults.ts';
+export { DEFAULT_QUEUE_NAME };
 
 /**
  * BullMQ and ioredis are optional peer dependencies: only `reproduce --queue` and `worker` use them, so they are
