@@ -43,3 +43,13 @@ export async function checkData(request: DataCheckRequest, env: Record<string, s
     return { dataset: id, source: request.data ?? '', origin, ok: false, items: [{ item: id, status: 'missing', detail: `${err.problem} (fix: ${err.fix})` }] };
   }
 }
+
+/** The error a check ends with when something is missing or corrupt (the CLI prints the report, then throws it). */
+export function dataCheckFailure(report: DataCheckReport): UserError | undefined {
+  const bad = report.items.filter((i) => i.status === 'missing' || i.status === 'corrupt');
+  if (!bad.length) return undefined;
+  return new UserError(
+    `${bad.length} problem${bad.length === 1 ? '' : 's'} in ${report.source}: ${bad.map((i) => `${i.item} ${i.status}`).join(', ')}`,
+    'fetch or replace what is listed above (docs/datasets.md says where mini-ImageNet comes from and its layout), then run `fewshot data check` again',
+  );
+}

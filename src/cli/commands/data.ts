@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { intArg, jsonOption, printJson, pluginOption, dataOption, cacheOption } from '../options.ts';
-import { UserError } from '../../util/errors.ts';
 import { loadPlugins } from '../context.ts';
-import { DEFAULT_DATASET } from '../../data/providers/registry.ts';
+import { DEFAULT_DATASET } from '../../experiment/defaults.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions, type DatasetFlags } from '../dataset-flags.ts';
 
 export function registerDataCommands(program: Command): void {
@@ -42,19 +41,14 @@ export function registerDataCommands(program: Command): void {
     .addOption(jsonOption())
     .action(async (flags: DatasetFlags & { data?: string; plugin?: string[]; json?: boolean }) => {
       await loadPlugins(flags.plugin);
-      const { checkData } = await import('../../experiment/index.ts');
+      const { checkData, dataCheckFailure } = await import('../../experiment/index.ts');
       const report = await checkData({ dataset: flags.dataset, datasetOptions: parseDatasetOptions(flags.datasetOption), data: flags.data });
       if (flags.json) printJson({ format: 'fewshot-data-check/1', ...report });
       else {
         process.stdout.write(`${report.dataset} at ${report.source} (from ${report.origin})\n`);
         for (const i of report.items) process.stdout.write(`${i.status.toUpperCase().padEnd(8)} ${i.item}: ${i.detail}\n`);
       }
-      const bad = report.items.filter((i) => i.status === 'missing' || i.status === 'corrupt');
-      if (bad.length) {
-        throw new UserError(
-          `${bad.length} problem${bad.length === 1 ? '' : 's'} in ${report.source}: ${bad.map((i) => `${i.item} ${i.status}`).join(', ')}`,
-          'fetch or replace what is listed above (docs/datasets.md says where mini-ImageNet comes from and its layout), then run `fewshot data check` again',
-        );
-      }
+      const failure = dataCheckFailure(report);
+      if (failure) throw failure;
     });
 }

@@ -1,10 +1,8 @@
 import type { Command } from 'commander';
-import path from 'node:path';
 import { intArg, pluginOption, dataOption, cacheOption } from '../options.ts';
 import { loadPlugins } from '../context.ts';
-import { DEFAULT_DATASET } from '../../data/providers/registry.ts';
-import { UserError } from '../../util/errors.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions, type DatasetFlags } from '../dataset-flags.ts';
+import { DEFAULT_DATASET } from '../../experiment/defaults.ts';
 
 interface EpisodeFlags extends DatasetFlags {
   split: string; way: number; shot: number; query: number; count: number; seed: number; imageSize: number; cache?: string; data?: string; out?: string; plugin?: string[];
@@ -30,20 +28,14 @@ export function registerEpisodeCommands(program: Command): void {
     .option('--out <file>', 'output file (default: episodes/<dataset>/<split>_<spec>_seed<seed>_<count>.json)')
     .action(async (flags: EpisodeFlags) => {
       await loadPlugins(flags.plugin);
-      const { episodeFileName, makeEpisodes, writeEpisodeFile } = await import('../../episodes/index.ts');
-      const { describeSplit, isSplitName } = await import('../../data/index.ts');
-      const { resolveDataset } = await import('../../data/providers/registry.ts');
-      const { datasetOptionsWithData, resolveCacheDir, localEpisodesDir } = await import('../../experiment/index.ts');
-      const { startProgress } = await import('../../util/progress.ts');
-      if (!isSplitName(flags.split)) throw new UserError(`unknown split "${flags.split}"`, 'use --split train, val or test');
-      const ds = resolveDataset(flags.dataset!, datasetOptionsWithData(flags.dataset!, parseDatasetOptions(flags.datasetOption), flags.data));
-      const split = await describeSplit(resolveCacheDir({ cache: flags.cache }, ds.name, flags.imageSize), flags.split);
-      const spec = { way: flags.way, shot: flags.shot, query: flags.query };
-      const bar = startProgress('episodes', flags.count);
-      const file = makeEpisodes({ split, spec, seed: flags.seed, count: flags.count, onProgress: (d: number) => bar.update(d) });
-      bar.stop();
-      const out = flags.out ?? path.join(localEpisodesDir(), episodeFileName(file.header));
-      await writeEpisodeFile(out, file);
-      process.stdout.write(`wrote ${out}\n`);
+      const [{ makeEpisodeFile }, { cliHooks }] = await Promise.all([import('../../experiment/episode-file.ts'), import('../reporter.ts')]);
+      const { split, way, shot, query, count, seed, imageSize, data, cache, out } = flags;
+      const hooks = cliHooks();
+      try {
+        const made = await makeEpisodeFile({ split, way, shot, query, count, seed, imageSize, dataset: flags.dataset!, datasetOptions: parseDatasetOptions(flags.datasetOption), data, cache, out }, hooks);
+        process.stdout.write(`wrote ${made.out}\n`);
+      } finally {
+        hooks.done();
+      }
     });
 }
