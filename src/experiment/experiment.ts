@@ -6,9 +6,9 @@ import { selectBackend, type SelectedBackend } from '../backend/select.ts';
 import { buildMethod } from '../methods/build.ts';
 import { resolveMethodName } from '../methods/registry.ts';
 import type { EpisodicMethod } from '../methods/contract.ts';
-import { trainConfigSchema, type TrainConfig } from '../train/config.ts';
+import type { TrainConfig } from '../train/config.ts';
 import { train, validationsLeft, type TrainSummary } from '../train/trainer.ts';
-import { readCheckpoint, restoreVariables } from '../train/checkpoint.ts';
+import { readCheckpoint, restoreVariables, type LoadedCheckpoint } from '../train/checkpoint.ts';
 import { augmentedSource } from '../train/augment.ts';
 import { evaluate } from '../eval/evaluator.ts';
 import { formatCI } from '../eval/stats.ts';
@@ -23,8 +23,9 @@ import { configHash, runName } from './naming.ts';
 import { parseWithUserError, validateConfig } from './validate.ts';
 import { configDifferences, describeDifferences } from './config-diff.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
-import { loadedPlugins, pluginRecords, softwareVersions, type LoadedPlugin } from './software.ts';
-import { listBackbones } from '../backbones/registry.ts';
+import { loadedPlugins, pluginRecords, softwareVersions } from './software.ts';
+import { loadModel } from './model.ts';
+export { checkpointConfig, requirePluginsOf } from './model.ts';
 import type { EpisodeList } from '../eval/evaluator.ts';
 import { datasetOptionsWithData, episodeFileFor, openDataset, openEpisodeList, trainEpisodeSampler, type OpenedDataset, type OpenedSplit, type WorkspaceOptions } from './workspace.ts';
 import { trackedByGit } from '../util/git-tracked.ts';
@@ -250,6 +251,8 @@ interface EvaluationTarget {
   test?: TestEpisodes;
   /** Refuse to replace an existing, different result in the result folder (evaluations); a run replaces its own. */
   keepOtherResults?: boolean;
+  /** The checkpoint, when already read (an evaluation's loadModel); else it is read here. */
+  file?: LoadedCheckpoint;
 }
 
 /** A numerical error names the loaded plugins: one of them (a method, backbone or head) may have produced it. */
@@ -289,7 +292,7 @@ async function refuseOtherRunsResult(resultDir: string, config: TrainConfig): Pr
 /** Restore a checkpoint into the target's method, score it on the test episodes, write the result. */
 async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string, options: ExperimentOptions, reporter: ExperimentReporter, t0: number): Promise<{ record: ResultRecord; resultDir: string; reused: boolean; name: string }> {
   const { config, method, dataset } = target;
-  const ckpt = await readCheckpoint(checkpointDir, { onNotice: (m) => reporter.log(m) });
+  const ckpt = target.file ?? (await readCheckpoint(checkpointDir, { onNotice: (m) => reporter.log(m) }));
   const { file: testFile, split: testSplit, list } = target.test ?? (await openTestEpisodes(dataset, config, options, reporter));
   const total = Math.min(options.testEpisodes ?? list.count, list.count);
   const name = typeof target.name === 'string' ? target.name : target.name(testFile, total, list.count);
@@ -396,52 +399,15 @@ export interface EvaluateCheckpointRequest {
   datasetOptions?: Record<string, unknown>;
 }
 
-/** The config a checkpoint was trained with (validated; older checkpoints get today's defaults). */
-export async function checkpointConfig(checkpointDir: string, reporter: ExperimentReporter = silentReporter): Promise<TrainConfig> {
-  const ckpt = await readCheckpoint(checkpointDir, { onNotice: (m) => reporter.log(m) });
-  const saved = ckpt.file.meta.config;
-  if (ckpt.file.meta.kind === 'classifier') {
-    // A classifier's config is not an episodic one: say what the checkpoint is rather than "malformed".
-    throw new UserError(
-      `${checkpointDir} is a checkpoint of a classifier (fewshot classify train), not of an episodic method`,
-      `evaluate it with \`fewshot classify eval ${checkpointDir}\``,
-    );
-  }
-  if (!saved) throw new UserError(`checkpoint ${checkpointDir} has no recorded config`, 'evaluate a checkpoint written by `fewshot train`');
-  return parseWithUserError(trainConfigSchema, saved, `config recorded in ${checkpointDir}`, 'retrain with this version of fewshot');
-}
-
-/**
- * A checkpoint made with plugins whose method or backbone is not registered now: say which plugin made it
- * (from the checkpoint's meta) instead of "unknown method". Used by eval and predict.
- */
-export function requirePluginsOf(checkpointDir: string, config: TrainConfig, recorded: unknown): void {
-  const plugins = Array.isArray(recorded) ? (recorded as LoadedPlugin[]) : [];
-  const missing = plugins.filter((p) => !loadedPlugins().some((l) => l.module === p.module || (p.sha256 !== undefined && l.sha256 === p.sha256)));
-  if (missing.length === 0) return;
-  let problem: string | undefined;
-  try {
-    resolveMethodName(config.method);
-  } catch (err) {
-    if (!(err instanceof UserError)) throw err;
-    problem = `method "${config.method}"`;
-  }
-  if (!problem && !listBackbones().some((b) => b.id === config.backbone)) problem = `backbone "${config.backbone}"`;
-  if (!problem) return;
-  const names = missing.map((p) => `${p.module}${p.package ? ` (${p.package})` : ''}`).join(', ');
-  throw new UserError(
-    `checkpoint ${checkpointDir} was made with plugin ${names}, which registers its ${problem}; that plugin is not loaded`,
-    `pass ${missing.map((p) => `--plugin ${p.module}`).join(' ')} (the module${missing.length > 1 ? 's' : ''} the training loaded)`,
-  );
-}
-
 /** Score a saved checkpoint on fixed test episodes and write the result. */
 export async function evaluateCheckpoint(request: EvaluateCheckpointRequest, rawOptions: ExperimentOptionsInput = {}, hooks: ExperimentHooks = {}): Promise<ExperimentResult> {
   const t0 = performance.now();
   const options = validateOptions(rawOptions);
   const reporter = hooks.reporter ?? silentReporter;
-  const saved = await checkpointConfig(request.checkpoint, reporter);
-  const ckpt = await readCheckpoint(request.checkpoint, { onNotice: (m) => reporter.log(m) });
+  // The checkpoint read once (as predict and export read it); a plugin's model without its plugin is refused here.
+  const model = await loadModel(request.checkpoint, { reporter });
+  const saved = model.config;
+  const ckpt = model.file;
   const dataset = request.dataset ?? saved.dataset;
   const baseOptions = request.dataset !== undefined ? (request.datasetOptions ?? {}) : (request.datasetOptions ?? saved.datasetOptions);
   const config: TrainConfig = {
@@ -451,7 +417,6 @@ export async function evaluateCheckpoint(request: EvaluateCheckpointRequest, raw
     datasetOptions: datasetOptionsWithData(dataset, baseOptions, options.data),
   };
   resolveDataset(config.dataset, config.datasetOptions);
-  requirePluginsOf(request.checkpoint, config, ckpt.file.meta.plugins);
   await requireFiles([['--test-file', options.testFile]]);
   const { backend, method } = await backendAndMethod(config, options.backend, reporter);
   const opened = await openDataset(workspaceOf(config, options), config.imageSize, { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal });
@@ -462,7 +427,7 @@ export async function evaluateCheckpoint(request: EvaluateCheckpointRequest, raw
   const nameOf = (testFile: string, evaluated: number, count: number) =>
     options.name ?? `${run}_eval_${path.basename(testFile).replace(/\.json$/, '')}${evaluated < count ? `_${evaluated}ep` : ''}`;
   try {
-    const { record, resultDir, reused, name } = await evaluateAndRecord({ config, method, backend, dataset: opened, name: nameOf, keepOtherResults: true }, request.checkpoint, options, reporter, t0);
+    const { record, resultDir, reused, name } = await evaluateAndRecord({ config, method, backend, dataset: opened, name: nameOf, keepOtherResults: true, file: ckpt }, request.checkpoint, options, reporter, t0);
     return { config, runDir: path.dirname(request.checkpoint), name, checkpoint: request.checkpoint, resultDir, record, reused };
   } finally {
     tf.disposeVariables();

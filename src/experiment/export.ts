@@ -3,18 +3,15 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../backend/select.ts';
 import { RESIZE_METHOD } from '../data/decode.ts';
-import { buildMethodForClasses } from '../eval/classify.ts';
 import { learnerOrigin } from '../learners/registry.ts';
 import { checkpointKey } from '../backbones/layers.ts';
 import { EXPORT_FORMAT, EXPORT_TFJS_FORMAT, type ExportManifest } from '../methods/portable.ts';
 import { resolveMethodName } from '../methods/registry.ts';
-import { readCheckpoint, restoreVariables } from '../train/checkpoint.ts';
 import { replaceDirAtomic } from '../util/atomic.ts';
 import { UserError } from '../util/errors.ts';
 import { packageInfo } from '../util/package-root.ts';
 import { BUILTIN_ORIGIN } from '../util/plugin-origin.ts';
-import { checkpointConfig } from './experiment.ts';
-import { checkpointImageSettings, checkpointMethodSpec } from './predict.ts';
+import { loadModel } from './model.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
 
 /**
@@ -96,26 +93,25 @@ async function refuseForeignOut(out: string): Promise<void> {
 
 export async function exportCheckpoint(request: ExportRequest): Promise<ExportResult> {
   const reporter = request.reporter ?? silentReporter;
-  const config = await checkpointConfig(request.checkpoint, reporter);
-  const ckpt = await readCheckpoint(request.checkpoint, { onNotice: (m) => reporter.log(m) });
-  const meta = ckpt.file.meta;
+  // The page has only built-in parts: a plugin's checkpoint is refused below with that reason, not "load the plugin".
+  const model = await loadModel(request.checkpoint, { reporter, requirePlugins: false });
+  const { config, spec, image } = model;
+  const meta = model.file.file.meta;
   const headId = refusePluginLearner(request.checkpoint, config.method, meta.plugins);
   const { wrapper } = resolveMethodName(config.method);
-  const image = checkpointImageSettings(ckpt, config);
-  const spec = checkpointMethodSpec(config);
   const out = path.resolve(request.out ?? `${path.resolve(request.checkpoint)}-web`);
   await refuseForeignOut(out);
 
   // Build the method and restore the checkpoint into it: the export holds exactly the variables the page
   // will assign (same keys, same shapes), and a checkpoint that does not match its method fails here.
   await selectBackend('cpu');
-  const method = buildMethodForClasses(spec, spec.trainedWay);
   let encoded: { data: ArrayBuffer; specs: tf.io.WeightsManifestEntry[] };
   let describe: Record<string, unknown>;
-  const inferenceModes = [...method.inferenceModes];
+  let inferenceModes: string[];
   try {
+    const method = model.instantiate();
+    inferenceModes = [...method.inferenceModes];
     const variables = [...method.trainableVariables(), ...method.stateVariables()];
-    restoreVariables(ckpt, variables);
     encoded = await tf.io.encodeWeights(variables.map((v) => ({ name: checkpointKey(v), tensor: v })));
     describe = method.describe();
   } finally {
@@ -144,7 +140,7 @@ export async function exportCheckpoint(request: ExportRequest): Promise<ExportRe
       configHash: meta.configHash ?? null,
       config,
       trainingCommand: await trainingCommand(path.resolve(request.results ?? 'results'), meta.name, meta.configHash),
-      checkpointWeightsSha256: ckpt.file.weightsSha256 ?? null,
+      checkpointWeightsSha256: model.file.file.weightsSha256 ?? null,
       dataset: data?.dataset ?? config.dataset,
       splitFingerprint: data?.splitFingerprint ?? null,
       cacheFingerprint: data?.cacheFingerprint ?? null,

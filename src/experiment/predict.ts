@@ -3,16 +3,14 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../backend/select.ts';
 import { decodeImage } from '../data/decode.ts';
-import { MINI_IMAGENET_NORMALIZATION, normalizePixels, type Normalization } from '../data/normalize.ts';
+import { normalizePixels, type Normalization } from '../data/normalize.ts';
 import { toGrayRgb } from '../data/pixels.ts';
-import { getDatasetProvider } from '../data/providers/registry.ts';
 import { IMAGE_EXTENSIONS } from '../data/providers/folder.ts';
 import { isFolderEntry } from '../util/dir-entry.ts';
-import { argmax, buildMethodForClasses, classifyQueries, type MethodSpec } from '../eval/classify.ts';
-import { readCheckpoint, restoreVariables, type LoadedCheckpoint } from '../train/checkpoint.ts';
-import type { TrainConfig } from '../train/config.ts';
+import { argmax, classifyQueries } from '../eval/classify.ts';
 import { UserError } from '../util/errors.ts';
-import { checkpointConfig, requirePluginsOf } from './experiment.ts';
+import { loadModel } from './model.ts';
+export { checkpointImageSettings, checkpointMethodSpec, type ImageSettings } from './model.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
 
 /**
@@ -140,51 +138,15 @@ async function loadImages(files: string[], imageSize: number, grayscale: boolean
   return normalizePixels(pixels, norm);
 }
 
-interface RecordedData {
-  normalization?: { mean: [number, number, number]; std: [number, number, number] };
-  provider?: { id: string; options?: Record<string, unknown> };
-}
-
-/** How a checkpoint's images are prepared: its image size, grey or colour, and its normalisation. */
-export interface ImageSettings {
-  imageSize: number;
-  grayscale: boolean;
-  normalization: Normalization;
-}
-
-/** The image settings recorded in a checkpoint (older checkpoints: the provider's constants). */
-export function checkpointImageSettings(ckpt: LoadedCheckpoint, config: TrainConfig): ImageSettings {
-  const data = (ckpt.file.meta.data ?? {}) as RecordedData;
-  let normalization: Normalization = data.normalization ?? MINI_IMAGENET_NORMALIZATION;
-  if (!data.normalization) {
-    // Checkpoints from before normalisation was recorded: the provider's constants (mini-ImageNet's then).
-    try {
-      normalization = getDatasetProvider(config.dataset).normalization(config.datasetOptions as never, {} as never);
-    } catch {
-      normalization = MINI_IMAGENET_NORMALIZATION;
-    }
-  }
-  return { imageSize: config.imageSize, grayscale: data.provider?.options?.grayscale === true, normalization };
-}
-
-/** What rebuilds the checkpoint's method (eval/classify.ts). */
-export function checkpointMethodSpec(config: TrainConfig): MethodSpec {
-  return {
-    method: config.method, backbone: config.backbone, imageSize: config.imageSize, seed: config.seed,
-    trainedWay: Math.max(config.train.way, config.test.way), headConfig: config.headConfig, wrapperOptions: config.wrapperOptions,
-  };
-}
-
 export async function predictImages(request: PredictRequest): Promise<PredictResult> {
   const reporter = request.reporter ?? silentReporter;
   // Everything about the input is checked before the backend loads or any weights are read.
-  const config = await checkpointConfig(request.checkpoint, reporter);
+  // A plugin's checkpoint without that plugin loaded is refused here, naming the plugin (as eval does).
+  const model = await loadModel(request.checkpoint, { reporter });
+  const config = model.config;
   const support = await listSupport(request.support);
   const queryFiles = await listQuery(request.query);
-  const ckpt = await readCheckpoint(request.checkpoint, { onNotice: (m) => reporter.log(m) });
-  // A plugin's checkpoint without that plugin loaded: name the plugin, as eval does, not "unknown method".
-  requirePluginsOf(request.checkpoint, config, ckpt.file.meta.plugins);
-  const { normalization, grayscale, imageSize: S } = checkpointImageSettings(ckpt, config);
+  const { normalization, grayscale, imageSize: S } = model.image;
 
   const supportFiles = support.flatMap((c) => c.files);
   const supportLabels = Int32Array.from(support.flatMap((c, k) => c.files.map(() => k)));
@@ -194,16 +156,15 @@ export async function predictImages(request: PredictRequest): Promise<PredictRes
   const backend = await selectBackend(request.backend ?? 'auto');
   reporter.log(`backend: ${backend.choice} — ${backend.detail}`);
   const way = support.length;
-  const method = buildMethodForClasses(checkpointMethodSpec(config), way);
-  const mode = request.mode ?? method.inferenceModes[0];
-  if (!method.inferenceModes.includes(mode)) {
-    tf.disposeVariables();
-    throw new UserError(`${config.method} has no inference mode "${mode}"`, `use --mode ${method.inferenceModes.join(' or ')}`);
-  }
   const classes = support.map((c) => c.name);
   const predictions: QueryPrediction[] = [];
+  let modes: string[];
+  let mode: string;
   try {
-    restoreVariables(ckpt, [...method.trainableVariables(), ...method.stateVariables()]);
+    const method = model.instantiate(way);
+    modes = [...method.inferenceModes];
+    mode = request.mode ?? modes[0];
+    if (!modes.includes(mode)) throw new UserError(`${config.method} has no inference mode "${mode}"`, `use --mode ${modes.join(' or ')}`);
     reporter.log(`${config.method} (${config.backbone}, ${S}px) from ${request.checkpoint}: ${way} classes, ${supportFiles.length} support and ${queryFiles.length} query images, mode ${mode}`);
     const probs = await classifyQueries(method, { supportImages: supportPixels, supportLabels, queryImages: queryPixels, imageSize: S, way, mode });
     queryFiles.forEach((file, q) => {
@@ -214,7 +175,7 @@ export async function predictImages(request: PredictRequest): Promise<PredictRes
     tf.disposeVariables();
   }
   return {
-    checkpoint: request.checkpoint, method: config.method, mode, modes: [...method.inferenceModes], imageSize: S,
+    checkpoint: request.checkpoint, method: config.method, mode, modes, imageSize: S,
     normalization: { mean: [...normalization.mean] as [number, number, number], std: [...normalization.std] as [number, number, number] },
     classes, shots: support.map((c) => c.files.length), predictions,
   };
