@@ -42,6 +42,10 @@ export {
   type EvaluateCheckpointRequest, type ExperimentHooks, type ExperimentOptions, type ExperimentOptionsInput, type ExperimentResult, type TrainedRun,
   type ExperimentReporter, type ProgressHandle, type OpenedDataset, type OpenedSplit, type WorkspaceOptions,
 } from './experiment/index.ts';
+export {
+  reproduceTable, estimateReproduction, compareResults, makeEpisodeFile, describeRegistries, loadModel, type LoadedModel,
+  type ReproduceRequest, type ReproduceOutcome, type CompareRequest, type Comparison, type MakeEpisodeFileRequest, type RegistryListing,
+} from './experiment/index.ts';
 export { loadedPlugins, type LoadedPlugin } from './experiment/software.ts';
 // Classification (issue 31; docs/classification.md): train / evaluate a classifier, load it as a pre-trained embedding.
 export {

@@ -1,8 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { UserError, NumericalError } from '../util/errors.ts';
-import { diskErrorOf } from '../util/fs-errors.ts';
-import { packageInfo } from '../util/package-root.ts';
-import { FEWSHOT_API_VERSION } from '../util/plugin-origin.ts';
+import { describeFailure, versionLine } from '../experiment/front-end.ts';
 import { registerDataCommands } from './commands/data.ts';
 import { registerEpisodeCommands } from './commands/episodes.ts';
 import { registerTrainCommands } from './commands/train.ts';
@@ -13,7 +10,6 @@ import { registerPredictCommand } from './commands/predict.ts';
 import { registerWebCommands } from './commands/web.ts';
 import { registerClassifyCommands } from './commands/classify.ts';
 import { usageErrorFix } from './usage-errors.ts';
-import { describeUnexpectedError } from './unexpected-error.ts';
 
 /*
  * The CLI as a value: the command tree and the mapping from a thrown error to what the user reads and the exit
@@ -29,7 +25,7 @@ export function buildProgram(): Command {
   program
     .name('fewshot')
     .description('Few-shot meta-learning with Self-supervised Label Augmentation (SLA) on TensorFlow.js')
-    .version(`fewshot ${packageInfo().version} (plugin API ${FEWSHOT_API_VERSION})`, '-V, --version', 'print the package version and the plugin API version')
+    .version(versionLine(), '-V, --version', 'print the package version and the plugin API version')
     // Usage errors become exceptions (mapped below to error:/fix:, exit 2, like every other bad input).
     .exitOverride()
     .configureOutput({ outputError: () => undefined });
@@ -54,8 +50,7 @@ export interface CliFailure {
 
 /**
  * The exit-code mapping (docs/cli.md): bad input (a usage error, a UserError, a full or read-only disk) → 2 with
- * `error:` and `fix:` lines; a NumericalError → 3; anything else → describeUnexpectedError's 1 (a bug) or 2 (a
- * plugin threw). `--help` and `--version` end through here too, with commander's exit code 0 and no text. `args`
+ * `error:` and `fix:` lines; a NumericalError → 3; anything else → 1 (a bug) or 2 (a plugin threw). `--help` and `--version` end through here too, with commander's exit code 0 and no text. `args`
  * is the command line after `fewshot` (for the usage-error fix). Stop signals are main.ts's business.
  */
 export async function describeCliFailure(err: unknown, program: Command, args: string[]): Promise<CliFailure> {
@@ -65,10 +60,6 @@ export async function describeCliFailure(err: unknown, program: Command, args: s
     const groups = program.commands.filter((c) => c.commands.length > 0).map((c) => c.name());
     return { text: `error: ${problem}\n  fix: ${usageErrorFix(err, args, groups)}\n`, code: 2 };
   }
-  if (err instanceof UserError) return { text: `error: ${err.problem}\n  fix: ${err.fix}\n`, code: 2 };
-  if (err instanceof NumericalError) return { text: `numerical error: ${err.message}\n`, code: 3 };
-  // A full, read-only or forbidden disk is the machine's state, not a bug: the folder and the cure, exit 2.
-  const disk = diskErrorOf(err);
-  if (disk) return { text: `error: ${disk.problem}\n  fix: ${disk.fix}\n`, code: 2 };
-  return describeUnexpectedError(err);
+  // Every other error is mapped as any front end maps it (experiment/front-end.ts).
+  return describeFailure(err);
 }

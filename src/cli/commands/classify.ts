@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
-import { backendOption, collect, floatArg, intArg, jsonOption, printJson } from '../options.ts';
+import { backendOption, floatArg, intArg, jsonOption, printJson, pluginOption, dataOption, cacheOption } from '../options.ts';
 import { loadPlugins } from '../context.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions } from '../dataset-flags.ts';
-import { DEFAULT_RESULTS } from '../../util/result-folders.ts';
+import { DEFAULT_RESULTS } from '../../experiment/defaults.ts';
 import { UserError } from '../../util/errors.ts';
 
 // The experiment layer (tfjs, data) is imported inside the actions: parsing flags and --help load none of it.
@@ -94,9 +94,9 @@ function optionsOf(flags: ClassifyFlags) {
 
 function addCommonOptions(cmd: Command): Command {
   return cmd
-    .option('--data <path>', 'dataset source: its folder or file, as the provider expects (`fewshot list` shows providers)')
-    .option('--cache <dir>', 'decoded-image cache (default: ./.cache/<dataset>-<size>, or under $FEWSHOT_CACHE)')
-    .option('--plugin <module>', 'modules that register extra backbones/dataset providers (repeat the flag for more)', collect)
+    .addOption(dataOption())
+    .addOption(cacheOption())
+    .addOption(pluginOption('modules that register extra backbones/dataset providers (repeat the flag for more)'))
     .addOption(backendOption())
     .option('--results <dir>', 'where result directories go (<results>/<dataset>/<name>); not the committed results/ of a checkout', DEFAULT_RESULTS)
     .option('--name <name>', 'run / result name (default: derived from the config)')
@@ -106,7 +106,12 @@ function addCommonOptions(cmd: Command): Command {
 
 export function registerClassifyCommands(program: Command): void {
   const classify = program.command('classify').description('standard (and long-tailed) classification over all classes of a split, with SLA / SLA+SD / DA / MT (docs/classification.md)');
+  registerClassifyTrain(classify);
+  registerClassifyEval(classify);
+  registerClassifyCompare(classify);
+}
 
+function registerClassifyTrain(classify: Command): void {
   addCommonOptions(classify.command('train'))
     .description('train a classifier on a split\'s classes (a fixed seeded held-out part of each class is its test set), then evaluate it')
     .option('--config <file>', 'classification config (JSON, see docs/classification.md); flags override its fields')
@@ -144,7 +149,9 @@ export function registerClassifyCommands(program: Command): void {
         hooks.done();
       }
     });
+}
 
+function registerClassifyEval(classify: Command): void {
   addCommonOptions(classify.command('eval <checkpoint>'))
     .description('evaluate a classifier checkpoint (runs/<name>/best) on its held-out images, overall and per many/medium/few-shot group')
     .action(async (checkpoint: string, flags: ClassifyFlags) => {
@@ -157,7 +164,9 @@ export function registerClassifyCommands(program: Command): void {
         hooks.done();
       }
     });
+}
 
+function registerClassifyCompare(classify: Command): void {
   classify.command('compare <resultA> <resultB>')
     .description('paired difference (A − B) of two classifiers over the identical held-out images, with its 95% CI')
     .option('--mode-a <mode>', 'inference mode of A (default: its headline mode)')

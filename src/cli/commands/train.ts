@@ -4,7 +4,7 @@ import type { TrainFlags } from '../config.ts';
 import { loadPlugins } from '../context.ts';
 import type { ExperimentOptionsInput, ExperimentResult } from '../../experiment/index.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions } from '../dataset-flags.ts';
-import { DEFAULT_RESULTS } from '../../util/result-folders.ts';
+import { DEFAULT_RESULTS } from '../../experiment/defaults.ts';
 
 // The experiment layer (tfjs, data) is imported inside the actions: parsing flags and --help load none of it.
 const experiment = () => import('../../experiment/index.ts');
@@ -99,6 +99,12 @@ function printResult(r: ExperimentResult, json?: boolean): void {
 }
 
 export function registerTrainCommands(program: Command): void {
+  registerRunCommand(program);
+  registerTrainCommand(program);
+  registerEvalCommand(program);
+}
+
+function registerRunCommand(program: Command): void {
   addEvalOptions(addTrainOptions(program.command('run <method>')))
     .description('meta-train a method, then evaluate its best checkpoint on the fixed test episodes')
     .action(async (methodName: string, flags: CommonFlags) => {
@@ -111,7 +117,9 @@ export function registerTrainCommands(program: Command): void {
         hooks.done();
       }
     });
+}
 
+function registerTrainCommand(program: Command): void {
   addTrainOptions(program.command('train <method>'))
     .description('meta-train a method; keeps the best (validation) and last checkpoints under --runs')
     .action(async (methodName: string, flags: CommonFlags) => {
@@ -126,7 +134,9 @@ export function registerTrainCommands(program: Command): void {
         hooks.done();
       }
     });
+}
 
+function registerEvalCommand(program: Command): void {
   addEvalOptions(program.command('eval <checkpoint>'))
     .description('evaluate a checkpoint (a runs/<name>/best directory) on fixed test episodes')
     .addOption(datasetOption().default(undefined, 'the one it was trained on'))

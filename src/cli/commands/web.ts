@@ -16,7 +16,7 @@ export function registerWebCommands(program: Command): void {
     .addOption(pluginOption('modules that register the heads/backbones the checkpoint was trained with, to name them in the refusal (repeat the flag for more)'))
     .action(async (checkpoint: string, flags: { out?: string; results: string; plugin?: string[] }) => {
       await loadPlugins(flags.plugin);
-      const [{ exportCheckpoint }, { stderrReporter }] = await Promise.all([import('../../experiment/export.ts'), import('../reporter.ts')]);
+      const [{ exportCheckpoint }, { stderrReporter }] = await Promise.all([import('../../experiment/export.ts'), import('../../experiment/front-end.ts')]);
       const result = await exportCheckpoint({ checkpoint, out: flags.out, results: flags.results, reporter: stderrReporter });
       process.stdout.write(`${result.out}\n`);
     });
@@ -28,10 +28,11 @@ export function registerWebCommands(program: Command): void {
     .option('--port <n>', 'TCP port (0: any free port)', intArg('--port', 0), 8429)
     .option('--host <address>', 'address to listen on (default loopback only)', '127.0.0.1')
     .action(async (flags: { model?: string; port: number; host: string }) => {
-      const [{ servePage }, { stderrReporter }, { onStop }] = await Promise.all([import('../../experiment/serve.ts'), import('../reporter.ts'), import('../../util/signal.ts')]);
+      const [{ servePage }, { stderrReporter, untilStopped }] = await Promise.all([import('../../experiment/serve.ts'), import('../../experiment/front-end.ts')]);
       const served = await servePage({ model: flags.model, port: flags.port, host: flags.host, reporter: stderrReporter });
       process.stdout.write(`${served.url}\n`);
       process.stderr.write('open the URL in a browser; Ctrl-C stops the server\n');
-      await new Promise<void>((resolve) => onStop(() => void served.close().then(resolve)));
+      await untilStopped();
+      await served.close();
     });
 }

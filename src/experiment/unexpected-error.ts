@@ -11,7 +11,7 @@ export async function describeUnexpectedError(err: unknown): Promise<{ text: str
   const e = err instanceof Error ? err : new Error(String(err));
   const message = (e.message || e.name).split('\n')[0].slice(0, 500);
   const frames = (e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l)).map((l) => l.trim().slice(0, FRAME_CHARS));
-  const { loadedPlugins } = await import('../experiment/software.ts').catch(() => ({ loadedPlugins: () => [] as { module: string; file?: string }[] }));
+  const { loadedPlugins } = await import('./software.ts').catch(() => ({ loadedPlugins: () => [] as { module: string; file?: string }[] }));
   const plugin = loadedPlugins().find((p) => p.file && frames.some((f) => f.includes(p.file!)));
   const head = plugin ? `error: plugin "${plugin.module}" threw ${e.name}: ${message}` : `internal error: ${e.name}: ${message}`;
   const fix = plugin ? 'fix the plugin (the stack below points into it)' : 'this is a bug in fewshot; please report it with the command line and the stack below';
