@@ -1,7 +1,7 @@
 // Public surface of the episode layer: seeded, pure sampling over index arrays, and fixed episode files.
 export { episodeSpecSchema, specLabel, specTag, validateSpec, type ClassLayout, type EpisodeSpec, type StandardEpisodeSet } from './spec.ts';
 export { disposeEpisode, labelMajorLabels, toEpisodeImages, type EpisodeIndices, type EpisodeImages, type ImageSource } from './images.ts';
-export { SAMPLER_VERSION, episodeRngKey, sampleEpisode, sampleEpisodes, type EpisodeKey, type SampledEpisode } from './sampler.ts';
+export { SAMPLER_VERSION, episodeRngKey, episodeStream, sampleEpisode, sampleEpisodes, type EpisodeKey, type SampledEpisode } from './sampler.ts';
 export { EPISODE_FILE_FORMAT, EPISODE_FILE_FORMAT_VERSION, type EpisodeSet, type EpisodeSetHeader } from './parse.ts';
 export {
   checkEpisodesMatchSplit,

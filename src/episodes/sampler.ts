@@ -63,6 +63,19 @@ export function sampleEpisode(split: ClassLayout, spec: EpisodeSpec, key: Episod
   return drawEpisode(split, spec, key);
 }
 
+/**
+ * The stream (seed, split, spec) as a function of the episode index: the spec and seed are checked once, here,
+ * not for every episode drawn (the trainer draws one per step). Episode i is `sampleEpisode(…, { index: i })`.
+ */
+export function episodeStream(split: ClassLayout, spec: EpisodeSpec, options: { seed: number; splitName: string }): (index: number) => SampledEpisode {
+  validateSpec(split, spec, `split "${options.splitName}"`);
+  checkKey({ ...options, index: 0 });
+  return (index) => {
+    if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`episode index must be a whole number ≥ 0, got ${index}`);
+    return drawEpisode(split, spec, { ...options, index });
+  };
+}
+
 /** sampleEpisode without the (already done) validation, for loops. */
 function drawEpisode(split: ClassLayout, spec: EpisodeSpec, key: EpisodeKey): SampledEpisode {
   const rng = seedrandom(episodeRngKey(spec, key));

@@ -3,8 +3,7 @@ import { promises as fs } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { selectBackend, type SelectedBackend } from '../backend/select.ts';
-import { buildMethod } from '../methods/build.ts';
-import { resolveMethodName } from '../methods/registry.ts';
+import { constructMethod, type ResolvedMethod } from '../methods/build.ts';
 import type { EpisodicMethod } from '../methods/contract.ts';
 import type { TrainConfig } from '../train/config.ts';
 import { train, validationsLeft, type TrainSummary } from '../train/trainer.ts';
@@ -18,16 +17,17 @@ import { recoverFiles } from '../util/atomic.ts';
 import { NumericalError, UserError } from '../util/errors.ts';
 import { checkRelativeName } from '../util/names.ts';
 import { diskErrorOf } from '../util/fs-errors.ts';
-import { resolveDataset } from '../data/providers/registry.ts';
+import type { ResolvedDataset } from '../data/providers/registry.ts';
+import { resolveExperiment } from './resolve.ts';
 import { configHash, runName } from './naming.ts';
-import { parseWithUserError, validateConfig } from './validate.ts';
+import { parseWithUserError } from './validate.ts';
 import { configDifferences, describeDifferences } from './config-diff.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
 import { loadedPlugins, pluginRecords, softwareVersions } from './software.ts';
 import { loadModel } from './model.ts';
 export { checkpointConfig, requirePluginsOf } from './model.ts';
 import type { EpisodeList } from '../eval/evaluator.ts';
-import { datasetOptionsWithData, episodeFileFor, openDataset, openEpisodeList, trainEpisodeSampler, type OpenedDataset, type OpenedSplit, type WorkspaceOptions } from './workspace.ts';
+import { episodeFileFor, openDataset, openEpisodeList, trainEpisodeSampler, type OpenedDataset, type OpenedSplit, type WorkspaceOptions } from './workspace.ts';
 import { trackedByGit } from '../util/git-tracked.ts';
 import { DEFAULT_RESULTS } from '../util/result-folders.ts';
 
@@ -120,18 +120,16 @@ function validateOptions(raw: ExperimentOptionsInput): ExperimentOptions {
   return options;
 }
 
-function workspaceOf(config: Pick<TrainConfig, 'dataset' | 'datasetOptions'>, o: ExperimentOptions): WorkspaceOptions {
-  return { dataset: config.dataset, datasetOptions: config.datasetOptions, data: o.data, cache: o.cache, episodesDir: o.episodesDir };
+function workspaceOf(config: Pick<TrainConfig, 'dataset' | 'datasetOptions'>, o: ExperimentOptions, resolved: ResolvedDataset): WorkspaceOptions {
+  return { dataset: config.dataset, datasetOptions: config.datasetOptions, data: o.data, cache: o.cache, episodesDir: o.episodesDir, resolved };
 }
 
-/** Load the backend (saying which one), then build the method the config describes. */
-async function backendAndMethod(config: TrainConfig, backendChoice: string, reporter: ExperimentReporter): Promise<{ backend: SelectedBackend; method: EpisodicMethod }> {
-  resolveMethodName(config.method); // an unknown method fails before the backend loads
+/** Load the backend (saying which one), then construct the method resolved before it (resolve.ts). */
+async function backendAndMethod(config: TrainConfig, resolved: ResolvedMethod, backendChoice: string, reporter: ExperimentReporter): Promise<{ backend: SelectedBackend; method: EpisodicMethod }> {
   const backend = await selectBackend(backendChoice);
   reporter.log(`backend: ${backend.choice} — ${backend.detail}`);
-  const method = buildMethod({
-    name: config.method, backbone: config.backbone, imageSize: config.imageSize, way: Math.max(config.train.way, config.test.way),
-    seed: config.seed, headConfig: config.headConfig, wrapperOptions: config.wrapperOptions,
+  const method = constructMethod(resolved, {
+    imageSize: config.imageSize, way: Math.max(config.train.way, config.test.way), seed: config.seed, wrapperOptions: config.wrapperOptions,
   });
   return { backend, method };
 }
@@ -172,13 +170,13 @@ export async function trainExperiment(rawConfig: TrainConfig, rawOptions: Experi
  * verifies its test file there, so a bad test file is reported before the training, not after it).
  */
 async function trainWithChecks(rawConfig: TrainConfig, options: ExperimentOptions, hooks: ExperimentHooks, beforeTraining?: (dataset: OpenedDataset, config: TrainConfig) => Promise<void>): Promise<TrainedRun> {
-  const validated = validateConfig(rawConfig);
-  const config = { ...validated, datasetOptions: datasetOptionsWithData(validated.dataset, validated.datasetOptions, options.data) };
+  // every check of the config, once, before any work: an unknown dataset, option, method or backbone fails here
+  const resolved = resolveExperiment(rawConfig, options.data);
+  const { config } = resolved;
   const reporter = hooks.reporter ?? silentReporter;
-  resolveDataset(config.dataset, config.datasetOptions); // an unknown dataset or option fails before any work
   await requireFiles([['--val-file', options.valFile], ...(beforeTraining ? [['--test-file', options.testFile] as [string, string | undefined]] : [])]);
-  const { backend, method } = await backendAndMethod(config, options.backend, reporter);
-  const dataset = await openDataset(workspaceOf(config, options), config.imageSize, { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal });
+  const { backend, method } = await backendAndMethod(config, resolved.method, options.backend, reporter);
+  const dataset = await openDataset(workspaceOf(config, options, resolved.dataset), config.imageSize, { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal });
   const trainSplit = await dataset.split('train');
   const valSplit = await dataset.split('val');
   const valFile = await episodeFileFor(dataset, 'val', config.test, options.valFile, reporter);
@@ -410,16 +408,13 @@ export async function evaluateCheckpoint(request: EvaluateCheckpointRequest, raw
   const ckpt = model.file;
   const dataset = request.dataset ?? saved.dataset;
   const baseOptions = request.dataset !== undefined ? (request.datasetOptions ?? {}) : (request.datasetOptions ?? saved.datasetOptions);
-  const config: TrainConfig = {
-    ...saved,
-    test: { ...saved.test, shot: request.shot ?? saved.test.shot },
-    dataset,
-    datasetOptions: datasetOptionsWithData(dataset, baseOptions, options.data),
-  };
-  resolveDataset(config.dataset, config.datasetOptions);
+  const asked: TrainConfig = { ...saved, test: { ...saved.test, shot: request.shot ?? saved.test.shot }, dataset, datasetOptions: baseOptions };
+  // every check of the config, once, before the backend loads (loadModel named any plugin the checkpoint needs)
+  const resolved = resolveExperiment(asked, options.data);
+  const { config } = resolved;
   await requireFiles([['--test-file', options.testFile]]);
-  const { backend, method } = await backendAndMethod(config, options.backend, reporter);
-  const opened = await openDataset(workspaceOf(config, options), config.imageSize, { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal });
+  const { backend, method } = await backendAndMethod(config, resolved.method, options.backend, reporter);
+  const opened = await openDataset(workspaceOf(config, options, resolved.dataset), config.imageSize, { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal });
   // The recorded run name becomes part of the result's path: a shared checkpoint's name must not lead out of --results.
   const run = options.name !== undefined ? '' : checkRelativeName(String(ckpt.file.meta.name ?? path.basename(path.dirname(path.resolve(request.checkpoint)))),
     `the run name recorded in ${request.checkpoint}/checkpoint.json`, 'name the evaluation\'s result yourself with --name <name>');

@@ -5,6 +5,7 @@ export {
 } from './experiment.ts';
 export { validateConfig } from './validate.ts';
 export { checkpointConfig } from './model.ts';
+export { resolveExperiment, type ResolvedExperiment } from './resolve.ts';
 export { loadExperimentConfig, readExperimentFile, type ConfigOverrides } from './config.ts';
 export { collectingReporter, silentReporter, type ExperimentReporter, type ProgressHandle } from './reporter.ts';
 export { configHash, runName } from './naming.ts';

@@ -12,7 +12,17 @@ export function parseWithUserError<T>(schema: z.ZodType<T>, raw: unknown, what: 
   return parsed.data;
 }
 
+/** The configs validateConfig returned: passed on unchanged (loadExperimentConfig → runExperiment), they are not parsed again. */
+const validated = new WeakSet<object>();
+
 /** Validate a training config (defaults filled in); throws a UserError naming the field. */
 export function validateConfig(raw: unknown): TrainConfig {
-  return parseWithUserError(trainConfigSchema, raw, 'training configuration', 'fix the field in the config (or the flag that set it)');
+  const config = parseWithUserError(trainConfigSchema, raw, 'training configuration', 'fix the field in the config (or the flag that set it)');
+  validated.add(config);
+  return config;
+}
+
+/** `raw` itself when validateConfig returned it, else validated now: every config is validated once. */
+export function validatedConfig(raw: unknown): TrainConfig {
+  return typeof raw === 'object' && raw !== null && validated.has(raw) ? (raw as TrainConfig) : validateConfig(raw);
 }

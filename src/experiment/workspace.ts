@@ -3,7 +3,7 @@ import path from 'node:path';
 import { cacheDirFor, DEFAULT_CACHE_ROOT, gatherImages, loadSplit, readCacheManifest, type CacheManifest, type LoadedSplit, type Normalization, type SplitName } from '../data/index.ts';
 import { getDatasetProvider, resolveDataset, type ResolvedDataset } from '../data/providers/registry.ts';
 import {
-  checkEpisodesMatchSplit, EPISODES_DIR, readEpisodeFile, sampleEpisode,
+  checkEpisodesMatchSplit, EPISODES_DIR, episodeStream, readEpisodeFile,
   type EpisodeIndices, type EpisodeSpec, type ImageSource,
 } from '../episodes/index.ts';
 // The standard-file policy lives in episodes/; the experiment layer offers it beside the rest of the workspace.
@@ -35,6 +35,8 @@ export interface WorkspaceOptions {
   episodesDir?: string;
   env?: Record<string, string | undefined>;
   cwd?: string;
+  /** The dataset as the experiment resolved it (resolve.ts): used as it is instead of resolving `dataset` and its options again. */
+  resolved?: ResolvedDataset;
 }
 
 export interface OpenedSplit {
@@ -67,7 +69,7 @@ export function datasetOptionsWithData(dataset: string, options: Record<string, 
 }
 
 function resolveWorkspaceDataset(ws: WorkspaceOptions): ResolvedDataset {
-  return resolveDataset(ws.dataset, datasetOptionsWithData(ws.dataset, ws.datasetOptions, ws.data, ws.cwd));
+  return ws.resolved ?? resolveDataset(ws.dataset, datasetOptionsWithData(ws.dataset, ws.datasetOptions, ws.data, ws.cwd));
 }
 
 async function hasCache(dir: string): Promise<boolean> {
@@ -195,5 +197,5 @@ export async function openEpisodeList(file: string, split: OpenedSplit, spec: Ep
 
 /** Episode i of the training stream: depends only on (seed, split, spec, i). */
 export function trainEpisodeSampler(split: OpenedSplit, spec: EpisodeSpec, seed: number): (index: number) => EpisodeIndices {
-  return (index) => sampleEpisode(split.loaded, spec, { seed, splitName: split.name, index });
+  return episodeStream(split.loaded, spec, { seed, splitName: split.name });
 }
