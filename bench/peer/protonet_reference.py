@@ -219,7 +219,7 @@ def evaluate(model, pixels, episodes, way, shot, mean, std, device, per_forward)
     return {'mean': float(accs.mean()), 'ci95': float(1.96 * accs.std(ddof=1) / np.sqrt(len(accs))), 'n': len(accs)}
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--cache', required=True)
     ap.add_argument('--val-file', help='the fixed val episode file (required to train)')
@@ -247,44 +247,56 @@ def main():
     args = ap.parse_args()
     if not args.check_augment and not (args.val_file and args.out):
         ap.error('training needs --val-file and --out')
+    return args
+
+
+def setup_torch(args):
+    """Threads, seeds and the device; returns (device, batched)."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
     device = torch.device(args.device)
-    batched = device.type != 'cpu' or args.batched
     if device.type == 'cuda':
         # Full float32, as on the CPU: no TF32 in convolutions or matrix products.
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.benchmark = True
-    t0 = time.time()
+    return device, device.type != 'cpu' or args.batched
 
-    manifest = json.load(open(os.path.join(args.cache, 'manifest.json')))
-    size = manifest['imageSize']
-    mean = torch.tensor(manifest['normalization']['mean'], dtype=torch.float32, device=device)
-    std = torch.tensor(manifest['normalization']['std'], dtype=torch.float32, device=device)
-    train_px, _, train_by_class = load_split(args.cache, 'train', size)
-    if args.check_augment:
-        max_diff, rounded_differ, values = check_augment(train_px, device)
-        ok = max_diff < 1e-3
-        print(json.dumps({'check': 'augment', 'device': args.device, 'max_abs_diff_before_rounding': max_diff,
-                          'rounded_values_differing': rounded_differ, 'values': values, 'ok': ok}))
-        sys.exit(0 if ok else 1)
-    val_px, _, _ = load_split(args.cache, 'val', size)
-    val_file = json.load(open(args.val_file))
-    assert val_file['spec'] == {'way': args.way, 'shot': args.shot, 'query': args.query}, val_file['spec']
-    val_episodes = val_file['episodes'][:args.val_episodes]
-    inputs = {name: sha256_file(os.path.join(args.cache, name)) for name in ['train.u8', 'train.items.csv', 'val.u8', 'val.items.csv']}
-    inputs[os.path.basename(args.val_file)] = sha256_file(args.val_file)
-    if batched:
-        train_px = torch.from_numpy(np.asarray(train_px)).to(device)
-        val_px = torch.from_numpy(np.asarray(val_px)).to(device)
-    print(f'[reference] data loaded and hashed in {time.time() - t0:.0f} s', file=sys.stderr, flush=True)
 
-    model = Conv4().to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
-    labels = torch.arange(args.way, device=device).repeat_interleave(args.query)
-    record = {
+class Data:
+    """The cache's train and val images (on the device when batched), its normalisation, the val episodes and the
+    sha256 of every file read."""
+
+    def __init__(self, args, device):
+        manifest = json.load(open(os.path.join(args.cache, 'manifest.json')))
+        self.size = manifest['imageSize']
+        self.mean = torch.tensor(manifest['normalization']['mean'], dtype=torch.float32, device=device)
+        self.std = torch.tensor(manifest['normalization']['std'], dtype=torch.float32, device=device)
+        self.train_px, _, self.train_by_class = load_split(args.cache, 'train', self.size)
+
+    def load_val(self, args, device, batched):
+        val_px, _, _ = load_split(args.cache, 'val', self.size)
+        val_file = json.load(open(args.val_file))
+        assert val_file['spec'] == {'way': args.way, 'shot': args.shot, 'query': args.query}, val_file['spec']
+        self.val_episodes = val_file['episodes'][:args.val_episodes]
+        self.inputs = {name: sha256_file(os.path.join(args.cache, name)) for name in ['train.u8', 'train.items.csv', 'val.u8', 'val.items.csv']}
+        self.inputs[os.path.basename(args.val_file)] = sha256_file(args.val_file)
+        if batched:
+            self.train_px = torch.from_numpy(np.asarray(self.train_px)).to(device)
+            val_px = torch.from_numpy(np.asarray(val_px)).to(device)
+        self.val_px = val_px
+
+
+def run_check_augment(args, data, device):
+    max_diff, rounded_differ, values = check_augment(data.train_px, device)
+    ok = max_diff < 1e-3
+    print(json.dumps({'check': 'augment', 'device': args.device, 'max_abs_diff_before_rounding': max_diff,
+                      'rounded_values_differing': rounded_differ, 'values': values, 'ok': ok}))
+    sys.exit(0 if ok else 1)
+
+
+def new_record(args, inputs, device, batched):
+    return {
         'what': 'independent PyTorch ProtoNet under the cpu-84px protocol (bench/peer/protonet_reference.py)',
         'command': ' '.join(['bench/peer/protonet_reference.py'] + [portable_path(a) for a in sys.argv[1:]]),
         'seed': args.seed, 'way': args.way, 'shot': args.shot, 'query': args.query, 'episodes': args.episodes,
@@ -295,16 +307,143 @@ def main():
         'inputs_sha256': inputs, 'train': [], 'validation': [], 'episodes_done': 0,
     }
 
-    # Wall time of earlier sittings, so a resumed run reports its total.
-    wall_before = 0.0
 
-    def write():
-        record['wall_seconds'] = round(wall_before + time.time() - t0, 1)
+class Run:
+    """One sitting of the training: the model, Adam, the generator, the record and the running loss, with the
+    checkpoint that carries them across sittings."""
+
+    def __init__(self, args, data, device, batched, t0):
+        self.args, self.data, self.device, self.batched, self.t0 = args, data, device, batched, t0
+        self.rng = np.random.default_rng(args.seed)
+        self.model = Conv4().to(device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+        self.labels = torch.arange(args.way, device=device).repeat_interleave(args.query)
+        self.record = new_record(args, data.inputs, device, batched)
+        # Wall time of earlier sittings, so a resumed run reports its total.
+        self.wall_before = 0.0
+        self.best = {'episode': None, 'mean': -1.0, 'state': None}
+        self.loss_sum, self.loss_n = torch.zeros((), dtype=torch.float64, device=device), 0
+        self.per_forward = 50 if batched else 1
+
+    def write(self):
+        args = self.args
+        self.record['wall_seconds'] = round(self.wall_before + time.time() - self.t0, 1)
         tmp = args.out + '.tmp'
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(tmp, 'w') as f:
-            json.dump(record, f, indent=1)
+            json.dump(self.record, f, indent=1)
         os.replace(tmp, args.out)
+
+    def save_checkpoint(self, episode):
+        args = self.args
+        if not args.checkpoint:
+            return
+        tmp = args.checkpoint + '.tmp'
+        os.makedirs(os.path.dirname(os.path.abspath(args.checkpoint)), exist_ok=True)
+        torch.save({'episode': episode, 'model': self.model.state_dict(), 'opt': self.opt.state_dict(),
+                    'numpy_rng': self.rng.bit_generator.state, 'torch_rng': torch.get_rng_state(),
+                    'loss_sum': float(self.loss_sum), 'loss_n': self.loss_n, 'record': self.record, 'best': self.best,
+                    'wall_before': self.wall_before + time.time() - self.t0}, tmp)
+        os.replace(tmp, args.checkpoint)
+
+    def resume(self):
+        """The first episode to run: 1, or the one after the checkpoint's."""
+        args = self.args
+        if not (args.checkpoint and os.path.exists(args.checkpoint)):
+            return 1
+        # On the CPU: the generator state must stay a CPU tensor; load_state_dict copies weights onto the device.
+        state = torch.load(args.checkpoint, map_location='cpu', weights_only=False)
+        if state['record']['inputs_sha256'] != self.data.inputs or state['record']['seed'] != args.seed or state['record']['shot'] != args.shot:
+            sys.exit(f'[reference] {args.checkpoint} is of another run (seed, shot or data differ); remove it or pass another --checkpoint')
+        self.model.load_state_dict(state['model'])
+        self.opt.load_state_dict(state['opt'])
+        self.rng.bit_generator.state = state['numpy_rng']
+        torch.set_rng_state(state['torch_rng'])
+        self.loss_sum += state['loss_sum']
+        self.loss_n, self.wall_before = state['loss_n'], state['wall_before']
+        if state.get('best'):
+            self.best.update(state['best'])
+        sittings = state['record'].get('sittings', 1) + 1
+        self.record.update({k: state['record'][k] for k in ['train', 'validation', 'episodes_done']}, sittings=sittings,
+                           command=self.record['command'])
+        print(f'[reference] resuming at episode {state["episode"]} of {args.episodes} from {args.checkpoint}', file=sys.stderr, flush=True)
+        return state['episode'] + 1
+
+    def evaluate(self, pixels, episodes):
+        d, a = self.data, self.args
+        return evaluate(self.model, pixels, episodes, a.way, a.shot, d.mean, d.std, self.device, self.per_forward)
+
+    def validate(self, episode):
+        entry = {'episode': episode, **self.evaluate(self.data.val_px, self.data.val_episodes)}
+        self.record['validation'].append(entry)
+        if entry['mean'] > self.best['mean']:
+            self.best.update(episode=episode, mean=entry['mean'], state={k: v.detach().clone() for k, v in self.model.state_dict().items()})
+        print(f'[reference] validation at {episode}: {100 * entry["mean"]:.2f} +- {100 * entry["ci95"]:.2f}', file=sys.stderr, flush=True)
+
+    def episode_images(self):
+        """A training episode's augmented, normalised images: support then query, label-major."""
+        args, d, rng = self.args, self.data, self.rng
+        per_class = args.shot + args.query
+        classes = rng.choice(len(d.train_by_class), size=args.way, replace=False)
+        picks = [rng.choice(d.train_by_class[c], size=per_class, replace=False) for c in classes]
+        items = [p[k] for p in picks for k in range(args.shot)] + [p[k] for p in picks for k in range(args.shot, per_class)]
+        if self.batched:
+            draws = draw_augment_batch(rng, len(items), d.size)
+            return normalize(augment_batch(d.train_px[torch.as_tensor(np.array(items), device=self.device)], draws), d.mean, d.std)
+        return to_tensor(np.stack([augment(d.train_px[i], rng) for i in items]), d.mean, d.std)
+
+    def step(self, episode):
+        loss = F.cross_entropy(proto_logits(self.model(self.episode_images()), self.args.way, self.args.shot), self.labels)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.loss_sum += loss.detach().double()  # read back every 100 episodes, not every step
+        self.loss_n += 1
+        if episode % 100 == 0:
+            mean_loss = self.loss_sum.item() / self.loss_n
+            self.record['train'].append({'episode': episode, 'loss': mean_loss})
+            print(f'[reference] episode {episode}/{self.args.episodes} loss {mean_loss:.4f} ({time.time() - self.t0:.0f} s)', file=sys.stderr, flush=True)
+            self.loss_sum.zero_()
+            self.loss_n = 0
+            self.record['episodes_done'] = episode
+
+    def stop(self, episode, why):
+        """Checkpoint at the last whole episode and exit (75 at the deadline, 128 + the signal's number)."""
+        self.save_checkpoint(episode - 1)
+        self.record['episodes_done'] = episode - 1
+        self.write()
+        print(f'[reference] stopped by {why}, checkpoint at episode {episode - 1} of {self.args.episodes}', file=sys.stderr, flush=True)
+        sys.exit(75 if why == 'deadline' else 128 + getattr(signal, why))
+
+    def test(self):
+        """The last and the best-validation weights on --test-file."""
+        args = self.args
+        test_file = json.load(open(args.test_file))
+        assert test_file['spec'] == {'way': args.way, 'shot': args.shot, 'query': args.query}, test_file['spec']
+        test_episodes = test_file['episodes'][:args.test_episodes or None]
+        test_px, _, _ = load_split(args.cache, 'test', self.data.size)
+        self.record['test_inputs_sha256'] = {name: sha256_file(os.path.join(args.cache, name)) for name in ['test.u8', 'test.items.csv']}
+        self.record['test_inputs_sha256'][os.path.basename(args.test_file)] = sha256_file(args.test_file)
+        if self.batched:
+            test_px = torch.from_numpy(np.asarray(test_px)).to(self.device)
+        self.record['test'] = {'last': {'episode': args.episodes, **self.evaluate(test_px, test_episodes)}}
+        if self.best['state'] is not None:
+            self.model.load_state_dict(self.best['state'])
+            self.record['test']['best_validation'] = {'episode': self.best['episode'], **self.evaluate(test_px, test_episodes)}
+        for which, r in self.record['test'].items():
+            print(f'[reference] test ({which} weights, episode {r["episode"]}): {100 * r["mean"]:.2f} +- {100 * r["ci95"]:.2f} (n={r["n"]})', file=sys.stderr, flush=True)
+
+
+def main():
+    args = parse_args()
+    device, batched = setup_torch(args)
+    t0 = time.time()
+    data = Data(args, device)
+    if args.check_augment:
+        run_check_augment(args, data, device)
+    data.load_val(args, device, batched)
+    print(f'[reference] data loaded and hashed in {time.time() - t0:.0f} s', file=sys.stderr, flush=True)
+    run = Run(args, data, device, batched, t0)
 
     # A stop request is acted on between steps, so the checkpoint is of a whole episode (like the toolkit's SIGUSR1).
     stop = {'signal': None}
@@ -314,99 +453,20 @@ def main():
     signal.signal(signal.SIGUSR1, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    best = {'episode': None, 'mean': -1.0, 'state': None}
-
-    def save_checkpoint(episode):
-        if not args.checkpoint:
-            return
-        tmp = args.checkpoint + '.tmp'
-        os.makedirs(os.path.dirname(os.path.abspath(args.checkpoint)), exist_ok=True)
-        torch.save({'episode': episode, 'model': model.state_dict(), 'opt': opt.state_dict(),
-                    'numpy_rng': rng.bit_generator.state, 'torch_rng': torch.get_rng_state(),
-                    'loss_sum': float(loss_sum), 'loss_n': loss_n, 'record': record, 'best': best,
-                    'wall_before': wall_before + time.time() - t0}, tmp)
-        os.replace(tmp, args.checkpoint)
-
-    def validate(episode):
-        entry = {'episode': episode, **evaluate(model, val_px, val_episodes, args.way, args.shot, mean, std, device,
-                                                50 if batched else 1)}
-        record['validation'].append(entry)
-        if entry['mean'] > best['mean']:
-            best.update(episode=episode, mean=entry['mean'], state={k: v.detach().clone() for k, v in model.state_dict().items()})
-        print(f'[reference] validation at {episode}: {100 * entry["mean"]:.2f} +- {100 * entry["ci95"]:.2f}', file=sys.stderr, flush=True)
-
-    loss_sum, loss_n = torch.zeros((), dtype=torch.float64, device=device), 0
-    start = 1
-    if args.checkpoint and os.path.exists(args.checkpoint):
-        # On the CPU: the generator state must stay a CPU tensor; load_state_dict copies weights onto the device.
-        state = torch.load(args.checkpoint, map_location='cpu', weights_only=False)
-        if state['record']['inputs_sha256'] != inputs or state['record']['seed'] != args.seed or state['record']['shot'] != args.shot:
-            sys.exit(f'[reference] {args.checkpoint} is of another run (seed, shot or data differ); remove it or pass another --checkpoint')
-        model.load_state_dict(state['model'])
-        opt.load_state_dict(state['opt'])
-        rng.bit_generator.state = state['numpy_rng']
-        torch.set_rng_state(state['torch_rng'])
-        loss_sum += state['loss_sum']
-        loss_n, wall_before = state['loss_n'], state['wall_before']
-        if state.get('best'):
-            best.update(state['best'])
-        sittings = state['record'].get('sittings', 1) + 1
-        record.update({k: state['record'][k] for k in ['train', 'validation', 'episodes_done']}, sittings=sittings,
-                      command=record['command'])
-        start = state['episode'] + 1
-        print(f'[reference] resuming at episode {state["episode"]} of {args.episodes} from {args.checkpoint}', file=sys.stderr, flush=True)
-    per_class = args.shot + args.query
-    for episode in range(start, args.episodes + 1):
+    for episode in range(run.resume(), args.episodes + 1):
         if not stop['signal'] and args.deadline_seconds and time.time() - t0 > args.deadline_seconds:
             stop['signal'] = 'deadline'
         if stop['signal']:
-            save_checkpoint(episode - 1)
-            record['episodes_done'] = episode - 1
-            write()
-            print(f'[reference] stopped by {stop["signal"]}, checkpoint at episode {episode - 1} of {args.episodes}', file=sys.stderr, flush=True)
-            sys.exit(75 if stop['signal'] == 'deadline' else 128 + getattr(signal, stop['signal']))
-        classes = rng.choice(len(train_by_class), size=args.way, replace=False)
-        picks = [rng.choice(train_by_class[c], size=per_class, replace=False) for c in classes]
-        items = [p[k] for p in picks for k in range(args.shot)] + [p[k] for p in picks for k in range(args.shot, per_class)]
-        if batched:
-            draws = draw_augment_batch(rng, len(items), size)
-            x = normalize(augment_batch(train_px[torch.as_tensor(np.array(items), device=device)], draws), mean, std)
-        else:
-            x = to_tensor(np.stack([augment(train_px[i], rng) for i in items]), mean, std)
-        loss = F.cross_entropy(proto_logits(model(x), args.way, args.shot), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.detach().double()  # read back every 100 episodes, not every step
-        loss_n += 1
-        if episode % 100 == 0:
-            mean_loss = loss_sum.item() / loss_n
-            record['train'].append({'episode': episode, 'loss': mean_loss})
-            print(f'[reference] episode {episode}/{args.episodes} loss {mean_loss:.4f} ({time.time() - t0:.0f} s)', file=sys.stderr, flush=True)
-            loss_sum.zero_()
-            loss_n = 0
-            record['episodes_done'] = episode
+            run.stop(episode, stop['signal'])
+        run.step(episode)
         if episode % args.val_every == 0 or episode == args.episodes:
-            validate(episode)
-            write()
+            run.validate(episode)
+            run.write()
         if episode % args.checkpoint_every == 0 or episode == args.episodes:
-            save_checkpoint(episode)
-    if args.test_file and record['episodes_done'] == args.episodes:
-        test_file = json.load(open(args.test_file))
-        assert test_file['spec'] == {'way': args.way, 'shot': args.shot, 'query': args.query}, test_file['spec']
-        test_episodes = test_file['episodes'][:args.test_episodes or None]
-        test_px, _, _ = load_split(args.cache, 'test', size)
-        record['test_inputs_sha256'] = {name: sha256_file(os.path.join(args.cache, name)) for name in ['test.u8', 'test.items.csv']}
-        record['test_inputs_sha256'][os.path.basename(args.test_file)] = sha256_file(args.test_file)
-        if batched:
-            test_px = torch.from_numpy(np.asarray(test_px)).to(device)
-        record['test'] = {'last': {'episode': args.episodes, **evaluate(model, test_px, test_episodes, args.way, args.shot, mean, std, device, 50 if batched else 1)}}
-        if best['state'] is not None:
-            model.load_state_dict(best['state'])
-            record['test']['best_validation'] = {'episode': best['episode'], **evaluate(model, test_px, test_episodes, args.way, args.shot, mean, std, device, 50 if batched else 1)}
-        for which, r in record['test'].items():
-            print(f'[reference] test ({which} weights, episode {r["episode"]}): {100 * r["mean"]:.2f} +- {100 * r["ci95"]:.2f} (n={r["n"]})', file=sys.stderr, flush=True)
-    write()
+            run.save_checkpoint(episode)
+    if args.test_file and run.record['episodes_done'] == args.episodes:
+        run.test()
+    run.write()
 
 
 if __name__ == '__main__':
