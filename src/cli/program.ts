@@ -9,6 +9,7 @@ import { registerReproduceCommands } from './commands/reproduce.ts';
 import { registerPredictCommand } from './commands/predict.ts';
 import { registerWebCommands } from './commands/web.ts';
 import { registerClassifyCommands } from './commands/classify.ts';
+import { registerPretrainedCommands } from './commands/pretrained.ts';
 import { usageErrorFix } from './usage-errors.ts';
 
 /*
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerPredictCommand(program);
   registerWebCommands(program);
   registerClassifyCommands(program);
+  registerPretrainedCommands(program);
   return program;
 }
 
