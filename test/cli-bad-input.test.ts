@@ -65,6 +65,10 @@ const badInputs: [string, string[], RegExp][] = [
   ['invalid choice', ['run', 'protonet', '--backend', 'tpu'], /^error: .*--backend.*tpu.*Allowed choices are auto.*\n {2}fix: use one of the allowed choices/],
   ['bad number', ['run', 'protonet', '--way', 'x'], /^error: .*--way must be an integer ≥ 2, got "x"\n {2}fix: /],
   ['missing required option', ['episodes', 'make'], /^error: required option '--split <name>' not specified\n {2}fix: .*`fewshot episodes make --help`/],
+  ['pretrained-eval without --shot', ['pretrained-eval', 'runs/x/best'], /^error: required option '--shot <n>' not specified\n {2}fix: /],
+  // checked before the checkpoint is read
+  ['pretrained-eval with an unknown head', ['pretrained-eval', 'runs/x/best', '--shot', '1', '--head', 'svm'], /^error: invalid few-shot request: heads\.0: [\s\S]*\n {2}fix: /],
+  ['ood with too few bootstrap resamples', ['ood', 'runs/x/best', '--resamples', '5'], /^error: .*--resamples must be an integer ≥ 10, got "5"\n {2}fix: /],
 ];
 for (const [what, args, message] of badInputs) {
   test(`bad input: ${what} → exit 2 with problem and fix`, async (t) => {

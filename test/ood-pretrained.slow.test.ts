@@ -27,7 +27,7 @@ let episodic: string;
 let episodicResult: string;
 let testFile: string;
 let results: string;
-const common = () => ({ backend: 'cpu', data: fx.folderDir, cache, results });
+const common = () => ({ backend: 'wasm', data: fx.folderDir, cache, results });
 
 test.before(async () => {
   fx = await buildFixture(20);
@@ -36,7 +36,7 @@ test.before(async () => {
   await prepareCache({ dataset: 'mini-imagenet', data: fx.folderDir, cache }, 16);
   const run = await runClassification(
     { variant: 'sla', backbone: 'conv4', imageSize: 16, epochs: 1, batchSize: 16, testPerClass: 5, seed: 0 },
-    { backend: 'cpu', data: fx.folderDir, cache, runs: path.join(fx.root, 'runs'), results, name: 'cls-sla' },
+    { backend: 'wasm', data: fx.folderDir, cache, runs: path.join(fx.root, 'runs'), results, name: 'cls-sla' },
   );
   classifier = run.checkpoint;
   const spec = { way: 2, shot: 1, query: 3 };

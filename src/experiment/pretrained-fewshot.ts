@@ -131,7 +131,7 @@ export async function evaluatePretrainedFewShot(rawRequest: PretrainedFewShotReq
     const evalStarted = performance.now();
     try {
       for (let i = 0; i < total; i++) {
-        const ep = toEpisodeImages(testSplit.source, list.get(i), spec);
+        const ep = toEpisodeImages(testSplit.source, list.get(i));
         try {
           const support = embed(method, ep.supportImages, false);
           const query = embed(method, ep.queryImages, false);
