@@ -154,8 +154,8 @@ export function logisticRegression(task: EmbeddedTask): LogisticFit {
   const resid = new Float64Array(n * way); // (P − Y)/n + λA: the W-gradient is X̂ᵀ·resid
   const gradB = new Float64Array(way);
 
-  /** Gradient at (a, bias) into resid / gradB; returns ‖∇‖ = √(tr(residᵀ K resid) + ‖gradB‖²). */
-  const gradient = (a: Float64Array, bias: Float64Array): number => {
+  /** Gradient at (a, bias) into resid / gradB; returns ‖∇‖ = √(tr(residᵀ K resid) + ‖gradB‖²), or NaN unless `withNorm`. */
+  const gradient = (a: Float64Array, bias: Float64Array, withNorm = true): number => {
     for (let i = 0; i < n; i++) for (let c = 0; c < way; c++) {
       let s = bias[c];
       for (let j = 0; j < n; j++) s += gram[i * n + j] * a[j * way + c];
@@ -173,6 +173,7 @@ export function logisticRegression(task: EmbeddedTask): LogisticFit {
         gradB[c] += g;
       }
     }
+    if (!withNorm) return Number.NaN;
     let norm2 = 0;
     for (let c = 0; c < way; c++) {
       norm2 += gradB[c] ** 2;
@@ -185,6 +186,9 @@ export function logisticRegression(task: EmbeddedTask): LogisticFit {
     return Math.sqrt(Math.max(norm2, 0));
   };
 
+  // One gradient per iteration, at the look-ahead point; its norm (as costly as the gradient) every
+  // NORM_EVERY iterations. Converged: the look-ahead point itself is returned, its gradient being below tolerance.
+  const NORM_EVERY = 10;
   let iterations = 0;
   let gradientNorm = gradient(A, b);
   while (gradientNorm > LOGREG_TOLERANCE && iterations < LOGREG_MAX_ITERATIONS) {
@@ -192,13 +196,19 @@ export function logisticRegression(task: EmbeddedTask): LogisticFit {
     const momentum = (iterations - 1) / (iterations + 2);
     const lookA = A.map((v, k) => v + momentum * (v - prevA[k]));
     const lookB = b.map((v, c) => v + momentum * (v - prevB[c]));
-    gradient(lookA, lookB);
+    const norm = gradient(lookA, lookB, iterations % NORM_EVERY === 0);
+    if (norm <= LOGREG_TOLERANCE) {
+      A = lookA;
+      b = lookB;
+      gradientNorm = norm;
+      break;
+    }
     prevA = A;
     prevB = b;
     A = lookA.map((v, k) => v - step * resid[k]);
     b = lookB.map((v, c) => v - step * gradB[c]);
-    gradientNorm = gradient(A, b);
   }
+  if (!(gradientNorm <= LOGREG_TOLERANCE)) gradientNorm = gradient(A, b);
 
   const weights = new Float64Array(way * dim);
   for (let i = 0; i < n; i++) for (let c = 0; c < way; c++) {
