@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { backendOption, cacheOption, collect, dataOption, intArg, jsonOption, pluginOption, printJson } from '../options.ts';
 import { loadPlugins } from '../context.ts';
 import { parseDatasetOptions } from '../dataset-flags.ts';
-import { DEFAULT_RESULTS } from '../../util/result-folders.ts';
+import { DEFAULT_RESULTS } from '../../experiment/defaults.ts';
 
 // The experiment layer (tfjs, data) is imported inside the actions: parsing flags and --help load none of it.
 const ood = () => import('../../experiment/ood.ts');
@@ -37,6 +37,11 @@ const commonOptions = (flags: CommonFlags) => ({
 
 /** `fewshot ood` and `fewshot pretrained-eval`: what a trained classifier (fewshot classify train) is evaluated on besides its own test images. */
 export function registerPretrainedCommands(program: Command): void {
+  registerOodCommand(program);
+  registerPretrainedEvalCommand(program);
+}
+
+function registerOodCommand(program: Command): void {
   addCommon(program.command('ood <checkpoint>'))
     .description('out-of-distribution detection with a classifier checkpoint: its held-out images (in) against another split or dataset (out); AUROC, AUPR-In/Out, FPR at 95% TPR with bootstrap intervals, per inference mode (docs/classification.md)')
     .option('--out-split <name>', 'the split whose images are out-of-distribution (default test: on mini-ImageNet the 20 test classes)')
@@ -68,7 +73,9 @@ export function registerPretrainedCommands(program: Command): void {
         hooks.done();
       }
     });
+}
 
+function registerPretrainedEvalCommand(program: Command): void {
   addCommon(program.command('pretrained-eval <checkpoint>'))
     .description('few-shot from a pre-trained classifier (no meta-training): heads fitted per test episode on its frozen embedding, on the same committed episode files as the episodic methods; pair with `fewshot compare` (docs/classification.md)')
     .requiredOption('--shot <n>', 'support images per class', intArg('--shot'))
