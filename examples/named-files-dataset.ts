@@ -48,7 +48,8 @@ const provider: DatasetProvider<Options> = {
   name: (o) => path.basename(path.resolve(o.root)),
   locate: (o) => {
     const root = path.resolve(o.root);
-    if (!statSync(root, { throwIfNoEntry: false })?.isDirectory()) throw new UserError(`image folder ${root} does not exist`, `pass it with --data <folder>; ${LAYOUT_HELP}`);
+    if (!statSync(root, { throwIfNoEntry: false })?.isDirectory())
+      throw new UserError(`image folder ${root} does not exist`, `pass it with --data <folder>; ${LAYOUT_HELP}`);
     return root;
   },
   prepare: (r) => {
@@ -56,7 +57,10 @@ const provider: DatasetProvider<Options> = {
     const nTrain = Math.round(classes.length * r.options.fractions.train);
     const nVal = Math.round(classes.length * r.options.fractions.val);
     return writeImageCache({
-      cacheDir: r.cacheDir, imageSize: r.imageSize, dataset: r.dataset, provider: { id: 'named-files', options: r.options },
+      cacheDir: r.cacheDir,
+      imageSize: r.imageSize,
+      dataset: r.dataset,
+      provider: { id: 'named-files', options: r.options },
       splits: [
         { split: 'train', classes: classes.slice(0, nTrain) },
         { split: 'val', classes: classes.slice(nTrain, nTrain + nVal) },
@@ -65,7 +69,8 @@ const provider: DatasetProvider<Options> = {
       // Statistics of the cached train images, recorded in the manifest (read back by `normalization`).
       normalization: 'train',
       source: { kind: 'named-files', path: r.source },
-      signal: r.signal, onProgress: r.onProgress,
+      signal: r.signal,
+      onProgress: r.onProgress,
     });
   },
   normalization: (_o, manifest) => {

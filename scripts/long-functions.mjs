@@ -42,7 +42,7 @@ function nameOf(node, sf) {
   const p = node.parent;
   if (p && ts.isVariableDeclaration(p) && ts.isIdentifier(p.name)) return p.name.text;
   if (p && (ts.isPropertyAssignment(p) || ts.isPropertyDeclaration(p)) && p.name) return p.name.getText(sf);
-  if (p && ts.isCallExpression(p)) return `<callback of ${p.expression.getText(sf).replace(/\s+/g, " ").slice(0, 40)}>`;
+  if (p && ts.isCallExpression(p)) return `<callback of ${p.expression.getText(sf).replace(/\s+/g, ' ').slice(0, 40)}>`;
   return '<anonymous>';
 }
 

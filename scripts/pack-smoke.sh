@@ -114,6 +114,10 @@ if [ -z "$fixture_dir" ]; then echo "SKIP training (no mini-ImageNet fixture: sh
   # The README's programmatic example, run from the package in this fresh ("type": "commonjs") project, with
   # progress and under a minute (issue 32 #4).
   step "node node_modules/fewshot/examples/quick-start.mjs (under 60 s)" 60 bash -c "node node_modules/fewshot/examples/quick-start.mjs '$data' --way 2 --query 3 --image-size 16 --episodes 20 --val-file val.json --test-file test.json --cache '$tmp/cache' --backend wasm > quick-start.out 2> quick-start.err && grep -q '^ProtoNet 2-way 1-shot after 20 training episodes: .* % (95% CI, 4 test episodes)' quick-start.out && grep -q '^train: 20/20' quick-start.err"
+  # The one-file dataset plugin shipped in examples/ (it imports only 'fewshot') prepares a real folder from the
+  # installed package: the fixture's JPEGs renamed to its <class>_<n>.jpg layout.
+  mkdir -p pets && for f in "$data"/images/*.jpg; do b="$(basename "$f")"; cp "$f" "pets/${b:0:9}_${b:9}"; done
+  step "fewshot data prepare --plugin ./node_modules/fewshot/examples/named-files-dataset.ts" 300 bash -c "npx fewshot data prepare --plugin ./node_modules/fewshot/examples/named-files-dataset.ts --dataset named-files --data pets --image-size 16 --cache '$tmp/cache-pets' && grep -q '\"id\": \"named-files\"' '$tmp/cache-pets/manifest.json'"
   # A result written by the installed package says which package and commit made it (not "unknown", and not
   # the commit of a git repository the user's project happens to be in).
   expected_commit="$(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)"

@@ -15,17 +15,15 @@ export type {} from '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_
 export { z } from 'zod';
 
 // --- Plugin API version -----------------------------------------------------------------------------------
-export { FEWSHOT_API_VERSION, BUILTIN_ORIGIN, withRegistrationOrigin, registrationOrigin } from './util/plugin-origin.ts';
-export { packageRoot, packagedEpisodesDir, packageInfo } from './util/package-root.ts';
-export { portablePath, resolvePortablePath } from './util/portable-path.ts';
+export { FEWSHOT_API_VERSION } from './util/plugin-origin.ts';
 export { UserError, NumericalError } from './util/errors.ts';
 
 // --- Registries: what a plugin registers -----------------------------------------------------------------
-export { registerHead, registerLearner, registerAdaptiveLearner, getLearner, listLearners, learnerOrigin } from './learners/registry.ts';
+export { registerHead, registerLearner, registerAdaptiveLearner, getLearner, listLearners } from './learners/registry.ts';
 export { registerBackbone, getBackbone, listBackbones } from './backbones/registry.ts';
-export { registerWrapper, listWrappers, resolveMethodName } from './methods/registry.ts';
+export { registerWrapper, listWrappers } from './methods/registry.ts';
 export { registerTransformSet, getTransformSet, listTransformSets } from './transforms/registry.ts';
-export { registerDatasetProvider, getDatasetProvider, listDatasetProviders, DEFAULT_DATASET } from './data/providers/registry.ts';
+export { registerDatasetProvider, getDatasetProvider, listDatasetProviders } from './data/providers/registry.ts';
 export type { DatasetProvider, LocateContext, ProviderPrepareRequest } from './data/providers/contract.ts';
 
 // --- The cache writer a dataset provider's `prepare` feeds its items to -------------------------------------
@@ -36,17 +34,16 @@ export {
 
 // --- The experiment layer: prepare → train → evaluate → record, from a validated config -----------------
 export {
-  runExperiment, trainExperiment, evaluateCheckpoint, checkpointConfig, validateConfig, experimentOptionsSchema,
-  collectingReporter, silentReporter, configHash, runName, loadPlugins, softwareVersions, prepareCache, openDataset, openEpisodeList,
-  defaultEpisodeFile, episodeFileFor, resolveCacheDir, loadExperimentConfig, type ConfigOverrides,
+  runExperiment, trainExperiment, evaluateCheckpoint, validateConfig,
+  collectingReporter, silentReporter, loadPlugins, prepareCache,
+  defaultEpisodeFile, loadExperimentConfig, type ConfigOverrides,
   type EvaluateCheckpointRequest, type ExperimentHooks, type ExperimentOptions, type ExperimentOptionsInput, type ExperimentResult, type TrainedRun,
-  type ExperimentReporter, type ProgressHandle, type OpenedDataset, type OpenedSplit, type WorkspaceOptions,
+  type ExperimentReporter, type ProgressHandle, type WorkspaceOptions,
 } from './experiment/index.ts';
 export {
   reproduceTable, estimateReproduction, compareResults, makeEpisodeFile, describeRegistries, loadModel, type LoadedModel,
   type ReproduceRequest, type ReproduceOutcome, type CompareRequest, type Comparison, type MakeEpisodeFileRequest, type RegistryListing,
 } from './experiment/index.ts';
-export { loadedPlugins, type LoadedPlugin } from './experiment/software.ts';
 // Classification (issue 31; docs/classification.md): train / evaluate a classifier, load it as a pre-trained embedding.
 export {
   runClassification, evaluateClassifier, loadClassifier, readClassifierCheckpoint, CLASSIFIER_CHECKPOINT_KIND,
@@ -99,9 +96,9 @@ export {
   type LoadedEpisodeFile,
 } from './episodes/index.ts';
 export { buildMethod, type MethodRequest } from './methods/build.ts';
-export { selectBackend, BACKEND_CHOICES, type BackendChoice, type SelectedBackend } from './backend/select.ts';
+export { selectBackend, type BackendChoice, type SelectedBackend } from './backend/select.ts';
 export { train, type TrainerInputs, type TrainProgress, type TrainSummary } from './train/trainer.ts';
-export { trainConfigSchema, type TrainConfig } from './train/config.ts';
-export { toEpisodeImages, disposeEpisode, labelMajorLabels, type EpisodeImages, type EpisodeIndices, type ImageSource } from './episodes/images.ts';
+export type { TrainConfig } from './train/config.ts';
+export { toEpisodeImages, disposeEpisode, type EpisodeImages, type EpisodeIndices, type ImageSource } from './episodes/images.ts';
 export { evaluate, accuracyOf, type EpisodeList, type EvalResult } from './eval/evaluator.ts';
 export { meanCI, pairedDifference, formatCI, type MeanCI } from './eval/stats.ts';

@@ -9,12 +9,18 @@ type Found = { file: string; name: string; line: number; lines: number; allowed?
 test('no function over 100 lines outside the kernels, the pickle interpreter and the allow-list (scripts/long-functions.mjs)', (t) => {
   const found: Found[] = scan(100);
   const bad = found.filter((f) => !f.allowed);
-  t.deepEqual(bad.map((f) => `${f.file}:${f.line} ${f.name} (${f.lines} lines)`), []);
+  t.deepEqual(
+    bad.map((f) => `${f.file}:${f.line} ${f.name} (${f.lines} lines)`),
+    [],
+  );
 });
 
 test('the scanner measures real spans: the pickle interpreter is found, allowed, and a 40-line limit finds more', (t) => {
   const pickle: Found[] = longFunctions(path.join(REPO_ROOT, 'src/data/readers/pickle.ts'), 100);
-  t.deepEqual(pickle.map((f) => f.name), ['unpickle']);
+  t.deepEqual(
+    pickle.map((f) => f.name),
+    ['unpickle'],
+  );
   t.true(pickle[0].lines > 200);
   t.truthy(allowance(pickle[0]));
   t.is(allowance({ file: 'src/train/trainer.ts', name: 'train', line: 1, lines: 101 }), undefined);

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { FEWSHOT_API_VERSION, UserError, buildMethod, listLearners, registerHead, selectBackend, tf, withRegistrationOrigin, z, type FewShotHead } from 'fewshot';
+import { FEWSHOT_API_VERSION, UserError, buildMethod, listLearners, registerHead, selectBackend, tf, z, type FewShotHead } from 'fewshot';
+import { withRegistrationOrigin } from '../src/util/plugin-origin.ts';
 import { buildMethod as buildFromSources } from '../src/methods/build.ts';
 
 test.before(async () => {

@@ -6,9 +6,20 @@ test.before(async () => {
   await selectBackend('cpu');
 });
 
-const support = [[1, 0, 2, -1], [0.5, 1, -1, 0], [-1, 2, 0, 1], [2, 2, 1, 0.5], [0, -1, 1, 2], [1, 1, -2, 0]];
+const support = [
+  [1, 0, 2, -1],
+  [0.5, 1, -1, 0],
+  [-1, 2, 0, 1],
+  [2, 2, 1, 0.5],
+  [0, -1, 1, 2],
+  [1, 1, -2, 0],
+];
 const labels = Int32Array.from([0, 1, 2, 1, 0, 2]);
-const query = [[1, 1, 1, 0], [-2, 0.5, 0, 1], [0, 0, 3, -1]];
+const query = [
+  [1, 1, 1, 0],
+  [-2, 0.5, 0, 1],
+  [0, 0, 3, -1],
+];
 
 function episode() {
   return { support: tf.tensor2d(support), query: tf.tensor2d(query), supportLabels: labels, way: 3 };
@@ -46,7 +57,10 @@ test('RelationNet: seeded initialisation in PyTorch nn.Linear bounds, and its re
   for (const v of [w1p, w1q, b1]) t.true(maxAbs(v) <= 1 / Math.sqrt(8) && maxAbs(v) > 0);
   for (const v of [w2, b2]) t.true(maxAbs(v) <= 1 / Math.sqrt(4) && maxAbs(v) > 0);
   const ep = episode();
-  t.deepEqual(tf.tidy(() => head.logits(ep).shape), [3, 3]);
+  t.deepEqual(
+    tf.tidy(() => head.logits(ep).shape),
+    [3, 3],
+  );
   const { grads } = tf.variableGrads(() => tf.sum(tf.square(head.logits(ep))) as tf.Scalar, head.variables());
   t.is(Object.keys(grads).length, 5);
   t.true(Object.values(grads).every((g) => tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]) > 0));

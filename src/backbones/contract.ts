@@ -26,6 +26,7 @@ export interface Backbone {
   embeddingDim(imageSize: number): number;
 }
 
+/** A registered backbone: its id, description and `create` for an image size and seed. */
 export interface BackboneFactory {
   readonly id: string;
   readonly description: string;

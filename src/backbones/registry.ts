@@ -13,6 +13,7 @@ export const backbones = new Registry<BackboneFactory>({
   unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
 });
 
+/** Register a backbone; a plugin calls it at import time (id rule, duplicates and apiVersion checked). */
 export function registerBackbone(factory: BackboneFactory): void {
   backbones.register(factory);
 }
@@ -22,6 +23,7 @@ export function getBackbone(id: string): BackboneFactory {
   return backbones.get(id);
 }
 
+/** Every registered backbone (built-ins and plugins), in registration order. */
 export function listBackbones(): BackboneFactory[] {
   return backbones.list();
 }

@@ -6,6 +6,7 @@ import { BACKEND_CHOICES, type BackendChoice } from './choices.ts';
 export { BACKEND_CHOICES, type BackendChoice };
 type ConcreteBackend = Exclude<BackendChoice, 'auto'>;
 
+/** The tfjs backend in use after `selectBackend`: the concrete choice, tfjs' name for it and its native accelerator, if any. */
 export interface SelectedBackend {
   /** What the user asked for or what `auto` resolved to. */
   choice: ConcreteBackend;

@@ -6,7 +6,15 @@ import { replaceDirAtomic } from '../util/atomic.ts';
 import { crashPoint } from '../util/fault.ts';
 import { UserError } from '../util/errors.ts';
 import { withPrepareLock } from './cache-lock.ts';
-import { CACHE_FORMAT, CACHE_FORMAT_VERSION, cacheFingerprint, refuseForeignCacheDir, splitFingerprint, type CacheManifest, type CacheSplitEntry } from './cache.ts';
+import {
+  CACHE_FORMAT,
+  CACHE_FORMAT_VERSION,
+  cacheFingerprint,
+  refuseForeignCacheDir,
+  splitFingerprint,
+  type CacheManifest,
+  type CacheSplitEntry,
+} from './cache.ts';
 import { sha256File, sha256Hex } from './checksums.ts';
 import { SPLIT_NAMES, type SplitName } from './split-csv.ts';
 import { decodeImage, RESIZE_METHOD, resizeRawRgb } from './decode.ts';
@@ -81,6 +89,7 @@ export interface CacheStream {
   missing(missing: string[], total: number): UserError;
 }
 
+/** Options of `writeImageCache`: the items per split and class, where and at what size to cache them. */
 export interface WriteImageCacheOptions {
   /** Cache folder to create or replace, e.g. `cacheDirFor('.cache', 'my-dataset', 84)`. */
   cacheDir: string;
@@ -109,6 +118,7 @@ export interface WriteImageCacheOptions {
   signal?: AbortSignal;
 }
 
+/** A written cache: its folder and its manifest. */
 export interface PrepareResult {
   cacheDir: string;
   manifest: CacheManifest;
@@ -117,7 +127,10 @@ export interface PrepareResult {
 /** A UserError unless `imageSize` is a supported cache size (an integer from 8 to 1024). */
 export function checkImageSize(imageSize: number): void {
   if (!Number.isInteger(imageSize) || imageSize < 8 || imageSize > 1024) {
-    throw new UserError(`image size ${imageSize} is not supported`, 'use an integer size from 8 to 1024, e.g. 84 (standard), 32 (fast CPU runs) or 28 (characters)');
+    throw new UserError(
+      `image size ${imageSize} is not supported`,
+      'use an integer size from 8 to 1024, e.g. 84 (standard), 32 (fast CPU runs) or 28 (characters)',
+    );
   }
 }
 
@@ -167,10 +180,17 @@ function checkFileSplits(splits: FileSplit[], root: string): void {
     }
     for (const c of sp.classes) {
       const other = classOwner.get(c.name);
-      if (other) throw new UserError(`class "${c.name}" is in both the ${other} and the ${sp.split} split of ${root}`, 'put each class in exactly one split (split files, folders or rows), so no test class is seen in training');
+      if (other)
+        throw new UserError(
+          `class "${c.name}" is in both the ${other} and the ${sp.split} split of ${root}`,
+          'put each class in exactly one split (split files, folders or rows), so no test class is seen in training',
+        );
       classOwner.set(c.name, sp.split);
       if (c.items.length < 2) {
-        throw new UserError(`class "${c.name}" of ${root} has ${c.items.length} image${c.items.length === 1 ? '' : 's'}; an episode needs at least shot + query ≥ 2 per class`, `add images to it or remove the class`);
+        throw new UserError(
+          `class "${c.name}" of ${root} has ${c.items.length} image${c.items.length === 1 ? '' : 's'}; an episode needs at least shot + query ≥ 2 per class`,
+          `add images to it or remove the class`,
+        );
       }
       for (const it of c.items) {
         const seen = itemOwner.get(it.id);
@@ -249,7 +269,8 @@ class CacheBuild {
     this.sha[s][i] = d.sha;
     await this.handles[s].write(px, 0, this.bytesPerImage, i * this.bytesPerImage);
     this.stats.done++;
-    if (this.o.onProgress && (this.stats.done % 200 === 0 || this.stats.done === this.total)) this.o.onProgress({ phase: 'decode', done: this.stats.done, total: this.total });
+    if (this.o.onProgress && (this.stats.done % 200 === 0 || this.stats.done === this.total))
+      this.o.onProgress({ phase: 'decode', done: this.stats.done, total: this.total });
   }
 }
 
@@ -281,7 +302,10 @@ async function decodeStreamedItems(b: CacheBuild, stream: CacheStream, pool: Tas
     const slot = slotOf.get(id);
     if (!slot) return;
     if (b.sha[slot.s][slot.i] !== '') {
-      throw new UserError(`image ${id} occurs twice in the archives (again in ${origin})`, 'keep each image in exactly one archive (the standard four archives hold each image once)');
+      throw new UserError(
+        `image ${id} occurs twice in the archives (again in ${origin})`,
+        'keep each image in exactly one archive (the standard four archives hold each image once)',
+      );
     }
     b.sha[slot.s][slot.i] = 'pending';
     await b.store(slot.s, slot.i, await b.decodeBytes(bytes, id, origin));
@@ -306,7 +330,10 @@ async function writeSplitEntries(b: CacheBuild): Promise<Record<SplitName, Cache
     const items = b.items[s];
     const pixelsFile = b.pixelsFile(s);
     const itemsFile = `${sp.split}.items.csv`;
-    await fs.writeFile(path.join(b.tmp, itemsFile), `filename,label,sha256\n${items.map((it, i) => `${quote(it.id)},${quote(it.label)},${b.sha[s][i]}`).join('\n')}\n`);
+    await fs.writeFile(
+      path.join(b.tmp, itemsFile),
+      `filename,label,sha256\n${items.map((it, i) => `${quote(it.id)},${quote(it.label)},${b.sha[s][i]}`).join('\n')}\n`,
+    );
     const itemsPerClass = sp.classes.map((c) => c.items.length);
     const classOffsets: number[] = [];
     itemsPerClass.reduce((acc, n) => (classOffsets.push(acc), acc + n), 0);
@@ -319,7 +346,11 @@ async function writeSplitEntries(b: CacheBuild): Promise<Record<SplitName, Cache
       pixelsBytes: items.length * b.bytesPerImage,
       pixelsSha256: await sha256File(path.join(b.tmp, pixelsFile)),
       itemsFile,
-      splitFingerprint: splitFingerprint(items.map((it) => it.id), items.map((it) => it.label), b.sha[s]),
+      splitFingerprint: splitFingerprint(
+        items.map((it) => it.id),
+        items.map((it) => it.label),
+        b.sha[s],
+      ),
     };
     b.o.onProgress?.({ phase: 'hash', done: s + 1, total: b.splits.length });
   }
@@ -327,18 +358,34 @@ async function writeSplitEntries(b: CacheBuild): Promise<Record<SplitName, Cache
 }
 
 /** The manifest of a written cache (field order is the format's: manifests are compared byte for byte). */
-async function cacheManifest(b: CacheBuild, splits: Record<SplitName, CacheSplitEntry>, archives: CacheManifest['source']['archives'], wallSeconds: number): Promise<CacheManifest> {
+async function cacheManifest(
+  b: CacheBuild,
+  splits: Record<SplitName, CacheSplitEntry>,
+  archives: CacheManifest['source']['archives'],
+  wallSeconds: number,
+): Promise<CacheManifest> {
   const { o } = b;
   const norm =
     o.normalization === 'train'
-      ? { ...channelStatistics(await fs.readFile(path.join(b.tmp, splits.train.pixelsFile))), origin: `computed from the ${splits.train.numItems} cached train images` }
+      ? {
+          ...channelStatistics(await fs.readFile(path.join(b.tmp, splits.train.pixelsFile))),
+          origin: `computed from the ${splits.train.numItems} cached train images`,
+        }
       : o.normalization;
   return {
     format: CACHE_FORMAT,
     formatVersion: CACHE_FORMAT_VERSION,
     dataset: o.dataset,
     ...(o.provider ? { provider: o.provider } : {}),
-    ...(norm ? { normalization: { mean: [...norm.mean] as [number, number, number], std: [...norm.std] as [number, number, number], ...(norm.origin ? { origin: norm.origin } : {}) } } : {}),
+    ...(norm
+      ? {
+          normalization: {
+            mean: [...norm.mean] as [number, number, number],
+            std: [...norm.std] as [number, number, number],
+            ...(norm.origin ? { origin: norm.origin } : {}),
+          },
+        }
+      : {}),
     imageSize: o.imageSize,
     layout: `uint8 [n, ${o.imageSize}, ${o.imageSize}, 3] NHWC RGB per split, ${o.itemOrder ?? 'items grouped by class'}`,
     resize: RESIZE_METHOD + (o.grayscale ? '; then converted to grey (BT.601 luma)' : ''),
@@ -397,15 +444,23 @@ export async function writeImageCache(o: WriteImageCacheOptions): Promise<Prepar
   sharp.concurrency(1);
   sharp.cache(false);
   try {
-    const lockOptions = { signal, onWait: (h: { pid: number; command: string }) => onProgress?.({ phase: 'wait' as const, done: 0, total: 0, holder: `process ${h.pid} (fewshot ${h.command})` }) };
+    const lockOptions = {
+      signal,
+      onWait: (h: { pid: number; command: string }) =>
+        onProgress?.({ phase: 'wait' as const, done: 0, total: 0, holder: `process ${h.pid} (fewshot ${h.command})` }),
+    };
     const request = { dataset: o.dataset, imageSize, provider: o.provider, sourcePath: o.source.path };
     // Under the cache's lock: a killed prepare's temp folder is removed first (once stale), and a second
     // prepare of the same cache waits for the first and reuses what it made (see cache-lock.ts).
     const manifest = await withPrepareLock(cacheDir, request, lockOptions, async () => {
       let built: CacheManifest | undefined;
-      await replaceDirAtomic(cacheDir, async (tmp) => {
-        built = await buildCache(o, splits, tmp);
-      }, 'prepare');
+      await replaceDirAtomic(
+        cacheDir,
+        async (tmp) => {
+          built = await buildCache(o, splits, tmp);
+        },
+        'prepare',
+      );
       return built!;
     });
     return { cacheDir, manifest };

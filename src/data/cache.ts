@@ -70,6 +70,7 @@ export const cacheManifestSchema = z.object({
   splits: z.object({ train: splitEntrySchema, val: splitEntrySchema, test: splitEntrySchema }),
   cacheFingerprint: sha256Hex,
 });
+/** A prepared cache's `manifest.json`: format, dataset, provider, normalisation, decode record, splits and fingerprints. */
 export type CacheManifest = z.infer<typeof cacheManifestSchema>;
 
 /**
@@ -118,6 +119,7 @@ export async function refuseForeignCacheDir(cacheDir: string): Promise<void> {
   );
 }
 
+/** Reads and validates a prepared cache's `manifest.json`; a UserError when it is missing or not a cache. */
 export async function readCacheManifest(cacheDir: string): Promise<CacheManifest> {
   const file = path.join(cacheDir, 'manifest.json');
   let raw: unknown;

@@ -95,6 +95,7 @@ export function classificationSplit(labels: Int32Array, classNames: readonly str
 export const SHOT_GROUPS = { manyAbove: 100, fewBelow: 20 } as const;
 export type ShotGroup = 'many' | 'medium' | 'few';
 
+/** The many/medium/few-shot group of a class with this many training images (over 100, 20–100, under 20). */
 export function shotGroupOf(trainCount: number): ShotGroup {
   if (trainCount > SHOT_GROUPS.manyAbove) return 'many';
   if (trainCount < SHOT_GROUPS.fewBelow) return 'few';

@@ -85,6 +85,7 @@ export async function writeEpisodeFile(file: string, set: EpisodeSet): Promise<s
   return createHash('sha256').update(text).digest('hex');
 }
 
+/** Reads and checks a fixed episode file; a UserError naming the file when it is missing or malformed. */
 export async function readEpisodeFile(file: string): Promise<LoadedEpisodeFile> {
   let bytes: Buffer;
   try {

@@ -54,6 +54,7 @@ export function toEpisodeImages(source: ImageSource, idx: EpisodeIndices): Episo
   };
 }
 
+/** Frees an episode's image tensors. */
 export function disposeEpisode(ep: Pick<EpisodeImages, 'supportImages' | 'queryImages'>): void {
   ep.supportImages.dispose();
   ep.queryImages.dispose();

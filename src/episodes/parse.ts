@@ -26,6 +26,7 @@ export interface EpisodeSetHeader {
   count: number;
 }
 
+/** A fixed episode file in memory: its header (spec, seed, split fingerprint) and its episodes. */
 export interface EpisodeSet {
   header: EpisodeSetHeader;
   episodes: SampledEpisode[];

@@ -16,6 +16,7 @@ export const episodeSpecSchema = z
   })
   .strict();
 
+/** The shape of an episode: way, shot and query count. */
 export type EpisodeSpec = z.infer<typeof episodeSpecSchema>;
 
 /**

@@ -13,6 +13,7 @@ export interface EpisodeList {
   get(index: number): EpisodeIndices;
 }
 
+/** What `evaluate` returns: per-episode accuracies per inference mode and their mean ± 95% CI. */
 export interface EvalResult {
   /** Inference modes in the method's order; the first is the headline one. */
   modes: string[];

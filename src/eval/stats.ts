@@ -15,6 +15,7 @@ export interface MeanCI {
   n: number;
 }
 
+/** Mean and 95% confidence interval (1.96 · standard error) of a list of accuracies. */
 export function meanCI(values: ArrayLike<number>): MeanCI {
   const n = values.length;
   if (n === 0) throw new Error('meanCI of an empty list');

@@ -138,6 +138,7 @@ function validateOptions(raw: ClassifyOptionsInput): ClassifyOptions {
   return options;
 }
 
+/** What `runClassification` returns: the config, run name and folder, checkpoint, training summary and class split. */
 export interface ClassifierRun {
   config: ClassifyConfig;
   name: string;
@@ -218,6 +219,7 @@ export interface ModeAccuracy {
   correct: string;
 }
 
+/** What `evaluateClassifier` returns: accuracy per inference mode (overall and per shot group) and the result folder. */
 export interface ClassifierEvaluation {
   resultDir: string;
   modes: string[];

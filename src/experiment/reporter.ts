@@ -12,6 +12,7 @@ export interface ProgressHandle {
   stop(): void;
 }
 
+/** Where an experiment reports: one-line status messages and counted progress phases. */
 export interface ExperimentReporter {
   /** A one-line status message (`backend: …`, `training … → runs/x`, `resumed from episode 40`). */
   log(line: string): void;
@@ -21,6 +22,7 @@ export interface ExperimentReporter {
 
 const noProgress: ProgressHandle = { update: () => {}, stop: () => {} };
 
+/** A reporter that prints nothing. */
 export const silentReporter: ExperimentReporter = { log: () => {}, progress: () => noProgress };
 
 /** A reporter that keeps the log lines (for tests and scripts). */

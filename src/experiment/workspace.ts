@@ -19,6 +19,7 @@ import { silentReporter, type ExperimentReporter } from './reporter.ts';
  */
 export const CACHE_ENV_VAR = 'FEWSHOT_CACHE';
 
+/** Which dataset and where its source, cache and episode files are (the workspace part of `ExperimentOptions`). */
 export interface WorkspaceOptions {
   /** Dataset provider id and its options (as in the config's `dataset` / `datasetOptions`). */
   dataset: string;

@@ -32,6 +32,7 @@ export function detach<T extends tf.Tensor>(x: T): T {
   return tf.tensor(x.dataSync(), x.shape, x.dtype) as T;
 }
 
+/** Options of one inner-loop SGD step of an adaptive learner (`innerSgdStep`). */
 export interface InnerStepOptions {
   /** Inner learning rate α. */
   lr: number;

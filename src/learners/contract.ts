@@ -100,6 +100,7 @@ export interface AdaptiveLearner {
 /** Any learner a method wraps: a head on embeddings, or an adaptive learner on images. */
 export type Learner = FewShotHead | AdaptiveLearner;
 
+/** Whether a learner adapts by inner-loop gradient steps (MAML-like) rather than a head on embeddings. */
 export function isAdaptive(learner: Learner): learner is AdaptiveLearner {
   return learner.kind === 'adaptive';
 }

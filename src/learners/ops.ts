@@ -36,6 +36,7 @@ const detachOp = tf.customGrad((...inputs) => ({
   gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
 }));
 
+/** The same values with no gradient flowing back (for distillation targets). */
 export function stopGradient<T extends tf.Tensor>(x: T): T {
   return detachOp(x) as T;
 }

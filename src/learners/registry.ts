@@ -18,6 +18,7 @@ export const learners = new Registry<LearnerFactory<any>>({
   unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
 });
 
+/** Register a learner (a head or an adaptive learner); a plugin calls it at import time. */
 export function registerLearner<C>(factory: LearnerFactory<C>): void {
   learners.register(factory);
 }
@@ -42,6 +43,7 @@ export function learnerOrigin(id: string): string {
   return learners.origin(id);
 }
 
+/** Every registered learner (built-ins and plugins), in registration order. */
 export function listLearners(): LearnerFactory<unknown>[] {
   return learners.list();
 }

@@ -8,6 +8,7 @@ import { BUILTIN_ORIGIN, originSuffix } from '../util/plugin-origin.ts';
 import { getBackbone } from '../backbones/registry.ts';
 import { UserError } from '../util/errors.ts';
 
+/** What `buildMethod` builds from: the method name (learner + wrapper), backbone, image size and options. */
 export interface MethodRequest {
   /** e.g. `protonet-sla` */
   name: string;

@@ -96,6 +96,7 @@ export function classifierModes(variant: ClassifierVariant): string[] {
   return variant === 'sla' ? ['ag', 'si'] : variant === 'sla-sd' ? ['sd', 'ag', 'si'] : ['plain'];
 }
 
+/** A classifier over all classes of a split: a backbone plus a linear or cosine head, trained with mini-batches. */
 export class ClassifierMethod {
   readonly id: string;
   readonly backbone: Backbone;

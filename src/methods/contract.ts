@@ -27,6 +27,7 @@ export interface EpisodicMethod {
   describe(): Record<string, unknown>;
 }
 
+/** A wrapper's options, as given in the config (validated by the wrapper). */
 export interface MethodWrapperOptions {
   [key: string]: unknown;
 }

@@ -11,6 +11,7 @@ import { isAdaptive, type ImageTask, type Learner } from '../learners/contract.t
  *   and the embeddings it computed them from.
  */
 
+/** A learner fitted to one episode: query logits plus what the method needs of the fit. */
 export interface FittedTask {
   /** [nQuery, way] */
   logits: tf.Tensor2D;

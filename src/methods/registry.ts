@@ -22,10 +22,12 @@ export const wrappers = new Registry<MethodWrapper>({
   unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
 });
 
+/** Register a method wrapper (how a learner is trained and evaluated); a plugin calls it at import time. */
 export function registerWrapper(wrapper: MethodWrapper): void {
   wrappers.register(wrapper);
 }
 
+/** Every registered method wrapper (plain, sla, da, mt, ... and plugins), in registration order. */
 export function listWrappers(): MethodWrapper[] {
   return wrappers.list();
 }

@@ -69,12 +69,14 @@ export async function writeResult(dir: string, record: Omit<ResultRecord, 'forma
   return full;
 }
 
+/** A result folder read back: its folder, `result.json` record and per-episode accuracies. */
 export interface LoadedResult {
   dir: string;
   record: ResultRecord;
   perEpisode: Record<string, Float64Array>;
 }
 
+/** Reads a result folder's `result.json` and per-episode accuracies (finishing an interrupted write first). */
 export async function readResult(dir: string): Promise<LoadedResult> {
   // An interrupted write leaves a journal beside the folder; finish it before reading.
   await recoverFiles(dir).catch(() => undefined);

@@ -68,4 +68,5 @@ export const trainConfigSchema = z
   })
   .strict();
 
+/** A validated experiment config (method, backbone, shapes, schedule, validation, dataset). */
 export type TrainConfig = z.infer<typeof trainConfigSchema>;

@@ -18,6 +18,7 @@ import { crashPoint } from '../util/fault.ts';
 import { withWritePath } from '../util/fs-errors.ts';
 import { CHECKPOINT_AND_STOP, receivedStopSignal, stopRequested } from '../util/signal.ts';
 
+/** A progress report of `train`: the episode reached and the latest loss or validation. */
 export interface TrainProgress {
   episode: number;
   total: number;
@@ -44,6 +45,7 @@ export type TrainableMethod = Pick<EpisodicMethod, 'inferenceModes' | 'trainLoss
 /** What the trainer reads of a config: its length, step, optimizer, schedule and validation cadence. */
 export type TrainerConfig = Pick<TrainConfig, 'episodes' | 'episodesPerStep' | 'optimizer' | 'lrSchedule' | 'validation'>;
 
+/** Everything `train` needs: the method, its config, episode sources, validation episodes and the run folder. */
 export interface TrainerInputs {
   method: TrainableMethod;
   config: TrainerConfig;
@@ -70,6 +72,7 @@ export interface TrainerInputs {
   onNotice?(message: string): void;
 }
 
+/** What `train` returns: episodes trained, the best validation, wall times and the checkpoint folders. */
 export interface TrainSummary {
   episodesTrained: number;
   resumedFrom: number;

@@ -25,12 +25,14 @@ export const transformSets = new Registry<TransformSet>({
   unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
 });
 
+/** Register a transformation set for the SLA/DA/MT wrappers; a plugin calls it at import time. */
 export function registerTransformSet(set: TransformSet): void {
   transformSets.register(set);
 }
 
 for (const set of BUILTIN_TRANSFORM_SETS) registerTransformSet(set);
 
+/** Every registered transformation set (built-ins and plugins), in registration order. */
 export function listTransformSets(): TransformSet[] {
   return transformSets.list();
 }

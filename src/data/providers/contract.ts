@@ -13,6 +13,7 @@ export interface LocateContext {
   cwd: string;
 }
 
+/** What a dataset provider's `prepare` is given: the located source, the cache folder, the image size and its options. */
 export interface ProviderPrepareRequest<O> {
   /** What `locate` returned. */
   source: string;

@@ -29,14 +29,17 @@ export const datasetProviders = new Registry<DatasetProvider<any>>({
   unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
 });
 
+/** Register a dataset provider; a plugin calls it at import time (id rule, duplicates and apiVersion checked). */
 export function registerDatasetProvider<O extends Record<string, unknown>>(provider: DatasetProvider<O>): void {
   datasetProviders.register(provider);
 }
 
+/** Every registered dataset provider (built-ins and plugins), in registration order. */
 export function listDatasetProviders(): DatasetProvider[] {
   return datasetProviders.list();
 }
 
+/** The dataset provider registered as `id`; a UserError naming the known ones when there is none. */
 export function getDatasetProvider(id: string): DatasetProvider {
   return datasetProviders.get(id);
 }

@@ -72,6 +72,7 @@ export function cellConfig(table: TableSpec, budgetName: string, cell: CellSpec)
   );
 }
 
+/** The runs a reproduce table needs at a budget (cells × seeds, optionally only some cells), as `fewshot reproduce` plans them. */
 export function planTable(table: TableSpec, budgetName: string, opts: { seeds?: number; only?: string[] } = {}): TablePlan {
   const budget = table.budgets[budgetName];
   if (!budget) {
