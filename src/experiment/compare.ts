@@ -31,6 +31,7 @@ export interface ComparisonSide {
   data: unknown;
 }
 
+/** What `compareResults` returns: two results on the same episodes and their paired difference (the record `fewshot compare` writes). */
 export interface Comparison {
   format: 'fewshot-comparison/1';
   command?: string;

@@ -52,6 +52,7 @@ export interface ReproduceRequest {
   plugins?: string[];
 }
 
+/** What `reproduceTable` returns: each run's state, the written tables, and why the command is not complete, if it is not. */
 export interface ReproduceOutcome {
   table: TableSpec;
   budget: string;
