@@ -77,7 +77,7 @@ export interface FileSplit {
 }
 
 /** Hands one item's encoded image bytes to the writer (see `CacheStream`). */
-export type ItemSink = (id: string, bytes: Buffer, origin: string) => Promise<void>;
+export type ItemSink = (id: string, bytes: Uint8Array, origin: string) => Promise<void>;
 
 /**
  * Items delivered in any order (e.g. streamed out of archives): `read` calls `sink` for each item id, running
@@ -238,7 +238,7 @@ class CacheBuild {
   }
 
   /** Decode an image file's bytes to the cache size (grey when asked). */
-  async decodeBytes(bytes: Buffer, name: string, origin: string): Promise<DecodedItem> {
+  async decodeBytes(bytes: Uint8Array, name: string, origin: string): Promise<DecodedItem> {
     const decoded = await decodeImage(bytes, this.o.imageSize, name, origin);
     this.recordSize(decoded.resized, decoded.sourceWidth, decoded.sourceHeight);
     return { px: this.o.grayscale ? toGrayRgb(decoded.pixels) : decoded.pixels, sha: sha256Hex(bytes) };

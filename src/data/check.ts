@@ -106,7 +106,7 @@ export async function checkMiniImageNetFolder(dir: string): Promise<DatasetCheck
   for (const sp of splits.values()) for (const f of sp.filenames) wanted.set(f, '');
   if (wanted.size === 0) return { dir, items, ok: !items.some((i) => i.status === 'missing' || i.status === 'corrupt') };
   const pool = new TaskPool(32);
-  const sink = async (filename: string, bytes: Buffer) => {
+  const sink = async (filename: string, bytes: Uint8Array) => {
     wanted.set(filename, sha256Hex(bytes));
   };
   if (info.hasImagesDir) {

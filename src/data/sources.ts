@@ -67,7 +67,7 @@ export class TaskPool {
 }
 
 /** Processes one image's file bytes (hash, decode, store); runs as a pool task. */
-export type ImageSink = (filename: string, bytes: Buffer, origin: string) => Promise<void>;
+export type ImageSink = (filename: string, bytes: Uint8Array, origin: string) => Promise<void>;
 
 /** Read `images/<filename>` for each wanted file from an unpacked folder. */
 export async function readImagesFromFolder(
