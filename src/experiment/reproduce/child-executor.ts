@@ -45,7 +45,7 @@ function childArgs(s: ChildRunSettings): string[] {
  * until the child has written its first line (its handlers are installed by then: a node process without a SIGUSR1
  * handler would open its debugger instead).
  */
-export function childProcessExecutor(settings: ChildRunSettings, log: (l: string) => void, options: { env?: NodeJS.ProcessEnv; prefixOutput?: boolean } = {}): RunExecutor {
+export function childProcessExecutor(settings: ChildRunSettings, log: (l: string) => void, options: { env?: Record<string, string | undefined>; prefixOutput?: boolean } = {}): RunExecutor {
   return (run) =>
     new Promise<void>((resolve, reject) => {
       // Planning with seeds = seed + 1 includes this run; the child re-plans from its own table file.
