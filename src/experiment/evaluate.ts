@@ -19,6 +19,7 @@ import { backendAndMethod, namingPlugins, openTestEpisodes, requireFiles, type T
 import { resolveExperiment } from './resolve.ts';
 import { openDataset, type OpenedDataset } from './workspace.ts';
 
+/** What `runExperiment` returns: the config, run and result folders, checkpoint, training summary and result record. */
 export interface ExperimentResult {
   config: TrainConfig;
   runDir: string;
@@ -84,6 +85,7 @@ export async function evaluateAndRecord(target: EvaluationTarget, checkpointDir:
   return { record: await recordEvaluation(resultDir, facts, result), resultDir, reused: false, name };
 }
 
+/** What `evaluateCheckpoint` evaluates: a checkpoint folder, optionally at another shot or on another dataset. */
 export interface EvaluateCheckpointRequest {
   /** A `runs/<name>/best` (or `last`) directory. */
   checkpoint: string;

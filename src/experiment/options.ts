@@ -45,7 +45,9 @@ export const experimentOptionsSchema = z
   })
   .strict();
 
+/** `ExperimentOptions` as a caller writes them (defaults not yet filled in). */
 export type ExperimentOptionsInput = z.input<typeof experimentOptionsSchema>;
+/** Where an experiment reads and writes (data, cache, runs, results, episodes), its backend and run name, as validated. */
 export type ExperimentOptions = z.output<typeof experimentOptionsSchema>;
 
 /** Things that are not data: the reporter and an abort signal (e.g. Ctrl-C). */

@@ -15,6 +15,7 @@ import { trainingProgress } from './train-progress.ts';
 import { resolveExperiment } from './resolve.ts';
 import { episodeFileFor, openDataset, openEpisodeList, trainEpisodeSampler, type OpenedDataset } from './workspace.ts';
 
+/** What `trainExperiment` returns: the trained method on its backend and dataset, with its training summary and run folder. */
 export interface TrainedRun {
   config: TrainConfig;
   method: EpisodicMethod;
