@@ -78,7 +78,7 @@ const provider: DatasetProvider<Options> = {
     return manifest.normalization;
   },
   defaultAugment: 'none',
-  // No committed episode files: the usual 5-way 1/5-shot sets (no `standardEpisodes` list) are made on first use.
+  // No committed episode files: the usual 5-way 1/5-shot sets (no `registerStandardEpisodeSets` call) are made on first use.
   makesMissingEpisodeFiles: true,
 };
 

@@ -89,6 +89,8 @@ export {
   writeEpisodeFile,
   episodeFileName,
   STANDARD_EPISODE_SETS,
+  registerStandardEpisodeSets,
+  type StandardEpisodeSet,
   type EpisodeSpec,
   type ClassLayout,
   type SampledEpisode,

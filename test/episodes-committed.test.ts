@@ -17,7 +17,7 @@ import { REAL_DATA, REPO_ROOT } from './fixtures/mini-imagenet.ts';
 
 const loaded = new Map<string, LoadedEpisodeFile>();
 
-for (const std of standardEpisodeSets(miniImageNetProvider)) {
+for (const std of standardEpisodeSets(miniImageNetProvider.id)) {
   const rel = episodeFileName({ dataset: 'mini-imagenet', ...std });
   test.serial(`${rel}: valid, matches the real ${std.split}.csv, regenerates from its seed`, async (t) => {
     const file = path.join(REPO_ROOT, EPISODES_DIR, rel);

@@ -5,6 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   SAMPLER_VERSION,
+  STANDARD_EPISODE_SETS,
+  registerStandardEpisodeSets,
+  standardEpisodeSets,
   checkEpisodesMatchSplit,
   episodeFileName,
   episodeFileSha256,
@@ -179,4 +182,15 @@ test('checkEpisodesMatchSplit: fingerprint, dataset and split must match the loa
     message: /split CSVs differ/,
   });
   t.throws(() => checkEpisodesMatchSplit(set, { ...split, split: 'val' }), { instanceOf: UserError, message: /episodes of toy test, but the loaded data is toy val/ });
+});
+
+test('a provider whose protocol differs lists its sets with the episode layer; others get the usual protocol; listing twice is refused', (t) => {
+  const sets = [{ split: 'test' as const, spec: { way: 10, shot: 2, query: 5 }, seed: 7, count: 300 }];
+  registerStandardEpisodeSets('sets-test-provider', sets);
+  t.deepEqual(standardEpisodeSets('sets-test-provider'), sets);
+  t.is(standardEpisodeSets('some-other-provider'), STANDARD_EPISODE_SETS);
+  const twice = t.throws(() => registerStandardEpisodeSets('sets-test-provider', sets));
+  t.regex(twice.message, /listed twice/);
+  const bad = t.throws(() => registerStandardEpisodeSets('bad-sets-provider', [{ split: 'test', spec: { way: 1, shot: 1, query: 1 }, seed: 0, count: 10 }]));
+  t.regex(bad.message, /is not an episode spec/);
 });

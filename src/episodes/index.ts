@@ -15,5 +15,5 @@ export {
   type LoadedEpisodeFile,
   type SplitDescriptor,
 } from './file.ts';
-export { EPISODES_DIR, STANDARD_EPISODE_SETS, defaultEpisodeFile, episodeFileFor, standardEpisodeSets } from './standard.ts';
+export { EPISODES_DIR, STANDARD_EPISODE_SETS, defaultEpisodeFile, episodeFileFor, registerStandardEpisodeSets, standardEpisodeSets } from './standard.ts';
 export { makeStandardEpisodeFiles, type WrittenEpisodeFile } from './make-standard.ts';

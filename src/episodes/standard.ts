@@ -1,10 +1,10 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { DatasetProvider } from '../data/providers/contract.ts';
 import type { ResolvedDataset } from '../data/providers/registry.ts';
 import { packagedEpisodesDir } from '../util/package-root.ts';
 import { episodeFileName, makeEpisodes, writeEpisodeFile, type SplitDescriptor } from './file.ts';
-import type { EpisodeSpec, StandardEpisodeSet } from './spec.ts';
+import { UserError } from '../util/errors.ts';
+import { episodeSpecSchema, type EpisodeSpec, type StandardEpisodeSet } from './spec.ts';
 
 /**
  * The standard episode file for (dataset, split, spec): everyone evaluates on the same fixed episodes, so
@@ -12,7 +12,7 @@ import type { EpisodeSpec, StandardEpisodeSet } from './spec.ts';
  * accuracy, docs/reference.md). This module is the one policy for them: which sets a dataset has, where its
  * file is (committed in the package, or made in ./episodes on first use) and making a missing one. Dataset
  * providers only say whether their files are committed (`makesMissingEpisodeFiles`) and, if they differ from
- * the usual protocol, list their sets (`standardEpisodes`).
+ * the usual protocol, list their sets (`registerStandardEpisodeSets`).
  */
 
 /**
@@ -29,9 +29,33 @@ export const STANDARD_EPISODE_SETS: readonly StandardEpisodeSet[] = [
 /** Folder of the committed episode files (relative to the package root), and of the files made for user datasets (relative to the working directory). */
 export const EPISODES_DIR = 'episodes';
 
-/** The standard sets of a dataset: its provider's own list, else the usual protocol. */
-export function standardEpisodeSets(provider: Pick<DatasetProvider, 'standardEpisodes'>): readonly StandardEpisodeSet[] {
-  return provider.standardEpisodes ?? STANDARD_EPISODE_SETS;
+/** Sets listed by providers whose protocol differs from the usual one, by provider id. */
+const listedSets = new Map<string, readonly StandardEpisodeSet[]>();
+
+/**
+ * A dataset provider's own fixed episode sets, for a dataset whose protocol differs from the usual one
+ * (`STANDARD_EPISODE_SETS`); default episode files are then named after these. Called by the provider's module
+ * at import time, beside `registerDatasetProvider`.
+ */
+export function registerStandardEpisodeSets(providerId: string, sets: readonly StandardEpisodeSet[]): void {
+  if (listedSets.has(providerId)) {
+    throw new UserError(`the standard episode sets of dataset provider "${providerId}" are listed twice`, 'list them once, in the module that registers the provider');
+  }
+  for (const set of sets) {
+    if (set.split !== 'val' && set.split !== 'test') throw new UserError(`standard episode set of "${providerId}": split "${String(set.split)}" is not val or test`, 'use split "val" or "test"');
+    if (!Number.isInteger(set.seed) || !Number.isInteger(set.count) || set.count < 1) {
+      throw new UserError(`standard episode set of "${providerId}": seed ${set.seed} / count ${set.count} are not integers (count ≥ 1)`, 'give an integer seed and a positive integer count');
+    }
+    if (!episodeSpecSchema.safeParse(set.spec).success) {
+      throw new UserError(`standard episode set of "${providerId}": spec ${JSON.stringify(set.spec)} is not an episode spec`, 'give { way ≥ 2, shot ≥ 1, query ≥ 1 } as integers');
+    }
+  }
+  listedSets.set(providerId, sets.map((s) => ({ ...s, spec: { ...s.spec } })));
+}
+
+/** The standard sets of a dataset: those its provider listed, else the usual protocol. */
+export function standardEpisodeSets(providerId: string): readonly StandardEpisodeSet[] {
+  return listedSets.get(providerId) ?? STANDARD_EPISODE_SETS;
 }
 
 /**
@@ -45,7 +69,7 @@ export function defaultEpisodeFile(
   split: 'val' | 'test',
   spec: EpisodeSpec,
 ): { file: string; seed: number; count: number } {
-  const sets = standardEpisodeSets(dataset.dataset.provider);
+  const sets = standardEpisodeSets(dataset.dataset.provider.id);
   const std = sets.find((s) => s.split === split && s.spec.way === spec.way && s.spec.shot === spec.shot && s.spec.query === spec.query);
   const seed = std?.seed ?? 0;
   const count = std?.count ?? sets.find((s) => s.split === split)?.count ?? (split === 'test' ? 2000 : 1000);

@@ -3,7 +3,6 @@ import type { CacheManifest } from '../cache.ts';
 import type { Normalization } from '../normalize.ts';
 import type { PrepareProgress } from '../cache-writer.ts';
 // Type only: a provider lists its episode sets in the episode layer's own type; it runs nothing of that layer.
-import type { StandardEpisodeSet } from '../../episodes/spec.ts';
 
 /** Where a provider looks for its source: the `--data` flag, the environment, the working directory. */
 export interface LocateContext {
@@ -66,12 +65,9 @@ export interface DatasetProvider<O extends Record<string, unknown> = Record<stri
    */
   nativeImageSize?: number;
   /**
-   * The dataset's fixed episode sets, when they differ from the usual protocol (episodes/standard.ts
-   * `STANDARD_EPISODE_SETS`, the default); default episode files are named after these. The policy (where a
-   * set's file is, making a missing one) is the episode layer's.
-   */
-  standardEpisodes?: readonly StandardEpisodeSet[];
-  /**
+   * (A dataset whose fixed episode sets differ from the usual protocol lists them with the episode layer's
+   * `registerStandardEpisodeSets(id, sets)`: the episode is the episode layer's, and data sits below it.)
+   *
    * True when a missing default episode file may be made on first use (user datasets, which have no
    * committed files). False for benchmarks whose files are committed: a missing one is an error.
    */
