@@ -21,7 +21,7 @@ interface Thing {
   create: () => number;
   apiVersion?: string;
 }
-const things = new Registry<Thing>({ kind: 'thing', idField: 'id', registerWith: 'registerThing', required: { description: { type: 'string', fix: 'describe it' }, create: { type: 'function', fix: 'add create()' } } });
+const things = new Registry<Thing>({ kind: 'thing', registerWith: 'registerThing', required: { create: { type: 'function', fix: 'add create()' } } });
 const thing = (id: string, extra: Partial<Thing> = {}): Thing => ({ id, description: 'a thing', create: () => 1, ...extra });
 
 test.serial('register / get / list / origin', async (t) => {
@@ -41,7 +41,7 @@ test.serial('every registration mistake is a UserError naming the entry, the plu
   const cases: [unknown, RegExp][] = [
     [undefined, /^a plugin \(plugin p\.ts\) registered undefined instead of a thing object\n {2}fix: pass \{ id, description, create \} to registerThing$/],
     [thing('Bad_Id'), /^thing "Bad_Id" \(plugin p\.ts\): field "id" is not a valid name\n {2}fix: use lowercase letters, digits and dashes, starting with a letter$/],
-    [{ id: 'nodesc', create: () => 1 }, /^thing "nodesc" \(plugin p\.ts\): field "description" is missing or not a string\n {2}fix: describe it$/],
+    [{ id: 'nodesc', create: () => 1 }, /^thing "nodesc" \(plugin p\.ts\): field "description" is missing or not a string\n {2}fix: describe the thing in one line$/],
     [thing('nocreate', { create: undefined }), /^thing "nocreate" \(plugin p\.ts\): required function "create" is missing\n {2}fix: add create\(\)$/],
     [thing('v2', { apiVersion: '2.0' }), /^thing "v2" \(plugin p\.ts\): field "apiVersion": apiVersion 2\.0 is incompatible/],
     [thing('alpha'), /^thing "alpha" \(plugin p\.ts\): is registered twice \(first by fewshot \(built in\)\)\n {2}fix: give your thing a different id$/],
@@ -55,7 +55,7 @@ test.serial('every registration mistake is a UserError naming the entry, the plu
 
 test.serial('get of an unknown id names the close ids and all known ones', (t) => {
   const err = t.throws(() => things.get('alpa'), { instanceOf: UserError });
-  t.is(err!.message, 'unknown thing "alpa" (did you mean "alpha"?)\n  fix: use one of: alpha, beta-2');
+  t.is(err!.message, 'unknown thing "alpa" (did you mean "alpha"?)\n  fix: use one of: alpha, beta-2 (`fewshot list` shows them), or load a plugin that registers it with --plugin');
 });
 
 test.serial('the five registries share the behaviour: unknown ids throw with the known ids, duplicates name the first origin', async (t) => {

@@ -4,13 +4,10 @@ import { Registry } from '../util/registry.ts';
 /** Backbones by id (`--backbone conv4`); a plugin adds one with `registerBackbone` at import time. */
 export const backbones = new Registry<BackboneFactory>({
   kind: 'backbone',
-  idField: 'id',
   registerWith: 'registerBackbone',
   required: {
-    description: { type: 'string', fix: 'describe the backbone in one line' },
     create: { type: 'function', fix: 'add create({ imageSize, seed }) returning the backbone' },
   },
-  unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
 });
 
 /** Register a backbone; a plugin calls it at import time (id rule, duplicates and apiVersion checked). */

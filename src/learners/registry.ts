@@ -8,14 +8,11 @@ import { Registry } from '../util/registry.ts';
  */
 export const learners = new Registry<LearnerFactory<any>>({
   kind: 'learner',
-  idField: 'id',
   registerWith: 'registerHead / registerLearner',
   required: {
-    description: { type: 'string', fix: 'describe the learner in one line' },
     configSchema: { type: 'zod schema', fix: 'give a zod schema of the options, e.g. z.object({}).strict()' },
     create: { type: 'function', fix: 'add create(config) returning the head or learner' },
   },
-  unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
 });
 
 /** Register a learner (a head or an adaptive learner); a plugin calls it at import time. */

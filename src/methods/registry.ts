@@ -16,10 +16,8 @@ export const wrappers = new Registry<MethodWrapper>({
   idPattern: /^([a-z][a-z0-9-]*)?$/,
   idRule: 'use lowercase letters, digits and dashes, starting with a letter (or "" for the plain method)',
   required: {
-    description: { type: 'string', fix: 'describe the wrapper in one line' },
     create: { type: 'function', fix: 'add create({ backbone, head, way, imageSize, seed, options }) returning the method' },
   },
-  unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
 });
 
 /** Register a method wrapper (how a learner is trained and evaluated); a plugin calls it at import time. */

@@ -14,7 +14,6 @@ export const transformSets = new Registry<TransformSet>({
   idPattern: /^[a-z][a-z0-9_-]*$/,
   idRule: 'use lowercase letters, digits, "_" and "-", starting with a letter',
   required: {
-    description: { type: 'string', fix: 'describe the set in one line' },
     transforms: { type: 'array', fix: 'list the transformations t_0..t_{M-1}, the identity first' },
   },
   check: (set) => {
@@ -22,7 +21,6 @@ export const transformSets = new Registry<TransformSet>({
     if (!set.transforms[0].isIdentity) return { problem: 'does not start with the identity', fix: 'make t_0 the identity: SLA+SI and SLA+SD read the untransformed copy j=0' };
     return undefined;
   },
-  unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
 });
 
 /** Register a transformation set for the SLA/DA/MT wrappers; a plugin calls it at import time. */

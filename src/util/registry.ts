@@ -12,25 +12,27 @@ export interface RequiredField {
 export interface RegistryRules<T> {
   /** What one entry is called in messages: `learner`, `backbone`, `method wrapper`, `transform set`, `dataset`. */
   kind: string;
-  /** The field holding the entry's id (`id`; a wrapper's `suffix`; a transform set's `name`). */
-  idField: string;
+  /** The field holding the entry's id: `id` by default; a wrapper's `suffix`, a transform set's `name`. */
+  idField?: string;
   /** The functions a plugin calls to register one, named when it passes something that is not an object. */
   registerWith: string;
   /** The id rule; by default lowercase letters, digits and dashes, starting with a letter. */
   idPattern?: RegExp;
   /** The rule in words, for the fix of an invalid id. */
   idRule?: string;
-  /** The fields an entry must have besides its id. */
+  /** The fields an entry must have besides its id and its one-line `description` (every registry's). */
   required?: Record<string, RequiredField>;
   /** A check of the entry as a whole (a transform set starts with the identity): the problem and fix, or undefined. */
   check?: (entry: T) => { problem: string; fix: string } | undefined;
-  /** Appended to the fix of an unknown id (how to add one: `fewshot list`, `--plugin`). */
+  /** Appended to the fix of an unknown id: by default how to see and add one (PLUGIN_HINT); '' for none. */
   unknownHint?: string;
   /** The word before an unknown id in its message (`unknown dataset "x"`); `kind` by default. */
   unknownKind?: string;
 }
 
 export const DEFAULT_ID_PATTERN = /^[a-z][a-z0-9-]*$/;
+/** How a user sees the registered ids and adds one: every registry takes plugins. */
+export const PLUGIN_HINT = '(`fewshot list` shows them), or load a plugin that registers it with --plugin';
 const DEFAULT_ID_RULE = 'use lowercase letters, digits and dashes, starting with a letter';
 
 /**
@@ -42,22 +44,26 @@ const DEFAULT_ID_RULE = 'use lowercase letters, digits and dashes, starting with
  */
 export class Registry<T extends object> {
   private readonly entries = new Map<string, { entry: T; origin: string }>();
+  /** `description` (what `fewshot list` shows), then the registry's own required fields. */
+  private readonly required: Record<string, RequiredField>;
 
-  constructor(private readonly rules: RegistryRules<T>) {}
+  constructor(private readonly rules: RegistryRules<T>) {
+    this.required = { description: { type: 'string', fix: `describe the ${rules.kind} in one line` }, ...rules.required };
+  }
 
   register(entry: T): void {
-    const { kind, idField, registerWith } = this.rules;
+    const { kind, idField = 'id', registerWith } = this.rules;
     const origin = registrationOrigin();
     const fields = entry as unknown as Record<string, unknown> | null | undefined;
     if (fields === null || typeof fields !== 'object') {
-      throw new UserError(`a plugin${originSuffix(origin)} registered ${String(fields)} instead of a ${kind} object`, `pass { ${[idField, ...Object.keys(this.rules.required ?? {})].join(', ')} } to ${registerWith}`);
+      throw new UserError(`a plugin${originSuffix(origin)} registered ${String(fields)} instead of a ${kind} object`, `pass { ${[idField, ...Object.keys(this.required)].join(', ')} } to ${registerWith}`);
     }
     const id = fields[idField];
     const fail = (problem: string, fix: string): never => {
       throw new UserError(`${kind} "${String(id)}"${originSuffix(origin)}: ${problem}`, fix);
     };
     if (typeof id !== 'string' || !(this.rules.idPattern ?? DEFAULT_ID_PATTERN).test(id)) fail(`field "${idField}" is not a valid name`, this.rules.idRule ?? DEFAULT_ID_RULE);
-    for (const [name, { type, fix }] of Object.entries(this.rules.required ?? {})) {
+    for (const [name, { type, fix }] of Object.entries(this.required)) {
       const value = fields[name];
       const ok = type === 'function' ? typeof value === 'function'
         : type === 'string' ? typeof value === 'string'
@@ -79,7 +85,8 @@ export class Registry<T extends object> {
     const found = this.entries.get(id);
     if (found) return found.entry;
     const known = this.ids();
-    const hint = this.rules.unknownHint ? ` ${this.rules.unknownHint}` : '';
+    const unknownHint = this.rules.unknownHint ?? PLUGIN_HINT;
+    const hint = unknownHint ? ` ${unknownHint}` : '';
     throw new UserError(`unknown ${this.rules.unknownKind ?? this.rules.kind} "${id}"${didYouMean(id, known)}`, `use one of: ${known.join(', ')}${hint}`);
   }
 

@@ -15,10 +15,8 @@ export const DEFAULT_DATASET = 'mini-imagenet';
 export const datasetProviders = new Registry<DatasetProvider<any>>({
   kind: 'dataset provider',
   unknownKind: 'dataset',
-  idField: 'id',
   registerWith: 'registerDatasetProvider',
   required: {
-    description: { type: 'string', fix: 'describe the dataset in one line' },
     optionsSchema: { type: 'zod schema', fix: 'give a strict zod schema of the options, e.g. z.object({}).strict()' },
     sourceHelp: { type: 'string', fix: 'say in one line what the source looks like and how to point at it' },
     name: { type: 'function', fix: 'add name(options) returning the dataset\'s name' },
@@ -26,7 +24,6 @@ export const datasetProviders = new Registry<DatasetProvider<any>>({
     prepare: { type: 'function', fix: 'add prepare(request) writing the cache' },
     normalization: { type: 'function', fix: 'add normalization(options, manifest)' },
   },
-  unknownHint: '(`fewshot list` shows them), or load a plugin that registers it with --plugin',
 });
 
 /** Register a dataset provider; a plugin calls it at import time (id rule, duplicates and apiVersion checked). */
