@@ -26,10 +26,15 @@ function checkShape(what: string, actual: tf.Tensor | undefined, expected: numbe
   }
 }
 
-function rethrow(err: unknown, name: string, field: string, origin: string): never {
-  if (origin === BUILTIN_ORIGIN || err instanceof UserError || err instanceof NumericalError) throw err;
-  const message = err instanceof Error ? err.message.split('\n')[0].slice(0, 300) : String(err);
-  throw new UserError(`${name}: "${field}" threw: ${message}`, 'fix the plugin (run it on a tiny episode in a test to see the full stack)');
+/** The learner's `field` called through `call`; a plugin's ordinary error becomes a UserError naming it and the field. */
+function guarded<R>(call: () => R, name: string, field: string, origin: string): R {
+  try {
+    return call();
+  } catch (err) {
+    if (origin === BUILTIN_ORIGIN || err instanceof UserError || err instanceof NumericalError) throw err;
+    const message = err instanceof Error ? err.message.split('\n')[0].slice(0, 300) : String(err);
+    throw new UserError(`${name}: "${field}" threw: ${message}`, 'fix the plugin (run it on a tiny episode in a test to see the full stack)');
+  }
 }
 
 /** Check the object a factory created and return it wrapped with shape checks. */
@@ -53,12 +58,7 @@ export function guardLearner(learner: Learner, factoryId: string, origin: string
 }
 
 function variablesOf(learner: { variables(): tf.Variable[] }, name: string, origin: string): tf.Variable[] {
-  let vars: tf.Variable[];
-  try {
-    vars = learner.variables();
-  } catch (err) {
-    rethrow(err, name, 'variables', origin);
-  }
+  const vars = guarded(() => learner.variables(), name, 'variables', origin);
   if (!Array.isArray(vars)) throw new UserError(`${name}: "variables" returned ${String(vars)}, not an array`, 'return an array of tf.Variable (or [])');
   return vars;
 }
@@ -70,22 +70,9 @@ function guardHead(head: FewShotHead, name: string, origin: string): FewShotHead
     maxWay: head.maxWay,
     labelSmoothing: head.labelSmoothing,
     variables: () => variablesOf(head, name, origin),
-    prepare: head.prepare
-      ? (setup) => {
-          try {
-            head.prepare!(setup);
-          } catch (err) {
-            rethrow(err, name, 'prepare', origin);
-          }
-        }
-      : undefined,
+    prepare: head.prepare ? (setup) => guarded(() => head.prepare!(setup), name, 'prepare', origin) : undefined,
     logits: (ep: EmbeddedEpisode, phase: 'train' | 'eval') => {
-      let out: tf.Tensor2D;
-      try {
-        out = head.logits(ep, phase);
-      } catch (err) {
-        rethrow(err, name, 'logits', origin);
-      }
+      const out = guarded(() => head.logits(ep, phase), name, 'logits', origin);
       checkShape('logits', out, [ep.query.shape[0], ep.way], name, 'logits');
       return out;
     },
@@ -99,20 +86,9 @@ function guardAdaptive(learner: AdaptiveLearner, name: string, origin: string): 
     maxWay: learner.maxWay,
     labelSmoothing: learner.labelSmoothing,
     variables: () => variablesOf(learner, name, origin),
-    prepare: (setup) => {
-      try {
-        learner.prepare(setup);
-      } catch (err) {
-        rethrow(err, name, 'prepare', origin);
-      }
-    },
+    prepare: (setup) => guarded(() => learner.prepare(setup), name, 'prepare', origin),
     adapt: (task: ImageTask, context) => {
-      let out: AdaptedTask;
-      try {
-        out = learner.adapt(task, context);
-      } catch (err) {
-        rethrow(err, name, 'adapt', origin);
-      }
+      const out: AdaptedTask = guarded(() => learner.adapt(task, context), name, 'adapt', origin);
       if (!out || typeof out !== 'object') throw new UserError(`${name}: "adapt" returned ${String(out)}`, 'return { logits, embeddings }');
       const nSupport = task.supportImages.shape[0];
       const nQuery = task.queryImages.shape[0];
