@@ -4,8 +4,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
-import { prepareCliFixture, runCli as runCliRaw } from './fixtures/run-cli.ts';
+import { REPO_ROOT } from './fixtures/mini-imagenet.ts';
+import { runCliOneThread as runCli, useCliFixture } from './fixtures/run-cli.ts';
 import { readCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { UserError } from '../src/util/errors.ts';
 
@@ -14,20 +14,12 @@ import { UserError } from '../src/util/errors.ts';
  * checksum (legacy ones load with a notice), a diverged state is never written over a good checkpoint nor
  * loaded, and non-finite scores are an error, never a "1/way ± 0" result. Real files, real CLI subprocesses.
  */
-const runCli = (args: string[], env: Record<string, string> = {}) => runCliRaw(args, { FEWSHOT_WASM_THREADS: '1', ...env });
-
-let fx: Fixture;
-let cache: string;
 const SIZE = '16';
+const fixture = useCliFixture(test, 12, SIZE);
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 
 test.before(async () => {
   await tf.setBackend('cpu');
-  fx = await buildFixture(12);
-  cache = await prepareCliFixture(fx, SIZE, (args) => runCli(args));
-});
-test.after.always(async () => {
-  await fx?.cleanup();
 });
 
 /** A checkpoint like a training's: three variables, Adam slots, a step count and the run's meta. */
@@ -71,7 +63,7 @@ async function editWithHashesFixed(dir: string, payload: (floats: Float32Array, 
 }
 
 async function scratch(name: string): Promise<string> {
-  const dir = path.join(fx.root, 'scratch', name);
+  const dir = path.join(fixture.fx.root, 'scratch', name);
   await fs.rm(dir, { recursive: true, force: true });
   return dir;
 }
@@ -142,7 +134,7 @@ test.serial('#2: a NaN in an optimizer slot is refused on load even with every h
 
 /** Protonet, 2-way 1-shot, 40 episodes, validation every 10; lr 1e-3, multiplied by `factor` from episode 20 on. */
 async function scheduleConfig(factor: number): Promise<string> {
-  const file = path.join(fx.root, `schedule-${factor}.json`);
+  const file = path.join(fixture.fx.root, `schedule-${factor}.json`);
   await fs.writeFile(file, JSON.stringify({
     method: 'protonet', imageSize: Number(SIZE), train: { way: 2, shot: 1, query: 3 }, test: { way: 2, shot: 1, query: 3 }, episodes: 40,
     optimizer: { type: 'sgd', lr: 0.001, momentum: 0.9, nesterov: false, weightDecay: 0 },
@@ -151,12 +143,12 @@ async function scheduleConfig(factor: number): Promise<string> {
   return file;
 }
 
-const trainArgs = (config: string, name: string) => ['train', 'protonet', '--config', config, '--val-file', path.join(fx.root, 'val.json'), '--backend', 'wasm', '--runs', path.join(fx.root, 'runs'), '--name', name, '--cache', cache];
+const trainArgs = (config: string, name: string) => ['train', 'protonet', '--config', config, '--val-file', path.join(fixture.fx.root, 'val.json'), '--backend', 'wasm', '--runs', path.join(fixture.fx.root, 'runs'), '--name', name, '--cache', fixture.cache];
 
 test.serial('#2: a training that diverges (lr x 1e6 at episode 20: batch-norm variance Inf) stops with exit 3 and keeps its good checkpoints, saying which', async (t) => {
   const out = await runCli(trainArgs(await scheduleConfig(1e6), 'diverges'));
   t.is(out.code, 3, out.stderr);
-  const run = path.join(fx.root, 'runs', 'diverges');
+  const run = path.join(fixture.fx.root, 'runs', 'diverges');
   t.regex(out.stderr, /numerical error: training diverged by episode 30: conv4\/\S+ holds a non-finite value \((Infinity|NaN)\); nothing was written to (last|best)\/; kept: the last good checkpoint \(episode 20\) in \S+diverges\/last and \S+diverges\/best \(episode 20\)/);
   t.notRegex(out.stderr, /best validation|internal error/);
   // What it says is kept is there, complete and loadable.
@@ -174,15 +166,15 @@ test.serial('#2: a training that diverges (lr x 1e6 at episode 20: batch-norm va
 test.serial('#3: non-finite scores (weights of 3e38, every hash recomputed) are an evaluation error naming the checkpoint; no result is written', async (t) => {
   const trained = await runCli(trainArgs(await scheduleConfig(1), 'good'));
   t.is(trained.code, 0, trained.stderr);
-  const ckpt = path.join(fx.root, 'scaled');
-  await fs.cp(path.join(fx.root, 'runs', 'good', 'best'), ckpt, { recursive: true, dereference: true });
+  const ckpt = path.join(fixture.fx.root, 'scaled');
+  await fs.cp(path.join(fixture.fx.root, 'runs', 'good', 'best'), ckpt, { recursive: true, dereference: true });
   await editWithHashesFixed(ckpt, (floats, json) => {
     // Finite weights whose products overflow: the first conv's filters scaled to 3e38 in magnitude.
     const first = json.variables[0];
     for (let i = first.offset / 4; i < first.offset / 4 + first.length; i++) floats[i] = floats[i] >= 0 ? 3e38 : -3e38;
   });
-  const results = path.join(fx.root, 'results-nan');
-  const out = await runCli(['eval', ckpt, '--test-file', path.join(fx.root, 'test.json'), '--backend', 'wasm', '--results', results, '--cache', cache]);
+  const results = path.join(fixture.fx.root, 'results-nan');
+  const out = await runCli(['eval', ckpt, '--test-file', path.join(fixture.fx.root, 'test.json'), '--backend', 'wasm', '--results', results, '--cache', fixture.cache]);
   t.is(out.code, 3, out.stderr);
   t.regex(out.stderr, /numerical error: the scores of inference mode "plain" are not finite \(NaN for query \d+\): the model's weights or a plugin's method, backbone or head produced them \(evaluation episode 0\); checkpoint \S+scaled; no result was written/);
   t.notRegex(out.stderr, /50\.00 ± 0\.00/);
@@ -190,7 +182,7 @@ test.serial('#3: non-finite scores (weights of 3e38, every hash recomputed) are 
 });
 
 test.serial('#3: a plugin head whose scores are NaN only at evaluation: the validation stops the run (exit 3, the plugin named), nothing is chosen as best, no result is written', async (t) => {
-  const plugin = path.join(fx.root, 'nan-at-eval.mts');
+  const plugin = path.join(fixture.fx.root, 'nan-at-eval.mts');
   await fs.writeFile(plugin, [
     `import { registerHead, squaredDistances, classMeans, z, tf } from ${JSON.stringify(path.join(REPO_ROOT, 'src', 'index.ts'))};`,
     "registerHead({ id: 'nan-at-eval', description: 'prototypes in training, NaN at evaluation', configSchema: z.object({}).strict(),",
@@ -199,13 +191,13 @@ test.serial('#3: a plugin head whose scores are NaN only at evaluation: the vali
     "    return phase === 'eval' ? tf.mul(scores, NaN) : scores;",
     '  }) }) });',
   ].join('\n'));
-  const results = path.join(fx.root, 'results-plugin');
+  const results = path.join(fixture.fx.root, 'results-plugin');
   const out = await runCli(['run', 'nan-at-eval', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '4', '--val-every', '2', '--val-episodes', '2',
-    '--val-file', path.join(fx.root, 'val.json'), '--test-file', path.join(fx.root, 'test.json'), '--backend', 'wasm', '--runs', path.join(fx.root, 'runs'),
-    '--results', results, '--name', 'nan-at-eval', '--image-size', SIZE, '--cache', cache, '--plugin', plugin]);
+    '--val-file', path.join(fixture.fx.root, 'val.json'), '--test-file', path.join(fixture.fx.root, 'test.json'), '--backend', 'wasm', '--runs', path.join(fixture.fx.root, 'runs'),
+    '--results', results, '--name', 'nan-at-eval', '--image-size', SIZE, '--cache', fixture.cache, '--plugin', plugin]);
   t.is(out.code, 3, out.stderr);
   t.regex(out.stderr, /numerical error: validation at episode 2: the scores of inference mode "plain" are not finite \(NaN for query 0\)[^\n]*\(evaluation episode 0\); stopped, no checkpoint was written before it[^\n]*; plugin loaded: \S*nan-at-eval\.mts/);
   t.notRegex(out.stderr, /best validation|50\.00 ± 0\.00/);
-  t.false(await exists(path.join(fx.root, 'runs', 'nan-at-eval', 'best')), 'no best checkpoint');
+  t.false(await exists(path.join(fixture.fx.root, 'runs', 'nan-at-eval', 'best')), 'no best checkpoint');
   t.false(await exists(results), 'no result');
 });

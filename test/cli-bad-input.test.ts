@@ -1,9 +1,9 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CommanderError } from 'commander';
-import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
+import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
+import { runLauncher } from './fixtures/run-cli.ts';
 import { buildProgram, describeCliFailure, type CliFailure } from '../src/cli/program.ts';
 import { NumericalError, UserError } from '../src/util/errors.ts';
 
@@ -111,14 +111,7 @@ test('exit codes: bad input 2, numerical failure 3, a bug 1, --help and --versio
 test('the launcher prints the same error and exits with the same code as the in-process CLI', async (t) => {
   const args = ['run', 'protonett', '--data', 'x', '--backend', 'cpu'];
   const expected = await cliInProcess(args);
-  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'fewshot.js'), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  const out = await runLauncher(args);
   t.is(expected.code, 2);
   t.is(out.code, expected.code);
   t.is(out.stderr, expected.text);

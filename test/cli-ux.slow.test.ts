@@ -1,8 +1,8 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
+import { runLauncher, runNode } from './fixtures/run-cli.ts';
 import { defaultEpisodeFile } from '../src/experiment/workspace.ts';
 import { getDatasetProvider } from '../src/data/providers/registry.ts';
 import { packagedEpisodesDir } from '../src/util/package-root.ts';
@@ -16,22 +16,7 @@ import '../src/builtin.ts';
  * that hold no absolute path of the machine. Runs the real launcher from a temp working directory on a
  * 7-class fixture cut from real mini-ImageNet images.
  */
-interface Outcome { code: number | null; stdout: string; stderr: string }
-
-function cli(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'fewshot.js'), ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[], cwd: string, env: Record<string, string> = {}) => runLauncher(args, cwd, env);
 
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 const COSINE = path.join(REPO_ROOT, 'examples', 'cosine-head.ts');
@@ -234,14 +219,7 @@ test.serial('run/eval/list --json; an evaluation gets its own result, is kept wh
 test('importing (or requiring, from CommonJS) src/episodes/make-standard.ts runs nothing', async (t) => {
   // CommonJS, as a plugin in a folder without "type": "module" loads fewshot's sources through tsx: a
   // top-level await there used to fail with ERR_REQUIRE_ASYNC_MODULE.
-  const out = await new Promise<Outcome>((resolve) => {
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), '-e', `require(${JSON.stringify(path.join(REPO_ROOT, 'src', 'episodes', 'make-standard.ts'))}); console.log('imported');`], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  const out = await runNode(['--import', import.meta.resolve('tsx'), '-e', `require(${JSON.stringify(path.join(REPO_ROOT, 'src', 'episodes', 'make-standard.ts'))}); console.log('imported');`], tmp);
   t.is(out.code, 0, out.stderr);
   t.is(out.stdout.trim(), 'imported');
 });

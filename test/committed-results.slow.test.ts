@@ -1,8 +1,9 @@
 import test from 'ava';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
+import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
+import { runLauncher } from './fixtures/run-cli.ts';
 
 /*
  * Issue 32 #1: a user's run never replaces the project's committed reference results. In a git repository that
@@ -10,22 +11,7 @@ import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.
  * (results-local/, ignored), leaving `git status` clean of tracked changes; `run` aimed at the committed
  * folder refuses before any training, and replace it only with --replace-committed. Real launcher, real images.
  */
-interface Outcome { code: number | null; stdout: string; stderr: string }
-
-function cli(args: string[], cwd: string): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'fewshot.js'), ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[], cwd: string) => runLauncher(args, cwd);
 
 const git = (cwd: string, ...args: string[]) => execFileSync('git', ['-c', 'user.email=t@t', '-c', 'user.name=t', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);

@@ -4,7 +4,8 @@ import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
+import { buildFixture, REPO_ROOT, type Fixture, writeClassFolders } from './fixtures/mini-imagenet.ts';
+import { tinyTable, writeTables } from './fixtures/tables.ts';
 import { planTable } from '../src/experiment/reproduce/plan.ts';
 import { parseTableSpec } from '../src/reports/table-spec.ts';
 
@@ -65,16 +66,8 @@ test.before(async () => {
   fx = await buildFixture(8);
   cache = path.join(fx.root, 'cache');
   // The same images as a `folder` dataset (train/val/test/<class>/<image>) for the table.
-  dataRoot = path.join(fx.root, 'fixture');
-  for (const split of ['train', 'val', 'test'] as const) {
-    for (const r of fx.rows[split]) {
-      await fs.mkdir(path.join(dataRoot, split, r.label), { recursive: true });
-      await fs.writeFile(path.join(dataRoot, split, r.label, r.filename), fx.images.get(r.filename)!);
-    }
-  }
-  tables = path.join(fx.root, 'tables');
-  await fs.mkdir(tables);
-  await fs.writeFile(path.join(tables, 'tiny.json'), JSON.stringify(TABLE, null, 1));
+  dataRoot = await writeClassFolders(fx, path.join(fx.root, 'fixture'));
+  tables = await writeTables(path.join(fx.root, 'tables'), { tiny: TABLE });
   const prep = start(['data', 'prepare', '--data', fx.folderDir, '--image-size', SIZE, '--cache', cache]);
   const out = await prep.done;
   if (out.code !== 0) throw new Error(prep.stderr);
@@ -157,25 +150,14 @@ test.serial('#11 stale-lock takeover: a second taker that read the same dead hol
   await first.done;
 });
 
-const TABLE = {
-  format: 'fewshot-table/1',
-  id: 'tiny',
-  title: 'Tiny table on four real mini-ImageNet classes',
-  source: 'test fixture',
-  budgets: {
-    ci: {
-      label: 'seconds: 16 px Conv-4, 3 training episodes, 2 seeds',
-      protocol: 'reduced',
-      seeds: 2,
-      base: { backbone: 'conv4', imageSize: 16, episodes: 3, validation: { every: 2, episodes: 2 }, optimizer: { type: 'adam', lr: 0.001 }, datasetOptions: { name: 'fixture', normalization: 'imagenet' } },
-    },
-  },
-  cells: [
+const TABLE = tinyTable(
+  'Tiny table on four real mini-ImageNet classes',
+  [
     { id: 'plain', row: 'ProtoNet', column: '2-way 1-shot', dataset: 'folder', method: 'protonet', mode: 'plain', test: { way: 2, shot: 1, query: 3 }, published: [] },
     { id: 'sla-ag', row: 'ProtoNet + SLA+AG', column: '2-way 1-shot', dataset: 'folder', method: 'protonet-sla', mode: 'ag', test: { way: 2, shot: 1, query: 3 }, published: [] },
   ],
-  comparisons: [{ id: 'ag-vs-plain', a: 'sla-ag', b: 'plain' }],
-};
+  [{ id: 'ag-vs-plain', a: 'sla-ag', b: 'plain' }],
+);
 
 test.serial('#5 two reproducers on one table: a run locked by the other is in progress elsewhere, not failed; the table is built from disk', async (t) => {
   const results = path.join(fx.root, 'two', 'results');

@@ -1,8 +1,8 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, REAL_DATA, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
+import { runLauncher } from './fixtures/run-cli.ts';
 import { MINI_IMAGENET_REFERENCE } from '../src/data/check.ts';
 import { checkData } from '../src/experiment/data-check.ts';
 import '../src/builtin.ts';
@@ -12,18 +12,7 @@ import '../src/builtin.ts';
  * real data (read in place) every item is ok and each split is the project's copy; on fixture folders cut from it
  * a missing image, a missing split file and a truncated archive are each named, and the command exits 2.
  */
-interface Outcome { code: number | null; stdout: string; stderr: string }
-
-function cli(args: string[]): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'fewshot.js'), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => runLauncher(args);
 
 let fx: Fixture;
 test.before(async () => {

@@ -1,8 +1,7 @@
 import test from 'ava';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
-import { prepareCliFixture, runCli as runCliRaw } from './fixtures/run-cli.ts';
+import { runCliOneThread as runCli, useCliFixture } from './fixtures/run-cli.ts';
 
 /**
  * A full, over-quota, read-only or forbidden disk is the machine's state, not a bug in fewshot (issue 26 #6): the
@@ -11,24 +10,13 @@ import { prepareCliFixture, runCli as runCliRaw } from './fixtures/run-cli.ts';
  * even when its result cannot be written. A real ENOSPC comes from /dev/full; the others are injected at the
  * writers' crash points (FEWSHOT_CRASH_AT=<point>@ENOSPC, util/fault.ts), naming the file being written.
  */
-const runCli = (args: string[], env: Record<string, string> = {}) => runCliRaw(args, { FEWSHOT_WASM_THREADS: '1', ...env });
-
-let fx: Fixture;
-let cache: string;
 const SIZE = '16';
+const fixture = useCliFixture(test, 12, SIZE);
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
-
-test.before(async () => {
-  fx = await buildFixture(12);
-  cache = await prepareCliFixture(fx, SIZE, (args) => runCli(args));
-});
-test.after.always(async () => {
-  await fx?.cleanup();
-});
 
 const trainArgs = (runs: string, name = 'r') => [
   'train', 'protonet', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '6', '--val-every', '2', '--val-episodes', '2',
-  '--val-file', path.join(fx.root, 'val.json'), '--backend', 'wasm', '--runs', runs, '--name', name, '--image-size', SIZE, '--cache', cache,
+  '--val-file', path.join(fixture.fx.root, 'val.json'), '--backend', 'wasm', '--runs', runs, '--name', name, '--image-size', SIZE, '--cache', fixture.cache,
 ];
 
 function assertUserDiskError(t: import('ava').ExecutionContext, out: { code: number | null; stderr: string }, folder: string, code = 'ENOSPC') {
@@ -40,7 +28,7 @@ function assertUserDiskError(t: import('ava').ExecutionContext, out: { code: num
 }
 
 test.serial('a disk that is full while training (the train log on /dev/full: a real ENOSPC) is exit 2 naming the run folder; with room again the same command finishes', async (t) => {
-  const runs = path.join(fx.root, 'runs-full');
+  const runs = path.join(fixture.fx.root, 'runs-full');
   const run = path.join(runs, 'r');
   await fs.mkdir(run, { recursive: true });
   await fs.symlink('/dev/full', path.join(run, 'train-log.jsonl'));
@@ -53,10 +41,10 @@ test.serial('a disk that is full while training (the train log on /dev/full: a r
 });
 
 test.serial('ENOSPC while writing a checkpoint: exit 2 naming it, the previous checkpoint intact; the same command then resumes to the same weights as a run never stopped', async (t) => {
-  const base = path.join(fx.root, 'runs-base');
+  const base = path.join(fixture.fx.root, 'runs-base');
   const whole = await runCli(trainArgs(base));
   t.is(whole.code, 0, whole.stderr);
-  const runs = path.join(fx.root, 'runs-ckpt');
+  const runs = path.join(fixture.fx.root, 'runs-ckpt');
   // The second checkpoint save (best/ at episode 2 is the first, last/ at episode 2 the second).
   const full = await runCli(trainArgs(runs), { FEWSHOT_CRASH_AT: 'checkpoint:weights-written:2@ENOSPC' });
   assertUserDiskError(t, full, path.join(runs, 'r', 'last'));
@@ -69,10 +57,10 @@ test.serial('ENOSPC while writing a checkpoint: exit 2 naming it, the previous c
 });
 
 test.serial('an evaluation whose result cannot be written (EDQUOT, EROFS, ENOSPC) prints its accuracy, exits 2 naming the result folder and writes nothing; with room the result is the same', async (t) => {
-  const runs = path.join(fx.root, 'runs-eval');
+  const runs = path.join(fixture.fx.root, 'runs-eval');
   t.is((await runCli(trainArgs(runs))).code, 0);
-  const results = path.join(fx.root, 'results-eval');
-  const evalArgs = ['eval', path.join(runs, 'r', 'best'), '--test-file', path.join(fx.root, 'test.json'), '--backend', 'wasm', '--results', results, '--cache', cache, '--name', 'e'];
+  const results = path.join(fixture.fx.root, 'results-eval');
+  const evalArgs = ['eval', path.join(runs, 'r', 'best'), '--test-file', path.join(fixture.fx.root, 'test.json'), '--backend', 'wasm', '--results', results, '--cache', fixture.cache, '--name', 'e'];
   const printed: string[] = [];
   for (const code of ['EDQUOT', 'EROFS', 'ENOSPC']) {
     const out = await runCli(evalArgs, { FEWSHOT_CRASH_AT: `result:staged@${code}` });
@@ -99,7 +87,7 @@ test.serial('--runs where folders cannot be made (sysfs: a real EPERM/EACCES on 
 const asRoot = process.getuid?.() === 0 ? test.serial : test.serial.skip;
 asRoot('--runs on a read-only file system (a real read-only tmpfs; Node reports the refused recursive mkdir as ENOENT) is exit 2, EROFS, naming the folder', async (t) => {
   const { execFileSync } = await import('node:child_process');
-  const ro = path.join(fx.root, 'read-only');
+  const ro = path.join(fixture.fx.root, 'read-only');
   await fs.mkdir(ro);
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,ro', 'tmpfs', ro]);
   try {

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 // Through the package name, as a script would: every command's work is one exported call.
 import { compareResults, makeEpisodeFile, pairedDifference, readEpisodeFile, reproduceTable, silentReporter, UserError } from 'fewshot';
-import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
+import { buildFixture, type Fixture, writeClassFolders } from './fixtures/mini-imagenet.ts';
+import { writeTables } from './fixtures/tables.ts';
 
 /**
  * The commands' library calls, without the CLI: `reproduceTable` runs a tiny table in-process and writes it,
@@ -28,16 +29,8 @@ const TABLE = {
 
 test.before(async () => {
   fx = await buildFixture(8);
-  root = path.join(fx.root, 'fixture');
-  for (const split of ['train', 'val', 'test'] as const) {
-    for (const r of fx.rows[split]) {
-      await fs.mkdir(path.join(root, split, r.label), { recursive: true });
-      await fs.writeFile(path.join(root, split, r.label, r.filename), fx.images.get(r.filename)!);
-    }
-  }
-  tables = path.join(fx.root, 'tables');
-  await fs.mkdir(tables);
-  await fs.writeFile(path.join(tables, 'api.json'), JSON.stringify(TABLE));
+  root = await writeClassFolders(fx, path.join(fx.root, 'fixture'));
+  tables = await writeTables(path.join(fx.root, 'tables'), { api: TABLE });
 });
 
 test.after.always(async () => {

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
-import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
+import { buildFixture, REPO_ROOT, type Fixture, writeClassFolders } from './fixtures/mini-imagenet.ts';
 import { runCli as runCliRaw } from './fixtures/run-cli.ts';
 import { prepareCache } from '../src/experiment/index.ts';
 import { loadSplitFilenames, readCacheManifest } from '../src/data/index.ts';
@@ -25,13 +25,7 @@ const SIZE = '16';
 test.before(async () => {
   fx = await buildFixture(6);
   // root/<split>/<class>/<file>.jpg from the fixture's real images
-  root = path.join(fx.root, 'ds');
-  for (const split of ['train', 'val', 'test'] as const) {
-    for (const r of fx.rows[split]) {
-      await fs.mkdir(path.join(root, split, r.label), { recursive: true });
-      await fs.writeFile(path.join(root, split, r.label, r.filename), fx.images.get(r.filename)!);
-    }
-  }
+  root = await writeClassFolders(fx, path.join(fx.root, 'ds'));
 });
 test.after.always(async () => fx?.cleanup());
 

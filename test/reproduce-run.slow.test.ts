@@ -1,10 +1,11 @@
 import test from 'ava';
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
+import { buildFixture, REPO_ROOT, type Fixture, writeClassFolders } from './fixtures/mini-imagenet.ts';
+import { tinyTable, writeTables } from './fixtures/tables.ts';
+import { QUEUE_TESTS_SKIPPED, queueTitle, startRedis, type LocalRedis } from './fixtures/redis.ts';
 import { readResult } from '../src/reports/results.ts';
 import { pairedDifference, meanCI } from '../src/eval/stats.ts';
 
@@ -30,101 +31,43 @@ function cli(args: string[], timeout = 240_000, env: Record<string, string> = {}
   });
 }
 
-/**
- * The queue tests need a redis-server binary. `npm test` never installs one (.ci/run does): without it they are
- * skipped here, with the reason in their titles, but under CI (CI=true) they run and fail, so CI cannot pass
- * without having exercised the queue.
- */
-const REDIS_MISSING = spawnSync('redis-server', ['--version']).error ? 'redis-server is not installed (Debian: apt-get install redis-server; .ci/run installs it)' : undefined;
-const queueTest = REDIS_MISSING && !process.env.CI ? test.serial.skip : test.serial;
-const queueTitle = (title: string) => (REDIS_MISSING && !process.env.CI ? `${title} [skipped: ${REDIS_MISSING}]` : title);
+// Without a redis-server binary the queue tests are skipped (fixtures/redis.ts), except under CI.
+const queueTest = QUEUE_TESTS_SKIPPED ? test.serial.skip : test.serial;
 
 let fx: Fixture;
 let root: string;
 let tables: string;
-let redis: ChildProcess | undefined;
+let redis: LocalRedis | undefined;
 let port = 0;
 const children: ChildProcess[] = [];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-    srv.on('error', reject);
-  });
-}
-
-async function waitForPort(p: number, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(p, '127.0.0.1', () => {
-        s.end();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`redis-server did not listen on ${p} within ${ms} ms`);
-}
-
-const TABLE = {
-  format: 'fewshot-table/1',
-  id: 'tiny',
-  title: 'Tiny SLA table on four real mini-ImageNet classes',
-  source: 'test fixture',
-  budgets: {
-    ci: {
-      label: 'seconds: 16 px Conv-4, 3 training episodes, 2 seeds',
-      protocol: 'reduced',
-      seeds: 2,
-      base: { backbone: 'conv4', imageSize: 16, episodes: 3, validation: { every: 2, episodes: 2 }, optimizer: { type: 'adam', lr: 0.001 }, datasetOptions: { name: 'fixture', normalization: 'imagenet' } },
-    },
-  },
-  cells: [
+const TABLE = tinyTable(
+  'Tiny SLA table on four real mini-ImageNet classes',
+  [
     { id: 'plain', row: 'ProtoNet', column: '2-way 1-shot', dataset: 'folder', method: 'protonet', mode: 'plain', test: { way: 2, shot: 1, query: 3 }, published: [{ mean: 60, ci95: 1, source: 'made up for the test' }] },
     { id: 'sla-ag', row: 'ProtoNet + SLA+AG', column: '2-way 1-shot', dataset: 'folder', method: 'protonet-sla', mode: 'ag', test: { way: 2, shot: 1, query: 3 }, published: [{ mean: 65, source: 'made up for the test' }] },
     { id: 'sla-si', row: 'ProtoNet + SLA+SI', column: '2-way 1-shot', dataset: 'folder', method: 'protonet-sla', mode: 'si', test: { way: 2, shot: 1, query: 3 }, published: [] },
     { id: 'cifar', row: 'ProtoNet', column: 'CIFAR-FS', dataset: 'no-such-dataset', method: 'protonet', mode: 'plain', test: { way: 2, shot: 1, query: 3 }, published: [] },
   ],
-  comparisons: [
+  [
     { id: 'ag-vs-plain', a: 'sla-ag', b: 'plain' },
     { id: 'si-vs-plain', a: 'sla-si', b: 'plain' },
   ],
-};
+);
 
 const common = (results: string) => ['--tables', tables, '--budget', 'ci', '--data', `folder=${root}`, '--backend', 'wasm', '--results', results, '--runs', path.join(fx.root, `runs-${path.basename(results)}`), '--test-episodes', '6', '--cache', path.join(fx.root, 'cache16')];
 
 test.before(async () => {
   fx = await buildFixture(8);
-  root = path.join(fx.root, 'fixture');
-  for (const split of ['train', 'val', 'test'] as const) {
-    for (const r of fx.rows[split]) {
-      await fs.mkdir(path.join(root, split, r.label), { recursive: true });
-      await fs.writeFile(path.join(root, split, r.label, r.filename), fx.images.get(r.filename)!);
-    }
-  }
-  tables = path.join(fx.root, 'tables');
-  await fs.mkdir(tables);
-  await fs.writeFile(path.join(tables, 'tiny.json'), JSON.stringify(TABLE, null, 1));
-  // A real Redis on a free localhost port, in a scratch folder, persisting nothing.
-  if (REDIS_MISSING) {
-    if (process.env.CI) throw new Error(`${REDIS_MISSING}: CI must run the queue tests`);
-    return;
-  }
-  port = await freePort();
-  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', fx.root], { stdio: 'ignore' });
-  await waitForPort(port, 10_000);
+  root = await writeClassFolders(fx, path.join(fx.root, 'fixture'));
+  tables = await writeTables(path.join(fx.root, 'tables'), { tiny: TABLE });
+  redis = await startRedis(fx.root);
+  port = redis?.port ?? 0;
 });
 
 test.after.always(async () => {
   for (const c of children) c.kill('SIGKILL');
-  redis?.kill('SIGKILL');
+  redis?.process.kill('SIGKILL');
   await fx?.cleanup();
 });
 

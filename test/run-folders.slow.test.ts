@@ -3,42 +3,32 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
-import { prepareCliFixture, runCli as runCliRaw } from './fixtures/run-cli.ts';
+import { runCliOneThread as runCli, useCliFixture } from './fixtures/run-cli.ts';
 import { readCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
-
-// Single-threaded wasm, as in the crash tests: fast for these tiny runs and deterministic.
-const runCli = (args: string[], env: Record<string, string> = {}) => runCliRaw(args, { FEWSHOT_WASM_THREADS: '1', ...env });
 
 /**
  * What a run, a result or a checkpoint link may replace or reach (issue 26 #4, #10, #14), with real CLI runs on
  * real mini-ImageNet images: a run never replaces another run's result; names never lead out of --runs /
  * --results; a `last`/`best` link checked out as a plain file (git core.symlinks=false) is followed, not restarted.
  */
-let fx: Fixture;
-let cache: string;
 const SIZE = '16';
+const fixture = useCliFixture(test, 12, SIZE);
 const exists = (p: string) => fs.stat(p).then(() => true, () => false);
 
 test.before(async () => {
   await tf.setBackend('cpu');
-  fx = await buildFixture(12);
-  cache = await prepareCliFixture(fx, SIZE, (args) => runCli(args));
-});
-test.after.always(async () => {
-  await fx?.cleanup();
 });
 
 const task = () => [
-  '--way', '2', '--shot', '1', '--query', '3', '--val-file', path.join(fx.root, 'val.json'), '--backend', 'wasm', '--image-size', SIZE, '--cache', cache,
+  '--way', '2', '--shot', '1', '--query', '3', '--val-file', path.join(fixture.fx.root, 'val.json'), '--backend', 'wasm', '--image-size', SIZE, '--cache', fixture.cache,
 ];
 const runArgs = (runs: string, results: string, extra: string[] = []) => [
-  'run', 'protonet', ...task(), '--episodes', '4', '--val-every', '2', '--val-episodes', '2', '--test-file', path.join(fx.root, 'test.json'),
+  'run', 'protonet', ...task(), '--episodes', '4', '--val-every', '2', '--val-episodes', '2', '--test-file', path.join(fixture.fx.root, 'test.json'),
   '--runs', runs, '--results', results, ...extra,
 ];
 
 test.serial('#4 run: a different run (other lr, other --runs) never replaces a result; the same run replaces its own', async (t) => {
-  const root = path.join(fx.root, 'replace');
+  const root = path.join(fixture.fx.root, 'replace');
   const results = path.join(root, 'res');
   const first = await runCli(runArgs(path.join(root, 'A'), results));
   t.is(first.code, 0, first.stderr);
@@ -61,7 +51,7 @@ test.serial('#4 run: a different run (other lr, other --runs) never replaces a r
 });
 
 test.serial('#10 names: --name, a checkpoint\'s recorded run name and a folder dataset\'s name cannot lead out of their folders', async (t) => {
-  const root = path.join(fx.root, 'names', 'a', 'b', 'c');
+  const root = path.join(fixture.fx.root, 'names', 'a', 'b', 'c');
   const runs = path.join(root, 'runs');
   const results = path.join(root, 'results');
   for (const command of ['run', 'train']) {
@@ -83,7 +73,7 @@ test.serial('#10 names: --name, a checkpoint\'s recorded run name and a folder d
   const shared = path.join(root, 'shared', 'best');
   const evil = '../../../../elsewhere/PWNED';
   await saveCheckpoint(shared, { variables, meta: { ...ckpt.file.meta, name: evil } });
-  const evalArgs = ['eval', shared, '--backend', 'wasm', '--cache', cache, '--test-file', path.join(fx.root, 'test.json'), '--results', results];
+  const evalArgs = ['eval', shared, '--backend', 'wasm', '--cache', fixture.cache, '--test-file', path.join(fixture.fx.root, 'test.json'), '--results', results];
   const refused = await runCli(evalArgs);
   t.is(refused.code, 2, refused.stderr);
   t.regex(refused.stderr, /error: the run name recorded in .*checkpoint\.json "\.\.\/\.\.\/\.\.\/\.\.\/elsewhere\/PWNED" would not stay inside its folder/);
@@ -95,7 +85,7 @@ test.serial('#10 names: --name, a checkpoint\'s recorded run name and a folder d
 
   // The folder provider's `name` option (the results, cache and episode folder name).
   for (const bad of ['..', '.hidden']) {
-    const out = await runCli(['run', 'protonet', ...task().slice(0, 6), '--dataset', 'folder', '--data', fx.folderDir, '--dataset-option', `name=${bad}`, '--backend', 'wasm', '--image-size', SIZE, '--episodes', '2', '--runs', runs, '--results', results]);
+    const out = await runCli(['run', 'protonet', ...task().slice(0, 6), '--dataset', 'folder', '--data', fixture.fx.folderDir, '--dataset-option', `name=${bad}`, '--backend', 'wasm', '--image-size', SIZE, '--episodes', '2', '--runs', runs, '--results', results]);
     t.is(out.code, 2, out.stderr);
     t.regex(out.stderr, new RegExp(`error: the name of dataset "folder" is "${bad.replace(/\./g, '\\.')}", which cannot name a folder`));
     t.regex(out.stderr, /fix: give it a plain name: --dataset-option name=<name>/);
@@ -104,7 +94,7 @@ test.serial('#10 names: --name, a checkpoint\'s recorded run name and a folder d
 });
 
 test.serial('#14 last/best checked out as plain files (git core.symlinks=false): followed and relinked, the run resumes where it was', async (t) => {
-  const root = path.join(fx.root, 'plain-links');
+  const root = path.join(fixture.fx.root, 'plain-links');
   const args = (r: string) => runArgs(path.join(r, 'runs'), path.join(r, 'results'), ['--name', 'r']);
   const baseline = path.join(root, 'baseline');
   t.is((await runCli(args(baseline))).code, 0);
@@ -125,7 +115,7 @@ test.serial('#14 last/best checked out as plain files (git core.symlinks=false):
   t.regex(lastTarget, /^\.last\.v\d+$/);
 
   // A reader follows the stand-in.
-  const evaluated = await runCli(['eval', path.join(runDir, 'best'), '--backend', 'wasm', '--cache', cache, '--test-file', path.join(fx.root, 'test.json'), '--results', path.join(root, 'eval')]);
+  const evaluated = await runCli(['eval', path.join(runDir, 'best'), '--backend', 'wasm', '--cache', fixture.cache, '--test-file', path.join(fixture.fx.root, 'test.json'), '--results', path.join(root, 'eval')]);
   t.is(evaluated.code, 0, evaluated.stderr);
 
   // A plain file that names no version folder is refused, and nothing is changed.

@@ -1,9 +1,9 @@
 import test from 'ava';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { mkTmp, REPO_ROOT } from './fixtures/mini-imagenet.ts';
+import { QUEUE_TESTS_SKIPPED, queueTitle, startRedis, type LocalRedis } from './fixtures/redis.ts';
 
 /**
  * What a `fewshot worker` does with a job it must not run, on a real local redis-server and a real worker
@@ -11,26 +11,12 @@ import { mkTmp, REPO_ROOT } from './fixtures/mini-imagenet.ts';
  * not read relative to the worker's working folder (which holds an `x.json` here).
  */
 const BIN = path.join(REPO_ROOT, 'bin', 'fewshot.js');
-// As in reproduce-run.slow.test.ts: without a redis-server binary the test is skipped (the reason in its title),
-// except under CI (CI=true), where it runs and fails.
-const REDIS_MISSING = spawnSync('redis-server', ['--version']).error ? 'redis-server is not installed (Debian: apt-get install redis-server; .ci/run installs it)' : undefined;
-const queueTest = REDIS_MISSING && !process.env.CI ? test.skip : test;
-const queueTitle = (title: string) => (REDIS_MISSING && !process.env.CI ? `${title} [skipped: ${REDIS_MISSING}]` : title);
+// Without a redis-server binary the test is skipped (fixtures/redis.ts), except under CI.
+const queueTest = QUEUE_TESTS_SKIPPED ? test.skip : test;
 let dir: string;
-let redis: ChildProcess | undefined;
+let redis: LocalRedis | undefined;
 let worker: ChildProcess | undefined;
 let port = 0;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-    srv.on('error', reject);
-  });
-}
 
 async function until<T>(what: string, get: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
   const end = Date.now() + ms;
@@ -44,20 +30,12 @@ async function until<T>(what: string, get: () => Promise<T | undefined>, ms = 60
 
 test.before(async () => {
   dir = await mkTmp('worker-jobs');
-  if (REDIS_MISSING) {
-    if (process.env.CI) throw new Error(`${REDIS_MISSING}: CI must run the queue tests`);
-    return;
-  }
-  port = await freePort();
-  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-  await until('redis-server to listen', () => new Promise<true | undefined>((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => (s.end(), resolve(true)));
-    s.on('error', () => resolve(undefined));
-  }), 10_000);
+  redis = await startRedis(dir);
+  port = redis?.port ?? 0;
 });
 test.after.always(async () => {
   worker?.kill('SIGKILL');
-  redis?.kill('SIGKILL');
+  redis?.process.kill('SIGKILL');
   if (dir) await fs.rm(dir, { recursive: true, force: true });
 });
 
