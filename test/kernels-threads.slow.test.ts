@@ -22,6 +22,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from './fixtures/mini-imagenet.ts';
+import { relativeError, runOn } from './fixtures/backend-outputs.ts';
 
 const TOL = 1e-4;
 
@@ -29,24 +30,6 @@ test.before(async () => {
   if (!useWasmThreads(2)) throw new Error('wasm backend was created before the test could configure threads');
   await selectBackend('wasm');
 });
-
-async function runOn(backend: string, f: () => tf.Tensor[]): Promise<number[][]> {
-  await tf.setBackend(backend);
-  const outs = tf.tidy(f);
-  const arrays = outs.map((t) => Array.from(t.dataSync()));
-  tf.dispose(outs);
-  return arrays;
-}
-
-function relativeError(a: number[], b: number[]): number {
-  let num = 0;
-  let den = 1e-6;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return a.length === b.length ? num / den : Infinity;
-}
 
 test.serial('the threaded build is active with 2 threads on shared memory, with the SIMD helpers loaded', async (t) => {
   await tf.setBackend('wasm');

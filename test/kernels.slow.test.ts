@@ -19,6 +19,7 @@ import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from '../src/backe
 import { winogradConfig } from '../src/backend/wasm/winograd.ts';
 import { UserError } from '../src/util/errors.ts';
 import { WasmHeapExhaustedError } from '../src/backend/wasm/heap.ts';
+import { relativeError, runOn } from './fixtures/backend-outputs.ts';
 
 const TOL = 1e-4;
 
@@ -44,28 +45,6 @@ async function randn(shape: number[], seed: number, transform?: (t: tf.Tensor) =
 }
 
 const toTensor = (d: Data): tf.Tensor => tf.tensor(d.values, d.shape);
-
-/** Runs `f` on a backend and returns its outputs as plain arrays (no tensors left behind). */
-async function runOn(backend: string, f: () => tf.Tensor[]): Promise<number[][]> {
-  await tf.setBackend(backend);
-  const before = tf.memory().numTensors;
-  const outs = tf.tidy(f);
-  const arrays = outs.map((t) => Array.from(t.dataSync()));
-  tf.dispose(outs);
-  if (tf.memory().numTensors !== before) throw new Error(`${backend}: ${tf.memory().numTensors - before} tensors leaked`);
-  return arrays;
-}
-
-function relativeError(a: number[], b: number[]): number {
-  if (a.length !== b.length) return Infinity;
-  let num = 0;
-  let den = 1e-6;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
 
 /** Asserts every output of `f` agrees between wasm and cpu; returns the worst relative error. */
 async function agree(t: { true: (c: boolean, m?: string) => void }, label: string, f: () => tf.Tensor[], tol = TOL): Promise<number> {

@@ -27,6 +27,7 @@ import { promises as fs } from 'node:fs';
 import { buildFixture, REPO_ROOT } from './fixtures/mini-imagenet.ts';
 import { runCli } from './fixtures/run-cli.ts';
 import { parseTrainLog } from '../src/train/train-log.ts';
+import { relativeError, runOn } from './fixtures/backend-outputs.ts';
 
 const TOL = 1e-4;
 const loaded = await loadOnednn();
@@ -42,28 +43,6 @@ async function randn(shape: number[], seed: number, mean = 0, std = 1): Promise<
   return { values, shape };
 }
 const T = (d: Data) => tf.tensor(d.values, d.shape);
-
-/** Runs `f` on a backend; its outputs as arrays; no tensor may leak. */
-async function runOn(backend: string, f: () => tf.Tensor[]): Promise<Float32Array[]> {
-  await tf.setBackend(backend);
-  const before = tf.memory().numTensors;
-  const outs = tf.tidy(f);
-  const arrays = outs.map((o) => (o.dataSync() as Float32Array).slice());
-  tf.dispose(outs);
-  if (tf.memory().numTensors !== before) throw new Error(`${backend}: ${tf.memory().numTensors - before} tensors leaked`);
-  return arrays;
-}
-
-function relativeError(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) return Infinity;
-  let num = 0;
-  let den = 1e-6;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
 
 /** The addon with every native call counted by name. */
 function counted(addon: OnednnAddon, calls: Map<string, number>): OnednnAddon {

@@ -140,6 +140,23 @@ function backwardJs(
 
 // ---- kernels.
 
+/**
+ * What runs a pass: the oneDNN accelerator where it takes the call (active, not LeakyRelu, nothing empty), else
+ * the helper module (nk) or the JS loops; with heap views `v`, float offsets `o` and the pixel count P.
+ */
+function passEngines(backend: BackendWasm, attrs: BnAttrs, d: Dims) {
+  const nk = nativeKernels(backend);
+  const P = d.N * d.H * d.W;
+  const active = activeOnednn();
+  return {
+    v: (t: tf.TensorInfo) => f32View(backend, t),
+    o: (t: tf.TensorInfo) => floatOffset(backend, t),
+    nk,
+    P,
+    acc: active != null && attrs.activation !== ACTIVATION_CODE.leakyRelu && P > 0 ? active : null,
+  };
+}
+
 type PoolInputs = Record<'dy' | 'x' | 'gamma' | 'beta' | 'mean' | 'variance' | 'dmean' | 'dvar', tf.TensorInfo>;
 
 function forwardWasm(args: KernelArgs): tf.TensorInfo[] {
@@ -150,12 +167,8 @@ function forwardWasm(args: KernelArgs): tf.TensorInfo[] {
   const p = allocF32(backend, [d.N, d.OH, d.OW, d.C]);
   const mean = allocF32(backend, [d.C]);
   const variance = allocF32(backend, [d.C]);
-  const v = (t: tf.TensorInfo) => f32View(backend, t);
-  const nk = nativeKernels(backend);
-  const P = d.N * d.H * d.W;
-  const acc = activeOnednn();
-  if (acc != null && attrs.activation !== ACTIVATION_CODE.leakyRelu && P > 0) {
-    const o = (t: tf.TensorInfo) => floatOffset(backend, t);
+  const { v, o, nk, P, acc } = passEngines(backend, attrs, d);
+  if (acc != null) {
     acc.bnPoolForward(heapView(backend), o(x), o(gamma), o(beta), o(p), o(mean), o(variance), [d.N, d.H, d.W, d.C, attrs.activation], attrs.varianceEpsilon);
     return [p, mean, variance];
   }
@@ -189,12 +202,8 @@ function backwardWasm(args: KernelArgs): tf.TensorInfo[] {
   const dx = allocF32(backend, i.x.shape);
   const dgamma = allocF32(backend, [C]);
   const dbeta = allocF32(backend, [C]);
-  const v = (t: tf.TensorInfo) => f32View(backend, t);
-  const nk = nativeKernels(backend);
-  const P = d.N * d.H * d.W;
-  const acc = activeOnednn();
-  if (acc != null && attrs.activation !== ACTIVATION_CODE.leakyRelu && P > 0) {
-    const o = (t: tf.TensorInfo) => floatOffset(backend, t);
+  const { v, o, nk, P, acc } = passEngines(backend, attrs, d);
+  if (acc != null) {
     acc.bnPoolBackward(
       heapView(backend), o(i.dy), o(i.x), o(i.gamma), o(i.beta), o(i.mean), o(i.variance), o(i.dmean), o(i.dvar), o(dx), o(dgamma), o(dbeta),
       [d.N, d.H, d.W, C, attrs.activation], attrs.varianceEpsilon,

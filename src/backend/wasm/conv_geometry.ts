@@ -1,5 +1,5 @@
 /**
- * Shape bookkeeping shared by the convolution gradient kernels: resolves tfjs' conv attributes into the
+ * Shape bookkeeping shared by the convolution gradient kernels (and MaxPoolGrad's windows): resolves tfjs' conv attributes into the
  * handful of integers the heap loops need, and rejects what the kernels do not implement.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -56,6 +56,11 @@ export function convGeometry(
     false,
     'channelsLast',
   );
+  return windowGeometry(info);
+}
+
+/** The integers of tfjs' Conv2DInfo the heap loops use: of a convolution, or of a pooling (its window as the filter). */
+export function windowGeometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
   return {
     batch: info.batchSize,
     inHeight: info.inHeight,

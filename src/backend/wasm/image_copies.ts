@@ -52,7 +52,11 @@ function specRecords(H: number, W: number, C: number, attrs: CopyAttrs): Int32Ar
 
 // ---- JS loops (wasm without the helper module): the same index arithmetic as kernels.c.
 
-function copiesJs(x: Float32Array, y: Float32Array, N: number, H: number, W: number, C: number, spec: Int32Array, M: number): void {
+/**
+ * Both directions over one traversal (copy j of image b, row h, column w, channel c, in output order o):
+ * forward y[o] = x[source]; gradient dx[source] = Σ_j dy[o], copy 0 writing and the others adding, as kernels.c.
+ */
+function copiesJs(grad: boolean, src: Float32Array, dst: Float32Array, N: number, H: number, W: number, C: number, spec: Int32Array, M: number): void {
   const img = H * W * C;
   let o = 0;
   for (let b = 0; b < N; b++) {
@@ -61,23 +65,10 @@ function copiesJs(x: Float32Array, y: Float32Array, N: number, H: number, W: num
       const [origin, sh, sw] = [spec[r], spec[r + 1], spec[r + 2]];
       for (let h = 0; h < H; h++)
         for (let w = 0, px = b * img + origin + h * sh; w < W; w++, px += sw)
-          for (let c = 0; c < C; c++) y[o++] = x[px + spec[r + 4 + c]];
-    }
-  }
-}
-
-function copiesGradJs(dy: Float32Array, dx: Float32Array, N: number, H: number, W: number, C: number, spec: Int32Array, M: number): void {
-  const img = H * W * C;
-  let g = 0;
-  for (let b = 0; b < N; b++) {
-    for (let j = 0; j < M; j++) {
-      const r = j * (4 + C);
-      const [origin, sh, sw] = [spec[r], spec[r + 1], spec[r + 2]];
-      for (let h = 0; h < H; h++)
-        for (let w = 0, px = b * img + origin + h * sh; w < W; w++, px += sw)
-          for (let c = 0; c < C; c++, g++) {
+          for (let c = 0; c < C; c++, o++) {
             const i = px + spec[r + 4 + c];
-            dx[i] = j === 0 ? dy[g] : dx[i] + dy[g];
+            if (!grad) dst[o] = src[i];
+            else dst[i] = j === 0 ? src[o] : dst[i] + src[o];
           }
     }
   }
@@ -90,7 +81,7 @@ function run(backend: BackendWasm, kernel: 'transform_copies' | 'transform_copie
   const spec = specRecords(H, W, C, attrs);
   const nk = nativeKernels(backend);
   if (nk == null) {
-    (kernel === 'transform_copies' ? copiesJs : copiesGradJs)(f32View(backend, src), f32View(backend, dst), N, H, W, C, spec, M);
+    copiesJs(kernel === 'transform_copies_grad', f32View(backend, src), f32View(backend, dst), N, H, W, C, spec, M);
     return;
   }
   const s = scratch(backend, spec.byteLength);

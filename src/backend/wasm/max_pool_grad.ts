@@ -8,29 +8,18 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../util/errors.ts';
+import { windowGeometry, type ConvGeometry } from './conv_geometry.ts';
 import { allocF32, f32View, offsetOf, type BackendWasm } from './heap.ts';
 import { nativeKernels } from './native.ts';
 
 let bestValue = new Float32Array(0);
 let bestIndex = new Int32Array(0);
 
-interface PoolGeometry {
-  batch: number;
-  inHeight: number;
-  inWidth: number;
-  channels: number;
-  outHeight: number;
-  outWidth: number;
-  filterHeight: number;
-  filterWidth: number;
-  strideHeight: number;
-  strideWidth: number;
-  padTop: number;
-  padLeft: number;
-}
+/** A pooling's geometry: its window as the filter, its channels as inChannels (= outChannels). */
+type PoolGeometry = ConvGeometry;
 
 function pool2x2Stride2(x: Float32Array, dy: Float32Array, dx: Float32Array, g: PoolGeometry, ohFull: number, owFull: number): void {
-  const { inHeight: H, inWidth: W, channels: C, outHeight: OH, outWidth: OW } = g;
+  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = g;
   const rowStride = W * C;
   for (let n = 0; n < g.batch; n++) {
     for (let oh = 0; oh < ohFull; oh++) {
@@ -62,7 +51,7 @@ function pool2x2Stride2(x: Float32Array, dy: Float32Array, dx: Float32Array, g: 
 
 /** Any window geometry; handles the windows the fast path skipped when `skipFull*` are given. */
 function poolGeneral(x: Float32Array, dy: Float32Array, dx: Float32Array, g: PoolGeometry, skipRows: number, skipCols: number): void {
-  const { inHeight: H, inWidth: W, channels: C, outHeight: OH, outWidth: OW } = g;
+  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = g;
   if (bestValue.length < C) {
     bestValue = new Float32Array(C);
     bestIndex = new Int32Array(C);
@@ -110,20 +99,7 @@ export function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
     throw new UserError(`MaxPoolGrad on wasm got a rank-${input.shape.length} input`, 'pass NHWC rank-4 tensors');
   }
   const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
-  const g: PoolGeometry = {
-    batch: info.batchSize,
-    inHeight: info.inHeight,
-    inWidth: info.inWidth,
-    channels: info.inChannels,
-    outHeight: info.outHeight,
-    outWidth: info.outWidth,
-    filterHeight: info.filterHeight,
-    filterWidth: info.filterWidth,
-    strideHeight: info.strideHeight,
-    strideWidth: info.strideWidth,
-    padTop: info.padInfo.top,
-    padLeft: info.padInfo.left,
-  };
+  const g: PoolGeometry = windowGeometry(info);
   const out = allocF32(backend, input.shape);
   const is2x2Stride2 = g.filterHeight === 2 && g.filterWidth === 2 && g.strideHeight === 2 && g.strideWidth === 2 && g.padTop === 0 && g.padLeft === 0;
   // Windows entirely inside the image take the unrolled path; a 'same'-padded odd edge row/column the general one.
@@ -138,7 +114,7 @@ export function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
   if (!(nk != null && fullyCovered)) dx.fill(0);
   if (is2x2Stride2) {
     if (nk != null) {
-      nk.max_pool_grad_2x2(offsetOf(backend, input), offsetOf(backend, dy), offsetOf(backend, out), g.batch, g.inHeight, g.inWidth, g.channels, g.outHeight, g.outWidth, ohFull, owFull);
+      nk.max_pool_grad_2x2(offsetOf(backend, input), offsetOf(backend, dy), offsetOf(backend, out), g.batch, g.inHeight, g.inWidth, g.inChannels, g.outHeight, g.outWidth, ohFull, owFull);
     } else {
       pool2x2Stride2(xv, dyv, dx, g, ohFull, owFull);
     }

@@ -49,41 +49,60 @@ export function convAlgorithm(addon: OnednnAddon, g: ConvGeometry): ConvAlgorith
   return ok ? 'winograd' : 'direct';
 }
 
-export const onednnConv2D: Kernel = (args) => {
-  const addon = activeOnednn();
-  const backend = args.backend as BackendWasm;
-  const { x, filter } = args.inputs as unknown as { x: tf.TensorInfo; filter: tf.TensorInfo };
-  if (addon == null || !plainConv(args.attrs, x, filter)) return conv2D(args);
-  const { strides, pad, dataFormat, dimRoundingMode } = args.attrs as unknown as tf.Conv2DAttrs;
-  const g = convGeometry('Conv2D', x.shape, filter.shape, strides, pad, dimRoundingMode, dataFormat);
-  const y = allocF32(backend, [g.batch, g.outHeight, g.outWidth, g.outChannels]);
-  addon.conv(heapView(backend), 0, floatOffset(backend, x), floatOffset(backend, filter), floatOffset(backend, y), convDims(g, convAlgorithm(addon, g)));
-  return y;
-};
+/**
+ * One pass of a plain convolution as the addon numbers them (0 forward, 1 input gradient, 2 filter gradient):
+ * its kernel name, its two inputs, the project's wasm kernel that runs when the addon cannot, and the shapes of
+ * the convolution's input and filter, read from the pass's inputs or attributes.
+ */
+interface ConvPass {
+  pass: 0 | 1 | 2;
+  kernel: 'Conv2D' | 'Conv2DBackpropInput' | 'Conv2DBackpropFilter';
+  inputs: [string, string];
+  fallback: Kernel;
+  shapes(attrs: tf.NamedAttrMap, a: tf.TensorInfo, b: tf.TensorInfo): { xShape: number[]; filterShape: number[] };
+}
 
-export const onednnConv2DBackpropInput: Kernel = (args) => {
-  const addon = activeOnednn();
-  const backend = args.backend as BackendWasm;
-  const { dy, filter } = args.inputs as unknown as { dy: tf.TensorInfo; filter: tf.TensorInfo };
-  if (addon == null || !plainConv(args.attrs, dy, filter)) return conv2DBackpropInput(args);
-  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
-  const g = convGeometry('Conv2DBackpropInput', [...inputShape], filter.shape, strides, pad, dimRoundingMode, dataFormat);
-  const dx = allocF32(backend, [...inputShape]);
-  addon.conv(heapView(backend), 1, floatOffset(backend, dy), floatOffset(backend, filter), floatOffset(backend, dx), convDims(g, convAlgorithm(addon, g)));
-  return dx;
-};
+/** The pass's kernel: the addon computes its output (y, dx or dw) in place on the heap, or `fallback` runs. */
+function onednnConvPass(p: ConvPass): Kernel {
+  return (args) => {
+    const addon = activeOnednn();
+    const backend = args.backend as BackendWasm;
+    const inputs = args.inputs as unknown as Record<string, tf.TensorInfo>;
+    const [a, b] = [inputs[p.inputs[0]], inputs[p.inputs[1]]];
+    if (addon == null || !plainConv(args.attrs, a, b)) return p.fallback(args);
+    const { strides, pad, dataFormat, dimRoundingMode } = args.attrs as unknown as tf.Conv2DAttrs;
+    const { xShape, filterShape } = p.shapes(args.attrs, a, b);
+    const g = convGeometry(p.kernel, xShape, filterShape, strides, pad, dimRoundingMode, dataFormat);
+    const outShape = p.pass === 0 ? [g.batch, g.outHeight, g.outWidth, g.outChannels] : p.pass === 1 ? xShape : filterShape;
+    const out = allocF32(backend, [...outShape]);
+    addon.conv(heapView(backend), p.pass, floatOffset(backend, a), floatOffset(backend, b), floatOffset(backend, out), convDims(g, convAlgorithm(addon, g)));
+    return out;
+  };
+}
 
-export const onednnConv2DBackpropFilter: Kernel = (args) => {
-  const addon = activeOnednn();
-  const backend = args.backend as BackendWasm;
-  const { x, dy } = args.inputs as unknown as { x: tf.TensorInfo; dy: tf.TensorInfo };
-  if (addon == null || !plainConv(args.attrs, x, dy)) return conv2DBackpropFilter(args);
-  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
-  const g = convGeometry('Conv2DBackpropFilter', x.shape, [...filterShape], strides, pad, dimRoundingMode, dataFormat);
-  const dw = allocF32(backend, [...filterShape]);
-  addon.conv(heapView(backend), 2, floatOffset(backend, x), floatOffset(backend, dy), floatOffset(backend, dw), convDims(g, convAlgorithm(addon, g)));
-  return dw;
-};
+export const onednnConv2D: Kernel = onednnConvPass({
+  pass: 0,
+  kernel: 'Conv2D',
+  inputs: ['x', 'filter'],
+  fallback: conv2D,
+  shapes: (_, x, filter) => ({ xShape: x.shape, filterShape: filter.shape }),
+});
+
+export const onednnConv2DBackpropInput: Kernel = onednnConvPass({
+  pass: 1,
+  kernel: 'Conv2DBackpropInput',
+  inputs: ['dy', 'filter'],
+  fallback: conv2DBackpropInput,
+  shapes: (attrs, _, filter) => ({ xShape: [...(attrs as unknown as tf.Conv2DBackpropInputAttrs).inputShape], filterShape: filter.shape }),
+});
+
+export const onednnConv2DBackpropFilter: Kernel = onednnConvPass({
+  pass: 2,
+  kernel: 'Conv2DBackpropFilter',
+  inputs: ['x', 'dy'],
+  fallback: conv2DBackpropFilter,
+  shapes: (attrs, x) => ({ xShape: x.shape, filterShape: [...(attrs as unknown as tf.Conv2DBackpropFilterAttrs).filterShape] }),
+});
 
 /**
  * BatchMatMul of float32 operands of rank >= 2 whose batch dimensions are equal, or one side's are all 1

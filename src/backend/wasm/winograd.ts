@@ -90,30 +90,48 @@ export function winogradFilter(backend: BackendWasm, nk: NativeKernels, filter: 
   return U;
 }
 
-/** y [N, OH, OW, Co] = conv(x [N, H, W, Ci], g) with the filter already transformed (`winogradFilter`). */
-export function winogradConv2D(backend: BackendWasm, nk: NativeKernels, x: tf.TensorInfo, U: tf.TensorInfo, s: WinogradShape): tf.TensorInfo {
-  const { inHeight: H, inWidth: W, inChannels: Ci, outHeight: OH, outWidth: OW, outChannels: Co } = s;
-  const { TH, TW, perImage, chunk, planeTiles } = tileGrid(s);
-  const y = allocF32(backend, [s.batch, OH, OW, Co]);
-  const V = allocF32(backend, [TRANSFORM_POINTS, planeTiles, Ci]);
-  const M = allocF32(backend, [TRANSFORM_POINTS, planeTiles, Co]);
+/**
+ * The chunk loop both directions share: the transformed input V [36, planeTiles, Ci] and an output-side buffer
+ * [36, planeTiles, Co] (M forward, Wd for the filter gradient) live for the loop; `step` runs once per chunk of
+ * images n0 .. n0 + count - 1 with the first call writing V (the input transform, split between the threads).
+ */
+function overImageChunks(
+  backend: BackendWasm,
+  x: tf.TensorInfo,
+  s: WinogradShape,
+  step: (c: { n0: number; count: number; tiles: number; inputTransform: (a: number, b: number) => NativeCall; vBase: number; oBase: number }) => void,
+): void {
+  const grid = tileGrid(s);
+  const V = allocF32(backend, [TRANSFORM_POINTS, grid.planeTiles, s.inChannels]);
+  const O = allocF32(backend, [TRANSFORM_POINTS, grid.planeTiles, s.outChannels]);
   try {
-    const [xBase, yBase, uBase, vBase, mBase] = [x, y, U, V, M].map((t) => offsetOf(backend, t));
-    for (let n0 = 0; n0 < s.batch; n0 += chunk) {
-      const count = Math.min(chunk, s.batch - n0);
-      const tiles = count * perImage;
+    const [xBase, vBase, oBase] = [x, V, O].map((t) => offsetOf(backend, t));
+    const { inHeight: H, inWidth: W, inChannels: Ci } = s;
+    for (let n0 = 0; n0 < s.batch; n0 += grid.chunk) {
+      const count = Math.min(grid.chunk, s.batch - n0);
       // Both threads transform disjoint images: tile t of image n lands at row n * perImage (+ th * TW + tw).
-      runNativeSplit(backend, nk, splitCalls(count, (a, b) => [
-        ['wino_input_transform', xBase + 4 * (n0 + a) * H * W * Ci, vBase + 4 * a * perImage * Ci, b - a, H, W, Ci, TH, TW, s.padTop, s.padLeft, planeTiles],
-      ]));
-      runNativeSplit(backend, nk, perPoint((k) => ['gemm_ab', vBase + 4 * k * planeTiles * Ci, uBase + 4 * k * Ci * Co, mBase + 4 * k * planeTiles * Co, tiles, Ci, Co, Ci]));
-      runNativeSplit(backend, nk, splitCalls(count, (a, b) => [
-        ['wino_output_transform', mBase + 4 * a * perImage * Co, yBase + 4 * (n0 + a) * OH * OW * Co, b - a, OH, OW, Co, TH, TW, planeTiles],
-      ]));
+      const inputTransform = (a: number, b: number): NativeCall =>
+        ['wino_input_transform', xBase + 4 * (n0 + a) * H * W * Ci, vBase + 4 * a * grid.perImage * Ci, b - a, H, W, Ci, grid.TH, grid.TW, s.padTop, s.padLeft, grid.planeTiles];
+      step({ n0, count, tiles: count * grid.perImage, inputTransform, vBase, oBase });
     }
   } finally {
-    release(backend, V, M);
+    release(backend, V, O);
   }
+}
+
+/** y [N, OH, OW, Co] = conv(x [N, H, W, Ci], g) with the filter already transformed (`winogradFilter`). */
+export function winogradConv2D(backend: BackendWasm, nk: NativeKernels, x: tf.TensorInfo, U: tf.TensorInfo, s: WinogradShape): tf.TensorInfo {
+  const { inChannels: Ci, outHeight: OH, outWidth: OW, outChannels: Co } = s;
+  const { TH, TW, perImage, planeTiles } = tileGrid(s);
+  const y = allocF32(backend, [s.batch, OH, OW, Co]);
+  const [yBase, uBase] = [y, U].map((t) => offsetOf(backend, t));
+  overImageChunks(backend, x, s, ({ n0, count, tiles, inputTransform, vBase, oBase: mBase }) => {
+    runNativeSplit(backend, nk, splitCalls(count, (a, b) => [inputTransform(a, b)]));
+    runNativeSplit(backend, nk, perPoint((k) => ['gemm_ab', vBase + 4 * k * planeTiles * Ci, uBase + 4 * k * Ci * Co, mBase + 4 * k * planeTiles * Co, tiles, Ci, Co, Ci]));
+    runNativeSplit(backend, nk, splitCalls(count, (a, b) => [
+      ['wino_output_transform', mBase + 4 * a * perImage * Co, yBase + 4 * (n0 + a) * OH * OW * Co, b - a, OH, OW, Co, TH, TW, planeTiles],
+    ]));
+  });
   return y;
 }
 
@@ -122,28 +140,23 @@ export function winogradConv2D(backend: BackendWasm, nk: NativeKernels, x: tf.Te
  * dU_k = V_k^T Wd_k over tiles run in the helper module's A^T B kernel, the points k split between threads.
  */
 export function winogradFilterGrad(backend: BackendWasm, nk: NativeKernels, x: tf.TensorInfo, dy: tf.TensorInfo, s: WinogradShape): tf.TensorInfo {
-  const { inHeight: H, inWidth: W, inChannels: Ci, outHeight: OH, outWidth: OW, outChannels: Co } = s;
-  const { TH, TW, perImage, chunk, planeTiles } = tileGrid(s);
-  const plane = Ci * Co;
+  const { inChannels: Ci, outHeight: OH, outWidth: OW, outChannels: Co } = s;
+  const { TH, TW, perImage, planeTiles } = tileGrid(s);
   const dU = allocF32(backend, [TRANSFORM_POINTS, Ci, Co]);
-  const V = allocF32(backend, [TRANSFORM_POINTS, planeTiles, Ci]);
-  const Wd = allocF32(backend, [TRANSFORM_POINTS, planeTiles, Co]);
   try {
     f32View(backend, dU).fill(0);
-    const [xBase, dyBase, uBase, vBase, wBase] = [x, dy, dU, V, Wd].map((t) => offsetOf(backend, t));
-    for (let n0 = 0; n0 < s.batch; n0 += chunk) {
-      const count = Math.min(chunk, s.batch - n0);
-      const tiles = count * perImage;
+    const [dyBase, uBase] = [dy, dU].map((t) => offsetOf(backend, t));
+    overImageChunks(backend, x, s, ({ n0, tiles, count, inputTransform, vBase, oBase: wBase }) => {
       runNativeSplit(backend, nk, splitCalls(count, (a, b) => [
-        ['wino_input_transform', xBase + 4 * (n0 + a) * H * W * Ci, vBase + 4 * a * perImage * Ci, b - a, H, W, Ci, TH, TW, s.padTop, s.padLeft, planeTiles],
+        inputTransform(a, b),
         ['wino_output_grad_transform', dyBase + 4 * (n0 + a) * OH * OW * Co, wBase + 4 * a * perImage * Co, b - a, OH, OW, Co, TH, TW, planeTiles],
       ]));
-      runNativeSplit(backend, nk, perPoint((k) => ['gemm_atb_acc', vBase + 4 * k * planeTiles * Ci, wBase + 4 * k * planeTiles * Co, uBase + 4 * k * plane, tiles, Ci, Co, Ci, Co]));
-    }
+      runNativeSplit(backend, nk, perPoint((k) => ['gemm_atb_acc', vBase + 4 * k * planeTiles * Ci, wBase + 4 * k * planeTiles * Co, uBase + 4 * k * Ci * Co, tiles, Ci, Co, Ci, Co]));
+    });
     const dW = allocF32(backend, [3, 3, Ci, Co]);
     nk.wino_filter_grad_transform(uBase, offsetOf(backend, dW), Ci, Co);
     return dW;
   } finally {
-    release(backend, dU, V, Wd);
+    release(backend, dU);
   }
 }
