@@ -57,19 +57,24 @@ export function guardLearner(learner: Learner, factoryId: string, origin: string
   return guardHead(learner as FewShotHead, name, origin);
 }
 
-function variablesOf(learner: { variables(): tf.Variable[] }, name: string, origin: string): tf.Variable[] {
-  const vars = guarded(() => learner.variables(), name, 'variables', origin);
-  if (!Array.isArray(vars)) throw new UserError(`${name}: "variables" returned ${String(vars)}, not an array`, 'return an array of tf.Variable (or [])');
-  return vars;
+/** What every learner has, as the wrapper passes it on: its id, limits, and variables() checked. */
+function commonFields(learner: Learner, name: string, origin: string): Pick<Learner, 'id' | 'maxWay' | 'labelSmoothing' | 'variables'> {
+  return {
+    id: learner.id,
+    maxWay: learner.maxWay,
+    labelSmoothing: learner.labelSmoothing,
+    variables: () => {
+      const vars = guarded(() => learner.variables(), name, 'variables', origin);
+      if (!Array.isArray(vars)) throw new UserError(`${name}: "variables" returned ${String(vars)}, not an array`, 'return an array of tf.Variable (or [])');
+      return vars;
+    },
+  };
 }
 
 function guardHead(head: FewShotHead, name: string, origin: string): FewShotHead {
   return {
     kind: 'head',
-    id: head.id,
-    maxWay: head.maxWay,
-    labelSmoothing: head.labelSmoothing,
-    variables: () => variablesOf(head, name, origin),
+    ...commonFields(head, name, origin),
     prepare: head.prepare ? (setup) => guarded(() => head.prepare!(setup), name, 'prepare', origin) : undefined,
     logits: (ep: EmbeddedEpisode, phase: 'train' | 'eval') => {
       const out = guarded(() => head.logits(ep, phase), name, 'logits', origin);
@@ -82,10 +87,7 @@ function guardHead(head: FewShotHead, name: string, origin: string): FewShotHead
 function guardAdaptive(learner: AdaptiveLearner, name: string, origin: string): AdaptiveLearner {
   return {
     kind: 'adaptive',
-    id: learner.id,
-    maxWay: learner.maxWay,
-    labelSmoothing: learner.labelSmoothing,
-    variables: () => variablesOf(learner, name, origin),
+    ...commonFields(learner, name, origin),
     prepare: (setup) => guarded(() => learner.prepare(setup), name, 'prepare', origin),
     adapt: (task: ImageTask, context) => {
       const out: AdaptedTask = guarded(() => learner.adapt(task, context), name, 'adapt', origin);
