@@ -5,13 +5,13 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import * as esbuild from 'esbuild';
 import * as tar from 'tar';
-import * as tf from '@tensorflow/tfjs-core';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { prepareCache, runExperiment, validateConfig } from '../src/experiment/index.ts';
+import { prepareCache } from '../src/experiment/index.ts';
 import { makeEpisodes, writeEpisodeFile } from '../src/episodes/index.ts';
 import { loadSplit, loadSplitFilenames } from '../src/data/index.ts';
 import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
 import { runCli } from './fixtures/run-cli.ts';
+import { trainTinyModel, writeSupportAndQuery } from './fixtures/tiny-model.ts';
 // @ts-expect-error -- a plain .mjs build script without declarations
 import { buildWebPage } from '../scripts/build-web.mjs';
 import '../src/builtin.ts';
@@ -55,33 +55,11 @@ async function startServer(args: string[]): Promise<{ child: ChildProcess; url: 
 
 test.before(async () => {
   fx = await buildFixture(8);
-  const cfg = validateConfig({
-    method: 'protonet-sla', backbone: 'conv4', imageSize: 16, train: { way: 2, shot: 1, query: 2 }, test: { way: 2, shot: 1, query: 2 },
-    episodes: 2, validation: { every: 0, episodes: 2 }, seed: 0,
-  });
-  cache16 = path.join(fx.root, 'cache');
-  await prepareCache({ dataset: 'mini-imagenet', data: fx.folderDir, cache: cache16 }, 16);
-  const files: Record<string, string> = {};
-  for (const split of ['val', 'test'] as const) {
-    files[split] = path.join(fx.root, `${split}.json`);
-    await writeEpisodeFile(files[split], makeEpisodes({ split: await loadSplit(cache16, split), spec: cfg.test, seed: 0, count: 2 }));
-  }
-  const run = await runExperiment(cfg, {
-    backend: 'cpu', data: fx.folderDir, cache: cache16, runs: path.join(fx.root, 'runs'), results: path.join(fx.root, 'results'),
-    valFile: files.val, testFile: files.test, name: 'tiny',
-  });
-  tf.disposeVariables();
-  checkpoint = run.checkpoint;
+  ({ cache: cache16, checkpoint } = await trainTinyModel(fx));
   // Support: the 2 test classes × 3 images; query: 4 more of each.
   support = path.join(fx.root, 'support');
   queryDir = path.join(fx.root, 'query');
-  await fs.mkdir(queryDir, { recursive: true });
-  for (const label of [...new Set(fx.rows.test.map((r) => r.label))]) {
-    const rows = fx.rows.test.filter((r) => r.label === label);
-    await fs.mkdir(path.join(support, label), { recursive: true });
-    for (const r of rows.slice(0, 3)) await fs.writeFile(path.join(support, label, r.filename), fx.images.get(r.filename)!);
-    for (const r of rows.slice(3, 7)) await fs.writeFile(path.join(queryDir, r.filename), fx.images.get(r.filename)!);
-  }
+  await writeSupportAndQuery(fx, support, queryDir, 3, 4);
   exportDir = path.join(fx.root, 'export');
   const exported = await runCli(['export', checkpoint, '--out', exportDir]);
   if (exported.code !== 0) throw new Error(`fewshot export failed: ${exported.stderr}`);

@@ -1,13 +1,11 @@
 import test from 'ava';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import { predictImages, prepareCache, runExperiment, validateConfig } from '../src/experiment/index.ts';
-import { makeEpisodes, writeEpisodeFile } from '../src/episodes/index.ts';
-import { loadSplit } from '../src/data/index.ts';
+import { predictImages } from '../src/experiment/index.ts';
 import { UserError } from '../src/util/errors.ts';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
 import { runCli } from './fixtures/run-cli.ts';
+import { trainTinyModel, writeSupportAndQuery } from './fixtures/tiny-model.ts';
 import '../src/builtin.ts';
 
 /**
@@ -21,35 +19,11 @@ let support: string;
 let query: string;
 test.before(async () => {
   fx = await buildFixture(6);
-  const cfg = validateConfig({
-    method: 'protonet-sla', backbone: 'conv4', imageSize: 16, train: { way: 2, shot: 1, query: 2 }, test: { way: 2, shot: 1, query: 2 },
-    episodes: 2, validation: { every: 0, episodes: 2 }, seed: 0,
-  });
-  // The mini-ImageNet provider makes no episode files (its standard ones are committed): make small ones.
-  const cache = path.join(fx.root, 'cache');
-  await prepareCache({ dataset: 'mini-imagenet', data: fx.folderDir, cache }, 16);
-  const files: Record<string, string> = {};
-  for (const split of ['val', 'test'] as const) {
-    files[split] = path.join(fx.root, `${split}.json`);
-    await writeEpisodeFile(files[split], makeEpisodes({ split: await loadSplit(cache, split), spec: cfg.test, seed: 0, count: 2 }));
-  }
-  const run = await runExperiment(cfg, {
-    backend: 'cpu', data: fx.folderDir, cache, runs: path.join(fx.root, 'runs'), results: path.join(fx.root, 'results'),
-    valFile: files.val, testFile: files.test, name: 'tiny',
-  });
-  tf.disposeVariables();
-  checkpoint = run.checkpoint;
+  ({ checkpoint } = await trainTinyModel(fx));
   // Support: 2 test classes × 2 images; query: 2 more images of each, as a folder.
   support = path.join(fx.root, 'support');
   query = path.join(fx.root, 'query');
-  await fs.mkdir(query, { recursive: true });
-  const labels = [...new Set(fx.rows.test.map((r) => r.label))];
-  for (const label of labels) {
-    const rows = fx.rows.test.filter((r) => r.label === label);
-    await fs.mkdir(path.join(support, label), { recursive: true });
-    for (const r of rows.slice(0, 2)) await fs.writeFile(path.join(support, label, r.filename), fx.images.get(r.filename)!);
-    for (const r of rows.slice(2, 4)) await fs.writeFile(path.join(query, r.filename), fx.images.get(r.filename)!);
-  }
+  await writeSupportAndQuery(fx, support, query, 2, 2);
 });
 test.after.always(async () => fx?.cleanup());
 
