@@ -275,6 +275,15 @@ std::shared_ptr<BnPoolEntry> bnEntry(const std::vector<int64_t>& g, float eps) {
   return e;
 }
 
+// The batch norm forward's arguments (training or recompute): with the ReLU workspace when the ReLU is fused.
+std::unordered_map<int, memory> bnForwardArgs(const BnPoolEntry& e, const memory& src, const memory& dst, const memory& scale, const memory& shift,
+                                              const memory& mean, const memory& var) {
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src},     {DNNL_ARG_DST, dst},   {DNNL_ARG_SCALE, scale},
+                                       {DNNL_ARG_SHIFT, shift}, {DNNL_ARG_MEAN, mean}, {DNNL_ARG_VARIANCE, var}};
+  if (e.bnWs) args.insert({DNNL_ARG_WORKSPACE, *e.bnWs});
+  return args;
+}
+
 // bnPoolForward(heap, x, gamma, beta, p, mean, variance, [N, H, W, C, relu], eps)
 Napi::Value BnPoolForward(const Napi::CallbackInfo& info) {
   float* base = heapBase(info);
@@ -286,11 +295,9 @@ Napi::Value BnPoolForward(const Napi::CallbackInfo& info) {
   auto& st = strm();
   // The full-size activations before pooling, in native scratch shared by every layer.
   memory y(e->x, eng(), arena(3, static_cast<size_t>(g[0] * g[1] * g[2] * g[3])));
-  std::unordered_map<int, memory> bnArgs{{DNNL_ARG_SRC, memory(e->x, eng(), x)}, {DNNL_ARG_DST, y},
-                                         {DNNL_ARG_SCALE, memory(e->c1, eng(), gamma)}, {DNNL_ARG_SHIFT, memory(e->c1, eng(), beta)},
-                                         {DNNL_ARG_MEAN, memory(e->c1, eng(), mean)}, {DNNL_ARG_VARIANCE, memory(e->c1, eng(), var)}};
-  if (e->bnWs) bnArgs.insert({DNNL_ARG_WORKSPACE, *e->bnWs});
-  exec("batch norm forward", e->bnTrainP, bnArgs);
+  exec("batch norm forward", e->bnTrainP,
+       bnForwardArgs(*e, memory(e->x, eng(), x), y, memory(e->c1, eng(), gamma), memory(e->c1, eng(), beta), memory(e->c1, eng(), mean),
+                     memory(e->c1, eng(), var)));
   exec("max pool forward", e->poolInferP, {{DNNL_ARG_SRC, y}, {DNNL_ARG_DST, memory(e->p, eng(), p)}});
   st.wait();
   return info.Env().Undefined();
@@ -309,10 +316,7 @@ Napi::Value BnPoolBackward(const Napi::CallbackInfo& info) {
   memory xm(e->x, eng(), x), dxm(e->x, eng(), dx), scale(e->c1, eng(), gamma), shift(e->c1, eng(), beta), mm(e->c1, eng(), mean),
       vm(e->c1, eng(), var);
   // dx's memory holds, in turn: the recomputed activations, the pooling gradient, and (in place) dx.
-  std::unordered_map<int, memory> fwdArgs{{DNNL_ARG_SRC, xm}, {DNNL_ARG_DST, dxm}, {DNNL_ARG_SCALE, scale}, {DNNL_ARG_SHIFT, shift},
-                                          {DNNL_ARG_MEAN, mm}, {DNNL_ARG_VARIANCE, vm}};
-  if (e->bnWs) fwdArgs.insert({DNNL_ARG_WORKSPACE, *e->bnWs});
-  exec("batch norm recompute", e->bnGlobalP, fwdArgs);
+  exec("batch norm recompute", e->bnGlobalP, bnForwardArgs(*e, xm, dxm, scale, shift, mm, vm));
   float* pScratch = arena(4, static_cast<size_t>(g[0] * (g[1] / 2) * (g[2] / 2) * g[3]));
   exec("max pool recompute", e->poolTrainP, {{DNNL_ARG_SRC, dxm}, {DNNL_ARG_DST, memory(e->p, eng(), pScratch)}, {DNNL_ARG_WORKSPACE, *e->poolWs}});
   exec("max pool backward", e->poolBwdP, {{DNNL_ARG_DIFF_DST, memory(e->p, eng(), dp)}, {DNNL_ARG_DIFF_SRC, dxm}, {DNNL_ARG_WORKSPACE, *e->poolWs}});
