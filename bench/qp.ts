@@ -6,7 +6,7 @@
  *
  *   npx tsx bench/qp.ts [--reps N] [--dim D] [--backend wasm|cpu] [--no-head]
  *
- * Part 1 (solver): src/learners/qp/crammer-singer.ts on float64 Gram matrices of synthetic embeddings
+ * Part 1 (solver): src/learners/metaoptnet/qp/crammer-singer.ts on float64 Gram matrices of synthetic embeddings
  * (rectified Gaussians with class, rotation and per-image components, D-dimensional, default 640), in two
  * regimes: 'separated' (moderate correlation) and 'correlated' (a large common component, like embeddings of an
  * untrained CNN, which makes K + I badly conditioned). Times the solve and the backward (vector–Jacobian product
@@ -16,11 +16,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/select.ts';
-import { solveCrammerSinger } from '../src/learners/qp/crammer-singer.ts';
-import { MetaOptNetSvmHead, metaOptNetSvmConfig } from '../src/learners/metaoptnet-svm.ts';
+import { solveCrammerSinger } from '../src/learners/metaoptnet/qp/crammer-singer.ts';
+import { MetaOptNetSvmHead, metaOptNetSvmConfig } from '../src/learners/metaoptnet/svm.ts';
 import { crossEntropy } from '../src/losses/cross-entropy.ts';
 import { mulberry32, gaussian } from '../src/util/prng.ts';
-import { gram } from '../src/learners/qp/dense.ts';
+import { gram } from '../src/learners/metaoptnet/qp/dense.ts';
 import { CORRELATED, SEPARATED, embeddingMeans, jointLabels, rectifiedEmbeddings, type EmbeddingRegime } from './lib/heads.ts';
 
 interface Size {

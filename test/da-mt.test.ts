@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../src/backend/select.ts';
 import type { FewShotHead } from '../src/learners/contract.ts';
-import { ProtoNetHead } from '../src/learners/protonet.ts';
+import { ProtoNetHead } from '../src/learners/protonet/index.ts';
 import type { EpisodeImages } from '../src/episodes/images.ts';
 import { DaMethod, daWrapper } from '../src/methods/da.ts';
 import { MtMethod, mtWrapper } from '../src/methods/mt.ts';

@@ -1,7 +1,7 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { ProtoNetHead } from '../src/learners/protonet.ts';
+import { ProtoNetHead } from '../src/learners/protonet/index.ts';
 import { aggregateJointLogits, jointLabels } from '../src/methods/aggregate.ts';
 import { aggregateJoint, logisticRegression, scoreQueries, type EmbeddedTask } from '../src/eval/embedding-heads.ts';
 import { mulberry32 } from '../src/util/prng.ts';

@@ -2,7 +2,7 @@ import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import seedrandom from 'seedrandom';
 import { selectBackend } from '../src/backend/select.ts';
-import { ProtoNetHead } from '../src/learners/protonet.ts';
+import { ProtoNetHead } from '../src/learners/protonet/index.ts';
 import type { EpisodeImages } from '../src/episodes/images.ts';
 import { jointLabels } from '../src/methods/aggregate.ts';
 import { SlaMethod, slaWrapper } from '../src/methods/sla.ts';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { MetaOptNetRrHead, metaOptNetRrConfig } from '../../src/learners/metaoptnet-rr.ts';
-import { MetaOptNetSvmHead, metaOptNetSvmConfig } from '../../src/learners/metaoptnet-svm.ts';
+import { MetaOptNetRrHead, metaOptNetRrConfig } from '../../src/learners/metaoptnet/rr.ts';
+import { MetaOptNetSvmHead, metaOptNetSvmConfig } from '../../src/learners/metaoptnet/svm.ts';
 import type { FewShotHead } from '../../src/learners/contract.ts';
 import { crossEntropy } from '../../src/losses/cross-entropy.ts';
 import { gaussian, mulberry32 } from '../../src/util/prng.ts';

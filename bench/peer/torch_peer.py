@@ -13,7 +13,7 @@ ever written to stdout; logs go to stderr). Requests (`op`):
                             query, rotations, dim, episodes, inputs, svmC, ridgeLambda, scale, threads, policy}
   quit
 
-The model is the one of src/backbones/conv4.ts + src/learners/protonet.ts + src/methods/{plain,sla}.ts:
+The model is the one of src/backbones/conv4.ts + src/learners/protonet/index.ts + src/methods/{plain,sla}.ts:
 Conv-4 = 4 x [conv3x3 64 no bias, BatchNorm (training mode in train), ReLU, maxpool 2], support and query embedded in
 one batch, prototypes = class means, logits = -squared Euclidean distance, cross-entropy over the queries, Adam
 (lr 1e-3, betas 0.9/0.999, eps 1e-8). SLA: every image expanded to its 4 rotations torch.rot90(x, k, (2, 3)) in

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import type { EmbeddedEpisode, FewShotHead, HeadFactory } from './contract.ts';
+import type { EmbeddedEpisode, FewShotHead, HeadFactory } from '../contract.ts';
 import { solveRidge } from './qp/ridge.ts';
 import { checkEpisode, differentiableDual, dualLogits } from './qp/dual-head.ts';
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import type { EmbeddedEpisode, FewShotHead, HeadFactory } from './contract.ts';
-import { classMeans, squaredDistances } from './ops.ts';
+import type { EmbeddedEpisode, FewShotHead, HeadFactory } from '../contract.ts';
+import { classMeans, squaredDistances } from '../ops.ts';
 
 /**
  * Prototypical Networks (Snell et al. 2017): logit(q, k) = −‖f(q) − c_k‖², c_k = mean of class k's support embeddings.

@@ -1,15 +1,15 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import '../src/builtin.ts';
-import { MetaOptNetSvmHead, metaOptNetSvmConfig } from '../src/learners/metaoptnet-svm.ts';
-import { MetaOptNetRrHead, metaOptNetRrConfig } from '../src/learners/metaoptnet-rr.ts';
-import { solveCrammerSinger } from '../src/learners/qp/crammer-singer.ts';
-import { getLearner } from '../src/learners/registry.ts';
-import { buildMethod } from '../src/methods/build.ts';
-import { crossEntropy } from '../src/losses/cross-entropy.ts';
-import { NumericalError, UserError } from '../src/util/errors.ts';
-import { mulberry32, gaussian } from '../src/util/prng.ts';
+import '../../builtin.ts';
+import { MetaOptNetSvmHead, metaOptNetSvmConfig } from './svm.ts';
+import { MetaOptNetRrHead, metaOptNetRrConfig } from './rr.ts';
+import { solveCrammerSinger } from './qp/crammer-singer.ts';
+import { getLearner } from '../registry.ts';
+import { buildMethod } from '../../methods/build.ts';
+import { crossEntropy } from '../../losses/cross-entropy.ts';
+import { NumericalError, UserError } from '../../util/errors.ts';
+import { mulberry32, gaussian } from '../../util/prng.ts';
 
 test.before(async () => {
   await tf.setBackend('cpu');

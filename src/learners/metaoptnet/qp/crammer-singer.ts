@@ -1,6 +1,6 @@
-import { NumericalError } from '../../util/errors.ts';
+import { NumericalError } from '../../../util/errors.ts';
 import { allFinite, cholesky, choleskySolveInPlace, inverseFromCholesky } from './dense.ts';
-import { mulberry32 } from '../../util/prng.ts';
+import { mulberry32 } from '../../../util/prng.ts';
 
 /**
  * Exact solver for MetaOptNet's Crammer–Singer SVM dual (docs/reference.md §4.2), with its implicit-function gradient.

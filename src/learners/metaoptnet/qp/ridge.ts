@@ -1,4 +1,4 @@
-import { NumericalError } from '../../util/errors.ts';
+import { NumericalError } from '../../../util/errors.ts';
 import { allFinite, cholesky, choleskySolveInPlace } from './dense.ts';
 
 /**

@@ -1,9 +1,9 @@
 import test from 'ava';
-import { solveCrammerSinger } from '../src/learners/qp/crammer-singer.ts';
-import { solveRidge } from '../src/learners/qp/ridge.ts';
-import { cholesky, choleskySolveInPlace, inverseFromCholesky, gram } from '../src/learners/qp/dense.ts';
-import { NumericalError } from '../src/util/errors.ts';
-import { mulberry32, gaussian } from '../src/util/prng.ts';
+import { solveCrammerSinger } from './crammer-singer.ts';
+import { solveRidge } from './ridge.ts';
+import { cholesky, choleskySolveInPlace, inverseFromCholesky, gram } from './dense.ts';
+import { NumericalError } from '../../../util/errors.ts';
+import { mulberry32, gaussian } from '../../../util/prng.ts';
 
 // ---------- seeded problem generators (float64) ----------
 /**

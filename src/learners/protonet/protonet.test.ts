@@ -1,8 +1,8 @@
 import test from 'ava';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { ProtoNetHead } from '../src/learners/protonet.ts';
-import { crossEntropy } from '../src/losses/cross-entropy.ts';
+import { ProtoNetHead } from './index.ts';
+import { crossEntropy } from '../../losses/cross-entropy.ts';
 
 test.before(async () => {
   await tf.setBackend('cpu');

@@ -1,4 +1,4 @@
-import { NumericalError } from '../../util/errors.ts';
+import { NumericalError } from '../../../util/errors.ts';
 
 /**
  * Small dense float64 linear algebra for the few-shot heads (n ≤ a few hundred): Cholesky factorisation,

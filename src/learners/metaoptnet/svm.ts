@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import type { EmbeddedEpisode, FewShotHead, HeadFactory } from './contract.ts';
+import type { EmbeddedEpisode, FewShotHead, HeadFactory } from '../contract.ts';
 import { CRAMMER_SINGER_DEFAULTS, solveCrammerSinger, type CrammerSingerStats } from './qp/crammer-singer.ts';
 import { checkEpisode, differentiableDual, dualLogits } from './qp/dual-head.ts';
 
@@ -9,7 +9,7 @@ import { checkEpisode, differentiableDual, dualLogits } from './qp/dual-head.ts'
  * in its dual, exactly as MetaOptNet's `MetaOptNetHead_SVM_CS` poses it (linear kernel, G = K⊗I + 1.0·I,
  * α_i^m ≤ C·onehot(y_i)_m, Σ_m α_i^m = 0), then logits(q, m) = scale · Σ_i α_i^m ⟨f(x_i), f(q)⟩ with a learnable
  * scale (init 1). Gradients reach the support embeddings by implicit differentiation of the QP's KKT conditions
- * (src/learners/qp/crammer-singer.ts) and the query embeddings through the final matmul.
+ * (src/learners/metaoptnet/qp/crammer-singer.ts) and the query embeddings through the final matmul.
  *
  * Deviation from the reference code: MetaOptNet runs qpth's interior-point method for a fixed number of
  * iterations (15 in meta-training, 3 at test), which is an algorithm-specific early-stopping regulariser; this head

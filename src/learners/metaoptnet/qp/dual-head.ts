@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import '../../tf-gradients.ts';
-import type { EmbeddedEpisode } from '../contract.ts';
-import { NumericalError, UserError } from '../../util/errors.ts';
+import '../../../tf-gradients.ts';
+import type { EmbeddedEpisode } from '../../contract.ts';
+import { NumericalError, UserError } from '../../../util/errors.ts';
 import { allFinite } from './dense.ts';
 
 /** Shared plumbing of the dual-form heads (MetaOptNet SVM and ridge regression). */
