@@ -16,12 +16,12 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { portablePath } from '../util/portable-path.ts';
 import { NumericalError, UserError } from '../util/errors.ts';
 import { checkRelativeName } from '../util/names.ts';
-import { DEFAULT_RESULTS } from '../util/result-folders.ts';
 import { datasetOptionsWithData, openDataset, type OpenedDataset, type OpenedSplit } from './workspace.ts';
 import { configHash } from './naming.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
 import { pluginRecords, softwareVersions } from './software.ts';
 import { refuseCommittedResult, type ExperimentHooks } from './experiment.ts';
+import { sharedOptionsSchema } from './options.ts';
 
 /*
  * The experiment layer of classification (issue 31 #1, #2; docs/classification.md): train a classifier over all
@@ -33,16 +33,9 @@ import { refuseCommittedResult, type ExperimentHooks } from './experiment.ts';
 /** `meta.kind` of a classification checkpoint; episodic checkpoints have none. */
 export const CLASSIFIER_CHECKPOINT_KIND = 'classifier';
 
-export const classifyOptionsSchema = z
-  .object({
-    backend: z.string().default('auto'),
-    data: z.string().optional(),
-    cache: z.string().optional(),
+export const classifyOptionsSchema = sharedOptionsSchema
+  .extend({
     runs: z.string().default('runs'),
-    results: z.string().default(DEFAULT_RESULTS),
-    name: z.string().min(1).optional(),
-    command: z.string().optional(),
-    autoPrepare: z.boolean().default(true),
     /** Report the training loss every n steps (default 50). */
     logEvery: z.number().int().positive().optional(),
     /** Save `last/` every n steps (default: every epoch, at most every 500 steps). */

@@ -10,12 +10,12 @@ import { writeFilesAtomic } from '../util/atomic.ts';
 import { NumericalError, UserError } from '../util/errors.ts';
 import { checkRelativeName } from '../util/names.ts';
 import { portablePath, portableValue } from '../util/portable-path.ts';
-import { DEFAULT_RESULTS } from '../util/result-folders.ts';
 import { loadClassifier } from './classify.ts';
 import type { ExperimentHooks } from './experiment.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
 import { pluginRecords, softwareVersions } from './software.ts';
 import { datasetOptionsWithData, openDataset, type OpenedSplit } from './workspace.ts';
+import { sharedOptionsSchema } from './options.ts';
 
 /*
  * Out-of-distribution detection with a trained classifier (issue 31 #3; docs/classification.md): every held-out image
@@ -47,15 +47,8 @@ export const oodRequestSchema = z
   .strict();
 export type OodRequest = z.input<typeof oodRequestSchema>;
 
-export const oodOptionsSchema = z
-  .object({
-    backend: z.string().default('auto'),
-    data: z.string().optional(),
-    cache: z.string().optional(),
-    results: z.string().default(DEFAULT_RESULTS),
-    name: z.string().min(1).optional(),
-    command: z.string().optional(),
-    autoPrepare: z.boolean().default(true),
+export const oodOptionsSchema = sharedOptionsSchema
+  .extend({
     /** Images per forward pass. */
     evalBatch: z.number().int().positive().default(100),
   })

@@ -45,6 +45,13 @@ export const experimentOptionsSchema = z
   })
   .strict();
 
+/**
+ * The options every experiment-layer call shares, with the same meaning and defaults: the backend, the data's
+ * source and cache, the results root, the run name, the command line to record, preparing a missing cache. The
+ * classification, OOD and pre-trained few-shot calls take these plus their own.
+ */
+export const sharedOptionsSchema = experimentOptionsSchema.pick({ backend: true, data: true, cache: true, results: true, name: true, command: true, autoPrepare: true });
+
 /** `ExperimentOptions` as a caller writes them (defaults not yet filled in). */
 export type ExperimentOptionsInput = z.input<typeof experimentOptionsSchema>;
 /** Where an experiment reads and writes (data, cache, runs, results, episodes), its backend and run name, as validated. */

@@ -12,12 +12,12 @@ import { expandImages } from '../transforms/expand.ts';
 import { NumericalError, UserError } from '../util/errors.ts';
 import { checkRelativeName } from '../util/names.ts';
 import { portablePath } from '../util/portable-path.ts';
-import { DEFAULT_RESULTS } from '../util/result-folders.ts';
 import { loadClassifier } from './classify.ts';
 import type { ExperimentHooks } from './experiment.ts';
 import { silentReporter } from './reporter.ts';
 import { pluginRecords, softwareVersions } from './software.ts';
 import { episodeFileFor, openEpisodeList } from './workspace.ts';
+import { sharedOptionsSchema } from './options.ts';
 
 /*
  * Few-shot from a pre-trained embedding (issue 31 #4; docs/classification.md): a classification checkpoint's backbone,
@@ -50,17 +50,7 @@ export const pretrainedFewShotRequestSchema = z
   .strict();
 export type PretrainedFewShotRequest = z.input<typeof pretrainedFewShotRequestSchema>;
 
-export const pretrainedFewShotOptionsSchema = z
-  .object({
-    backend: z.string().default('auto'),
-    data: z.string().optional(),
-    cache: z.string().optional(),
-    results: z.string().default(DEFAULT_RESULTS),
-    name: z.string().min(1).optional(),
-    command: z.string().optional(),
-    autoPrepare: z.boolean().default(true),
-  })
-  .strict();
+export const pretrainedFewShotOptionsSchema = sharedOptionsSchema.strict();
 export type PretrainedFewShotOptions = z.input<typeof pretrainedFewShotOptionsSchema>;
 
 export interface PretrainedFewShotResult {
