@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { intArg, jsonOption, printJson, pluginOption, dataLocationsOption, cacheOption } from '../options.ts';
 import { loadPlugins } from '../context.ts';
 import { parseDataLocations } from '../dataset-flags.ts';
@@ -94,8 +94,31 @@ async function reproduceAction(tableArg: string | undefined, flags: ReproduceFla
   }
 }
 
+/**
+ * The flags of a planned run that the reproducer and a worker both read (where data, results, checkpoints, cache,
+ * plugins and tables are; the backend; a test-episode cap), in one order; `help` says whose machine they describe.
+ */
+function runOptions(help: { data: string; backend: string; results: string; testEpisodes: string; plugins: string }): Option[] {
+  return [
+    dataLocationsOption(help.data),
+    new Option('--backend <name>', help.backend).default('auto'),
+    new Option('--results <dir>', help.results).default('results'),
+    new Option('--runs <dir>', 'checkpoint root').default('runs'),
+    cacheOption('decoded-image cache folder'),
+    new Option('--test-episodes <n>', help.testEpisodes).argParser(intArg('--test-episodes')),
+    pluginOption(help.plugins),
+    new Option('--tables <dir>', 'folder of table files').default(TABLES_DIR),
+  ];
+}
+
+/** `cmd` with each of `options` added, in order. */
+function withOptions(cmd: Command, options: Option[]): Command {
+  for (const o of options) cmd.addOption(o);
+  return cmd;
+}
+
 export function registerReproduceCommands(program: Command): void {
-  program
+  const reproduce = program
     .command('reproduce [table]')
     .description('run (or resume) every cell of a paper table, then write it with published values, paired differences and figures')
     .option('--budget <name>', 'which budget of the table: cpu (what a 2-core machine finishes) or paper (the published protocol)', 'cpu')
@@ -104,33 +127,31 @@ export function registerReproduceCommands(program: Command): void {
     .option('--dry-run', 'list the runs, which are done, and the time the rest would take (measured step speed)')
     .option('--table-only', 'run nothing: write the table from what is on disk (finished runs, and runs in progress with their last checkpoint)')
     .option('--queue <url>', 'put the runs on a BullMQ queue on Redis (redis://host:port) for `fewshot worker`s instead of running them here')
-    .option('--queue-name <name>', 'queue name', DEFAULT_QUEUE_NAME)
-    .addOption(dataLocationsOption('where a dataset\'s source is, e.g. mini-imagenet=data/mini-imagenet (repeat the flag for each dataset)'))
-    .option('--backend <name>', 'compute backend', 'auto')
-    .option('--results <dir>', 'results root', 'results')
-    .option('--runs <dir>', 'checkpoint root', 'runs')
-    .addOption(cacheOption('decoded-image cache folder'))
-    .option('--test-episodes <n>', 'evaluate only the first n test episodes (quick checks; the table says so)', intArg('--test-episodes'))
-    .addOption(pluginOption('modules that register extra heads/backbones/wrappers/datasets (repeat the flag for more)'))
-    .option('--tables <dir>', 'folder of table files', TABLES_DIR)
+    .option('--queue-name <name>', 'queue name', DEFAULT_QUEUE_NAME);
+  withOptions(reproduce, runOptions({
+    data: 'where a dataset\'s source is, e.g. mini-imagenet=data/mini-imagenet (repeat the flag for each dataset)',
+    backend: 'compute backend',
+    results: 'results root',
+    testEpisodes: 'evaluate only the first n test episodes (quick checks; the table says so)',
+    plugins: 'modules that register extra heads/backbones/wrappers/datasets (repeat the flag for more)',
+  }))
     .option('--run <key>', 'run just this one planned run (used by workers)')
     .addOption(jsonOption())
     .option('--jobs <n>', 'runs side by side, each in its own process with cores/n wasm threads (default: 2 on a machine with 2 or more cores for the wasm backend, where two 1-thread runs finish 1.2-1.4x more episodes per hour than one 2-thread run; else 1)', intArg('--jobs'))
     .action(reproduceAction);
 
-  program
+  const worker = program
     .command('worker')
     .description('take reproduce runs from a queue and run them here (each in a child process), until stopped')
     .requiredOption('--queue <url>', 'the Redis the reproducer queued on (redis://host:port)')
-    .option('--queue-name <name>', 'queue name', DEFAULT_QUEUE_NAME)
-    .addOption(dataLocationsOption('where a dataset\'s source is on this machine (repeat the flag for each dataset)'))
-    .option('--backend <name>', 'compute backend on this machine', 'auto')
-    .option('--results <dir>', 'results root (shared with the reproducer)', 'results')
-    .option('--runs <dir>', 'checkpoint root', 'runs')
-    .addOption(cacheOption('decoded-image cache folder'))
-    .option('--test-episodes <n>', 'evaluate only the first n test episodes', intArg('--test-episodes'))
-    .addOption(pluginOption('plugins installed on this machine, never taken from a job (repeat the flag for more)'))
-    .option('--tables <dir>', 'folder of table files', TABLES_DIR)
+    .option('--queue-name <name>', 'queue name', DEFAULT_QUEUE_NAME);
+  withOptions(worker, runOptions({
+    data: 'where a dataset\'s source is on this machine (repeat the flag for each dataset)',
+    backend: 'compute backend on this machine',
+    results: 'results root (shared with the reproducer)',
+    testEpisodes: 'evaluate only the first n test episodes',
+    plugins: 'plugins installed on this machine, never taken from a job (repeat the flag for more)',
+  }))
     .option('--lock-ms <ms>', 'how long a job stays claimed without renewal; a dead worker\'s job is retried after it', intArg('--lock-ms', 100), 60000)
     .option('--stalled-ms <ms>', 'how often to look for jobs of dead workers', intArg('--stalled-ms', 100), 30000)
     .action(async (flags: ReproduceFlags & { lockMs: number; stalledMs: number }) => {
