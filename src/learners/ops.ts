@@ -1,5 +1,21 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
 import '../tf-gradients.ts';
+
+/** A head's label smoothing ε (MetaOptNet's protocol: ε/(N−1) on each wrong class); 0 = plain cross-entropy. */
+export const labelSmoothingSchema = z.number().min(0).lt(1).default(0);
+
+const logitScaleCounts = new Map<string, number>();
+
+/**
+ * A head's logit scale (MetaOptNet's protocol multiplies the logits by a learnable scalar): a scalar variable named
+ * `head/<id>/scale#<n>`, n counting the instances of that head, so every instance's variable name is unique.
+ */
+export function logitScaleVariable(headId: string, initial: number, trainable: boolean): tf.Variable {
+  const n = logitScaleCounts.get(headId) ?? 0;
+  logitScaleCounts.set(headId, n + 1);
+  return tf.variable(tf.scalar(initial), trainable, `head/${headId}/scale#${n}`);
+}
 
 /** One-hot [n, way] float matrix of integer labels. */
 export function oneHotLabels(labels: Int32Array, way: number): tf.Tensor2D {

@@ -1,8 +1,7 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import type { EmbeddedEpisode, FewShotHead, HeadFactory } from '../contract.ts';
+import type { EmbeddedEpisode, HeadFactory } from '../contract.ts';
 import { solveRidge } from './qp/ridge.ts';
-import { checkEpisode, differentiableDual, dualLogits } from './qp/dual-head.ts';
+import { DualHead, dualHeadOptions, type DualSolution } from './qp/dual-head.ts';
 
 /**
  * MetaOptNet-RR (docs/reference.md §4.3): ridge regression onto one-hot support labels in closed form,
@@ -17,35 +16,17 @@ export const metaOptNetRrConfig = z
   .object({
     /** Ridge penalty λ (MetaOptNet: 50). */
     lambda: z.number().positive().default(50),
-    /** Initial value of the logit scale. */
-    scale: z.number().positive().default(1),
-    /** Learn the logit scale (MetaOptNet: yes). */
-    learnableScale: z.boolean().default(true),
-    /** Label smoothing ε the protocol trains with (MetaOptNet mini-ImageNet ResNet-12: 0.1). */
-    labelSmoothing: z.number().min(0).lt(1).default(0),
+    ...dualHeadOptions,
   })
   .strict();
 export type MetaOptNetRrConfig = z.infer<typeof metaOptNetRrConfig>;
 
-let instance = 0;
-export class MetaOptNetRrHead implements FewShotHead {
-  readonly id = 'metaoptnet-rr';
-  readonly labelSmoothing: number;
-  private readonly scale: tf.Variable;
+export class MetaOptNetRrHead extends DualHead {
   constructor(readonly config: MetaOptNetRrConfig) {
-    this.labelSmoothing = config.labelSmoothing;
-    this.scale = tf.variable(tf.scalar(config.scale), config.learnableScale, `head/metaoptnet-rr/scale#${instance++}`);
+    super('metaoptnet-rr', config);
   }
-  logits(ep: EmbeddedEpisode, _phase?: 'train' | 'eval'): tf.Tensor2D {
-    checkEpisode(ep, this.id);
-    return tf.tidy(() => {
-      const kernel = tf.matMul(ep.support, ep.support, false, true) as tf.Tensor2D;
-      const alpha = differentiableDual(kernel, ep.way, (k) => solveRidge(k, ep.supportLabels, ep.way, this.config.lambda), this.id);
-      return dualLogits(ep, alpha, this.scale, this.id);
-    });
-  }
-  variables(): tf.Variable[] {
-    return this.config.learnableScale ? [this.scale] : [];
+  protected solve(kernel: Float64Array, ep: EmbeddedEpisode): DualSolution {
+    return solveRidge(kernel, ep.supportLabels, ep.way, this.config.lambda);
   }
 }
 

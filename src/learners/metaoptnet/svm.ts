@@ -1,8 +1,7 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import type { EmbeddedEpisode, FewShotHead, HeadFactory } from '../contract.ts';
+import type { EmbeddedEpisode, HeadFactory } from '../contract.ts';
 import { CRAMMER_SINGER_DEFAULTS, solveCrammerSinger, type CrammerSingerStats } from './qp/crammer-singer.ts';
-import { checkEpisode, differentiableDual, dualLogits } from './qp/dual-head.ts';
+import { DualHead, dualHeadOptions, type DualSolution } from './qp/dual-head.ts';
 
 /**
  * MetaOptNet-SVM (Lee et al. 2019; docs/reference.md §4.2): a Crammer–Singer multi-class SVM fitted to the support set
@@ -23,46 +22,21 @@ export const metaOptNetSvmConfig = z
     maxIter: z.number().int().positive().default(CRAMMER_SINGER_DEFAULTS.maxSweeps),
     /** Relative optimality tolerance (primal feasibility and complementarity, see the solver). */
     tolerance: z.number().positive().max(1e-3).default(CRAMMER_SINGER_DEFAULTS.tolerance),
-    /** Initial value of the logit scale. */
-    scale: z.number().positive().default(1),
-    /** Learn the logit scale (MetaOptNet: yes). */
-    learnableScale: z.boolean().default(true),
-    /** Label smoothing ε the protocol trains with (MetaOptNet mini-ImageNet ResNet-12: 0.1). */
-    labelSmoothing: z.number().min(0).lt(1).default(0),
+    ...dualHeadOptions,
   })
   .strict();
 export type MetaOptNetSvmConfig = z.infer<typeof metaOptNetSvmConfig>;
 
-let instance = 0;
-export class MetaOptNetSvmHead implements FewShotHead {
-  readonly id = 'metaoptnet-svm';
-  readonly labelSmoothing: number;
-  private readonly scale: tf.Variable;
+export class MetaOptNetSvmHead extends DualHead {
   /** Solver statistics of the most recent episode (sweeps, active-set solves, residuals, timings). */
   lastStats?: CrammerSingerStats;
   constructor(readonly config: MetaOptNetSvmConfig) {
-    this.labelSmoothing = config.labelSmoothing;
-    this.scale = tf.variable(tf.scalar(config.scale), config.learnableScale, `head/metaoptnet-svm/scale#${instance++}`);
+    super('metaoptnet-svm', config);
   }
-  logits(ep: EmbeddedEpisode, _phase?: 'train' | 'eval'): tf.Tensor2D {
-    checkEpisode(ep, this.id);
-    return tf.tidy(() => {
-      const kernel = tf.matMul(ep.support, ep.support, false, true) as tf.Tensor2D;
-      const alpha = differentiableDual(
-        kernel,
-        ep.way,
-        (k) => {
-          const sol = solveCrammerSinger(k, ep.supportLabels, ep.way, { C: this.config.C, maxSweeps: this.config.maxIter, tolerance: this.config.tolerance });
-          this.lastStats = sol.stats;
-          return sol;
-        },
-        this.id,
-      );
-      return dualLogits(ep, alpha, this.scale, this.id);
-    });
-  }
-  variables(): tf.Variable[] {
-    return this.config.learnableScale ? [this.scale] : [];
+  protected solve(kernel: Float64Array, ep: EmbeddedEpisode): DualSolution {
+    const sol = solveCrammerSinger(kernel, ep.supportLabels, ep.way, { C: this.config.C, maxSweeps: this.config.maxIter, tolerance: this.config.tolerance });
+    this.lastStats = sol.stats;
+    return sol;
   }
 }
 

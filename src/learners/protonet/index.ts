@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { EmbeddedEpisode, FewShotHead, HeadFactory } from '../contract.ts';
-import { classMeans, squaredDistances } from '../ops.ts';
+import { classMeans, labelSmoothingSchema, logitScaleVariable, squaredDistances } from '../ops.ts';
 
 /**
  * Prototypical Networks (Snell et al. 2017): logit(q, k) = −‖f(q) − c_k‖², c_k = mean of class k's support embeddings.
@@ -13,12 +13,11 @@ const protonetConfig = z
     normalizeByDim: z.boolean().default(false),
     learnableScale: z.boolean().default(false),
     /** MetaOptNet's label smoothing ε (ε/(N−1) on each wrong class); 0 = plain cross-entropy. */
-    labelSmoothing: z.number().min(0).lt(1).default(0),
+    labelSmoothing: labelSmoothingSchema,
   })
   .strict();
 export type ProtoNetConfig = z.infer<typeof protonetConfig>;
 
-let instance = 0;
 export class ProtoNetHead implements FewShotHead {
   readonly id = 'protonet';
   private readonly scale?: tf.Variable;
@@ -28,7 +27,7 @@ export class ProtoNetHead implements FewShotHead {
     const config = protonetConfig.parse(options);
     this.config = config;
     this.labelSmoothing = config.labelSmoothing;
-    if (config.learnableScale) this.scale = tf.variable(tf.scalar(1), true, `head/protonet/scale#${instance++}`);
+    if (config.learnableScale) this.scale = logitScaleVariable(this.id, 1, true);
   }
   logits(ep: EmbeddedEpisode, _phase: 'train' | 'eval' = 'eval'): tf.Tensor2D {
     return tf.tidy(() => {

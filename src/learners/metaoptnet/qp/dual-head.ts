@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
 import '../../../tf-gradients.ts';
-import type { EmbeddedEpisode } from '../../contract.ts';
+import type { EmbeddedEpisode, FewShotHead } from '../../contract.ts';
+import { labelSmoothingSchema, logitScaleVariable } from '../../ops.ts';
 import { NumericalError, UserError } from '../../../util/errors.ts';
 import { allFinite } from './dense.ts';
 
@@ -53,4 +55,44 @@ export function dualLogits(ep: EmbeddedEpisode, alpha: tf.Tensor2D, scale: tf.Va
   const logits = tf.mul(tf.matMul(tf.matMul(ep.query, ep.support, false, true), alpha), scale) as tf.Tensor2D;
   if (!allFinite(logits.dataSync())) throw new NumericalError(`${head}: logits are NaN/Inf (non-finite query embeddings or logit scale)`);
   return logits;
+}
+
+/** The options both MetaOptNet heads share: their logit scale and the protocol's label smoothing. */
+export const dualHeadOptions = {
+  /** Initial value of the logit scale. */
+  scale: z.number().positive().default(1),
+  /** Learn the logit scale (MetaOptNet: yes). */
+  learnableScale: z.boolean().default(true),
+  /** Label smoothing ε the protocol trains with (MetaOptNet mini-ImageNet ResNet-12: 0.1). */
+  labelSmoothing: labelSmoothingSchema,
+};
+
+/**
+ * A MetaOptNet head: the dual coefficients α of a base learner fitted on the support Gram matrix K = XXᵀ (solved in
+ * float64, differentiated through its optimality conditions), then logits = scale · (QXᵀ) α. A head names only its
+ * solver (`solve`).
+ */
+export abstract class DualHead implements FewShotHead {
+  readonly labelSmoothing: number;
+  private readonly scale: tf.Variable;
+  constructor(
+    readonly id: string,
+    private readonly options: { scale: number; learnableScale: boolean; labelSmoothing: number },
+  ) {
+    this.labelSmoothing = options.labelSmoothing;
+    this.scale = logitScaleVariable(id, options.scale, options.learnableScale);
+  }
+  /** α [n, way] for the episode's support Gram matrix (float64, row-major). */
+  protected abstract solve(kernel: Float64Array, ep: EmbeddedEpisode): DualSolution;
+  logits(ep: EmbeddedEpisode, _phase?: 'train' | 'eval'): tf.Tensor2D {
+    checkEpisode(ep, this.id);
+    return tf.tidy(() => {
+      const kernel = tf.matMul(ep.support, ep.support, false, true) as tf.Tensor2D;
+      const alpha = differentiableDual(kernel, ep.way, (k) => this.solve(k, ep), this.id);
+      return dualLogits(ep, alpha, this.scale, this.id);
+    });
+  }
+  variables(): tf.Variable[] {
+    return this.options.learnableScale ? [this.scale] : [];
+  }
 }
