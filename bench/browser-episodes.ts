@@ -25,10 +25,16 @@ import { buildWebPage } from '../scripts/build-web.mjs';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
-  options: { data: { type: 'string' }, cache: { type: 'string' }, episodes: { type: 'string', default: '100' }, 'test-file': { type: 'string', default: 'episodes/mini-imagenet/test_5w1s15q_seed0_2000.json' } },
+  options: {
+    data: { type: 'string' },
+    cache: { type: 'string' },
+    episodes: { type: 'string', default: '100' },
+    'test-file': { type: 'string', default: 'episodes/mini-imagenet/test_5w1s15q_seed0_2000.json' },
+  },
 });
 const [checkpoint] = positionals;
-if (!checkpoint || !values.data || !values.cache) throw new Error('usage: bench/browser-episodes.ts <checkpoint> --data <mini-imagenet folder> --cache <84 px cache> [--episodes N] [--test-file F]');
+if (!checkpoint || !values.data || !values.cache)
+  throw new Error('usage: bench/browser-episodes.ts <checkpoint> --data <mini-imagenet folder> --cache <84 px cache> [--episodes N] [--test-file F]');
 const n = Number(values.episodes);
 const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'fewshot-browser-episodes-'));
@@ -36,11 +42,39 @@ try {
   const exported = await exportCheckpoint({ checkpoint, out: path.join(tmp, 'export') });
   const results = path.join(tmp, 'results');
   let t = performance.now();
-  const evalRun = spawnSync(process.execPath, ['--import', 'tsx', path.join(repo, 'src', 'cli', 'main.ts'), 'eval', checkpoint, '--test-file', values['test-file']!, '--test-episodes', String(n), '--data', values.data, '--cache', values.cache, '--backend', 'wasm', '--results', results, '--name', 'page-bench'], { encoding: 'utf8', cwd: repo });
+  const evalRun = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(repo, 'src', 'cli', 'main.ts'),
+      'eval',
+      checkpoint,
+      '--test-file',
+      values['test-file']!,
+      '--test-episodes',
+      String(n),
+      '--data',
+      values.data,
+      '--cache',
+      values.cache,
+      '--backend',
+      'wasm',
+      '--results',
+      results,
+      '--name',
+      'page-bench',
+    ],
+    { encoding: 'utf8', cwd: repo },
+  );
   if (evalRun.status !== 0) throw new Error(`fewshot eval failed: ${evalRun.stderr}`);
   const nodeSeconds = (performance.now() - t) / 1000;
   const resultDir = path.join(results, 'mini-imagenet', 'page-bench');
-  const record = JSON.parse(await fs.readFile(path.join(resultDir, 'result.json'), 'utf8')) as { summary: Record<string, { mean: number; ci95: number; text: string }>; inferenceModes: string[]; backend?: unknown };
+  const record = JSON.parse(await fs.readFile(path.join(resultDir, 'result.json'), 'utf8')) as {
+    summary: Record<string, { mean: number; ci95: number; text: string }>;
+    inferenceModes: string[];
+    backend?: unknown;
+  };
   const rows = (await fs.readFile(path.join(resultDir, 'per-episode.csv'), 'utf8')).trim().split('\n');
   const header = rows[0].split(',');
   const node = Object.fromEntries(record.inferenceModes.map((m) => [m, rows.slice(1).map((r) => Number(r.split(',')[header.indexOf(m)]))]));
@@ -48,7 +82,12 @@ try {
   // The images of the first n episodes, from the split's archive, as a user would have them.
   const set = await readEpisodeFile(values['test-file']!);
   const csv = await readSplitCsv(path.join(values.data, `${set.header.split}.csv`), set.header.split as 'test');
-  const wanted = new Set(set.episodes.slice(0, n).flatMap((e) => [...e.support, ...e.query]).map((item) => csv.filenames[item]));
+  const wanted = new Set(
+    set.episodes
+      .slice(0, n)
+      .flatMap((e) => [...e.support, ...e.query])
+      .map((item) => csv.filenames[item]),
+  );
   const images = path.join(tmp, 'images');
   await fs.mkdir(images);
   await tar.x({ file: path.join(values.data, `images-${set.header.split}.tar.gz`), cwd: images, strip: 1, filter: (p) => wanted.has(path.posix.basename(p)) });
@@ -69,17 +108,28 @@ try {
     await tab.fill('#eval-count', String(n));
     t = performance.now();
     await tab.click('#evaluate');
-    await tab.waitForFunction(() => document.body.dataset.state === 'done' || document.body.dataset.state === 'error', undefined, { timeout: 3_600_000, polling: 1000 });
+    await tab.waitForFunction(() => document.body.dataset.state === 'done' || document.body.dataset.state === 'error', undefined, {
+      timeout: 3_600_000,
+      polling: 1000,
+    });
     const pageSeconds = (performance.now() - t) / 1000;
     const errors = await tab.$$eval('#messages li.error', (els) => els.map((e) => e.textContent));
     if (errors.length) throw new Error(`the page said: ${errors.join(' | ')}`);
-    const got = await tab.$$eval('.eval-mode', (els) => els.map((e) => ({ mode: (e as HTMLElement).dataset.mode!, per: JSON.parse((e as HTMLElement).dataset.perEpisode!) as number[], text: e.textContent ?? '' })));
+    const got = await tab.$$eval('.eval-mode', (els) =>
+      els.map((e) => ({
+        mode: (e as HTMLElement).dataset.mode!,
+        per: JSON.parse((e as HTMLElement).dataset.perEpisode!) as number[],
+        text: e.textContent ?? '',
+      })),
+    );
     console.log(`${n} episodes of ${values['test-file']}, ${files.length} images; checkpoint ${checkpoint}`);
     console.log(`fewshot eval (wasm, Node): ${nodeSeconds.toFixed(1)} s wall incl. start and cache load`);
     console.log(`page (wasm, headless Chromium): ${pageSeconds.toFixed(1)} s (${await tab.textContent('#eval-progress')})`);
     for (const g of got) {
       const same = g.per.filter((v, i) => v === node[g.mode][i]).length;
-      console.log(`${g.mode}: page ${g.text} | fewshot eval ${record.summary[g.mode].text} % | per-episode accuracies identical in ${same} of ${g.per.length} episodes`);
+      console.log(
+        `${g.mode}: page ${g.text} | fewshot eval ${record.summary[g.mode].text} % | per-episode accuracies identical in ${same} of ${g.per.length} episodes`,
+      );
     }
   } finally {
     await browser.close();

@@ -117,9 +117,17 @@ async function main(): Promise<void> {
     }
     const found = findPeerPython({ install: !process.argv.includes('--no-install'), log: (m) => console.error(m) });
     if ('error' in found) throw new Error(found.error);
-    const r = spawnSync(found.python, ['-c', PEER, String(iters), JSON.stringify(specs)], { encoding: 'utf8', env: { ...process.env, ...GLIBC_TUNABLES, OMP_NUM_THREADS: '1' } });
+    const r = spawnSync(found.python, ['-c', PEER, String(iters), JSON.stringify(specs)], {
+      encoding: 'utf8',
+      env: { ...process.env, ...GLIBC_TUNABLES, OMP_NUM_THREADS: '1' },
+    });
     if (r.status !== 0) throw new Error(`peer failed: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-3).join(' ')}`);
-    const peer = JSON.parse(r.stdout.trim().split('\n').pop()!) as { torch: string; threads: number; mkldnn: boolean; layers: { id: string; timesMs: number[]; sum: number }[] };
+    const peer = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+      torch: string;
+      threads: number;
+      mkldnn: boolean;
+      layers: { id: string; timesMs: number[]; sum: number }[];
+    };
 
     const layers = LAYERS.map((l) => {
       const flops = 2 * l.n * l.size * l.size * l.cin * l.cout * 9;
@@ -144,7 +152,14 @@ async function main(): Promise<void> {
       createdAt: new Date().toISOString(),
       machine: machineInfo(),
       ours: { backend: sel.detail, threads: wasmThreadsInUse() },
-      peer: { python: found.how, torch: peer.torch, threads: peer.threads, mkldnn: peer.mkldnn, memoryFormat: 'channels_last', allocator: 'glibc with MALLOC_MMAP_THRESHOLD_/TRIM_THRESHOLD_/TOP_PAD_ (bench/lib/peer.ts)' },
+      peer: {
+        python: found.how,
+        torch: peer.torch,
+        threads: peer.threads,
+        mkldnn: peer.mkldnn,
+        memoryFormat: 'channels_last',
+        allocator: 'glibc with MALLOC_MMAP_THRESHOLD_/TRIM_THRESHOLD_/TOP_PAD_ (bench/lib/peer.ts)',
+      },
       rate: 'GFLOP/s of the direct convolution (2*N*H*W*Cin*Cout*9 / best time), whatever algorithm each side runs',
       ratio: 'peer best ms / ours best ms over the timed calls (> 1: we are faster)',
       layers,
@@ -153,7 +168,9 @@ async function main(): Promise<void> {
     await writeFileAtomic(out, JSON.stringify(record, null, 1) + '\n');
     console.log('layer       ours best ms  GFLOP/s  peer best ms  GFLOP/s  ratio  sum diff');
     for (const l of layers) {
-      console.log(`${l.id.padEnd(11)} ${l.ours.bestMs.toFixed(2).padStart(12)} ${l.ours.gflops.toFixed(1).padStart(8)} ${l.peer.bestMs.toFixed(2).padStart(13)} ${l.peer.gflops.toFixed(1).padStart(8)} ${l.ratio.toFixed(2).padStart(6)}  ${l.sumRelativeDifference.toExponential(1)}`);
+      console.log(
+        `${l.id.padEnd(11)} ${l.ours.bestMs.toFixed(2).padStart(12)} ${l.ours.gflops.toFixed(1).padStart(8)} ${l.peer.bestMs.toFixed(2).padStart(13)} ${l.peer.gflops.toFixed(1).padStart(8)} ${l.ratio.toFixed(2).padStart(6)}  ${l.sumRelativeDifference.toExponential(1)}`,
+      );
     }
     console.log(`-> ${path.relative(process.cwd(), out)}`);
   } finally {

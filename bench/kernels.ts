@@ -109,44 +109,48 @@ async function main(): Promise<void> {
   const sel = await selectBackend(args.backend);
   console.log(`backend: ${sel.detail}${args.backend === 'wasm' ? `, XNNPACK threads ${wasmThreadsInUse()}, SIMD helpers ${args.native ? 'on' : 'off'}` : ''}`);
   timeKernelsByCpu();
-  for (const w of args.only) for (const bnMode of args.bn) {
-    const { vars, forward } = conv4(1, bnMode);
-    const x = tf.randomNormal([w.batch, w.size, w.size, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
-    const iters = args.iters || Math.max(3, Math.round(6 * (80 * 32 * 32) / (w.batch * w.size * w.size)));
-    step(forward, x, vars); // warm-up: XNNPACK operator creation, heap growth, JIT
-    step(forward, x, vars);
-    const before = tf.memory().numTensors;
-    const times: number[] = [];
-    const cpuTimes: number[] = [];
-    for (let i = 0; i < iters; i++) {
-      const c0 = process.cpuUsage();
-      const t0 = performance.now();
+  for (const w of args.only)
+    for (const bnMode of args.bn) {
+      const { vars, forward } = conv4(1, bnMode);
+      const x = tf.randomNormal([w.batch, w.size, w.size, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
+      const iters = args.iters || Math.max(3, Math.round((6 * (80 * 32 * 32)) / (w.batch * w.size * w.size)));
+      step(forward, x, vars); // warm-up: XNNPACK operator creation, heap growth, JIT
       step(forward, x, vars);
-      times.push(performance.now() - t0);
-      const c = process.cpuUsage(c0);
-      cpuTimes.push((c.user + c.system) / 1000);
-    }
-    const leaked = tf.memory().numTensors - before;
-    console.log(`\nConv-4 fwd+bwd ${w.batch} x ${w.size}px, batch norm ${bnMode}: median ${median(times).toFixed(1)} ms wall (min ${Math.min(...times).toFixed(1)}), median ${median(cpuTimes).toFixed(1)} ms CPU (all threads), ${iters} iters${leaked ? `, LEAKED ${leaked} tensors` : ''})`);
-    if (args.profile) {
-      const info = await tf.profile(() => step(forward, x, vars));
-      const byKernel = new Map<string, { ms: number; calls: number }>();
-      let total = 0;
-      for (const k of info.kernels) {
-        const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : Number((await k.kernelTimeMs as unknown as number) ?? 0);
-        const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
-        e.ms += ms;
-        e.calls++;
-        byKernel.set(k.name, e);
-        total += ms;
+      const before = tf.memory().numTensors;
+      const times: number[] = [];
+      const cpuTimes: number[] = [];
+      for (let i = 0; i < iters; i++) {
+        const c0 = process.cpuUsage();
+        const t0 = performance.now();
+        step(forward, x, vars);
+        times.push(performance.now() - t0);
+        const c = process.cpuUsage(c0);
+        cpuTimes.push((c.user + c.system) / 1000);
       }
-      const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms);
-      console.log(`  per-kernel CPU time (one profiled step, sum ${total.toFixed(1)} ms):`);
-      for (const [name, e] of rows.slice(0, 14)) console.log(`    ${name.padEnd(22)} ${e.ms.toFixed(1).padStart(8)} ms  ${String(e.calls).padStart(4)} calls`);
+      const leaked = tf.memory().numTensors - before;
+      console.log(
+        `\nConv-4 fwd+bwd ${w.batch} x ${w.size}px, batch norm ${bnMode}: median ${median(times).toFixed(1)} ms wall (min ${Math.min(...times).toFixed(1)}), median ${median(cpuTimes).toFixed(1)} ms CPU (all threads), ${iters} iters${leaked ? `, LEAKED ${leaked} tensors` : ''})`,
+      );
+      if (args.profile) {
+        const info = await tf.profile(() => step(forward, x, vars));
+        const byKernel = new Map<string, { ms: number; calls: number }>();
+        let total = 0;
+        for (const k of info.kernels) {
+          const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : Number(((await k.kernelTimeMs) as unknown as number) ?? 0);
+          const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
+          e.ms += ms;
+          e.calls++;
+          byKernel.set(k.name, e);
+          total += ms;
+        }
+        const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms);
+        console.log(`  per-kernel CPU time (one profiled step, sum ${total.toFixed(1)} ms):`);
+        for (const [name, e] of rows.slice(0, 14))
+          console.log(`    ${name.padEnd(22)} ${e.ms.toFixed(1).padStart(8)} ms  ${String(e.calls).padStart(4)} calls`);
+      }
+      x.dispose();
+      tf.dispose(vars);
     }
-    x.dispose();
-    tf.dispose(vars);
-  }
 }
 
 await main();

@@ -29,8 +29,21 @@ const rounds = arg('rounds', 5);
 console.log(`oneDNN ${info.version} ${info.isa}, ${info.threads} thread(s); ${images} images; thread CPU ms per call, median of ${rounds}`);
 
 const layer = (size: number, ci: number, co = 64): ConvGeometry => ({
-  batch: images, inHeight: size, inWidth: size, inChannels: ci, outHeight: size, outWidth: size, outChannels: co,
-  filterHeight: 3, filterWidth: 3, strideHeight: 1, strideWidth: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1,
+  batch: images,
+  inHeight: size,
+  inWidth: size,
+  inChannels: ci,
+  outHeight: size,
+  outWidth: size,
+  outChannels: co,
+  filterHeight: 3,
+  filterWidth: 3,
+  strideHeight: 1,
+  strideWidth: 1,
+  padTop: 1,
+  padLeft: 1,
+  padBottom: 1,
+  padRight: 1,
 });
 const layers = process.argv.includes('--resnet12')
   ? [layer(32, 64, 64), layer(16, 64, 160), layer(16, 160, 160), layer(8, 160, 320), layer(8, 320, 320), layer(4, 320, 640), layer(4, 640, 640)]

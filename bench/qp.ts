@@ -49,7 +49,6 @@ function parseArgs(argv: string[]) {
   };
 }
 
-
 /** Embeddings [n, d] of an SLA-style episode (image i of class c under transformation j) and their joint labels. */
 function embeddings(seed: number, s: Size, perClass: number, d: number, regime: EmbeddingRegime) {
   const r = mulberry32(seed);
@@ -113,7 +112,9 @@ async function main(): Promise<void> {
   if (!args.head) return;
   const backend = await selectBackend(args.backend);
   const d = 2560;
-  console.log(`\n# Part 2: MetaOptNet-SVM head on ${backend.choice}, ${d}-d embeddings, 6 queries per class: forward (K, solve, logits, CE) and backward (tf.grads w.r.t. support and query), ms per episode, median (max)`);
+  console.log(
+    `\n# Part 2: MetaOptNet-SVM head on ${backend.choice}, ${d}-d embeddings, 6 queries per class: forward (K, solve, logits, CE) and backward (tf.grads w.r.t. support and query), ms per episode, median (max)`,
+  );
   console.log('variables  regime       forward wall      backward wall     total cpu');
   const head = new MetaOptNetSvmHead(metaOptNetSvmConfig.parse({}));
   for (const size of SIZES) {
@@ -129,7 +130,9 @@ async function main(): Promise<void> {
         const ep = { support, query, supportLabels: s.labels, way: size.way * size.m };
         const f = timed(() => tf.tidy(() => crossEntropy(head.logits(ep, 'train'), q.labels).dataSync()[0]));
         const total = timed(() => {
-          const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => crossEntropy(head.logits({ ...ep, support: a as tf.Tensor2D, query: b as tf.Tensor2D }, 'train'), q.labels))([support, query]);
+          const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+            crossEntropy(head.logits({ ...ep, support: a as tf.Tensor2D, query: b as tf.Tensor2D }, 'train'), q.labels),
+          )([support, query]);
           grads.forEach((g) => g.dataSync());
           tf.dispose(grads);
         });

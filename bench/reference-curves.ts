@@ -14,7 +14,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { curvePointsFromLog, pct, renderSvg, trainingCurvesSpec, type CurvePoint } from '../src/reports/figures.ts';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: 'runs/cells' }, reference: { type: 'string', default: 'results/mini-imagenet/reference' } } });
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: 'runs/cells' }, reference: { type: 'string', default: 'results/mini-imagenet/reference' } },
+});
 const runsDir = values.runs!;
 const refDir = values.reference!;
 
@@ -30,10 +32,10 @@ interface ReferenceRecord {
 const PUBLISHED: Record<number, number> = { 1: 44.42, 5: 64.24 };
 
 const tables: string[] = [
-  '# Validation accuracy at equal training episodes (84 px ProtoNet, Chen et al.\'s protocol)',
+  "# Validation accuracy at equal training episodes (84 px ProtoNet, Chen et al.'s protocol)",
   '',
   'Written by `npx tsx bench/reference-curves.ts` from the run logs and reference records; 600 fixed val episodes,',
-  'accuracy in %, 95% CIs about ±0.6–0.9. Runs: the toolkit (wasm, this repository\'s `runs/cells/`) and the',
+  "accuracy in %, 95% CIs about ±0.6–0.9. Runs: the toolkit (wasm, this repository's `runs/cells/`) and the",
   'independent PyTorch reference (`bench/peer/protonet_reference.py`, its own episodes, draws and initial weights).',
 ];
 
@@ -74,9 +76,7 @@ for (const shot of [1, 5]) {
   }
   // Two title lines: Vega sizes the figure by an estimate of the title's width, so one long line left a wide blank.
   const title = [`ProtoNet Conv-4, 84 px, 5-way ${shot}-shot (Chen et al.'s protocol):`, 'the toolkit and an independent PyTorch reference'];
-  const spec = trainingCurvesSpec(title, points, [
-    { cell: 'published', value: PUBLISHED[shot], label: `Chen et al. ${PUBLISHED[shot]} (test)` },
-  ]);
+  const spec = trainingCurvesSpec(title, points, [{ cell: 'published', value: PUBLISHED[shot], label: `Chen et al. ${PUBLISHED[shot]} (test)` }]);
   if (!spec) continue;
   tables.push(...validationTable(shot, points));
   const base = path.join(refDir, `curves-5w${shot}s`);

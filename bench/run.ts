@@ -49,7 +49,11 @@ interface BenchOptions {
 }
 
 function parseThreads(raw: string): number[] {
-  const list = raw.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const list = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   if (!list.length || list.some((n) => !THREAD_CHOICES.includes(n)) || new Set(list).size !== list.length) {
     throw new UserError(`--threads ${raw} is not a list of thread counts`, `use 1, 2 or 1,2 (each workload runs at every count listed, both sides)`);
   }
@@ -69,15 +73,34 @@ function parseOptions(): BenchOptions {
     .option('--no-install', 'do not apt-get install python3-torch (and the allocators) when missing')
     .option('--no-peer-search', 'time the peer in one setting (glibc tunables, contiguous, PASSIVE) instead of searching for its fastest')
     .option('--data <dir>', `mini-ImageNet folder for the prepare workload (default: $${DATA_ENV_VAR}, else ${path.relative(REPO, SHARED_DATASET)})`)
-    .option('--out <dir>', `where the JSON goes (bench-<date>….json and latest.json); ${DEFAULT_OUT} is ignored by git, use results/bench for a run to commit`, DEFAULT_OUT);
+    .option(
+      '--out <dir>',
+      `where the JSON goes (bench-<date>….json and latest.json); ${DEFAULT_OUT} is ignored by git, use results/bench for a run to commit`,
+      DEFAULT_OUT,
+    );
   program.parse();
-  const o = program.opts<{ quick?: boolean; only?: string; list?: boolean; peer: boolean; install: boolean; peerSearch: boolean; data?: string; out: string; threads: string; backend: string; withWasm?: boolean }>();
+  const o = program.opts<{
+    quick?: boolean;
+    only?: string;
+    list?: boolean;
+    peer: boolean;
+    install: boolean;
+    peerSearch: boolean;
+    data?: string;
+    out: string;
+    threads: string;
+    backend: string;
+    withWasm?: boolean;
+  }>();
   if (!(BENCH_BACKENDS as readonly string[]).includes(o.backend)) {
     throw new UserError(`--backend ${o.backend} is not an engine the bench times`, `use one of: ${BENCH_BACKENDS.join(', ')}`);
   }
   return {
     quick: !!o.quick,
-    only: o.only?.split(',').map((s) => s.trim()).filter(Boolean),
+    only: o.only
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     list: !!o.list,
     peer: o.peer,
     install: o.install,
@@ -121,7 +144,8 @@ async function setupPeer(opts: BenchOptions, notes: string[]): Promise<{ python:
       rule: opts.peerSearch
         ? 'greedy per workload and thread count: allocator (contiguous, PASSIVE), then channels_last, then the default OpenMP wait policy, each kept if its screening median is lower; the winner is timed under the full policy'
         : '--no-peer-search: glibc with the tunables, contiguous, PASSIVE',
-      isolation: 'peer processes exist only during the peer part of a workload (none while ours is timed) and are stopped with SIGSTOP except while answering a request',
+      isolation:
+        'peer processes exist only during the peer part of a workload (none while ours is timed) and are stopped with SIGSTOP except while answering a request',
     },
     ...helloFields,
   };
@@ -151,9 +175,13 @@ function derivedNotes(state: RunState): string[] {
   const below = state.timed.filter((r) => r.ratio.best != null && r.ratio.best < 1);
   if (below.length) derived.push(`ours slower than the fastest peer setting on ${below.map((r) => `${r.id} at ${r.threads}t (${r.ratio.best})`).join(', ')}`);
   const failed = state.results.filter((r) => (r.ours as { ok: boolean } | undefined)?.ok === false);
-  for (const r of failed) derived.push(`ours failed on ${String(r.id)}${r.threads ? ` (${String(r.threads)}t)` : ''}: ${String((r.ours as { error: string }).error)}`);
+  for (const r of failed)
+    derived.push(`ours failed on ${String(r.id)}${r.threads ? ` (${String(r.threads)}t)` : ''}: ${String((r.ours as { error: string }).error)}`);
   const differs = state.timed.filter((r) => r.check.agrees === false || r.checkWasm?.agrees === false);
-  if (differs.length) derived.push(`the first-loss / score check DIFFERS on ${differs.map((r) => `${r.id} (${r.threads}t)`).join(', ')}: the two sides did not compute the same step there`);
+  if (differs.length)
+    derived.push(
+      `the first-loss / score check DIFFERS on ${differs.map((r) => `${r.id} (${r.threads}t)`).join(', ')}: the two sides did not compute the same step there`,
+    );
   const engines = Object.values(state.engines) as { backend: string }[];
   if (state.opts.backend === 'auto' && engines.some((e) => e.backend === 'wasm')) {
     derived.push('auto ran plain wasm (the oneDNN accelerator did not load; see ours.engines[…].detail): the `ours` column is the wasm engine');
@@ -177,13 +205,16 @@ function reportOf(state: RunState, pending: string[]): BenchReport {
     policy: {
       ...(opts.quick ? QUICK_POLICY : FULL_POLICY),
       episodesCycled: EPISODE_POOL,
-      threads: 'each timed workload runs at every thread count of `threads`, both sides: ours with FEWSHOT_WASM_THREADS and FEWSHOT_ONEDNN_THREADS set to it, the peer with torch.set_num_threads and OMP_NUM_THREADS',
+      threads:
+        'each timed workload runs at every thread count of `threads`, both sides: ours with FEWSHOT_WASM_THREADS and FEWSHOT_ONEDNN_THREADS set to it, the peer with torch.set_num_threads and OMP_NUM_THREADS',
       inputs: `seeded random uint8 pixels normalised with the mini-ImageNet statistics (seed "${INPUT_SEED}"), identical bytes on both sides`,
       weights: 'the toolkit builds the method (seed 1) and exports its initial weights; the peer loads them',
       timing: 'ms per episode = one step incl. reading back the loss (train) or scores + argmax accuracy (eval); input tensors are built before timing',
-      ratio: 'peer median ms (its fastest setting at that thread count, see peerSetting) / ours median ms (> 1: we are faster); `wasm`: the same against ours on plain wasm; prepare: ours images/s / peer images/s',
+      ratio:
+        'peer median ms (its fastest setting at that thread count, see peerSetting) / ours median ms (> 1: we are faster); `wasm`: the same against ours on plain wasm; prepare: ours images/s / peer images/s',
       heads: `MetaOptNet heads on seeded rectified-Gaussian embeddings (${HEAD_DIM}-d, ${HEAD_QUERY} queries per class, 20 joint classes), SVM C = ${HEAD_SETTINGS.svmC}, ridge lambda = ${HEAD_SETTINGS.ridgeLambda}; one step = K, dual solve, logits, cross-entropy and the gradients to support and query embeddings, read back; peer: bench/peer/qp_heads.py`,
-      metaoptnet: 'end to end (backbone + head): the experiments/metaoptnet-*-cpu.json protocol, Conv-4 trains 5-way 5-shot 6 queries, tests 5-way 5-shot 15 queries, SVM C 0.1 / ridge lambda 50, label smoothing 0.1, learnable logit scale; ResNet-12 at 32 px trains at 15 shots without SLA and 5 shots with SLA (15-shot SLA exhausts the wasm heap); peer: torch_peer.py composing qp_heads.py with its backbone',
+      metaoptnet:
+        'end to end (backbone + head): the experiments/metaoptnet-*-cpu.json protocol, Conv-4 trains 5-way 5-shot 6 queries, tests 5-way 5-shot 15 queries, SVM C 0.1 / ridge lambda 50, label smoothing 0.1, learnable logit scale; ResNet-12 at 32 px trains at 15 shots without SLA and 5 shots with SLA (15-shot SLA exhausts the wasm heap); peer: torch_peer.py composing qp_heads.py with its backbone',
     },
     workloads: state.results,
     notes: [...state.notes, ...derivedNotes(state)],
@@ -205,7 +236,8 @@ async function runWorkload(ctx: BenchContext, state: RunState, w: Workload): Pro
     ctx.log(`-- ${w.id} at ${threads} thread${threads > 1 ? 's' : ''} (load ${loadAverage().join(' ')})`);
     const { result, engine } = w.kind === 'head' ? await runHeadWorkload(ctx, w, threads) : await runStepWorkload(ctx, w, threads);
     const o = result.ours;
-    if (o.ok && o.numTensorsAfter !== o.numTensorsBefore) ctx.notes.push(`${result.id} (${threads}t): ours leaked tensors (${o.numTensorsBefore} -> ${o.numTensorsAfter})`);
+    if (o.ok && o.numTensorsAfter !== o.numTensorsBefore)
+      ctx.notes.push(`${result.id} (${threads}t): ours leaked tensors (${o.numTensorsBefore} -> ${o.numTensorsAfter})`);
     if (engine) state.engines[String(threads)] ??= engine;
     state.timed.push(result);
     state.results.push(result as unknown as Record<string, unknown>);
@@ -223,14 +255,18 @@ function printSummary(state: RunState, report: BenchReport, file: string): void 
       const goal = r.goal as { met: boolean | null; oursProjectedSecondsFor60000: number | null };
       console.log(
         `\n${String(r.id)}: ours ${o.ok ? `${Math.round(o.imagesPerSecond!)} images/s (${o.images} in ${o.wallSeconds!.toFixed(1)} s${o.images === 60_000 ? '' : `, 60,000 in ~${goal.oursProjectedSecondsFor60000} s`}; goal 60,000 in 60 s ${goal.met ? 'met' : 'NOT met'})` : 'FAILED'}` +
-          (p ? `; peer PIL ×${PEER_PREPARE_WORKERS} ${p.ok ? `${Math.round(p.imagesPerSecond!)} images/s (${p.wallSeconds!.toFixed(1)} s)` : 'FAILED'}; ratio ${String(r.ratio ?? '-')}` : ''),
+          (p
+            ? `; peer PIL ×${PEER_PREPARE_WORKERS} ${p.ok ? `${Math.round(p.imagesPerSecond!)} images/s (${p.wallSeconds!.toFixed(1)} s)` : 'FAILED'}; ratio ${String(r.ratio ?? '-')}`
+            : ''),
       );
     } else if (r.kind === 'memory') {
       const o = r.ours as Record<string, unknown>;
       const p = r.peer as Record<string, unknown> | null;
       console.log(
         `\n${String(r.id)} over ${String(r.episodes)} episodes (${String(r.threads)}t): ours ${o.ok ? `tensors ${String(o.numTensorsBefore)} -> ${String(o.numTensorsAfter)} (${o.tensorsFlat ? 'flat' : 'NOT flat'}), RSS ${String(o.rssMiBBefore)} -> ${String(o.rssMiBAfter)} MiB (${signed(o.rssMiBGrowth)}, ${signed(o.rssMiBGrowthSecondHalf)} in the second half), ${String(o.msPerEpisode)} ms/episode` : 'FAILED'}` +
-          (p ? `; peer (${String(p.episodes)} episodes, ${String(p.threads)} thread) RSS ${String(p.rssMiBBefore)} -> ${String(p.rssMiBAfter)} MiB, ${String(p.msPerEpisode)} ms/episode` : ''),
+          (p
+            ? `; peer (${String(p.episodes)} episodes, ${String(p.threads)} thread) RSS ${String(p.rssMiBBefore)} -> ${String(p.rssMiBAfter)} MiB, ${String(p.msPerEpisode)} ms/episode`
+            : ''),
       );
     }
   }
@@ -247,11 +283,25 @@ async function main(): Promise<void> {
   }
   const selected = selectWorkloads(all, opts.only);
   const dataset = selected.some((w) => w.kind === 'prepare') ? locateDataset(opts.data ?? (process.env[DATA_ENV_VAR] ? undefined : SHARED_DATASET)) : undefined;
-  const state: RunState = { opts, createdAt: new Date().toISOString(), started: performance.now(), machine: machineInfo(), peerInfo: {}, engines: {}, results: [], timed: [], notes: [] };
+  const state: RunState = {
+    opts,
+    createdAt: new Date().toISOString(),
+    started: performance.now(),
+    machine: machineInfo(),
+    peerInfo: {},
+    engines: {},
+    results: [],
+    timed: [],
+    notes: [],
+  };
   const { machine, notes } = state;
-  log(`bench (${opts.quick ? 'quick' : 'full'}, ${opts.backend}${opts.withWasm ? ' + wasm' : ''}, threads ${opts.threads.join(',')}): ${selected.length} workloads on ${machine.cpuModel} ×${machine.logicalCpus}, load average ${machine.loadAverageAtStart.join(' ')}`);
+  log(
+    `bench (${opts.quick ? 'quick' : 'full'}, ${opts.backend}${opts.withWasm ? ' + wasm' : ''}, threads ${opts.threads.join(',')}): ${selected.length} workloads on ${machine.cpuModel} ×${machine.logicalCpus}, load average ${machine.loadAverageAtStart.join(' ')}`,
+  );
   if (machine.loadAverageAtStart[0] > machine.logicalCpus * 0.5) {
-    notes.push(`the machine was busy at start (1-min load ${machine.loadAverageAtStart[0]} on ${machine.logicalCpus} CPUs): other users' work slows both sides; compare ratios, not absolute times`);
+    notes.push(
+      `the machine was busy at start (1-min load ${machine.loadAverageAtStart[0]} on ${machine.logicalCpus} CPUs): other users' work slows both sides; compare ratios, not absolute times`,
+    );
   }
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'fewshot-bench-'));
   const onSignal = () => void fs.rm(work, { recursive: true, force: true }).finally(() => process.exit(130));
@@ -261,10 +311,30 @@ async function main(): Promise<void> {
     state.peerInfo = peer.info;
     const policy = opts.quick ? QUICK_POLICY : FULL_POLICY;
     const memory = opts.quick ? { warmup: 2, steps: 30, sampleEvery: 10 } : { warmup: 5, steps: 500, sampleEvery: 50 };
-    const ctx: BenchContext = { work, python: peer.python, quick: opts.quick, policy, memory, peerSearch: opts.peerSearch, backend: opts.backend, withWasm: opts.withWasm, dataset, log, notes, inputsFor: episodeFiles(work) };
+    const ctx: BenchContext = {
+      work,
+      python: peer.python,
+      quick: opts.quick,
+      policy,
+      memory,
+      peerSearch: opts.peerSearch,
+      backend: opts.backend,
+      withWasm: opts.withWasm,
+      dataset,
+      log,
+      notes,
+      inputsFor: episodeFiles(work),
+    };
     for (const [index, w] of selected.entries()) {
       // What is measured so far is on disk before each workload: a bench stopped half-way keeps it.
-      if (index > 0) await writeReport(opts.out, reportOf(state, selected.slice(index).map((x) => x.id)));
+      if (index > 0)
+        await writeReport(
+          opts.out,
+          reportOf(
+            state,
+            selected.slice(index).map((x) => x.id),
+          ),
+        );
       log(`\n== ${w.id}`);
       await runWorkload(ctx, state, w);
     }

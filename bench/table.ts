@@ -70,17 +70,29 @@ const checkOf = (rows: Workload[]) => {
 function engineLine(): string {
   if (report.ours.engines) {
     return Object.entries(report.ours.engines)
-      .map(([t, e]) => `${t}t: ${e.backend}${e.onednn ? ` (oneDNN ${e.onednn.version}, ${e.onednn.isa}, ${e.onednn.threads} thread${e.onednn.threads > 1 ? 's' : ''})` : ''}, ${e.wasmThreads} wasm thread${e.wasmThreads > 1 ? 's' : ''}`)
+      .map(
+        ([t, e]) =>
+          `${t}t: ${e.backend}${e.onednn ? ` (oneDNN ${e.onednn.version}, ${e.onednn.isa}, ${e.onednn.threads} thread${e.onednn.threads > 1 ? 's' : ''})` : ''}, ${e.wasmThreads} wasm thread${e.wasmThreads > 1 ? 's' : ''}`,
+      )
       .join('; ');
   }
   return report.ours.backendDetail ?? 'unknown';
 }
 
-console.log(`From \`${file}\` (${report.createdAt}; ${report.machine.cpuModel} ×${report.machine.logicalCpus}; load average ${report.machine.loadAverageAtStart.join(' ')} at the start).`);
+console.log(
+  `From \`${file}\` (${report.createdAt}; ${report.machine.cpuModel} ×${report.machine.logicalCpus}; load average ${report.machine.loadAverageAtStart.join(' ')} at the start).`,
+);
 console.log(`Ours: ${engineLine()}${withWasm ? '; the wasm column times plain wasm (the accelerator off) in the same run' : ''}.\n`);
-console.log('Median ms per episode at each thread count (both sides at that count); ratio = PyTorch ms / ours ms, > 1 means we are faster. PyTorch is timed in its fastest setting per workload and thread count (allocator, memory format, OpenMP wait policy; see bench/README.md); `check`: the first training loss / first eval scores of both sides agree within 1e-3 (the worst relative difference in brackets).\n');
+console.log(
+  'Median ms per episode at each thread count (both sides at that count); ratio = PyTorch ms / ours ms, > 1 means we are faster. PyTorch is timed in its fastest setting per workload and thread count (allocator, memory format, OpenMP wait policy; see bench/README.md); `check`: the first training loss / first eval scores of both sides agree within 1e-3 (the worst relative difference in brackets).\n',
+);
 const perThread = (t: number) => [`${t}t ours ms`, `${t}t PyTorch ms`, `${t}t ratio`, ...(withWasm ? [`${t}t wasm ratio`] : [])];
-const header = ['workload (5-way, 15 queries unless `Nq`; Conv-4 unless `resnet12`; `head/…/Vv`: a MetaOptNet head alone at V dual variables)', ...threadCounts.flatMap(perThread), 'check', `PyTorch setting (${threadCounts.map((t) => `${t}t`).join(' / ')})`];
+const header = [
+  'workload (5-way, 15 queries unless `Nq`; Conv-4 unless `resnet12`; `head/…/Vv`: a MetaOptNet head alone at V dual variables)',
+  ...threadCounts.flatMap(perThread),
+  'check',
+  `PyTorch setting (${threadCounts.map((t) => `${t}t`).join(' / ')})`,
+];
 console.log(`| ${header.join(' | ')} |`);
 console.log(`|${header.map(() => '---').join('|')}|`);
 const timed = report.workloads.filter((x) => x.kind === 'train' || x.kind === 'eval' || x.kind === 'head');
@@ -96,9 +108,14 @@ for (const id of [...new Set(timed.map((w) => w.id))]) {
 for (const w of report.workloads.filter((x) => x.kind === 'prepare')) {
   const o = w.ours as unknown as { imagesPerSecond: number; wallSeconds: number; images: number };
   const p = w.peer as unknown as { imagesPerSecond: number; workers: number } | undefined;
-  console.log(`\n\`${w.id}\`: ${o.images.toLocaleString('en-US')} images in ${o.wallSeconds.toFixed(0)} s, ${Math.round(o.imagesPerSecond).toLocaleString('en-US')} images/s` + (p ? ` (PIL with ${p.workers} processes: ${Math.round(p.imagesPerSecond).toLocaleString('en-US')} images/s)` : ''));
+  console.log(
+    `\n\`${w.id}\`: ${o.images.toLocaleString('en-US')} images in ${o.wallSeconds.toFixed(0)} s, ${Math.round(o.imagesPerSecond).toLocaleString('en-US')} images/s` +
+      (p ? ` (PIL with ${p.workers} processes: ${Math.round(p.imagesPerSecond).toLocaleString('en-US')} images/s)` : ''),
+  );
 }
 for (const w of report.workloads.filter((x) => x.kind === 'memory')) {
   const o = w.ours as unknown as { numTensorsBefore: number; numTensorsAfter: number; rssMiBBefore: number; rssMiBAfter: number };
-  console.log(`\n\`${w.id}\` over ${String((w as unknown as { episodes: number }).episodes)} training episodes: ${o.numTensorsBefore} → ${o.numTensorsAfter} live tensors, RSS ${o.rssMiBBefore} → ${o.rssMiBAfter} MiB.`);
+  console.log(
+    `\n\`${w.id}\` over ${String((w as unknown as { episodes: number }).episodes)} training episodes: ${o.numTensorsBefore} → ${o.numTensorsAfter} live tensors, RSS ${o.rssMiBBefore} → ${o.rssMiBAfter} MiB.`,
+  );
 }

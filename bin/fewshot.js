@@ -33,7 +33,10 @@ let stopping;
 process.on('SIGUSR1', () => {
   if (!stopping) child.kill('SIGUSR1');
 });
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+]) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = signal;
@@ -51,7 +54,11 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
 // parent's parent too (npm itself). /proc is Linux; elsewhere only the parent is followed.
 const parentOf = (pid) => {
   try {
-    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
+    return Number(
+      readFileSync(`/proc/${pid}/stat`, 'utf8')
+        .replace(/^.*\) /s, '')
+        .split(' ')[1],
+    );
   } catch {
     return undefined;
   }
@@ -78,7 +85,7 @@ child.on('exit', (code, signal) => {
   clearInterval(watch);
   if (signal) {
     const codes = { SIGINT: 130, SIGTERM: 143, SIGKILL: 137, SIGUSR1: 138 };
-    process.exit(stopping ? (stopping === 'SIGINT' ? 130 : 143) : codes[signal] ?? 1);
+    process.exit(stopping ? (stopping === 'SIGINT' ? 130 : 143) : (codes[signal] ?? 1));
   }
   process.exit(code ?? 1);
 });

@@ -14,7 +14,10 @@ import { runExperiment, UserError } from 'fewshot';
 const { values: flag, positionals } = parseArgs({
   allowPositionals: true,
   options: Object.fromEntries(
-    ['way', 'shot', 'query', 'image-size', 'episodes', 'test-episodes', 'val-file', 'test-file', 'cache', 'backend', 'results'].map((k) => [k, { type: 'string' }]),
+    ['way', 'shot', 'query', 'image-size', 'episodes', 'test-episodes', 'val-file', 'test-file', 'cache', 'backend', 'results'].map((k) => [
+      k,
+      { type: 'string' },
+    ]),
   ),
 });
 const number = (name, fallback) => (flag[name] === undefined ? fallback : Number(flag[name]));
@@ -50,7 +53,9 @@ const reporter = {
         const tenth = Math.floor((10 * done) / total);
         if (tenth === shown) return;
         shown = tenth;
-        const extra = Object.entries(info).map(([k, v]) => ` ${k} ${v}`).join('');
+        const extra = Object.entries(info)
+          .map(([k, v]) => ` ${k} ${v}`)
+          .join('');
         console.error(`${label}: ${done}/${total} (${((Date.now() - started) / 1000).toFixed(1)} s)${extra}`);
       },
       stop: () => {},
@@ -59,17 +64,21 @@ const reporter = {
 };
 
 try {
-  const out = await runExperiment(config, {
-    data,
-    testEpisodes: number('test-episodes', 100),
-    valFile: flag['val-file'],
-    testFile: flag['test-file'],
-    cache: flag.cache,
-    backend: flag.backend ?? 'auto',
-    results: flag.results ?? 'results-local',
-    runs: 'runs',
-    logEvery: 10, // a progress line every 10 training episodes (the CLI's default is 100)
-  }, { reporter });
+  const out = await runExperiment(
+    config,
+    {
+      data,
+      testEpisodes: number('test-episodes', 100),
+      valFile: flag['val-file'],
+      testFile: flag['test-file'],
+      cache: flag.cache,
+      backend: flag.backend ?? 'auto',
+      results: flag.results ?? 'results-local',
+      runs: 'runs',
+      logEvery: 10, // a progress line every 10 training episodes (the CLI's default is 100)
+    },
+    { reporter },
+  );
   const acc = out.record.summary.plain;
   console.log(`ProtoNet ${task.way}-way ${task.shot}-shot after ${episodes} training episodes: ${acc.text} % (95% CI, ${acc.n} test episodes)`);
   console.log(`result: ${out.resultDir}/result.json`);

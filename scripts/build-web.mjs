@@ -63,7 +63,9 @@ export async function buildWebPage(outDir = path.join(root, 'dist', 'web')) {
   const assets = ['./', 'index.html', 'style.css', 'app.js', ...wasmFiles];
   const buildId = createHash('sha256');
   for (const f of assets.slice(1)) buildId.update(readFileSync(path.join(outDir, f)));
-  const sw = readFileSync(path.join(root, 'web', 'sw.js'), 'utf8').replace('__BUILD_ID__', buildId.digest('hex').slice(0, 16)).replace('__ASSETS__', JSON.stringify(assets));
+  const sw = readFileSync(path.join(root, 'web', 'sw.js'), 'utf8')
+    .replace('__BUILD_ID__', buildId.digest('hex').slice(0, 16))
+    .replace('__ASSETS__', JSON.stringify(assets));
   writeFileSync(path.join(outDir, 'sw.js'), sw);
   const files = readdirSync(outDir).sort();
   const sizes = Object.fromEntries(files.map((f) => [f, statSync(path.join(outDir, f)).size]));
@@ -73,5 +75,9 @@ export async function buildWebPage(outDir = path.join(root, 'dist', 'web')) {
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const { outDir, sizes } = await buildWebPage(process.argv[2] ? path.resolve(process.argv[2]) : undefined);
   const total = Object.values(sizes).reduce((a, b) => a + b, 0);
-  console.log(`browser page built in ${path.relative(process.cwd(), outDir) || '.'}: ${Object.entries(sizes).map(([f, n]) => `${f} ${(n / 1024).toFixed(0)} KiB`).join(', ')} (${(total / 1024 / 1024).toFixed(2)} MiB)`);
+  console.log(
+    `browser page built in ${path.relative(process.cwd(), outDir) || '.'}: ${Object.entries(sizes)
+      .map(([f, n]) => `${f} ${(n / 1024).toFixed(0)} KiB`)
+      .join(', ')} (${(total / 1024 / 1024).toFixed(2)} MiB)`,
+  );
 }

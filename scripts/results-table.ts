@@ -9,7 +9,9 @@ import path from 'node:path';
 const root = path.join('results', 'mini-imagenet');
 // The single runs: folders holding a result.json (not the tables' cells/ and table folders).
 const entries = (await fs.readdir(root, { withFileTypes: true }))
-  .filter((e) => e.isDirectory() && existsSync(path.join(root, e.name, 'result.json'))).map((e) => e.name).sort();
+  .filter((e) => e.isDirectory() && existsSync(path.join(root, e.name, 'result.json')))
+  .map((e) => e.name)
+  .sort();
 const rows = ['| method | setting | test accuracy % (95% CI, n episodes) | train / eval wall | result |', '|---|---|---|---|---|'];
 for (const name of entries) {
   const r = JSON.parse(await fs.readFile(path.join(root, name, 'result.json'), 'utf8'));

@@ -28,26 +28,70 @@ export type { DatasetProvider, LocateContext, ProviderPrepareRequest } from './d
 
 // --- The cache writer a dataset provider's `prepare` feeds its items to -------------------------------------
 export {
-  writeImageCache, cacheDirFor, readCacheManifest,
-  type CacheManifest, type FileClass, type FileItem, type FileSplit, type PrepareProgress, type PrepareResult, type QuarterTurns, type RawImage, type WriteImageCacheOptions,
+  writeImageCache,
+  cacheDirFor,
+  readCacheManifest,
+  type CacheManifest,
+  type FileClass,
+  type FileItem,
+  type FileSplit,
+  type PrepareProgress,
+  type PrepareResult,
+  type QuarterTurns,
+  type RawImage,
+  type WriteImageCacheOptions,
 } from './data/index.ts';
 
 // --- The experiment layer: prepare → train → evaluate → record, from a validated config -----------------
 export {
-  runExperiment, trainExperiment, evaluateCheckpoint, validateConfig,
-  collectingReporter, silentReporter, loadPlugins, prepareCache,
-  defaultEpisodeFile, loadExperimentConfig, type ConfigOverrides,
-  type EvaluateCheckpointRequest, type ExperimentHooks, type ExperimentOptions, type ExperimentOptionsInput, type ExperimentResult, type TrainedRun,
-  type ExperimentReporter, type ProgressHandle, type WorkspaceOptions,
+  runExperiment,
+  trainExperiment,
+  evaluateCheckpoint,
+  validateConfig,
+  collectingReporter,
+  silentReporter,
+  loadPlugins,
+  prepareCache,
+  defaultEpisodeFile,
+  loadExperimentConfig,
+  type ConfigOverrides,
+  type EvaluateCheckpointRequest,
+  type ExperimentHooks,
+  type ExperimentOptions,
+  type ExperimentOptionsInput,
+  type ExperimentResult,
+  type TrainedRun,
+  type ExperimentReporter,
+  type ProgressHandle,
+  type WorkspaceOptions,
 } from './experiment/index.ts';
 export {
-  reproduceTable, estimateReproduction, compareResults, makeEpisodeFile, describeRegistries, loadModel, type LoadedModel,
-  type ReproduceRequest, type ReproduceOutcome, type CompareRequest, type Comparison, type MakeEpisodeFileRequest, type RegistryListing,
+  reproduceTable,
+  estimateReproduction,
+  compareResults,
+  makeEpisodeFile,
+  describeRegistries,
+  loadModel,
+  type LoadedModel,
+  type ReproduceRequest,
+  type ReproduceOutcome,
+  type CompareRequest,
+  type Comparison,
+  type MakeEpisodeFileRequest,
+  type RegistryListing,
 } from './experiment/index.ts';
 // Classification (issue 31; docs/classification.md): train / evaluate a classifier, load it as a pre-trained embedding.
 export {
-  runClassification, evaluateClassifier, loadClassifier, readClassifierCheckpoint, CLASSIFIER_CHECKPOINT_KIND,
-  type ClassifierEvaluation, type ClassifierRun, type LoadedClassifier, type ModeAccuracy, type SplitRecord,
+  runClassification,
+  evaluateClassifier,
+  loadClassifier,
+  readClassifierCheckpoint,
+  CLASSIFIER_CHECKPOINT_KIND,
+  type ClassifierEvaluation,
+  type ClassifierRun,
+  type LoadedClassifier,
+  type ModeAccuracy,
+  type SplitRecord,
 } from './experiment/index.ts';
 export { ClassifierMethod } from './methods/classifier.ts';
 export { classificationSplit, longTailCounts, shotGroupOf, SHOT_GROUPS } from './data/classification-split.ts';

@@ -18,18 +18,28 @@ test('the full suite holds MetaOptNet-SVM and -RR end to end at the experiments 
   t.is(new Set(all.map((w) => w.id)).size, all.length, 'workload ids are unique');
   const train = all.find((w) => w.id === 'train/metaoptnet-svm-sla/32px/5w5s6q');
   t.like(train?.spec, { method: 'metaoptnet-svm-sla', imageSize: 32, way: 5, shot: 5, query: 6, headConfig: { C: 0.1, labelSmoothing: 0.1 } });
-  t.like(all.find((w) => w.id === 'eval/metaoptnet-rr/32px/5w5s')?.spec, { method: 'metaoptnet-rr', shot: 5, query: 15, headConfig: { lambda: 50, labelSmoothing: 0.1 } });
+  t.like(all.find((w) => w.id === 'eval/metaoptnet-rr/32px/5w5s')?.spec, {
+    method: 'metaoptnet-rr',
+    shot: 5,
+    query: 15,
+    headConfig: { lambda: 50, labelSmoothing: 0.1 },
+  });
   t.like(all.find((w) => w.id === 'train/resnet12/metaoptnet-svm/32px/5w15s6q')?.spec, { backbone: 'resnet12', shot: 15, query: 6 });
   t.like(all.find((w) => w.id === 'train/resnet12/metaoptnet-rr-sla/32px/5w5s6q')?.spec, { backbone: 'resnet12', shot: 5, query: 6 });
   // --quick keeps the 32 px Conv-4 ones only
-  const quick = workloads(true).filter((w) => w.spec?.method.startsWith('metaoptnet')).map((w) => w.id);
+  const quick = workloads(true)
+    .filter((w) => w.spec?.method.startsWith('metaoptnet'))
+    .map((w) => w.id);
   t.true(quick.length === 8 && quick.every((id) => id.includes('/32px/') && !id.includes('resnet12')), quick.join(', '));
 });
 
 test('a bench at --threads 1 records the thread count and engine, writes only to --out, and the table prints it', (t) => {
   const out = mkdtempSync(path.join(os.tmpdir(), 'fewshot-bench-test-'));
   try {
-    const r = spawnSync(process.execPath, [...RUN, '--quick', '--no-peer', '--only', 'head/metaoptnet-rr/2000v', '--threads', '1', '--out', out], { encoding: 'utf8', timeout: 600_000 });
+    const r = spawnSync(process.execPath, [...RUN, '--quick', '--no-peer', '--only', 'head/metaoptnet-rr/2000v', '--threads', '1', '--out', out], {
+      encoding: 'utf8',
+      timeout: 600_000,
+    });
     t.is(r.status, 0, r.stderr);
     const files = readdirSync(out).sort();
     t.is(files.length, 2, files.join(', '));

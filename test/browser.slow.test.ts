@@ -38,7 +38,10 @@ let pageBundleBytes: number;
 let bundleInputs: string[];
 
 async function startServer(args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'serve', '--port', '0', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'serve', '--port', '0', ...args], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
@@ -100,16 +103,29 @@ async function fillPage(page: Page, classes: string[]): Promise<void> {
     const files = (await fs.readdir(path.join(support, classes[k]))).sort().map((f) => path.join(support, classes[k], f));
     await column.locator('input.class-files').setInputFiles(files);
   }
-  await page.setInputFiles('#query-files', (await fs.readdir(queryDir)).sort().map((f) => path.join(queryDir, f)));
+  await page.setInputFiles(
+    '#query-files',
+    (await fs.readdir(queryDir)).sort().map((f) => path.join(queryDir, f)),
+  );
 }
 
 async function classify(page: Page): Promise<PagePrediction[]> {
   const before = await page.getAttribute('#results', 'data-run');
   await page.click('#classify');
-  await page.waitForFunction((prev) => document.body.dataset.state === 'error' || (document.body.dataset.state === 'done' && document.getElementById('results')!.dataset.run !== prev), before, { timeout: 120_000 });
+  await page.waitForFunction(
+    (prev) => document.body.dataset.state === 'error' || (document.body.dataset.state === 'done' && document.getElementById('results')!.dataset.run !== prev),
+    before,
+    { timeout: 120_000 },
+  );
   const errors = await page.$$eval('#messages li.error', (els) => els.map((e) => e.textContent));
   if (errors.length) throw new Error(`the page said: ${errors.join(' | ')}`);
-  return page.$$eval('.result', (els) => els.map((e) => ({ file: (e as HTMLElement).dataset.file!, predicted: (e as HTMLElement).dataset.predicted!, probabilities: JSON.parse((e as HTMLElement).dataset.probabilities!) as number[] })));
+  return page.$$eval('.result', (els) =>
+    els.map((e) => ({
+      file: (e as HTMLElement).dataset.file!,
+      predicted: (e as HTMLElement).dataset.predicted!,
+      probabilities: JSON.parse((e as HTMLElement).dataset.probabilities!) as number[],
+    })),
+  );
 }
 
 test.serial('the page (wasm) predicts what `fewshot predict --backend wasm` does, in every mode; WebGL gives the same classes', async (t) => {
@@ -146,40 +162,68 @@ test.serial('the page (wasm) predicts what `fewshot predict --backend wasm` does
   await page.close();
 
   const gl = await openPage('backend=webgl');
-  t.is(await gl.getAttribute('#backend-info', 'data-backend'), 'webgl', await gl.textContent('#messages') ?? '');
+  t.is(await gl.getAttribute('#backend-info', 'data-backend'), 'webgl', (await gl.textContent('#messages')) ?? '');
   t.log(`WebGL: ${await gl.textContent('#backend-info')}`);
   await fillPage(gl, classes);
   const viaGl = await classify(gl);
-  t.deepEqual(viaGl.map((p) => p.predicted), wasmAg.map((p) => p.predicted));
+  t.deepEqual(
+    viaGl.map((p) => p.predicted),
+    wasmAg.map((p) => p.predicted),
+  );
   const glWorst = Math.max(...viaGl.flatMap((p, q) => p.probabilities.map((v, k) => Math.abs(v - wasmAg[q].probabilities[k]))));
   t.log(`WebGL vs wasm: largest probability difference ${glWorst.toExponential(2)}`);
   await gl.close();
   t.log(`bundle app.js: ${(pageBundleBytes / 1024).toFixed(0)} KiB`);
   // The bundle holds the library core the page needs and nothing of the Node-only data path.
-  t.true(bundleInputs.some((f) => f.endsWith('src/eval/classify.ts')) && bundleInputs.some((f) => f.endsWith('src/methods/build.ts')) && bundleInputs.some((f) => f.endsWith('src/data/pixels.ts')));
-  t.deepEqual(bundleInputs.filter((f) => /(^|\/)(sharp|node:)|src\/data\/(decode|prepare|cache)\.ts$|src\/experiment\//.test(f)), []);
+  t.true(
+    bundleInputs.some((f) => f.endsWith('src/eval/classify.ts')) &&
+      bundleInputs.some((f) => f.endsWith('src/methods/build.ts')) &&
+      bundleInputs.some((f) => f.endsWith('src/data/pixels.ts')),
+  );
+  t.deepEqual(
+    bundleInputs.filter((f) => /(^|\/)(sharp|node:)|src\/data\/(decode|prepare|cache)\.ts$|src\/experiment\//.test(f)),
+    [],
+  );
 });
 
 test.serial("the page's image preparation gives the cache's pixels (84 px: as decoded; 16 px: area-shrunk)", async (t) => {
   // The page's own module (src/browser/image.ts), bundled alone and run in the served page.
-  const bundle = await esbuild.build({ entryPoints: [path.join(REPO_ROOT, 'src', 'browser', 'image.ts')], bundle: true, write: false, format: 'iife', globalName: 'pageImage', platform: 'browser' });
+  const bundle = await esbuild.build({
+    entryPoints: [path.join(REPO_ROOT, 'src', 'browser', 'image.ts')],
+    bundle: true,
+    write: false,
+    format: 'iife',
+    globalName: 'pageImage',
+    platform: 'browser',
+  });
   const page = await openPage('backend=wasm');
   await page.addScriptTag({ content: bundle.outputFiles[0].text });
   const cache84 = path.join(fx.root, 'cache84');
   await prepareCache({ dataset: 'mini-imagenet', data: fx.folderDir, cache: cache84 }, 84);
   let worst = 0;
   let compared = 0;
-  for (const [cacheDir, size] of [[cache84, 84], [cache16, 16]] as const) {
+  for (const [cacheDir, size] of [
+    [cache84, 84],
+    [cache16, 16],
+  ] as const) {
     const split = await loadSplit(cacheDir, 'test');
     const names = await loadSplitFilenames(cacheDir, 'test');
     const per = size * size * 3;
     for (let i = 0; i < names.length; i++) {
       const bytes = fx.images.get(names[i])!;
-      const pagePixels = await page.evaluate(async ({ b64, name, size }) => {
-        const bin = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-        const prepared = await (window as unknown as { pageImage: typeof import('../src/browser/image.ts') }).pageImage.prepareImage(new Blob([bin], { type: 'image/jpeg' }), name, size, false);
-        return Array.from(prepared.pixels);
-      }, { b64: bytes.toString('base64'), name: names[i], size });
+      const pagePixels = await page.evaluate(
+        async ({ b64, name, size }) => {
+          const bin = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          const prepared = await (window as unknown as { pageImage: typeof import('../src/browser/image.ts') }).pageImage.prepareImage(
+            new Blob([bin], { type: 'image/jpeg' }),
+            name,
+            size,
+            false,
+          );
+          return Array.from(prepared.pixels);
+        },
+        { b64: bytes.toString('base64'), name: names[i], size },
+      );
       const cached = split.pixels.subarray(i * per, (i + 1) * per);
       t.is(pagePixels.length, per);
       for (let p = 0; p < per; p++) worst = Math.max(worst, Math.abs(pagePixels[p] - cached[p]));
@@ -196,10 +240,30 @@ test.serial("an episode evaluation in the page gives `fewshot eval`'s per-episod
   const episodes = path.join(fx.root, 'page-episodes.json');
   await writeEpisodeFile(episodes, makeEpisodes({ split: await loadSplit(cache16, 'test'), spec: { way: 2, shot: 1, query: 2 }, seed: 1, count: 20 }));
   const results = path.join(fx.root, 'eval-results');
-  const cli = await runCli(['eval', checkpoint, '--test-file', episodes, '--test-episodes', '15', '--data', fx.folderDir, '--cache', cache16, '--backend', 'wasm', '--results', results, '--name', 'page-eval']);
+  const cli = await runCli([
+    'eval',
+    checkpoint,
+    '--test-file',
+    episodes,
+    '--test-episodes',
+    '15',
+    '--data',
+    fx.folderDir,
+    '--cache',
+    cache16,
+    '--backend',
+    'wasm',
+    '--results',
+    results,
+    '--name',
+    'page-eval',
+  ]);
   t.is(cli.code, 0, cli.stderr);
   const resultDir = path.join(results, 'mini-imagenet', 'page-eval');
-  const record = JSON.parse(await fs.readFile(path.join(resultDir, 'result.json'), 'utf8')) as { summary: Record<string, { mean: number; ci95: number; text: string }>; inferenceModes: string[] };
+  const record = JSON.parse(await fs.readFile(path.join(resultDir, 'result.json'), 'utf8')) as {
+    summary: Record<string, { mean: number; ci95: number; text: string }>;
+    inferenceModes: string[];
+  };
   const csvRows = (await fs.readFile(path.join(resultDir, 'per-episode.csv'), 'utf8')).trim().split('\n');
   const header = csvRows[0].split(',');
   const node = Object.fromEntries(record.inferenceModes.map((m) => [m, csvRows.slice(1).map((r) => Number(r.split(',')[header.indexOf(m)]))]));
@@ -215,8 +279,19 @@ test.serial("an episode evaluation in the page gives `fewshot eval`'s per-episod
   await page.waitForFunction(() => document.body.dataset.state === 'done' || document.body.dataset.state === 'error', undefined, { timeout: 300_000 });
   const errors = await page.$$eval('#messages li.error', (els) => els.map((e) => e.textContent));
   t.deepEqual(errors, []);
-  const rows = await page.$$eval('.eval-mode', (els) => els.map((e) => ({ mode: (e as HTMLElement).dataset.mode!, per: JSON.parse((e as HTMLElement).dataset.perEpisode!) as number[], mean: Number((e as HTMLElement).dataset.mean), ci95: Number((e as HTMLElement).dataset.ci95), text: e.textContent ?? '' })));
-  t.deepEqual(rows.map((r) => r.mode), record.inferenceModes);
+  const rows = await page.$$eval('.eval-mode', (els) =>
+    els.map((e) => ({
+      mode: (e as HTMLElement).dataset.mode!,
+      per: JSON.parse((e as HTMLElement).dataset.perEpisode!) as number[],
+      mean: Number((e as HTMLElement).dataset.mean),
+      ci95: Number((e as HTMLElement).dataset.ci95),
+      text: e.textContent ?? '',
+    })),
+  );
+  t.deepEqual(
+    rows.map((r) => r.mode),
+    record.inferenceModes,
+  );
   for (const r of rows) {
     t.is(r.per.length, 15);
     t.deepEqual(r.per, node[r.mode], `${r.mode}: per-episode accuracies`);
@@ -270,7 +345,11 @@ test.serial('bad input gets a message in the page, and the page keeps working', 
   t.is(await page.locator('.class').nth(0).locator('figure').count(), 0);
   // A class with no photos, then one class only.
   await page.setInputFiles('#query-files', path.join(queryDir, (await fs.readdir(queryDir))[0]));
-  await page.locator('.class').nth(0).locator('input.class-files').setInputFiles(path.join(support, classes[0], (await fs.readdir(path.join(support, classes[0])))[0]));
+  await page
+    .locator('.class')
+    .nth(0)
+    .locator('input.class-files')
+    .setInputFiles(path.join(support, classes[0], (await fs.readdir(path.join(support, classes[0])))[0]));
   t.regex(await classifyFails(), /class "class 2" has no photos.*remove the class/);
   await page.locator('.class').nth(1).locator('.remove-class').click();
   t.regex(await classifyFails(), /only one class.*at least 2/);
@@ -282,7 +361,11 @@ test.serial('bad input gets a message in the page, and the page keeps working', 
   t.regex(await classifyFails(), /broken\.jpg is not an image the browser can decode/);
   // Removing it, the page classifies again (nothing stuck).
   await page.locator('.class').nth(1).locator('figure button').click();
-  await page.locator('.class').nth(1).locator('input.class-files').setInputFiles(path.join(support, classes[1], (await fs.readdir(path.join(support, classes[1])))[0]));
+  await page
+    .locator('.class')
+    .nth(1)
+    .locator('input.class-files')
+    .setInputFiles(path.join(support, classes[1], (await fs.readdir(path.join(support, classes[1])))[0]));
   t.is((await classify(page)).length, 1);
 
   // A corrupt export: a truncated weight shard; an export from another fewshot version.
@@ -292,7 +375,9 @@ test.serial('bad input gets a message in the page, and the page keeps working', 
   await fs.copyFile(path.join(exportDir, 'model.json'), path.join(truncated, 'model.json'));
   await fs.writeFile(path.join(truncated, shard), (await fs.readFile(path.join(exportDir, shard))).subarray(0, 1000));
   await page.setInputFiles('#model-files', [path.join(truncated, 'model.json'), path.join(truncated, shard)]);
-  await page.waitForFunction(() => [...document.querySelectorAll('#messages li.error')].some((e) => /bytes but model\.json describes/.test(e.textContent ?? '')));
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('#messages li.error')].some((e) => /bytes but model\.json describes/.test(e.textContent ?? '')),
+  );
   const other = path.join(fx.root, 'other-version');
   await fs.mkdir(other);
   const json = JSON.parse(await fs.readFile(path.join(exportDir, 'model.json'), 'utf8'));
@@ -300,7 +385,9 @@ test.serial('bad input gets a message in the page, and the page keeps working', 
   await fs.writeFile(path.join(other, 'model.json'), JSON.stringify(json));
   await fs.copyFile(path.join(exportDir, shard), path.join(other, shard));
   await page.setInputFiles('#model-files', [path.join(other, 'model.json'), path.join(other, shard)]);
-  await page.waitForFunction(() => [...document.querySelectorAll('#messages li.error')].some((e) => /exported by fewshot 0\.0\.1.*this is fewshot/.test(e.textContent ?? '')));
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('#messages li.error')].some((e) => /exported by fewshot 0\.0\.1.*this is fewshot/.test(e.textContent ?? '')),
+  );
   // The served model is still the one in use.
   t.is(await page.getAttribute('#model-info', 'data-loaded'), 'protonet-sla');
   // An archive of the export folder (.tar.gz) loads.
@@ -308,7 +395,9 @@ test.serial('bad input gets a message in the page, and the page keeps working', 
   // The export folder is a link to its current version (written atomically): archive what it points to.
   await tar.c({ gzip: true, follow: true, file: archive, cwd: path.dirname(exportDir) }, [path.basename(exportDir)]);
   await page.setInputFiles('#model-files', archive);
-  await page.waitForFunction(() => [...document.querySelectorAll('#messages li.info')].some((e) => /model loaded from model\.json \(\+ 1 file\)/.test(e.textContent ?? '')));
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('#messages li.info')].some((e) => /model loaded from model\.json \(\+ 1 file\)/.test(e.textContent ?? '')),
+  );
   t.is(await page.getAttribute('#model-info', 'data-loaded'), 'protonet-sla');
   t.is((await classify(page)).length, 1);
   await page.close();
@@ -329,7 +418,7 @@ test.serial('bad input gets a message in the page, and the page keeps working', 
   }
 });
 
-test.serial('fewshot export refuses a plugin learner\'s checkpoint, naming it; fewshot serve refuses a damaged export', async (t) => {
+test.serial("fewshot export refuses a plugin learner's checkpoint, naming it; fewshot serve refuses a damaged export", async (t) => {
   // A checkpoint whose recorded method is a plugin's (relationnet, plugins/relationnet).
   const pluginCkpt = path.join(fx.root, 'plugin-ckpt');
   await fs.cp(checkpoint, pluginCkpt, { recursive: true, dereference: true });
@@ -344,7 +433,9 @@ test.serial('fewshot export refuses a plugin learner\'s checkpoint, naming it; f
   const refused = await runCli(['export', pluginCkpt, '--out', path.join(fx.root, 'plugin-export')]);
   t.is(refused.code, 2, refused.stderr);
   t.regex(refused.stderr, /method "relationnet", made with plugin \.\/plugins\/relationnet\/index\.ts; the browser page has only fewshot's built-in/);
-  const loaded = await runCli(['export', pluginCkpt, '--out', path.join(fx.root, 'plugin-export'), '--plugin', './plugins/relationnet/index.ts'], { NODE_OPTIONS: '--conditions=fewshot-source' });
+  const loaded = await runCli(['export', pluginCkpt, '--out', path.join(fx.root, 'plugin-export'), '--plugin', './plugins/relationnet/index.ts'], {
+    NODE_OPTIONS: '--conditions=fewshot-source',
+  });
   t.is(loaded.code, 2, loaded.stderr);
   t.regex(loaded.stderr, /uses learner "relationnet" from plugin/);
   t.false(existsSync(path.join(fx.root, 'plugin-export')), 'nothing written');

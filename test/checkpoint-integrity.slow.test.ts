@@ -16,7 +16,11 @@ import { UserError } from '../src/util/errors.ts';
  */
 const SIZE = '16';
 const fixture = useCliFixture(test, 12, SIZE);
-const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.stat(p).then(
+    () => true,
+    () => false,
+  );
 
 test.before(async () => {
   await tf.setBackend('cpu');
@@ -46,7 +50,16 @@ async function editJson(dir: string, from: string | RegExp, to: string): Promise
  * Change the payload and recompute every hash the file carries (weightsSha256, and checkpointSha256 when present):
  * a corruption no checksum can see, so only the content checks stand between it and a result.
  */
-async function editWithHashesFixed(dir: string, payload: (floats: Float32Array, json: { variables: { key: string; offset: number; length: number }[]; optimizer?: { slots: Record<string, { key: string; offset: number; length: number }[]> } }) => void): Promise<void> {
+async function editWithHashesFixed(
+  dir: string,
+  payload: (
+    floats: Float32Array,
+    json: {
+      variables: { key: string; offset: number; length: number }[];
+      optimizer?: { slots: Record<string, { key: string; offset: number; length: number }[]> };
+    },
+  ) => void,
+): Promise<void> {
   const jsonFile = path.join(dir, 'checkpoint.json');
   const json = JSON.parse(await fs.readFile(jsonFile, 'utf8'));
   const bin = await fs.readFile(path.join(dir, 'weights.bin'));
@@ -68,51 +81,57 @@ async function scratch(name: string): Promise<string> {
   return dir;
 }
 
-test.serial('#7: any edit of checkpoint.json (an offset, the episode, the step count, the method, the image size) fails its checksum; a deleted checksum is an error', async (t) => {
-  const edits: [string, string | RegExp, string][] = [
-    // The middle variable's offset: within the file, so the payload alone would load scrambled.
-    ['offset', /"offset": 16,/, '"offset": 20,'],
-    ['meta.episode', '"episode": 40', '"episode": 500'],
-    ['optimizer.stepCount', '"stepCount": 40', '"stepCount": 4000'],
-    ['meta.config.method', '"method": "protonet"', '"method": "protonet-sla"'],
-    ['imageSize', '"imageSize": 32', '"imageSize": 64'],
-  ];
-  for (const [what, from, to] of edits) {
-    const dir = await scratch(`edit-${what}`);
-    await writeTrainingLikeCheckpoint(dir);
-    t.is((await readCheckpoint(dir)).file.meta.episode, 40);
-    await editJson(dir, from, to);
-    await t.throwsAsync(readCheckpoint(dir), { instanceOf: UserError, message: /checkpoint\.json does not match its checksum/ }, `edited ${what}`);
-  }
-  for (const field of ['checkpointSha256', 'weightsSha256']) {
-    const dir = await scratch(`deleted-${field}`);
-    await writeTrainingLikeCheckpoint(dir);
-    await editJson(dir, new RegExp(`,\\n "${field}": "[0-9a-f]{64}"`), '');
-    await t.throwsAsync(readCheckpoint(dir), { instanceOf: UserError, message: new RegExp(`has no ${field} field`) }, `deleted ${field}`);
-  }
-});
+test.serial(
+  '#7: any edit of checkpoint.json (an offset, the episode, the step count, the method, the image size) fails its checksum; a deleted checksum is an error',
+  async (t) => {
+    const edits: [string, string | RegExp, string][] = [
+      // The middle variable's offset: within the file, so the payload alone would load scrambled.
+      ['offset', /"offset": 16,/, '"offset": 20,'],
+      ['meta.episode', '"episode": 40', '"episode": 500'],
+      ['optimizer.stepCount', '"stepCount": 40', '"stepCount": 4000'],
+      ['meta.config.method', '"method": "protonet"', '"method": "protonet-sla"'],
+      ['imageSize', '"imageSize": 32', '"imageSize": 64'],
+    ];
+    for (const [what, from, to] of edits) {
+      const dir = await scratch(`edit-${what}`);
+      await writeTrainingLikeCheckpoint(dir);
+      t.is((await readCheckpoint(dir)).file.meta.episode, 40);
+      await editJson(dir, from, to);
+      await t.throwsAsync(readCheckpoint(dir), { instanceOf: UserError, message: /checkpoint\.json does not match its checksum/ }, `edited ${what}`);
+    }
+    for (const field of ['checkpointSha256', 'weightsSha256']) {
+      const dir = await scratch(`deleted-${field}`);
+      await writeTrainingLikeCheckpoint(dir);
+      await editJson(dir, new RegExp(`,\\n "${field}": "[0-9a-f]{64}"`), '');
+      await t.throwsAsync(readCheckpoint(dir), { instanceOf: UserError, message: new RegExp(`has no ${field} field`) }, `deleted ${field}`);
+    }
+  },
+);
 
-test.serial('#7: checkpoints written before the checksum (format 1, the committed runs/cells ones) load with one notice naming the file; an index that does not tile weights.bin is refused', async (t) => {
-  const committed = path.join(REPO_ROOT, 'runs', 'cells', 'protonet_5w1s_cpu-84px_5710ca40', 'seed0', 'best');
-  const notices: string[] = [];
-  const ckpt = await readCheckpoint(committed, { onNotice: (m) => notices.push(m) });
-  t.is(ckpt.file.format, 'fewshot-checkpoint/1');
-  t.true(ckpt.legacy);
-  t.true(ckpt.file.variables.length > 0);
-  await readCheckpoint(committed, { onNotice: (m) => notices.push(m) });
-  t.is(notices.length, 1, 'one notice per file');
-  t.true(notices[0].includes(path.join(committed, 'checkpoint.json')), notices[0]);
-  t.false(notices[0].includes('\n'));
+test.serial(
+  '#7: checkpoints written before the checksum (format 1, the committed runs/cells ones) load with one notice naming the file; an index that does not tile weights.bin is refused',
+  async (t) => {
+    const committed = path.join(REPO_ROOT, 'runs', 'cells', 'protonet_5w1s_cpu-84px_5710ca40', 'seed0', 'best');
+    const notices: string[] = [];
+    const ckpt = await readCheckpoint(committed, { onNotice: (m) => notices.push(m) });
+    t.is(ckpt.file.format, 'fewshot-checkpoint/1');
+    t.true(ckpt.legacy);
+    t.true(ckpt.file.variables.length > 0);
+    await readCheckpoint(committed, { onNotice: (m) => notices.push(m) });
+    t.is(notices.length, 1, 'one notice per file');
+    t.true(notices[0].includes(path.join(committed, 'checkpoint.json')), notices[0]);
+    t.false(notices[0].includes('\n'));
 
-  // A legacy copy with an offset moved inside the file: no checksum covers it, the index check does.
-  const dir = await scratch('legacy-offset');
-  await fs.mkdir(dir, { recursive: true });
-  for (const f of ['checkpoint.json', 'weights.bin']) await fs.copyFile(path.join(committed, f), path.join(dir, f));
-  const json = JSON.parse(await fs.readFile(path.join(dir, 'checkpoint.json'), 'utf8'));
-  json.variables[1].offset += 4;
-  await fs.writeFile(path.join(dir, 'checkpoint.json'), JSON.stringify(json, null, 1));
-  await t.throwsAsync(readCheckpoint(dir), { instanceOf: UserError, message: /inconsistent index at / });
-});
+    // A legacy copy with an offset moved inside the file: no checksum covers it, the index check does.
+    const dir = await scratch('legacy-offset');
+    await fs.mkdir(dir, { recursive: true });
+    for (const f of ['checkpoint.json', 'weights.bin']) await fs.copyFile(path.join(committed, f), path.join(dir, f));
+    const json = JSON.parse(await fs.readFile(path.join(dir, 'checkpoint.json'), 'utf8'));
+    json.variables[1].offset += 4;
+    await fs.writeFile(path.join(dir, 'checkpoint.json'), JSON.stringify(json, null, 1));
+    await t.throwsAsync(readCheckpoint(dir), { instanceOf: UserError, message: /inconsistent index at / });
+  },
+);
 
 test.serial('#2: a NaN in an optimizer slot is refused on load even with every hash recomputed; a non-finite state is never saved', async (t) => {
   const dir = await scratch('slot-nan');
@@ -129,39 +148,72 @@ test.serial('#2: a NaN in an optimizer slot is refused on load even with every h
   const inf = tf.variable(tf.tensor1d([1, Infinity]), true, 'bn/running_var#integrity');
   await t.throwsAsync(saveCheckpoint(keep, { variables: [inf], meta: {} }), { message: /bn\/running_var holds a non-finite value \(Infinity\)/ });
   t.deepEqual(await fs.readFile(path.join(keep, 'weights.bin')), before);
-  t.deepEqual((await fs.readdir(path.dirname(keep))).filter((n) => n.startsWith('.save-refused.') && !/\.v\d+$/.test(n)), [], 'no temp left');
+  t.deepEqual(
+    (await fs.readdir(path.dirname(keep))).filter((n) => n.startsWith('.save-refused.') && !/\.v\d+$/.test(n)),
+    [],
+    'no temp left',
+  );
 });
 
 /** Protonet, 2-way 1-shot, 40 episodes, validation every 10; lr 1e-3, multiplied by `factor` from episode 20 on. */
 async function scheduleConfig(factor: number): Promise<string> {
   const file = path.join(fixture.fx.root, `schedule-${factor}.json`);
-  await fs.writeFile(file, JSON.stringify({
-    method: 'protonet', imageSize: Number(SIZE), train: { way: 2, shot: 1, query: 3 }, test: { way: 2, shot: 1, query: 3 }, episodes: 40,
-    optimizer: { type: 'sgd', lr: 0.001, momentum: 0.9, nesterov: false, weightDecay: 0 },
-    lrSchedule: { type: 'step', everyEpisodes: 20, factor }, validation: { every: 10, episodes: 4 },
-  }));
+  await fs.writeFile(
+    file,
+    JSON.stringify({
+      method: 'protonet',
+      imageSize: Number(SIZE),
+      train: { way: 2, shot: 1, query: 3 },
+      test: { way: 2, shot: 1, query: 3 },
+      episodes: 40,
+      optimizer: { type: 'sgd', lr: 0.001, momentum: 0.9, nesterov: false, weightDecay: 0 },
+      lrSchedule: { type: 'step', everyEpisodes: 20, factor },
+      validation: { every: 10, episodes: 4 },
+    }),
+  );
   return file;
 }
 
-const trainArgs = (config: string, name: string) => ['train', 'protonet', '--config', config, '--val-file', path.join(fixture.fx.root, 'val.json'), '--backend', 'wasm', '--runs', path.join(fixture.fx.root, 'runs'), '--name', name, '--cache', fixture.cache];
+const trainArgs = (config: string, name: string) => [
+  'train',
+  'protonet',
+  '--config',
+  config,
+  '--val-file',
+  path.join(fixture.fx.root, 'val.json'),
+  '--backend',
+  'wasm',
+  '--runs',
+  path.join(fixture.fx.root, 'runs'),
+  '--name',
+  name,
+  '--cache',
+  fixture.cache,
+];
 
-test.serial('#2: a training that diverges (lr x 1e6 at episode 20: batch-norm variance Inf) stops with exit 3 and keeps its good checkpoints, saying which', async (t) => {
-  const out = await runCli(trainArgs(await scheduleConfig(1e6), 'diverges'));
-  t.is(out.code, 3, out.stderr);
-  const run = path.join(fixture.fx.root, 'runs', 'diverges');
-  t.regex(out.stderr, /numerical error: training diverged by episode 30: conv4\/\S+ holds a non-finite value \((Infinity|NaN)\); nothing was written to (last|best)\/; kept: the last good checkpoint \(episode 20\) in \S+diverges\/last and \S+diverges\/best \(episode 20\)/);
-  t.notRegex(out.stderr, /best validation|internal error/);
-  // What it says is kept is there, complete and loadable.
-  for (const which of ['last', 'best']) {
-    const ckpt = await readCheckpoint(path.join(run, which));
-    t.is(ckpt.file.meta.episode, 20, which);
-  }
-  // Resuming it is the same divergence again, stopped the same way: nothing it says is kept was replaced.
-  const again = await runCli(trainArgs(await scheduleConfig(1e6), 'diverges'));
-  t.is(again.code, 3, again.stderr);
-  t.regex(again.stderr, /resuming at episode 20/);
-  t.is((await readCheckpoint(path.join(run, 'last'))).file.meta.episode, 20);
-});
+test.serial(
+  '#2: a training that diverges (lr x 1e6 at episode 20: batch-norm variance Inf) stops with exit 3 and keeps its good checkpoints, saying which',
+  async (t) => {
+    const out = await runCli(trainArgs(await scheduleConfig(1e6), 'diverges'));
+    t.is(out.code, 3, out.stderr);
+    const run = path.join(fixture.fx.root, 'runs', 'diverges');
+    t.regex(
+      out.stderr,
+      /numerical error: training diverged by episode 30: conv4\/\S+ holds a non-finite value \((Infinity|NaN)\); nothing was written to (last|best)\/; kept: the last good checkpoint \(episode 20\) in \S+diverges\/last and \S+diverges\/best \(episode 20\)/,
+    );
+    t.notRegex(out.stderr, /best validation|internal error/);
+    // What it says is kept is there, complete and loadable.
+    for (const which of ['last', 'best']) {
+      const ckpt = await readCheckpoint(path.join(run, which));
+      t.is(ckpt.file.meta.episode, 20, which);
+    }
+    // Resuming it is the same divergence again, stopped the same way: nothing it says is kept was replaced.
+    const again = await runCli(trainArgs(await scheduleConfig(1e6), 'diverges'));
+    t.is(again.code, 3, again.stderr);
+    t.regex(again.stderr, /resuming at episode 20/);
+    t.is((await readCheckpoint(path.join(run, 'last'))).file.meta.episode, 20);
+  },
+);
 
 test.serial('#3: non-finite scores (weights of 3e38, every hash recomputed) are an evaluation error naming the checkpoint; no result is written', async (t) => {
   const trained = await runCli(trainArgs(await scheduleConfig(1), 'good'));
@@ -174,30 +226,84 @@ test.serial('#3: non-finite scores (weights of 3e38, every hash recomputed) are 
     for (let i = first.offset / 4; i < first.offset / 4 + first.length; i++) floats[i] = floats[i] >= 0 ? 3e38 : -3e38;
   });
   const results = path.join(fixture.fx.root, 'results-nan');
-  const out = await runCli(['eval', ckpt, '--test-file', path.join(fixture.fx.root, 'test.json'), '--backend', 'wasm', '--results', results, '--cache', fixture.cache]);
+  const out = await runCli([
+    'eval',
+    ckpt,
+    '--test-file',
+    path.join(fixture.fx.root, 'test.json'),
+    '--backend',
+    'wasm',
+    '--results',
+    results,
+    '--cache',
+    fixture.cache,
+  ]);
   t.is(out.code, 3, out.stderr);
-  t.regex(out.stderr, /numerical error: the scores of inference mode "plain" are not finite \(NaN for query \d+\): the model's weights or a plugin's method, backbone or head produced them \(evaluation episode 0\); checkpoint \S+scaled; no result was written/);
+  t.regex(
+    out.stderr,
+    /numerical error: the scores of inference mode "plain" are not finite \(NaN for query \d+\): the model's weights or a plugin's method, backbone or head produced them \(evaluation episode 0\); checkpoint \S+scaled; no result was written/,
+  );
   t.notRegex(out.stderr, /50\.00 ± 0\.00/);
   t.false(await exists(results), 'no result folder');
 });
 
-test.serial('#3: a plugin head whose scores are NaN only at evaluation: the validation stops the run (exit 3, the plugin named), nothing is chosen as best, no result is written', async (t) => {
-  const plugin = path.join(fixture.fx.root, 'nan-at-eval.mts');
-  await fs.writeFile(plugin, [
-    `import { registerHead, squaredDistances, classMeans, z, tf } from ${JSON.stringify(path.join(REPO_ROOT, 'src', 'index.ts'))};`,
-    "registerHead({ id: 'nan-at-eval', description: 'prototypes in training, NaN at evaluation', configSchema: z.object({}).strict(),",
-    "  create: () => ({ id: 'nan-at-eval', variables: () => [], logits: (ep, phase) => tf.tidy(() => {",
-    '    const scores = tf.neg(squaredDistances(ep.query, classMeans(ep.support, ep.supportLabels, ep.way)));',
-    "    return phase === 'eval' ? tf.mul(scores, NaN) : scores;",
-    '  }) }) });',
-  ].join('\n'));
-  const results = path.join(fixture.fx.root, 'results-plugin');
-  const out = await runCli(['run', 'nan-at-eval', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '4', '--val-every', '2', '--val-episodes', '2',
-    '--val-file', path.join(fixture.fx.root, 'val.json'), '--test-file', path.join(fixture.fx.root, 'test.json'), '--backend', 'wasm', '--runs', path.join(fixture.fx.root, 'runs'),
-    '--results', results, '--name', 'nan-at-eval', '--image-size', SIZE, '--cache', fixture.cache, '--plugin', plugin]);
-  t.is(out.code, 3, out.stderr);
-  t.regex(out.stderr, /numerical error: validation at episode 2: the scores of inference mode "plain" are not finite \(NaN for query 0\)[^\n]*\(evaluation episode 0\); stopped, no checkpoint was written before it[^\n]*; plugin loaded: \S*nan-at-eval\.mts/);
-  t.notRegex(out.stderr, /best validation|50\.00 ± 0\.00/);
-  t.false(await exists(path.join(fixture.fx.root, 'runs', 'nan-at-eval', 'best')), 'no best checkpoint');
-  t.false(await exists(results), 'no result');
-});
+test.serial(
+  '#3: a plugin head whose scores are NaN only at evaluation: the validation stops the run (exit 3, the plugin named), nothing is chosen as best, no result is written',
+  async (t) => {
+    const plugin = path.join(fixture.fx.root, 'nan-at-eval.mts');
+    await fs.writeFile(
+      plugin,
+      [
+        `import { registerHead, squaredDistances, classMeans, z, tf } from ${JSON.stringify(path.join(REPO_ROOT, 'src', 'index.ts'))};`,
+        "registerHead({ id: 'nan-at-eval', description: 'prototypes in training, NaN at evaluation', configSchema: z.object({}).strict(),",
+        "  create: () => ({ id: 'nan-at-eval', variables: () => [], logits: (ep, phase) => tf.tidy(() => {",
+        '    const scores = tf.neg(squaredDistances(ep.query, classMeans(ep.support, ep.supportLabels, ep.way)));',
+        "    return phase === 'eval' ? tf.mul(scores, NaN) : scores;",
+        '  }) }) });',
+      ].join('\n'),
+    );
+    const results = path.join(fixture.fx.root, 'results-plugin');
+    const out = await runCli([
+      'run',
+      'nan-at-eval',
+      '--way',
+      '2',
+      '--shot',
+      '1',
+      '--query',
+      '3',
+      '--episodes',
+      '4',
+      '--val-every',
+      '2',
+      '--val-episodes',
+      '2',
+      '--val-file',
+      path.join(fixture.fx.root, 'val.json'),
+      '--test-file',
+      path.join(fixture.fx.root, 'test.json'),
+      '--backend',
+      'wasm',
+      '--runs',
+      path.join(fixture.fx.root, 'runs'),
+      '--results',
+      results,
+      '--name',
+      'nan-at-eval',
+      '--image-size',
+      SIZE,
+      '--cache',
+      fixture.cache,
+      '--plugin',
+      plugin,
+    ]);
+    t.is(out.code, 3, out.stderr);
+    t.regex(
+      out.stderr,
+      /numerical error: validation at episode 2: the scores of inference mode "plain" are not finite \(NaN for query 0\)[^\n]*\(evaluation episode 0\); stopped, no checkpoint was written before it[^\n]*; plugin loaded: \S*nan-at-eval\.mts/,
+    );
+    t.notRegex(out.stderr, /best validation|50\.00 ± 0\.00/);
+    t.false(await exists(path.join(fixture.fx.root, 'runs', 'nan-at-eval', 'best')), 'no best checkpoint');
+    t.false(await exists(results), 'no result');
+  },
+);

@@ -40,17 +40,47 @@ test.serial('a cache manifest whose class layout was edited consistently is refu
   val.classOffsets = offsetsOf(val.itemsPerClass); // self-consistent: counts, offsets and sizes agree
   await fs.writeFile(file, JSON.stringify(manifest, null, 2));
 
-  const layout = { instanceOf: UserError, message: /manifest\.json \(val\): the class layout \(classes, itemsPerClass, classOffsets\) disagrees with the fingerprinted labels of val\.items\.csv \(class 0: .* with 6 items there, .* with 7 in the manifest\)/ };
+  const layout = {
+    instanceOf: UserError,
+    message:
+      /manifest\.json \(val\): the class layout \(classes, itemsPerClass, classOffsets\) disagrees with the fingerprinted labels of val\.items\.csv \(class 0: .* with 6 items there, .* with 7 in the manifest\)/,
+  };
   await t.throwsAsync(loadSplit(edited, 'val'), layout);
   await t.throwsAsync(describeSplit(edited, 'val'), layout);
   // the unedited splits of the same cache load
   t.is((await loadSplit(edited, 'train')).numItems, fx.rows.train.length);
   // the CLI: an episode file is not made from the edited layout
   const out = path.join(fx.root, 'from-edited.json');
-  const made = await runCli(['episodes', 'make', '--split', 'val', '--way', '2', '--shot', '1', '--query', '3', '--count', '4', '--seed', '0', '--image-size', SIZE, '--cache', edited, '--out', out]);
+  const made = await runCli([
+    'episodes',
+    'make',
+    '--split',
+    'val',
+    '--way',
+    '2',
+    '--shot',
+    '1',
+    '--query',
+    '3',
+    '--count',
+    '4',
+    '--seed',
+    '0',
+    '--image-size',
+    SIZE,
+    '--cache',
+    edited,
+    '--out',
+    out,
+  ]);
   t.is(made.code, 2, made.stderr);
   t.regex(made.stderr, /disagrees with the fingerprinted labels/);
-  t.false(await fs.stat(out).then(() => true, () => false));
+  t.false(
+    await fs.stat(out).then(
+      () => true,
+      () => false,
+    ),
+  );
 });
 
 test.serial('an episode file whose header layout was edited consistently (same fingerprint) is refused by run, before training', async (t) => {
@@ -62,13 +92,71 @@ test.serial('an episode file whose header layout was edited consistently (same f
   await writeEpisodeFile(valFile, makeEpisodes({ split: lie, spec: { way: 2, shot: 1, query: 3 }, seed: 0, count: 4 }));
   t.is((await readEpisodeFile(valFile)).header.splitFingerprint, split.splitFingerprint);
   const testFile = path.join(fx.root, 'test.json');
-  const made = await runCli(['episodes', 'make', '--split', 'test', '--way', '2', '--shot', '1', '--query', '3', '--count', '4', '--seed', '0', '--image-size', SIZE, '--cache', cache, '--out', testFile]);
+  const made = await runCli([
+    'episodes',
+    'make',
+    '--split',
+    'test',
+    '--way',
+    '2',
+    '--shot',
+    '1',
+    '--query',
+    '3',
+    '--count',
+    '4',
+    '--seed',
+    '0',
+    '--image-size',
+    SIZE,
+    '--cache',
+    cache,
+    '--out',
+    testFile,
+  ]);
   t.is(made.code, 0, made.stderr);
   const runs = path.join(fx.root, 'runs');
-  const run = await runCli(['run', 'protonet', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '2', '--val-episodes', '2', '--val-file', valFile, '--test-file', testFile,
-    '--image-size', SIZE, '--cache', cache, '--backend', 'wasm', '--runs', runs, '--results', path.join(fx.root, 'results'), '--name', 'r']);
+  const run = await runCli([
+    'run',
+    'protonet',
+    '--way',
+    '2',
+    '--shot',
+    '1',
+    '--query',
+    '3',
+    '--episodes',
+    '2',
+    '--val-episodes',
+    '2',
+    '--val-file',
+    valFile,
+    '--test-file',
+    testFile,
+    '--image-size',
+    SIZE,
+    '--cache',
+    cache,
+    '--backend',
+    'wasm',
+    '--runs',
+    runs,
+    '--results',
+    path.join(fx.root, 'results'),
+    '--name',
+    'r',
+  ]);
   t.is(run.code, 2, run.stderr);
-  t.regex(run.stderr, /val-edited\.json: its class layout \(splitClasses\/itemsPerClass\) disagrees with the loaded mini-imagenet val split although the split fingerprints agree \(class 0: .* with 7 items in the file, .* with 6 in the split\): the file was edited/);
+  t.regex(
+    run.stderr,
+    /val-edited\.json: its class layout \(splitClasses\/itemsPerClass\) disagrees with the loaded mini-imagenet val split although the split fingerprints agree \(class 0: .* with 7 items in the file, .* with 6 in the split\): the file was edited/,
+  );
   t.regex(run.stderr, /fix: restore the episode file/);
-  t.false(await fs.stat(path.join(runs, 'r', 'last')).then(() => true, () => false), 'nothing trained');
+  t.false(
+    await fs.stat(path.join(runs, 'r', 'last')).then(
+      () => true,
+      () => false,
+    ),
+    'nothing trained',
+  );
 });

@@ -29,18 +29,55 @@ test.after.always(async () => {
   await fx?.cleanup();
 });
 
-const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.stat(p).then(
+    () => true,
+    () => false,
+  );
 
 const trainArgs = (root: string, extra: string[] = []) => [
-  'classify', 'train', '--variant', 'sla-sd', '--imbalance-ratio', '2', '--test-per-class', '5', '--batch-size', '8', '--epochs', '2',
-  '--checkpoint-every', '1', '--log-every', '2', '--image-size', SIZE, '--data', fx.folderDir, '--cache', cache, '--backend', 'wasm',
-  '--runs', path.join(root, 'runs'), '--results', path.join(root, 'results'), '--name', 'c', ...extra,
+  'classify',
+  'train',
+  '--variant',
+  'sla-sd',
+  '--imbalance-ratio',
+  '2',
+  '--test-per-class',
+  '5',
+  '--batch-size',
+  '8',
+  '--epochs',
+  '2',
+  '--checkpoint-every',
+  '1',
+  '--log-every',
+  '2',
+  '--image-size',
+  SIZE,
+  '--data',
+  fx.folderDir,
+  '--cache',
+  cache,
+  '--backend',
+  'wasm',
+  '--runs',
+  path.join(root, 'runs'),
+  '--results',
+  path.join(root, 'results'),
+  '--name',
+  'c',
+  ...extra,
 ];
 
 async function snapshot(root: string) {
   const run = path.join(root, 'runs', 'c');
   const log = (await fs.readFile(path.join(run, 'train-log.jsonl'), 'utf8'))
-    .trim().split('\n').map((l) => { const { time: _time, ...rest } = JSON.parse(l); return JSON.stringify(rest); });
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const { time: _time, ...rest } = JSON.parse(l);
+      return JSON.stringify(rest);
+    });
   const result = JSON.parse(await fs.readFile(path.join(root, 'results', 'mini-imagenet', 'c', 'result.json'), 'utf8'));
   return {
     last: (await fs.readFile(path.join(run, 'last', 'weights.bin'))).toString('base64'),
@@ -82,7 +119,20 @@ test.serial('tiny classification: trains, checkpoints, resumes byte-identically 
   }
 
   // The evaluator reproduces the recorded result from the checkpoint alone.
-  const evaluated = await runCli(['classify', 'eval', path.join(baseRoot, 'runs', 'c', 'best'), '--data', fx.folderDir, '--cache', cache, '--backend', 'wasm', '--results', path.join(baseRoot, 'results'), '--json']);
+  const evaluated = await runCli([
+    'classify',
+    'eval',
+    path.join(baseRoot, 'runs', 'c', 'best'),
+    '--data',
+    fx.folderDir,
+    '--cache',
+    cache,
+    '--backend',
+    'wasm',
+    '--results',
+    path.join(baseRoot, 'results'),
+    '--json',
+  ]);
   t.is(evaluated.code, 0, evaluated.stderr);
   const summary = JSON.parse(evaluated.stdout);
   t.is(summary.headlineMode, 'sd');
@@ -104,36 +154,96 @@ test.serial('tiny classification: trains, checkpoints, resumes byte-identically 
   t.deepEqual(await snapshot(baseRoot), expected);
 });
 
-test.serial('bad input: ratio < 1, a split too small to hold out, an episodic checkpoint to classify eval and the reverse: exit 2, nothing written', async (t) => {
-  const root = path.join(fx.root, 'bad');
-  const ratio = await runCli(trainArgs(root, ['--imbalance-ratio', '0.5']));
-  t.is(ratio.code, 2, ratio.stderr);
-  t.regex(ratio.stderr, /^error: imbalance ratio 0\.5 must be a number ≥ 1/m);
-  t.regex(ratio.stderr, /fix: use 1 for a balanced training set/);
-  const small = await runCli(trainArgs(root, ['--test-per-class', '19']));
-  t.is(small.code, 2, small.stderr);
-  t.regex(small.stderr, /^error: the train split of mini-imagenet is too small to hold out a test portion: class "n\w+" has 20 images/m);
-  t.false(await exists(path.join(root, 'runs')), 'a refused run leaves no run folder');
-  t.false(await exists(path.join(root, 'results')));
+test.serial(
+  'bad input: ratio < 1, a split too small to hold out, an episodic checkpoint to classify eval and the reverse: exit 2, nothing written',
+  async (t) => {
+    const root = path.join(fx.root, 'bad');
+    const ratio = await runCli(trainArgs(root, ['--imbalance-ratio', '0.5']));
+    t.is(ratio.code, 2, ratio.stderr);
+    t.regex(ratio.stderr, /^error: imbalance ratio 0\.5 must be a number ≥ 1/m);
+    t.regex(ratio.stderr, /fix: use 1 for a balanced training set/);
+    const small = await runCli(trainArgs(root, ['--test-per-class', '19']));
+    t.is(small.code, 2, small.stderr);
+    t.regex(small.stderr, /^error: the train split of mini-imagenet is too small to hold out a test portion: class "n\w+" has 20 images/m);
+    t.false(await exists(path.join(root, 'runs')), 'a refused run leaves no run folder');
+    t.false(await exists(path.join(root, 'results')));
 
-  // An episodic checkpoint (2 ProtoNet episodes) given to the classification evaluator, and a classifier to `eval`.
-  const valFile = path.join(fx.root, 'val.json');
-  const made = await runCli(['episodes', 'make', '--split', 'val', '--way', '2', '--shot', '1', '--query', '3', '--count', '2', '--seed', '0', '--image-size', SIZE, '--cache', cache, '--out', valFile]);
-  t.is(made.code, 0, made.stderr);
-  const episodic = await runCli(['train', 'protonet', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '2', '--val-every', '0', '--val-episodes', '2', '--val-file', valFile,
-    '--image-size', SIZE, '--cache', cache, '--backend', 'wasm', '--runs', path.join(root, 'episodic'), '--name', 'p']);
-  t.is(episodic.code, 0, episodic.stderr);
-  const refused = await runCli(['classify', 'eval', path.join(root, 'episodic', 'p', 'best'), '--data', fx.folderDir, '--cache', cache, '--results', path.join(root, 'results')]);
-  t.is(refused.code, 2, refused.stderr);
-  t.regex(refused.stderr, /is a checkpoint of the episodic method "protonet", not of a classifier/);
-  t.regex(refused.stderr, /fix: evaluate it with `fewshot eval \S+\/best`/);
-  t.false(await exists(path.join(root, 'results')));
+    // An episodic checkpoint (2 ProtoNet episodes) given to the classification evaluator, and a classifier to `eval`.
+    const valFile = path.join(fx.root, 'val.json');
+    const made = await runCli([
+      'episodes',
+      'make',
+      '--split',
+      'val',
+      '--way',
+      '2',
+      '--shot',
+      '1',
+      '--query',
+      '3',
+      '--count',
+      '2',
+      '--seed',
+      '0',
+      '--image-size',
+      SIZE,
+      '--cache',
+      cache,
+      '--out',
+      valFile,
+    ]);
+    t.is(made.code, 0, made.stderr);
+    const episodic = await runCli([
+      'train',
+      'protonet',
+      '--way',
+      '2',
+      '--shot',
+      '1',
+      '--query',
+      '3',
+      '--episodes',
+      '2',
+      '--val-every',
+      '0',
+      '--val-episodes',
+      '2',
+      '--val-file',
+      valFile,
+      '--image-size',
+      SIZE,
+      '--cache',
+      cache,
+      '--backend',
+      'wasm',
+      '--runs',
+      path.join(root, 'episodic'),
+      '--name',
+      'p',
+    ]);
+    t.is(episodic.code, 0, episodic.stderr);
+    const refused = await runCli([
+      'classify',
+      'eval',
+      path.join(root, 'episodic', 'p', 'best'),
+      '--data',
+      fx.folderDir,
+      '--cache',
+      cache,
+      '--results',
+      path.join(root, 'results'),
+    ]);
+    t.is(refused.code, 2, refused.stderr);
+    t.regex(refused.stderr, /is a checkpoint of the episodic method "protonet", not of a classifier/);
+    t.regex(refused.stderr, /fix: evaluate it with `fewshot eval \S+\/best`/);
+    t.false(await exists(path.join(root, 'results')));
 
-  const classifier = path.join(fx.root, 'base', 'runs', 'c', 'best');
-  t.true(await exists(classifier), 'needs the first test\'s classifier');
-  const reverse = await runCli(['eval', classifier, '--cache', cache, '--results', path.join(root, 'results')]);
-  t.is(reverse.code, 2, reverse.stderr);
-  t.regex(reverse.stderr, /is a checkpoint of a classifier \(fewshot classify train\), not of an episodic method/);
-  t.regex(reverse.stderr, /fix: evaluate it with `fewshot classify eval \S+\/best`/);
-  t.false(await exists(path.join(root, 'results')));
-});
+    const classifier = path.join(fx.root, 'base', 'runs', 'c', 'best');
+    t.true(await exists(classifier), "needs the first test's classifier");
+    const reverse = await runCli(['eval', classifier, '--cache', cache, '--results', path.join(root, 'results')]);
+    t.is(reverse.code, 2, reverse.stderr);
+    t.regex(reverse.stderr, /is a checkpoint of a classifier \(fewshot classify train\), not of an episodic method/);
+    t.regex(reverse.stderr, /fix: evaluate it with `fewshot classify eval \S+\/best`/);
+    t.false(await exists(path.join(root, 'results')));
+  },
+);

@@ -12,9 +12,16 @@ import { UserError } from '../src/util/errors.ts';
  */
 function result(correct: string, testSha256 = 'a'.repeat(64), groups: Record<string, unknown> = {}) {
   return {
-    kind: 'classification', modes: ['ag', 'si'], seed: 0, data: { splitFingerprint: 'f' }, config: { variant: 'sla', imbalanceRatio: 1 },
+    kind: 'classification',
+    modes: ['ag', 'si'],
+    seed: 0,
+    data: { splitFingerprint: 'f' },
+    config: { variant: 'sla', imbalanceRatio: 1 },
     split: { testSha256 },
-    accuracy: { ag: { overall: { mean: (100 * [...correct].filter((c) => c === '1').length) / correct.length, ci95: 0, std: 0, n: correct.length }, groups, correct }, si: { overall: { mean: 0, ci95: 0, std: 0, n: 8 }, groups: {}, correct: '00000000' } },
+    accuracy: {
+      ag: { overall: { mean: (100 * [...correct].filter((c) => c === '1').length) / correct.length, ci95: 0, std: 0, n: correct.length }, groups, correct },
+      si: { overall: { mean: 0, ci95: 0, std: 0, n: 8 }, groups: {}, correct: '00000000' },
+    },
   };
 }
 
@@ -31,7 +38,7 @@ test('paired difference over identical held-out images, against the hand-compute
   // d = [0, 100, 100, 100, 0, 0, −100, 0]: mean 25; Σd² = 40000, so s² = (40000 − 8·25²)/7 = 5000 and
   // ci95 = 1.96·√5000/√8 ≈ 49.0.
   t.is(c.pairedDifference.mean, 25);
-  t.true(Math.abs(c.pairedDifference.ci95 - 1.96 * Math.sqrt(5000) / Math.sqrt(8)) < 1e-9);
+  t.true(Math.abs(c.pairedDifference.ci95 - (1.96 * Math.sqrt(5000)) / Math.sqrt(8)) < 1e-9);
   t.is(c.pairedDifference.n, 8);
   t.is(c.groups.few, 25);
   t.is(c.a.mode, 'ag');

@@ -23,13 +23,22 @@ const B = 2;
 const LABELS = Int32Array.from([2, 0]);
 
 function images(): tf.Tensor4D {
-  return tf.tensor4d(Array.from({ length: B * S * S * 3 }, (_, i) => Math.sin(i * 1.7) * 0.8), [B, S, S, 3]);
+  return tf.tensor4d(
+    Array.from({ length: B * S * S * 3 }, (_, i) => Math.sin(i * 1.7) * 0.8),
+    [B, S, S, 3],
+  );
 }
 
 function make(variant: ClassifierVariant, slaLoss: 'mean' | 'sum' = 'mean', kind: 'linear' | 'cosine' = 'linear'): ClassifierMethod {
   return new ClassifierMethod({
-    variant, backbone: flattenBackbone, imageSize: S, classes: C, head: { kind, scale: 10 }, transformSet: getTransformSet('rotation'),
-    options: { slaLoss, beta: 1, temperature: 1 }, seed: 3,
+    variant,
+    backbone: flattenBackbone,
+    imageSize: S,
+    classes: C,
+    head: { kind, scale: 10 },
+    transformSet: getTransformSet('rotation'),
+    options: { slaLoss, beta: 1, temperature: 1 },
+    seed: 3,
   });
 }
 
@@ -65,11 +74,13 @@ test('SLA head: C·M outputs, joint labels y·M + j, SLA+AG and SLA+SI against a
   close(t, [expanded[0], expanded[m]], rows(tf.reshape(x, [B, -1])), 1e-7);
   const joint = linear(expanded, rows(method.head.weight), Array.from(method.head.bias!.dataSync()));
   close(t, rows(method.jointLogits(x)), joint);
-  const ag = Array.from({ length: B }, (_, b) => Array.from({ length: C }, (_, i) => {
-    let s = 0;
-    for (let j = 0; j < m; j++) s += joint[b * m + j][i * m + j];
-    return s / m;
-  }));
+  const ag = Array.from({ length: B }, (_, b) =>
+    Array.from({ length: C }, (_, i) => {
+      let s = 0;
+      for (let j = 0; j < m; j++) s += joint[b * m + j][i * m + j];
+      return s / m;
+    }),
+  );
   const si = Array.from({ length: B }, (_, b) => Array.from({ length: C }, (_, i) => joint[b * m][i * m]));
   const scores = method.scores(x);
   t.deepEqual(Object.keys(scores).sort(), ['ag', 'si']);
@@ -95,11 +106,12 @@ test('SLA+SD: single head on the identity copies, loss = joint CE + CE(single) +
   const single = linear([expanded[0], expanded[m]], rows(method.singleHead!.weight), Array.from(method.singleHead!.bias!.dataSync()));
   const ag = [0, 1].map((b) => Array.from({ length: C }, (_, i) => [0, 1, 2, 3].reduce((a, j) => a + joint[b * m + j][i * m + j], 0) / m));
   const jointLabels = Array.from({ length: B * m }, (_, r) => LABELS[Math.floor(r / m)] * m + (r % m));
-  const kl = ag.reduce((a, row, b) => {
-    const p = logSoftmax(row);
-    const q = logSoftmax(single[b]);
-    return a + p.reduce((s, lp, k) => s + Math.exp(lp) * (lp - q[k]), 0);
-  }, 0) / B;
+  const kl =
+    ag.reduce((a, row, b) => {
+      const p = logSoftmax(row);
+      const q = logSoftmax(single[b]);
+      return a + p.reduce((s, lp, k) => s + Math.exp(lp) * (lp - q[k]), 0);
+    }, 0) / B;
   const expected = ce(joint, jointLabels) + ce(single, Array.from(LABELS)) + kl;
   t.true(Math.abs(method.trainLoss(batchOf(x)).dataSync()[0] - expected) < 1e-4);
   const scores = method.scores(x);
@@ -132,9 +144,11 @@ test('cosine head: scale · cos(z, w_k), no bias', (t) => {
   const z = rows(tf.reshape(x, [B, -1]));
   const w = rows(method.head.weight);
   const norm = (v: number[]) => Math.sqrt(v.reduce((a, e) => a + e * e, 0));
-  const expected = z.map((r) => Array.from({ length: C }, (_, k) => {
-    const col = w.map((wr) => wr[k]);
-    return (10 * r.reduce((a, v, i) => a + v * col[i], 0)) / (norm(r) * norm(col));
-  }));
+  const expected = z.map((r) =>
+    Array.from({ length: C }, (_, k) => {
+      const col = w.map((wr) => wr[k]);
+      return (10 * r.reduce((a, v, i) => a + v * col[i], 0)) / (norm(r) * norm(col));
+    }),
+  );
   close(t, rows(method.scores(x).plain), expected);
 });

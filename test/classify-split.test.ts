@@ -71,7 +71,10 @@ test('batch sampler: each epoch visits every training item once, batches are a p
   t.is(a.stepsPerEpoch, 5);
   for (const epoch of [0, 1]) {
     const seen = Array.from({ length: 5 }, (_, b) => Array.from(a.batch(epoch * 5 + b))).flat();
-    t.deepEqual([...seen].sort((x, y) => x - y), Array.from(train));
+    t.deepEqual(
+      [...seen].sort((x, y) => x - y),
+      Array.from(train),
+    );
   }
   t.notDeepEqual(Array.from(a.batch(0)), Array.from(a.batch(5)));
   // A fresh sampler (a resumed process) asked for step 7 first gives the same batch.

@@ -30,7 +30,11 @@ let fx: Fixture;
 let tmp: string;
 let cache: string;
 const common = () => ['--image-size', '16', '--cache', cache];
-const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.stat(p).then(
+    () => true,
+    () => false,
+  );
 
 test.before(async () => {
   fx = await buildFixture(12);
@@ -48,17 +52,33 @@ test.after.always(async () => {
 const CACHE = '<cache>';
 const badInputs: [string, string[], RegExp][] = [
   ['unknown method', ['run', 'protonett', '--data', 'x'], /^error: unknown method "protonett" \(did you mean "protonet"\?\)\n {2}fix: use one of: protonet/],
-  ['unknown method, two close names', ['run', 'protonet-sa', '--data', 'x'], /^error: unknown method "protonet-sa" \(did you mean "protonet-sla" or "protonet-da"\?\)\n {2}fix: /],
+  [
+    'unknown method, two close names',
+    ['run', 'protonet-sa', '--data', 'x'],
+    /^error: unknown method "protonet-sa" \(did you mean "protonet-sla" or "protonet-da"\?\)\n {2}fix: /,
+  ],
   ['unknown method, nothing close', ['run', 'resnet', '--data', 'x'], /^error: unknown method "resnet"\n {2}fix: use one of/],
   ['unknown backbone', ['run', 'protonet', '--backbone', 'conv-4', '--data', 'x'], /^error: unknown backbone "conv-4" \(did you mean "conv4"\?\)\n {2}fix: /],
   ['unknown dataset', ['data', 'prepare', '--dataset', 'cifarfs'], /^error: unknown dataset "cifarfs" \(did you mean "cifar-fs"\?\)\n {2}fix: /],
-  ['unknown table', ['reproduce', 'sla-fewshots', '--dry-run'], /^error: unknown table "sla-fewshots" \(did you mean "sla-fewshot"\?\)[^\n]*\n {2}fix: use one of: /],
+  [
+    'unknown table',
+    ['reproduce', 'sla-fewshots', '--dry-run'],
+    /^error: unknown table "sla-fewshots" \(did you mean "sla-fewshot"\?\)[^\n]*\n {2}fix: use one of: /,
+  ],
   ['unknown transform', ['run', 'protonet-sla', '--transform', 'flip'], /^error: unknown transform set "flip"[\s\S]*\n {2}fix: /],
   ['transform on a plain method', ['run', 'protonet', '--transform', 'rotation'], /takes no wrapper options[\s\S]*\n {2}fix: /],
   ['missing dataset', ['data', 'prepare', '--data', '/nonexistent/mini'], /^error: .*\/nonexistent\/mini[\s\S]*\n {2}fix: /],
   ['way larger than the split', ['episodes', 'make', '--split', 'test', '--way', '5', '--count', '2'], /^error: .*way[\s\S]*\n {2}fix: /i],
-  ['shot + query larger than a class', ['episodes', 'make', '--split', 'test', '--way', '2', '--shot', '10', '--query', '10', '--count', '2'], /^error: [\s\S]*\n {2}fix: /],
-  ['a backend that cannot load', ['run', 'protonet', '--backend', 'tensorflow-gpu', '--episodes', '1', '--image-size', '16', '--cache', CACHE], /^error: backend "tensorflow-gpu" cannot load[\s\S]*\n {2}fix: .*npm install-scripts approve @tensorflow\/tfjs-node-gpu/],
+  [
+    'shot + query larger than a class',
+    ['episodes', 'make', '--split', 'test', '--way', '2', '--shot', '10', '--query', '10', '--count', '2'],
+    /^error: [\s\S]*\n {2}fix: /,
+  ],
+  [
+    'a backend that cannot load',
+    ['run', 'protonet', '--backend', 'tensorflow-gpu', '--episodes', '1', '--image-size', '16', '--cache', CACHE],
+    /^error: backend "tensorflow-gpu" cannot load[\s\S]*\n {2}fix: .*npm install-scripts approve @tensorflow\/tfjs-node-gpu/,
+  ],
   // usage errors, found by commander before any action runs
   ['unknown option', ['run', 'protonet', '--bogus'], /^error: unknown option '--bogus'\n {2}fix: .*`fewshot run --help`/],
   ['missing argument', ['compare', 'only-one'], /^error: missing required argument 'resultB'\n {2}fix: /],
@@ -67,7 +87,11 @@ const badInputs: [string, string[], RegExp][] = [
   ['missing required option', ['episodes', 'make'], /^error: required option '--split <name>' not specified\n {2}fix: .*`fewshot episodes make --help`/],
   ['pretrained-eval without --shot', ['pretrained-eval', 'runs/x/best'], /^error: required option '--shot <n>' not specified\n {2}fix: /],
   // checked before the checkpoint is read
-  ['pretrained-eval with an unknown head', ['pretrained-eval', 'runs/x/best', '--shot', '1', '--head', 'svm'], /^error: invalid few-shot request: heads\.0: [\s\S]*\n {2}fix: /],
+  [
+    'pretrained-eval with an unknown head',
+    ['pretrained-eval', 'runs/x/best', '--shot', '1', '--head', 'svm'],
+    /^error: invalid few-shot request: heads\.0: [\s\S]*\n {2}fix: /,
+  ],
   ['ood with too few bootstrap resamples', ['ood', 'runs/x/best', '--resamples', '5'], /^error: .*--resamples must be an integer ≥ 10, got "5"\n {2}fix: /],
 ];
 for (const [what, args, message] of badInputs) {
@@ -86,7 +110,27 @@ test('bad input: a malformed episode file is refused before training', async (t)
   const bad = path.join(tmp, 'bad-episodes.json');
   await fs.writeFile(bad, '{"format": "fewshot-episodes", "formatVersion": 1, "episodes": [[1,2]]}');
   const results = path.join(tmp, 'results-bad');
-  const out = await cliInProcess(['run', 'protonet', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '2', '--val-file', bad, '--backend', 'cpu', '--runs', path.join(tmp, 'runs-bad'), '--results', results, ...common()]);
+  const out = await cliInProcess([
+    'run',
+    'protonet',
+    '--way',
+    '2',
+    '--shot',
+    '1',
+    '--query',
+    '3',
+    '--episodes',
+    '2',
+    '--val-file',
+    bad,
+    '--backend',
+    'cpu',
+    '--runs',
+    path.join(tmp, 'runs-bad'),
+    '--results',
+    results,
+    ...common(),
+  ]);
   t.is(out.code, 2, out.text);
   t.regex(out.text, /^error: .*bad-episodes\.json is not a valid episode file[\s\S]*\n {2}fix: /);
   t.false(await exists(results));
@@ -96,8 +140,15 @@ test('bad input: a malformed episode file is refused before training', async (t)
 test('exit codes: bad input 2, numerical failure 3, a bug 1, --help and --version 0', async (t) => {
   const program = buildProgram();
   t.deepEqual(await describeCliFailure(new UserError('the problem', 'the fix'), program, []), { text: 'error: the problem\n  fix: the fix\n', code: 2 });
-  t.deepEqual(await describeCliFailure(new NumericalError('loss is NaN', 7, 'training episode'), program, []), { text: 'numerical error: loss is NaN (training episode 7)\n', code: 3 });
-  const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write', path: path.join(tmp, 'runs', 'x', 'weights.bin') });
+  t.deepEqual(await describeCliFailure(new NumericalError('loss is NaN', 7, 'training episode'), program, []), {
+    text: 'numerical error: loss is NaN (training episode 7)\n',
+    code: 3,
+  });
+  const full = Object.assign(new Error('ENOSPC: no space left on device, write'), {
+    code: 'ENOSPC',
+    syscall: 'write',
+    path: path.join(tmp, 'runs', 'x', 'weights.bin'),
+  });
   const disk = await describeCliFailure(full, program, []);
   t.is(disk.code, 2);
   t.regex(disk.text, /^error: cannot write in .*: .*\(ENOSPC on write\)\n {2}fix: /);

@@ -17,9 +17,14 @@ interface Outcome {
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<Outcome> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(REPO_ROOT, 'bin', 'fewshot.js'), ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, timeout: 240_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as NodeJS.ErrnoException & { code?: number }).code as unknown as number) ?? 1 : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [path.join(REPO_ROOT, 'bin', 'fewshot.js'), ...args],
+      { cwd: REPO_ROOT, env: { ...process.env, ...env }, timeout: 240_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (((err as NodeJS.ErrnoException & { code?: number }).code as unknown as number) ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -35,7 +40,25 @@ test.before(async () => {
   const prep = await cli(['data', 'prepare', '--data', fx.folderDir, ...common()]);
   if (prep.code !== 0) throw new Error(`prepare failed: ${prep.stderr}`);
   for (const split of ['val', 'test']) {
-    const made = await cli(['episodes', 'make', '--split', split, '--way', '2', '--shot', '1', '--query', '3', '--count', '4', '--seed', '0', ...common(), '--out', path.join(tmp, `${split}.json`)]);
+    const made = await cli([
+      'episodes',
+      'make',
+      '--split',
+      split,
+      '--way',
+      '2',
+      '--shot',
+      '1',
+      '--query',
+      '3',
+      '--count',
+      '4',
+      '--seed',
+      '0',
+      ...common(),
+      '--out',
+      path.join(tmp, `${split}.json`),
+    ]);
     if (made.code !== 0) throw new Error(`episodes make failed: ${made.stderr}`);
   }
 });
@@ -46,9 +69,33 @@ test.after.always(async () => {
 
 test.serial('run protonet-sla trains, evaluates and records a traceable result; compare pairs it', async (t) => {
   const args = (name: string, method: string) => [
-    'run', method, '--way', '2', '--shot', '1', '--query', '3', '--episodes', '3', '--val-every', '2', '--val-episodes', '2',
-    '--val-file', path.join(tmp, 'val.json'), '--test-file', path.join(tmp, 'test.json'), '--backend', 'wasm',
-    '--runs', path.join(tmp, 'runs'), '--results', path.join(tmp, 'results'), '--name', name, ...common(),
+    'run',
+    method,
+    '--way',
+    '2',
+    '--shot',
+    '1',
+    '--query',
+    '3',
+    '--episodes',
+    '3',
+    '--val-every',
+    '2',
+    '--val-episodes',
+    '2',
+    '--val-file',
+    path.join(tmp, 'val.json'),
+    '--test-file',
+    path.join(tmp, 'test.json'),
+    '--backend',
+    'wasm',
+    '--runs',
+    path.join(tmp, 'runs'),
+    '--results',
+    path.join(tmp, 'results'),
+    '--name',
+    name,
+    ...common(),
   ];
   const sla = await cli(args('sla', 'protonet-sla'));
   t.is(sla.code, 0, sla.stderr);
@@ -78,7 +125,18 @@ test.serial('run protonet-sla trains, evaluates and records a traceable result; 
 
   // Checkpoints are backend-independent: the wasm-trained model evaluates on the pure-JS cpu backend
   // to the same accuracies.
-  const onCpu = await cli(['eval', path.join(tmp, 'runs', 'sla', 'best'), '--backend', 'cpu', '--test-file', path.join(tmp, 'test.json'), '--results', path.join(tmp, 'results-cpu'), '--cache', cache]);
+  const onCpu = await cli([
+    'eval',
+    path.join(tmp, 'runs', 'sla', 'best'),
+    '--backend',
+    'cpu',
+    '--test-file',
+    path.join(tmp, 'test.json'),
+    '--results',
+    path.join(tmp, 'results-cpu'),
+    '--cache',
+    cache,
+  ]);
   t.is(onCpu.code, 0, onCpu.stderr);
   const cpuCsv = (await fs.readFile(path.join(tmp, 'results-cpu', 'mini-imagenet', 'sla_eval_test', 'per-episode.csv'), 'utf8')).trim().split('\n');
   t.deepEqual(cpuCsv, csv);

@@ -13,14 +13,36 @@ import { runLauncher } from './fixtures/run-cli.ts';
  */
 const cli = (args: string[], cwd: string) => runLauncher(args, cwd);
 
-const git = (cwd: string, ...args: string[]) => execFileSync('git', ['-c', 'user.email=t@t', '-c', 'user.name=t', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+const git = (cwd: string, ...args: string[]) =>
+  execFileSync('git', ['-c', 'user.email=t@t', '-c', 'user.name=t', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+const exists = (p: string) =>
+  fs.stat(p).then(
+    () => true,
+    () => false,
+  );
 
 let fx: Fixture;
 let tmp: string;
 const common = () => ['--image-size', '16', '--cache', 'cache16', '--backend', 'wasm', '--data', fx.folderDir];
 const spec = ['--way', '2', '--shot', '1', '--query', '3'];
-const runArgs = () => ['run', 'protonet', ...spec, '--episodes', '2', '--val-every', '2', '--val-episodes', '2', '--val-file', 'val.json', '--test-file', 'test.json', '--name', 'ref', ...common()];
+const runArgs = () => [
+  'run',
+  'protonet',
+  ...spec,
+  '--episodes',
+  '2',
+  '--val-every',
+  '2',
+  '--val-episodes',
+  '2',
+  '--val-file',
+  'val.json',
+  '--test-file',
+  'test.json',
+  '--name',
+  'ref',
+  ...common(),
+];
 const committed = () => path.join(tmp, 'results', 'mini-imagenet', 'ref', 'result.json');
 
 test.before(async () => {
@@ -29,7 +51,10 @@ test.before(async () => {
   const prep = await cli(['data', 'prepare', '--data', fx.folderDir, '--image-size', '16', '--cache', 'cache16'], tmp);
   if (prep.code !== 0) throw new Error(`prepare failed: ${prep.stderr}`);
   for (const split of ['val', 'test']) {
-    const made = await cli(['episodes', 'make', '--split', split, ...spec, '--count', '4', '--seed', '0', '--image-size', '16', '--cache', 'cache16', '--out', `${split}.json`], tmp);
+    const made = await cli(
+      ['episodes', 'make', '--split', split, ...spec, '--count', '4', '--seed', '0', '--image-size', '16', '--cache', 'cache16', '--out', `${split}.json`],
+      tmp,
+    );
     if (made.code !== 0) throw new Error(`episodes make failed: ${made.stderr}`);
   }
   // The project's reference result, committed as a clone of fewshot holds it; caches, runs and episodes are not.

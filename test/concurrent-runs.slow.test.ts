@@ -19,7 +19,11 @@ let cache: string;
 let dataRoot: string;
 let tables: string;
 const SIZE = '16';
-const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.stat(p).then(
+    () => true,
+    () => false,
+  );
 /** Every process a test started: a failed test must not leave one frozen (SIGSTOP) or running. */
 const started: ChildProcess[] = [];
 
@@ -33,7 +37,9 @@ interface Proc {
 /** `fewshot <args>` as a subprocess (node --import tsx src/cli/main.ts: the pid is the fewshot process itself). */
 function start(args: string[], env: Record<string, string> = {}): Proc {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), ...args], {
-    cwd: REPO_ROOT, env: { ...process.env, FEWSHOT_WASM_THREADS: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: REPO_ROOT,
+    env: { ...process.env, FEWSHOT_WASM_THREADS: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   const p: Proc = { child, stdout: '', stderr: '', done: undefined as never };
   started.push(child);
@@ -71,7 +77,28 @@ test.before(async () => {
   const prep = start(['data', 'prepare', '--data', fx.folderDir, '--image-size', SIZE, '--cache', cache]);
   const out = await prep.done;
   if (out.code !== 0) throw new Error(prep.stderr);
-  const made = start(['episodes', 'make', '--split', 'val', '--way', '2', '--shot', '1', '--query', '3', '--count', '4', '--seed', '0', '--image-size', SIZE, '--cache', cache, '--out', path.join(fx.root, 'val.json')]);
+  const made = start([
+    'episodes',
+    'make',
+    '--split',
+    'val',
+    '--way',
+    '2',
+    '--shot',
+    '1',
+    '--query',
+    '3',
+    '--count',
+    '4',
+    '--seed',
+    '0',
+    '--image-size',
+    SIZE,
+    '--cache',
+    cache,
+    '--out',
+    path.join(fx.root, 'val.json'),
+  ]);
   if ((await made.done).code !== 0) throw new Error(made.stderr);
 });
 test.after.always(async () => {
@@ -80,8 +107,32 @@ test.after.always(async () => {
 });
 
 const trainArgs = (runs: string) => [
-  'train', 'protonet', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '4', '--val-every', '2', '--val-episodes', '2',
-  '--val-file', path.join(fx.root, 'val.json'), '--backend', 'wasm', '--image-size', SIZE, '--cache', cache, '--runs', runs, '--name', 'r',
+  'train',
+  'protonet',
+  '--way',
+  '2',
+  '--shot',
+  '1',
+  '--query',
+  '3',
+  '--episodes',
+  '4',
+  '--val-every',
+  '2',
+  '--val-episodes',
+  '2',
+  '--val-file',
+  path.join(fx.root, 'val.json'),
+  '--backend',
+  'wasm',
+  '--image-size',
+  SIZE,
+  '--cache',
+  cache,
+  '--runs',
+  runs,
+  '--name',
+  'r',
 ];
 
 test.serial('#11 a train refused by the run lock deletes nothing: the holder that took the lock first finishes its run', async (t) => {
@@ -112,18 +163,25 @@ test.serial('#11 a train refused by the run lock deletes nothing: the holder tha
   t.false(await exists(path.join(fresh, 'r')));
 });
 
-test.serial('#11 stale-lock takeover: a second taker that read the same dead holder does not remove the first taker\'s new lock', async (t) => {
+test.serial("#11 stale-lock takeover: a second taker that read the same dead holder does not remove the first taker's new lock", async (t) => {
   const dir = path.join(fx.root, 'takeover');
   await fs.mkdir(dir, { recursive: true });
   // A lock left by a process that is gone.
   const dead = spawn(process.execPath, ['-e', '']);
   await new Promise((r) => dead.on('exit', r));
-  await fs.writeFile(path.join(dir, '.lock'), JSON.stringify({ pid: dead.pid, host: os.hostname(), startedAt: '2026-01-01T00:00:00.000Z', command: 'train (killed)' }));
+  await fs.writeFile(
+    path.join(dir, '.lock'),
+    JSON.stringify({ pid: dead.pid, host: os.hostname(), startedAt: '2026-01-01T00:00:00.000Z', command: 'train (killed)' }),
+  );
   const taker = (env: Record<string, string> = {}) => {
     const script = `import(${JSON.stringify(path.join(REPO_ROOT, 'src/util/lock.ts'))}).then(async (m) => {
       try { const l = await m.acquireRunLock(${JSON.stringify(dir)}); console.log('held ' + JSON.stringify(l.tookOverFrom?.pid ?? null)); setInterval(() => {}, 1000); }
       catch (err) { console.log('refused ' + err.name + ': ' + err.problem); process.exit(2); } })`;
-    const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     started.push(child);
     const p: Proc = { child, stdout: '', stderr: '', done: new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal }))) };
     child.stdout!.on('data', (d) => (p.stdout += d));
@@ -153,16 +211,54 @@ test.serial('#11 stale-lock takeover: a second taker that read the same dead hol
 const TABLE = tinyTable(
   'Tiny table on four real mini-ImageNet classes',
   [
-    { id: 'plain', row: 'ProtoNet', column: '2-way 1-shot', dataset: 'folder', method: 'protonet', mode: 'plain', test: { way: 2, shot: 1, query: 3 }, published: [] },
-    { id: 'sla-ag', row: 'ProtoNet + SLA+AG', column: '2-way 1-shot', dataset: 'folder', method: 'protonet-sla', mode: 'ag', test: { way: 2, shot: 1, query: 3 }, published: [] },
+    {
+      id: 'plain',
+      row: 'ProtoNet',
+      column: '2-way 1-shot',
+      dataset: 'folder',
+      method: 'protonet',
+      mode: 'plain',
+      test: { way: 2, shot: 1, query: 3 },
+      published: [],
+    },
+    {
+      id: 'sla-ag',
+      row: 'ProtoNet + SLA+AG',
+      column: '2-way 1-shot',
+      dataset: 'folder',
+      method: 'protonet-sla',
+      mode: 'ag',
+      test: { way: 2, shot: 1, query: 3 },
+      published: [],
+    },
   ],
   [{ id: 'ag-vs-plain', a: 'sla-ag', b: 'plain' }],
 );
 
 test.serial('#5 two reproducers on one table: a run locked by the other is in progress elsewhere, not failed; the table is built from disk', async (t) => {
   const results = path.join(fx.root, 'two', 'results');
-  const args = ['reproduce', 'tiny', '--tables', tables, '--budget', 'ci', '--data', `folder=${dataRoot}`, '--backend', 'wasm', '--results', results,
-    '--runs', path.join(fx.root, 'two', 'runs'), '--test-episodes', '6', '--cache', path.join(fx.root, 'cache-folder'), '--jobs', '1'];
+  const args = [
+    'reproduce',
+    'tiny',
+    '--tables',
+    tables,
+    '--budget',
+    'ci',
+    '--data',
+    `folder=${dataRoot}`,
+    '--backend',
+    'wasm',
+    '--results',
+    results,
+    '--runs',
+    path.join(fx.root, 'two', 'runs'),
+    '--test-episodes',
+    '6',
+    '--cache',
+    path.join(fx.root, 'cache-folder'),
+    '--jobs',
+    '1',
+  ];
   const keys = planTable(parseTableSpec(TABLE, 'tiny.json'), 'ci').runs.map((r) => r.key); // in the order a reproducer runs them
   t.is(keys.length, 4);
   // A is frozen in its first run (plain seed 0), holding its lock; B finds it locked, runs the next one and is frozen
@@ -179,14 +275,30 @@ test.serial('#5 two reproducers on one table: a run locked by the other is in pr
   t.regex(a.stderr, /1 run was in progress in another process/);
   const tableDir = path.join(results, 'fixture', 'tiny', 'ci');
   const manifestA = JSON.parse(await fs.readFile(path.join(tableDir, 'reproduce.json'), 'utf8')) as { runs: { key: string; state: string }[] };
-  t.deepEqual(manifestA.runs.map((r) => [r.key, r.state]), [[keys[0], 'ran'], [keys[1], 'in progress elsewhere'], [keys[2], 'ran'], [keys[3], 'ran']]);
+  t.deepEqual(
+    manifestA.runs.map((r) => [r.key, r.state]),
+    [
+      [keys[0], 'ran'],
+      [keys[1], 'in progress elsewhere'],
+      [keys[2], 'ran'],
+      [keys[3], 'ran'],
+    ],
+  );
 
   resume(b);
   const outB = await b.done;
   t.is(outB.code, 0, b.stderr);
   // B's table is written last: every run finished (A's too, though B found its first run locked).
   const manifestB = JSON.parse(await fs.readFile(path.join(tableDir, 'reproduce.json'), 'utf8')) as { runs: { key: string; state: string }[] };
-  t.deepEqual(manifestB.runs.map((r) => [r.key, r.state]), [[keys[0], 'done'], [keys[1], 'ran'], [keys[2], 'done'], [keys[3], 'done']]);
+  t.deepEqual(
+    manifestB.runs.map((r) => [r.key, r.state]),
+    [
+      [keys[0], 'done'],
+      [keys[1], 'ran'],
+      [keys[2], 'done'],
+      [keys[3], 'done'],
+    ],
+  );
   const cells = parse(await fs.readFile(path.join(tableDir, 'cells.csv'), 'utf8'), { columns: true }) as Record<string, string>[];
   t.is(cells.length, 4);
   for (const row of cells) t.true(row.result !== '' && (await exists(path.join(results, row.result, 'result.json'))), `${row.cell} seed ${row.seed}`);
@@ -196,13 +308,36 @@ test.serial('#5 two reproducers on one table: a run locked by the other is in pr
 test.serial('#5 side by side (--jobs 2): a run whose folder another process holds is in progress elsewhere (its child exits 75), the others run', async (t) => {
   const results = path.join(fx.root, 'jobs', 'results');
   const runs = path.join(fx.root, 'jobs', 'runs');
-  const args = ['reproduce', 'tiny', '--tables', tables, '--budget', 'ci', '--data', `folder=${dataRoot}`, '--backend', 'wasm', '--results', results,
-    '--runs', runs, '--test-episodes', '6', '--cache', path.join(fx.root, 'cache-folder'), '--only', 'plain'];
+  const args = [
+    'reproduce',
+    'tiny',
+    '--tables',
+    tables,
+    '--budget',
+    'ci',
+    '--data',
+    `folder=${dataRoot}`,
+    '--backend',
+    'wasm',
+    '--results',
+    results,
+    '--runs',
+    runs,
+    '--test-episodes',
+    '6',
+    '--cache',
+    path.join(fx.root, 'cache-folder'),
+    '--only',
+    'plain',
+  ];
   const [free, held] = planTable(parseTableSpec(TABLE, 'tiny.json'), 'ci', { only: ['plain'] }).runs;
   // This test process holds the second run's folder, as another reproducer or a worker running it would.
   const heldDir = path.join(runs, held.resultDir);
   await fs.mkdir(heldDir, { recursive: true });
-  await fs.writeFile(path.join(heldDir, '.lock'), JSON.stringify({ pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString(), command: 'reproduce tiny (the test)' }));
+  await fs.writeFile(
+    path.join(heldDir, '.lock'),
+    JSON.stringify({ pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString(), command: 'reproduce tiny (the test)' }),
+  );
   // The child a side-by-side reproducer or a worker starts for that run says so by its exit status.
   const child = start([...args, '--run', held.key, '--seeds', '2']);
   t.is((await child.done).code, 75, child.stderr);
@@ -213,8 +348,16 @@ test.serial('#5 side by side (--jobs 2): a run whose folder another process hold
   t.regex(out.stderr, /2 runs side by side/);
   t.regex(out.stderr, new RegExp(`${held.key}: elsewhere — another process`));
   t.regex(out.stderr, /1 run was in progress in another process/);
-  const manifest = JSON.parse(await fs.readFile(path.join(results, 'fixture', 'tiny', 'ci', 'reproduce.json'), 'utf8')) as { runs: { key: string; state: string }[] };
-  t.deepEqual(manifest.runs.filter((r) => r.key === free.key || r.key === held.key).map((r) => [r.key, r.state]), [[free.key, 'ran'], [held.key, 'in progress elsewhere']]);
+  const manifest = JSON.parse(await fs.readFile(path.join(results, 'fixture', 'tiny', 'ci', 'reproduce.json'), 'utf8')) as {
+    runs: { key: string; state: string }[];
+  };
+  t.deepEqual(
+    manifest.runs.filter((r) => r.key === free.key || r.key === held.key).map((r) => [r.key, r.state]),
+    [
+      [free.key, 'ran'],
+      [held.key, 'in progress elsewhere'],
+    ],
+  );
   t.true(await exists(path.join(results, 'fixture', free.resultDir, 'result.json')));
-  t.is(JSON.parse(await fs.readFile(path.join(heldDir, '.lock'), 'utf8')).pid, process.pid, 'the holder\'s lock is untouched');
+  t.is(JSON.parse(await fs.readFile(path.join(heldDir, '.lock'), 'utf8')).pid, process.pid, "the holder's lock is untouched");
 });

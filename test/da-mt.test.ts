@@ -20,7 +20,6 @@ test.before(async () => {
 const SIDE = 4;
 const DIM = SIDE * SIDE * 3;
 
-
 function protonet(extra: Partial<FewShotHead> = {}): FewShotHead {
   return protonetHead(true, extra);
 }
@@ -92,7 +91,15 @@ test('DA loss: transformed copies keep their label, prototypes over all copies, 
   for (const transform of ['rotation', 'color_perm']) {
     close(t, create(daWrapper, protonet(), { transform }).trainLoss(ep).dataSync()[0], daReference(ep, transform), 1e-4, transform);
   }
-  close(t, create(daWrapper, protonet({ labelSmoothing: 0.2 })).trainLoss(ep).dataSync()[0], daReference(ep, 'rotation', 0.2), 1e-4, 'smoothed');
+  close(
+    t,
+    create(daWrapper, protonet({ labelSmoothing: 0.2 }))
+      .trainLoss(ep)
+      .dataSync()[0],
+    daReference(ep, 'rotation', 0.2),
+    1e-4,
+    'smoothed',
+  );
   disposeEpisode(ep);
 });
 
@@ -138,7 +145,12 @@ test('MT loss = DA loss + CE of the transformation head on every expanded suppor
   const w = mt.transformWeight.arraySync() as number[][];
   const b = Array.from(mt.transformBias.dataSync());
   const transformLogits = rows.map((x) => b.map((bj, j) => bj + x.reduce((s, xk, k) => s + xk * w[k][j], 0)));
-  const expected = daReference(ep, 'rotation') + meanCrossEntropy(transformLogits, rows.map((_, r) => r % 4));
+  const expected =
+    daReference(ep, 'rotation') +
+    meanCrossEntropy(
+      transformLogits,
+      rows.map((_, r) => r % 4),
+    );
   close(t, mt.trainLoss(ep).dataSync()[0], expected, 1e-4);
   disposeEpisode(ep);
 });

@@ -28,17 +28,22 @@ test('the reference fingerprints are those of the committed episode files and re
     const header = JSON.parse(await fs.readFile(file, 'utf8')) as { splitFingerprint: string };
     t.is(MINI_IMAGENET_REFERENCE[split].splitFingerprint, header.splitFingerprint, split);
   }
-  const result = JSON.parse(await fs.readFile(path.join(REPO_ROOT, 'results', 'mini-imagenet', 'cells', 'protonet_5w1s_cpu-84px_5710ca40', 'seed0', 'result.json'), 'utf8'));
+  const result = JSON.parse(
+    await fs.readFile(path.join(REPO_ROOT, 'results', 'mini-imagenet', 'cells', 'protonet_5w1s_cpu-84px_5710ca40', 'seed0', 'result.json'), 'utf8'),
+  );
   t.is(MINI_IMAGENET_REFERENCE.train.splitFingerprint, result.training.trainData.splitFingerprint);
   t.is(MINI_IMAGENET_REFERENCE.test.splitFingerprint, result.data.splitFingerprint);
 });
 
-test('the real mini-ImageNet: every item ok, each split byte-identical to the project\'s copy; the CLI exits 0', async (t) => {
+test("the real mini-ImageNet: every item ok, each split byte-identical to the project's copy; the CLI exits 0", async (t) => {
   const out = await cli(['data', 'check', '--data', REAL_DATA]);
   t.is(out.code, 0, out.stderr);
   const lines = out.stdout.trim().split('\n');
   t.regex(lines[0], /^mini-imagenet at .*mini-imagenet \(from --data\)$/);
-  t.true(lines.slice(1).every((l) => l.startsWith('OK ')), out.stdout);
+  t.true(
+    lines.slice(1).every((l) => l.startsWith('OK ')),
+    out.stdout,
+  );
   for (const split of ['train', 'val', 'test']) t.regex(out.stdout, new RegExp(`^OK +images of ${split}: all [0-9,]+ present, byte-identical`, 'm'));
   t.regex(out.stdout, /^OK +train\.csv: 38,400 images of 64 classes$/m);
   t.regex(out.stdout, /^OK +SHA256SUMS: images-val\.tar\.gz: sha256 /m);

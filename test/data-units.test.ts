@@ -13,9 +13,18 @@ import {
 import { UserError } from '../src/util/errors.ts';
 
 test('normalisation constants are docs/reference.md §4.6 mini-ImageNet mean/std over 255', (t) => {
-  t.deepEqual(MINI_IMAGENET_NORMALIZATION.mean.map((m) => +(m * 255).toFixed(8)), [120.39586422, 115.59361427, 104.54012653]);
-  t.deepEqual(MINI_IMAGENET_NORMALIZATION.std.map((s) => +(s * 255).toFixed(8)), [70.68188272, 68.27635443, 72.54505529]);
-  t.deepEqual(CIFAR_FS_NORMALIZATION.mean.map((m) => +(m * 255).toFixed(8)), [129.37731888, 124.10583864, 112.47758569]);
+  t.deepEqual(
+    MINI_IMAGENET_NORMALIZATION.mean.map((m) => +(m * 255).toFixed(8)),
+    [120.39586422, 115.59361427, 104.54012653],
+  );
+  t.deepEqual(
+    MINI_IMAGENET_NORMALIZATION.std.map((s) => +(s * 255).toFixed(8)),
+    [70.68188272, 68.27635443, 72.54505529],
+  );
+  t.deepEqual(
+    CIFAR_FS_NORMALIZATION.mean.map((m) => +(m * 255).toFixed(8)),
+    [129.37731888, 124.10583864, 112.47758569],
+  );
 });
 
 /** Two 2×2 images whose 24 bytes cover many values, incl. 0 and 255. */
@@ -104,6 +113,12 @@ test('parseSplitCsv rejects bad input with UserErrors naming the line', (t) => {
 test('parseSha256Sums reads sha256sum output (text and binary mode) and rejects junk', (t) => {
   const h = 'ab'.repeat(32);
   const sums = parseSha256Sums(`${h}  images-val.tar.gz\n${h.toUpperCase()} *test.csv\n`, 'SHA256SUMS');
-  t.deepEqual([...sums], [['images-val.tar.gz', h], ['test.csv', h]]);
+  t.deepEqual(
+    [...sums],
+    [
+      ['images-val.tar.gz', h],
+      ['test.csv', h],
+    ],
+  );
   t.throws(() => parseSha256Sums('abc  x\n', 'SHA256SUMS'), { instanceOf: UserError, message: /line 1/ });
 });

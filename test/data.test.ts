@@ -59,10 +59,13 @@ test('prepare from the images/ folder and from .tar.gz archives gives the same f
   const fromArchives = await prepareDataset({ source: fx.archiveDir, cacheDir: b.dir });
   t.is(fromFolder.manifest.source.kind, 'folder');
   t.is(fromArchives.manifest.source.kind, 'archives');
-  t.deepEqual(fromArchives.manifest.source.archives.map((x) => [x.file, x.checkedAgainstSha256Sums]), [
-    ['images-part1.tar.gz', true],
-    ['images-part2.tar.gz', true],
-  ]);
+  t.deepEqual(
+    fromArchives.manifest.source.archives.map((x) => [x.file, x.checkedAgainstSha256Sums]),
+    [
+      ['images-part1.tar.gz', true],
+      ['images-part2.tar.gz', true],
+    ],
+  );
   t.is(fromFolder.manifest.cacheFingerprint, fromArchives.manifest.cacheFingerprint);
   for (const s of ['train', 'val', 'test'] as const) {
     t.is(fromFolder.manifest.splits[s].splitFingerprint, fromArchives.manifest.splits[s].splitFingerprint);
@@ -90,7 +93,10 @@ test('loadSplit round trip: layout, order and pixels match an independent decode
   t.deepEqual(train.classOffsets, [0, 20, 40]);
   t.is(train.pixels.length, 60 * 84 * 84 * 3);
   t.deepEqual(Array.from(train.labels.subarray(18, 23)), [0, 0, 1, 1, 1]);
-  t.deepEqual(await loadSplitFilenames(dir, 'train'), fx.rows.train.map((r) => r.filename));
+  t.deepEqual(
+    await loadSplitFilenames(dir, 'train'),
+    fx.rows.train.map((r) => r.filename),
+  );
   for (const item of [0, 21, 59]) {
     const expected = await rawDecode(fx.images.get(fx.rows.train[item].filename)!);
     t.true(Buffer.from(train.pixels.subarray(item * 21168, (item + 1) * 21168)).equals(expected), `item ${item}`);

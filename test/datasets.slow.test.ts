@@ -25,8 +25,15 @@ test.after.always(async () => fx?.cleanup());
 
 const baseConfig = (over: Record<string, unknown>) =>
   validateConfig({
-    method: 'protonet', backbone: 'conv4', imageSize: 16, train: { way: 2, shot: 1, query: 3 }, test: { way: 2, shot: 1, query: 3 },
-    episodes: 3, validation: { every: 0, episodes: 2 }, seed: 0, ...over,
+    method: 'protonet',
+    backbone: 'conv4',
+    imageSize: 16,
+    train: { way: 2, shot: 1, query: 3 },
+    test: { way: 2, shot: 1, query: 3 },
+    episodes: 3,
+    validation: { every: 0, episodes: 2 },
+    seed: 0,
+    ...over,
   });
 
 test.serial('folder provider on real mini-ImageNet images = mini-imagenet provider: same indices, same per-episode accuracies', async (t) => {
@@ -38,7 +45,13 @@ test.serial('folder provider on real mini-ImageNet images = mini-imagenet provid
       await fs.writeFile(path.join(root, split, r.label, r.filename), fx.images.get(r.filename)!);
     }
   }
-  const common = { backend: 'cpu', runs: path.join(fx.root, 'runs'), results: path.join(fx.root, 'results'), episodesDir: path.join(fx.root, 'episodes'), testEpisodes: 6 };
+  const common = {
+    backend: 'cpu',
+    runs: path.join(fx.root, 'runs'),
+    results: path.join(fx.root, 'results'),
+    episodesDir: path.join(fx.root, 'episodes'),
+    testEpisodes: 6,
+  };
 
   // Generic path: prepare, default episode files made on first use, train, evaluate.
   const folderCfg = baseConfig({ dataset: 'folder', datasetOptions: { root, normalization: 'imagenet' } });
@@ -46,7 +59,10 @@ test.serial('folder provider on real mini-ImageNet images = mini-imagenet provid
   tf.disposeVariables();
   t.is(viaFolder.record.data.dataset, 'mini-as-folder');
   t.is(viaFolder.record.data.provider?.id, 'folder');
-  t.deepEqual(viaFolder.record.data.normalization?.mean.map((m) => Math.round(m * 255 * 1e6) / 1e6), [120.395864, 115.593614, 104.540127]);
+  t.deepEqual(
+    viaFolder.record.data.normalization?.mean.map((m) => Math.round(m * 255 * 1e6) / 1e6),
+    [120.395864, 115.593614, 104.540127],
+  );
   // results record portable paths (no absolute path of the machine); resolvePortablePath turns them back
   const folderTestFile = resolvePortablePath(viaFolder.record.episodes.file);
   const folderTest = await readEpisodeFile(folderTestFile);
@@ -90,7 +106,7 @@ test.serial('folder provider on real mini-ImageNet images = mini-imagenet provid
 /** A character-like glyph: a few random strokes of class-specific shape, jittered per image. */
 async function glyph(seed: number, jitter: number, size: number): Promise<Buffer> {
   let s = seed * 7919 + 13;
-  const rnd = () => ((s = (s * 16807) % 2147483647) / 2147483647);
+  const rnd = () => (s = (s * 16807) % 2147483647) / 2147483647;
   const pts = Array.from({ length: 4 }, () => [4 + rnd() * (size * 2 - 8), 4 + rnd() * (size * 2 - 8)]);
   const j = (v: number) => v + ((jitter * 37) % 5) - 2;
   const d = pts.map(([x, y], i) => `${i ? 'L' : 'M'}${j(x).toFixed(1)},${j(y).toFixed(1)}`).join(' ');
@@ -109,10 +125,25 @@ test.serial('grey 28 px characters with rotation class augmentation (nested, ran
   }
   const datasetOptions = { root, split: 'random', fractions: { train: 0.6, val: 0.2, test: 0.2 }, rotations: true };
   const cfg = validateConfig({
-    method: 'protonet', backbone: 'conv4', imageSize: 28, train: { way: 3, shot: 1, query: 2 }, test: { way: 3, shot: 1, query: 2 },
-    episodes: 2, validation: { every: 0, episodes: 2 }, dataset: 'folder', datasetOptions,
+    method: 'protonet',
+    backbone: 'conv4',
+    imageSize: 28,
+    train: { way: 3, shot: 1, query: 2 },
+    test: { way: 3, shot: 1, query: 2 },
+    episodes: 2,
+    validation: { every: 0, episodes: 2 },
+    dataset: 'folder',
+    datasetOptions,
   });
-  const out = await runExperiment(cfg, { backend: 'wasm', cache: path.join(fx.root, 'cache-chars'), runs: path.join(fx.root, 'runs'), results: path.join(fx.root, 'results'), episodesDir: path.join(fx.root, 'episodes'), testEpisodes: 3, name: 'chars' });
+  const out = await runExperiment(cfg, {
+    backend: 'wasm',
+    cache: path.join(fx.root, 'cache-chars'),
+    runs: path.join(fx.root, 'runs'),
+    results: path.join(fx.root, 'results'),
+    episodesDir: path.join(fx.root, 'episodes'),
+    testEpisodes: 3,
+    name: 'chars',
+  });
   tf.disposeVariables();
   const opened = await openDataset({ dataset: 'folder', datasetOptions, cache: path.join(fx.root, 'cache-chars') }, 28, { autoPrepare: false });
   const train = await opened.split('train');
@@ -154,7 +185,13 @@ test.serial('bad folders: one-image class, non-image file, split file naming a m
     const cache = path.join(fx.root, `bad-cache-${Math.random().toString(16).slice(2)}`);
     const err = await t.throwsAsync(prepareCache({ ...ws, cache }, 16), { instanceOf: UserError });
     t.regex(err!.message, re);
-    t.false(await fs.stat(cache).then(() => true, () => false), 'nothing half-written');
+    t.false(
+      await fs.stat(cache).then(
+        () => true,
+        () => false,
+      ),
+      'nothing half-written',
+    );
   };
   const one = await mk('one', { a: 3, b: 1, c: 3, d: 3 });
   await expectError({ dataset: 'folder', datasetOptions: { root: one, split: 'random' } }, /class "b" .* has 1 image/);
@@ -171,7 +208,10 @@ test.serial('bad folders: one-image class, non-image file, split file naming a m
     return { train: f('train'), val: f('val'), test: f('test') };
   };
   await expectError({ dataset: 'folder', datasetOptions: { root: sf, splitFiles: await lists('nope', 'a\n', 'b\n', 'nope\n') } }, /names class "nope"/);
-  await expectError({ dataset: 'folder', datasetOptions: { root: sf, splitFiles: await lists('twice', 'a\n', 'b\n', 'a\nc\n') } }, /class "a" is listed in both/);
+  await expectError(
+    { dataset: 'folder', datasetOptions: { root: sf, splitFiles: await lists('twice', 'a\n', 'b\n', 'a\nc\n') } },
+    /class "a" is listed in both/,
+  );
   await expectError({ dataset: 'folder', datasetOptions: { root: one } }, /cannot tell how to split/);
   await expectError({ dataset: 'no-such-data' }, /unknown dataset "no-such-data"[\s\S]*mini-imagenet/);
   await expectError({ dataset: 'folder', datasetOptions: { root: one, colour: true } }, /invalid options for dataset "folder".*colour/);

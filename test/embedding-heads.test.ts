@@ -26,10 +26,19 @@ function randomTask(seed: number, way: number, shot: number, nQuery: number, dim
 test('the protonet head equals the episodic ProtoNet head (tfjs) on the same embeddings', (t) => {
   const task = randomTask(1, 5, 3, 7, 16);
   const ours = scoreQueries('protonet', task);
-  const theirs = tf.tidy(() => new ProtoNetHead().logits({
-    support: tf.tensor2d(Float32Array.from(task.support), [15, 16]), supportLabels: task.supportLabels,
-    query: tf.tensor2d(Float32Array.from(task.query), [7, 16]), way: 5,
-  }, 'eval').dataSync());
+  const theirs = tf.tidy(() =>
+    new ProtoNetHead()
+      .logits(
+        {
+          support: tf.tensor2d(Float32Array.from(task.support), [15, 16]),
+          supportLabels: task.supportLabels,
+          query: tf.tensor2d(Float32Array.from(task.query), [7, 16]),
+          way: 5,
+        },
+        'eval',
+      )
+      .dataSync(),
+  );
   t.true(close(ours, theirs, 1e-4), `${ours.slice(0, 5)} vs ${theirs.slice(0, 5)}`);
 });
 
@@ -41,7 +50,7 @@ test('the protonet and cosine heads against a hand-worked 2-way example', (t) =>
   t.true(close(cos, [2 / Math.sqrt(5), 1 / Math.sqrt(5), 1 / Math.SQRT2, 1 / Math.SQRT2], 1e-12), `${cos}`);
 });
 
-test('the cosine head uses the mean of normalised support rows, so a support row\'s length does not matter', (t) => {
+test("the cosine head uses the mean of normalised support rows, so a support row's length does not matter", (t) => {
   const task = randomTask(2, 3, 2, 4, 8);
   const scaled = { ...task, support: Float64Array.from(task.support, (v, i) => v * (1 + Math.floor(i / 8) * 3)) };
   t.true(close(scoreQueries('cosine', task), scoreQueries('cosine', scaled), 1e-12));
@@ -88,7 +97,7 @@ test('logistic regression reaches the optimum: the primal gradient (plain arrays
   }
 });
 
-test('logistic regression matches scikit-learn\'s LogisticRegression (C=1, multinomial) probabilities', (t) => {
+test("logistic regression matches scikit-learn's LogisticRegression (C=1, multinomial) probabilities", (t) => {
   // test/fixtures/logreg-sklearn.py printed these with scikit-learn 1.2.1 (lbfgs, tol 1e-12).
   const task: EmbeddedTask = {
     support: [1.0, 0.2, 0.0, 0.5, 0.8, 0.1, 0.3, 0.4, 0.0, 1.0, 0.2, 0.1, 0.2, 0.9, 0.0, 0.3, 0.1, 0.3, 1.0, 0.0, 0.4, 0.0, 0.7, 0.2],
@@ -97,7 +106,9 @@ test('logistic regression matches scikit-learn\'s LogisticRegression (C=1, multi
     dim: 4,
     way: 3,
   };
-  const expected = [0.499064059711, 0.261168971459, 0.23976696883, 0.34986847371, 0.318183647968, 0.331947878322, 0.185746137256, 0.376549191778, 0.437704670966];
+  const expected = [
+    0.499064059711, 0.261168971459, 0.23976696883, 0.34986847371, 0.318183647968, 0.331947878322, 0.185746137256, 0.376549191778, 0.437704670966,
+  ];
   const logits = scoreQueries('logreg', task);
   const probs: number[] = [];
   for (let q = 0; q < 3; q++) {

@@ -20,27 +20,44 @@ import { softwareVersions } from '../src/experiment/software.ts';
  * computes (arithmetic, rounding, summation order: a run's numbers), bump ENGINE_REVISION in
  * src/backend/engine-revision.ts; either way, set this hash to the one the failure prints.
  */
-const KERNEL_SOURCES_SHA256 = '89b3f87dc3ee6fee8a126cafe134ee4d6919b7d6c606fa167a101399b4b5f053';
+const KERNEL_SOURCES_SHA256 = '2326f2a45fff131dbe4e207d706509dc7441b32cba517369cd11ec17b9c7a7e1';
 
 function kernelSourcesSha256(): string {
   // The oneDNN accelerator (onednn*.ts, native/onednn/) is a backend of its own, `wasm-onednn`, outside the revision.
-  const files = execFileSync('git', ['ls-files', 'src/backend/wasm'], { cwd: REPO_ROOT }).toString().trim().split('\n').filter((f) => !/onednn/.test(f)).sort();
+  const files = execFileSync('git', ['ls-files', 'src/backend/wasm'], { cwd: REPO_ROOT })
+    .toString()
+    .trim()
+    .split('\n')
+    .filter((f) => !/onednn/.test(f))
+    .sort();
   const hash = createHash('sha256');
-  for (const f of files) hash.update(`${f}\n`).update(readFileSync(path.join(REPO_ROOT, f))).update('\n');
+  for (const f of files)
+    hash
+      .update(`${f}\n`)
+      .update(readFileSync(path.join(REPO_ROOT, f)))
+      .update('\n');
   return hash.digest('hex');
 }
 
 test('the kernel sources are those of the recorded engine revision (else decide: bump ENGINE_REVISION or only the hash)', (t) => {
   const actual = kernelSourcesSha256();
-  t.is(actual, KERNEL_SOURCES_SHA256,
-    `src/backend/wasm changed since engine revision ${ENGINE_REVISION} was recorded: bump ENGINE_REVISION (src/backend/engine-revision.ts) if the change alters any kernel's numbers, then set KERNEL_SOURCES_SHA256 in test/engine-revision.test.ts to ${actual}`);
+  t.is(
+    actual,
+    KERNEL_SOURCES_SHA256,
+    `src/backend/wasm changed since engine revision ${ENGINE_REVISION} was recorded: bump ENGINE_REVISION (src/backend/engine-revision.ts) if the change alters any kernel's numbers, then set KERNEL_SOURCES_SHA256 in test/engine-revision.test.ts to ${actual}`,
+  );
 });
 
 test('a result records the engine revision; one of another or no revision is marked older, naming its commit', (t) => {
   const software = softwareVersions();
   t.is(software.engineRevision, String(ENGINE_REVISION));
   t.is(olderEngineNote({ software }), undefined);
-  t.is(olderEngineNote({ software: { commit: '6a48c7b', fewshot: '0.1.0' } }),
-    `older engine: made at commit 6a48c7b, engine revision not recorded, now ${ENGINE_REVISION}; a rerun may not match it exactly`);
-  t.regex(olderEngineNote({ software: { commit: 'abc1234', engineRevision: String(ENGINE_REVISION + 1) } }) ?? '', new RegExp(`^older engine: made at commit abc1234, engine revision ${ENGINE_REVISION + 1}, now ${ENGINE_REVISION};`));
+  t.is(
+    olderEngineNote({ software: { commit: '6a48c7b', fewshot: '0.1.0' } }),
+    `older engine: made at commit 6a48c7b, engine revision not recorded, now ${ENGINE_REVISION}; a rerun may not match it exactly`,
+  );
+  t.regex(
+    olderEngineNote({ software: { commit: 'abc1234', engineRevision: String(ENGINE_REVISION + 1) } }) ?? '',
+    new RegExp(`^older engine: made at commit abc1234, engine revision ${ENGINE_REVISION + 1}, now ${ENGINE_REVISION};`),
+  );
 });

@@ -45,7 +45,9 @@ for (const std of standardEpisodeSets(miniImageNetProvider.id)) {
     t.true(episodesRegenerate(set), 'the file is exactly what the sampler draws for its seed');
 
     // Fingerprint check against a prepared cache of the real data, where one exists.
-    const caches = [84, 32].map((s) => cacheDirFor(path.join(REPO_ROOT, '.cache'), 'mini-imagenet', s)).filter((d) => existsSync(path.join(d, 'manifest.json')));
+    const caches = [84, 32]
+      .map((s) => cacheDirFor(path.join(REPO_ROOT, '.cache'), 'mini-imagenet', s))
+      .filter((d) => existsSync(path.join(d, 'manifest.json')));
     if (caches.length === 0) t.log('no prepared cache in .cache/: split fingerprint not checked');
     for (const dir of caches) checkEpisodesMatchSplit(set, await describeSplit(dir, std.split));
   });

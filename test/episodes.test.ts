@@ -98,8 +98,14 @@ test('label order is shuffled and classes/items are drawn roughly uniformly', (t
 test('impossible specs are UserErrors with the numbers and the fix', (t) => {
   const split = layout();
   const key = { seed: 0, splitName: 'test', index: 0 };
-  t.throws(() => sampleEpisode(split, { way: 13, shot: 1, query: 1 }, key), { instanceOf: UserError, message: /13 distinct classes.*only 12[\s\S]*--way 12 or less/ });
-  t.throws(() => sampleEpisode(split, { way: 5, shot: 5, query: 16 }, key), { instanceOf: UserError, message: /21 distinct images per class.*class #0.*only 20[\s\S]*at most 20/ });
+  t.throws(() => sampleEpisode(split, { way: 13, shot: 1, query: 1 }, key), {
+    instanceOf: UserError,
+    message: /13 distinct classes.*only 12[\s\S]*--way 12 or less/,
+  });
+  t.throws(() => sampleEpisode(split, { way: 5, shot: 5, query: 16 }, key), {
+    instanceOf: UserError,
+    message: /21 distinct images per class.*class #0.*only 20[\s\S]*at most 20/,
+  });
   t.notThrows(() => sampleEpisode(split, { way: 12, shot: 5, query: 15 }, key));
   t.throws(() => sampleEpisode(split, { way: 5, shot: 0, query: 15 }, key), { instanceOf: UserError, message: /--shot must be/ });
   t.throws(() => sampleEpisode(split, { way: 2.5, shot: 1, query: 15 }, key), { instanceOf: UserError, message: /--way must be/ });
@@ -123,7 +129,12 @@ test('episode file round trip: same episodes back, sha256 of the bytes, reproduc
   t.deepEqual(await fs.readdir(path.dirname(file)), ['test_5w3s4q_seed5_600.json'], 'no temp file left');
   const back = await readEpisodeFile(file);
   t.is(back.sha256, sha);
-  t.is(await episodeFileSha256(file), createHash('sha256').update(await fs.readFile(file)).digest('hex'));
+  t.is(
+    await episodeFileSha256(file),
+    createHash('sha256')
+      .update(await fs.readFile(file))
+      .digest('hex'),
+  );
   t.deepEqual(back.header, set.header);
   t.true(back.episodes.every((ep, i) => same(ep, set.episodes[i])));
   t.true(back.episodes[0].support instanceof Int32Array);
@@ -144,10 +155,26 @@ test('malformed episode files are UserErrors saying what is wrong', async (t) =>
     ['newer version', { ...good, formatVersion: 2 }, /format version 2/],
     ['missing seed', { ...good, seed: undefined }, /seed/],
     ['count mismatch', { ...good, count: 6 }, /header says 6 episodes, the file holds 5/],
-    ['repeated class', { ...good, episodes: good.episodes.map((e: number[][], i: number) => (i === 2 ? [[e[0][0], e[0][0], ...e[0].slice(2)], e[1], e[2]] : e)) }, /episode 2 repeats a class/],
-    ['support = query item', { ...good, episodes: good.episodes.map((e: number[][], i: number) => (i === 1 ? [e[0], e[1], [e[1][0], ...e[2].slice(1)]] : e)) }, /episode 1 uses item \d+ twice/],
-    ['item outside its class', { ...good, episodes: good.episodes.map((e: number[][], i: number) => (i === 4 ? [e[0], [e[1][3], ...e[1].slice(1)], e[2]] : e)) }, /episode 4 support item \d+ \(label 0\) is not an item of class/],
-    ['class out of range', { ...good, episodes: good.episodes.map((e: number[][], i: number) => (i === 0 ? [[99, ...e[0].slice(1)], e[1], e[2]] : e)) }, /class id 99/],
+    [
+      'repeated class',
+      { ...good, episodes: good.episodes.map((e: number[][], i: number) => (i === 2 ? [[e[0][0], e[0][0], ...e[0].slice(2)], e[1], e[2]] : e)) },
+      /episode 2 repeats a class/,
+    ],
+    [
+      'support = query item',
+      { ...good, episodes: good.episodes.map((e: number[][], i: number) => (i === 1 ? [e[0], e[1], [e[1][0], ...e[2].slice(1)]] : e)) },
+      /episode 1 uses item \d+ twice/,
+    ],
+    [
+      'item outside its class',
+      { ...good, episodes: good.episodes.map((e: number[][], i: number) => (i === 4 ? [e[0], [e[1][3], ...e[1].slice(1)], e[2]] : e)) },
+      /episode 4 support item \d+ \(label 0\) is not an item of class/,
+    ],
+    [
+      'class out of range',
+      { ...good, episodes: good.episodes.map((e: number[][], i: number) => (i === 0 ? [[99, ...e[0].slice(1)], e[1], e[2]] : e)) },
+      /class id 99/,
+    ],
     ['too few queries', { ...good, episodes: good.episodes.map((e: number[][]) => [e[0], e[1], e[2].slice(1)]) }, /19 query items, expected 5 \/ 15 \/ 20/],
     ['negative index', { ...good, episodes: good.episodes.map((e: number[][]) => [e[0], [-1, ...e[1].slice(1)], e[2]]) }, /episodes/],
     ['spec bigger than split', { ...good, spec: { way: 13, shot: 3, query: 4 } }, /13 distinct classes/],
@@ -175,13 +202,17 @@ test('checkEpisodesMatchSplit: fingerprint, dataset and split must match the loa
   t.notThrows(() => checkEpisodesMatchSplit(set, split));
   t.throws(() => checkEpisodesMatchSplit({ ...set, path: 'x.json' }, { ...split, splitFingerprint: 'a'.repeat(64) }), {
     instanceOf: UserError,
-    message: /x\.json was made for toy test data with split fingerprint ffffffffffff… \(12 classes, 306 items\), but the loaded cache has aaaaaaaaaaaa….*image files differ/,
+    message:
+      /x\.json was made for toy test data with split fingerprint ffffffffffff… \(12 classes, 306 items\), but the loaded cache has aaaaaaaaaaaa….*image files differ/,
   });
   t.throws(() => checkEpisodesMatchSplit(set, { ...split, splitFingerprint: 'a'.repeat(64), classes: split.classes.map((c, i) => (i === 3 ? 'other' : c)) }), {
     instanceOf: UserError,
     message: /split CSVs differ/,
   });
-  t.throws(() => checkEpisodesMatchSplit(set, { ...split, split: 'val' }), { instanceOf: UserError, message: /episodes of toy test, but the loaded data is toy val/ });
+  t.throws(() => checkEpisodesMatchSplit(set, { ...split, split: 'val' }), {
+    instanceOf: UserError,
+    message: /episodes of toy test, but the loaded data is toy val/,
+  });
 });
 
 test('a provider whose protocol differs lists its sets with the episode layer; others get the usual protocol; listing twice is refused', (t) => {

@@ -17,14 +17,37 @@ let root: string;
 let tables: string;
 
 const TABLE = {
-  format: 'fewshot-table/1', id: 'api', title: 'One ProtoNet cell, two seeds', source: 'test fixture',
+  format: 'fewshot-table/1',
+  id: 'api',
+  title: 'One ProtoNet cell, two seeds',
+  source: 'test fixture',
   budgets: {
     ci: {
-      label: '16 px Conv-4, 3 training episodes, 2 seeds', protocol: 'reduced', seeds: 2,
-      base: { backbone: 'conv4', imageSize: 16, episodes: 3, validation: { every: 3, episodes: 2 }, optimizer: { type: 'adam', lr: 0.001 }, datasetOptions: { name: 'fixture', normalization: 'imagenet' } },
+      label: '16 px Conv-4, 3 training episodes, 2 seeds',
+      protocol: 'reduced',
+      seeds: 2,
+      base: {
+        backbone: 'conv4',
+        imageSize: 16,
+        episodes: 3,
+        validation: { every: 3, episodes: 2 },
+        optimizer: { type: 'adam', lr: 0.001 },
+        datasetOptions: { name: 'fixture', normalization: 'imagenet' },
+      },
     },
   },
-  cells: [{ id: 'plain', row: 'ProtoNet', column: '2-way 1-shot', dataset: 'folder', method: 'protonet', mode: 'plain', test: { way: 2, shot: 1, query: 3 }, published: [] }],
+  cells: [
+    {
+      id: 'plain',
+      row: 'ProtoNet',
+      column: '2-way 1-shot',
+      dataset: 'folder',
+      method: 'protonet',
+      mode: 'plain',
+      test: { way: 2, shot: 1, query: 3 },
+      published: [],
+    },
+  ],
 };
 
 test.before(async () => {
@@ -41,22 +64,43 @@ test.serial('reproduceTable, compareResults and makeEpisodeFile from `import …
   const results = path.join(fx.root, 'results');
   const cache = path.join(fx.root, 'cache16');
   const request = {
-    table: 'api', tables, budget: 'ci', results, runs: path.join(fx.root, 'runs'), backend: 'wasm', data: { folder: root }, cache, testEpisodes: 6, executor: 'in-process' as const,
+    table: 'api',
+    tables,
+    budget: 'ci',
+    results,
+    runs: path.join(fx.root, 'runs'),
+    backend: 'wasm',
+    data: { folder: root },
+    cache,
+    testEpisodes: 6,
+    executor: 'in-process' as const,
   };
   const first = await reproduceTable(request, { reporter: silentReporter });
-  t.deepEqual(first.states.map((s) => [s.run.key.replace(/_[0-9a-f]{8}\//, '/'), s.state]), [['protonet_2w1s_ci/seed0', 'ran'], ['protonet_2w1s_ci/seed1', 'ran']]);
+  t.deepEqual(
+    first.states.map((s) => [s.run.key.replace(/_[0-9a-f]{8}\//, '/'), s.state]),
+    [
+      ['protonet_2w1s_ci/seed0', 'ran'],
+      ['protonet_2w1s_ci/seed1', 'ran'],
+    ],
+  );
   t.is(first.incomplete, undefined);
   t.deepEqual(first.tables, [path.join(results, 'fixture', 'api', 'ci', 'table.md')]);
   t.regex(await fs.readFile(first.tables[0], 'utf8'), /ProtoNet/);
   // The same request again: both runs are recognised as done, nothing runs.
   const again = await reproduceTable(request, { reporter: silentReporter });
-  t.deepEqual(again.states.map((s) => s.state), ['done', 'done']);
+  t.deepEqual(
+    again.states.map((s) => s.state),
+    ['done', 'done'],
+  );
 
   // The two seeds were scored on the same 6 test episodes: their paired difference, against the per-episode files.
   const [a, b] = first.states.map((s) => path.join(results, 'fixture', s.run.resultDir));
   const out = path.join(fx.root, 'comparison.json');
   const c = await compareResults({ a, b, out });
-  const perEpisode = async (dir: string) => Float64Array.from((parse(await fs.readFile(path.join(dir, 'per-episode.csv'), 'utf8'), { columns: true }) as Record<string, string>[]).map((r) => Number(r.plain)));
+  const perEpisode = async (dir: string) =>
+    Float64Array.from(
+      (parse(await fs.readFile(path.join(dir, 'per-episode.csv'), 'utf8'), { columns: true }) as Record<string, string>[]).map((r) => Number(r.plain)),
+    );
   const expected = pairedDifference(await perEpisode(a), await perEpisode(b));
   t.is(c.pairedDifference.n, 6);
   t.is(c.pairedDifference.mean, expected.mean);

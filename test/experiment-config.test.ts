@@ -57,10 +57,24 @@ test('extends: the file wins field by field, objects merge, arrays are replaced;
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'fewshot-extends-'));
   const write = (f: string, v: unknown) => fs.writeFile(path.join(tmp, f), JSON.stringify(v));
   await fs.mkdir(path.join(tmp, 'p'));
-  await write('p/base.json', { '//': 'a protocol', backbone: 'conv4', imageSize: 32, episodes: 100, optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 }, lrSchedule: { type: 'piecewise', boundaries: [10, 20], factors: [1, 0.1, 0.01] } });
+  await write('p/base.json', {
+    '//': 'a protocol',
+    backbone: 'conv4',
+    imageSize: 32,
+    episodes: 100,
+    optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 },
+    lrSchedule: { type: 'piecewise', boundaries: [10, 20], factors: [1, 0.1, 0.01] },
+  });
   await write('child.json', { extends: 'p/base.json', method: 'protonet', optimizer: { lr: 0.05 }, lrSchedule: { boundaries: [50, 60] } });
   const c = await loadExperimentConfig(path.join(tmp, 'child.json'), { episodes: 200 });
-  t.like(c, { method: 'protonet', backbone: 'conv4', imageSize: 32, episodes: 200, optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 }, lrSchedule: { boundaries: [50, 60], factors: [1, 0.1, 0.01] } });
+  t.like(c, {
+    method: 'protonet',
+    backbone: 'conv4',
+    imageSize: 32,
+    episodes: 200,
+    optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 },
+    lrSchedule: { boundaries: [50, 60], factors: [1, 0.1, 0.01] },
+  });
   await write('loop-a.json', { extends: 'loop-b.json', method: 'protonet' });
   await write('loop-b.json', { extends: 'loop-a.json' });
   const loop = await t.throwsAsync(loadExperimentConfig(path.join(tmp, 'loop-a.json')), { instanceOf: UserError });

@@ -24,7 +24,11 @@ test.after.always(async () => {
   await fx?.cleanup();
 });
 
-const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.stat(p).then(
+    () => true,
+    () => false,
+  );
 
 function crashPointsOf(stderr: string): Record<string, number> {
   const m = /crash-points: (\{.*\})/.exec(stderr);
@@ -47,7 +51,12 @@ async function snapshotRun(root: string) {
   const run = path.join(root, 'runs', 'r');
   const res = path.join(root, 'results', 'mini-imagenet', 'r');
   const log = (await fs.readFile(path.join(run, 'train-log.jsonl'), 'utf8'))
-    .trim().split('\n').map((l) => { const { time: _time, ...rest } = JSON.parse(l); return JSON.stringify(rest); });
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const { time: _time, ...rest } = JSON.parse(l);
+      return JSON.stringify(rest);
+    });
   const result = JSON.parse(await fs.readFile(path.join(res, 'result.json'), 'utf8'));
   const leftovers = (await fs.readdir(run)).filter((n) => /\.(tmp|lnk|ready|stale)$/.test(n) || n === '.lock');
   return {
@@ -66,13 +75,61 @@ test.serial('training + result writes: a kill at every crash point resumes byte-
   const prep = await runCli(['data', 'prepare', '--data', fx.folderDir, '--image-size', SIZE, '--cache', cache]);
   t.is(prep.code, 0, prep.stderr);
   for (const split of ['val', 'test']) {
-    const made = await runCli(['episodes', 'make', '--split', split, '--way', '2', '--shot', '1', '--query', '3', '--count', '4', '--seed', '0', '--image-size', SIZE, '--cache', cache, '--out', path.join(fx.root, `${split}.json`)]);
+    const made = await runCli([
+      'episodes',
+      'make',
+      '--split',
+      split,
+      '--way',
+      '2',
+      '--shot',
+      '1',
+      '--query',
+      '3',
+      '--count',
+      '4',
+      '--seed',
+      '0',
+      '--image-size',
+      SIZE,
+      '--cache',
+      cache,
+      '--out',
+      path.join(fx.root, `${split}.json`),
+    ]);
     t.is(made.code, 0, made.stderr);
   }
   const args = (root: string) => [
-    'run', 'protonet', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '4', '--val-every', '2', '--val-episodes', '2',
-    '--val-file', path.join(fx.root, 'val.json'), '--test-file', path.join(fx.root, 'test.json'), '--backend', 'wasm',
-    '--runs', path.join(root, 'runs'), '--results', path.join(root, 'results'), '--name', 'r', '--image-size', SIZE, '--cache', cache,
+    'run',
+    'protonet',
+    '--way',
+    '2',
+    '--shot',
+    '1',
+    '--query',
+    '3',
+    '--episodes',
+    '4',
+    '--val-every',
+    '2',
+    '--val-episodes',
+    '2',
+    '--val-file',
+    path.join(fx.root, 'val.json'),
+    '--test-file',
+    path.join(fx.root, 'test.json'),
+    '--backend',
+    'wasm',
+    '--runs',
+    path.join(root, 'runs'),
+    '--results',
+    path.join(root, 'results'),
+    '--name',
+    'r',
+    '--image-size',
+    SIZE,
+    '--cache',
+    cache,
   ];
   const baseRoot = path.join(fx.root, 'baseline');
   const base = await runCli(args(baseRoot), { FEWSHOT_CRASH_LIST: '1' });
@@ -97,7 +154,8 @@ test.serial('training + result writes: a kill at every crash point resumes byte-
 
 test.serial('data prepare: a kill at every crash point, then prepare again, gives the identical cache', async (t) => {
   const t0 = performance.now();
-  const prepare = (cache: string, env: Record<string, string> = {}) => runCli(['data', 'prepare', '--data', fx.folderDir, '--image-size', SIZE, '--cache', cache], env);
+  const prepare = (cache: string, env: Record<string, string> = {}) =>
+    runCli(['data', 'prepare', '--data', fx.folderDir, '--image-size', SIZE, '--cache', cache], env);
   const baseCache = path.join(fx.root, 'prep-base', 'cache');
   const base = await prepare(baseCache, { FEWSHOT_CRASH_LIST: '1' });
   t.is(base.code, 0, base.stderr);

@@ -49,7 +49,9 @@ async function expandOn(backend: string, set: TransformSet, x: Float32Array, sha
       const xt = tf.tensor4d(x, shape as [number, number, number, number]);
       const wt = tf.tensor(w, [shape[0] * set.transforms.length, ...shape.slice(1)]);
       y = expandImages(set, xt).dataSync() as Float32Array;
-      dx = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(expandImages(set, v as tf.Tensor4D), wt)))(xt).dataSync() as Float32Array;
+      dx = tf
+        .grad((v: tf.Tensor) => tf.sum(tf.mul(expandImages(set, v as tf.Tensor4D), wt)))(xt)
+        .dataSync() as Float32Array;
     });
   });
   if (tf.memory().numTensors !== before) throw new Error(`${backend}: ${tf.memory().numTensors - before} tensors leaked`);
@@ -68,8 +70,7 @@ async function referenceGrad(set: TransformSet, shape: number[], w: Float32Array
   const maps = set.transforms.map((t) => tf.tidy(() => t.apply(index).dataSync() as Float32Array).slice());
   index.dispose();
   const dx = new Float64Array(B * img);
-  for (let b = 0; b < B; b++)
-    for (let j = 0; j < M; j++) for (let i = 0; i < img; i++) dx[b * img + maps[j][i]] += w[(b * M + j) * img + i];
+  for (let b = 0; b < B; b++) for (let j = 0; j < M; j++) for (let i = 0; i < img; i++) dx[b * img + maps[j][i]] += w[(b * M + j) * img + i];
   return dx;
 }
 
@@ -94,7 +95,10 @@ const CASES: Array<{ set: string; shape: number[] }> = [
   { set: 'rot_color_perm24', shape: [3, 5, 5, 3] },
 ];
 
-for (const [mode, native] of [['SIMD', true], ['JS fallback', false]] as const) {
+for (const [mode, native] of [
+  ['SIMD', true],
+  ['JS fallback', false],
+] as const) {
   test.serial(`${mode}: every built-in set's copies equal the composed ops on cpu bit for bit, and so does the gradient to 1e-6`, async (t) => {
     setNativeKernelsEnabled(native);
     try {
@@ -124,7 +128,10 @@ test.serial('the kernel is taken on wasm only for float32 pixel permutations; ot
   t.is(transformCopies(tf.zeros([1, 2, 2, 3]) as tf.Tensor4D, [{ quarterTurns: 1, channels: [0, 1, 2] }]), null);
   await tf.setBackend('wasm');
   t.is(transformCopies(tf.zeros([1, 2, 2, 3], 'int32') as tf.Tensor4D, [{ quarterTurns: 1, channels: [0, 1, 2] }]), null);
-  const y = transformCopies(tf.zeros([2, 2, 2, 3]) as tf.Tensor4D, [{ quarterTurns: 0, channels: [0, 1, 2] }, { quarterTurns: 3, channels: [2, 1, 0] }]);
+  const y = transformCopies(tf.zeros([2, 2, 2, 3]) as tf.Tensor4D, [
+    { quarterTurns: 0, channels: [0, 1, 2] },
+    { quarterTurns: 3, channels: [2, 1, 0] },
+  ]);
   t.deepEqual(y?.shape, [4, 2, 2, 3]);
   tf.disposeVariables();
 });

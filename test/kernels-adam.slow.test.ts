@@ -45,7 +45,9 @@ for (const weightDecay of [0, 5e-4]) {
     await tf.setBackend('cpu');
     const init = SHAPES.map((s, i) => seeded(s, 10 + i));
     // Some gradients exactly zero and some tiny, where eps dominates the denominator.
-    const grads = Array.from({ length: STEPS }, (_, k) => SHAPES.map((s, i) => seeded(s, 100 + 10 * k + i).map((x, j) => (j % 5 === 0 ? 0 : j % 7 === 0 ? x * 1e-9 : x))));
+    const grads = Array.from({ length: STEPS }, (_, k) =>
+      SHAPES.map((s, i) => seeded(s, 100 + 10 * k + i).map((x, j) => (j % 5 === 0 ? 0 : j % 7 === 0 ? x * 1e-9 : x))),
+    );
 
     tf.unregisterKernel(ADAM_UPDATE, 'cpu');
     const composed = runAdam(weightDecay, init, grads);
@@ -57,13 +59,21 @@ for (const weightDecay of [0, 5e-4]) {
     const before = tf.memory().numTensors;
     const fusedWasm = runAdam(weightDecay, init, grads);
     t.is(tf.memory().numTensors, before, 'no tensor leaked');
-    for (const [name, r] of [['cpu', fusedCpu], ['wasm', fusedWasm]] as const) {
+    for (const [name, r] of [
+      ['cpu', fusedCpu],
+      ['wasm', fusedWasm],
+    ] as const) {
       for (const k of ['p', 'm', 'v'] as const) {
         const d = maxRel(r[k], composed[k]);
         t.true(d < 1e-6, `${name} ${k}: max rel diff ${d}`);
       }
     }
     // The update really moved the parameters (the comparison is not between two no-ops).
-    t.true(maxRel(composed.p, init.map((x) => Array.from(x))) > 1e-3);
+    t.true(
+      maxRel(
+        composed.p,
+        init.map((x) => Array.from(x)),
+      ) > 1e-3,
+    );
   });
 }

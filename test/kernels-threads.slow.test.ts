@@ -81,7 +81,11 @@ test.serial('Winograd convs, the RGB filter-gradient kernel and batch norm, spli
   // 6 images of 16 x 16 with 16 channels: every helper-kernel pass (transforms, products, batch-norm rows,
   // inference batch norm) is big enough to be split between the main and the helper thread.
   await tf.setBackend('cpu');
-  const shapes = [[3, 3, 3, 16], [3, 3, 16, 16], [3, 3, 16, 24]];
+  const shapes = [
+    [3, 3, 3, 16],
+    [3, 3, 16, 16],
+    [3, 3, 16, 24],
+  ];
   const data = tf.tidy(() => ({
     x: Array.from(tf.randomNormal([6, 16, 16, 3], 0, 1, 'float32', 11).dataSync()),
     f: shapes.map((s, i) => Array.from(tf.randomNormal(s, 0, 0.3, 'float32', 12 + i).dataSync())),
@@ -97,9 +101,12 @@ test.serial('Winograd convs, the RGB filter-gradient kernel and batch norm, spli
         const c = tf.conv2d(h, p[l] as tf.Tensor4D, 1, 'same');
         const opts = { varianceEpsilon: 1e-5, activation: 'relu' } as const;
         // The middle layer pools (fused op; its reference on cpu is the unfused composition).
-        h = l !== 1 ? batchNormTraining(c, p[3 + l] as tf.Tensor1D, p[6 + l] as tf.Tensor1D, opts).y
-          : tf.getBackend() === 'cpu' ? tf.maxPool(batchNormTraining(c, p[3 + l] as tf.Tensor1D, p[6 + l] as tf.Tensor1D, opts).y, 2, 2, 'valid')
-          : batchNormActPool(c, p[3 + l] as tf.Tensor1D, p[6 + l] as tf.Tensor1D, opts).y;
+        h =
+          l !== 1
+            ? batchNormTraining(c, p[3 + l] as tf.Tensor1D, p[6 + l] as tf.Tensor1D, opts).y
+            : tf.getBackend() === 'cpu'
+              ? tf.maxPool(batchNormTraining(c, p[3 + l] as tf.Tensor1D, p[6 + l] as tf.Tensor1D, opts).y, 2, 2, 'valid')
+              : batchNormActPool(c, p[3 + l] as tf.Tensor1D, p[6 + l] as tf.Tensor1D, opts).y;
       }
       return tf.mean(tf.mul(h, tf.sin(tf.reshape(tf.range(0, h.size), h.shape))));
     };
@@ -120,7 +127,16 @@ test.serial('a kernel that traps on the helper thread is an error on the caller,
   if (nk == null) throw new Error('helper kernels missing');
   // add_into on an address past the end of the 4 GiB address space traps inside the worker's instance.
   t.throws(() => runNativeSplit(backend, nk, [[], [['add_into', 0xfffffff0, 0xfffffff0, 64]]]), { message: /helper kernel failed/ });
-  const y = tf.tidy(() => tf.batchNorm4d(tf.ones([2, 16, 16, 8]) as tf.Tensor4D, tf.zeros([8]) as tf.Tensor1D, tf.ones([8]) as tf.Tensor1D, tf.zeros([8]) as tf.Tensor1D, tf.fill([8], 2) as tf.Tensor1D, 0));
+  const y = tf.tidy(() =>
+    tf.batchNorm4d(
+      tf.ones([2, 16, 16, 8]) as tf.Tensor4D,
+      tf.zeros([8]) as tf.Tensor1D,
+      tf.ones([8]) as tf.Tensor1D,
+      tf.zeros([8]) as tf.Tensor1D,
+      tf.fill([8], 2) as tf.Tensor1D,
+      0,
+    ),
+  );
   t.deepEqual(Array.from(new Set(y.dataSync())), [2]);
   y.dispose();
 });
@@ -131,21 +147,35 @@ test.serial('the pthread worker script is never taken from the temp folder: a pl
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'fewshot-planted-'));
   try {
     const require = createRequire(import.meta.url);
-    const { wasmWorkerContents } = require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as { wasmWorkerContents: string };
+    const { wasmWorkerContents } = require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as {
+      wasmWorkerContents: string;
+    };
     const contents = wasmWorkerContents.replace(/\n/g, '\\n');
     const planted = path.join(tmp, `fewshot-tfjs-wasm-worker-${createHash('sha256').update(contents).digest('hex').slice(0, 16)}.cjs`);
     const marker = path.join(tmp, 'planted-script-ran');
     writeFileSync(planted, `require('fs').writeFileSync(${JSON.stringify(marker)}, 'ran');\n${contents}`);
     const before = readdirSync(tmp).sort();
-    const out = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=fewshot-source', path.join(REPO_ROOT, 'test', 'fixtures', 'wasm-threads-probe.ts')], {
-      cwd: REPO_ROOT, env: { ...process.env, TMPDIR: tmp }, encoding: 'utf8', timeout: 120_000,
-    });
+    const out = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=fewshot-source', path.join(REPO_ROOT, 'test', 'fixtures', 'wasm-threads-probe.ts')],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, TMPDIR: tmp },
+        encoding: 'utf8',
+        timeout: 120_000,
+      },
+    );
     t.is(out.status, 0, out.stderr.slice(-1000));
     // The threaded build really ran (its pool of pthread workers started), with the right numbers ...
     t.deepEqual(JSON.parse(out.stdout.trim().split('\n').at(-1)!), { threads: 2, sum: 64 * 64 * 64 });
     // ... and no worker script was taken from (or written into) the temp folder.
     t.false(statSync(marker, { throwIfNoEntry: false }) !== undefined, 'the planted worker script ran');
-    t.deepEqual(readdirSync(tmp).filter((n) => n.startsWith('fewshot-')).sort(), before.filter((n) => n.startsWith('fewshot-')));
+    t.deepEqual(
+      readdirSync(tmp)
+        .filter((n) => n.startsWith('fewshot-'))
+        .sort(),
+      before.filter((n) => n.startsWith('fewshot-')),
+    );
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

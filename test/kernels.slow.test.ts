@@ -67,14 +67,34 @@ const CONV_CASES: Array<{ x: number[]; f: number[]; stride: number | [number, nu
   { x: [2, 9, 7, 3], f: [3, 2, 3, 4], stride: 2, pad: 'valid' },
   { x: [2, 10, 10, 3], f: [2, 2, 3, 4], stride: [2, 1], pad: 'valid' },
   { x: [2, 6, 6, 8], f: [1, 1, 8, 16], stride: 1, pad: 'valid' },
-  { x: [1, 6, 5, 2], f: [3, 3, 2, 3], stride: 1, pad: [[0, 0], [2, 1], [0, 2], [0, 0]] },
+  {
+    x: [1, 6, 5, 2],
+    f: [3, 3, 2, 3],
+    stride: 1,
+    pad: [
+      [0, 0],
+      [2, 1],
+      [0, 2],
+      [0, 0],
+    ],
+  },
   { x: [1, 7, 7, 2], f: [5, 5, 2, 3], stride: 1, pad: 'same' },
   // Fewer filter taps than output channels (K = 18 < 24): the transposed-product path of the filter gradient.
   { x: [3, 9, 9, 2], f: [3, 3, 2, 24], stride: 2, pad: 'same' },
   { x: [2, 8, 8, 3], f: [3, 3, 3, 32], stride: 1, pad: 'valid' },
   // Three input channels, stride 1, 16k output channels: the direct RGB filter-gradient kernel (padded copy).
   { x: [3, 11, 9, 3], f: [3, 3, 3, 16], stride: 1, pad: 'same' },
-  { x: [2, 7, 8, 3], f: [3, 3, 3, 32], stride: 1, pad: [[0, 0], [2, 0], [1, 1], [0, 0]] },
+  {
+    x: [2, 7, 8, 3],
+    f: [3, 3, 3, 32],
+    stride: 1,
+    pad: [
+      [0, 0],
+      [2, 0],
+      [1, 1],
+      [0, 0],
+    ],
+  },
 ];
 
 for (const [i, c] of CONV_CASES.entries()) {
@@ -125,32 +145,44 @@ const WINOGRAD_CASES: Array<{ x: number[]; f: number[]; pad: 'same' | 'valid' | 
   { x: [3, 5, 7, 16], f: [3, 3, 16, 20], pad: 'same' },
   { x: [2, 11, 10, 20], f: [3, 3, 20, 16], pad: 'valid' },
   { x: [2, 1, 1, 16], f: [3, 3, 16, 16], pad: 'same' },
-  { x: [1, 6, 9, 16], f: [3, 3, 16, 16], pad: [[0, 0], [2, 0], [0, 2], [0, 0]] },
+  {
+    x: [1, 6, 9, 16],
+    f: [3, 3, 16, 16],
+    pad: [
+      [0, 0],
+      [2, 0],
+      [0, 2],
+      [0, 0],
+    ],
+  },
   { x: [5, 9, 6, 16], f: [3, 3, 16, 24], pad: 'same', chunkFloats: 36 * 9 * 24 * 2 },
   { x: [4, 21, 21, 16], f: [3, 3, 16, 16], pad: 'same', chunkFloats: 36 * 36 * 16 },
 ];
 
 for (const [i, c] of WINOGRAD_CASES.entries()) {
-  test.serial(`winograd conv2d value and gradients match cpu: x ${c.x} filter ${c.f} pad ${JSON.stringify(c.pad)}${c.chunkFloats ? ' in chunks' : ''}`, async (t) => {
-    const x = await randn(c.x, 300 + i);
-    const f = await randn(c.f, 320 + i);
-    const saved = { ...winogradConfig };
-    Object.assign(winogradConfig, { enabled: true, chunkFloats: c.chunkFloats ?? saved.chunkFloats });
-    try {
-      await agree(t, 'winograd conv2d', () => {
-        const xs = toTensor(x) as tf.Tensor4D;
-        const fs = toTensor(f) as tf.Tensor4D;
-        const loss = (a: tf.Tensor, b: tf.Tensor) => {
-          const y = tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, c.pad);
-          return tf.sum(tf.mul(y, tf.sin(tf.reshape(tf.range(0, y.size), y.shape))));
-        };
-        const [dx, df] = tf.grads(loss)([xs, fs]);
-        return [tf.conv2d(xs, fs, 1, c.pad), dx, df];
-      });
-    } finally {
-      Object.assign(winogradConfig, saved);
-    }
-  });
+  test.serial(
+    `winograd conv2d value and gradients match cpu: x ${c.x} filter ${c.f} pad ${JSON.stringify(c.pad)}${c.chunkFloats ? ' in chunks' : ''}`,
+    async (t) => {
+      const x = await randn(c.x, 300 + i);
+      const f = await randn(c.f, 320 + i);
+      const saved = { ...winogradConfig };
+      Object.assign(winogradConfig, { enabled: true, chunkFloats: c.chunkFloats ?? saved.chunkFloats });
+      try {
+        await agree(t, 'winograd conv2d', () => {
+          const xs = toTensor(x) as tf.Tensor4D;
+          const fs = toTensor(f) as tf.Tensor4D;
+          const loss = (a: tf.Tensor, b: tf.Tensor) => {
+            const y = tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, c.pad);
+            return tf.sum(tf.mul(y, tf.sin(tf.reshape(tf.range(0, y.size), y.shape))));
+          };
+          const [dx, df] = tf.grads(loss)([xs, fs]);
+          return [tf.conv2d(xs, fs, 1, c.pad), dx, df];
+        });
+      } finally {
+        Object.assign(winogradConfig, saved);
+      }
+    },
+  );
 }
 
 const MATMUL_CASES: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [
@@ -459,11 +491,12 @@ test.serial('unsupported layouts are a UserError naming the fix', async (t) => {
   const err = t.throws(
     () =>
       tf.tidy(() =>
-        tf.engine().runKernel(
-          'Conv2DBackpropFilter',
-          { x: tf.zeros([1, 3, 4, 4]), dy: tf.zeros([1, 2, 4, 4]) },
-          { strides: 1, pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 3, 2] } as unknown as tf.NamedAttrMap,
-        ),
+        tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.zeros([1, 3, 4, 4]), dy: tf.zeros([1, 2, 4, 4]) }, {
+          strides: 1,
+          pad: 'same',
+          dataFormat: 'NCHW',
+          filterShape: [3, 3, 3, 2],
+        } as unknown as tf.NamedAttrMap),
       ),
     { instanceOf: UserError },
   );
@@ -483,7 +516,11 @@ for (const activation of ['linear', 'relu', 'leakyRelu'] as const) {
         const r = batchNormTraining(a, g as tf.Tensor1D, b as tf.Tensor1D, { varianceEpsilon: 1e-5, activation, alpha: 0.1 });
         return lossOf(r.y, r.mean, r.variance);
       };
-      const r = batchNormTraining(toTensor(x), toTensor(gamma) as tf.Tensor1D, toTensor(beta) as tf.Tensor1D, { varianceEpsilon: 1e-5, activation, alpha: 0.1 });
+      const r = batchNormTraining(toTensor(x), toTensor(gamma) as tf.Tensor1D, toTensor(beta) as tf.Tensor1D, {
+        varianceEpsilon: 1e-5,
+        activation,
+        alpha: 0.1,
+      });
       const { value, grads } = tf.valueAndGrads(f)([toTensor(x), toTensor(gamma), toTensor(beta)]);
       return [r.y, r.mean, r.variance, value, ...grads];
     };
@@ -514,12 +551,14 @@ for (const activation of ['linear', 'relu', 'leakyRelu'] as const) {
 
 // Fused batch norm + activation + 2x2 max pool against the unfused composition on cpu: odd sizes (a dropped last
 // row/column), every activation, channels that are (SIMD) and are not (JS loops) a multiple of 4.
-for (const [i, c] of ([
-  { x: [3, 6, 8, 8], activation: 'relu' },
-  { x: [2, 7, 5, 12], activation: 'leakyRelu' },
-  { x: [2, 5, 6, 6], activation: 'linear' },
-  { x: [4, 10, 10, 64], activation: 'relu' },
-] as const).entries()) {
+for (const [i, c] of (
+  [
+    { x: [3, 6, 8, 8], activation: 'relu' },
+    { x: [2, 7, 5, 12], activation: 'leakyRelu' },
+    { x: [2, 5, 6, 6], activation: 'linear' },
+    { x: [4, 10, 10, 64], activation: 'relu' },
+  ] as const
+).entries()) {
   test.serial(`fused batch norm + ${c.activation} + max pool equals batchNormTraining + tf.maxPool on cpu, with gradients: x ${c.x}`, async (t) => {
     const x = await randn([...c.x], 400 + i);
     const gamma = await randn([c.x[3]], 410 + i, (v) => tf.add(tf.mul(v, 0.3), 1));
@@ -545,16 +584,20 @@ for (const [i, c] of ([
 }
 
 test.serial('fused inference batch norm + activation + max pool equals tf.batchNorm + activation + tf.maxPool on cpu', async (t) => {
-  for (const [i, c] of ([
-    { x: [3, 9, 8, 16], activation: 'relu' },
-    { x: [2, 6, 7, 8], activation: 'leakyRelu' },
-    { x: [2, 4, 4, 6], activation: 'linear' },
-  ] as const).entries()) {
+  for (const [i, c] of (
+    [
+      { x: [3, 9, 8, 16], activation: 'relu' },
+      { x: [2, 6, 7, 8], activation: 'leakyRelu' },
+      { x: [2, 4, 4, 6], activation: 'linear' },
+    ] as const
+  ).entries()) {
     const x = await randn([...c.x], 440 + i);
     const stats = await Promise.all([0, 1, 2, 3].map((k) => randn([c.x[3]], 450 + 4 * i + k, (v) => (k === 1 ? tf.add(tf.abs(v), 0.2) : v))));
     await agree(t, `inference ${c.activation} ${c.x}`, () => {
       const [mean, variance, gamma, beta] = stats.map((d) => toTensor(d) as tf.Tensor1D);
-      return [batchNormActPoolInference(toTensor(x) as tf.Tensor4D, { mean, variance, gamma, beta }, { varianceEpsilon: 1e-3, activation: c.activation, alpha: 0.1 })];
+      return [
+        batchNormActPoolInference(toTensor(x) as tf.Tensor4D, { mean, variance, gamma, beta }, { varianceEpsilon: 1e-3, activation: c.activation, alpha: 0.1 }),
+      ];
     });
   }
 });

@@ -30,7 +30,22 @@ function sourceFiles(dir: string): string[] {
 }
 
 test('docs/layout.md names the layers from data up to cli, and every folder of src/ is placed', (t) => {
-  t.deepEqual(layers, ['util', 'backend', 'data', 'episodes', 'transforms', 'backbones', 'learners', 'losses', 'methods', 'eval', 'train', 'reports', 'experiment', 'cli']);
+  t.deepEqual(layers, [
+    'util',
+    'backend',
+    'data',
+    'episodes',
+    'transforms',
+    'backbones',
+    'learners',
+    'losses',
+    'methods',
+    'eval',
+    'train',
+    'reports',
+    'experiment',
+    'cli',
+  ]);
   const unplaced = readdirSync(SRC, { withFileTypes: true })
     .filter((e) => rankOf(e.name) === undefined)
     .map((e) => e.name)

@@ -54,8 +54,16 @@ function counted(addon: OnednnAddon, calls: Map<string, number>): OnednnAddon {
       return (addon[k] as (...x: unknown[]) => unknown)(...a);
     }) as OnednnAddon[K];
   return {
-    ...addon, winogradAvailable: addon.winogradAvailable, conv: wrap('conv'), bnPoolForward: wrap('bnPoolForward'), bnPoolBackward: wrap('bnPoolBackward'), matMul: wrap('matMul'),
-    addActPoolForward: wrap('addActPoolForward'), addActPoolBackward: wrap('addActPoolBackward'), leakyRelu: wrap('leakyRelu'), adam: wrap('adam'),
+    ...addon,
+    winogradAvailable: addon.winogradAvailable,
+    conv: wrap('conv'),
+    bnPoolForward: wrap('bnPoolForward'),
+    bnPoolBackward: wrap('bnPoolBackward'),
+    matMul: wrap('matMul'),
+    addActPoolForward: wrap('addActPoolForward'),
+    addActPoolBackward: wrap('addActPoolBackward'),
+    leakyRelu: wrap('leakyRelu'),
+    adam: wrap('adam'),
   };
 }
 
@@ -63,7 +71,11 @@ function counted(addon: OnednnAddon, calls: Map<string, number>): OnednnAddon {
  * Runs `f` on wasm with the accelerator (calls counted) and on cpu; every output within TOL; the native call
  * counts by name; and a second native run byte-identical to the first.
  */
-async function agree(t: { true: (c: boolean, m?: string) => void; deepEqual: (a: unknown, b: unknown, m?: string) => void }, label: string, f: () => tf.Tensor[]): Promise<Map<string, number>> {
+async function agree(
+  t: { true: (c: boolean, m?: string) => void; deepEqual: (a: unknown, b: unknown, m?: string) => void },
+  label: string,
+  f: () => tf.Tensor[],
+): Promise<Map<string, number>> {
   const addon = activeOnednn()!;
   const calls = new Map<string, number>();
   setOnednnActive(counted(addon, calls));
@@ -108,14 +120,29 @@ if ('reason' in loaded) {
     t.true(sel.accelerator!.threads >= 1);
   });
 
-  const CONV_CASES: Array<{ x: [number, number, number, number]; f: [number, number, number, number]; stride: number; pad: 'same' | 'valid' | tf.backend_util.ExplicitPadding }> = [
+  const CONV_CASES: Array<{
+    x: [number, number, number, number];
+    f: [number, number, number, number];
+    stride: number;
+    pad: 'same' | 'valid' | tf.backend_util.ExplicitPadding;
+  }> = [
     { x: [4, 16, 16, 3], f: [3, 3, 3, 64], stride: 1, pad: 'same' }, // Conv-4's RGB layer
     { x: [4, 10, 10, 64], f: [3, 3, 64, 64], stride: 1, pad: 'same' }, // Conv-4's inner layers
     { x: [3, 21, 21, 16], f: [3, 3, 16, 32], stride: 1, pad: 'same' }, // odd size (Winograd)
     { x: [2, 12, 12, 16], f: [1, 1, 16, 40], stride: 1, pad: 'valid' }, // ResNet-12's 1x1 shortcut
     { x: [2, 13, 13, 8], f: [3, 3, 8, 12], stride: 2, pad: 'same' },
     { x: [2, 11, 9, 5], f: [5, 3, 5, 7], stride: 2, pad: 'valid' },
-    { x: [2, 7, 7, 4], f: [3, 3, 4, 6], stride: 1, pad: [[0, 0], [2, 0], [1, 2], [0, 0]] },
+    {
+      x: [2, 7, 7, 4],
+      f: [3, 3, 4, 6],
+      stride: 1,
+      pad: [
+        [0, 0],
+        [2, 0],
+        [1, 2],
+        [0, 0],
+      ],
+    },
     { x: [2, 16, 16, 64], f: [3, 3, 64, 64], stride: 1, pad: 'same' }, // Winograd where oneDNN has it (AVX-512)
     { x: [2, 8, 8, 32], f: [3, 3, 32, 48], stride: 1, pad: 'same' }, // Winograd
     { x: [2, 12, 12, 16], f: [3, 3, 16, 16], stride: 1, pad: 'valid' }, // Winograd, 10x10 output: direct by the table
@@ -180,7 +207,8 @@ if ('reason' in loaded) {
       const label = `bn+${c.activation}+pool x[${c.x}]`;
       const calls = await agree(t, label, () => {
         const [xt, gt, bt, wt, ut, vt] = [T(x), T(gamma), T(beta), T(w), T(u), T(v)];
-        const run = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => batchNormActPool(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, { activation: c.activation });
+        const run = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+          batchNormActPool(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, { activation: c.activation });
         const loss = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
           const r = run(a, g, b);
           return tf.addN([tf.sum(tf.mul(r.y, wt)), tf.sum(tf.mul(r.mean, ut)), tf.sum(tf.mul(r.variance, vt))]);
@@ -198,7 +226,8 @@ if ('reason' in loaded) {
     const gamma = await randn([8], 101, 1, 0.3);
     const beta = await randn([8], 102, 0, 0.3);
     const calls = await agree(t, 'bn+leaky+pool', () => {
-      const loss = (a: tf.Tensor) => tf.sum(tf.square(batchNormActPool(a as tf.Tensor4D, T(gamma) as tf.Tensor1D, T(beta) as tf.Tensor1D, { activation: 'leakyRelu', alpha: 0.1 }).y));
+      const loss = (a: tf.Tensor) =>
+        tf.sum(tf.square(batchNormActPool(a as tf.Tensor4D, T(gamma) as tf.Tensor1D, T(beta) as tf.Tensor1D, { activation: 'leakyRelu', alpha: 0.1 }).y));
       return [tf.grad(loss)(T(x))];
     });
     t.is(calls.get('bnPoolForward'), undefined);
@@ -236,8 +265,23 @@ if ('reason' in loaded) {
     const b = await randn(shape, 231, 0, 1);
     const w = await randn([2, 2, 2, 16], 232);
     await tf.setBackend('wasm');
-    const loss = (x: Float32Array, y: Float32Array) => tf.tidy(() => tf.sum(tf.mul(addActPool(tf.tensor4d(x, shape as [number, number, number, number]), tf.tensor4d(y, shape as [number, number, number, number]), 0.1), T(w))).dataSync()[0]);
-    const [ga, gb] = tf.tidy(() => tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(addActPool(x as tf.Tensor4D, y as tf.Tensor4D, 0.1), T(w))))([T(a), T(b)]).map((g) => (g.dataSync() as Float32Array).slice()));
+    const loss = (x: Float32Array, y: Float32Array) =>
+      tf.tidy(
+        () =>
+          tf
+            .sum(
+              tf.mul(
+                addActPool(tf.tensor4d(x, shape as [number, number, number, number]), tf.tensor4d(y, shape as [number, number, number, number]), 0.1),
+                T(w),
+              ),
+            )
+            .dataSync()[0],
+      );
+    const [ga, gb] = tf.tidy(() =>
+      tf
+        .grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(addActPool(x as tf.Tensor4D, y as tf.Tensor4D, 0.1), T(w))))([T(a), T(b)])
+        .map((g) => (g.dataSync() as Float32Array).slice()),
+    );
     const h = 1e-2;
     // z = act(a + b); element i is near a kink if |a + b| < 2h or another z of its 2x2 window is within 2h of it.
     const [H, W, C] = [shape[1], shape[2], shape[3]];
@@ -256,7 +300,10 @@ if ('reason' in loaded) {
     };
     let checked = 0;
     for (let i = 0; i < a.values.length; i += 7) {
-      for (const [which, g] of [[a, ga], [b, gb]] as const) {
+      for (const [which, g] of [
+        [a, ga],
+        [b, gb],
+      ] as const) {
         const plus = which.values.slice();
         const minus = which.values.slice();
         plus[i] += h;
@@ -281,7 +328,7 @@ if ('reason' in loaded) {
     t.true((calls.get('leakyRelu') ?? 0) >= 2, 'native leakyRelu calls');
   });
 
-  test.serial('Adam update runs natively and gives the cpu kernel\'s bytes exactly (same float32 roundings)', async (t) => {
+  test.serial("Adam update runs natively and gives the cpu kernel's bytes exactly (same float32 roundings)", async (t) => {
     // One variable above the size at which the native loop splits over OpenMP threads (2^18), odd sizes.
     const shapes = [[3, 3, 64, 64], [640], [300001], [7]];
     const data = await Promise.all(shapes.flatMap((s, i) => [randn(s, 250 + i), randn(s, 260 + i), randn(s, 270 + i, 0, 0.1), randn(s, 280 + i, 1, 0.2)]));
@@ -329,7 +376,7 @@ if ('reason' in loaded) {
     }
   });
 
-  test.serial('a real run (protonet-sla, real mini-ImageNet images) on wasm-onednn records the accelerator, and trains to the wasm run\'s loss', async (t) => {
+  test.serial("a real run (protonet-sla, real mini-ImageNet images) on wasm-onednn records the accelerator, and trains to the wasm run's loss", async (t) => {
     const fx = await buildFixture(12);
     try {
       const cache = path.join(fx.root, 'cache16');
@@ -337,14 +384,58 @@ if ('reason' in loaded) {
       const prep = await runCli(['data', 'prepare', '--data', fx.folderDir, ...common]);
       t.is(prep.code, 0, prep.stderr);
       for (const split of ['val', 'test']) {
-        const made = await runCli(['episodes', 'make', '--split', split, '--way', '2', '--shot', '1', '--query', '3', '--count', '4', '--seed', '0', ...common, '--out', path.join(fx.root, `${split}.json`)]);
+        const made = await runCli([
+          'episodes',
+          'make',
+          '--split',
+          split,
+          '--way',
+          '2',
+          '--shot',
+          '1',
+          '--query',
+          '3',
+          '--count',
+          '4',
+          '--seed',
+          '0',
+          ...common,
+          '--out',
+          path.join(fx.root, `${split}.json`),
+        ]);
         t.is(made.code, 0, made.stderr);
       }
       const run = (backend: string) =>
         runCli([
-          'run', 'protonet-sla', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '4', '--val-every', '2', '--val-episodes', '2',
-          '--val-file', path.join(fx.root, 'val.json'), '--test-file', path.join(fx.root, 'test.json'), '--backend', backend,
-          '--runs', path.join(fx.root, 'runs'), '--results', path.join(fx.root, 'results'), '--name', backend, '--seed', '0', ...common,
+          'run',
+          'protonet-sla',
+          '--way',
+          '2',
+          '--shot',
+          '1',
+          '--query',
+          '3',
+          '--episodes',
+          '4',
+          '--val-every',
+          '2',
+          '--val-episodes',
+          '2',
+          '--val-file',
+          path.join(fx.root, 'val.json'),
+          '--test-file',
+          path.join(fx.root, 'test.json'),
+          '--backend',
+          backend,
+          '--runs',
+          path.join(fx.root, 'runs'),
+          '--results',
+          path.join(fx.root, 'results'),
+          '--name',
+          backend,
+          '--seed',
+          '0',
+          ...common,
         ]);
       const native = await run('wasm-onednn');
       t.is(native.code, 0, native.stderr);
@@ -358,7 +449,9 @@ if ('reason' in loaded) {
       t.is(plainRecord.backend.accelerator, undefined);
       // Same seed, same episodes: the training losses agree to float32 summation order after 4 Adam steps.
       const losses = async (name: string) =>
-        parseTrainLog(await fs.readFile(path.join(fx.root, 'runs', name, 'train-log.jsonl'), 'utf8')).filter((e) => e.event === 'train').map((e) => e.loss!);
+        parseTrainLog(await fs.readFile(path.join(fx.root, 'runs', name, 'train-log.jsonl'), 'utf8'))
+          .filter((e) => e.event === 'train')
+          .map((e) => e.loss!);
       const [a, b] = [await losses('wasm-onednn'), await losses('wasm')];
       t.is(a.length, b.length);
       t.true(a.length > 0);
@@ -386,7 +479,15 @@ function selectInSubprocess(choice: string, env: Record<string, string>): Promis
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--conditions=fewshot-source', '--import', path.join(REPO_ROOT, 'test', 'fixtures', 'hide-onednn.mjs'), path.join(REPO_ROOT, 'test', 'fixtures', 'select-backend.ts'), choice],
+      [
+        '--import',
+        'tsx',
+        '--conditions=fewshot-source',
+        '--import',
+        path.join(REPO_ROOT, 'test', 'fixtures', 'hide-onednn.mjs'),
+        path.join(REPO_ROOT, 'test', 'fixtures', 'select-backend.ts'),
+        choice,
+      ],
       { cwd: REPO_ROOT, env: { ...process.env, FEWSHOT_REQUIRE_ONEDNN: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stdout = '';
@@ -394,7 +495,11 @@ function selectInSubprocess(choice: string, env: Record<string, string>): Promis
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => {
-      const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+      const line = stdout
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .pop();
       if (line == null) reject(new Error(`no JSON from the subprocess (exit ${code}): ${stderr.slice(-2000)}`));
       else resolve({ code, out: JSON.parse(line) });
     });
@@ -417,6 +522,9 @@ for (const { name, env, reason } of FALLBACKS) {
     t.false(auto.out.detail!.includes('\n'));
     const demanded = await selectInSubprocess('wasm-onednn', env);
     t.is(demanded.code, 2);
-    t.regex(demanded.out.error!, /backend "wasm-onednn" cannot load: oneDNN accelerator unavailable: .*\n {2}fix: install oneDNN \(Debian\/Ubuntu: `apt-get install libdnnl-dev`\)/);
+    t.regex(
+      demanded.out.error!,
+      /backend "wasm-onednn" cannot load: oneDNN accelerator unavailable: .*\n {2}fix: install oneDNN \(Debian\/Ubuntu: `apt-get install libdnnl-dev`\)/,
+    );
   });
 }

@@ -28,7 +28,7 @@ test('perfect separation and its reverse', (t) => {
   t.true(close(reversed.auprIn, 0.5 * (1 / 4) + 0.5 * (2 / 5)));
 });
 
-test('scikit-learn\'s values for a score list with ties inside and across the lists', (t) => {
+test("scikit-learn's values for a score list with ties inside and across the lists", (t) => {
   const ins = [0.9, 0.85, 0.8, 0.7, 0.7, 0.6, 0.5, 0.5, 0.45, 0.3, 0.2, 0.95];
   const outs = [0.7, 0.65, 0.5, 0.4, 0.35, 0.2, 0.1, 0.05, 0.6, 0.15];
   const m = oodMetrics(ins, outs);
@@ -38,9 +38,15 @@ test('scikit-learn\'s values for a score list with ties inside and across the li
   t.true(close(m.fprAt95Tpr, 0.7), `${m.fprAt95Tpr}`);
 });
 
-test('scikit-learn\'s values for overlapping normal scores without ties', (t) => {
-  const ins = [0.604699, 1.263915, 1.607128, 0.02784, 1.767664, 1.255058, 1.78298, 1.272418, 2.162008, 0.062244, 2.7761, 2.20239, 0.400042, 1.660166, 1.444767, -0.745764, 1.595216, 0.414601, 0.749986, 0.397614, 0.571916, 1.071735, 1.096719, -0.559152, 0.731294];
-  const outs = [0.909145, 0.751397, -0.025538, 0.652506, -0.650954, -1.829492, 1.678511, 0.476614, -2.066348, -1.058936, -0.619572, 0.341559, 1.326922, 0.307653, -0.43298, 0.467363, -0.222171, 0.182867, -0.666222, -1.206809, 1.283159, -0.319949, 0.11829, -0.600804, -0.544872, -0.353701, 0.657965, 1.218542, 0.54268, -0.553885];
+test("scikit-learn's values for overlapping normal scores without ties", (t) => {
+  const ins = [
+    0.604699, 1.263915, 1.607128, 0.02784, 1.767664, 1.255058, 1.78298, 1.272418, 2.162008, 0.062244, 2.7761, 2.20239, 0.400042, 1.660166, 1.444767, -0.745764,
+    1.595216, 0.414601, 0.749986, 0.397614, 0.571916, 1.071735, 1.096719, -0.559152, 0.731294,
+  ];
+  const outs = [
+    0.909145, 0.751397, -0.025538, 0.652506, -0.650954, -1.829492, 1.678511, 0.476614, -2.066348, -1.058936, -0.619572, 0.341559, 1.326922, 0.307653, -0.43298,
+    0.467363, -0.222171, 0.182867, -0.666222, -1.206809, 1.283159, -0.319949, 0.11829, -0.600804, -0.544872, -0.353701, 0.657965, 1.218542, 0.54268, -0.553885,
+  ];
   const m = oodMetrics(ins, outs);
   t.true(close(m.auroc, 0.786666666666667), `${m.auroc}`);
   t.true(close(m.auprIn, 0.775154567199402), `${m.auprIn}`);
@@ -91,7 +97,7 @@ test('maximum softmax probability against a direct softmax, also at logit scales
   t.throws(() => maxSoftmax([1, 2, 3], 2));
 });
 
-test('percentile interpolates linearly between order statistics (numpy\'s default)', (t) => {
+test("percentile interpolates linearly between order statistics (numpy's default)", (t) => {
   const v = Float64Array.from([1, 2, 3, 4]);
   t.is(percentile(v, 0), 1);
   t.is(percentile(v, 1), 4);

@@ -44,7 +44,16 @@ test.before(async () => {
   await writeEpisodeFile(testFile, makeEpisodes({ split: await loadSplit(cache, 'test'), spec, seed: 0, count: 4 }));
   const valFile = path.join(fx.root, 'val.json');
   await writeEpisodeFile(valFile, makeEpisodes({ split: await loadSplit(cache, 'val'), spec, seed: 0, count: 2 }));
-  const cfg = validateConfig({ method: 'protonet', backbone: 'conv4', imageSize: 16, train: spec, test: spec, episodes: 2, validation: { every: 0, episodes: 2 }, seed: 0 });
+  const cfg = validateConfig({
+    method: 'protonet',
+    backbone: 'conv4',
+    imageSize: 16,
+    train: spec,
+    test: spec,
+    episodes: 2,
+    validation: { every: 0, episodes: 2 },
+    seed: 0,
+  });
   const ep = await runExperiment(cfg, { ...common(), runs: path.join(fx.root, 'runs'), valFile, testFile, name: 'episodic' });
   tf.disposeVariables();
   episodic = ep.checkpoint;
@@ -55,7 +64,7 @@ test.after.always(async () => {
   await fx?.cleanup();
 });
 
-test.serial('OOD: the classifier\'s held-out images against the test classes, per inference mode, recomputable from scores.csv', async (t) => {
+test.serial("OOD: the classifier's held-out images against the test classes, per inference mode, recomputable from scores.csv", async (t) => {
   const r = await evaluateOod({ checkpoint: classifier, outSplit: 'test', resamples: 50, seed: 3 }, { ...common(), name: 'ood' });
   t.deepEqual(r.modes, ['ag', 'si']);
   t.is(r.inImages, 3 * 5);
@@ -68,7 +77,10 @@ test.serial('OOD: the classifier\'s held-out images against the test classes, pe
   for (const mode of r.modes) {
     const ins = rows.filter((row) => row.set === 'in').map((row) => Number(row[mode]));
     const outs = rows.filter((row) => row.set === 'out').map((row) => Number(row[mode]));
-    t.true([...ins, ...outs].every((s) => s >= 1 / 3 - 1e-9 && s <= 1), 'an MSP over 3 classes is in [1/3, 1]');
+    t.true(
+      [...ins, ...outs].every((s) => s >= 1 / 3 - 1e-9 && s <= 1),
+      'an MSP over 3 classes is in [1/3, 1]',
+    );
     const m = oodMetrics(ins, outs);
     t.true(Math.abs(m.auroc - record.metrics[mode].auroc.value) < 1e-12, `${mode}: AUROC from scores.csv`);
     t.true(record.metrics[mode].auroc.low <= m.auroc && m.auroc <= record.metrics[mode].auroc.high);
@@ -78,42 +90,51 @@ test.serial('OOD: the classifier\'s held-out images against the test classes, pe
   t.is(capped.outImages, 8);
 });
 
-test.serial('OOD: an out-distribution sharing the classifier\'s classes is refused before compute, and nothing is written', async (t) => {
+test.serial("OOD: an out-distribution sharing the classifier's classes is refused before compute, and nothing is written", async (t) => {
   const err = await t.throwsAsync(evaluateOod({ checkpoint: classifier, outSplit: 'train' }, { ...common(), name: 'ood-bad' }));
   t.is(err?.name, 'UserError');
   t.regex(err!.message, /shares 3 of its 3 classes with the in-distribution/);
   await t.throwsAsync(fs.stat(path.join(results, 'mini-imagenet', 'ood-bad')));
 });
 
-test.serial('few-shot from the frozen embedding: upright and SLA+AG modes on the fixed episodes, paired with the episodic ProtoNet by `fewshot compare`', async (t) => {
-  const r = await evaluatePretrainedFewShot({ checkpoint: classifier, way: 2, shot: 1, query: 3, testFile }, { ...common(), name: 'pretrained' });
-  t.deepEqual(r.evaluation.modes, ['protonet-ag', 'cosine-ag', 'logreg-ag', 'protonet', 'cosine', 'logreg']);
-  t.is(r.evaluation.episodes, 4);
-  for (const m of r.evaluation.modes) {
-    t.true(r.evaluation.perEpisode[m].every((a) => [0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1].some((v) => Math.abs(a - v) < 1e-9)), `${m}: an accuracy over 6 queries`);
-  }
-  const ours = await readResult(r.resultDir);
-  const theirs = await readResult(episodicResult);
-  t.is(ours.record.episodes.sha256, theirs.record.episodes.sha256);
-  const d = pairedDifference(ours.perEpisode['protonet-ag'], theirs.perEpisode.plain);
-  // The comparison command itself, in-process, on the two result folders.
-  const out = path.join(fx.root, 'comparison.json');
-  const program = buildProgram();
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = (() => true) as typeof process.stdout.write;
-  try {
-    await program.parseAsync(['node', 'fewshot', 'compare', r.resultDir, episodicResult, '--out', out]);
-  } finally {
-    process.stdout.write = write;
-  }
-  const comparison = JSON.parse(await fs.readFile(out, 'utf8'));
-  t.is(comparison.a.mode, 'protonet-ag');
-  t.true(Math.abs(comparison.pairedDifference.mean - d.mean) < 1e-12);
-  // --no-aggregate scores the upright images only; --head picks the heads
-  const upright = await evaluatePretrainedFewShot({ checkpoint: classifier, way: 2, shot: 1, query: 3, testFile, heads: ['logreg'], aggregate: false, testEpisodes: 2 }, { ...common(), name: 'pretrained-upright' });
-  t.deepEqual(upright.evaluation.modes, ['logreg']);
-  t.deepEqual(Array.from(upright.evaluation.perEpisode.logreg), Array.from(r.evaluation.perEpisode.logreg.slice(0, 2)));
-});
+test.serial(
+  'few-shot from the frozen embedding: upright and SLA+AG modes on the fixed episodes, paired with the episodic ProtoNet by `fewshot compare`',
+  async (t) => {
+    const r = await evaluatePretrainedFewShot({ checkpoint: classifier, way: 2, shot: 1, query: 3, testFile }, { ...common(), name: 'pretrained' });
+    t.deepEqual(r.evaluation.modes, ['protonet-ag', 'cosine-ag', 'logreg-ag', 'protonet', 'cosine', 'logreg']);
+    t.is(r.evaluation.episodes, 4);
+    for (const m of r.evaluation.modes) {
+      t.true(
+        r.evaluation.perEpisode[m].every((a) => [0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1].some((v) => Math.abs(a - v) < 1e-9)),
+        `${m}: an accuracy over 6 queries`,
+      );
+    }
+    const ours = await readResult(r.resultDir);
+    const theirs = await readResult(episodicResult);
+    t.is(ours.record.episodes.sha256, theirs.record.episodes.sha256);
+    const d = pairedDifference(ours.perEpisode['protonet-ag'], theirs.perEpisode.plain);
+    // The comparison command itself, in-process, on the two result folders.
+    const out = path.join(fx.root, 'comparison.json');
+    const program = buildProgram();
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = (() => true) as typeof process.stdout.write;
+    try {
+      await program.parseAsync(['node', 'fewshot', 'compare', r.resultDir, episodicResult, '--out', out]);
+    } finally {
+      process.stdout.write = write;
+    }
+    const comparison = JSON.parse(await fs.readFile(out, 'utf8'));
+    t.is(comparison.a.mode, 'protonet-ag');
+    t.true(Math.abs(comparison.pairedDifference.mean - d.mean) < 1e-12);
+    // --no-aggregate scores the upright images only; --head picks the heads
+    const upright = await evaluatePretrainedFewShot(
+      { checkpoint: classifier, way: 2, shot: 1, query: 3, testFile, heads: ['logreg'], aggregate: false, testEpisodes: 2 },
+      { ...common(), name: 'pretrained-upright' },
+    );
+    t.deepEqual(upright.evaluation.modes, ['logreg']);
+    t.deepEqual(Array.from(upright.evaluation.perEpisode.logreg), Array.from(r.evaluation.perEpisode.logreg.slice(0, 2)));
+  },
+);
 
 test.serial('an episodic checkpoint given to the pre-trained evaluators is a UserError naming `fewshot eval`', async (t) => {
   for (const call of [

@@ -37,7 +37,9 @@ test('a plugin head imported via fewshot registers and builds with every wrapper
 });
 
 test('a head returning logits of the wrong shape fails on the first episode, naming the plugin and the field', async (t) => {
-  await withRegistrationOrigin('bad-shape.ts', async () => registerHead(meanHead('test-wide', (ep) => tf.zeros([ep.query.shape[0], ep.way * 5]) as tf.Tensor2D)));
+  await withRegistrationOrigin('bad-shape.ts', async () =>
+    registerHead(meanHead('test-wide', (ep) => tf.zeros([ep.query.shape[0], ep.way * 5]) as tf.Tensor2D)),
+  );
   const m = buildMethod({ name: 'test-wide', backbone: 'conv4', imageSize: 8, way: 2, seed: 0 });
   const err = t.throws(() => m.trainLoss(episode(2)), { instanceOf: UserError });
   t.regex(err!.message, /learner "test-wide" \(plugin bad-shape\.ts\): "logits" returned logits of shape \[4, 10\], expected \[4, 2\]/);
@@ -45,16 +47,40 @@ test('a head returning logits of the wrong shape fails on the first episode, nam
 
 test('plugin mistakes are UserErrors naming the plugin and the field', async (t) => {
   const reg = (origin: string, f: unknown) => withRegistrationOrigin(origin, async () => registerHead(f as never));
-  await t.throwsAsync(reg('p1.ts', { ...meanHead('test-nocreate', () => tf.zeros([1, 1]) as tf.Tensor2D), create: undefined }), { instanceOf: UserError, message: /"test-nocreate" \(plugin p1\.ts\): required function "create" is missing/ });
-  await t.throwsAsync(reg('p2.ts', { ...meanHead('test-v2', () => tf.zeros([1, 1]) as tf.Tensor2D), apiVersion: '2.0' }), { instanceOf: UserError, message: /plugin p2\.ts.*"apiVersion": apiVersion 2\.0 is incompatible/ });
-  await t.throwsAsync(reg('p3.ts', meanHead('protonet', () => tf.zeros([1, 1]) as tf.Tensor2D)), { instanceOf: UserError, message: /"protonet" \(plugin p3\.ts\): is registered twice \(first by fewshot \(built in\)\)/ });
+  await t.throwsAsync(reg('p1.ts', { ...meanHead('test-nocreate', () => tf.zeros([1, 1]) as tf.Tensor2D), create: undefined }), {
+    instanceOf: UserError,
+    message: /"test-nocreate" \(plugin p1\.ts\): required function "create" is missing/,
+  });
+  await t.throwsAsync(reg('p2.ts', { ...meanHead('test-v2', () => tf.zeros([1, 1]) as tf.Tensor2D), apiVersion: '2.0' }), {
+    instanceOf: UserError,
+    message: /plugin p2\.ts.*"apiVersion": apiVersion 2\.0 is incompatible/,
+  });
+  await t.throwsAsync(
+    reg(
+      'p3.ts',
+      meanHead('protonet', () => tf.zeros([1, 1]) as tf.Tensor2D),
+    ),
+    { instanceOf: UserError, message: /"protonet" \(plugin p3\.ts\): is registered twice \(first by fewshot \(built in\)\)/ },
+  );
   await reg('p4.ts', { ...meanHead('test-nologits', () => tf.zeros([1, 1]) as tf.Tensor2D), create: () => ({ id: 'test-nologits', variables: () => [] }) });
-  t.throws(() => buildMethod({ name: 'test-nologits', backbone: 'conv4', imageSize: 8, way: 2, seed: 0 }), { instanceOf: UserError, message: /plugin p4\.ts\): required function "logits" is missing/ });
-  await reg('p5.ts', meanHead('test-schema', () => tf.zeros([1, 1]) as tf.Tensor2D));
-  t.throws(() => buildMethod({ name: 'test-schema', backbone: 'conv4', imageSize: 8, way: 2, seed: 0, headConfig: { k: 'x' } }), { instanceOf: UserError, message: /"test-schema" \(plugin p5\.ts\): k: / });
-  await reg('p6.ts', meanHead('test-throws', () => {
-    throw new Error('boom');
-  }));
+  t.throws(() => buildMethod({ name: 'test-nologits', backbone: 'conv4', imageSize: 8, way: 2, seed: 0 }), {
+    instanceOf: UserError,
+    message: /plugin p4\.ts\): required function "logits" is missing/,
+  });
+  await reg(
+    'p5.ts',
+    meanHead('test-schema', () => tf.zeros([1, 1]) as tf.Tensor2D),
+  );
+  t.throws(() => buildMethod({ name: 'test-schema', backbone: 'conv4', imageSize: 8, way: 2, seed: 0, headConfig: { k: 'x' } }), {
+    instanceOf: UserError,
+    message: /"test-schema" \(plugin p5\.ts\): k: /,
+  });
+  await reg(
+    'p6.ts',
+    meanHead('test-throws', () => {
+      throw new Error('boom');
+    }),
+  );
   const m = buildMethod({ name: 'test-throws', backbone: 'conv4', imageSize: 8, way: 2, seed: 0 });
   t.throws(() => m.trainLoss(episode(2)), { instanceOf: UserError, message: /"test-throws" \(plugin p6\.ts\): "logits" threw: boom/ });
 });

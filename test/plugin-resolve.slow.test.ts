@@ -35,12 +35,15 @@ async function writePackage(dir: string, name: string, version: string, id: stri
   await fs.mkdir(dir, { recursive: true });
   await fs.writeFile(path.join(dir, 'package.json'), JSON.stringify({ name, version, type: 'module', exports: { '.': { import: './index.js' } } }));
   const file = path.join(dir, 'index.js');
-  await fs.writeFile(file, [
-    "import { appendFileSync } from 'node:fs';",
-    `appendFileSync(process.env.FEWSHOT_TEST_MARKER, '${version}\\n');`,
-    "const { registerTransformSet, getTransformSet } = await import('fewshot');",
-    `registerTransformSet({ ...getTransformSet('rotation'), name: '${id}' });`,
-  ].join('\n') + '\n');
+  await fs.writeFile(
+    file,
+    [
+      "import { appendFileSync } from 'node:fs';",
+      `appendFileSync(process.env.FEWSHOT_TEST_MARKER, '${version}\\n');`,
+      "const { registerTransformSet, getTransformSet } = await import('fewshot');",
+      `registerTransformSet({ ...getTransformSet('rotation'), name: '${id}' });`,
+    ].join('\n') + '\n',
+  );
   return file;
 }
 
@@ -60,10 +63,10 @@ test.after.always(async () => {
   if (project) await fs.rm(project, { recursive: true, force: true });
 });
 
-test('a package-named plugin runs the copy in the user\'s project, the one recorded (file, package@version, sha256)', async (t) => {
+test("a package-named plugin runs the copy in the user's project, the one recorded (file, package@version, sha256)", async (t) => {
   const marker = path.join(project, 'ran-relplug.txt');
   const out = await cli(['list', '--plugin', NAME, '--json'], project, { FEWSHOT_TEST_MARKER: marker });
-  t.is(await fs.readFile(marker, 'utf8').catch(() => ''), '2.0.0\n', 'the project\'s copy (2.0.0) ran, and only it');
+  t.is(await fs.readFile(marker, 'utf8').catch(() => ''), '2.0.0\n', "the project's copy (2.0.0) ran, and only it");
   t.is(out.code, 0, out.stderr);
   const listed = JSON.parse(out.stdout);
   const names = listed.transformSets.map((s: { id: string }) => s.id);
@@ -73,11 +76,16 @@ test('a package-named plugin runs the copy in the user\'s project, the one recor
   const file = path.join(project, 'node_modules', NAME, 'index.js');
   t.is(rec.file, `node_modules/${NAME}/index.js`);
   t.is(rec.package, `${NAME}@2.0.0`);
-  t.is(rec.sha256, createHash('sha256').update(await fs.readFile(file)).digest('hex'));
+  t.is(
+    rec.sha256,
+    createHash('sha256')
+      .update(await fs.readFile(file))
+      .digest('hex'),
+  );
   t.deepEqual(rec.registered.transformSets, ['from-project']);
 });
 
-test('a plugin package installed only in the user\'s project is found', async (t) => {
+test("a plugin package installed only in the user's project is found", async (t) => {
   const out = await cli(['list', '--plugin', ONLY_HERE, '--json'], project, { FEWSHOT_TEST_MARKER: path.join(project, 'ran-onlyhere.txt') });
   t.is(out.code, 0, out.stderr);
   const listed = JSON.parse(out.stdout);
@@ -99,7 +107,10 @@ test('a .ts plugin loaded as CommonJS (no "type": "module") is told the cure; wi
   await fs.copyFile(path.join(REPO_ROOT, 'examples', 'cosine-head.ts'), path.join(dir, 'cosine-head.ts'));
   const out = await cli(['list', '--plugin', './cjs-folder/cosine-head.ts'], project);
   t.is(out.code, 2, out.stderr);
-  t.regex(out.stderr, /registered nothing: .*cosine-head\.ts was loaded as CommonJS \(its nearest package\.json, .*cjs-folder\/package\.json, has no "type": "module"\)/);
+  t.regex(
+    out.stderr,
+    /registered nothing: .*cosine-head\.ts was loaded as CommonJS \(its nearest package\.json, .*cjs-folder\/package\.json, has no "type": "module"\)/,
+  );
   t.regex(out.stderr, /fix: add "type": "module" to .*cjs-folder\/package\.json, or rename the plugin to cosine-head\.mts/);
   // the cure named works
   await fs.writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'cjs-folder', version: '0.0.0', type: 'module' }));

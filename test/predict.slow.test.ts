@@ -48,16 +48,33 @@ test.serial('predictImages: one prediction per query image, probabilities sum to
   t.is(si.mode, 'si');
   const one = await predictImages({ checkpoint, support, query: [r.predictions[1].file], backend: 'cpu' });
   for (const c of r.classes) t.true(Math.abs(one.predictions[0].probabilities[c] - r.predictions[1].probabilities[c]) < 1e-5);
-  await t.throwsAsync(predictImages({ checkpoint, support, query: [query], mode: 'sd', backend: 'cpu' }), { instanceOf: UserError, message: /no inference mode "sd"/ });
+  await t.throwsAsync(predictImages({ checkpoint, support, query: [query], mode: 'sd', backend: 'cpu' }), {
+    instanceOf: UserError,
+    message: /no inference mode "sd"/,
+  });
 });
 
 test.serial('fewshot predict --json on real images; bad input exits 2 naming the file', async (t) => {
   const files = (await fs.readdir(query)).sort();
-  const ok = await runCli(['predict', checkpoint, '--support', support, '--query', path.join(query, files[0]), path.join(query, files[1]), '--json', '--backend', 'cpu']);
+  const ok = await runCli([
+    'predict',
+    checkpoint,
+    '--support',
+    support,
+    '--query',
+    path.join(query, files[0]),
+    path.join(query, files[1]),
+    '--json',
+    '--backend',
+    'cpu',
+  ]);
   t.is(ok.code, 0, ok.stderr);
   const out = JSON.parse(ok.stdout) as { format: string; predictions: { file: string; probabilities: Record<string, number> }[]; classes: string[] };
   t.is(out.format, 'fewshot-predictions/1');
-  t.deepEqual(out.predictions.map((p) => path.basename(p.file)), files.slice(0, 2));
+  t.deepEqual(
+    out.predictions.map((p) => path.basename(p.file)),
+    files.slice(0, 2),
+  );
   for (const p of out.predictions) t.true(Math.abs(Object.values(p.probabilities).reduce((a, b) => a + b, 0) - 1) < 1e-5);
   const text = await runCli(['predict', checkpoint, '--support', support, '--query', query, '--backend', 'cpu']);
   t.is(text.code, 0, text.stderr);

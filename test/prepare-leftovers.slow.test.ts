@@ -30,7 +30,8 @@ test.before(async () => {
 test.after.always(async () => fx?.cleanup());
 
 const folderArgs = (cache: string) => ['--dataset', 'folder', '--data', root, '--dataset-option', 'split=folders', '--image-size', SIZE, '--cache', cache];
-const tempsOf = async (dir: string, base: string) => (await fs.readdir(dir)).filter((n) => n.startsWith(`.${base}.`) && /\.[0-9a-f]{12}\.(tmp|ready|lnk)$/.test(n));
+const tempsOf = async (dir: string, base: string) =>
+  (await fs.readdir(dir)).filter((n) => n.startsWith(`.${base}.`) && /\.[0-9a-f]{12}\.(tmp|ready|lnk)$/.test(n));
 const age = async (p: string, hours: number) => {
   const then = new Date(Date.now() - hours * 3600 * 1000);
   await fs.utimes(p, then, then);
@@ -56,7 +57,9 @@ test.serial('two prepares of one cache: the second waits for the first and reuse
   const cache = path.join(parent, 'cache');
   const start = (env: Record<string, string>) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'data', 'prepare', ...folderArgs(cache)], {
-      cwd: REPO_ROOT, env: { ...process.env, FEWSHOT_WASM_THREADS: '1', ...env }, stdio: ['ignore', 'ignore', 'pipe'],
+      cwd: REPO_ROOT,
+      env: { ...process.env, FEWSHOT_WASM_THREADS: '1', ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
@@ -110,7 +113,8 @@ test.serial('a class folder that is a symbolic link is read as a class folder: t
     for (const label of new Set(fx.rows[split].map((r) => r.label))) await fs.symlink(path.join(root, split, label), path.join(linked, split, label));
   }
   await fs.mkdir(path.join(linked, 'train'));
-  for (const label of new Set(fx.rows.train.map((r) => r.label))) await fs.symlink(path.relative(path.join(linked, 'train'), path.join(root, 'train', label)), path.join(linked, 'train', label));
+  for (const label of new Set(fx.rows.train.map((r) => r.label)))
+    await fs.symlink(path.relative(path.join(linked, 'train'), path.join(root, 'train', label)), path.join(linked, 'train', label));
   const opts = (r: string) => ({ dataset: 'folder', datasetOptions: { root: r, split: 'folders', name: 'same' } });
   const viaLinks = await prepareCache({ ...opts(linked), cache: path.join(fx.root, 'cache-linked') }, 16);
   const viaCopies = await prepareCache({ ...opts(root), cache: path.join(fx.root, 'cache-copied') }, 16);
@@ -140,11 +144,56 @@ test.serial('a result write killed after its commit point: the next eval rolls t
   const data = ['--data', fx.folderDir, '--image-size', SIZE, '--cache', cache];
   t.is((await runCli(['data', 'prepare', ...data])).code, 0);
   for (const split of ['val', 'test']) {
-    const made = await runCli(['episodes', 'make', '--split', split, '--way', '2', '--shot', '1', '--query', '3', '--count', '3', '--seed', '0', '--image-size', SIZE, '--cache', cache, '--out', path.join(base, `${split}.json`)]);
+    const made = await runCli([
+      'episodes',
+      'make',
+      '--split',
+      split,
+      '--way',
+      '2',
+      '--shot',
+      '1',
+      '--query',
+      '3',
+      '--count',
+      '3',
+      '--seed',
+      '0',
+      '--image-size',
+      SIZE,
+      '--cache',
+      cache,
+      '--out',
+      path.join(base, `${split}.json`),
+    ]);
     t.is(made.code, 0, made.stderr);
   }
   const files = ['--test-file', path.join(base, 'test.json'), '--backend', 'wasm', ...data.filter((a) => a !== '--image-size' && a !== SIZE)];
-  const train = await runCli(['run', 'protonet', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '2', '--val-episodes', '2', '--val-file', path.join(base, 'val.json'), '--image-size', SIZE, ...files, '--runs', path.join(base, 'runs'), '--results', path.join(base, 'results'), '--name', 'r']);
+  const train = await runCli([
+    'run',
+    'protonet',
+    '--way',
+    '2',
+    '--shot',
+    '1',
+    '--query',
+    '3',
+    '--episodes',
+    '2',
+    '--val-episodes',
+    '2',
+    '--val-file',
+    path.join(base, 'val.json'),
+    '--image-size',
+    SIZE,
+    ...files,
+    '--runs',
+    path.join(base, 'runs'),
+    '--results',
+    path.join(base, 'results'),
+    '--name',
+    'r',
+  ]);
   t.is(train.code, 0, train.stderr);
   const evalArgs = ['eval', path.join(base, 'runs', 'r', 'last'), ...files, '--results', path.join(base, 'results-eval'), '--name', 'e'];
   const resultParent = path.join(base, 'results-eval', 'mini-imagenet');
@@ -162,7 +211,7 @@ test.serial('a result write killed after its commit point: the next eval rolls t
   t.is(again.code, 0, again.stderr);
   t.deepEqual(await tempsOf(resultParent, 'e'), [], 'the journal was rolled forward');
   const now = JSON.parse(await fs.readFile(path.join(resultDir, 'result.json'), 'utf8'));
-  t.is(now.createdAt, journaled.createdAt, 'the journal\'s (newer) result is the one in place');
+  t.is(now.createdAt, journaled.createdAt, "the journal's (newer) result is the one in place");
 });
 
 /** `fewshot <args>` run from `cwd` (files a command makes in its working folder stay out of the repository). */
@@ -170,7 +219,9 @@ function cliIn(cwd: string, args: string[], env: Record<string, string> = {}): P
   return new Promise((resolve) => {
     const tsx = pathToFileURL(path.join(REPO_ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
     const child = spawn(process.execPath, ['--import', tsx, path.join(REPO_ROOT, 'src', 'cli', 'main.ts'), ...args], {
-      cwd, env: { ...process.env, FEWSHOT_WASM_THREADS: '1', ...env }, stdio: ['ignore', 'ignore', 'pipe'],
+      cwd,
+      env: { ...process.env, FEWSHOT_WASM_THREADS: '1', ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
@@ -182,14 +233,63 @@ test.serial('a table write killed before its swap: the next table write removes 
   const work = path.join(fx.root, 'table-kill');
   const tables = path.join(work, 'tables');
   await fs.mkdir(tables, { recursive: true });
-  await fs.writeFile(path.join(tables, 'tiny.json'), JSON.stringify({
-    format: 'fewshot-table/1', id: 'tiny', title: 'one cell', source: 'test fixture',
-    budgets: { ci: { label: 'seconds', protocol: 'reduced', seeds: 1, base: { backbone: 'conv4', imageSize: 16, episodes: 2, validation: { every: 0, episodes: 2 }, datasetOptions: { name: 'fixture', normalization: 'imagenet' } } } },
-    cells: [{ id: 'plain', row: 'ProtoNet', column: '2-way 1-shot', dataset: 'folder', method: 'protonet', mode: 'plain', test: { way: 2, shot: 1, query: 2 }, published: [] }],
-    comparisons: [],
-  }));
+  await fs.writeFile(
+    path.join(tables, 'tiny.json'),
+    JSON.stringify({
+      format: 'fewshot-table/1',
+      id: 'tiny',
+      title: 'one cell',
+      source: 'test fixture',
+      budgets: {
+        ci: {
+          label: 'seconds',
+          protocol: 'reduced',
+          seeds: 1,
+          base: {
+            backbone: 'conv4',
+            imageSize: 16,
+            episodes: 2,
+            validation: { every: 0, episodes: 2 },
+            datasetOptions: { name: 'fixture', normalization: 'imagenet' },
+          },
+        },
+      },
+      cells: [
+        {
+          id: 'plain',
+          row: 'ProtoNet',
+          column: '2-way 1-shot',
+          dataset: 'folder',
+          method: 'protonet',
+          mode: 'plain',
+          test: { way: 2, shot: 1, query: 2 },
+          published: [],
+        },
+      ],
+      comparisons: [],
+    }),
+  );
   const results = path.join(work, 'results');
-  const args = ['reproduce', 'tiny', '--tables', tables, '--budget', 'ci', '--data', `folder=${root}`, '--backend', 'wasm', '--results', results, '--runs', path.join(work, 'runs'), '--test-episodes', '3', '--cache', path.join(work, 'cache')];
+  const args = [
+    'reproduce',
+    'tiny',
+    '--tables',
+    tables,
+    '--budget',
+    'ci',
+    '--data',
+    `folder=${root}`,
+    '--backend',
+    'wasm',
+    '--results',
+    results,
+    '--runs',
+    path.join(work, 'runs'),
+    '--test-episodes',
+    '3',
+    '--cache',
+    path.join(work, 'cache'),
+  ];
   const killed = await cliIn(work, args, { FEWSHOT_CRASH_AT: 'table:built' });
   t.is(killed.signal, 'SIGKILL', killed.stderr.slice(-400));
   const tableParent = path.join(results, 'fixture', 'tiny');

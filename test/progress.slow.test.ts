@@ -18,8 +18,15 @@ test.serial('a training reports its validations as time outside the rate, and th
       progress: () => ({ update: (done, _info, uncounted) => updates.push({ done, uncounted }), stop: () => {} }),
     };
     const cfg = validateConfig({
-      method: 'protonet', backbone: 'conv4', imageSize: 16, train: { way: 2, shot: 1, query: 2 }, test: { way: 2, shot: 1, query: 2 },
-      episodes: 5, validation: { every: 2, episodes: 2 }, seed: 0, dataset: 'mini-imagenet',
+      method: 'protonet',
+      backbone: 'conv4',
+      imageSize: 16,
+      train: { way: 2, shot: 1, query: 2 },
+      test: { way: 2, shot: 1, query: 2 },
+      episodes: 5,
+      validation: { every: 2, episodes: 2 },
+      seed: 0,
+      dataset: 'mini-imagenet',
     });
     const cache = path.join(fx.root, 'cache');
     await prepareCache({ dataset: 'mini-imagenet', data: fx.folderDir, cache }, 16);
@@ -28,7 +35,10 @@ test.serial('a training reports its validations as time outside the rate, and th
     await trainExperiment(cfg, { backend: 'cpu', cache, runs: path.join(fx.root, 'runs'), valFile }, { reporter });
     tf.disposeVariables();
     // The loss is reported every 100 episodes and at the last; validations at 2, 4 and the last episode, 5.
-    t.deepEqual(updates.map((u) => u.done), [2, 4, 5, 5]);
+    t.deepEqual(
+      updates.map((u) => u.done),
+      [2, 4, 5, 5],
+    );
     const [v2, v4, train5, v5] = updates.map((u) => u.uncounted!);
     t.true(v2.spentSeconds > 0 && v4.spentSeconds > v2.spentSeconds && v5.spentSeconds > v4.spentSeconds);
     t.is(train5.spentSeconds, v4.spentSeconds);

@@ -22,8 +22,14 @@ import '../src/builtin.ts';
  */
 let wd: Workdir;
 // Fine label of image n: n mod 100, so every class has 3 train images and 1 test image.
-const TRAIN = makePart(3, Array.from({ length: 300 }, (_, n) => n % 100));
-const TEST = makePart(4, Array.from({ length: 100 }, (_, n) => n));
+const TRAIN = makePart(
+  3,
+  Array.from({ length: 300 }, (_, n) => n % 100),
+);
+const TEST = makePart(
+  4,
+  Array.from({ length: 100 }, (_, n) => n),
+);
 let pythonArchive: string;
 let binaryArchive: string;
 test.before(async () => {
@@ -93,17 +99,39 @@ test('cifar-fs without --image-size: `data prepare` caches the 32 px images as t
 
 test('cifar-fs: a tiny train + eval through runExperiment', async (t) => {
   const cfg = validateConfig({
-    method: 'protonet', backbone: 'conv4', imageSize: 32, train: { way: 2, shot: 1, query: 2 }, test: { way: 2, shot: 1, query: 2 },
-    episodes: 2, validation: { every: 0, episodes: 2 }, dataset: 'cifar-fs', augment: 'metaoptnet',
+    method: 'protonet',
+    backbone: 'conv4',
+    imageSize: 32,
+    train: { way: 2, shot: 1, query: 2 },
+    test: { way: 2, shot: 1, query: 2 },
+    episodes: 2,
+    validation: { every: 0, episodes: 2 },
+    dataset: 'cifar-fs',
+    augment: 'metaoptnet',
   });
   const reporter = collectingReporter();
-  const out = await runExperiment(cfg, {
-    backend: 'cpu', data: pythonArchive, cache: path.join(wd.dir, 'cache-cifar-run'), runs: path.join(wd.dir, 'runs'), results: path.join(wd.dir, 'results'),
-    episodesDir: path.join(wd.dir, 'episodes'), testEpisodes: 3, name: 'cifar',
-  }, { reporter });
+  const out = await runExperiment(
+    cfg,
+    {
+      backend: 'cpu',
+      data: pythonArchive,
+      cache: path.join(wd.dir, 'cache-cifar-run'),
+      runs: path.join(wd.dir, 'runs'),
+      results: path.join(wd.dir, 'results'),
+      episodesDir: path.join(wd.dir, 'episodes'),
+      testEpisodes: 3,
+      name: 'cifar',
+    },
+    { reporter },
+  );
   tf.disposeVariables();
   // The training line names the augmentation (CIFAR-FS's default differs from mini-ImageNet's).
-  t.true(reporter.lines.some((l) => /^training protonet \(conv4, 32px, cifar-fs, train 2w1s2q, augmentation metaoptnet \(random crop \+ colour jitter \+ flip\)\)/.test(l)), reporter.lines.join('\n'));
+  t.true(
+    reporter.lines.some((l) =>
+      /^training protonet \(conv4, 32px, cifar-fs, train 2w1s2q, augmentation metaoptnet \(random crop \+ colour jitter \+ flip\)\)/.test(l),
+    ),
+    reporter.lines.join('\n'),
+  );
   t.is(out.record.data.dataset, 'cifar-fs');
   t.is(out.record.episodes.evaluated, 3);
   // Results record portable paths (`<tmp>/…`); resolved, it is the episodes folder given.
@@ -120,19 +148,38 @@ test('cifar providers: wrong-kind and truncated archives are UserErrors naming t
   await fs.writeFile(truncated, full.subarray(0, Math.floor(full.length / 2)));
   const folder = path.join(wd.dir, 'a-folder');
   await fs.mkdir(folder);
-  for (const [file, re] of [[other, /CIFAR-10 archive/], [truncated, /truncated|damaged|incomplete/], [folder, /is a folder/], [path.join(wd.dir, 'none.tar.gz'), /no CIFAR-100 archive/]] as const) {
+  for (const [file, re] of [
+    [other, /CIFAR-10 archive/],
+    [truncated, /truncated|damaged|incomplete/],
+    [folder, /is a folder/],
+    [path.join(wd.dir, 'none.tar.gz'), /no CIFAR-100 archive/],
+  ] as const) {
     const cache = path.join(wd.dir, `bad-${path.basename(file)}`);
     const err = await t.throwsAsync(prepareCache({ dataset: 'fc100', data: file, cache }, 32), { instanceOf: UserError });
     t.regex(err!.message, re);
     t.true(err!.message.includes(file), err!.message);
-    t.false(await fs.stat(cache).then(() => true, () => false));
+    t.false(
+      await fs.stat(cache).then(
+        () => true,
+        () => false,
+      ),
+    );
   }
-  await t.throwsAsync(prepareCache({ dataset: 'cifar-fs', datasetOptions: { size: 3 }, data: pythonArchive, cache: path.join(wd.dir, 'x') }, 32), { instanceOf: UserError, message: /invalid options for dataset "cifar-fs": .*size/ });
+  await t.throwsAsync(prepareCache({ dataset: 'cifar-fs', datasetOptions: { size: 3 }, data: pythonArchive, cache: path.join(wd.dir, 'x') }, 32), {
+    instanceOf: UserError,
+    message: /invalid options for dataset "cifar-fs": .*size/,
+  });
 });
 
 test('tiered-imagenet: class folders → cache with 351/97/160 classes, images decoded and resized, ImageNet normalisation', async (t) => {
   const root = path.join(wd.dir, 'tiered');
-  const png = await Promise.all([0, 1].map((k) => sharp({ create: { width: 12, height: 12, channels: 3, background: { r: 40 + 100 * k, g: 90, b: 200 - 100 * k } } }).png().toBuffer()));
+  const png = await Promise.all(
+    [0, 1].map((k) =>
+      sharp({ create: { width: 12, height: 12, channels: 3, background: { r: 40 + 100 * k, g: 90, b: 200 - 100 * k } } })
+        .png()
+        .toBuffer(),
+    ),
+  );
   const lists = tieredImagenetClasses();
   for (const s of ['train', 'val', 'test'] as const) {
     for (const wnid of lists[s]) {
@@ -155,7 +202,9 @@ test('tiered-imagenet: class folders → cache with 351/97/160 classes, images d
   t.deepEqual(Array.from(val.pixels.subarray(8 * 8 * 3, 8 * 8 * 3 + 3)), [140, 90, 100]);
   // A missing class folder is named.
   await fs.rm(path.join(root, 'test', lists.test[3]), { recursive: true });
-  const err = await t.throwsAsync(prepareCache({ dataset: 'tiered-imagenet', data: root, cache: path.join(wd.dir, 'cache-tiered-bad') }, 8), { instanceOf: UserError });
+  const err = await t.throwsAsync(prepareCache({ dataset: 'tiered-imagenet', data: root, cache: path.join(wd.dir, 'cache-tiered-bad') }, 8), {
+    instanceOf: UserError,
+  });
   t.true(err!.message.includes(lists.test[3]));
 });
 
@@ -191,9 +240,21 @@ test.serial('csv provider: quoted path,label,split rows over real images; withou
   const r0 = fx.rows.train[0];
   const r1 = fx.rows.train[1];
   const bad: [string, RegExp][] = [
-    [`images/${r0.filename},${r0.label},train\nimages/${r1.filename},${r0.label},test\n`, /class "n\w+" is in both the train split \(line 1\) and the test split \(line 2\)/],
+    [
+      `images/${r0.filename},${r0.label},train\nimages/${r1.filename},${r0.label},test\n`,
+      /class "n\w+" is in both the train split \(line 1\) and the test split \(line 2\)/,
+    ],
     [`notes.txt,A\nimages/${r0.filename},A\n`, /line 1: .*notes\.txt is not an image file/],
-    [`images/missing.jpg,A,train\n${fx.rows.train.slice(0, 3).map((r, k) => `images/${r.filename},${'ABC'[k]},${['train', 'val', 'test'][k]}`).join('\n')}\n${fx.rows.val.slice(0, 3).map((r, k) => `images/${r.filename},${'ABC'[k]},${['train', 'val', 'test'][k]}`).join('\n')}\n`, /missing\.jpg is missing or unreadable/],
+    [
+      `images/missing.jpg,A,train\n${fx.rows.train
+        .slice(0, 3)
+        .map((r, k) => `images/${r.filename},${'ABC'[k]},${['train', 'val', 'test'][k]}`)
+        .join('\n')}\n${fx.rows.val
+        .slice(0, 3)
+        .map((r, k) => `images/${r.filename},${'ABC'[k]},${['train', 'val', 'test'][k]}`)
+        .join('\n')}\n`,
+      /missing\.jpg is missing or unreadable/,
+    ],
     [`images/${r0.filename},A,testing\n`, /line 1 names split "testing"/],
     [`"images/${r0.filename},A\n`, /not valid CSV/],
   ];
@@ -201,7 +262,16 @@ test.serial('csv provider: quoted path,label,split rows over real images; withou
     const f = path.join(fx.root, `bad${i}.csv`);
     await fs.writeFile(f, text);
     const cache = path.join(fx.root, `cache-bad${i}`);
-    await t.throwsAsync(prepareCache({ dataset: 'csv', datasetOptions: { fractions: { train: 0.5, val: 0, test: 0.5 } }, data: f, cache }, 16), { instanceOf: UserError, message: re }, text);
-    t.false(await fs.stat(cache).then(() => true, () => false));
+    await t.throwsAsync(
+      prepareCache({ dataset: 'csv', datasetOptions: { fractions: { train: 0.5, val: 0, test: 0.5 } }, data: f, cache }, 16),
+      { instanceOf: UserError, message: re },
+      text,
+    );
+    t.false(
+      await fs.stat(cache).then(
+        () => true,
+        () => false,
+      ),
+    );
   }
 });

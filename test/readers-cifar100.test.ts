@@ -32,14 +32,18 @@ test.before(async () => {
 test.after.always(async () => wd?.cleanup());
 
 let n = 0;
-const archive = (members: [string, Uint8Array | string][], gzip = true): Promise<string> => packArchive(path.join(wd.dir, `a${n++}.tar${gzip ? '.gz' : ''}`), members, gzip);
+const archive = (members: [string, Uint8Array | string][], gzip = true): Promise<string> =>
+  packArchive(path.join(wd.dir, `a${n++}.tar${gzip ? '.gz' : ''}`), members, gzip);
 
 function checkContent(t: import('ava').ExecutionContext, got: Cifar100): void {
   t.deepEqual(got.fineLabelNames, FINE_NAMES);
   t.deepEqual(got.coarseLabelNames, COARSE_NAMES);
   t.is(got.fineLabelNames[0], 'apple');
   t.is(got.fineLabelNames[99], 'worm');
-  for (const [name, part] of [['train', train], ['test', testPart]] as const) {
+  for (const [name, part] of [
+    ['train', train],
+    ['test', testPart],
+  ] as const) {
     const g = got[name];
     t.is(g.count, part.fine.length, name);
     t.deepEqual([...g.fineLabels], part.fine, `${name} fine labels`);
@@ -49,7 +53,10 @@ function checkContent(t: import('ava').ExecutionContext, got: Cifar100): void {
   }
   // Spot checks against the layout by hand: image 1 of train, row 2, column 5 is at NHWC offset ((1*32+2)*32+5)*3.
   const at = ((1 * 32 + 2) * 32 + 5) * 3;
-  t.deepEqual([...got.train.pixels.subarray(at, at + 3)], [0, 1, 2].map((c) => train.planar[3072 + c * 1024 + 2 * 32 + 5]));
+  t.deepEqual(
+    [...got.train.pixels.subarray(at, at + 3)],
+    [0, 1, 2].map((c) => train.planar[3072 + c * 1024 + 2 * 32 + 5]),
+  );
   // worm (99) is in superclass invertebrates (non-insect_invertebrates = 13), apple (0) in fruit_and_vegetables (4).
   t.is(got.train.coarseLabels[1], 13);
   t.is(got.train.coarseLabels[0], 4);
@@ -73,7 +80,10 @@ test('members under ./ and a plain (ungzipped) tar are read too', async (t) => {
   const file = await archive(dotted, false);
   const paths: string[] = [];
   await tar.list({ file, onReadEntry: (e) => paths.push(e.path) });
-  t.true(paths.every((p) => p.startsWith('./cifar-100-binary/')), paths.join(', '));
+  t.true(
+    paths.every((p) => p.startsWith('./cifar-100-binary/')),
+    paths.join(', '),
+  );
   checkContent(t, await readCifar100(file));
 });
 
@@ -85,19 +95,22 @@ const py3 = python3Missing();
   checkContent(t, got);
 });
 
-(py3 ? test.skip : test)('the test pickler writes pickles Python 3 loads (encoding=bytes) to the same numpy array' + (py3 ? ` [skipped: ${py3}]` : ''), async (t) => {
-  const file = path.join(wd.dir, 'py2.pkl');
-  await fs.writeFile(file, pythonMembers(train, testPart)[3]![1]);
-  const script = `import pickle, sys, hashlib
+(py3 ? test.skip : test)(
+  'the test pickler writes pickles Python 3 loads (encoding=bytes) to the same numpy array' + (py3 ? ` [skipped: ${py3}]` : ''),
+  async (t) => {
+    const file = path.join(wd.dir, 'py2.pkl');
+    await fs.writeFile(file, pythonMembers(train, testPart)[3]![1]);
+    const script = `import pickle, sys, hashlib
 d = pickle.load(open(sys.argv[1], 'rb'), encoding='bytes')
 a = d[b'data']
 print(a.dtype, a.shape, d[b'fine_labels'], d[b'coarse_labels'], hashlib.sha256(a.tobytes()).hexdigest(), d[b'filenames'][0].decode())`;
-  const r = spawnSync('python3', ['-c', script, file], { encoding: 'utf8' });
-  t.is(r.status, 0, r.stderr);
-  const { createHash } = await import('node:crypto');
-  const sha = createHash('sha256').update(train.planar).digest('hex');
-  t.is(r.stdout.trim(), `uint8 (6, 3072) [${TRAIN_FINE.join(', ')}] [${train.coarse.join(', ')}] ${sha} apple_s_000000.png`);
-});
+    const r = spawnSync('python3', ['-c', script, file], { encoding: 'utf8' });
+    t.is(r.status, 0, r.stderr);
+    const { createHash } = await import('node:crypto');
+    const sha = createHash('sha256').update(train.planar).digest('hex');
+    t.is(r.stdout.trim(), `uint8 (6, 3072) [${TRAIN_FINE.join(', ')}] [${train.coarse.join(', ')}] ${sha} apple_s_000000.png`);
+  },
+);
 
 async function rejects(t: import('ava').ExecutionContext, file: string, pattern: RegExp): Promise<void> {
   const err = await t.throwsAsync(readCifar100(file), { instanceOf: UserError });
@@ -108,7 +121,14 @@ async function rejects(t: import('ava').ExecutionContext, file: string, pattern:
 
 test('a CIFAR-10 archive is rejected as the wrong kind', async (t) => {
   const rec = Buffer.alloc(3073 * 2);
-  await rejects(t, await archive([['cifar-10-batches-bin/batches.meta.txt', 'airplane\n'], ['cifar-10-batches-bin/data_batch_1.bin', rec]]), /CIFAR-10 archive/);
+  await rejects(
+    t,
+    await archive([
+      ['cifar-10-batches-bin/batches.meta.txt', 'airplane\n'],
+      ['cifar-10-batches-bin/data_batch_1.bin', rec],
+    ]),
+    /CIFAR-10 archive/,
+  );
   await rejects(t, await archive([['cifar-10-batches-py/data_batch_1', py2dumps({ dict: [['labels', [1]]] })]]), /CIFAR-10 archive/);
 });
 
@@ -129,7 +149,11 @@ test('a truncated archive or member is rejected', async (t) => {
   const whole = await fs.readFile(await archive(binaryMembers(train, testPart)));
   const cut = path.join(wd.dir, 'cut.tar.gz');
   await fs.writeFile(cut, whole.subarray(0, Math.floor(whole.length * 0.6)));
-  await rejects(t, cut, /not a readable \.tar\.gz, or truncated \((inside member cifar-100-binary\/[a-z_.]+ \(\d+ of \d+ bytes\): )?zlib: unexpected end of file\)/);
+  await rejects(
+    t,
+    cut,
+    /not a readable \.tar\.gz, or truncated \((inside member cifar-100-binary\/[a-z_.]+ \(\d+ of \d+ bytes\): )?zlib: unexpected end of file\)/,
+  );
 
   // A complete gzip stream of a tar cut inside train.bin's data: the member is shorter than its header says.
   const plainFile = await archive(binaryMembers(train, testPart), false);
@@ -151,7 +175,11 @@ test('a truncated archive or member is rejected', async (t) => {
 test('a binary member that is not a whole number of records is rejected', async (t) => {
   const members = binaryMembers(train, testPart);
   members[2] = ['cifar-100-binary/test.bin', Buffer.concat([binaryRecords(testPart), Buffer.alloc(100)])];
-  await rejects(t, await archive(members), /cifar-100-binary\/test\.bin has 9322 bytes, not a whole number of 3074-byte records \(3 records and 100 bytes left over\)/);
+  await rejects(
+    t,
+    await archive(members),
+    /cifar-100-binary\/test\.bin has 9322 bytes, not a whole number of 3074-byte records \(3 records and 100 bytes left over\)/,
+  );
 });
 
 test('labels out of range are rejected, naming the member and the record', async (t) => {
@@ -168,7 +196,16 @@ test('labels out of range are rejected, naming the member and the record', async
 
   const pyMembers = pythonMembers(train, testPart);
   const badFine = { ...train, fine: [0, 1, 150, 3, 4, 5] };
-  pyMembers[3] = ['cifar-100-python/train', py2dumps({ dict: [['fine_labels', badFine.fine], ['coarse_labels', train.coarse], ['data', { ndarray: train.planar, shape: [6, 3072] }]] })];
+  pyMembers[3] = [
+    'cifar-100-python/train',
+    py2dumps({
+      dict: [
+        ['fine_labels', badFine.fine],
+        ['coarse_labels', train.coarse],
+        ['data', { ndarray: train.planar, shape: [6, 3072] }],
+      ],
+    }),
+  ];
   await rejects(t, await archive(pyMembers), /cifar-100-python\/train: fine_labels\[2\] is 150, outside 0\.\.99/);
 });
 
@@ -179,7 +216,16 @@ test('missing members, wrong name lists and label/image count mismatches are rej
   fewNames[1] = ['cifar-100-binary/fine_label_names.txt', FINE_NAMES.slice(0, 99).join('\n')];
   await rejects(t, await archive(fewNames), /fine_label_names\.txt lists 99 names, expected 100/);
   const py = pythonMembers(train, testPart);
-  py[2] = ['cifar-100-python/test', py2dumps({ dict: [['fine_labels', [1, 2]], ['coarse_labels', [1, 2]], ['data', { ndarray: testPart.planar, shape: [3, 3072] }]] })];
+  py[2] = [
+    'cifar-100-python/test',
+    py2dumps({
+      dict: [
+        ['fine_labels', [1, 2]],
+        ['coarse_labels', [1, 2]],
+        ['data', { ndarray: testPart.planar, shape: [3, 3072] }],
+      ],
+    }),
+  ];
   await rejects(t, await archive(py), /'fine_labels' has 2 labels for 3 images/);
   const noMeta = pythonMembers(train, testPart).filter(([p]) => !p.endsWith('/meta'));
   await rejects(t, await archive(noMeta), /member cifar-100-python\/meta missing/);
@@ -189,10 +235,13 @@ test('missing members, wrong name lists and label/image count mismatches are rej
 
 test('the unpickler is strict: other globals, protocols and opcodes are refused', (t) => {
   // cos\nsystem\n(S'echo'\ntR.  (protocol 0 GLOBAL os.system, REDUCE)
-  const evil = Buffer.from("\x80\x02cos\nsystem\nq\x00U\x04echoq\x01\x85q\x02Rq\x03.", 'latin1');
+  const evil = Buffer.from('\x80\x02cos\nsystem\nq\x00U\x04echoq\x01\x85q\x02Rq\x03.', 'latin1');
   t.throws(() => unpickle(evil), { instanceOf: PickleFormatError, message: /global os\.system is not allowed/ });
   t.throws(() => unpickle(Buffer.from([0x80, 4, 0x4e, 0x2e])), { instanceOf: PickleFormatError, message: /protocol 4 is not supported/ });
-  t.throws(() => unpickle(Buffer.from([0x80, 2, 0x47, 0, 0, 0, 0, 0, 0, 0, 0, 0x2e])), { instanceOf: PickleFormatError, message: /opcode 0x47 is not supported/ });
+  t.throws(() => unpickle(Buffer.from([0x80, 2, 0x47, 0, 0, 0, 0, 0, 0, 0, 0, 0x2e])), {
+    instanceOf: PickleFormatError,
+    message: /opcode 0x47 is not supported/,
+  });
   t.throws(() => unpickle(Buffer.from([0x80, 2, 0x4e, 0x2e, 0x00])), { instanceOf: PickleFormatError, message: /1 bytes after the end/ });
   // A float64 numpy dtype is refused (only uint8 arrays are expected).
   const f8 = Buffer.from('\x80\x02cnumpy\ndtype\nU\x02f8K\x00K\x01\x87R.', 'latin1');

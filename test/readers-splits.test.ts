@@ -20,7 +20,10 @@ const COMMITTED = path.resolve('src/data/readers/splits');
 
 test('CIFAR-FS: 64/16/20 classes, disjoint, covering all 100 CIFAR-100 fine classes', (t) => {
   const c = cifarBenchmarkClasses('cifar-fs');
-  t.deepEqual(BENCHMARK_SPLITS.map((s) => c[s].length), [64, 16, 20]);
+  t.deepEqual(
+    BENCHMARK_SPLITS.map((s) => c[s].length),
+    [64, 16, 20],
+  );
   t.deepEqual(PUBLISHED_SPLIT_SIZES['cifar-fs'], { train: 64, val: 16, test: 20 });
   const all = BENCHMARK_SPLITS.flatMap((s) => c[s]);
   t.is(new Set(all).size, 100);
@@ -30,7 +33,10 @@ test('CIFAR-FS: 64/16/20 classes, disjoint, covering all 100 CIFAR-100 fine clas
 
 test('FC100: 60/20/20 classes from 12/4/4 superclasses with the published superclass ids', (t) => {
   const c = cifarBenchmarkClasses('fc100');
-  t.deepEqual(BENCHMARK_SPLITS.map((s) => c[s].length), [60, 20, 20]);
+  t.deepEqual(
+    BENCHMARK_SPLITS.map((s) => c[s].length),
+    [60, 20, 20],
+  );
   const all = BENCHMARK_SPLITS.flatMap((s) => c[s]);
   t.deepEqual([...all].sort(), FINE_NAMES);
   const supers = cifar100Superclasses();
@@ -47,26 +53,32 @@ test('FC100: 60/20/20 classes from 12/4/4 superclasses with the published superc
 
 test('tiered-ImageNet: 351/97/160 disjoint WordNet ids', (t) => {
   const c = tieredImagenetClasses();
-  t.deepEqual(BENCHMARK_SPLITS.map((s) => c[s].length), [351, 97, 160]);
+  t.deepEqual(
+    BENCHMARK_SPLITS.map((s) => c[s].length),
+    [351, 97, 160],
+  );
   const all = BENCHMARK_SPLITS.flatMap((s) => c[s]);
   t.is(new Set(all).size, 608);
   t.true(all.every((w) => /^n\d{8}$/.test(w)));
 });
 
-(existsSync(SHARED) ? test : test.skip)('the committed split lists equal the shared reference copies' + (existsSync(SHARED) ? '' : ' [skipped: ../shared not present]'), async (t) => {
-  for (const b of ['cifar-fs', 'fc100']) {
-    for (const s of BENCHMARK_SPLITS) {
-      const rel = `${b}/${s}.txt`;
-      t.true((await fs.readFile(path.join(COMMITTED, rel))).equals(await fs.readFile(path.join(SHARED, rel))), rel);
+(existsSync(SHARED) ? test : test.skip)(
+  'the committed split lists equal the shared reference copies' + (existsSync(SHARED) ? '' : ' [skipped: ../shared not present]'),
+  async (t) => {
+    for (const b of ['cifar-fs', 'fc100']) {
+      for (const s of BENCHMARK_SPLITS) {
+        const rel = `${b}/${s}.txt`;
+        t.true((await fs.readFile(path.join(COMMITTED, rel))).equals(await fs.readFile(path.join(SHARED, rel))), rel);
+      }
     }
-  }
-  const sup = 'cifar100_superclass_to_classes.json';
-  t.true((await fs.readFile(path.join(COMMITTED, sup))).equals(await fs.readFile(path.join(SHARED, sup))), sup);
-  for (const s of BENCHMARK_SPLITS) {
-    const ref = JSON.parse(await fs.readFile(path.join(SHARED, 'tiered-imagenet', `${s}.json`), 'utf8')) as { class_names: string[] };
-    t.deepEqual([...tieredImagenetClasses()[s]], ref.class_names, `tiered ${s}`);
-  }
-});
+    const sup = 'cifar100_superclass_to_classes.json';
+    t.true((await fs.readFile(path.join(COMMITTED, sup))).equals(await fs.readFile(path.join(SHARED, sup))), sup);
+    for (const s of BENCHMARK_SPLITS) {
+      const ref = JSON.parse(await fs.readFile(path.join(SHARED, 'tiered-imagenet', `${s}.json`), 'utf8')) as { class_names: string[] };
+      t.deepEqual([...tieredImagenetClasses()[s]], ref.class_names, `tiered ${s}`);
+    }
+  },
+);
 
 test('assignCifarClasses maps every fine label to its split and class index', (t) => {
   for (const b of ['cifar-fs', 'fc100'] as const) {
@@ -76,7 +88,10 @@ test('assignCifarClasses maps every fine label to its split and class index', (t
     for (const s of BENCHMARK_SPLITS) {
       const inSplit = a.filter((x) => x.split === s);
       t.is(inSplit.length, PUBLISHED_SPLIT_SIZES[b][s]);
-      t.deepEqual(inSplit.map((x) => x.classIndex).sort((p, q) => p - q), [...Array(inSplit.length).keys()]);
+      t.deepEqual(
+        inSplit.map((x) => x.classIndex).sort((p, q) => p - q),
+        [...Array(inSplit.length).keys()],
+      );
       for (const x of inSplit) t.is(classes[s][x.classIndex], x.name);
     }
     a.forEach((x, i) => t.is(x.name, FINE_NAMES[i]));
@@ -132,11 +147,17 @@ test('tiered-ImageNet split-folder tree: lists every class in list order with so
   let i = 0;
   for (const s of BENCHMARK_SPLITS) {
     t.is(got.splits[s].length, PUBLISHED_SPLIT_SIZES['tiered-imagenet'][s]);
-    t.deepEqual(got.splits[s].map((c) => c.wnid), [...lists[s]]);
+    t.deepEqual(
+      got.splits[s].map((c) => c.wnid),
+      [...lists[s]],
+    );
     for (const c of got.splits[s]) {
       const n = 1 + (i++ % 3);
       t.is(c.dir, path.join(root, s, c.wnid));
-      t.deepEqual(c.files, [...Array(n).keys()].map((k) => `${c.wnid}_${String(k).padStart(4, '0')}.JPEG`));
+      t.deepEqual(
+        c.files,
+        [...Array(n).keys()].map((k) => `${c.wnid}_${String(k).padStart(4, '0')}.JPEG`),
+      );
     }
   }
 
@@ -180,8 +201,15 @@ test('tiered-ImageNet flat tree (root/<wnid> or root/images/<wnid>): split from 
   t.is(got.layout, 'flat');
   t.is(got.root, images);
   t.deepEqual(got.ignoredFolders, ['n00000001']);
-  t.deepEqual(BENCHMARK_SPLITS.map((s) => got.splits[s].length), [351, 97, 160]);
-  t.deepEqual(got.splits.val[0], { wnid: tieredImagenetClasses().val[0]!, dir: path.join(images, tieredImagenetClasses().val[0]!), files: [0, 1].map((k) => `${tieredImagenetClasses().val[0]}_000${k}.JPEG`) });
+  t.deepEqual(
+    BENCHMARK_SPLITS.map((s) => got.splits[s].length),
+    [351, 97, 160],
+  );
+  t.deepEqual(got.splits.val[0], {
+    wnid: tieredImagenetClasses().val[0]!,
+    dir: path.join(images, tieredImagenetClasses().val[0]!),
+    files: [0, 1].map((k) => `${tieredImagenetClasses().val[0]}_000${k}.JPEG`),
+  });
   const direct = await listTieredImagenet(images);
   t.deepEqual(direct.splits, got.splits);
   const gone = tieredImagenetClasses().train[100]!;

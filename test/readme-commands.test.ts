@@ -47,10 +47,13 @@ async function help(commandPath: string[]): Promise<string> {
 
 const lines = shellLines(readme);
 
-test('the README shows commands, and never the developers\' dataset folder', (t) => {
+test("the README shows commands, and never the developers' dataset folder", (t) => {
   t.true(lines.length >= 6, lines.join('\n'));
   t.false(readme.includes('../shared'));
-  t.true(lines.some((l) => l.startsWith('npm run fewshot -- run protonet-sla')), 'the main command');
+  t.true(
+    lines.some((l) => l.startsWith('npm run fewshot -- run protonet-sla')),
+    'the main command',
+  );
   t.true(lines.includes('npm test'), 'the test command');
 });
 
@@ -65,7 +68,8 @@ for (const line of lines) {
       if (/\[command\]/.test(await help(command)) && args[1] && !args[1].startsWith('-')) command.push(args[1]);
       const usage = await help(command);
       t.notRegex(usage, /unknown command/);
-      for (const flag of args.filter((a) => a.startsWith('--'))) t.true(usage.includes(`${flag} `) || usage.includes(`${flag}\n`), `\`fewshot ${command.join(' ')}\` has no flag ${flag}`);
+      for (const flag of args.filter((a) => a.startsWith('--')))
+        t.true(usage.includes(`${flag} `) || usage.includes(`${flag}\n`), `\`fewshot ${command.join(' ')}\` has no flag ${flag}`);
       // Files of the repository the command names (configs, committed checkpoints, examples) exist.
       for (const a of args.filter((x) => /^(experiments|runs|examples|episodes)\//.test(x))) t.true(existsSync(path.join(REPO_ROOT, a)), `${a} does not exist`);
       return;
@@ -82,14 +86,18 @@ for (const line of lines) {
     if (node) {
       const inRepo = node[1].replace(/^node_modules\/fewshot\//, '');
       t.true(existsSync(path.join(REPO_ROOT, inRepo)), `${inRepo} does not exist`);
-      if (node[1].startsWith('node_modules/fewshot/')) t.true(pkg.files.some((f) => inRepo.startsWith(f.replace(/\*.*$/, ''))), `${inRepo} is not shipped (package.json files)`);
+      if (node[1].startsWith('node_modules/fewshot/'))
+        t.true(
+          pkg.files.some((f) => inRepo.startsWith(f.replace(/\*.*$/, ''))),
+          `${inRepo} is not shipped (package.json files)`,
+        );
       return;
     }
     t.fail(`a README command this test does not know how to check: ${line}`);
   });
 }
 
-test('the README\'s local links lead to files', (t) => {
+test("the README's local links lead to files", (t) => {
   for (const [, target] of readme.matchAll(/\]\(([^)#\s]+)\)/g)) {
     if (/^https?:/.test(target)) continue;
     t.true(existsSync(path.join(REPO_ROOT, target)), `README links to ${target}, which does not exist`);

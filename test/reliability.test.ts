@@ -29,7 +29,16 @@ test.after.always(async () => {
 test('run lock: a second holder is refused with the holder pid, host and start time; released locks can be retaken', async (t) => {
   const dir = await tmpDir('lock');
   // A live process holds the lock (a child that takes it and waits).
-  const child = spawn(process.execPath, ['--import', 'tsx', '-e', `import('${path.resolve('src/util/lock.ts')}').then(async (m) => { await m.acquireRunLock(${JSON.stringify(dir)}); console.log('held'); setTimeout(() => {}, 60000); })`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '-e',
+      `import('${path.resolve('src/util/lock.ts')}').then(async (m) => { await m.acquireRunLock(${JSON.stringify(dir)}); console.log('held'); setTimeout(() => {}, 60000); })`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   await new Promise<void>((resolve) => child.stdout.on('data', (d) => String(d).includes('held') && resolve()));
   const err = await t.throwsAsync(acquireRunLock(dir), { instanceOf: UserError });
   t.regex(err!.problem, new RegExp(`in use by process ${child.pid} on ${os.hostname()} \\(started \\d{4}-`));
@@ -57,7 +66,10 @@ test('replaceDirAtomic keeps a symlinked complete version; recoverDir relinks th
   await fs.writeFile(path.join(parent, '.last.v3', 'x'), '3');
   await fs.mkdir(path.join(parent, '.last.0123456789ab.tmp'));
   const actions = await recoverDir(target);
-  t.true(actions.some((a) => /v3/.test(a)), actions.join('; '));
+  t.true(
+    actions.some((a) => /v3/.test(a)),
+    actions.join('; '),
+  );
   t.is(await fs.readFile(path.join(target, 'x'), 'utf8'), '3');
   t.deepEqual((await fs.readdir(parent)).sort(), ['.last.v3', 'last']);
   // A kill that left no link at all: the newest complete version is linked.
@@ -69,14 +81,20 @@ test('replaceDirAtomic keeps a symlinked complete version; recoverDir relinks th
 test('writeFilesAtomic: an interrupted move (journal left) is rolled forward by the reader', async (t) => {
   const parent = await tmpDir('res');
   const dir = path.join(parent, 'r');
-  await writeFilesAtomic(dir, [['a.txt', 'old-a'], ['b.txt', 'old-b']]);
+  await writeFilesAtomic(dir, [
+    ['a.txt', 'old-a'],
+    ['b.txt', 'old-b'],
+  ]);
   // Emulate a kill after a.txt was moved: the journal still holds b.txt.
   const ready = path.join(parent, '.r.0123456789ab.ready');
   await fs.mkdir(ready);
   await fs.writeFile(path.join(ready, '.order'), 'a.txt\nb.txt');
   await fs.writeFile(path.join(ready, 'b.txt'), 'new-b');
   await fs.writeFile(path.join(dir, 'a.txt'), 'new-a');
-  await writeFilesAtomic(dir, [['a.txt', 'newer-a'], ['b.txt', 'newer-b']]);
+  await writeFilesAtomic(dir, [
+    ['a.txt', 'newer-a'],
+    ['b.txt', 'newer-b'],
+  ]);
   t.is(await fs.readFile(path.join(dir, 'b.txt'), 'utf8'), 'newer-b');
   t.deepEqual((await fs.readdir(parent)).sort(), ['r']);
 });
@@ -85,7 +103,21 @@ test('a result whose per-episode.csv does not belong to its result.json is refus
   const parent = await tmpDir('res2');
   const dir = path.join(parent, 'r');
   const { writeResult } = await import('../src/reports/results.ts');
-  await writeResult(dir, { method: 'm', createdAt: '', command: '', seed: 0, backend: { choice: 'cpu', detail: '' }, data: { dataset: 'd', imageSize: 8, splitFingerprint: '', cacheFingerprint: '' }, episodes: { file: '', sha256: '', split: 'test', way: 2, shot: 1, query: 1, evaluated: 2 }, wallSeconds: { eval: 1 }, software: {} }, { modes: ['m'], episodes: 2, perEpisode: { m: new Float64Array([50, 100]) }, summary: { m: { mean: 75, ci95: 1, std: 1, n: 2 } }, wallSeconds: 1 } as never);
+  await writeResult(
+    dir,
+    {
+      method: 'm',
+      createdAt: '',
+      command: '',
+      seed: 0,
+      backend: { choice: 'cpu', detail: '' },
+      data: { dataset: 'd', imageSize: 8, splitFingerprint: '', cacheFingerprint: '' },
+      episodes: { file: '', sha256: '', split: 'test', way: 2, shot: 1, query: 1, evaluated: 2 },
+      wallSeconds: { eval: 1 },
+      software: {},
+    },
+    { modes: ['m'], episodes: 2, perEpisode: { m: new Float64Array([50, 100]) }, summary: { m: { mean: 75, ci95: 1, std: 1, n: 2 } }, wallSeconds: 1 } as never,
+  );
   t.is((await readResult(dir)).perEpisode.m[1], 100);
   await fs.writeFile(path.join(dir, 'per-episode.csv'), 'episode,m\n0,50\n1,0\n');
   await t.throwsAsync(readResult(dir), { instanceOf: UserError, message: /does not belong to result\.json/ });

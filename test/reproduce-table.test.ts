@@ -35,10 +35,16 @@ test('the published numbers in the tables are the ones of the papers (spot check
   t.deepEqual([pub(t3, 'mini-1s-protonet').mean, pub(t3, 'mini-1s-protonet').ci95], [53.47, 0.63]);
   t.deepEqual([pub(t3, 'mini-5s-svm').mean, pub(t3, 'mini-5s-svm').ci95], [68.76, 0.48]);
   const { table: pn } = await readTableSpec('protonet-paper', TABLES);
-  t.deepEqual(pn.cells.map((c) => c.published.map((p) => p.mean)), [[49.42, 44.42], [68.2, 64.24]]);
+  t.deepEqual(
+    pn.cells.map((c) => c.published.map((p) => p.mean)),
+    [
+      [49.42, 44.42],
+      [68.2, 64.24],
+    ],
+  );
 });
 
-test('experiments/protonet-chen-84px-5w1s.json is the protonet-paper table\'s cpu-84px 1-shot run', async (t) => {
+test("experiments/protonet-chen-84px-5w1s.json is the protonet-paper table's cpu-84px 1-shot run", async (t) => {
   const { table } = await readTableSpec('protonet-paper', TABLES);
   const [run] = planTable(table, 'cpu-84px', { only: ['mini-1s-protonet'] }).runs;
   const file = JSON.parse(await fs.readFile(path.join(REPO_ROOT, 'experiments', 'protonet-chen-84px-5w1s.json'), 'utf8')) as Record<string, unknown>;
@@ -52,12 +58,26 @@ test('SLA+AG and SLA+SI cells share one run per seed; the plan has seeds × dist
   t.is(plan.runs.length, 2 * 3);
   const ag = plan.cellRuns.get('mini-1s-protonet-sla-ag')!;
   const si = plan.cellRuns.get('mini-1s-protonet-sla-si')!;
-  t.deepEqual(ag.map((r) => r.key), si.map((r) => r.key));
-  t.deepEqual(ag.map((r) => r.seed), [0, 1, 2]);
+  t.deepEqual(
+    ag.map((r) => r.key),
+    si.map((r) => r.key),
+  );
+  t.deepEqual(
+    ag.map((r) => r.seed),
+    [0, 1, 2],
+  );
   t.deepEqual(ag[0].cells, ['mini-1s-protonet-sla-ag', 'mini-1s-protonet-sla-si']);
   // the CPU budget's base plus the cell: 32 px Conv-4, train spec defaulting to the test spec with 6 queries
   const c = validateConfig(ag[1].config);
-  t.like(c, { method: 'protonet-sla', backbone: 'conv4', imageSize: 32, episodes: 2000, seed: 1, train: { way: 5, shot: 1, query: 6 }, test: { way: 5, shot: 1, query: 15 } });
+  t.like(c, {
+    method: 'protonet-sla',
+    backbone: 'conv4',
+    imageSize: 32,
+    episodes: 2000,
+    seed: 1,
+    train: { way: 5, shot: 1, query: 6 },
+    test: { way: 5, shot: 1, query: 15 },
+  });
   // the key is the same whatever order the fields are listed in
   t.is(canonicalJson({ b: 1, a: { d: 2, c: 3 } }), canonicalJson({ a: { c: 3, d: 2 }, b: 1 }));
   t.deepEqual(deepMerge({ a: { x: 1, y: 2 }, l: [1] }, { a: { y: 3 }, l: [2] }), { a: { x: 1, y: 3 }, l: [2] });
@@ -89,22 +109,47 @@ function fakeEpisodes(seed: number, n: number, p: number): Float64Array {
 test('summary: per-seed and pooled paired differences equal a hand computation; verdicts honest about the budget', (t) => {
   const table: TableSpec = parseTableSpec(
     {
-      format: 'fewshot-table/1', id: 'toy', title: 'toy', source: 'test',
+      format: 'fewshot-table/1',
+      id: 'toy',
+      title: 'toy',
+      source: 'test',
       budgets: {
         cpu: { label: 'reduced', protocol: 'reduced', seeds: 2, base: {} },
         paper: { label: 'published', protocol: 'published', seeds: 2, base: {} },
       },
       cells: [
-        { id: 'base', row: 'B', column: '1-shot', dataset: 'd', method: 'protonet', mode: 'plain', test: { way: 5, shot: 1, query: 15 }, published: [{ mean: 50, ci95: 1, source: 'x' }] },
-        { id: 'sla', row: 'A', column: '1-shot', dataset: 'd', method: 'protonet-sla', mode: 'ag', test: { way: 5, shot: 1, query: 15 }, published: [{ mean: 53, source: 'y' }] },
+        {
+          id: 'base',
+          row: 'B',
+          column: '1-shot',
+          dataset: 'd',
+          method: 'protonet',
+          mode: 'plain',
+          test: { way: 5, shot: 1, query: 15 },
+          published: [{ mean: 50, ci95: 1, source: 'x' }],
+        },
+        {
+          id: 'sla',
+          row: 'A',
+          column: '1-shot',
+          dataset: 'd',
+          method: 'protonet-sla',
+          mode: 'ag',
+          test: { way: 5, shot: 1, query: 15 },
+          published: [{ mean: 53, source: 'y' }],
+        },
       ],
       comparisons: [{ id: 'a-b', a: 'sla', b: 'base' }],
     },
     'toy',
   );
   const n = 400;
-  const runs = (p: number, off: number): SeedOutcome[] => [0, 1].map((s) => ({ seed: s, result: `r${off}${s}`, perEpisode: fakeEpisodes(off + s, n, p), episodesSha256: 'e', wallSeconds: { train: 10, eval: 2 } }));
-  const outcomes = new Map<string, { seeds: SeedOutcome[]; missing: string[] }>([['base', { seeds: runs(0.5, 10), missing: [] }], ['sla', { seeds: runs(0.56, 20), missing: [] }]]);
+  const runs = (p: number, off: number): SeedOutcome[] =>
+    [0, 1].map((s) => ({ seed: s, result: `r${off}${s}`, perEpisode: fakeEpisodes(off + s, n, p), episodesSha256: 'e', wallSeconds: { train: 10, eval: 2 } }));
+  const outcomes = new Map<string, { seeds: SeedOutcome[]; missing: string[] }>([
+    ['base', { seeds: runs(0.5, 10), missing: [] }],
+    ['sla', { seeds: runs(0.56, 20), missing: [] }],
+  ]);
   for (const budget of ['cpu', 'paper']) {
     const o = summarizeTable(table, budget, outcomes);
     const a = outcomes.get('sla')!.seeds;
@@ -135,10 +180,20 @@ test('summary: per-seed and pooled paired differences equal a hand computation; 
     t.is(Number(cmpRows[0].pooled_mean), Number((mean * 100).toFixed(4)));
   }
   // opposite direction is said so
-  const flipped = new Map([['base', outcomes.get('sla')!], ['sla', outcomes.get('base')!]]);
+  const flipped = new Map([
+    ['base', outcomes.get('sla')!],
+    ['sla', outcomes.get('base')!],
+  ]);
   t.is(summarizeTable(table, 'cpu', flipped).comparisons[0].verdict, 'opposite direction to the paper');
   // a cell without runs says "not run" and the table still renders
-  const partial = summarizeTable(table, 'cpu', new Map<string, { seeds: SeedOutcome[]; missing: string[] }>([['base', outcomes.get('base')!], ['sla', { seeds: [], missing: ['seed 0: data for dataset d is missing'] }]]));
+  const partial = summarizeTable(
+    table,
+    'cpu',
+    new Map<string, { seeds: SeedOutcome[]; missing: string[] }>([
+      ['base', outcomes.get('base')!],
+      ['sla', { seeds: [], missing: ['seed 0: data for dataset d is missing'] }],
+    ]),
+  );
   t.is(partial.comparisons[0].verdict, 'not run');
   t.regex(tableMarkdown(partial), /data for dataset d is missing/);
 });
@@ -146,17 +201,42 @@ test('summary: per-seed and pooled paired differences equal a hand computation; 
 test('figures render to SVG through Vega-Lite (forest plot, accuracy by shot, training curves)', async (t) => {
   const table: TableSpec = parseTableSpec(
     {
-      format: 'fewshot-table/1', id: 'toy', title: 'toy', source: 'test', budgets: { cpu: { label: 'r', protocol: 'reduced', seeds: 1, base: {} } },
+      format: 'fewshot-table/1',
+      id: 'toy',
+      title: 'toy',
+      source: 'test',
+      budgets: { cpu: { label: 'r', protocol: 'reduced', seeds: 1, base: {} } },
       cells: [1, 5].flatMap((shot) => [
         { id: `b${shot}`, row: 'B', column: `${shot}-shot`, dataset: 'd', method: 'protonet', mode: 'plain', test: { way: 5, shot, query: 15 }, published: [] },
-        { id: `a${shot}`, row: 'A', column: `${shot}-shot`, dataset: 'd', method: 'protonet-sla', mode: 'ag', test: { way: 5, shot, query: 15 }, published: [] },
+        {
+          id: `a${shot}`,
+          row: 'A',
+          column: `${shot}-shot`,
+          dataset: 'd',
+          method: 'protonet-sla',
+          mode: 'ag',
+          test: { way: 5, shot, query: 15 },
+          published: [],
+        },
       ]),
       comparisons: [1, 5].map((shot) => ({ id: `c${shot}`, a: `a${shot}`, b: `b${shot}` })),
     },
     'toy',
   );
-  const one = (seed: number, p: number): { seeds: SeedOutcome[]; missing: string[] } => ({ seeds: [{ seed: 0, result: 'r', perEpisode: fakeEpisodes(seed, 100, p), episodesSha256: 'e', wallSeconds: { eval: 1 } }], missing: [] });
-  const o = summarizeTable(table, 'cpu', new Map([['b1', one(1, 0.4)], ['a1', one(2, 0.45)], ['b5', one(3, 0.6)], ['a5', one(4, 0.62)]]));
+  const one = (seed: number, p: number): { seeds: SeedOutcome[]; missing: string[] } => ({
+    seeds: [{ seed: 0, result: 'r', perEpisode: fakeEpisodes(seed, 100, p), episodesSha256: 'e', wallSeconds: { eval: 1 } }],
+    missing: [],
+  });
+  const o = summarizeTable(
+    table,
+    'cpu',
+    new Map([
+      ['b1', one(1, 0.4)],
+      ['a1', one(2, 0.45)],
+      ['b5', one(3, 0.6)],
+      ['a5', one(4, 0.62)],
+    ]),
+  );
   for (const spec of [forestPlotSpec(o), accuracyByShotSpec(o)]) {
     const svg = await renderSvg(spec!);
     t.true(svg.startsWith('<svg'));
@@ -169,34 +249,74 @@ test('figures render to SVG through Vega-Lite (forest plot, accuracy by shot, tr
     '{"torn',
   ].join('\n');
   const points = curvePointsFromLog('protonet 5w1s', 0, log);
-  t.deepEqual(points.map((p) => [p.episode, p.kind, p.value]), [[100, 'training loss', 1.5], [100, 'validation accuracy (%)', 31], [200, 'training loss', 1.4]]);
+  t.deepEqual(
+    points.map((p) => [p.episode, p.kind, p.value]),
+    [
+      [100, 'training loss', 1.5],
+      [100, 'validation accuracy (%)', 31],
+      [200, 'training loss', 1.4],
+    ],
+  );
   t.true((await renderSvg(trainingCurvesSpec('curves', points)!)).includes('training episode'));
   // A published target drawn across the validation panel (budgets that run the published protocol).
-  t.regex(await renderSvg(trainingCurvesSpec('curves', points, [{ cell: 'protonet 5w1s', value: 44.42, label: 'published 44.42 (test)' }])!), /published 44\.42 \(test\)/);
+  t.regex(
+    await renderSvg(trainingCurvesSpec('curves', points, [{ cell: 'protonet 5w1s', value: 44.42, label: 'published 44.42 (test)' }])!),
+    /published 44\.42 \(test\)/,
+  );
   t.is(forestPlotSpec(summarizeTable(table, 'cpu', new Map())), undefined);
 });
 
 /** The text of every <text> element of an SVG (entities decoded). */
-const svgTexts = (svg: string) => [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1].replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"'));
+const svgTexts = (svg: string) =>
+  [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) =>
+    m[1]
+      .replace(/&amp;/g, '&')
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&quot;/g, '"'),
+  );
 
 test('figures are readable: no label is cut short, every row and comparison is named whole, the seed legend shows three dash patterns, type is 12 px or more, and each renders to PNG', async (t) => {
   // The committed SLA table (its real, long row and comparison labels), its mini-ImageNet cells filled with 3 seeds.
   const { table } = await readTableSpec('sla-fewshot', TABLES);
   const mini = table.cells.filter((c) => c.dataset === 'mini-imagenet');
-  const outcomes = new Map(mini.map((c, i) => [c.id, { seeds: [0, 1, 2].map((seed): SeedOutcome => ({ seed, result: `r${i}${seed}`, perEpisode: fakeEpisodes(100 * i + seed, 200, 0.3 + 0.02 * i), episodesSha256: 'e', wallSeconds: { eval: 1 } })), missing: [] }]));
+  const outcomes = new Map(
+    mini.map((c, i) => [
+      c.id,
+      {
+        seeds: [0, 1, 2].map(
+          (seed): SeedOutcome => ({
+            seed,
+            result: `r${i}${seed}`,
+            perEpisode: fakeEpisodes(100 * i + seed, 200, 0.3 + 0.02 * i),
+            episodesSha256: 'e',
+            wallSeconds: { eval: 1 },
+          }),
+        ),
+        missing: [],
+      },
+    ]),
+  );
   const o = summarizeTable(table, 'cpu', outcomes);
-  const curves = mini.slice(0, 4).flatMap((c, i) => [0, 1, 2].flatMap((seed) => [
-    { cell: `${c.method} ${c.test.way}w${c.test.shot}s`, seed, episode: 500, kind: 'training loss' as const, value: 2 - 0.1 * i },
-    { cell: `${c.method} ${c.test.way}w${c.test.shot}s`, seed, episode: 1000, kind: 'training loss' as const, value: 1.5 - 0.1 * i },
-    { cell: `${c.method} ${c.test.way}w${c.test.shot}s`, seed, episode: 1000, kind: 'validation accuracy (%)' as const, value: 30 + i + seed },
-  ]));
+  const curves = mini.slice(0, 4).flatMap((c, i) =>
+    [0, 1, 2].flatMap((seed) => [
+      { cell: `${c.method} ${c.test.way}w${c.test.shot}s`, seed, episode: 500, kind: 'training loss' as const, value: 2 - 0.1 * i },
+      { cell: `${c.method} ${c.test.way}w${c.test.shot}s`, seed, episode: 1000, kind: 'training loss' as const, value: 1.5 - 0.1 * i },
+      { cell: `${c.method} ${c.test.way}w${c.test.shot}s`, seed, episode: 1000, kind: 'validation accuracy (%)' as const, value: 30 + i + seed },
+    ]),
+  );
   const figures = {
     forest: await renderSvg(forestPlotSpec(o)!),
     accuracy: await renderSvg(accuracyByShotSpec(o)!),
     curves: await renderSvg(trainingCurvesSpec('curves', curves, [{ cell: curves[0].cell, value: 44.42, label: 'published 44.42 (test)' }])!),
   };
   for (const [name, svg] of Object.entries(figures)) {
-    t.false(svg.includes('…'), `${name}: a label was truncated: ${svgTexts(svg).filter((x) => x.includes('…')).join(' | ')}`);
+    t.false(
+      svg.includes('…'),
+      `${name}: a label was truncated: ${svgTexts(svg)
+        .filter((x) => x.includes('…'))
+        .join(' | ')}`,
+    );
     const sizes = [...svg.matchAll(/font-size="(\d+(?:\.\d+)?)px"/g)].map((m) => Number(m[1]));
     t.true(sizes.length > 0 && Math.min(...sizes) >= 12, `${name}: font sizes ${[...new Set(sizes)].join(', ')}`);
     // librsvg (through sharp) draws it: a valid SVG, rasterised at its own size.
@@ -215,7 +335,10 @@ test('figures are readable: no label is cut short, every row and comparison is n
   // The seed legend: one symbol per seed, each a stroke with its own dash pattern (not three identical dots).
   const legend = /<g class="mark-group role-legend"[^>]*aria-label="[^"]*[Ss]eed[\s\S]*?<\/g><\/g><\/g>/.exec(figures.curves)?.[0] ?? '';
   const symbols = [...legend.matchAll(/role-legend-symbol[^>]*>(<path [^>]*\/>)/g)].map((m) => m[1]);
-  t.true(symbols.every((p) => p.includes('stroke="#444"')), 'each seed symbol is drawn as a visible stroke');
+  t.true(
+    symbols.every((p) => p.includes('stroke="#444"')),
+    'each seed symbol is drawn as a visible stroke',
+  );
   const dashes = symbols.map((p) => /stroke-dasharray="([^"]*)"/.exec(p)?.[1] ?? 'solid');
   t.is(dashes.length, 3, legend.slice(0, 400));
   t.is(new Set(dashes).size, 3, `seed legend dash patterns: ${dashes.join(' | ')}`);
@@ -224,12 +347,17 @@ test('figures are readable: no label is cut short, every row and comparison is n
 test('one seed has no spread, and an estimated training wall time is marked ≈ with its explanation', (t) => {
   const table: TableSpec = parseTableSpec(
     {
-      format: 'fewshot-table/1', id: 'toy', title: 'toy', source: 'test', budgets: { cpu: { label: 'r', protocol: 'reduced', seeds: 1, base: {} } },
+      format: 'fewshot-table/1',
+      id: 'toy',
+      title: 'toy',
+      source: 'test',
+      budgets: { cpu: { label: 'r', protocol: 'reduced', seeds: 1, base: {} } },
       cells: [{ id: 'b', row: 'B', column: '1-shot', dataset: 'd', method: 'protonet', mode: 'plain', test: { way: 5, shot: 1, query: 15 }, published: [] }],
     },
     'toy',
   );
-  const seed = (wallSeconds: SeedOutcome['wallSeconds']) => new Map([['b', { seeds: [{ seed: 0, result: 'r', perEpisode: fakeEpisodes(1, 100, 0.5), episodesSha256: 'e', wallSeconds }], missing: [] }]]);
+  const seed = (wallSeconds: SeedOutcome['wallSeconds']) =>
+    new Map([['b', { seeds: [{ seed: 0, result: 'r', perEpisode: fakeEpisodes(1, 100, 0.5), episodesSha256: 'e', wallSeconds }], missing: [] }]]);
   const exact = summarizeTable(table, 'cpu', seed({ train: 7200.4, eval: 30 }));
   const md = tableMarkdown(exact);
   t.regex(md, /\(1 seed, no spread\)/);

@@ -20,7 +20,25 @@ test.before(async () => {
   const prep = await runCli(['data', 'prepare', '--data', fx.folderDir, ...common()]);
   if (prep.code !== 0) throw new Error(`prepare failed: ${prep.stderr}`);
   for (const split of ['val', 'test']) {
-    const made = await runCli(['episodes', 'make', '--split', split, '--way', '2', '--shot', '1', '--query', '3', '--count', '4', '--seed', '0', ...common(), '--out', path.join(fx.root, `${split}.json`)]);
+    const made = await runCli([
+      'episodes',
+      'make',
+      '--split',
+      split,
+      '--way',
+      '2',
+      '--shot',
+      '1',
+      '--query',
+      '3',
+      '--count',
+      '4',
+      '--seed',
+      '0',
+      ...common(),
+      '--out',
+      path.join(fx.root, `${split}.json`),
+    ]);
     if (made.code !== 0) throw new Error(`episodes make failed: ${made.stderr}`);
   }
 });
@@ -49,11 +67,40 @@ test.serial('two seed-0 trainings give byte-identical weights and per-episode ac
   for (const k of [1, 2]) {
     const dir = path.join(fx.root, `repro${k}`);
     // wasm, single-threaded (fast); initialisation is backend-independent JS, where the seed-0 bug was.
-    const r = await runCli([
-      'run', 'protonet', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '3', '--val-every', '2', '--val-episodes', '2',
-      '--val-file', path.join(fx.root, 'val.json'), '--test-file', path.join(fx.root, 'test.json'), '--backend', 'wasm', '--seed', '0',
-      '--runs', path.join(dir, 'runs'), '--results', path.join(dir, 'results'), '--name', 'r', ...common(),
-    ], { FEWSHOT_WASM_THREADS: '1' });
+    const r = await runCli(
+      [
+        'run',
+        'protonet',
+        '--way',
+        '2',
+        '--shot',
+        '1',
+        '--query',
+        '3',
+        '--episodes',
+        '3',
+        '--val-every',
+        '2',
+        '--val-episodes',
+        '2',
+        '--val-file',
+        path.join(fx.root, 'val.json'),
+        '--test-file',
+        path.join(fx.root, 'test.json'),
+        '--backend',
+        'wasm',
+        '--seed',
+        '0',
+        '--runs',
+        path.join(dir, 'runs'),
+        '--results',
+        path.join(dir, 'results'),
+        '--name',
+        'r',
+        ...common(),
+      ],
+      { FEWSHOT_WASM_THREADS: '1' },
+    );
     t.is(r.code, 0, r.stderr);
     outs.push({
       weights: await fs.readFile(path.join(dir, 'runs', 'r', 'last', 'weights.bin')),
@@ -67,8 +114,30 @@ test.serial('two seed-0 trainings give byte-identical weights and per-episode ac
 test.serial('a different config under an existing run name is refused before training, also when only best/ exists', async (t) => {
   const dir = path.join(fx.root, 'clash');
   const args = (extra: string[]) => [
-    'train', 'protonet', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '2', '--val-every', '2', '--val-episodes', '2',
-    '--val-file', path.join(fx.root, 'val.json'), '--backend', 'wasm', '--runs', path.join(dir, 'runs'), '--name', 'c', ...common(), ...extra,
+    'train',
+    'protonet',
+    '--way',
+    '2',
+    '--shot',
+    '1',
+    '--query',
+    '3',
+    '--episodes',
+    '2',
+    '--val-every',
+    '2',
+    '--val-episodes',
+    '2',
+    '--val-file',
+    path.join(fx.root, 'val.json'),
+    '--backend',
+    'wasm',
+    '--runs',
+    path.join(dir, 'runs'),
+    '--name',
+    'c',
+    ...common(),
+    ...extra,
   ];
   t.is((await runCli(args([]), { FEWSHOT_WASM_THREADS: '1' })).code, 0);
   // Without last/ the old guard (on resume only) let a different config overwrite best/.

@@ -28,7 +28,10 @@ test('ResNet-12 embeddings are 16,000-d at 84 px and 2,560-d at 32 px (narrow: 8
   }
   const full = getBackbone('resnet12').create({ imageSize: 84, seed: 0 });
   // MetaOptNet's ResNet-12 has 12.4M parameters: 3×3 convs + 1×1 shortcuts + BN affine.
-  t.is(full.trainableVariables().reduce((s, v) => s + v.size, 0), 12424320);
+  t.is(
+    full.trainableVariables().reduce((s, v) => s + v.size, 0),
+    12424320,
+  );
   t.is(getBackbone('resnet12-narrow').create({ imageSize: 32, seed: 0 }).id, 'resnet12-narrow');
   t.true(full.trainableVariables().every((v) => checkpointKey(v).startsWith('resnet12/block')));
 });
@@ -80,18 +83,25 @@ test('DropBlock masks drop exactly the bs×bs blocks anchored at the Bernoulli s
   // Recreate the same seed grid (same generator, same seed string) and paint the blocks by hand.
   const seeds = tf.randomUniform([2, 9 - bs + 1, 9 - bs + 1, 3], 0, 1, 'float32', seed).arraySync() as number[][][][];
   let nSeeds = 0;
-  for (let b = 0; b < 2; b++) for (let c = 0; c < 3; c++) {
-    for (let h = 0; h < 9; h++) for (let w = 0; w < 9; w++) {
-      let dropped = false;
-      for (let i = Math.max(0, h - bs + 1); i <= Math.min(h, 9 - bs); i++) for (let j = Math.max(0, w - bs + 1); j <= Math.min(w, 9 - bs); j++) if (seeds[b][i][j][c] < gamma) dropped = true;
-      t.is(mask[b][h][w][c], dropped ? 0 : 1, `${b},${h},${w},${c}`);
+  for (let b = 0; b < 2; b++)
+    for (let c = 0; c < 3; c++) {
+      for (let h = 0; h < 9; h++)
+        for (let w = 0; w < 9; w++) {
+          let dropped = false;
+          for (let i = Math.max(0, h - bs + 1); i <= Math.min(h, 9 - bs); i++)
+            for (let j = Math.max(0, w - bs + 1); j <= Math.min(w, 9 - bs); j++) if (seeds[b][i][j][c] < gamma) dropped = true;
+          t.is(mask[b][h][w][c], dropped ? 0 : 1, `${b},${h},${w},${c}`);
+        }
+      for (let i = 0; i <= 9 - bs; i++) for (let j = 0; j <= 9 - bs; j++) if (seeds[b][i][j][c] < gamma) nSeeds++;
     }
-    for (let i = 0; i <= 9 - bs; i++) for (let j = 0; j <= 9 - bs; j++) if (seeds[b][i][j][c] < gamma) nSeeds++;
-  }
   t.true(nSeeds >= 2, `the test needs some seeds (${nSeeds})`);
   // With γ = 1 every seed fires and every cell is covered by some block.
   const lone = dropBlockMask([1, 7, 7, 1], bs, 1, 'all-seeds').dataSync();
-  t.is(Array.from(lone).reduce((s, v) => s + v, 0), 0, 'γ = 1 drops everything');
+  t.is(
+    Array.from(lone).reduce((s, v) => s + v, 0),
+    0,
+    'γ = 1 drops everything',
+  );
 });
 
 test('DropBlock keeps about the target fraction and rescales to preserve the mean', (t) => {
@@ -103,11 +113,12 @@ test('DropBlock keeps about the target fraction and rescales to preserve the mea
   const kept = tf.mean(mask).dataSync()[0];
   // Exact expectation: a cell is kept iff none of the seed positions whose block covers it fires.
   let expected = 0;
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const rows = Math.min(y, h - bs) - Math.max(0, y - bs + 1) + 1;
-    const cols = Math.min(x, w - bs) - Math.max(0, x - bs + 1) + 1;
-    expected += Math.pow(1 - gamma, rows * cols);
-  }
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const rows = Math.min(y, h - bs) - Math.max(0, y - bs + 1) + 1;
+      const cols = Math.min(x, w - bs) - Math.max(0, x - bs + 1) + 1;
+      expected += Math.pow(1 - gamma, rows * cols);
+    }
   expected /= h * w;
   const sd = Math.sqrt((expected * (1 - expected)) / (b * c)) * bs; // blocks correlate cells: generous
   t.true(Math.abs(kept - expected) < 4 * sd, `kept ${kept} vs expected ${expected} (±${4 * sd})`);

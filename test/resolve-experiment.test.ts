@@ -21,11 +21,21 @@ test('a config validateConfig returned is not parsed again; any other object is'
   t.not(again, copy);
   t.deepEqual(again, config);
   t.is(validatedConfig(again), again);
-  t.throws(() => validatedConfig({ ...config, test: { way: 1, shot: 1, query: 3 } }), { instanceOf: UserError, message: /test\.way: Too small: expected number to be >=2/ });
+  t.throws(() => validatedConfig({ ...config, test: { way: 1, shot: 1, query: 3 } }), {
+    instanceOf: UserError,
+    message: /test\.way: Too small: expected number to be >=2/,
+  });
 });
 
 test('resolveExperiment: the dataset with --data applied, its options checked, the method and its head options resolved', async (t) => {
-  const config = validateConfig({ method: 'metaoptnet-svm-sla', episodes: 10, dataset: 'folder', headConfig: { C: 0.5 }, test: { way: 5, shot: 1, query: 15 }, train: { way: 5, shot: 1, query: 15 } });
+  const config = validateConfig({
+    method: 'metaoptnet-svm-sla',
+    episodes: 10,
+    dataset: 'folder',
+    headConfig: { C: 0.5 },
+    test: { way: 5, shot: 1, query: 15 },
+    train: { way: 5, shot: 1, query: 15 },
+  });
   const resolved = resolveExperiment(config, 'some/images');
   t.is(resolved.config.datasetOptions.root, path.resolve('some/images'));
   t.is(resolved.dataset.provider.id, 'folder');
@@ -62,6 +72,9 @@ test('a training stream checks its spec once and draws what sampleEpisode draws,
     t.deepEqual(drawn.spec, spec);
   }
   // a spec the split cannot give fails when the stream is made, before any episode is drawn
-  t.throws(() => episodeStream(layout, { way: 4, shot: 1, query: 1 }, { seed: 0, splitName: 'train' }), { instanceOf: UserError, message: /needs 4 distinct classes, but split "train" has only 3/ });
+  t.throws(() => episodeStream(layout, { way: 4, shot: 1, query: 1 }, { seed: 0, splitName: 'train' }), {
+    instanceOf: UserError,
+    message: /needs 4 distinct classes, but split "train" has only 3/,
+  });
   t.throws(() => stream(-1), { instanceOf: RangeError });
 });

@@ -13,18 +13,49 @@ import { readCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
  */
 const SIZE = '16';
 const fixture = useCliFixture(test, 12, SIZE);
-const exists = (p: string) => fs.stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.stat(p).then(
+    () => true,
+    () => false,
+  );
 
 test.before(async () => {
   await tf.setBackend('cpu');
 });
 
 const task = () => [
-  '--way', '2', '--shot', '1', '--query', '3', '--val-file', path.join(fixture.fx.root, 'val.json'), '--backend', 'wasm', '--image-size', SIZE, '--cache', fixture.cache,
+  '--way',
+  '2',
+  '--shot',
+  '1',
+  '--query',
+  '3',
+  '--val-file',
+  path.join(fixture.fx.root, 'val.json'),
+  '--backend',
+  'wasm',
+  '--image-size',
+  SIZE,
+  '--cache',
+  fixture.cache,
 ];
 const runArgs = (runs: string, results: string, extra: string[] = []) => [
-  'run', 'protonet', ...task(), '--episodes', '4', '--val-every', '2', '--val-episodes', '2', '--test-file', path.join(fixture.fx.root, 'test.json'),
-  '--runs', runs, '--results', results, ...extra,
+  'run',
+  'protonet',
+  ...task(),
+  '--episodes',
+  '4',
+  '--val-every',
+  '2',
+  '--val-episodes',
+  '2',
+  '--test-file',
+  path.join(fixture.fx.root, 'test.json'),
+  '--runs',
+  runs,
+  '--results',
+  results,
+  ...extra,
 ];
 
 test.serial('#4 run: a different run (other lr, other --runs) never replaces a result; the same run replaces its own', async (t) => {
@@ -39,7 +70,10 @@ test.serial('#4 run: a different run (other lr, other --runs) never replaces a r
   // Another --runs folder, so no run lock or checkpoint config check can fire; the result folder name is the same.
   const other = await runCli(runArgs(path.join(root, 'B'), results, ['--lr', '0.01']));
   t.is(other.code, 2, other.stderr);
-  t.regex(other.stderr, /already holds a run with a different configuration \(its result: optimizer\.lr: [0-9.e-]+ → 0\.01; recorded → this run\); it is not replaced/);
+  t.regex(
+    other.stderr,
+    /already holds a run with a different configuration \(its result: optimizer\.lr: [0-9.e-]+ → 0\.01; recorded → this run\); it is not replaced/,
+  );
   t.regex(other.stderr, /fix: give this run another --name, or another --results folder, or delete .* if you no longer need that result/);
   t.is(await fs.readFile(resultFile, 'utf8'), before, 'the first result is untouched');
   t.false(await exists(path.join(root, 'B', name)), 'refused before training: no run folder');
@@ -47,18 +81,28 @@ test.serial('#4 run: a different run (other lr, other --runs) never replaces a r
   // The same config (from a third run folder) is the same run: its result is replaced, as before.
   const same = await runCli(runArgs(path.join(root, 'C'), results));
   t.is(same.code, 0, same.stderr);
-  t.regex(JSON.parse(await fs.readFile(resultFile, 'utf8')).checkpoint, new RegExp(`/replace/C/${name}/best$`), 'the result of the same config from run folder C');
+  t.regex(
+    JSON.parse(await fs.readFile(resultFile, 'utf8')).checkpoint,
+    new RegExp(`/replace/C/${name}/best$`),
+    'the result of the same config from run folder C',
+  );
 });
 
-test.serial('#10 names: --name, a checkpoint\'s recorded run name and a folder dataset\'s name cannot lead out of their folders', async (t) => {
+test.serial("#10 names: --name, a checkpoint's recorded run name and a folder dataset's name cannot lead out of their folders", async (t) => {
   const root = path.join(fixture.fx.root, 'names', 'a', 'b', 'c');
   const runs = path.join(root, 'runs');
   const results = path.join(root, 'results');
   for (const command of ['run', 'train']) {
-    const args = command === 'run' ? runArgs(runs, results, ['--name', '../../escaped']) : ['train', 'protonet', ...task(), '--episodes', '2', '--val-every', '2', '--val-episodes', '2', '--runs', runs, '--name', '../../escaped'];
+    const args =
+      command === 'run'
+        ? runArgs(runs, results, ['--name', '../../escaped'])
+        : ['train', 'protonet', ...task(), '--episodes', '2', '--val-every', '2', '--val-episodes', '2', '--runs', runs, '--name', '../../escaped'];
     const out = await runCli(args);
     t.is(out.code, 2, out.stderr);
-    t.regex(out.stderr, /error: --name "\.\.\/\.\.\/escaped" would not stay inside its folder \(its part "\.\."\): "\.\." refers to a folder itself or its parent/);
+    t.regex(
+      out.stderr,
+      /error: --name "\.\.\/\.\.\/escaped" would not stay inside its folder \(its part "\.\."\): "\.\." refers to a folder itself or its parent/,
+    );
     t.regex(out.stderr, /fix: give a plain name/);
   }
   t.false(await exists(path.join(runs, '..', '..', 'escaped')));
@@ -73,7 +117,18 @@ test.serial('#10 names: --name, a checkpoint\'s recorded run name and a folder d
   const shared = path.join(root, 'shared', 'best');
   const evil = '../../../../elsewhere/PWNED';
   await saveCheckpoint(shared, { variables, meta: { ...ckpt.file.meta, name: evil } });
-  const evalArgs = ['eval', shared, '--backend', 'wasm', '--cache', fixture.cache, '--test-file', path.join(fixture.fx.root, 'test.json'), '--results', results];
+  const evalArgs = [
+    'eval',
+    shared,
+    '--backend',
+    'wasm',
+    '--cache',
+    fixture.cache,
+    '--test-file',
+    path.join(fixture.fx.root, 'test.json'),
+    '--results',
+    results,
+  ];
   const refused = await runCli(evalArgs);
   t.is(refused.code, 2, refused.stderr);
   t.regex(refused.stderr, /error: the run name recorded in .*checkpoint\.json "\.\.\/\.\.\/\.\.\/\.\.\/elsewhere\/PWNED" would not stay inside its folder/);
@@ -85,7 +140,27 @@ test.serial('#10 names: --name, a checkpoint\'s recorded run name and a folder d
 
   // The folder provider's `name` option (the results, cache and episode folder name).
   for (const bad of ['..', '.hidden']) {
-    const out = await runCli(['run', 'protonet', ...task().slice(0, 6), '--dataset', 'folder', '--data', fixture.fx.folderDir, '--dataset-option', `name=${bad}`, '--backend', 'wasm', '--image-size', SIZE, '--episodes', '2', '--runs', runs, '--results', results]);
+    const out = await runCli([
+      'run',
+      'protonet',
+      ...task().slice(0, 6),
+      '--dataset',
+      'folder',
+      '--data',
+      fixture.fx.folderDir,
+      '--dataset-option',
+      `name=${bad}`,
+      '--backend',
+      'wasm',
+      '--image-size',
+      SIZE,
+      '--episodes',
+      '2',
+      '--runs',
+      runs,
+      '--results',
+      results,
+    ]);
     t.is(out.code, 2, out.stderr);
     t.regex(out.stderr, new RegExp(`error: the name of dataset "folder" is "${bad.replace(/\./g, '\\.')}", which cannot name a folder`));
     t.regex(out.stderr, /fix: give it a plain name: --dataset-option name=<name>/);
@@ -98,7 +173,8 @@ test.serial('#14 last/best checked out as plain files (git core.symlinks=false):
   const args = (r: string) => runArgs(path.join(r, 'runs'), path.join(r, 'results'), ['--name', 'r']);
   const baseline = path.join(root, 'baseline');
   t.is((await runCli(args(baseline))).code, 0);
-  const weights = async (r: string) => Promise.all(['last', 'best'].map(async (d) => (await fs.readFile(path.join(r, 'runs', 'r', d, 'weights.bin'))).toString('base64')));
+  const weights = async (r: string) =>
+    Promise.all(['last', 'best'].map(async (d) => (await fs.readFile(path.join(r, 'runs', 'r', d, 'weights.bin'))).toString('base64')));
   const expected = await weights(baseline);
 
   // Killed after the checkpoint at episode 2 of 4.
@@ -115,7 +191,18 @@ test.serial('#14 last/best checked out as plain files (git core.symlinks=false):
   t.regex(lastTarget, /^\.last\.v\d+$/);
 
   // A reader follows the stand-in.
-  const evaluated = await runCli(['eval', path.join(runDir, 'best'), '--backend', 'wasm', '--cache', fixture.cache, '--test-file', path.join(fixture.fx.root, 'test.json'), '--results', path.join(root, 'eval')]);
+  const evaluated = await runCli([
+    'eval',
+    path.join(runDir, 'best'),
+    '--backend',
+    'wasm',
+    '--cache',
+    fixture.cache,
+    '--test-file',
+    path.join(fixture.fx.root, 'test.json'),
+    '--results',
+    path.join(root, 'eval'),
+  ]);
   t.is(evaluated.code, 0, evaluated.stderr);
 
   // A plain file that names no version folder is refused, and nothing is changed.
@@ -134,7 +221,10 @@ test.serial('#14 last/best checked out as plain files (git core.symlinks=false):
   // The same command resumes at episode 2 (not 0), links last/ and best/ again, and ends as if never interrupted.
   const resumed = await runCli(args(root));
   t.is(resumed.code, 0, resumed.stderr);
-  t.regex(resumed.stderr, new RegExp(`last was a plain file naming ${lastTarget.replace(/\./g, '\\.')} \\(a copy without symbolic links\\); linked to \\.last\\.v\\d+ again`));
+  t.regex(
+    resumed.stderr,
+    new RegExp(`last was a plain file naming ${lastTarget.replace(/\./g, '\\.')} \\(a copy without symbolic links\\); linked to \\.last\\.v\\d+ again`),
+  );
   t.regex(resumed.stderr, /resuming at episode 2 of 4/);
   t.is(JSON.parse(await fs.readFile(path.join(root, 'results', 'mini-imagenet', 'r', 'result.json'), 'utf8')).training.resumedFrom, 2);
   for (const d of ['last', 'best']) t.true((await fs.lstat(path.join(runDir, d))).isSymbolicLink(), `${d} is a link again`);

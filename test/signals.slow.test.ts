@@ -13,7 +13,28 @@ test.before(async () => {
   cache = path.join(fx.root, 'cache');
   const prep = await runCli(['data', 'prepare', '--data', fx.folderDir, '--image-size', '16', '--cache', cache]);
   if (prep.code !== 0) throw new Error(prep.stderr);
-  const made = await runCli(['episodes', 'make', '--split', 'val', '--way', '2', '--shot', '1', '--query', '3', '--count', '2', '--seed', '0', '--image-size', '16', '--cache', cache, '--out', path.join(fx.root, 'val.json')]);
+  const made = await runCli([
+    'episodes',
+    'make',
+    '--split',
+    'val',
+    '--way',
+    '2',
+    '--shot',
+    '1',
+    '--query',
+    '3',
+    '--count',
+    '2',
+    '--seed',
+    '0',
+    '--image-size',
+    '16',
+    '--cache',
+    cache,
+    '--out',
+    path.join(fx.root, 'val.json'),
+  ]);
   if (made.code !== 0) throw new Error(made.stderr);
 });
 test.after.always(async () => {
@@ -21,15 +42,46 @@ test.after.always(async () => {
 });
 
 // Through the launcher, as `npm run fewshot` and the installed `fewshot` run it.
-const trainArgs = (name: string) => [path.join(REPO_ROOT, 'bin', 'fewshot.js'), 'train', 'protonet', '--way', '2', '--shot', '1', '--query', '3', '--episodes', '100000', '--val-every', '0', '--val-file', path.join(fx.root, 'val.json'),
-  '--backend', 'cpu', '--runs', path.join(fx.root, 'runs'), '--name', name, '--image-size', '16', '--cache', cache];
+const trainArgs = (name: string) => [
+  path.join(REPO_ROOT, 'bin', 'fewshot.js'),
+  'train',
+  'protonet',
+  '--way',
+  '2',
+  '--shot',
+  '1',
+  '--query',
+  '3',
+  '--episodes',
+  '100000',
+  '--val-every',
+  '0',
+  '--val-file',
+  path.join(fx.root, 'val.json'),
+  '--backend',
+  'cpu',
+  '--runs',
+  path.join(fx.root, 'runs'),
+  '--name',
+  name,
+  '--image-size',
+  '16',
+  '--cache',
+  cache,
+];
 
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
   test.serial(`${signal} during training exits ${code} within a second with a clean message`, async (t) => {
     const child = spawn(process.execPath, trainArgs(signal), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     await new Promise<void>((resolve, reject) => {
-      child.stderr.on('data', (d) => { stderr += d; if (/training protonet/.test(stderr)) resolve(); });
+      child.stderr.on('data', (d) => {
+        stderr += d;
+        if (/training protonet/.test(stderr)) resolve();
+      });
       child.on('exit', () => reject(new Error(`exited before training: ${stderr}`)));
     });
     await new Promise((r) => setTimeout(r, 1500));
@@ -44,13 +96,20 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   });
 }
 
-const checkpointOf = (name: string) => JSON.parse(readFileSync(path.join(fx.root, 'runs', name, 'last', 'checkpoint.json'), 'utf8')) as { weightsSha256: string; meta: { episode: number; trainWallSeconds: number; trainWallEstimated?: boolean } };
+const checkpointOf = (name: string) =>
+  JSON.parse(readFileSync(path.join(fx.root, 'runs', name, 'last', 'checkpoint.json'), 'utf8')) as {
+    weightsSha256: string;
+    meta: { episode: number; trainWallSeconds: number; trainWallEstimated?: boolean };
+  };
 
 test.serial('SIGUSR1 during training: the step in progress ends, a checkpoint is written at that episode, exit 138', async (t) => {
   const child = spawn(process.execPath, trainArgs('usr1'), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   await new Promise<void>((resolve, reject) => {
-    child.stderr.on('data', (d) => { stderr += d; if (/training protonet/.test(stderr)) resolve(); });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (/training protonet/.test(stderr)) resolve();
+    });
     child.on('exit', () => reject(new Error(`exited before training: ${stderr}`)));
   });
   await new Promise((r) => setTimeout(r, 1500));
@@ -69,12 +128,13 @@ test.serial('SIGUSR1 during training: the step in progress ends, a checkpoint is
 test.serial('a run checkpointed by SIGUSR1 mid-way resumes to the same weights and log as a run never stopped', async (t) => {
   // wasm: the cpu backend takes seconds per step here.
   const args = (name: string) => trainArgs(name).map((a) => (a === '100000' ? '12' : a === 'cpu' ? 'wasm' : a));
-  const run = (name: string, env: Record<string, string> = {}) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, args(name), { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stderr }));
-  });
+  const run = (name: string, env: Record<string, string> = {}) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, args(name), { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('exit', (code) => resolve({ code, stderr }));
+    });
   const whole = await run('whole');
   t.is(whole.code, 0, whole.stderr);
   // The signal arrives, from the process itself, right after the 7th training step.
@@ -92,30 +152,52 @@ test.serial('a run checkpointed by SIGUSR1 mid-way resumes to the same weights a
   t.true(checkpointOf('resumed').meta.trainWallSeconds > firstSitting);
   t.is(checkpointOf('resumed').meta.trainWallEstimated, undefined);
   t.is(checkpointOf('resumed').weightsSha256, checkpointOf('whole').weightsSha256);
-  const log = (name: string) => readFileSync(path.join(fx.root, 'runs', name, 'train-log.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => ({ ...JSON.parse(l), time: undefined }));
+  const log = (name: string) =>
+    readFileSync(path.join(fx.root, 'runs', name, 'train-log.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => ({ ...JSON.parse(l), time: undefined }));
   t.deepEqual(log('resumed'), log('whole'));
 });
 
-for (const victim of ['npm stand-in', 'launcher'] as const) test.serial(`kill -9 of the ${victim} does not leave the node worker running`, async (t) => {
-  // The parent stands in for npm: it starts the CLI and is then SIGKILLed, so it cannot forward anything.
-  const script = `const { spawn } = require('node:child_process'); const c = spawn(process.execPath, ${JSON.stringify(trainArgs('orphan'))}, { stdio: 'ignore' }); console.log(c.pid); setInterval(() => {}, 1000);`;
-  const parent = spawn(process.execPath, ['-e', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  const launcherPid = await new Promise<number>((resolve) => parent.stdout.on('data', (d) => resolve(Number(String(d).trim()))));
-  await new Promise((r) => setTimeout(r, 1000));
-  // The node worker the launcher started (the process that trains and writes runs/).
-  const { execFileSync } = await import('node:child_process');
-  const childPid = Number(execFileSync('pgrep', ['-P', String(launcherPid)]).toString().trim().split('\n')[0]);
-  t.true(childPid > 0);
-  await new Promise((r) => setTimeout(r, 4000));
-  if (victim === 'launcher') process.kill(launcherPid, 'SIGKILL');
-  else parent.kill('SIGKILL');
-  const alive = () => { try { process.kill(childPid, 0); return true; } catch { return false; } };
-  const t0 = performance.now();
-  while (alive() && performance.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 100));
-  t.false(alive(), `worker ${childPid} still running 20 s after its parent was killed`);
-  if (alive()) process.kill(childPid, 'SIGKILL');
-  for (const pid of [launcherPid, parent.pid!]) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-});
+for (const victim of ['npm stand-in', 'launcher'] as const)
+  test.serial(`kill -9 of the ${victim} does not leave the node worker running`, async (t) => {
+    // The parent stands in for npm: it starts the CLI and is then SIGKILLed, so it cannot forward anything.
+    const script = `const { spawn } = require('node:child_process'); const c = spawn(process.execPath, ${JSON.stringify(trainArgs('orphan'))}, { stdio: 'ignore' }); console.log(c.pid); setInterval(() => {}, 1000);`;
+    const parent = spawn(process.execPath, ['-e', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const launcherPid = await new Promise<number>((resolve) => parent.stdout.on('data', (d) => resolve(Number(String(d).trim()))));
+    await new Promise((r) => setTimeout(r, 1000));
+    // The node worker the launcher started (the process that trains and writes runs/).
+    const { execFileSync } = await import('node:child_process');
+    const childPid = Number(
+      execFileSync('pgrep', ['-P', String(launcherPid)])
+        .toString()
+        .trim()
+        .split('\n')[0],
+    );
+    t.true(childPid > 0);
+    await new Promise((r) => setTimeout(r, 4000));
+    if (victim === 'launcher') process.kill(launcherPid, 'SIGKILL');
+    else parent.kill('SIGKILL');
+    const alive = () => {
+      try {
+        process.kill(childPid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const t0 = performance.now();
+    while (alive() && performance.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 100));
+    t.false(alive(), `worker ${childPid} still running 20 s after its parent was killed`);
+    if (alive()) process.kill(childPid, 'SIGKILL');
+    for (const pid of [launcherPid, parent.pid!])
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+  });
 
 test.serial('kill -9 of `npm run fewshot …` (npm → sh → launcher → worker) leaves no process running', async (t) => {
   const { execFileSync } = await import('node:child_process');
@@ -123,15 +205,29 @@ test.serial('kill -9 of `npm run fewshot …` (npm → sh → launcher → worke
   const npm = spawn('npm', ['run', '--silent', 'fewshot', '--', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   await new Promise<void>((resolve, reject) => {
-    npm.stderr!.on('data', (d) => { stderr += d; if (/training protonet/.test(stderr)) resolve(); });
+    npm.stderr!.on('data', (d) => {
+      stderr += d;
+      if (/training protonet/.test(stderr)) resolve();
+    });
     npm.on('exit', () => reject(new Error(`npm exited early: ${stderr}`)));
   });
-  const pids = () => { try { return execFileSync('pgrep', ['-f', 'runs --name npm-chain|--name npm-chain']).toString().trim().split('\n').map(Number); } catch { return []; } };
+  const pids = () => {
+    try {
+      return execFileSync('pgrep', ['-f', 'runs --name npm-chain|--name npm-chain']).toString().trim().split('\n').map(Number);
+    } catch {
+      return [];
+    }
+  };
   t.true(pids().length >= 2, 'launcher and worker should be running');
   npm.kill('SIGKILL');
   const t0 = performance.now();
   while (pids().length > 0 && performance.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 100));
   const left = pids();
   t.deepEqual(left, [], `still running 20 s after npm was killed: ${left.join(', ')}`);
-  for (const pid of left) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  for (const pid of left)
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
 });

@@ -6,10 +6,13 @@ import { REPO_ROOT } from './fixtures/mini-imagenet.ts';
 
 const TABLES = path.join(REPO_ROOT, 'experiments', 'tables');
 
-test('the sla-classification table: the seed paper\'s classification rows with their listed values, OOD rows without an unverified one', async (t) => {
+test("the sla-classification table: the seed paper's classification rows with their listed values, OOD rows without an unverified one", async (t) => {
   const { table } = await readTableSpec('sla-classification', TABLES);
   const cell = (id: string) => table.classificationCells.find((c) => c.id === id)!;
-  t.deepEqual(['cifar10-lt-sla', 'cifar100-lt-sla', 'imagenet-sla'].map((id) => cell(id).published.map((p) => p.mean)), [[89.58], [59.89], [76.17]]);
+  t.deepEqual(
+    ['cifar10-lt-sla', 'cifar100-lt-sla', 'imagenet-sla'].map((id) => cell(id).published.map((p) => p.mean)),
+    [[89.58], [59.89], [76.17]],
+  );
   const ood = table.classificationCells.filter((c) => c.kind === 'ood' && c.dataset === 'folder');
   t.is(ood.length, 4);
   for (const c of ood) {
@@ -22,19 +25,44 @@ test('the sla-classification table: the seed paper\'s classification rows with t
   for (const c of table.classificationCells) t.deepEqual(c.skipBudgets, c.dataset === 'mini-imagenet' ? ['paper'] : ['cpu'], c.id);
   // plain vs SLA+AG vs SLA+SD, balanced and at ratio 100; OOD plain vs SLA; pre-trained plain vs SLA at 1 and 5 shots
   const mini = table.classificationCells.filter((c) => c.dataset === 'mini-imagenet');
-  t.deepEqual(mini.filter((c) => c.kind === 'classification').map((c) => [c.variant, c.mode, c.config?.imbalanceRatio ?? 1]),
-    [['plain', 'plain', 1], ['sla', 'ag', 1], ['sla-sd', 'sd', 1], ['plain', 'plain', 100], ['sla', 'ag', 100], ['sla-sd', 'sd', 100]]);
-  t.deepEqual(mini.filter((c) => c.kind === 'pretrained-fewshot').map((c) => [c.test!.shot, c.mode]), [[1, 'protonet'], [1, 'protonet-ag'], [5, 'protonet'], [5, 'protonet-ag']]);
+  t.deepEqual(
+    mini.filter((c) => c.kind === 'classification').map((c) => [c.variant, c.mode, c.config?.imbalanceRatio ?? 1]),
+    [
+      ['plain', 'plain', 1],
+      ['sla', 'ag', 1],
+      ['sla-sd', 'sd', 1],
+      ['plain', 'plain', 100],
+      ['sla', 'ag', 100],
+      ['sla-sd', 'sd', 100],
+    ],
+  );
+  t.deepEqual(
+    mini.filter((c) => c.kind === 'pretrained-fewshot').map((c) => [c.test!.shot, c.mode]),
+    [
+      [1, 'protonet'],
+      [1, 'protonet-ag'],
+      [5, 'protonet'],
+      [5, 'protonet-ag'],
+    ],
+  );
 });
 
-test('its episodic ProtoNet cells are the sla-fewshot table\'s: the same runs, so the pre-trained results pair with them', async (t) => {
+test("its episodic ProtoNet cells are the sla-fewshot table's: the same runs, so the pre-trained results pair with them", async (t) => {
   const { table } = await readTableSpec('sla-classification', TABLES);
   const { table: fewshot } = await readTableSpec('sla-fewshot', TABLES);
   for (const budget of ['cpu', 'paper']) {
     const ours = planTable(table, budget);
     const theirs = planTable(fewshot, budget, { only: ['mini-1s-protonet', 'mini-5s-protonet'] });
-    t.deepEqual(ours.runs.map((r) => r.key), theirs.runs.map((r) => r.key), budget);
-    t.deepEqual(ours.runs.map((r) => r.config), theirs.runs.map((r) => r.config), budget);
+    t.deepEqual(
+      ours.runs.map((r) => r.key),
+      theirs.runs.map((r) => r.key),
+      budget,
+    );
+    t.deepEqual(
+      ours.runs.map((r) => r.config),
+      theirs.runs.map((r) => r.config),
+      budget,
+    );
   }
 });
 

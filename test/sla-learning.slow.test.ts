@@ -22,18 +22,27 @@ const SIDE = 8;
 const CHANNELS = 8;
 const SHOT = 3;
 
-
 /** Two fixed class templates; samples are template + N(0, noise²) pixels. */
 function makeEpisodeSampler(seed: number, noise: number) {
   const rng = seedrandom(String(seed));
   const gauss = () => Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
   const pixels = SIDE * SIDE * 3;
   const templates = [0, 1].map(() => Array.from({ length: pixels }, gauss));
-  const images = (labels: number[]) => tf.tensor4d(labels.flatMap((c) => templates[c].map((v) => v + noise * gauss())), [labels.length, SIDE, SIDE, 3]);
+  const images = (labels: number[]) =>
+    tf.tensor4d(
+      labels.flatMap((c) => templates[c].map((v) => v + noise * gauss())),
+      [labels.length, SIDE, SIDE, 3],
+    );
   return (shot: number, query: number): EpisodeImages => {
     const support = [0, 1].flatMap((c) => new Array(shot).fill(c));
     const queries = [0, 1].flatMap((c) => new Array(query).fill(c));
-    return { supportImages: images(support), supportLabels: new Int32Array(support), queryImages: images(queries), queryLabels: new Int32Array(queries), way: 2 };
+    return {
+      supportImages: images(support),
+      supportLabels: new Int32Array(support),
+      queryImages: images(queries),
+      queryLabels: new Int32Array(queries),
+      way: 2,
+    };
   };
 }
 
@@ -70,7 +79,9 @@ test('protonet-sla learns the joint class × rotation task on a toy problem', (t
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const lossBefore = mean(losses.slice(0, 5));
   const lossAfter = mean(losses.slice(-5));
-  t.log(`joint loss ${lossBefore.toFixed(3)} → ${lossAfter.toFixed(3)}; held-out 8-way joint accuracy ${accuracyBefore.toFixed(3)} → ${accuracyAfter.toFixed(3)}`);
+  t.log(
+    `joint loss ${lossBefore.toFixed(3)} → ${lossAfter.toFixed(3)}; held-out 8-way joint accuracy ${accuracyBefore.toFixed(3)} → ${accuracyAfter.toFixed(3)}`,
+  );
   t.true(lossAfter < 0.6 * lossBefore, `loss ${lossBefore} → ${lossAfter}`);
   t.true(accuracyAfter >= accuracyBefore + 0.15, `accuracy ${accuracyBefore} → ${accuracyAfter}`);
   t.true(accuracyAfter >= 0.75, `final joint accuracy ${accuracyAfter}`);

@@ -21,8 +21,6 @@ test.before(async () => {
 
 // ---------- fixtures ----------
 
-
-
 function protonet(extra: Partial<FewShotHead> = {}): FewShotHead {
   return protonetHead(false, extra);
 }
@@ -115,10 +113,21 @@ test('SLA+AG averages logit[b·M+j, i·M+j] over j on pre-softmax logits; SLA+SI
     [0, 3],
     [300, 303],
   ]);
-  t.deepEqual(identityRows(tf.tensor2d([[1, 2], [3, 4], [5, 6], [7, 8]]), 2).arraySync(), [
-    [1, 2],
-    [5, 6],
-  ]);
+  t.deepEqual(
+    identityRows(
+      tf.tensor2d([
+        [1, 2],
+        [3, 4],
+        [5, 6],
+        [7, 8],
+      ]),
+      2,
+    ).arraySync(),
+    [
+      [1, 2],
+      [5, 6],
+    ],
+  );
   // AG on logits, not probabilities: adding a per-row constant (softmax-invariant) shifts s by its mean over j.
   const shifted: tf.Tensor2D = tf.add(logits, tf.tensor2d([[10], [20], [30], [0], [0], [0]]));
   t.deepEqual(aggregateJointLogits(shifted, m).arraySync()[0], [121, 124]);
@@ -273,9 +282,25 @@ test('SLA+SD gradients treat the AG teacher as a constant', (t) => {
 
 test('wrapper options are validated with defaults recorded in describe()', (t) => {
   const sla = makeSla(protonet());
-  t.like(sla.describe(), { wrapper: 'sla', head: 'protonet', backbone: 'flatten', transform: 'rotation', transformCount: 4, slaLoss: 'mean', inferenceModes: ['ag', 'si'] });
+  t.like(sla.describe(), {
+    wrapper: 'sla',
+    head: 'protonet',
+    backbone: 'flatten',
+    transform: 'rotation',
+    transformCount: 4,
+    slaLoss: 'mean',
+    inferenceModes: ['ag', 'si'],
+  });
   t.deepEqual(sla.describe().transforms, ['identity', 'rot90', 'rot180', 'rot270']);
-  t.like(makeSd(protonet(), { transform: 'color_perm3', slaLoss: 'sum' }).describe(), { wrapper: 'sla-sd', transform: 'color_perm3', transformCount: 3, slaLoss: 'sum', beta: 1, temperature: 1, inferenceModes: ['sd', 'ag', 'si'] });
+  t.like(makeSd(protonet(), { transform: 'color_perm3', slaLoss: 'sum' }).describe(), {
+    wrapper: 'sla-sd',
+    transform: 'color_perm3',
+    transformCount: 3,
+    slaLoss: 'sum',
+    beta: 1,
+    temperature: 1,
+    inferenceModes: ['sd', 'ag', 'si'],
+  });
   t.is(sla.id, 'protonet-sla');
   t.throws(() => makeSla(protonet(), { slaLoss: 'max' }), { instanceOf: UserError, message: /slaLoss/ });
   t.throws(() => makeSla(protonet(), { temperature: 2 }), { instanceOf: UserError, message: /temperature/ });
@@ -287,7 +312,9 @@ test('wrapper options are validated with defaults recorded in describe()', (t) =
 test('a head whose maxWay is below N·M is refused at create, before any compute', (t) => {
   const before = tf.memory().numTensors;
   const small = protonet({ maxWay: 10 });
-  const err = t.throws(() => slaWrapper.create({ backbone: flattenBackbone, head: small, way: 5, imageSize: 4, seed: 0, options: {} }), { instanceOf: UserError });
+  const err = t.throws(() => slaWrapper.create({ backbone: flattenBackbone, head: small, way: 5, imageSize: 4, seed: 0, options: {} }), {
+    instanceOf: UserError,
+  });
   t.regex(err!.message, /at most 10 classes.*needs 20/);
   t.throws(() => slaSdWrapper.create({ backbone: flattenBackbone, head: small, way: 3, imageSize: 4, seed: 0, options: {} }), { instanceOf: UserError });
   t.is(tf.memory().numTensors, before);

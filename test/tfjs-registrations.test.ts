@@ -46,7 +46,7 @@ test('loading fewshot loads none of the umbrella packages (tfjs, tfjs-layers, -c
     '  tf.grad((x) => tf.sum(tf.square(x)))(tf.ones([2]));',
     "  const { createRequire } = await import('node:module');",
     '  const loaded = Object.keys(createRequire(import.meta.url).cache);',
-    "  console.log(JSON.stringify(loaded.filter((f) => /@tensorflow[\\\\/]tfjs[^\\\\/]*[\\\\/]/.test(f)).map((f) => f.match(/@tensorflow[\\\\/](tfjs[^\\\\/]*)/)[1])));",
+    '  console.log(JSON.stringify(loaded.filter((f) => /@tensorflow[\\\\/]tfjs[^\\\\/]*[\\\\/]/.test(f)).map((f) => f.match(/@tensorflow[\\\\/](tfjs[^\\\\/]*)/)[1])));',
     '});',
   ].join('\n');
   const { stdout } = await run(process.execPath, ['--import=tsx', '--conditions=fewshot-source', '--input-type=module', '-e', probe], { cwd: root });

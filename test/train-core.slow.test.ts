@@ -18,8 +18,11 @@ test('no tensor leaks: tf.memory() is flat across training steps and evaluations
   const vars = method.trainableVariables();
   const opt = new Adam();
   const ep = () => ({
-    supportImages: tf.randomNormal([2, 16, 16, 3]) as tf.Tensor4D, supportLabels: new Int32Array([0, 1]),
-    queryImages: tf.randomNormal([4, 16, 16, 3]) as tf.Tensor4D, queryLabels: new Int32Array([0, 0, 1, 1]), way: 2,
+    supportImages: tf.randomNormal([2, 16, 16, 3]) as tf.Tensor4D,
+    supportLabels: new Int32Array([0, 1]),
+    queryImages: tf.randomNormal([4, 16, 16, 3]) as tf.Tensor4D,
+    queryLabels: new Int32Array([0, 0, 1, 1]),
+    way: 2,
   });
   const counts: number[] = [];
   for (let i = 0; i < 6; i++) {
@@ -44,8 +47,11 @@ test('training is deterministic: same seed and episodes give bit-identical weigh
     const opt = new Adam();
     for (let i = 0; i < 3; i++) {
       const e = {
-        supportImages: tf.randomNormal([2, 16, 16, 3], 0, 1, 'float32', 10 + i) as tf.Tensor4D, supportLabels: new Int32Array([0, 1]),
-        queryImages: tf.randomNormal([4, 16, 16, 3], 0, 1, 'float32', 20 + i) as tf.Tensor4D, queryLabels: new Int32Array([0, 0, 1, 1]), way: 2,
+        supportImages: tf.randomNormal([2, 16, 16, 3], 0, 1, 'float32', 10 + i) as tf.Tensor4D,
+        supportLabels: new Int32Array([0, 1]),
+        queryImages: tf.randomNormal([4, 16, 16, 3], 0, 1, 'float32', 20 + i) as tf.Tensor4D,
+        queryLabels: new Int32Array([0, 0, 1, 1]),
+        way: 2,
       };
       trainingStep(method, vars, opt, [e], 1e-2).dispose();
       tf.dispose([e.supportImages, e.queryImages]);

@@ -19,7 +19,10 @@ test.before(async () => {
 test('Adam matches the textbook update (bias-corrected, eps outside the sqrt)', (t) => {
   const p = tf.variable(tf.tensor1d([1.0, -2.0]));
   const opt = new Adam();
-  const grads = [[0.5, -1.0], [0.1, 0.3]];
+  const grads = [
+    [0.5, -1.0],
+    [0.1, 0.3],
+  ];
   const m = [0, 0];
   const v = [0, 0];
   const ref = [1.0, -2.0];
@@ -39,7 +42,8 @@ test('Adam matches the textbook update (bias-corrected, eps outside the sqrt)', 
 test('SGD with Nesterov momentum and weight decay matches torch.optim.SGD', (t) => {
   const p = tf.variable(tf.tensor1d([1.0]));
   const opt = new Sgd(0.9, true, 0.1);
-  let x = 1.0, buf = 0;
+  let x = 1.0,
+    buf = 0;
   [0.5, -0.25, 0.75].forEach((g, step) => {
     opt.step([p], [tf.tensor1d([g])], 0.1);
     const d = g + 0.1 * x;
@@ -113,7 +117,12 @@ test('a numerical failure inside a head is reported with the episode index', asy
     inferenceModes: ['plain'],
     predict: () => {
       if (calls++ === 1) throw new NumericalError('solver did not converge');
-      return { plain: tf.tensor2d([[1, 0], [0, 1]]) };
+      return {
+        plain: tf.tensor2d([
+          [1, 0],
+          [0, 1],
+        ]),
+      };
     },
   } as unknown as Parameters<typeof evaluate>[0];
   const source = { imageSize: 2, gather: (items: ArrayLike<number>) => new Float32Array(items.length * 12) };

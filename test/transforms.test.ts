@@ -68,7 +68,10 @@ test('rot90 is counter-clockwise like np.rot90 / torch.rot90(dims=(H, W))', (t) 
   // Single-channel-like 2×2 image [[a, b], [c, d]] (channel 0 only): np.rot90 gives [[b, d], [a, c]].
   const img = tf.tensor4d([1, 0, 0, 2, 0, 0, 3, 0, 0, 4, 0, 0], [1, 2, 2, 3]);
   const out = getTransformSet('rotation').transforms[1].apply(img);
-  t.deepEqual(Array.from(out.dataSync()).filter((_, i) => i % 3 === 0), [2, 4, 1, 3]);
+  t.deepEqual(
+    Array.from(out.dataSync()).filter((_, i) => i % 3 === 0),
+    [2, 4, 1, 3],
+  );
   tf.dispose([img, out]);
 });
 
@@ -144,6 +147,12 @@ test('unknown transform set: UserError listing the names', (t) => {
 });
 
 test('registering a set that does not start with the identity is refused', (t) => {
-  t.throws(() => registerTransformSet({ name: 'bad_set', description: '', transforms: [rotateAndPermute(1, [0, 1, 2]), rotateAndPermute(0, [0, 1, 2])] }), { instanceOf: UserError, message: /identity/ });
-  t.throws(() => registerTransformSet({ name: 'rotation', description: '', transforms: getTransformSet('rotation').transforms }), { instanceOf: UserError, message: /twice/ });
+  t.throws(() => registerTransformSet({ name: 'bad_set', description: '', transforms: [rotateAndPermute(1, [0, 1, 2]), rotateAndPermute(0, [0, 1, 2])] }), {
+    instanceOf: UserError,
+    message: /identity/,
+  });
+  t.throws(() => registerTransformSet({ name: 'rotation', description: '', transforms: getTransformSet('rotation').transforms }), {
+    instanceOf: UserError,
+    message: /twice/,
+  });
 });

@@ -48,12 +48,19 @@ queueTest(queueTitle('a job naming its table as a file (x.json) is refused befor
   await fs.mkdir(tables);
   const url = `redis://127.0.0.1:${port}`;
   let log = '';
-  worker = spawn(process.execPath, [BIN, 'worker', '--queue', url, '--queue-name', 'xjson', '--tables', tables, '--lock-ms', '3000', '--stalled-ms', '1000'], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+  worker = spawn(process.execPath, [BIN, 'worker', '--queue', url, '--queue-name', 'xjson', '--tables', tables, '--lock-ms', '3000', '--stalled-ms', '1000'], {
+    cwd,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   worker.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   const { Queue } = await import('bullmq');
   const queue = new Queue('xjson', { connection: { host: '127.0.0.1', port, maxRetriesPerRequest: null } });
   try {
-    await queue.add('run', { table: 'x.json', budget: 'ci', run: 'plain/seed0', configKey: '0123456789abcdef', seeds: 1 }, { jobId: 'x', attempts: 1, removeOnFail: false });
+    await queue.add(
+      'run',
+      { table: 'x.json', budget: 'ci', run: 'plain/seed0', configKey: '0123456789abcdef', seeds: 1 },
+      { jobId: 'x', attempts: 1, removeOnFail: false },
+    );
     const reason = await until('the job to fail', async () => {
       const job = await queue.getJob('x');
       return job && (await job.getState()) === 'failed' ? job.failedReason : undefined;

@@ -46,14 +46,25 @@ export function oursSide(res: OursWorkerResult): SideResult {
 export function peerSide(res: PeerResponse): SideResult {
   if (!res.ok) return { ok: false, error: res.error };
   const r = res as unknown as { threads: number; timesMs: number[]; warmup: { ms: number }[]; rssBytes: number };
-  return { ok: true, threads: r.threads, msPerEpisode: roundSummary(summarize(r.timesMs)), warmupMs: r.warmup.map((w) => Math.round(w.ms)), rssMiB: mib(r.rssBytes) };
+  return {
+    ok: true,
+    threads: r.threads,
+    msPerEpisode: roundSummary(summarize(r.timesMs)),
+    warmupMs: r.warmup.map((w) => Math.round(w.ms)),
+    rssMiB: mib(r.rssBytes),
+  };
 }
 
 /**
  * The fields every timed workload records about both sides: ours (the engine asked for), ours on plain wasm when
  * timed beside it, the peer's fastest setting, and the ratios `best` (peer / ours) and `wasm` (peer / ours on wasm).
  */
-export function comparedSides(ours: OursWorkerResult, oursWasm: OursWorkerResult | undefined, hostBusy: { ours: number | null; peer: number | null }, search: PeerSearchResult | undefined) {
+export function comparedSides(
+  ours: OursWorkerResult,
+  oursWasm: OursWorkerResult | undefined,
+  hostBusy: { ours: number | null; peer: number | null },
+  search: PeerSearchResult | undefined,
+) {
   const oursResult = oursSide(ours);
   const wasmResult = oursWasm ? oursSide(oursWasm) : undefined;
   const peer: Record<string, SideResult> = search?.full ? { best: peerSide(search.full) } : {};
@@ -105,7 +116,14 @@ export function evalCheck(ours: OursWorkerResult, peer: PeerResponse | undefined
   const same = oursScores[mode].filter((r, i) => argmax(r) === argmax(peerScores[mode][i])).length;
   const oursAcc = (ours.warmup as { value: Record<string, number> }[])[0].value[mode];
   const peerAcc = (peer.warmup as { value: Record<string, number> }[])[0].value[mode];
-  return { what, ours: oursAcc, peer: peerAcc, relDiff: d, agrees: d < AGREEMENT_TOLERANCE, note: `mode ${mode}: argmax equal on ${same}/${rows} queries; ours/peer fields are first-episode accuracies` };
+  return {
+    what,
+    ours: oursAcc,
+    peer: peerAcc,
+    relDiff: d,
+    agrees: d < AGREEMENT_TOLERANCE,
+    note: `mode ${mode}: argmax equal on ${same}/${rows} queries; ours/peer fields are first-episode accuracies`,
+  };
 }
 
 /** Head: the first loss (same embeddings) must agree; the gradient norms are compared in the note. */

@@ -72,7 +72,13 @@ export function embeddingMeans(r: () => number, s: EmbeddingShape): { classMean:
  * component, so the Gram matrix has the block structure (and the conditioning) of a real SLA episode. Rows in the
  * order of `jointLabels`.
  */
-export function rectifiedEmbeddings(r: () => number, s: EmbeddingShape, perClass: number, means: ReturnType<typeof embeddingMeans>, regime: EmbeddingRegime = SEPARATED): Float32Array {
+export function rectifiedEmbeddings(
+  r: () => number,
+  s: EmbeddingShape,
+  perClass: number,
+  means: ReturnType<typeof embeddingMeans>,
+  regime: EmbeddingRegime = SEPARATED,
+): Float32Array {
   const d = s.dim;
   const { classMean, rotMean } = means;
   const x = new Float32Array(s.way * perClass * s.rotations * d);
@@ -81,7 +87,8 @@ export function rectifiedEmbeddings(r: () => number, s: EmbeddingShape, perClass
     for (let k = 0; k < perClass; k++) {
       const image = Float64Array.from({ length: d }, () => gaussian(r));
       for (let j = 0; j < s.rotations; j++, row++) {
-        for (let q = 0; q < d; q++) x[row * d + q] = regime.scale * Math.max(0, regime.shift + regime.sep * (classMean[c][q] + 0.5 * rotMean[j][q]) + image[q] + 0.3 * gaussian(r));
+        for (let q = 0; q < d; q++)
+          x[row * d + q] = regime.scale * Math.max(0, regime.shift + regime.sep * (classMean[c][q] + 0.5 * rotMean[j][q]) + image[q] + 0.3 * gaussian(r));
       }
     }
   }
@@ -115,7 +122,11 @@ export interface HeadStepValue {
 }
 
 /** Our head step (see the file comment) under the bench's step policy, cycling through the episodes. */
-export function timeOursHead(s: HeadSpec, episodes: readonly Float32Array[], policy: StepPolicy): PolicyRun<HeadStepValue> & { numTensorsBefore: number; numTensorsAfter: number } {
+export function timeOursHead(
+  s: HeadSpec,
+  episodes: readonly Float32Array[],
+  policy: StepPolicy,
+): PolicyRun<HeadStepValue> & { numTensorsBefore: number; numTensorsAfter: number } {
   const head = buildHead(s);
   const ns = supportCount(s);
   const nq = queryCount(s);

@@ -35,7 +35,8 @@ export const LEARNING_RATE = 1e-3;
  * ops per step on either side, the peer leaves them out too.
  */
 export function buildBenchMethod(spec: MethodSpec, seed: number): EpisodicMethod {
-  if ((spec.backbone ?? 'conv4') === 'conv4') return buildMethod({ name: spec.method, backbone: 'conv4', imageSize: spec.imageSize, way: spec.way, seed, headConfig: spec.headConfig });
+  if ((spec.backbone ?? 'conv4') === 'conv4')
+    return buildMethod({ name: spec.method, backbone: 'conv4', imageSize: spec.imageSize, way: spec.way, seed, headConfig: spec.headConfig });
   const { headId, wrapper } = resolveMethodName(spec.method);
   const factory = getLearner(headId);
   const head = factory.create(factory.configSchema.parse(spec.headConfig ?? {}));

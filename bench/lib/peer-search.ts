@@ -23,7 +23,8 @@ export interface PeerSetting {
   threads: number;
 }
 
-export const settingId = (s: PeerSetting) => `${s.process.allocator}, ${s.channelsLast ? 'channels_last' : 'contiguous'}, OMP_WAIT_POLICY=${s.process.ompWaitPolicy}, ${s.threads} thread${s.threads > 1 ? 's' : ''}`;
+export const settingId = (s: PeerSetting) =>
+  `${s.process.allocator}, ${s.channelsLast ? 'channels_last' : 'contiguous'}, OMP_WAIT_POLICY=${s.process.ompWaitPolicy}, ${s.threads} thread${s.threads > 1 ? 's' : ''}`;
 
 export interface ScreenEntry {
   setting: string;
@@ -64,8 +65,14 @@ export async function searchPeer(
       p = new PeerProcess(python, log, setting, opts.threads.length === 1 ? opts.threads[0] : undefined);
       processes.set(setting.id, p);
       const hello = await p.request({ op: 'hello' });
-      hellos.push({ setting: setting.id, ...(hello.ok ? { allocatorLoaded: hello.allocatorLoaded, ompWaitPolicy: hello.ompWaitPolicy, mallocTunables: hello.mallocTunables } : { error: hello.error }) });
-      if (hello.ok && hello.allocatorLoaded !== setting.allocator.replace('-tuned', '')) log(`  peer ${setting.id}: allocator loaded is ${String(hello.allocatorLoaded)}`);
+      hellos.push({
+        setting: setting.id,
+        ...(hello.ok
+          ? { allocatorLoaded: hello.allocatorLoaded, ompWaitPolicy: hello.ompWaitPolicy, mallocTunables: hello.mallocTunables }
+          : { error: hello.error }),
+      });
+      if (hello.ok && hello.allocatorLoaded !== setting.allocator.replace('-tuned', ''))
+        log(`  peer ${setting.id}: allocator loaded is ${String(hello.allocatorLoaded)}`);
       p.pause();
     }
     return p;
@@ -85,20 +92,28 @@ export async function searchPeer(
       const tryOne = async (s: PeerSetting, stage: ScreenEntry['stage']) => {
         const r = await run(s, SCREEN_POLICY);
         const ms = median(r);
-        screen.push({ setting: settingId(s), stage, medianMs: Number.isFinite(ms) ? Math.round(ms * 10) / 10 : null, n: r.ok ? (r.timesMs as number[]).length : 0, ...(r.ok ? {} : { error: r.error }) });
+        screen.push({
+          setting: settingId(s),
+          stage,
+          medianMs: Number.isFinite(ms) ? Math.round(ms * 10) / 10 : null,
+          n: r.ok ? (r.timesMs as number[]).length : 0,
+          ...(r.ok ? {} : { error: r.error }),
+        });
         log(`  screen ${settingId(s)}: ${Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : `FAILED ${r.ok ? '' : r.error}`}`);
         if (ms < bestMs) {
           bestMs = ms;
           best = s;
         }
       };
-      for (const allocator of allocatorSettings().available) await tryOne({ process: processSetting(allocator, waitPolicy), channelsLast: false, threads: opts.threads[0] }, 'allocator');
+      for (const allocator of allocatorSettings().available)
+        await tryOne({ process: processSetting(allocator, waitPolicy), channelsLast: false, threads: opts.threads[0] }, 'allocator');
       // (Not for workloads without images, e.g. the heads on embeddings.)
       if (opts.memoryFormat !== false) await tryOne({ ...best, channelsLast: true }, 'memory format');
       // A wait policy the user set themselves is kept as it is.
       if (!process.env.OMP_WAIT_POLICY) await tryOne({ ...best, process: processSetting(best.process.allocator, 'default') }, 'wait policy');
       for (const t of opts.threads.slice(1)) await tryOne({ ...best, threads: t }, 'threads');
-      if (!Number.isFinite(bestMs)) return { best: undefined, bestSettingId: undefined, full: screenFailure(screen), screen, hostBusyBeforeFull: null, processes: hellos };
+      if (!Number.isFinite(bestMs))
+        return { best: undefined, bestSettingId: undefined, full: screenFailure(screen), screen, hostBusyBeforeFull: null, processes: hellos };
     }
     // Only the winner's process stays; the others are closed so their memory is back before the full run.
     for (const [id, p] of processes) if (id !== best.process.id) await p.close();

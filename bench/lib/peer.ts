@@ -98,7 +98,8 @@ export function findPeerPython(opts: { install: boolean; log: (msg: string) => v
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const update = spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
   const install = update.status === 0 ? spawnSync('apt-get', ['install', '-y', ...APT_PACKAGES, ...ALLOCATOR_PACKAGES], { stdio: 'inherit', env }) : update;
-  if (install.status !== 0) return { error: `apt-get failed (exit ${install.status ?? install.error?.message}); run as root or install ${APT_PACKAGES.join(' ')} yourself` };
+  if (install.status !== 0)
+    return { error: `apt-get failed (exit ${install.status ?? install.error?.message}); run as root or install ${APT_PACKAGES.join(' ')} yourself` };
   for (const python of ['/usr/bin/python3', ...candidates]) if (imports(python)) return { python, how: `installed with apt-get (${APT_PACKAGES.join(', ')})` };
   return { error: `installed ${APT_PACKAGES.join(' ')} but no python imports torch` };
 }
@@ -121,7 +122,12 @@ export class PeerProcess {
    * and MKL are started with it. Without it their variables are removed, as they would fight
    * torch.set_num_threads, which the peer calls per request.
    */
-  constructor(python: string, private readonly log: (msg: string) => void, readonly setting?: PeerProcessSetting, fixedThreads?: number) {
+  constructor(
+    python: string,
+    private readonly log: (msg: string) => void,
+    readonly setting?: PeerProcessSetting,
+    fixedThreads?: number,
+  ) {
     const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1', OMP_WAIT_POLICY: PEER_OMP_WAIT_POLICY, ...(setting?.env ?? {}) };
     if (setting) {
       for (const k of Object.keys(GLIBC_TUNABLES)) if (!(k in setting.env)) delete env[k];

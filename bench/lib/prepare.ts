@@ -83,7 +83,9 @@ export async function runPeerPrepare(python: string, source: PrepareSource, outD
       child.stdout.on('data', (c: Buffer) => (out += c.toString()));
       child.stderr.on('data', (c: Buffer) => (err += c.toString()));
       child.on('error', reject);
-      child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`pil_prepare.py exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`))));
+      child.on('exit', (code) =>
+        code === 0 ? resolve(out) : reject(new Error(`pil_prepare.py exited ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}`)),
+      );
     });
     const result = JSON.parse(stdout.trim().split('\n').pop()!) as PeerPrepareResult;
     result.wallSeconds = Math.round(result.wallSeconds * 100) / 100;

@@ -66,7 +66,23 @@ export interface StepWorkloadResult {
 }
 
 /** A head workload (bench/lib/heads.ts): the same timing fields as a step workload, on embeddings. */
-export interface HeadWorkloadResult extends Pick<StepWorkloadResult, 'id' | 'threads' | 'loadAverageAtStart' | 'hostBusyBefore' | 'ours' | 'oursWasm' | 'peer' | 'peerSetting' | 'peerScreen' | 'peerProcesses' | 'ratio' | 'check' | 'checkWasm'> {
+export interface HeadWorkloadResult
+  extends Pick<
+    StepWorkloadResult,
+    | 'id'
+    | 'threads'
+    | 'loadAverageAtStart'
+    | 'hostBusyBefore'
+    | 'ours'
+    | 'oursWasm'
+    | 'peer'
+    | 'peerSetting'
+    | 'peerScreen'
+    | 'peerProcesses'
+    | 'ratio'
+    | 'check'
+    | 'checkWasm'
+  > {
   kind: 'head';
   head: string;
   way: number;
@@ -146,7 +162,18 @@ const fmtCheck = (c: AgreementCheck | undefined) => (!c || c.agrees === null ? '
 /** Readable table of the timed workloads: median ms/episode ± half the IQR, the ratios and the checks. */
 export function stepTable(results: Array<StepWorkloadResult | HeadWorkloadResult>): string {
   const withWasm = results.some((r) => r.oursWasm);
-  const header = ['workload', 'thr', 'ours ms', ...(withWasm ? ['wasm ms'] : []), 'peer best ms', 'ratio', ...(withWasm ? ['wasm ratio'] : []), 'check', ...(withWasm ? ['wasm check'] : []), 'peer setting'];
+  const header = [
+    'workload',
+    'thr',
+    'ours ms',
+    ...(withWasm ? ['wasm ms'] : []),
+    'peer best ms',
+    'ratio',
+    ...(withWasm ? ['wasm ratio'] : []),
+    'check',
+    ...(withWasm ? ['wasm check'] : []),
+    'peer setting',
+  ];
   const rows = results.map((r) => [
     r.id,
     String(r.threads),

@@ -6,7 +6,15 @@ import { loadAverage } from './machine.ts';
 import type { WeightEntry } from './ours.ts';
 import { runOursWorkload } from './ours-runner.ts';
 import { PEER_OMP_WAIT_POLICY, PeerProcess, processSetting } from './peer.ts';
-import { makeQuickPrepareSource, PEER_PREPARE_WORKERS, PREPARE_GOAL_IMAGES_PER_SECOND, PREPARE_IMAGE_SIZE, runOursPrepare, runPeerPrepare, type PrepareSource } from './prepare.ts';
+import {
+  makeQuickPrepareSource,
+  PEER_PREPARE_WORKERS,
+  PREPARE_GOAL_IMAGES_PER_SECOND,
+  PREPARE_IMAGE_SIZE,
+  runOursPrepare,
+  runPeerPrepare,
+  type PrepareSource,
+} from './prepare.ts';
 import type { Workload } from './workloads.ts';
 
 /*
@@ -40,7 +48,10 @@ export async function runPrepareWorkload(ctx: BenchContext, w: Workload): Promis
         (err: unknown) => ({ ok: false as const, error: firstLine(err) }),
       )
     : undefined;
-  if (peer) ctx.log(`peer (PIL, ${PEER_PREPARE_WORKERS} workers): ${peer.ok ? `${Math.round(peer.imagesPerSecond)} images/s (${peer.wallSeconds.toFixed(1)} s)` : `FAILED: ${peer.error}`}`);
+  if (peer)
+    ctx.log(
+      `peer (PIL, ${PEER_PREPARE_WORKERS} workers): ${peer.ok ? `${Math.round(peer.imagesPerSecond)} images/s (${peer.wallSeconds.toFixed(1)} s)` : `FAILED: ${peer.error}`}`,
+    );
   return {
     id: w.id,
     kind: 'prepare',
@@ -85,7 +96,13 @@ async function peerMemory(ctx: BenchContext, request: Record<string, unknown>): 
   const res = await peer.request({ ...request, op: 'memory', threads: PEER_MEMORY_THREADS, ...ctx.memory, steps });
   await peer.close();
   if (!res.ok) return { ok: false, error: res.error };
-  const r = res as unknown as { threads: number; rssBeforeBytes: number; rssAfterBytes: number; samples: { episode: number; rssBytes: number }[]; msPerEpisode: number };
+  const r = res as unknown as {
+    threads: number;
+    rssBeforeBytes: number;
+    rssAfterBytes: number;
+    samples: { episode: number; rssBytes: number }[];
+    msPerEpisode: number;
+  };
   return {
     ok: true,
     episodes: steps,
@@ -105,10 +122,17 @@ export async function runMemoryWorkload(ctx: BenchContext, w: Workload, threads:
   const load = loadAverage();
   const inputsFile = await ctx.inputsFor(spec);
   const weightsFile = path.join(ctx.work, `${w.id.replace(/\//g, '_')}.weights.f32`);
-  const ours = await runOursWorkload({ op: 'memory', backend: ctx.backend, threads, spec, seed: METHOD_SEED, inputsFile, episodes: EPISODE_POOL, weightsFile, memory: ctx.memory }, ctx.work, w.id.replace(/\//g, '_'));
+  const ours = await runOursWorkload(
+    { op: 'memory', backend: ctx.backend, threads, spec, seed: METHOD_SEED, inputsFile, episodes: EPISODE_POOL, weightsFile, memory: ctx.memory },
+    ctx.work,
+    w.id.replace(/\//g, '_'),
+  );
   const oursOut = ours.ok ? oursMemory(ours) : { ok: false, error: ours.error };
-  if (ours.ok && !oursOut.tensorsFlat) ctx.notes.push(`${w.id}: live tensors changed over the run (${String(oursOut.numTensorsBefore)} -> ${String(oursOut.numTensorsAfter)})`);
-  ctx.log(`ours: ${ours.ok ? `tensors ${String(oursOut.numTensorsBefore)} -> ${String(oursOut.numTensorsAfter)}, RSS ${String(oursOut.rssMiBBefore)} -> ${String(oursOut.rssMiBAfter)} MiB` : `FAILED: ${ours.error}`}`);
+  if (ours.ok && !oursOut.tensorsFlat)
+    ctx.notes.push(`${w.id}: live tensors changed over the run (${String(oursOut.numTensorsBefore)} -> ${String(oursOut.numTensorsAfter)})`);
+  ctx.log(
+    `ours: ${ours.ok ? `tensors ${String(oursOut.numTensorsBefore)} -> ${String(oursOut.numTensorsAfter)}, RSS ${String(oursOut.rssMiBBefore)} -> ${String(oursOut.rssMiBAfter)} MiB` : `FAILED: ${ours.error}`}`,
+  );
   let peerOut: Record<string, unknown> | null = null;
   const weightsMeta = existsSync(`${weightsFile}.json`) ? (JSON.parse(await fs.readFile(`${weightsFile}.json`, 'utf8')) as WeightEntry[]) : undefined;
   if (ctx.python && weightsMeta) {
@@ -116,5 +140,16 @@ export async function runMemoryWorkload(ctx: BenchContext, w: Workload, threads:
     ctx.log(`peer: ${peerOut.ok ? `RSS ${String(peerOut.rssMiBBefore)} -> ${String(peerOut.rssMiBAfter)} MiB` : `FAILED: ${String(peerOut.error)}`}`);
   }
   const engine = ours.ok ? ours.engine : null;
-  return { id: w.id, kind: 'memory', ...spec, threads, engine, episodes: ctx.memory.steps, warmupEpisodes: ctx.memory.warmup, loadAverageAtStart: load, ours: oursOut, peer: peerOut };
+  return {
+    id: w.id,
+    kind: 'memory',
+    ...spec,
+    threads,
+    engine,
+    episodes: ctx.memory.steps,
+    warmupEpisodes: ctx.memory.warmup,
+    loadAverageAtStart: load,
+    ours: oursOut,
+    peer: peerOut,
+  };
 }

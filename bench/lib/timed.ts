@@ -54,7 +54,11 @@ async function timePeer(ctx: BenchContext, request: Record<string, unknown>, thr
 }
 
 /** A train or eval workload at one thread count: ours (and wasm beside), the peer's search, the checks. */
-export async function runStepWorkload(ctx: BenchContext, w: Workload, threads: number): Promise<{ result: StepWorkloadResult; engine: EngineInfo | undefined }> {
+export async function runStepWorkload(
+  ctx: BenchContext,
+  w: Workload,
+  threads: number,
+): Promise<{ result: StepWorkloadResult; engine: EngineInfo | undefined }> {
   const spec = w.spec!;
   const kind = w.kind as 'train' | 'eval';
   const tag = `${w.id.replace(/\//g, '_')}_t${threads}`;
@@ -67,7 +71,16 @@ export async function runStepWorkload(ctx: BenchContext, w: Workload, threads: n
   // A workload ours cannot run (heap exhausted) is not timed on the peer either: there is nothing to compare.
   if (ctx.python && weightsMeta && runs.ours.ok) {
     const { headConfig, ...shape } = spec;
-    const request = { op: kind, ...shape, backbone: spec.backbone ?? 'conv4', head: headConfig ?? null, episodes: EPISODE_POOL, inputs: inputsFile, weights: weightsFile, weightsMeta };
+    const request = {
+      op: kind,
+      ...shape,
+      backbone: spec.backbone ?? 'conv4',
+      head: headConfig ?? null,
+      episodes: EPISODE_POOL,
+      inputs: inputsFile,
+      weights: weightsFile,
+      weightsMeta,
+    };
     search = await timePeer(ctx, request, threads, true);
   } else if (ctx.python && !runs.ours.ok) ctx.notes.push(`${w.id} (${threads}t): ours failed, the peer was not timed`);
   const check = kind === 'train' ? trainCheck : evalCheck;
@@ -92,16 +105,33 @@ export async function runStepWorkload(ctx: BenchContext, w: Workload, threads: n
 }
 
 /** A MetaOptNet head alone on seeded embeddings, at one thread count. */
-export async function runHeadWorkload(ctx: BenchContext, w: Workload, threads: number): Promise<{ result: HeadWorkloadResult; engine: EngineInfo | undefined }> {
+export async function runHeadWorkload(
+  ctx: BenchContext,
+  w: Workload,
+  threads: number,
+): Promise<{ result: HeadWorkloadResult; engine: EngineInfo | undefined }> {
   const headSpec = w.headSpec!;
   const tag = `${w.id.replace(/\//g, '_')}_t${threads}`;
   const load = loadAverage();
   const inputsFile = path.join(ctx.work, `${tag}.embeddings.f32`);
   await writeEpisodesFile(inputsFile, makeHeadEpisodes(headSpec, EPISODE_POOL, HEAD_INPUT_SEED));
-  const runs = await timeOurs(ctx, { op: 'head', headSpec, seed: METHOD_SEED, inputsFile, episodes: EPISODE_POOL, weightsFile: path.join(ctx.work, `${tag}.unused`), policy: ctx.policy }, threads, tag);
+  const runs = await timeOurs(
+    ctx,
+    { op: 'head', headSpec, seed: METHOD_SEED, inputsFile, episodes: EPISODE_POOL, weightsFile: path.join(ctx.work, `${tag}.unused`), policy: ctx.policy },
+    threads,
+    tag,
+  );
   let search: PeerSearchResult | undefined;
   if (ctx.python && runs.ours.ok) {
-    const request = { op: 'head', ...headSpec, episodes: EPISODE_POOL, inputs: inputsFile, svmC: HEAD_SETTINGS.svmC, ridgeLambda: HEAD_SETTINGS.ridgeLambda, scale: HEAD_SETTINGS.scale };
+    const request = {
+      op: 'head',
+      ...headSpec,
+      episodes: EPISODE_POOL,
+      inputs: inputsFile,
+      svmC: HEAD_SETTINGS.svmC,
+      ridgeLambda: HEAD_SETTINGS.ridgeLambda,
+      scale: HEAD_SETTINGS.scale,
+    };
     search = await timePeer(ctx, request, threads, false);
   }
   const iterations = search?.full?.ok ? search.full.solverIterations : undefined;
@@ -119,4 +149,3 @@ export async function runHeadWorkload(ctx: BenchContext, w: Workload, threads: n
   };
   return { result, engine: engineOf(runs.ours) };
 }
-

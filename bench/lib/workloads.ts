@@ -87,7 +87,9 @@ function protonetWorkloads(sizes: number[]): Workload[] {
 
 function resnetProtonetWorkloads(): Workload[] {
   const backbone: BenchBackbone = 'resnet12';
-  return (['train', 'eval'] as const).flatMap((kind) => RESNET_EPISODES.map(({ imageSize, method, query }) => stepWorkload(kind, { method, backbone, imageSize, way: WAY, shot: 1, query })));
+  return (['train', 'eval'] as const).flatMap((kind) =>
+    RESNET_EPISODES.map(({ imageSize, method, query }) => stepWorkload(kind, { method, backbone, imageSize, way: WAY, shot: 1, query })),
+  );
 }
 
 const headConfigOf = (method: BenchMethodName) => METAOPTNET_HEAD_CONFIG[method.replace(/-sla$/, '') as 'metaoptnet-svm' | 'metaoptnet-rr'];

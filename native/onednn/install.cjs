@@ -17,6 +17,8 @@ const prefix = path.resolve(path.dirname(process.execPath), '..');
 const args = ['rebuild'];
 if (existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
 const gyp = process.env.npm_config_node_gyp;
-const r = gyp ? spawnSync(process.execPath, [gyp, ...args], { stdio: 'inherit' }) : spawnSync('node-gyp', args, { stdio: 'inherit', shell: process.platform === 'win32' });
+const r = gyp
+  ? spawnSync(process.execPath, [gyp, ...args], { stdio: 'inherit' })
+  : spawnSync('node-gyp', args, { stdio: 'inherit', shell: process.platform === 'win32' });
 if (r.error) console.error(`fewshot-onednn: could not run node-gyp (${r.error.message}); rebuild with \`npm rebuild fewshot-onednn\``);
 process.exit(r.status ?? 1);

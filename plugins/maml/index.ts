@@ -14,7 +14,20 @@
  * so the first inner step is the same for any label permutation); batch norm runs in the method's mode
  * (batch statistics in training, running statistics at evaluation) rather than always on batch statistics.
  */
-import { crossEntropyTwiceDifferentiable, detach, fastWeights, innerSgdStep, learnerVariable, registerAdaptiveLearner, tf, z, type AdaptiveLearner, type Backbone, type ImageTask, type LearnerSetup } from 'fewshot';
+import {
+  crossEntropyTwiceDifferentiable,
+  detach,
+  fastWeights,
+  innerSgdStep,
+  learnerVariable,
+  registerAdaptiveLearner,
+  tf,
+  z,
+  type AdaptiveLearner,
+  type Backbone,
+  type ImageTask,
+  type LearnerSetup,
+} from 'fewshot';
 
 export const mamlConfigSchema = z
   .object({
@@ -87,7 +100,11 @@ export class MamlLearner implements AdaptiveLearner {
     for (let k = 0; k < steps; k++) {
       params = innerSgdStep(
         params,
-        (ps) => innerLoss(this.headLogits(backbone.apply(task.supportImages, training, fastWeights(backboneVars, ps.slice(0, nb))), ps[nb], ps[nb + 1], way), supportLabels),
+        (ps) =>
+          innerLoss(
+            this.headLogits(backbone.apply(task.supportImages, training, fastWeights(backboneVars, ps.slice(0, nb))), ps[nb], ps[nb + 1], way),
+            supportLabels,
+          ),
         opts,
       );
     }

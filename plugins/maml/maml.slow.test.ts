@@ -6,7 +6,11 @@ import { MamlLearner, mamlConfigSchema } from './index.ts';
 class LinearBackbone implements Backbone {
   readonly id = 'test-linear';
   readonly weight: tf.Variable;
-  constructor(readonly inputDim: number, readonly dim: number, seed: number) {
+  constructor(
+    readonly inputDim: number,
+    readonly dim: number,
+    seed: number,
+  ) {
     this.weight = tf.variable(tf.randomNormal([inputDim, dim], 0, 0.5, 'float32', seed), true, `test-linear/weight#${seed}-${Math.random()}`);
   }
   apply(images: tf.Tensor4D, _training: boolean, params?: FastWeights): tf.Tensor2D {
@@ -51,14 +55,20 @@ test('one MAML inner step equals a hand-computed SGD step on backbone and head',
   const learner = new MamlLearner('maml', mamlConfigSchema.parse({ innerSteps: 1, evalInnerSteps: 1, innerLr: 0.5, firstOrder: true }));
   learner.prepare({ way, backbone, embeddingDim: 3, seed: 0 });
   const [weight, bias] = learner.variables();
-  weight.assign(tf.tensor2d([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2]]));
+  weight.assign(
+    tf.tensor2d([
+      [0.3, -0.2],
+      [0.1, 0.4],
+      [-0.5, 0.2],
+    ]),
+  );
   bias.assign(tf.tensor1d([0.1, -0.1]));
   const ep = task(2, way, 2, 1, 3);
   const logits = tf.tidy(() => learner.adapt(ep, { backbone, phase: 'train', training: true }).logits.arraySync());
 
   // Hand: z = X·Wb, p = softmax(z·W + b), G = (p − Y)/n; ∇W = zᵀG, ∇b = Σ_rows G, ∇Wb = Xᵀ(G·Wᵀ).
-  const X = (tf.reshape(ep.supportImages, [4, 12]).arraySync() as M);
-  const Xq = (tf.reshape(ep.queryImages, [2, 12]).arraySync() as M);
+  const X = tf.reshape(ep.supportImages, [4, 12]).arraySync() as M;
+  const Xq = tf.reshape(ep.queryImages, [2, 12]).arraySync() as M;
   const Wb = backbone.weight.arraySync() as M;
   const W = weight.arraySync() as M;
   const b = bias.arraySync() as number[];
@@ -139,5 +149,8 @@ test('maml-sla adapts on the N·M joint classes and reports SLA+AG / SLA+SI for 
   const out = method.predict(ep);
   t.deepEqual(Object.keys(out).sort(), ['ag', 'si']);
   t.deepEqual(out.ag.shape, [6, 3]);
-  t.throws(() => buildMethod({ name: 'maml-sla-sd', backbone: 'test-linear', imageSize: 4, way: 3, seed: 2 }), { instanceOf: UserError, message: /adaptive learner/ });
+  t.throws(() => buildMethod({ name: 'maml-sla-sd', backbone: 'test-linear', imageSize: 4, way: 3, seed: 2 }), {
+    instanceOf: UserError,
+    message: /adaptive learner/,
+  });
 });

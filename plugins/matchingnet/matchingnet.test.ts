@@ -7,9 +7,18 @@ test.before(async () => {
 });
 
 test('MatchingNet attention equals a plain-array reference: P(c|q) = Σ_{y_i=c} softmax_i(scale·cos(q, s_i))', (t) => {
-  const support = [[1, 0, 2], [0.5, 1, -1], [-1, 2, 0], [2, 2, 1], [0, -1, 1]];
+  const support = [
+    [1, 0, 2],
+    [0.5, 1, -1],
+    [-1, 2, 0],
+    [2, 2, 1],
+    [0, -1, 1],
+  ];
   const labels = Int32Array.from([0, 1, 2, 1, 0]);
-  const query = [[1, 1, 1], [-2, 0.5, 0]];
+  const query = [
+    [1, 1, 1],
+    [-2, 0.5, 0],
+  ];
   const scale = 3;
   const head = new MatchingNetHead({ scale, learnScale: false });
   const logits = tf.tidy(() => head.logits({ support: tf.tensor2d(support), query: tf.tensor2d(query), supportLabels: labels, way: 3 }).arraySync());

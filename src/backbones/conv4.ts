@@ -10,7 +10,10 @@ export class Conv4 implements Backbone {
   readonly id = 'conv4';
   private readonly convs: Conv2d[] = [];
   private readonly norms: BatchNorm[] = [];
-  constructor(seed: number, readonly width = 64) {
+  constructor(
+    seed: number,
+    readonly width = 64,
+  ) {
     for (let i = 0; i < 4; i++) {
       this.convs.push(new Conv2d(`conv4/block${i}/conv`, i === 0 ? 3 : width, width, 3, { seed }));
       this.norms.push(new BatchNorm(`conv4/block${i}/bn`, width));

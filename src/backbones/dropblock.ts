@@ -31,7 +31,12 @@ export function dropBlockMask(shape: [number, number, number, number], blockSize
     // A seed at (i, j) drops rows i..i+bs−1 and columns j..j+bs−1: pad by bs−1 on every side, then a bs×bs
     // max-pool with stride 1 marks every output cell whose window contains a seed.
     const p = blockSize - 1;
-    const padded = tf.pad(seeds, [[0, 0], [p, p], [p, p], [0, 0]]);
+    const padded = tf.pad(seeds, [
+      [0, 0],
+      [p, p],
+      [p, p],
+      [0, 0],
+    ]);
     const dropped = tf.maxPool(padded, blockSize, 1, 'valid');
     return tf.sub(1, dropped) as tf.Tensor4D;
   });

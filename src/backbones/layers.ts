@@ -42,7 +42,11 @@ export class Conv2d {
     const std = Math.sqrt(2 / (kernelSize * kernelSize * outChannels));
     // tf.tidy disposes the initial-value tensors; the variables survive (tidy never disposes variables).
     this.filter = tf.tidy(() =>
-      tf.variable(tf.randomNormal([kernelSize, kernelSize, inChannels, outChannels], 0, std, 'float32', deriveSeed(opts.seed, `${path}/filter`)), true, uniqueName(`${path}/filter`)),
+      tf.variable(
+        tf.randomNormal([kernelSize, kernelSize, inChannels, outChannels], 0, std, 'float32', deriveSeed(opts.seed, `${path}/filter`)),
+        true,
+        uniqueName(`${path}/filter`),
+      ),
     );
     if (opts.bias) this.bias = tf.tidy(() => tf.variable(tf.zeros([outChannels]), true, uniqueName(`${path}/bias`)));
   }
@@ -65,7 +69,12 @@ export class BatchNorm {
   readonly beta: tf.Variable;
   readonly runningMean: tf.Variable;
   readonly runningVar: tf.Variable;
-  constructor(path: string, readonly channels: number, readonly momentum = 0.1, readonly eps = 1e-5) {
+  constructor(
+    path: string,
+    readonly channels: number,
+    readonly momentum = 0.1,
+    readonly eps = 1e-5,
+  ) {
     [this.gamma, this.beta, this.runningMean, this.runningVar] = tf.tidy(() => [
       tf.variable(tf.ones([channels]), true, uniqueName(`${path}/gamma`)),
       tf.variable(tf.zeros([channels]), true, uniqueName(`${path}/beta`)),

@@ -61,7 +61,12 @@ class ResidualBlock {
     return addActPool(out, residual, LEAK);
   }
   variables(): tf.Variable[] {
-    return [...this.convs.flatMap((c) => c.variables()), ...this.norms.flatMap((n) => n.variables()), ...this.shortcutConv.variables(), ...this.shortcutNorm.variables()];
+    return [
+      ...this.convs.flatMap((c) => c.variables()),
+      ...this.norms.flatMap((n) => n.variables()),
+      ...this.shortcutConv.variables(),
+      ...this.shortcutNorm.variables(),
+    ];
   }
   state(): tf.Variable[] {
     return [...this.norms.flatMap((n) => n.state()), ...this.shortcutNorm.state()];
@@ -140,7 +145,8 @@ export class ResNet12 implements Backbone {
 
 function variantOf(variant: string | undefined, fallback: ResNet12Variant): ResNet12Variant {
   const v = variant ?? fallback;
-  if (v !== 'standard' && v !== 'narrow') throw new UserError(`unknown ResNet-12 variant "${v}"`, 'use "standard" (64-160-320-640) or "narrow" (32-80-160-320)');
+  if (v !== 'standard' && v !== 'narrow')
+    throw new UserError(`unknown ResNet-12 variant "${v}"`, 'use "standard" (64-160-320-640) or "narrow" (32-80-160-320)');
   return v;
 }
 

@@ -71,7 +71,11 @@ async function load(choice: ConcreteBackend): Promise<SelectedBackend> {
       const threads = wasmThreadsInUse();
       const helper = helperThreadInUse(tf.backend() as unknown as Parameters<typeof helperThreadInUse>[0]);
       const threading = `${threads} XNNPACK thread${threads === 1 ? '' : 's'}${helper ? ' + helper thread' : ''}`;
-      return { choice, tfName: 'wasm', detail: `@tensorflow/tfjs-backend-wasm ${wasm.version_wasm} (XNNPACK, SIMD ${simd ? 'on' : 'off'}, ${threading}, training kernels registered)` };
+      return {
+        choice,
+        tfName: 'wasm',
+        detail: `@tensorflow/tfjs-backend-wasm ${wasm.version_wasm} (XNNPACK, SIMD ${simd ? 'on' : 'off'}, ${threading}, training kernels registered)`,
+      };
     }
     case 'cpu': {
       await import('@tensorflow/tfjs-backend-cpu');

@@ -44,7 +44,13 @@ async function trySetBackend(name: PageBackend): Promise<string | undefined> {
       if ((await gpu.requestAdapter().catch(() => null)) == null) return 'no WebGPU adapter on this machine (navigator.gpu.requestAdapter() found none)';
     }
     const ok = await tf.setBackend(name);
-    if (!ok) return said.filter((s) => !/^Initialization of backend/.test(s)).join('; ').split('\n')[0] || 'it did not initialise';
+    if (!ok)
+      return (
+        said
+          .filter((s) => !/^Initialization of backend/.test(s))
+          .join('; ')
+          .split('\n')[0] || 'it did not initialise'
+      );
     await tf.ready();
     return undefined;
   } catch (err) {
@@ -77,7 +83,14 @@ function describe(name: PageBackend): string {
 
 /** Start `wanted` (or the first that starts, for `auto`), falling back in PAGE_BACKENDS order. */
 export async function activateBackend(wanted: PageBackend | 'auto'): Promise<ActiveBackend> {
-  const order = wanted === 'auto' ? [...PAGE_BACKENDS] : [wanted, ...PAGE_BACKENDS.filter((b) => b !== wanted && PAGE_BACKENDS.indexOf(b) > PAGE_BACKENDS.indexOf(wanted)), ...PAGE_BACKENDS.filter((b) => b !== wanted && PAGE_BACKENDS.indexOf(b) < PAGE_BACKENDS.indexOf(wanted))];
+  const order =
+    wanted === 'auto'
+      ? [...PAGE_BACKENDS]
+      : [
+          wanted,
+          ...PAGE_BACKENDS.filter((b) => b !== wanted && PAGE_BACKENDS.indexOf(b) > PAGE_BACKENDS.indexOf(wanted)),
+          ...PAGE_BACKENDS.filter((b) => b !== wanted && PAGE_BACKENDS.indexOf(b) < PAGE_BACKENDS.indexOf(wanted)),
+        ];
   const fallbacks: string[] = [];
   for (const name of order) {
     const failure = await trySetBackend(name);

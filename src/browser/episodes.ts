@@ -43,14 +43,21 @@ export async function evaluateEpisodesInPage(args: {
   try {
     raw = JSON.parse(await args.episodeFile.text());
   } catch (err) {
-    throw new UserError(`${args.episodeFile.name} is not valid JSON (${(err as Error).message})`, 'choose an episode file (episodes/mini-imagenet/*.json, or one `fewshot episodes make` wrote)');
+    throw new UserError(
+      `${args.episodeFile.name} is not valid JSON (${(err as Error).message})`,
+      'choose an episode file (episodes/mini-imagenet/*.json, or one `fewshot episodes make` wrote)',
+    );
   }
   const set = parseEpisodeSet(raw, args.episodeFile.name);
   const h = set.header;
-  if (!isSplitName(h.split)) throw new UserError(`${args.episodeFile.name} is of split "${h.split}", not train, val or test`, 'choose an episode file of a standard split');
+  if (!isSplitName(h.split))
+    throw new UserError(`${args.episodeFile.name} is of split "${h.split}", not train, val or test`, 'choose an episode file of a standard split');
   const csv = parseSplitCsv(await args.csvFile.text(), h.split, args.csvFile.name);
   if (csv.classes.join() !== h.splitClasses.join() || csv.itemsPerClass.join() !== h.itemsPerClass.join()) {
-    throw new UserError(`${args.csvFile.name} does not list the ${h.dataset} ${h.split} classes and class sizes that ${args.episodeFile.name} was made for`, `choose the ${h.split}.csv of the dataset the episodes were made for`);
+    throw new UserError(
+      `${args.csvFile.name} does not list the ${h.dataset} ${h.split} classes and class sizes that ${args.episodeFile.name} was made for`,
+      `choose the ${h.split}.csv of the dataset the episodes were made for`,
+    );
   }
   const total = Math.min(Math.max(1, Math.floor(args.limit)), h.count);
   const needed = new Set<number>();
@@ -58,7 +65,10 @@ export async function evaluateEpisodesInPage(args: {
   const byName = new Map(args.images.map((f) => [f.name, f]));
   const missing = [...needed].filter((item) => !byName.has(csv.filenames[item]));
   if (missing.length) {
-    throw new UserError(`${missing.length} of the ${needed.size} images of the first ${total} episodes were not given (e.g. ${csv.filenames[missing[0]]})`, `choose the images of the ${h.split} split (the files ${args.csvFile.name} names), or the folder holding them`);
+    throw new UserError(
+      `${missing.length} of the ${needed.size} images of the first ${total} episodes were not given (e.g. ${csv.filenames[missing[0]]})`,
+      `choose the images of the ${h.split} split (the files ${args.csvFile.name} names), or the folder holding them`,
+    );
   }
 
   const { size, grayscale, normalization } = args.model.manifest.image;
@@ -94,7 +104,12 @@ export async function evaluateEpisodesInPage(args: {
   }
   const modes = [...method.inferenceModes];
   return {
-    modes, perEpisode, summary: Object.fromEntries(modes.map((m) => [m, meanCI(perEpisode[m])])), episodes: total, images: needed.size,
-    decodeMs, evalMs: performance.now() - t1,
+    modes,
+    perEpisode,
+    summary: Object.fromEntries(modes.map((m) => [m, meanCI(perEpisode[m])])),
+    episodes: total,
+    images: needed.size,
+    decodeMs,
+    evalMs: performance.now() - t1,
   };
 }

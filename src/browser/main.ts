@@ -80,7 +80,12 @@ function say(kind: 'error' | 'warning' | 'info', text: string, fix?: string): vo
 
 function sayError(err: unknown): void {
   if (err instanceof UserError) say('error', err.problem, err.fix);
-  else say('error', `unexpected error: ${err instanceof Error ? err.message : String(err)}`, 'reload the page; if it happens again, report it with the browser console output');
+  else
+    say(
+      'error',
+      `unexpected error: ${err instanceof Error ? err.message : String(err)}`,
+      'reload the page; if it happens again, report it with the browser console output',
+    );
   console.error(err);
 }
 
@@ -237,7 +242,10 @@ function renderModel(): void {
   line.innerHTML = '';
   const strong = document.createElement('strong');
   strong.textContent = `${method.name}`;
-  line.append(strong, ` — ${method.backbone} backbone, ${image.size}×${image.size} ${image.grayscale ? 'grey' : 'colour'} images, trained ${method.trainedWay}-way; ${(m.weightBytes / 1e6).toFixed(2)} MB of weights`);
+  line.append(
+    strong,
+    ` — ${method.backbone} backbone, ${image.size}×${image.size} ${image.grayscale ? 'grey' : 'colour'} images, trained ${method.trainedWay}-way; ${(m.weightBytes / 1e6).toFixed(2)} MB of weights`,
+  );
   const prov = document.createElement('div');
   prov.className = 'prov';
   const best = provenance.best as { accuracy?: { mean?: number } } | null;
@@ -247,7 +255,9 @@ function renderModel(): void {
     best?.accuracy?.mean !== undefined ? `validation ${(best.accuracy.mean * 100).toFixed(2)} %` : '',
     provenance.trainingCommand ? `trained by: ${String(provenance.trainingCommand)}` : '',
     `exported by fewshot ${m.manifest.fewshotVersion}`,
-  ].filter(Boolean).join(' · ');
+  ]
+    .filter(Boolean)
+    .join(' · ');
   info.append(line, prov);
   info.dataset.loaded = method.name;
   const modes = $('mode-select') as HTMLSelectElement;
@@ -311,7 +321,11 @@ function checkInput(): { classes: ClassColumn[] } {
   const classes = state.classes;
   const empty = classes.find((c) => c.pictures.length === 0);
   if (empty) throw new UserError(`class "${empty.name || '(unnamed)'}" has no photos`, 'add photos to it, or remove the class');
-  if (classes.length < 2) throw new UserError(`there ${classes.length === 1 ? 'is only one class' : 'are no classes'}; few-shot classification tells classes apart, so it needs at least 2`, 'add another class with a few photos');
+  if (classes.length < 2)
+    throw new UserError(
+      `there ${classes.length === 1 ? 'is only one class' : 'are no classes'}; few-shot classification tells classes apart, so it needs at least 2`,
+      'add another class with a few photos',
+    );
   const names = classes.map((c) => c.name.trim());
   const blank = names.findIndex((n) => n === '');
   if (blank >= 0) throw new UserError(`class ${blank + 1} has no name`, 'type a name in its column header');
@@ -377,7 +391,12 @@ async function classify(): Promise<void> {
     times.classify = performance.now() - t;
     times.perQuery = times.classify / state.queries.length;
     state.runs++;
-    renderResults(classes.map((c) => c.name.trim()), probs, mode, times);
+    renderResults(
+      classes.map((c) => c.name.trim()),
+      probs,
+      mode,
+      times,
+    );
     document.body.dataset.state = 'done';
   } catch (err) {
     sayError(err);
@@ -461,7 +480,11 @@ async function evaluateEpisodes(): Promise<void> {
     if (!csvFile) throw new UserError('no split CSV was chosen', 'choose the CSV of the split the episodes were drawn from, e.g. test.csv');
     if (!state.backend) throw new UserError('no compute backend is running', 'choose another backend in the Backend menu');
     const result = await evaluateEpisodesInPage({
-      model, methodFor: (way) => methodFor(model, way), episodeFile, csvFile, images: [...files('eval-images'), ...files('eval-folder')],
+      model,
+      methodFor: (way) => methodFor(model, way),
+      episodeFile,
+      csvFile,
+      images: [...files('eval-images'), ...files('eval-folder')],
       limit: Number(($('eval-count') as HTMLInputElement).value) || 100,
       onProgress: (done, total, phase) => (progress.textContent = `${phase} ${done} / ${total}`),
     });
@@ -497,7 +520,11 @@ async function openCamera(target: Picture[]): Promise<void> {
   try {
     cameraStream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' } });
   } catch (err) {
-    say('error', `the camera cannot be opened: ${err instanceof Error ? err.message : String(err)}`, 'allow camera access for this page, or add photos from files');
+    say(
+      'error',
+      `the camera cannot be opened: ${err instanceof Error ? err.message : String(err)}`,
+      'allow camera access for this page, or add photos from files',
+    );
     return;
   }
   cameraTarget = target;
@@ -524,7 +551,8 @@ async function shoot(): Promise<void> {
 // ---------- start ----------
 
 async function start(): Promise<void> {
-  $('footer').textContent = `fewshot ${PAGE_VERSION} · ${crossOriginIsolated ? 'cross-origin isolated (wasm threads available)' : 'not cross-origin isolated (wasm runs single-threaded; serve with `fewshot serve`)'}`;
+  $('footer').textContent =
+    `fewshot ${PAGE_VERSION} · ${crossOriginIsolated ? 'cross-origin isolated (wasm threads available)' : 'not cross-origin isolated (wasm runs single-threaded; serve with `fewshot serve`)'}`;
   const select = $('backend-select') as HTMLSelectElement;
   for (const b of PAGE_BACKENDS) select.append(new Option(BACKEND_LABELS[b], b));
   const wanted = params.get('backend');
@@ -581,7 +609,9 @@ async function start(): Promise<void> {
   if (served.model) await useModel(() => loadServedExport(new URL(served.model!, document.baseURI).href));
   else renderModel();
   if ('serviceWorker' in navigator && params.get('offline') !== '0') {
-    navigator.serviceWorker.register('sw.js').catch((err) => say('warning', `offline use is not available: ${err instanceof Error ? err.message : String(err)}`));
+    navigator.serviceWorker
+      .register('sw.js')
+      .catch((err) => say('warning', `offline use is not available: ${err instanceof Error ? err.message : String(err)}`));
   }
   document.body.dataset.state = 'ready';
 }

@@ -24,7 +24,8 @@ export interface LoadedExport {
   weightBytes: number;
 }
 
-const INCOMPLETE_FIX = 'choose the whole export folder (model.json and every .bin file beside it), or an archive of it; `fewshot export <checkpoint>` writes one';
+const INCOMPLETE_FIX =
+  'choose the whole export folder (model.json and every .bin file beside it), or an archive of it; `fewshot export <checkpoint>` writes one';
 
 function joinWeightData(data: ArrayBuffer | ArrayBuffer[] | undefined): ArrayBuffer {
   if (data === undefined) return new ArrayBuffer(0);
@@ -48,12 +49,16 @@ function fromArtifacts(artifacts: tf.io.ModelArtifacts, source: string): LoadedE
   const buffer = joinWeightData(artifacts.weightData as ArrayBuffer | ArrayBuffer[] | undefined);
   const expected = specs.reduce((n, s) => n + 4 * s.shape.reduce((a, b) => a * b, 1), 0);
   if (buffer.byteLength !== expected) {
-    throw new UserError(`${source}: the weight files hold ${buffer.byteLength} bytes but model.json describes ${expected}`, `the export is truncated or damaged; ${INCOMPLETE_FIX}`);
+    throw new UserError(
+      `${source}: the weight files hold ${buffer.byteLength} bytes but model.json describes ${expected}`,
+      `the export is truncated or damaged; ${INCOMPLETE_FIX}`,
+    );
   }
   const weights = new Map<string, { shape: number[]; values: Float32Array }>();
   let offset = 0;
   for (const s of specs) {
-    if (s.dtype !== 'float32' || s.quantization) throw new UserError(`${source}: weight ${s.name} is ${s.quantization ? 'quantized' : s.dtype}, fewshot exports are float32`, INCOMPLETE_FIX);
+    if (s.dtype !== 'float32' || s.quantization)
+      throw new UserError(`${source}: weight ${s.name} is ${s.quantization ? 'quantized' : s.dtype}, fewshot exports are float32`, INCOMPLETE_FIX);
     const n = s.shape.reduce((a, b) => a * b, 1);
     const values = new Float32Array(buffer.slice(offset, offset + 4 * n));
     for (let i = 0; i < n; i++) {
@@ -95,8 +100,14 @@ export async function loadExportFiles(files: File[]): Promise<LoadedExport> {
   }
   const jsons = files.filter((f) => f.name === 'model.json');
   if (jsons.length !== 1) {
-    const names = files.map((f) => f.name).slice(0, 4).join(', ');
-    throw new UserError(jsons.length === 0 ? `no model.json among the chosen files (${names || 'none'})` : 'more than one model.json among the chosen files', INCOMPLETE_FIX);
+    const names = files
+      .map((f) => f.name)
+      .slice(0, 4)
+      .join(', ');
+    throw new UserError(
+      jsons.length === 0 ? `no model.json among the chosen files (${names || 'none'})` : 'more than one model.json among the chosen files',
+      INCOMPLETE_FIX,
+    );
   }
   const source = files.length === 1 ? 'model.json' : `model.json (+ ${files.length - 1} file${files.length === 2 ? '' : 's'})`;
   let topology: unknown;
@@ -113,7 +124,15 @@ export async function loadExportFiles(files: File[]): Promise<LoadedExport> {
 
 export function methodSpecOf(manifest: ExportManifest): MethodSpec {
   const m = manifest.method;
-  return { method: m.name, backbone: m.backbone, imageSize: manifest.image.size, seed: m.seed, trainedWay: m.trainedWay, headConfig: m.headConfig, wrapperOptions: m.wrapperOptions };
+  return {
+    method: m.name,
+    backbone: m.backbone,
+    imageSize: manifest.image.size,
+    seed: m.seed,
+    trainedWay: m.trainedWay,
+    headConfig: m.headConfig,
+    wrapperOptions: m.wrapperOptions,
+  };
 }
 
 /** The export's method for `way` classes on the current backend, with its weights assigned. */

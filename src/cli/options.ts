@@ -49,7 +49,8 @@ export const pluginOption = (help = 'modules that register extra heads/backbones
   new Option('--plugin <module>', help).argParser(collect);
 
 /** `--data <path>`: one dataset source. */
-export const dataOption = (help = 'dataset source: its folder or file, as the provider expects (`fewshot list` shows providers)') => new Option('--data <path>', help);
+export const dataOption = (help = 'dataset source: its folder or file, as the provider expects (`fewshot list` shows providers)') =>
+  new Option('--data <path>', help);
 
 /** `--data <dataset=location>`, repeatable: a source per dataset (commands that run several datasets). */
 export const dataLocationsOption = (help: string) => new Option('--data <dataset=location>', help).argParser(collect);

@@ -52,7 +52,15 @@ async function readHolder(file: string): Promise<LockHolder | undefined> {
 
 function sameJson(a: unknown, b: unknown): boolean {
   const canon = (v: unknown): unknown =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon((v as Record<string, unknown>)[k])])) : Array.isArray(v) ? v.map(canon) : v;
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, canon((v as Record<string, unknown>)[k])]),
+        )
+      : Array.isArray(v)
+        ? v.map(canon)
+        : v;
   return JSON.stringify(canon(a)) === JSON.stringify(canon(b));
 }
 
@@ -98,8 +106,12 @@ export async function withPrepareLock(
     if (waited) {
       const made = await readCacheManifest(cacheDir).catch(() => undefined);
       const sameRequest =
-        made && (before === undefined || made.createdAt !== before.createdAt || made.cacheFingerprint !== before.cacheFingerprint) && made.dataset === request.dataset && made.imageSize === request.imageSize
-        && made.source.path === request.sourcePath && sameJson(made.provider, request.provider);
+        made &&
+        (before === undefined || made.createdAt !== before.createdAt || made.cacheFingerprint !== before.cacheFingerprint) &&
+        made.dataset === request.dataset &&
+        made.imageSize === request.imageSize &&
+        made.source.path === request.sourcePath &&
+        sameJson(made.provider, request.provider);
       if (sameRequest) return made;
     }
     await recoverDir(cacheDir, { staleTempAgeMs: STALE_PREPARE_TEMP_AGE_MS });

@@ -52,14 +52,18 @@ export const cacheManifestSchema = z.object({
   /** Which provider prepared the cache, with its resolved options (absent in caches made before providers). */
   provider: z.object({ id: z.string().min(1), options: z.record(z.string(), z.unknown()) }).optional(),
   /** Per-channel mean/std (in [0, 1] units) the images are normalised with when gathered. */
-  normalization: z.object({ mean: z.tuple([z.number(), z.number(), z.number()]), std: z.tuple([z.number(), z.number(), z.number()]), origin: z.string().optional() }).optional(),
-  source: z.object({
-    /** `folder` / `archives` (mini-ImageNet), `class-folders`, `csv`, or what a plugin provider writes. */
-    kind: z.string().min(1),
-    path: z.string(),
-    archives: z.array(z.object({ file: z.string(), sha256: sha256Hex, checkedAgainstSha256Sums: z.boolean() })),
-    csvSha256: z.record(z.string(), sha256Hex),
-  }).loose(),
+  normalization: z
+    .object({ mean: z.tuple([z.number(), z.number(), z.number()]), std: z.tuple([z.number(), z.number(), z.number()]), origin: z.string().optional() })
+    .optional(),
+  source: z
+    .object({
+      /** `folder` / `archives` (mini-ImageNet), `class-folders`, `csv`, or what a plugin provider writes. */
+      kind: z.string().min(1),
+      path: z.string(),
+      archives: z.array(z.object({ file: z.string(), sha256: sha256Hex, checkedAgainstSha256Sums: z.boolean() })),
+      csvSha256: z.record(z.string(), sha256Hex),
+    })
+    .loose(),
   decode: z.object({
     images: z.number().int().nonnegative(),
     wallSeconds: z.number().nonnegative(),
@@ -250,7 +254,14 @@ async function readItemsFile(cacheDir: string, entry: CacheSplitEntry): Promise<
 async function checkLayoutAgainstFingerprint(cacheDir: string, split: SplitName, entry: CacheSplitEntry): Promise<void> {
   const { file, rows } = await readItemsFile(cacheDir, entry);
   const where = `${path.join(cacheDir, 'manifest.json')} (${split})`;
-  if (rows.some((r) => r.length !== 3) || splitFingerprint(rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])) !== entry.splitFingerprint) {
+  if (
+    rows.some((r) => r.length !== 3) ||
+    splitFingerprint(
+      rows.map((r) => r[0]),
+      rows.map((r) => r[1]),
+      rows.map((r) => r[2]),
+    ) !== entry.splitFingerprint
+  ) {
     throw new UserError(`${file} does not match the split fingerprint in ${where}: the cache was changed after it was prepared`, `rebuild it: ${PREPARE_HINT}`);
   }
   const classes: string[] = [];
@@ -314,7 +325,10 @@ export async function loadSplit(cacheDir: string, split: SplitName, options: Loa
   if (options.verifyPixels ?? true) {
     const actual = createHash('sha256').update(pixels).digest('hex');
     if (actual !== entry.pixelsSha256) {
-      throw new UserError(`${file} does not match its manifest (pixel sha256 ${actual}, expected ${entry.pixelsSha256}): the cache was changed after it was prepared`, `rebuild it: ${PREPARE_HINT}`);
+      throw new UserError(
+        `${file} does not match its manifest (pixel sha256 ${actual}, expected ${entry.pixelsSha256}): the cache was changed after it was prepared`,
+        `rebuild it: ${PREPARE_HINT}`,
+      );
     }
     verifiedCacheFingerprint = cacheFingerprint(manifest.imageSize, { ...manifest.splits, [split]: { ...entry, pixelsSha256: actual } });
     if (verifiedCacheFingerprint !== manifest.cacheFingerprint) {

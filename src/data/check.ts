@@ -47,7 +47,11 @@ const n = (x: number) => x.toLocaleString('en-US');
 const listSome = (names: string[], max = 5) => `${names.slice(0, max).join(', ')}${names.length > max ? `, … (${n(names.length)} in all)` : ''}`;
 
 /** Every file SHA256SUMS lists, hashed and compared; returns the listed sums and the hashes computed. */
-async function checkListedChecksums(dir: string, hasChecksums: boolean, add: (item: string, status: CheckStatus, detail: string) => void): Promise<{ sums: Map<string, string>; hashed: Map<string, string> }> {
+async function checkListedChecksums(
+  dir: string,
+  hasChecksums: boolean,
+  add: (item: string, status: CheckStatus, detail: string) => void,
+): Promise<{ sums: Map<string, string>; hashed: Map<string, string> }> {
   let sums = new Map<string, string>();
   try {
     sums = await readSha256Sums(dir);
@@ -72,7 +76,13 @@ export async function checkMiniImageNetFolder(dir: string): Promise<DatasetCheck
   const items: CheckItem[] = [];
   const add = (item: string, status: CheckStatus, detail: string) => items.push({ item, status, detail });
   const info = inspectDatasetFolder(dir);
-  if (info.problems.length && !(await fs.stat(dir).then((s) => s.isDirectory(), () => false))) {
+  if (
+    info.problems.length &&
+    !(await fs.stat(dir).then(
+      (s) => s.isDirectory(),
+      () => false,
+    ))
+  ) {
     add(dir, 'missing', 'the folder does not exist');
     return { dir, items, ok: false };
   }
@@ -82,7 +92,12 @@ export async function checkMiniImageNetFolder(dir: string): Promise<DatasetCheck
   for (const split of SPLIT_NAMES) {
     const file = path.join(dir, `${split}.csv`);
     const ref = MINI_IMAGENET_REFERENCE[split];
-    if (!(await fs.stat(file).then(() => true, () => false))) {
+    if (
+      !(await fs.stat(file).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       add(`${split}.csv`, 'missing', `the ${split} split file (Ravi & Larochelle: ${n(ref.rows)} rows \`filename,label\`, ${ref.classes} classes)`);
       continue;
     }
@@ -91,7 +106,11 @@ export async function checkMiniImageNetFolder(dir: string): Promise<DatasetCheck
       splits.set(split, items);
       const rows = items.filenames.length;
       const standard = rows === ref.rows && items.classes.length === ref.classes;
-      add(`${split}.csv`, standard ? 'ok' : 'differs', `${n(rows)} images of ${items.classes.length} classes${standard ? '' : ` (the standard split has ${n(ref.rows)} of ${ref.classes})`}`);
+      add(
+        `${split}.csv`,
+        standard ? 'ok' : 'differs',
+        `${n(rows)} images of ${items.classes.length} classes${standard ? '' : ` (the standard split has ${n(ref.rows)} of ${ref.classes})`}`,
+      );
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       add(`${split}.csv`, 'corrupt', err.problem);
@@ -120,14 +139,24 @@ export async function checkMiniImageNetFolder(dir: string): Promise<DatasetCheck
     }
     await pool.drain();
   } else if (info.archives.length === 0) {
-    add('images', 'missing', 'neither an images/ folder nor .tar.gz archives of the images (images-train-part1.tar.gz, images-train-part2.tar.gz, images-val.tar.gz, images-test.tar.gz)');
+    add(
+      'images',
+      'missing',
+      'neither an images/ folder nor .tar.gz archives of the images (images-train-part1.tar.gz, images-train-part2.tar.gz, images-val.tar.gz, images-test.tar.gz)',
+    );
   } else {
     for (const archive of info.archives) {
       const name = path.basename(archive);
       try {
         // A checksum already compared above is not compared again (its item says so).
         const expected = hashed.has(name) ? undefined : sums.get(name);
-        const read = await readImagesFromArchive(archive, expected, (f) => wanted.has(f), new TaskPool(32), (f, bytes) => sink(f, bytes));
+        const read = await readImagesFromArchive(
+          archive,
+          expected,
+          (f) => wanted.has(f),
+          new TaskPool(32),
+          (f, bytes) => sink(f, bytes),
+        );
         add(name, 'ok', `readable, ${n(read.entries)} files`);
       } catch (err) {
         if (!(err instanceof UserError)) throw err;
@@ -139,17 +168,31 @@ export async function checkMiniImageNetFolder(dir: string): Promise<DatasetCheck
   for (const [split, sp] of splits) {
     const missing = sp.filenames.filter((f) => !wanted.get(f));
     if (missing.length) {
-      add(`images of ${split}`, 'missing', `${n(missing.length)} of the ${n(sp.filenames.length)} images ${split}.csv lists are not ${where}: ${listSome(missing)}`);
+      add(
+        `images of ${split}`,
+        'missing',
+        `${n(missing.length)} of the ${n(sp.filenames.length)} images ${split}.csv lists are not ${where}: ${listSome(missing)}`,
+      );
       continue;
     }
     const labels = sp.filenames.map((_, i) => sp.classes[sp.labels[i]]);
-    const fingerprint = splitFingerprint(sp.filenames, labels, sp.filenames.map((f) => wanted.get(f)!));
+    const fingerprint = splitFingerprint(
+      sp.filenames,
+      labels,
+      sp.filenames.map((f) => wanted.get(f)!),
+    );
     const ref = MINI_IMAGENET_REFERENCE[split].splitFingerprint;
-    add(`images of ${split}`, fingerprint === ref ? 'ok' : 'differs', fingerprint === ref
-      ? `all ${n(sp.filenames.length)} present, byte-identical to the copy the committed episode files and results were made with`
-      : `all ${n(sp.filenames.length)} present, but not byte-identical to the project's copy (split fingerprint ${fingerprint.slice(0, 12)}…, the project's ${ref.slice(0, 12)}…)${split === 'train'
-        ? ': usable for training, with numbers not exactly comparable to the committed ones'
-        : `: the committed ${split} episode files refuse it; make your own with \`fewshot episodes make --split ${split}\` and pass --${split}-file`}`);
+    add(
+      `images of ${split}`,
+      fingerprint === ref ? 'ok' : 'differs',
+      fingerprint === ref
+        ? `all ${n(sp.filenames.length)} present, byte-identical to the copy the committed episode files and results were made with`
+        : `all ${n(sp.filenames.length)} present, but not byte-identical to the project's copy (split fingerprint ${fingerprint.slice(0, 12)}…, the project's ${ref.slice(0, 12)}…)${
+            split === 'train'
+              ? ': usable for training, with numbers not exactly comparable to the committed ones'
+              : `: the committed ${split} episode files refuse it; make your own with \`fewshot episodes make --split ${split}\` and pass --${split}-file`
+          }`,
+    );
   }
   return { dir, items, ok: !items.some((i) => i.status === 'missing' || i.status === 'corrupt') };
 }

@@ -20,7 +20,10 @@ export function parseSha256Sums(text: string, where: string): Map<string, string
     if (line.trim() === '' || line.startsWith('#')) return;
     const m = /^([0-9a-fA-F]{64}) [ *](.+)$/.exec(line);
     if (!m) {
-      throw new UserError(`${where} line ${i + 1} is not \`<sha256>  <file>\``, `restore ${path.basename(where)} from the dataset download, or delete it to skip the checksum check`);
+      throw new UserError(
+        `${where} line ${i + 1} is not \`<sha256>  <file>\``,
+        `restore ${path.basename(where)} from the dataset download, or delete it to skip the checksum check`,
+      );
     }
     sums.set(path.basename(m[2].trim()), m[1].toLowerCase());
   });

@@ -45,7 +45,10 @@ export function longTailCounts(nMax: number, classes: number, ratio: number): nu
 
 export function checkImbalanceRatio(ratio: number): void {
   if (!Number.isFinite(ratio) || ratio < 1) {
-    throw new UserError(`imbalance ratio ${ratio} must be a number ≥ 1 (it is n_max / n_min, the largest training class over the smallest)`, 'use 1 for a balanced training set, or e.g. 10, 50 or 100 for the long-tailed benchmarks');
+    throw new UserError(
+      `imbalance ratio ${ratio} must be a number ≥ 1 (it is n_max / n_min, the largest training class over the smallest)`,
+      'use 1 for a balanced training set, or e.g. 10, 50 or 100 for the long-tailed benchmarks',
+    );
   }
 }
 
@@ -61,7 +64,9 @@ function shuffled(items: number[], seed: number): number[] {
 }
 
 function sha256OfIndices(indices: Int32Array): string {
-  return createHash('sha256').update(Buffer.from(indices.buffer, indices.byteOffset, indices.byteLength)).digest('hex');
+  return createHash('sha256')
+    .update(Buffer.from(indices.buffer, indices.byteOffset, indices.byteLength))
+    .digest('hex');
 }
 
 /**
@@ -69,10 +74,16 @@ function sha256OfIndices(indices: Int32Array): string {
  * then keep longTailCounts(n_max, C, ratio)[c] of the remaining ones of class c, n_max being the smallest class's
  * remainder (so every class can give its share). A class with no image left to train on is refused.
  */
-export function classificationSplit(labels: Int32Array, classNames: readonly string[], settings: ClassificationSplitSettings, what = 'the split'): ClassificationSplit {
+export function classificationSplit(
+  labels: Int32Array,
+  classNames: readonly string[],
+  settings: ClassificationSplitSettings,
+  what = 'the split',
+): ClassificationSplit {
   const { testPerClass, imbalanceRatio, seed } = settings;
   checkImbalanceRatio(imbalanceRatio);
-  if (!Number.isInteger(testPerClass) || testPerClass < 1) throw new UserError(`--test-per-class ${testPerClass} must be a whole number ≥ 1`, 'hold out at least one image of each class, e.g. --test-per-class 100');
+  if (!Number.isInteger(testPerClass) || testPerClass < 1)
+    throw new UserError(`--test-per-class ${testPerClass} must be a whole number ≥ 1`, 'hold out at least one image of each class, e.g. --test-per-class 100');
   const byClass: number[][] = classNames.map(() => []);
   for (let i = 0; i < labels.length; i++) byClass[labels[i]].push(i);
   const smallest = byClass.reduce((m, items, c) => (items.length < byClass[m].length ? c : m), 0);

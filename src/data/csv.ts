@@ -26,14 +26,20 @@ export function checkSplitsDisjoint(splits: SplitItems[]): void {
     for (const f of s.filenames) {
       const other = fileOwner.get(f);
       if (other) {
-        throw new UserError(`${f} is listed in both ${other}.csv and ${s.split}.csv`, 'use the standard Ravi & Larochelle split CSVs, whose splits share no images');
+        throw new UserError(
+          `${f} is listed in both ${other}.csv and ${s.split}.csv`,
+          'use the standard Ravi & Larochelle split CSVs, whose splits share no images',
+        );
       }
       fileOwner.set(f, s.split);
     }
     for (const c of s.classes) {
       const other = classOwner.get(c);
       if (other) {
-        throw new UserError(`class ${c} appears in both ${other}.csv and ${s.split}.csv`, 'use the standard Ravi & Larochelle split CSVs, whose splits share no classes');
+        throw new UserError(
+          `class ${c} appears in both ${other}.csv and ${s.split}.csv`,
+          'use the standard Ravi & Larochelle split CSVs, whose splits share no classes',
+        );
       }
       classOwner.set(c, s.split);
     }

@@ -62,7 +62,10 @@ export async function decodeImage(bytes: Uint8Array, size: number, filename: str
 export async function resizeRawRgb(data: Uint8Array, width: number, height: number, size: number): Promise<{ pixels: Uint8Array; resized: boolean }> {
   if (width === size && height === size) return { pixels: data, resized: false };
   if (size <= width && size <= height) return { pixels: resizeAreaRgb(data, width, height, size, size), resized: true };
-  const up = await sharp(data, { raw: { width, height, channels: 3 } }).resize(size, size, { kernel: 'cubic', fit: 'fill' }).raw().toBuffer();
+  const up = await sharp(data, { raw: { width, height, channels: 3 } })
+    .resize(size, size, { kernel: 'cubic', fit: 'fill' })
+    .raw()
+    .toBuffer();
   return { pixels: up, resized: true };
 }
 

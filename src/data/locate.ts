@@ -33,7 +33,10 @@ export function inspectDatasetFolder(dir: string): DatasetFolderInfo {
   }
   const images = path.join(dir, 'images');
   info.hasImagesDir = existsSync(images) && statSync(images).isDirectory();
-  info.archives = readdirSync(dir).filter((f) => ARCHIVE_RE.test(f)).sort().map((f) => path.join(dir, f));
+  info.archives = readdirSync(dir)
+    .filter((f) => ARCHIVE_RE.test(f))
+    .sort()
+    .map((f) => path.join(dir, f));
   info.hasChecksums = existsSync(path.join(dir, 'SHA256SUMS'));
   if (info.missingCsvs.length > 0) info.problems.push(`${dir} has no ${info.missingCsvs.join(', ')}`);
   if (!info.hasImagesDir && info.archives.length === 0) info.problems.push(`${dir} has neither an images/ folder nor .tar.gz archives of the images`);
@@ -46,7 +49,11 @@ export const DATASET_LAYOUT_HELP =
   'containing images/<file>.jpg (read straight from the archives, no need to unpack; a SHA256SUMS file beside them is checked)';
 
 /** Where the mini-ImageNet folder is looked for (absolute), and which setting said so; not checked. */
-export function datasetDirOf(flag?: string, env: Record<string, string | undefined> = process.env, cwd: string = process.cwd()): { dir: string; origin: string } {
+export function datasetDirOf(
+  flag?: string,
+  env: Record<string, string | undefined> = process.env,
+  cwd: string = process.cwd(),
+): { dir: string; origin: string } {
   const fromEnv = env[DATA_ENV_VAR];
   const [dir, origin] =
     flag !== undefined && flag !== '' ? [flag, '--data'] : fromEnv ? [fromEnv, `$${DATA_ENV_VAR}`] : [DEFAULT_DATA_DIR, 'the default location'];

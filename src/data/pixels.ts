@@ -70,7 +70,9 @@ export function resizeAreaRgb(src: Uint8Array, width: number, height: number, ou
       let base = srcRow + wx.first[ox] * 3;
       let wi = wx.offset[ox];
       const end = wi + wx.count[ox];
-      let r = 0, g = 0, b = 0;
+      let r = 0,
+        g = 0,
+        b = 0;
       for (; wi < end; wi++, base += 3) {
         const w = wx.weights[wi];
         r += w * src[base];

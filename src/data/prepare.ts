@@ -33,7 +33,10 @@ export interface PrepareOptions {
 function fileSplitOf(sp: SplitItems): FileSplit {
   return {
     split: sp.split,
-    classes: sp.classes.map((name, c) => ({ name, items: sp.filenames.slice(sp.classOffsets[c], sp.classOffsets[c] + sp.itemsPerClass[c]).map((id) => ({ id })) })),
+    classes: sp.classes.map((name, c) => ({
+      name,
+      items: sp.filenames.slice(sp.classOffsets[c], sp.classOffsets[c] + sp.itemsPerClass[c]).map((id) => ({ id })),
+    })),
   };
 }
 
@@ -66,12 +69,26 @@ export async function prepareDataset(options: PrepareOptions): Promise<PrepareRe
   const listed = new Set(splits.flatMap((sp) => sp.filenames));
 
   return writeImageCache({
-    cacheDir, imageSize, dataset: options.dataset ?? 'mini-imagenet', provider: options.provider, normalization: options.normalization,
-    splits: splits.map(fileSplitOf), source: { kind: useFolder ? 'folder' : 'archives', path: info.dir, files: csvSha256 },
-    itemOrder: 'items grouped by class in CSV order', maxInFlight: options.maxInFlight ?? 64, onProgress: options.onProgress, signal: options.signal,
+    cacheDir,
+    imageSize,
+    dataset: options.dataset ?? 'mini-imagenet',
+    provider: options.provider,
+    normalization: options.normalization,
+    splits: splits.map(fileSplitOf),
+    source: { kind: useFolder ? 'folder' : 'archives', path: info.dir, files: csvSha256 },
+    itemOrder: 'items grouped by class in CSV order',
+    maxInFlight: options.maxInFlight ?? 64,
+    onProgress: options.onProgress,
+    signal: options.signal,
     stream: {
       read: async (sink, pool) => {
-        if (useFolder) return readImagesFromFolder(path.join(info.dir, 'images'), splits.flatMap((sp) => sp.filenames), pool, sink);
+        if (useFolder)
+          return readImagesFromFolder(
+            path.join(info.dir, 'images'),
+            splits.flatMap((sp) => sp.filenames),
+            pool,
+            sink,
+          );
         const archives = [];
         for (const archive of info.archives) {
           const expected = sums.get(path.basename(archive));

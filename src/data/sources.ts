@@ -70,12 +70,7 @@ export class TaskPool {
 export type ImageSink = (filename: string, bytes: Uint8Array, origin: string) => Promise<void>;
 
 /** Read `images/<filename>` for each wanted file from an unpacked folder. */
-export async function readImagesFromFolder(
-  imagesDir: string,
-  filenames: Iterable<string>,
-  pool: TaskPool,
-  sink: ImageSink,
-): Promise<void> {
+export async function readImagesFromFolder(imagesDir: string, filenames: Iterable<string>, pool: TaskPool, sink: ImageSink): Promise<void> {
   for (const filename of filenames) {
     await pool.capacity();
     pool.submit(async () => {
@@ -142,7 +137,9 @@ export async function readImagesFromArchive(
     );
   } catch (err) {
     if (err instanceof TarReadError && err.reason === 'io') {
-      return pool.abort(new UserError(`cannot read archive ${file} (${err.detail})`, 'check that the file exists and is readable, then run `fewshot data prepare` again'));
+      return pool.abort(
+        new UserError(`cannot read archive ${file} (${err.detail})`, 'check that the file exists and is readable, then run `fewshot data prepare` again'),
+      );
     }
     if (err instanceof TarReadError) return pool.abort(await brokenArchive(err.detail));
     return pool.abort(err);

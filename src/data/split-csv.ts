@@ -103,4 +103,3 @@ export function parseSplitCsv(text: string, split: SplitName, where: string): Sp
   });
   return { split, classes, itemsPerClass, classOffsets, filenames, labels };
 }
-

@@ -104,7 +104,9 @@ export async function readEpisodeFile(file: string): Promise<LoadedEpisodeFile> 
 }
 
 export async function episodeFileSha256(file: string): Promise<string> {
-  return createHash('sha256').update(await fs.readFile(file)).digest('hex');
+  return createHash('sha256')
+    .update(await fs.readFile(file))
+    .digest('hex');
 }
 
 function shortFp(fp: string): string {
@@ -119,12 +121,14 @@ export function checkEpisodesMatchSplit(set: EpisodeSet & { path?: string }, spl
   const h = set.header;
   const name = set.path ?? 'the episode file';
   if (h.dataset !== split.dataset || h.split !== split.split) {
-    throw new UserError(`${name} holds episodes of ${h.dataset} ${h.split}, but the loaded data is ${split.dataset} ${split.split}`, `pass the episode file made for ${split.dataset} ${split.split}`);
+    throw new UserError(
+      `${name} holds episodes of ${h.dataset} ${h.split}, but the loaded data is ${split.dataset} ${split.split}`,
+      `pass the episode file made for ${split.dataset} ${split.split}`,
+    );
   }
   if (h.splitFingerprint !== split.splitFingerprint) {
     const sameLayout =
-      h.splitClasses.length === split.classes.length &&
-      h.splitClasses.every((c, i) => c === split.classes[i] && h.itemsPerClass[i] === split.itemsPerClass[i]);
+      h.splitClasses.length === split.classes.length && h.splitClasses.every((c, i) => c === split.classes[i] && h.itemsPerClass[i] === split.itemsPerClass[i]);
     throw new UserError(
       `${name} was made for ${h.dataset} ${h.split} data with split fingerprint ${shortFp(h.splitFingerprint)}… ` +
         `(${h.splitClasses.length} classes, ${h.itemsPerClass.reduce((a, b) => a + b, 0)} items), but the loaded cache has ${shortFp(split.splitFingerprint)}… ` +

@@ -71,14 +71,17 @@ export function checkEpisodeSet(set: EpisodeSet, where: string): void {
   const { way, shot, query } = h.spec;
   set.episodes.forEach((ep, i) => {
     if (ep.classes.length !== way || ep.support.length !== way * shot || ep.query.length !== way * query) {
-      bad(`episode ${i} has ${ep.classes.length} classes / ${ep.support.length} support / ${ep.query.length} query items, expected ${way} / ${way * shot} / ${way * query}`);
+      bad(
+        `episode ${i} has ${ep.classes.length} classes / ${ep.support.length} support / ${ep.query.length} query items, expected ${way} / ${way * shot} / ${way * query}`,
+      );
     }
     if (new Set(ep.classes).size !== way) bad(`episode ${i} repeats a class`);
     const items = new Set<number>();
     const checkItem = (item: number, label: number, kind: string): void => {
       const c = ep.classes[label];
       if (!(c >= 0 && c < h.itemsPerClass.length)) bad(`episode ${i} has class id ${c}, the split has ${h.itemsPerClass.length} classes`);
-      if (!(item >= offsets[c] && item < offsets[c] + h.itemsPerClass[c])) bad(`episode ${i} ${kind} item ${item} (label ${label}) is not an item of class ${c}`);
+      if (!(item >= offsets[c] && item < offsets[c] + h.itemsPerClass[c]))
+        bad(`episode ${i} ${kind} item ${item} (label ${label}) is not an item of class ${c}`);
       if (items.has(item)) bad(`episode ${i} uses item ${item} twice (support and query must be disjoint)`);
       items.add(item);
     };
@@ -91,15 +94,24 @@ export function checkEpisodeSet(set: EpisodeSet, where: string): void {
 export function parseEpisodeSet(raw: unknown, where: string): EpisodeSet {
   const head = z.object({ format: z.string(), formatVersion: z.number() }).safeParse(raw);
   if (!head.success || head.data.format !== EPISODE_FILE_FORMAT) {
-    throw new UserError(`${where} is not a fewshot episode file (no "format": "${EPISODE_FILE_FORMAT}")`, 'pass an episode file made by `fewshot episodes make`');
+    throw new UserError(
+      `${where} is not a fewshot episode file (no "format": "${EPISODE_FILE_FORMAT}")`,
+      'pass an episode file made by `fewshot episodes make`',
+    );
   }
   if (head.data.formatVersion !== EPISODE_FILE_FORMAT_VERSION) {
-    throw new UserError(`${where} has episode-file format version ${head.data.formatVersion}, this fewshot reads version ${EPISODE_FILE_FORMAT_VERSION}`, 'regenerate it with this version: `fewshot episodes make`');
+    throw new UserError(
+      `${where} has episode-file format version ${head.data.formatVersion}, this fewshot reads version ${EPISODE_FILE_FORMAT_VERSION}`,
+      'regenerate it with this version: `fewshot episodes make`',
+    );
   }
   const parsed = fileSchema.safeParse(raw);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
-    throw new UserError(`${where} is not a valid episode file: ${first.path.join('.')}: ${first.message}`, 'regenerate it with `fewshot episodes make` instead of editing it by hand');
+    throw new UserError(
+      `${where} is not a valid episode file: ${first.path.join('.')}: ${first.message}`,
+      'regenerate it with `fewshot episodes make` instead of editing it by hand',
+    );
   }
   const { episodes, encoding: _encoding, ...header } = parsed.data;
   const spec = header.spec;

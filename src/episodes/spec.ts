@@ -55,10 +55,7 @@ export function validateSpec(layout: ClassLayout, spec: EpisodeSpec, splitName =
   }
   const nClasses = layout.itemsPerClass.length;
   if (spec.way > nClasses) {
-    throw new UserError(
-      `${specLabel(spec)} needs ${spec.way} distinct classes, but ${splitName} has only ${nClasses}`,
-      `use --way ${nClasses} or less`,
-    );
+    throw new UserError(`${specLabel(spec)} needs ${spec.way} distinct classes, but ${splitName} has only ${nClasses}`, `use --way ${nClasses} or less`);
   }
   let fewest = Infinity;
   let fewestClass = -1;

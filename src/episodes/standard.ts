@@ -39,18 +39,31 @@ const listedSets = new Map<string, readonly StandardEpisodeSet[]>();
  */
 export function registerStandardEpisodeSets(providerId: string, sets: readonly StandardEpisodeSet[]): void {
   if (listedSets.has(providerId)) {
-    throw new UserError(`the standard episode sets of dataset provider "${providerId}" are listed twice`, 'list them once, in the module that registers the provider');
+    throw new UserError(
+      `the standard episode sets of dataset provider "${providerId}" are listed twice`,
+      'list them once, in the module that registers the provider',
+    );
   }
   for (const set of sets) {
-    if (set.split !== 'val' && set.split !== 'test') throw new UserError(`standard episode set of "${providerId}": split "${String(set.split)}" is not val or test`, 'use split "val" or "test"');
+    if (set.split !== 'val' && set.split !== 'test')
+      throw new UserError(`standard episode set of "${providerId}": split "${String(set.split)}" is not val or test`, 'use split "val" or "test"');
     if (!Number.isInteger(set.seed) || !Number.isInteger(set.count) || set.count < 1) {
-      throw new UserError(`standard episode set of "${providerId}": seed ${set.seed} / count ${set.count} are not integers (count ≥ 1)`, 'give an integer seed and a positive integer count');
+      throw new UserError(
+        `standard episode set of "${providerId}": seed ${set.seed} / count ${set.count} are not integers (count ≥ 1)`,
+        'give an integer seed and a positive integer count',
+      );
     }
     if (!episodeSpecSchema.safeParse(set.spec).success) {
-      throw new UserError(`standard episode set of "${providerId}": spec ${JSON.stringify(set.spec)} is not an episode spec`, 'give { way ≥ 2, shot ≥ 1, query ≥ 1 } as integers');
+      throw new UserError(
+        `standard episode set of "${providerId}": spec ${JSON.stringify(set.spec)} is not an episode spec`,
+        'give { way ≥ 2, shot ≥ 1, query ≥ 1 } as integers',
+      );
     }
   }
-  listedSets.set(providerId, sets.map((s) => ({ ...s, spec: { ...s.spec } })));
+  listedSets.set(
+    providerId,
+    sets.map((s) => ({ ...s, spec: { ...s.spec } })),
+  );
 }
 
 /** The standard sets of a dataset: those its provider listed, else the usual protocol. */
@@ -95,7 +108,10 @@ export async function episodeFileFor(
 ): Promise<string> {
   if (explicit) return explicit;
   const def = defaultEpisodeFile(dataset, split, spec);
-  const exists = await fs.stat(def.file).then(() => true, () => false);
+  const exists = await fs.stat(def.file).then(
+    () => true,
+    () => false,
+  );
   if (!exists && dataset.dataset.provider.makesMissingEpisodeFiles) {
     const set = makeEpisodes({ split: (await dataset.split(split)).loaded, spec, seed: def.seed, count: def.count });
     await writeEpisodeFile(def.file, set);

@@ -24,8 +24,13 @@ export interface MethodSpec {
 /** The method for `way` support classes: built as trained, sized for the larger of the trained way and `way`. */
 export function buildMethodForClasses(spec: MethodSpec, way: number): EpisodicMethod {
   return buildMethod({
-    name: spec.method, backbone: spec.backbone, imageSize: spec.imageSize, way: Math.max(spec.trainedWay, way),
-    seed: spec.seed, headConfig: spec.headConfig, wrapperOptions: spec.wrapperOptions,
+    name: spec.method,
+    backbone: spec.backbone,
+    imageSize: spec.imageSize,
+    way: Math.max(spec.trainedWay, way),
+    seed: spec.seed,
+    headConfig: spec.headConfig,
+    wrapperOptions: spec.wrapperOptions,
   });
 }
 
@@ -54,7 +59,8 @@ export async function classifyQueries(method: EpisodicMethod, input: ClassifyInp
   const per = S * S * 3;
   const nSupport = input.supportLabels.length;
   const nQuery = input.queryImages.length / per;
-  if (input.supportImages.length !== nSupport * per) throw new RangeError(`support: ${input.supportImages.length} values for ${nSupport} images of ${S}x${S}x3`);
+  if (input.supportImages.length !== nSupport * per)
+    throw new RangeError(`support: ${input.supportImages.length} values for ${nSupport} images of ${S}x${S}x3`);
   if (!Number.isInteger(nQuery)) throw new RangeError(`query: ${input.queryImages.length} values is not a whole number of ${S}x${S}x3 images`);
   if (!method.inferenceModes.includes(input.mode)) throw new RangeError(`${method.id} has no inference mode "${input.mode}"`);
   const out = new Float32Array(nQuery * input.way);

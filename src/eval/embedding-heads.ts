@@ -134,12 +134,13 @@ export function logisticRegression(task: EmbeddedTask): LogisticFit {
   const n = y.length;
   const xs = Array.from({ length: n }, (_, r) => unitRow(task.support, r, dim));
   const gram = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) {
-    let s = 0;
-    for (let k = 0; k < dim; k++) s += xs[i][k] * xs[j][k];
-    gram[i * n + j] = s;
-    gram[j * n + i] = s;
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j <= i; j++) {
+      let s = 0;
+      for (let k = 0; k < dim; k++) s += xs[i][k] * xs[j][k];
+      gram[i * n + j] = s;
+      gram[j * n + i] = s;
+    }
   const lambda = 1 / (LOGREG_C * n);
   let trace = 0;
   for (let i = 0; i < n; i++) trace += gram[i * n + i] + 1;
@@ -156,11 +157,12 @@ export function logisticRegression(task: EmbeddedTask): LogisticFit {
 
   /** Gradient at (a, bias) into resid / gradB; returns ‖∇‖ = √(tr(residᵀ K resid) + ‖gradB‖²), or NaN unless `withNorm`. */
   const gradient = (a: Float64Array, bias: Float64Array, withNorm = true): number => {
-    for (let i = 0; i < n; i++) for (let c = 0; c < way; c++) {
-      let s = bias[c];
-      for (let j = 0; j < n; j++) s += gram[i * n + j] * a[j * way + c];
-      logits[i * way + c] = s;
-    }
+    for (let i = 0; i < n; i++)
+      for (let c = 0; c < way; c++) {
+        let s = bias[c];
+        for (let j = 0; j < n; j++) s += gram[i * n + j] * a[j * way + c];
+        logits[i * way + c] = s;
+      }
     gradB.fill(0);
     for (let i = 0; i < n; i++) {
       let max = -Infinity;
@@ -211,10 +213,11 @@ export function logisticRegression(task: EmbeddedTask): LogisticFit {
   if (!(gradientNorm <= LOGREG_TOLERANCE)) gradientNorm = gradient(A, b);
 
   const weights = new Float64Array(way * dim);
-  for (let i = 0; i < n; i++) for (let c = 0; c < way; c++) {
-    const a = A[i * way + c];
-    if (a !== 0) for (let k = 0; k < dim; k++) weights[c * dim + k] += a * xs[i][k];
-  }
+  for (let i = 0; i < n; i++)
+    for (let c = 0; c < way; c++) {
+      const a = A[i * way + c];
+      if (a !== 0) for (let k = 0; k < dim; k++) weights[c * dim + k] += a * xs[i][k];
+    }
   const nq = task.query.length / dim;
   const out = new Float64Array(nq * way);
   for (let q = 0; q < nq; q++) {
@@ -237,10 +240,11 @@ export function aggregateJoint(logits: ArrayLike<number>, nQuery: number, way: n
   if (logits.length !== nQuery * m * way * m) throw new RangeError(`${logits.length} joint logits are not [${nQuery}·${m} × ${way}·${m}]`);
   const out = new Float64Array(nQuery * way);
   const cols = way * m;
-  for (let q = 0; q < nQuery; q++) for (let i = 0; i < way; i++) {
-    let s = 0;
-    for (let j = 0; j < m; j++) s += logits[(q * m + j) * cols + i * m + j];
-    out[q * way + i] = s / m;
-  }
+  for (let q = 0; q < nQuery; q++)
+    for (let i = 0; i < way; i++) {
+      let s = 0;
+      for (let j = 0; j < m; j++) s += logits[(q * m + j) * cols + i * m + j];
+      out[q * way + i] = s / m;
+    }
   return out;
 }

@@ -58,7 +58,11 @@ export function evaluate(
           // episode, a plausible-looking "20.00 ± 0.00 %" at 5-way. They are an error, never a result.
           const bad = values.findIndex((v) => !Number.isFinite(v));
           if (bad >= 0) {
-            throw new NumericalError(`the scores of inference mode "${m}" are not finite (${values[bad]} for query ${Math.floor(bad / s.shape[1])}): the model's weights or a plugin's method, backbone or head produced them`, i, 'evaluation episode');
+            throw new NumericalError(
+              `the scores of inference mode "${m}" are not finite (${values[bad]} for query ${Math.floor(bad / s.shape[1])}): the model's weights or a plugin's method, backbone or head produced them`,
+              i,
+              'evaluation episode',
+            );
           }
           perEpisode[m][i] = accuracyOf(values, s.shape[1], ep.queryLabels);
         }

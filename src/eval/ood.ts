@@ -114,7 +114,11 @@ function sweep(sorted: SortedScores, inWeight: (i: number) => number, outWeight:
 
 /** AUROC, AUPR-In, AUPR-Out and FPR at 95 % TPR of scores where higher means in-distribution. */
 export function oodMetrics(inScores: ArrayLike<number>, outScores: ArrayLike<number>): OodMetrics {
-  return sweep(sortScores(inScores, outScores), () => 1, () => 1);
+  return sweep(
+    sortScores(inScores, outScores),
+    () => 1,
+    () => 1,
+  );
 }
 
 export interface BootstrapInterval {
@@ -136,19 +140,30 @@ export function oodMetricsWithCI(inScores: ArrayLike<number>, outScores: ArrayLi
   const resamples = options.resamples ?? 1000;
   if (!Number.isInteger(resamples) || resamples < 10) throw new RangeError(`bootstrap resamples must be a whole number ≥ 10, got ${resamples}`);
   const sorted = sortScores(inScores, outScores);
-  const point = sweep(sorted, () => 1, () => 1);
+  const point = sweep(
+    sorted,
+    () => 1,
+    () => 1,
+  );
   const random = mulberry32(options.seed);
   const inCount = new Uint32Array(inScores.length);
   const outCount = new Uint32Array(outScores.length);
   const draws: Record<keyof OodMetrics, Float64Array> = {
-    auroc: new Float64Array(resamples), auprIn: new Float64Array(resamples), auprOut: new Float64Array(resamples), fprAt95Tpr: new Float64Array(resamples),
+    auroc: new Float64Array(resamples),
+    auprIn: new Float64Array(resamples),
+    auprOut: new Float64Array(resamples),
+    fprAt95Tpr: new Float64Array(resamples),
   };
   for (let b = 0; b < resamples; b++) {
     inCount.fill(0);
     outCount.fill(0);
     for (let i = 0; i < inCount.length; i++) inCount[Math.floor(random() * inCount.length)]++;
     for (let i = 0; i < outCount.length; i++) outCount[Math.floor(random() * outCount.length)]++;
-    const m = sweep(sorted, (i) => inCount[i], (i) => outCount[i]);
+    const m = sweep(
+      sorted,
+      (i) => inCount[i],
+      (i) => outCount[i],
+    );
     for (const k of OOD_METRICS) draws[k][b] = m[k];
   }
   const interval = (k: keyof OodMetrics): BootstrapInterval => {
@@ -156,8 +171,12 @@ export function oodMetricsWithCI(inScores: ArrayLike<number>, outScores: ArrayLi
     return { value: point[k], low: percentile(d, 0.025), high: percentile(d, 0.975) };
   };
   return {
-    auroc: interval('auroc'), auprIn: interval('auprIn'), auprOut: interval('auprOut'), fprAt95Tpr: interval('fprAt95Tpr'),
-    resamples, seed: options.seed,
+    auroc: interval('auroc'),
+    auprIn: interval('auprIn'),
+    auprOut: interval('auprOut'),
+    fprAt95Tpr: interval('fprAt95Tpr'),
+    resamples,
+    seed: options.seed,
   };
 }
 

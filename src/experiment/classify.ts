@@ -10,7 +10,15 @@ import { classifyConfigSchema, trainerConfigOf, type ClassifyConfig, type Classi
 import { train, type TrainSummary } from '../train/trainer.ts';
 import { readCheckpoint, restoreVariables, type LoadedCheckpoint } from '../train/checkpoint.ts';
 import { meanCI, pairedDifference, type MeanCI } from '../eval/stats.ts';
-import { batchSampler, checkImbalanceRatio, classificationSplit, SHOT_GROUPS, shotGroupOf, type ClassificationSplit, type ShotGroup } from '../data/classification-split.ts';
+import {
+  batchSampler,
+  checkImbalanceRatio,
+  classificationSplit,
+  SHOT_GROUPS,
+  shotGroupOf,
+  type ClassificationSplit,
+  type ShotGroup,
+} from '../data/classification-split.ts';
 import { resolveDataset } from '../data/providers/registry.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { portablePath } from '../util/portable-path.ts';
@@ -51,7 +59,8 @@ type ClassifyOptions = z.output<typeof classifyOptionsSchema>;
 
 function parseOr<T>(schema: z.ZodType<T>, raw: unknown, what: string, fix: string): T {
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw new UserError(`invalid ${what}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, fix);
+  if (!parsed.success)
+    throw new UserError(`invalid ${what}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, fix);
   return parsed.data;
 }
 
@@ -72,7 +81,16 @@ export function classifyRunName(c: ClassifyConfig): string {
 export function buildClassifier(config: ClassifyConfig, classes: number): ClassifierMethod {
   const transformSet = resolveTransformSet(config.variant === 'plain' ? 'rotation' : config.transform, config.imageSize);
   const backbone = getBackbone(config.backbone).create({ imageSize: config.imageSize, seed: config.seed });
-  return new ClassifierMethod({ variant: config.variant, backbone, imageSize: config.imageSize, classes, head: config.head, transformSet, options: config.options, seed: config.seed });
+  return new ClassifierMethod({
+    variant: config.variant,
+    backbone,
+    imageSize: config.imageSize,
+    classes,
+    head: config.head,
+    transformSet,
+    options: config.options,
+    seed: config.seed,
+  });
 }
 
 /** The split record every classification checkpoint and result carries. */
@@ -91,8 +109,16 @@ export interface SplitRecord {
 
 function splitRecord(config: ClassifyConfig, opened: OpenedSplit, s: ClassificationSplit): SplitRecord {
   return {
-    split: config.split, classes: [...opened.loaded.classes], testPerClass: s.testPerClass, imbalanceRatio: s.imbalanceRatio, seed: s.seed,
-    trainCounts: s.trainCounts, trainImages: s.train.length, testImages: s.test.length, trainSha256: s.trainSha256, testSha256: s.testSha256,
+    split: config.split,
+    classes: [...opened.loaded.classes],
+    testPerClass: s.testPerClass,
+    imbalanceRatio: s.imbalanceRatio,
+    seed: s.seed,
+    trainCounts: s.trainCounts,
+    trainImages: s.train.length,
+    testImages: s.test.length,
+    trainSha256: s.trainSha256,
+    testSha256: s.testSha256,
   };
 }
 
@@ -112,7 +138,8 @@ async function openClassification(config: ClassifyConfig, options: ClassifyOptio
   if (config.variant !== 'plain') resolveTransformSet(config.transform, config.imageSize);
   const dataset = await openDataset(
     { dataset: config.dataset, datasetOptions: config.datasetOptions, data: options.data, cache: options.cache },
-    config.imageSize, { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal },
+    config.imageSize,
+    { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal },
   );
   const opened = await dataset.split(config.split);
   const split = classificationSplit(opened.loaded.labels, opened.loaded.classes, config, `the ${config.split} split of ${dataset.dataset.name}`);
@@ -127,7 +154,8 @@ function withData(config: ClassifyConfig, options: ClassifyOptions): ClassifyCon
 
 function validateOptions(raw: ClassifyOptionsInput): ClassifyOptions {
   const options = parseOr(classifyOptionsSchema, raw, 'classification options', 'fix the option');
-  if (options.name !== undefined) checkRelativeName(options.name, '--name', 'give a plain name of letters, digits, `-`, `_` and `.` (not starting with "."), e.g. --name classify_sla_seed0');
+  if (options.name !== undefined)
+    checkRelativeName(options.name, '--name', 'give a plain name of letters, digits, `-`, `_` and `.` (not starting with "."), e.g. --name classify_sla_seed0');
   return options;
 }
 
@@ -146,7 +174,11 @@ export interface ClassifierRun {
  * Train a classifier (resuming from `<runs>/<name>/last` when there is one), then evaluate its final weights on the
  * held-out images and write `<results>/<dataset>/<name>/result.json`.
  */
-export async function runClassification(rawConfig: ClassifyConfigInput, rawOptions: ClassifyOptionsInput = {}, hooks: ExperimentHooks = {}): Promise<ClassifierRun> {
+export async function runClassification(
+  rawConfig: ClassifyConfigInput,
+  rawOptions: ClassifyOptionsInput = {},
+  hooks: ExperimentHooks = {},
+): Promise<ClassifierRun> {
   const t0 = performance.now();
   const options = validateOptions(rawOptions);
   const config = withData(validateClassifyConfig(rawConfig), options);
@@ -161,14 +193,28 @@ export async function runClassification(rawConfig: ClassifyConfigInput, rawOptio
   const runDir = path.join(options.runs, name);
   refuseCommittedResult(path.join(options.results, dataset.dataset.name, name), options);
   const data = {
-    dataset: dataset.dataset.name, provider: { id: dataset.dataset.provider.id, options: dataset.dataset.options }, normalization: dataset.normalization,
-    split: config.split, splitFingerprint: opened.splitFingerprint, cacheFingerprint: opened.cacheFingerprint, imageSize: config.imageSize,
+    dataset: dataset.dataset.name,
+    provider: { id: dataset.dataset.provider.id, options: dataset.dataset.options },
+    normalization: dataset.normalization,
+    split: config.split,
+    splitFingerprint: opened.splitFingerprint,
+    cacheFingerprint: opened.cacheFingerprint,
+    imageSize: config.imageSize,
   };
   const meta = {
-    kind: CLASSIFIER_CHECKPOINT_KIND, configHash: configHash(config, opened.splitFingerprint), config, name, data, split: record,
-    stepsPerEpoch: sampler.stepsPerEpoch, describe: method.describe(), plugins: pluginRecords(),
+    kind: CLASSIFIER_CHECKPOINT_KIND,
+    configHash: configHash(config, opened.splitFingerprint),
+    config,
+    name,
+    data,
+    split: record,
+    stepsPerEpoch: sampler.stepsPerEpoch,
+    describe: method.describe(),
+    plugins: pluginRecords(),
   };
-  reporter.log(`training classifier ${config.variant} (${config.backbone}, ${config.head.kind} head, ${config.imageSize}px, ${dataset.dataset.name} ${config.split}: ${classes} classes, ${split.train.length} training / ${split.test.length} held-out images${config.imbalanceRatio > 1 ? `, imbalance ratio ${config.imbalanceRatio}` : ''}) for ${config.epochs} epochs × ${sampler.stepsPerEpoch} steps → ${runDir}`);
+  reporter.log(
+    `training classifier ${config.variant} (${config.backbone}, ${config.head.kind} head, ${config.imageSize}px, ${dataset.dataset.name} ${config.split}: ${classes} classes, ${split.train.length} training / ${split.test.length} held-out images${config.imbalanceRatio > 1 ? `, imbalance ratio ${config.imbalanceRatio}` : ''}) for ${config.epochs} epochs × ${sampler.stepsPerEpoch} steps → ${runDir}`,
+  );
   const s = opened.loaded.imageSize;
   const labels = opened.loaded.labels;
   let progress: ReturnType<ExperimentReporter['progress']> | undefined;
@@ -177,18 +223,32 @@ export async function runClassification(rawConfig: ClassifyConfigInput, rawOptio
   let summary: TrainSummary;
   try {
     summary = await train({
-      method, config: trainerConfig, runDir, meta, logEvery: options.logEvery ?? 50,
+      method,
+      config: trainerConfig,
+      runDir,
+      meta,
+      logEvery: options.logEvery ?? 50,
       checkpointEvery: options.checkpointEvery ?? Math.min(500, sampler.stepsPerEpoch),
       makeTrainBatch: (step) => {
         const items = sampler.batch(step);
         const images = tf.tensor4d(opened.source.gather(items), [items.length, s, s, 3]);
-        return { supportImages: tf.zeros([0, s, s, 3]) as tf.Tensor4D, supportLabels: new Int32Array(0), queryImages: images, queryLabels: Int32Array.from(items, (i) => labels[i]), way: classes };
+        return {
+          supportImages: tf.zeros([0, s, s, 3]) as tf.Tensor4D,
+          supportLabels: new Int32Array(0),
+          queryImages: images,
+          queryLabels: Int32Array.from(items, (i) => labels[i]),
+          way: classes,
+        };
       },
       onNotice: (m) => reporter.log(m),
       onProgress: (p) => {
         if (p.loss !== undefined) lastLoss = p.loss.toFixed(4);
         progress ??= reporter.progress('train', trainerConfig.episodes, { from: p.from, startedAt });
-        progress.update(p.episode, { epoch: `${Math.min(config.epochs, Math.floor(p.episode / sampler.stepsPerEpoch) + 1)}/${config.epochs}`, loss: lastLoss, lr: p.lr.toExponential(2) });
+        progress.update(p.episode, {
+          epoch: `${Math.min(config.epochs, Math.floor(p.episode / sampler.stepsPerEpoch) + 1)}/${config.epochs}`,
+          loss: lastLoss,
+          lr: p.lr.toExponential(2),
+        });
       },
     });
   } finally {
@@ -245,7 +305,10 @@ async function evaluateLoaded(target: EvalTarget, options: ClassifyOptions, repo
       for (const m of modes) {
         const values = (await scores[m].data()) as Float32Array;
         const bad = values.findIndex((v) => !Number.isFinite(v));
-        if (bad >= 0) throw new NumericalError(`the scores of inference mode "${m}" are not finite (${values[bad]}); checkpoint ${target.checkpoint}; no result was written`);
+        if (bad >= 0)
+          throw new NumericalError(
+            `the scores of inference mode "${m}" are not finite (${values[bad]}); checkpoint ${target.checkpoint}; no result was written`,
+          );
         const c = method.classes;
         for (let r = 0; r < items.length; r++) {
           let best = 0;
@@ -269,17 +332,45 @@ async function evaluateLoaded(target: EvalTarget, options: ClassifyOptions, repo
     ...(options.command !== undefined ? { command: options.command } : {}),
     configHash: configHash(config, opened.splitFingerprint),
     seed: config.seed,
-    backend: { choice: target.backend.choice, detail: target.backend.detail, ...(target.backend.accelerator ? { accelerator: target.backend.accelerator } : {}) },
-    data: { dataset: target.dataset.dataset.name, provider: { id: target.dataset.dataset.provider.id, options: target.dataset.dataset.options }, imageSize: config.imageSize, split: config.split, splitFingerprint: opened.splitFingerprint, cacheFingerprint: opened.cacheFingerprint },
+    backend: {
+      choice: target.backend.choice,
+      detail: target.backend.detail,
+      ...(target.backend.accelerator ? { accelerator: target.backend.accelerator } : {}),
+    },
+    data: {
+      dataset: target.dataset.dataset.name,
+      provider: { id: target.dataset.dataset.provider.id, options: target.dataset.dataset.options },
+      imageSize: config.imageSize,
+      split: config.split,
+      splitFingerprint: opened.splitFingerprint,
+      cacheFingerprint: opened.cacheFingerprint,
+    },
     split: record,
-    shotGroups: { many: `> ${SHOT_GROUPS.manyAbove} training images`, medium: `${SHOT_GROUPS.fewBelow}–${SHOT_GROUPS.manyAbove}`, few: `< ${SHOT_GROUPS.fewBelow}` },
+    shotGroups: {
+      many: `> ${SHOT_GROUPS.manyAbove} training images`,
+      medium: `${SHOT_GROUPS.fewBelow}–${SHOT_GROUPS.manyAbove}`,
+      few: `< ${SHOT_GROUPS.fewBelow}`,
+    },
     modes,
     accuracy,
     wallSeconds: {
-      eval: evalSeconds, total: (performance.now() - t0) / 1000,
-      ...(target.summary ? { train: target.summary.wallSeconds, trainAllSittings: target.summary.allSittings.wallSeconds, ...(target.summary.allSittings.estimated ? { trainAllSittingsEstimated: true } : {}) } : {}),
+      eval: evalSeconds,
+      total: (performance.now() - t0) / 1000,
+      ...(target.summary
+        ? {
+            train: target.summary.wallSeconds,
+            trainAllSittings: target.summary.allSittings.wallSeconds,
+            ...(target.summary.allSittings.estimated ? { trainAllSittingsEstimated: true } : {}),
+          }
+        : {}),
     },
-    training: { run: ckpt.file.meta.name, trainedAtStep: ckpt.file.meta.episode, stepsPerEpoch: ckpt.file.meta.stepsPerEpoch, weightsSha256: ckpt.file.weightsSha256, ...(target.summary ? { resumedFrom: target.summary.resumedFrom } : {}) },
+    training: {
+      run: ckpt.file.meta.name,
+      trainedAtStep: ckpt.file.meta.episode,
+      stepsPerEpoch: ckpt.file.meta.stepsPerEpoch,
+      weightsSha256: ckpt.file.weightsSha256,
+      ...(target.summary ? { resumedFrom: target.summary.resumedFrom } : {}),
+    },
     checkpoint: portablePath(target.checkpoint),
     software: softwareVersions(),
     plugins: pluginRecords(),
@@ -290,7 +381,9 @@ async function evaluateLoaded(target: EvalTarget, options: ClassifyOptions, repo
 }
 
 export function formatAccuracy(a: ModeAccuracy): string {
-  const groups = (['many', 'medium', 'few'] as const).filter((g) => a.groups[g]).map((g) => `${g} ${a.groups[g]!.accuracy.toFixed(2)} (${a.groups[g]!.classes} cl.)`);
+  const groups = (['many', 'medium', 'few'] as const)
+    .filter((g) => a.groups[g])
+    .map((g) => `${g} ${a.groups[g]!.accuracy.toFixed(2)} (${a.groups[g]!.classes} cl.)`);
   return `${a.overall.mean.toFixed(2)} ± ${a.overall.ci95.toFixed(2)} %${groups.length ? ` [${groups.join(', ')}]` : ''}`;
 }
 
@@ -316,7 +409,10 @@ export function modeAccuracy(correct: Uint8Array, testLabels: Int32Array, trainC
 }
 
 /** The classification checkpoint behind `dir`, refused with a clear error when it is an episodic one. */
-export async function readClassifierCheckpoint(dir: string, reporter: ExperimentReporter = silentReporter): Promise<LoadedCheckpoint & { config: ClassifyConfig; split: SplitRecord }> {
+export async function readClassifierCheckpoint(
+  dir: string,
+  reporter: ExperimentReporter = silentReporter,
+): Promise<LoadedCheckpoint & { config: ClassifyConfig; split: SplitRecord }> {
   const ckpt = await readCheckpoint(dir, { onNotice: (m) => reporter.log(m) });
   if (ckpt.file.meta.kind !== CLASSIFIER_CHECKPOINT_KIND) {
     throw new UserError(
@@ -358,12 +454,18 @@ export async function loadClassifier(checkpoint: string, rawOptions: ClassifyOpt
 }
 
 /** Evaluate a classification checkpoint on its held-out images; writes `<results>/<dataset>/<name>/result.json`. */
-export async function evaluateClassifier(request: { checkpoint: string }, rawOptions: ClassifyOptionsInput = {}, hooks: ExperimentHooks = {}): Promise<ClassifierEvaluation> {
+export async function evaluateClassifier(
+  request: { checkpoint: string },
+  rawOptions: ClassifyOptionsInput = {},
+  hooks: ExperimentHooks = {},
+): Promise<ClassifierEvaluation> {
   const t0 = performance.now();
   const options = validateOptions(rawOptions);
   const reporter = hooks.reporter ?? silentReporter;
   const loaded = await loadClassifier(request.checkpoint, rawOptions, hooks);
-  const run = options.name ?? `${checkRelativeName(String(loaded.meta.name ?? 'classifier'), `the run name recorded in ${request.checkpoint}/checkpoint.json`, 'name the result with --name <name>')}_eval`;
+  const run =
+    options.name ??
+    `${checkRelativeName(String(loaded.meta.name ?? 'classifier'), `the run name recorded in ${request.checkpoint}/checkpoint.json`, 'name the result with --name <name>')}_eval`;
   try {
     refuseCommittedResult(path.join(options.results, loaded.dataset.dataset.name, run), options);
     return await evaluateLoaded({ ...loaded, name: run }, options, reporter, t0);
@@ -412,7 +514,10 @@ export async function compareClassifications(a: string, b: string, modes: { a?: 
   const ra = await readClassificationResult(a);
   const rb = await readClassificationResult(b);
   if (ra.split.testSha256 !== rb.split.testSha256 || ra.data.splitFingerprint !== rb.data.splitFingerprint) {
-    throw new UserError(`${a} and ${b} were scored on different held-out images (another split, seed or --test-per-class)`, 'compare classifiers trained with the same dataset, --split, --seed and --test-per-class');
+    throw new UserError(
+      `${a} and ${b} were scored on different held-out images (another split, seed or --test-per-class)`,
+      'compare classifiers trained with the same dataset, --split, --seed and --test-per-class',
+    );
   }
   const side = (r: ClassificationResultFile, m: string | undefined, dir: string) => {
     const mode = m ?? r.modes[0];

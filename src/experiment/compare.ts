@@ -44,7 +44,10 @@ export interface Comparison {
 
 function checkMode(r: LoadedResult, mode: string | undefined, dir: string): string {
   if (mode === undefined || !r.perEpisode[mode] || !r.record.summary?.[mode]) {
-    throw new UserError(`${dir} has no inference mode "${mode}"`, `use one of: ${(r.record.inferenceModes ?? Object.keys(r.perEpisode)).join(', ') || '(none: the result is incomplete, re-run its evaluation)'}`);
+    throw new UserError(
+      `${dir} has no inference mode "${mode}"`,
+      `use one of: ${(r.record.inferenceModes ?? Object.keys(r.perEpisode)).join(', ') || '(none: the result is incomplete, re-run its evaluation)'}`,
+    );
   }
   return mode;
 }
@@ -68,7 +71,14 @@ export async function compareResults(request: CompareRequest): Promise<Compariso
     );
   }
   const d = pairedDifference(ra.perEpisode[ma], rb.perEpisode[mb]);
-  const side = (r: LoadedResult, m: string, dir: string) => ({ result: dir, method: r.record.method, mode: m, accuracy: r.record.summary[m], seed: r.record.seed, data: r.record.data });
+  const side = (r: LoadedResult, m: string, dir: string) => ({
+    result: dir,
+    method: r.record.method,
+    mode: m,
+    accuracy: r.record.summary[m],
+    seed: r.record.seed,
+    data: r.record.data,
+  });
   const comparison = portableValue({
     format: 'fewshot-comparison/1',
     command: request.command,

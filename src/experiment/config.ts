@@ -46,11 +46,16 @@ type Json = Record<string, any>;
 /** The fix for an unreadable experiment file: the experiment files that exist (shipped with the package), by path. */
 export async function configSuggestion(): Promise<string> {
   const dir = path.join(packageRoot(), 'experiments');
-  const files = (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.json')).sort((a, b) => Number(b.startsWith('protonet')) - Number(a.startsWith('protonet')) || a.localeCompare(b));
+  const files = (await fs.readdir(dir).catch(() => [] as string[]))
+    .filter((f) => f.endsWith('.json'))
+    .sort((a, b) => Number(b.startsWith('protonet')) - Number(a.startsWith('protonet')) || a.localeCompare(b));
   if (files.length === 0) return 'pass an existing JSON experiment config (see the README, "Command reference")';
   const rel = path.relative(process.cwd(), dir);
   const shown = (rel && !rel.startsWith('..') ? rel : dir) + path.sep;
-  return `pass an existing JSON file; the package ships: ${files.slice(0, 8).map((f) => shown + f).join(', ')}${files.length > 8 ? `, … (${files.length} in ${shown})` : ''}`;
+  return `pass an existing JSON file; the package ships: ${files
+    .slice(0, 8)
+    .map((f) => shown + f)
+    .join(', ')}${files.length > 8 ? `, … (${files.length} in ${shown})` : ''}`;
 }
 
 async function readJsonFile(file: string, extendedBy?: string): Promise<Json> {
@@ -58,7 +63,8 @@ async function readJsonFile(file: string, extendedBy?: string): Promise<Json> {
   try {
     text = await fs.readFile(file, 'utf8');
   } catch {
-    if (extendedBy) throw new UserError(`cannot read ${file}, which ${extendedBy} extends`, 'fix the "extends" path (it is relative to the file that names it)');
+    if (extendedBy)
+      throw new UserError(`cannot read ${file}, which ${extendedBy} extends`, 'fix the "extends" path (it is relative to the file that names it)');
     throw new UserError(`cannot read config file ${file}`, await configSuggestion());
   }
   let parsed: unknown;
@@ -67,7 +73,8 @@ async function readJsonFile(file: string, extendedBy?: string): Promise<Json> {
   } catch (err) {
     throw new UserError(`config file ${file} is not valid JSON: ${(err as Error).message}`, 'fix the JSON syntax');
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UserError(`config file ${file} is not a JSON object`, 'write the experiment as one JSON object of config fields');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new UserError(`config file ${file} is not a JSON object`, 'write the experiment as one JSON object of config fields');
   // Keys starting with "//" are comments (JSON has none); they are dropped before validation.
   for (const k of Object.keys(parsed)) if (k.startsWith('//')) delete (parsed as Json)[k];
   return parsed as Json;
@@ -81,11 +88,15 @@ async function readJsonFile(file: string, extendedBy?: string): Promise<Json> {
 export async function readExperimentFile(file: string, chain: string[] = []): Promise<Json> {
   const resolved = path.resolve(file);
   if (chain.includes(resolved)) {
-    throw new UserError(`experiment file ${file} extends itself (${[...chain, resolved].map((f) => path.basename(f)).join(' → ')})`, 'remove the loop from the "extends" chain');
+    throw new UserError(
+      `experiment file ${file} extends itself (${[...chain, resolved].map((f) => path.basename(f)).join(' → ')})`,
+      'remove the loop from the "extends" chain',
+    );
   }
   const { extends: parent, ...own } = await readJsonFile(file, chain.length ? chain[chain.length - 1] : undefined);
   if (parent === undefined) return own;
-  if (typeof parent !== 'string' || parent === '') throw new UserError(`"extends" in ${file} is not a file path`, 'write "extends": "<path of another experiment file, relative to this one>"');
+  if (typeof parent !== 'string' || parent === '')
+    throw new UserError(`"extends" in ${file} is not a file path`, 'write "extends": "<path of another experiment file, relative to this one>"');
   const base = await readExperimentFile(path.resolve(path.dirname(file), parent), [...chain, resolved]);
   return deepMerge(base, own);
 }
@@ -123,7 +134,11 @@ export async function loadExperimentConfig(file: string | undefined, overrides: 
   raw.augment = o.augment ?? base.augment ?? getDatasetProvider(dataset).defaultAugment;
   if (o.lr !== undefined) raw.optimizer = { ...(base.optimizer ?? { type: 'adam' }), lr: o.lr };
   if (o.valEvery !== undefined || o.valEpisodes !== undefined) {
-    raw.validation = { ...(base.validation ?? {}), ...(o.valEvery !== undefined ? { every: o.valEvery } : {}), ...(o.valEpisodes !== undefined ? { episodes: o.valEpisodes } : {}) };
+    raw.validation = {
+      ...(base.validation ?? {}),
+      ...(o.valEvery !== undefined ? { every: o.valEvery } : {}),
+      ...(o.valEpisodes !== undefined ? { episodes: o.valEpisodes } : {}),
+    };
   }
   const wrapperOptions = { ...(base.wrapperOptions ?? {}) };
   if (o.transform) wrapperOptions.transform = o.transform;

@@ -26,7 +26,11 @@ export interface DataCheckReport {
  * mini-ImageNet gets the item-by-item check of data/check.ts; another provider is located (its own checks run
  * when `data prepare` reads it).
  */
-export async function checkData(request: DataCheckRequest, env: Record<string, string | undefined> = process.env, cwd = process.cwd()): Promise<DataCheckReport> {
+export async function checkData(
+  request: DataCheckRequest,
+  env: Record<string, string | undefined> = process.env,
+  cwd = process.cwd(),
+): Promise<DataCheckReport> {
   const id = request.dataset ?? 'mini-imagenet';
   const resolved = resolveDataset(id, datasetOptionsWithData(id, request.datasetOptions ?? {}, request.data));
   if (resolved.provider.id === 'mini-imagenet') {
@@ -34,10 +38,16 @@ export async function checkData(request: DataCheckRequest, env: Record<string, s
     const check = await checkMiniImageNetFolder(dir);
     return { dataset: id, source: dir, origin, ...check };
   }
-  const origin = request.data ? '--data' : 'the provider\'s default';
+  const origin = request.data ? '--data' : "the provider's default";
   try {
     const source = resolved.provider.locate(resolved.options, { flag: request.data, env, cwd });
-    return { dataset: id, source, origin, ok: true, items: [{ item: source, status: 'ok', detail: 'found (this provider\'s files are verified as `fewshot data prepare` reads them)' }] };
+    return {
+      dataset: id,
+      source,
+      origin,
+      ok: true,
+      items: [{ item: source, status: 'ok', detail: "found (this provider's files are verified as `fewshot data prepare` reads them)" }],
+    };
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
     return { dataset: id, source: request.data ?? '', origin, ok: false, items: [{ item: id, status: 'missing', detail: `${err.problem} (fix: ${err.fix})` }] };

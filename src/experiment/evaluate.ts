@@ -50,7 +50,13 @@ export interface EvaluationTarget {
 }
 
 /** Restore a checkpoint into the target's method, score it on the test episodes, write the result (or keep an identical one). */
-export async function evaluateAndRecord(target: EvaluationTarget, checkpointDir: string, options: ExperimentOptions, reporter: ExperimentReporter, t0: number): Promise<{ record: ResultRecord; resultDir: string; reused: boolean; name: string }> {
+export async function evaluateAndRecord(
+  target: EvaluationTarget,
+  checkpointDir: string,
+  options: ExperimentOptions,
+  reporter: ExperimentReporter,
+  t0: number,
+): Promise<{ record: ResultRecord; resultDir: string; reused: boolean; name: string }> {
   const { config, method, dataset } = target;
   const ckpt = target.file ?? (await readCheckpoint(checkpointDir, { onNotice: (m) => reporter.log(m) }));
   const { file: testFile, split: testSplit, list } = target.test ?? (await openTestEpisodes(dataset, config, options, reporter));
@@ -58,7 +64,13 @@ export async function evaluateAndRecord(target: EvaluationTarget, checkpointDir:
   const name = typeof target.name === 'string' ? target.name : target.name(testFile, total, list.count);
   const resultDir = path.join(options.results, dataset.dataset.name, name);
   const hash = configHash(config, testSplit.splitFingerprint);
-  const identity = { configHash: hash, episodesSha256: list.sha256, evaluated: total, trainedAtEpisode: ckpt.file.meta.episode, weightsSha256: ckpt.file.weightsSha256 };
+  const identity = {
+    configHash: hash,
+    episodesSha256: list.sha256,
+    evaluated: total,
+    trainedAtEpisode: ckpt.file.meta.episode,
+    weightsSha256: ckpt.file.weightsSha256,
+  };
   const kept = await keptResult(resultDir, identity, { reuse: options.reuseResult, keepOthers: target.keepOtherResults === true });
   if (kept) {
     reporter.log(`kept the existing result ${resultDir} (same config, checkpoint and episodes)`);
@@ -79,8 +91,18 @@ export async function evaluateAndRecord(target: EvaluationTarget, checkpointDir:
     progress.stop();
   }
   const facts = {
-    config, configHash: hash, method, backend: target.backend, dataset, testSplit, test: { file: testFile, sha256: list.sha256, evaluated: total },
-    checkpointDir, checkpoint: ckpt, summary: target.summary, command: options.command, startedAt: t0,
+    config,
+    configHash: hash,
+    method,
+    backend: target.backend,
+    dataset,
+    testSplit,
+    test: { file: testFile, sha256: list.sha256, evaluated: total },
+    checkpointDir,
+    checkpoint: ckpt,
+    summary: target.summary,
+    command: options.command,
+    startedAt: t0,
   };
   return { record: await recordEvaluation(resultDir, facts, result), resultDir, reused: false, name };
 }
@@ -97,7 +119,11 @@ export interface EvaluateCheckpointRequest {
 }
 
 /** Score a saved checkpoint on fixed test episodes and write the result. */
-export async function evaluateCheckpoint(request: EvaluateCheckpointRequest, rawOptions: ExperimentOptionsInput = {}, hooks: ExperimentHooks = {}): Promise<ExperimentResult> {
+export async function evaluateCheckpoint(
+  request: EvaluateCheckpointRequest,
+  rawOptions: ExperimentOptionsInput = {},
+  hooks: ExperimentHooks = {},
+): Promise<ExperimentResult> {
   const t0 = performance.now();
   const options = validateOptions(rawOptions);
   const reporter = hooks.reporter ?? silentReporter;
@@ -113,15 +139,31 @@ export async function evaluateCheckpoint(request: EvaluateCheckpointRequest, raw
   const { config } = resolved;
   await requireFiles([['--test-file', options.testFile]]);
   const { backend, method } = await backendAndMethod(config, resolved.method, options.backend, reporter);
-  const opened = await openDataset(workspaceOf(config, options, resolved.dataset), config.imageSize, { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal });
+  const opened = await openDataset(workspaceOf(config, options, resolved.dataset), config.imageSize, {
+    autoPrepare: options.autoPrepare,
+    reporter,
+    signal: hooks.signal,
+  });
   // The recorded run name becomes part of the result's path: a shared checkpoint's name must not lead out of --results.
-  const run = options.name !== undefined ? '' : checkRelativeName(String(ckpt.file.meta.name ?? path.basename(path.dirname(path.resolve(request.checkpoint)))),
-    `the run name recorded in ${request.checkpoint}/checkpoint.json`, 'name the evaluation\'s result yourself with --name <name>');
+  const run =
+    options.name !== undefined
+      ? ''
+      : checkRelativeName(
+          String(ckpt.file.meta.name ?? path.basename(path.dirname(path.resolve(request.checkpoint)))),
+          `the run name recorded in ${request.checkpoint}/checkpoint.json`,
+          "name the evaluation's result yourself with --name <name>",
+        );
   // An evaluation gets its own result, never the run's: <run>_eval_<test file stem>[_<n>ep].
   const nameOf = (testFile: string, evaluated: number, count: number) =>
     options.name ?? `${run}_eval_${path.basename(testFile).replace(/\.json$/, '')}${evaluated < count ? `_${evaluated}ep` : ''}`;
   try {
-    const { record, resultDir, reused, name } = await evaluateAndRecord({ config, method, backend, dataset: opened, name: nameOf, keepOtherResults: true, file: ckpt }, request.checkpoint, options, reporter, t0);
+    const { record, resultDir, reused, name } = await evaluateAndRecord(
+      { config, method, backend, dataset: opened, name: nameOf, keepOtherResults: true, file: ckpt },
+      request.checkpoint,
+      options,
+      reporter,
+      t0,
+    );
     return { config, runDir: path.dirname(request.checkpoint), name, checkpoint: request.checkpoint, resultDir, record, reused };
   } finally {
     tf.disposeVariables();

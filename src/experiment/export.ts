@@ -124,11 +124,20 @@ export async function exportCheckpoint(request: ExportRequest): Promise<ExportRe
     format: EXPORT_FORMAT,
     fewshotVersion: version,
     method: {
-      name: config.method, head: headId, wrapper: wrapper.suffix, backbone: config.backbone, seed: config.seed, trainedWay: spec.trainedWay,
-      headConfig: config.headConfig ?? {}, wrapperOptions: config.wrapperOptions ?? {}, describe, inferenceModes,
+      name: config.method,
+      head: headId,
+      wrapper: wrapper.suffix,
+      backbone: config.backbone,
+      seed: config.seed,
+      trainedWay: spec.trainedWay,
+      headConfig: config.headConfig ?? {},
+      wrapperOptions: config.wrapperOptions ?? {},
+      describe,
+      inferenceModes,
     },
     image: {
-      size: image.imageSize, grayscale: image.grayscale,
+      size: image.imageSize,
+      grayscale: image.grayscale,
       normalization: { mean: [...image.normalization.mean] as [number, number, number], std: [...image.normalization.std] as [number, number, number] },
       resize: RESIZE_METHOD,
     },
@@ -159,11 +168,17 @@ export async function exportCheckpoint(request: ExportRequest): Promise<ExportRe
     modelTopology: manifest,
     weightsManifest: [{ paths: shards, weights: encoded.specs }],
   };
-  await replaceDirAtomic(out, async (tmp) => {
-    for (let i = 0; i < shardCount; i++) await fs.writeFile(path.join(tmp, shards[i]), bytes.subarray(i * SHARD_BYTES, (i + 1) * SHARD_BYTES));
-    // model.json last: a folder with it is complete (the atomic rename makes that so anyway).
-    await fs.writeFile(path.join(tmp, 'model.json'), `${JSON.stringify(modelJson, null, 1)}\n`);
-  }, 'export');
-  reporter.log(`exported ${config.method} (${config.backbone}, ${image.imageSize}px, ${inferenceModes.join('/')}) to ${out}: model.json + ${shardCount} shard${shardCount === 1 ? '' : 's'} (${bytes.length} bytes)`);
+  await replaceDirAtomic(
+    out,
+    async (tmp) => {
+      for (let i = 0; i < shardCount; i++) await fs.writeFile(path.join(tmp, shards[i]), bytes.subarray(i * SHARD_BYTES, (i + 1) * SHARD_BYTES));
+      // model.json last: a folder with it is complete (the atomic rename makes that so anyway).
+      await fs.writeFile(path.join(tmp, 'model.json'), `${JSON.stringify(modelJson, null, 1)}\n`);
+    },
+    'export',
+  );
+  reporter.log(
+    `exported ${config.method} (${config.backbone}, ${image.imageSize}px, ${inferenceModes.join('/')}) to ${out}: model.json + ${shardCount} shard${shardCount === 1 ? '' : 's'} (${bytes.length} bytes)`,
+  );
   return { out, files: ['model.json', ...shards], weightBytes: bytes.length, manifest };
 }

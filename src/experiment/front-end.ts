@@ -65,7 +65,10 @@ export function stopFailure(err: unknown): Failure | undefined {
   const signal = err instanceof StoppedBySignal ? err.signal : receivedStopSignal();
   if (!signal) return undefined;
   const kept = err instanceof StoppedBySignal && err.detail ? `, ${err.detail}` : '';
-  return { text: `stopped by ${signal}${kept}; every checkpoint, result and cache on disk is complete (a resumed run continues from the last checkpoint)\n`, code: exitCodeOf(signal) };
+  return {
+    text: `stopped by ${signal}${kept}; every checkpoint, result and cache on disk is complete (a resumed run continues from the last checkpoint)\n`,
+    code: exitCodeOf(signal),
+  };
 }
 
 /**

@@ -1,7 +1,15 @@
 // Public surface of the experiment layer: run, train and evaluate experiments from a validated config.
 export {
-  evaluateCheckpoint, experimentOptionsSchema, runExperiment, trainExperiment,
-  type EvaluateCheckpointRequest, type ExperimentHooks, type ExperimentOptions, type ExperimentOptionsInput, type ExperimentResult, type TrainedRun,
+  evaluateCheckpoint,
+  experimentOptionsSchema,
+  runExperiment,
+  trainExperiment,
+  type EvaluateCheckpointRequest,
+  type ExperimentHooks,
+  type ExperimentOptions,
+  type ExperimentOptionsInput,
+  type ExperimentResult,
+  type TrainedRun,
 } from './experiment.ts';
 export { validateConfig } from './validate.ts';
 export { checkpointConfig } from './model.ts';
@@ -14,14 +22,52 @@ export { checkData, dataCheckFailure, type DataCheckReport, type DataCheckReques
 export { loadPlugins, softwareVersions } from './software.ts';
 export { listQuery, listSupport, predictImages, type PredictRequest, type PredictResult, type QueryPrediction } from './predict.ts';
 export {
-  CACHE_ENV_VAR, datasetOptionsWithData, defaultEpisodeFile, defaultImageSize, localEpisodesDir, episodeFileFor, openDataset, openEpisodeList, prepareCache, resolveCacheDir, trainEpisodeSampler,
-  type OpenedDataset, type OpenedSplit, type WorkspaceOptions,
+  CACHE_ENV_VAR,
+  datasetOptionsWithData,
+  defaultEpisodeFile,
+  defaultImageSize,
+  localEpisodesDir,
+  episodeFileFor,
+  openDataset,
+  openEpisodeList,
+  prepareCache,
+  resolveCacheDir,
+  trainEpisodeSampler,
+  type OpenedDataset,
+  type OpenedSplit,
+  type WorkspaceOptions,
 } from './workspace.ts';
 export {
-  CLASSIFIER_CHECKPOINT_KIND, buildClassifier, compareClassifications, classifyOptionsSchema, classifyRunName, evaluateClassifier, formatAccuracy, loadClassifier, modeAccuracy, readClassifierCheckpoint, runClassification, validateClassifyConfig,
-  type ClassificationComparison, type ClassifierEvaluation, type ClassifierRun, type ClassifyOptionsInput, type LoadedClassifier, type ModeAccuracy, type SplitRecord,
+  CLASSIFIER_CHECKPOINT_KIND,
+  buildClassifier,
+  compareClassifications,
+  classifyOptionsSchema,
+  classifyRunName,
+  evaluateClassifier,
+  formatAccuracy,
+  loadClassifier,
+  modeAccuracy,
+  readClassifierCheckpoint,
+  runClassification,
+  validateClassifyConfig,
+  type ClassificationComparison,
+  type ClassifierEvaluation,
+  type ClassifierRun,
+  type ClassifyOptionsInput,
+  type LoadedClassifier,
+  type ModeAccuracy,
+  type SplitRecord,
 } from './classify.ts';
-export { reproduceTable, estimateReproduction, reproduceRun, startReproduceWorker, runReproduceWorker, type ReproduceRequest, type ReproduceOutcome, type ReproduceWorkerRequest } from './reproduce/table.ts';
+export {
+  reproduceTable,
+  estimateReproduction,
+  reproduceRun,
+  startReproduceWorker,
+  runReproduceWorker,
+  type ReproduceRequest,
+  type ReproduceOutcome,
+  type ReproduceWorkerRequest,
+} from './reproduce/table.ts';
 export { defaultJobs } from './reproduce/child-executor.ts';
 export { describeDryRun, type DryRun } from './reproduce/dry-run.ts';
 export { listTables } from '../reports/table-spec.ts';

@@ -58,8 +58,13 @@ export function checkpointImageSettings(ckpt: LoadedCheckpoint, config: TrainCon
 /** What rebuilds the checkpoint's method (eval/classify.ts). */
 export function checkpointMethodSpec(config: TrainConfig): MethodSpec {
   return {
-    method: config.method, backbone: config.backbone, imageSize: config.imageSize, seed: config.seed,
-    trainedWay: Math.max(config.train.way, config.test.way), headConfig: config.headConfig, wrapperOptions: config.wrapperOptions,
+    method: config.method,
+    backbone: config.backbone,
+    imageSize: config.imageSize,
+    seed: config.seed,
+    trainedWay: Math.max(config.train.way, config.test.way),
+    headConfig: config.headConfig,
+    wrapperOptions: config.wrapperOptions,
   };
 }
 
@@ -109,14 +114,21 @@ export function requirePluginsOf(checkpointDir: string, config: TrainConfig, rec
  * Read a checkpoint once: its config, image settings and method spec; a checkpoint of a plugin's method or backbone
  * that is not loaded is refused here, naming the plugin. No backend is needed until `instantiate`.
  */
-export async function loadModel(checkpoint: string, options: { reporter?: ExperimentReporter; /** false: the caller refuses plugin parts itself (export) */ requirePlugins?: boolean } = {}): Promise<LoadedModel> {
+export async function loadModel(
+  checkpoint: string,
+  options: { reporter?: ExperimentReporter /** false: the caller refuses plugin parts itself (export) */; requirePlugins?: boolean } = {},
+): Promise<LoadedModel> {
   const reporter = options.reporter ?? silentReporter;
   const file = await readCheckpoint(checkpoint, { onNotice: (m) => reporter.log(m) });
   const config = recordedConfig(checkpoint, file);
   if (options.requirePlugins !== false) requirePluginsOf(checkpoint, config, file.file.meta.plugins);
   const spec = checkpointMethodSpec(config);
   return {
-    checkpoint, config, file, spec, image: checkpointImageSettings(file, config),
+    checkpoint,
+    config,
+    file,
+    spec,
+    image: checkpointImageSettings(file, config),
     instantiate(way = spec.trainedWay) {
       const method = buildMethodForClasses(spec, way);
       restoreVariables(file, [...method.trainableVariables(), ...method.stateVariables()]);

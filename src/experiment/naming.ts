@@ -13,7 +13,10 @@ export function configHash(config: unknown, extra = ''): string {
     const defaultData = dataset === 'mini-imagenet' && (!datasetOptions || Object.keys(datasetOptions as object).length === 0);
     if (defaultData) keyed = rest;
   }
-  return createHash('sha256').update(JSON.stringify(keyed) + extra).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify(keyed) + extra)
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** Readable run name: protonet-sla_conv4_32px_5w1s_3000ep_seed0 */

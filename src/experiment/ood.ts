@@ -68,7 +68,11 @@ export interface OodResult {
 
 function parse<T>(schema: z.ZodType<T>, raw: unknown, what: string): T {
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw new UserError(`invalid ${what}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, 'fix the option (see `fewshot ood --help`)');
+  if (!parsed.success)
+    throw new UserError(
+      `invalid ${what}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+      'fix the option (see `fewshot ood --help`)',
+    );
   return parsed.data;
 }
 
@@ -90,7 +94,11 @@ function outItems(split: OpenedSplit, perClass: number | undefined): Int32Array 
 
 /** Maximum softmax probability per inference mode of the given images, in item order. */
 async function mspScores(
-  method: ClassifierMethod, gather: (items: ArrayLike<number>) => Float32Array, items: Int32Array, imageSize: number, batch: number,
+  method: ClassifierMethod,
+  gather: (items: ArrayLike<number>) => Float32Array,
+  items: Int32Array,
+  imageSize: number,
+  batch: number,
   progress: { update(done: number): void },
 ): Promise<Record<string, Float64Array>> {
   const modes = [...method.inferenceModes];
@@ -125,9 +133,14 @@ export async function evaluateOod(rawRequest: OodRequest, rawOptions: OodOptions
   const t0 = performance.now();
   const request = parse(oodRequestSchema, rawRequest, 'OOD request');
   const options = parse(oodOptionsSchema, rawOptions, 'OOD options');
-  if (options.name !== undefined) checkRelativeName(options.name, '--name', 'give a plain name of letters, digits, `-`, `_` and `.`, e.g. --name classify_sla_ood');
+  if (options.name !== undefined)
+    checkRelativeName(options.name, '--name', 'give a plain name of letters, digits, `-`, `_` and `.`, e.g. --name classify_sla_ood');
   const reporter: ExperimentReporter = hooks.reporter ?? silentReporter;
-  const loaded = await loadClassifier(request.checkpoint, { backend: options.backend, data: options.data, cache: options.cache, autoPrepare: options.autoPrepare }, hooks);
+  const loaded = await loadClassifier(
+    request.checkpoint,
+    { backend: options.backend, data: options.data, cache: options.cache, autoPrepare: options.autoPrepare },
+    hooks,
+  );
   try {
     const { method, config, opened: inSplit, split } = loaded;
     const inDataset = loaded.dataset;
@@ -135,8 +148,13 @@ export async function evaluateOod(rawRequest: OodRequest, rawOptions: OodOptions
     const outDataset = sameDataset
       ? inDataset
       : await openDataset(
-          { dataset: request.outDataset!, datasetOptions: datasetOptionsWithData(request.outDataset!, request.outDatasetOptions ?? {}, request.outData), cache: request.outCache },
-          config.imageSize, { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal },
+          {
+            dataset: request.outDataset!,
+            datasetOptions: datasetOptionsWithData(request.outDataset!, request.outDatasetOptions ?? {}, request.outData),
+            cache: request.outCache,
+          },
+          config.imageSize,
+          { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal },
         );
     const outSplit = await outDataset.split(request.outSplit as SplitName);
     const inName = `${inDataset.dataset.name} ${config.split} (held-out images)`;
@@ -155,16 +173,21 @@ export async function evaluateOod(rawRequest: OodRequest, rawOptions: OodOptions
       inScores = await mspScores(method, (items) => inSplit.source.gather(items), inItems, s, options.evalBatch, progress);
       // Out-images are normalised as the classifier's training images were (its dataset's statistics), not with
       // the out-dataset's own: the classifier sees them exactly as it would any new input.
-      outScores = await mspScores(method, (items) => gatherImages(outSplit.loaded, items, inDataset.normalization), outIdx, s, options.evalBatch,
-        { update: (done) => progress.update(inItems.length + done) });
+      outScores = await mspScores(method, (items) => gatherImages(outSplit.loaded, items, inDataset.normalization), outIdx, s, options.evalBatch, {
+        update: (done) => progress.update(inItems.length + done),
+      });
     } finally {
       progress.stop();
     }
     const scoreSeconds = (performance.now() - started) / 1000;
     const modes = [...method.inferenceModes];
-    const metrics = Object.fromEntries(modes.map((m) => [m, oodMetricsWithCI(inScores[m], outScores[m], { seed: request.seed, resamples: request.resamples })]));
+    const metrics = Object.fromEntries(
+      modes.map((m) => [m, oodMetricsWithCI(inScores[m], outScores[m], { seed: request.seed, resamples: request.resamples })]),
+    );
 
-    const run = options.name ?? `${checkRelativeName(String(loaded.meta.name ?? 'classifier'), `the run name recorded in ${request.checkpoint}/checkpoint.json`, 'name the result with --name <name>')}_ood_${outDataset.dataset.name}-${request.outSplit}`;
+    const run =
+      options.name ??
+      `${checkRelativeName(String(loaded.meta.name ?? 'classifier'), `the run name recorded in ${request.checkpoint}/checkpoint.json`, 'name the result with --name <name>')}_ood_${outDataset.dataset.name}-${request.outSplit}`;
     const resultDir = path.join(options.results, inDataset.dataset.name, run);
     const rows: (string | number)[][] = [];
     for (let i = 0; i < inItems.length; i++) rows.push(['in', inItems[i], ...modes.map((m) => inScores[m][i])]);
@@ -174,7 +197,7 @@ export async function evaluateOod(rawRequest: OodRequest, rawOptions: OodOptions
       kind: 'ood',
       createdAt: new Date().toISOString(),
       ...(options.command !== undefined ? { command: options.command } : {}),
-      score: 'maximum softmax probability of each inference mode\'s class scores (higher = in-distribution)',
+      score: "maximum softmax probability of each inference mode's class scores (higher = in-distribution)",
       modes,
       metrics,
       metricDefinitions: {
@@ -184,19 +207,50 @@ export async function evaluateOod(rawRequest: OodRequest, rawOptions: OodOptions
         fprAt95Tpr: 'fraction of out-images scored at or above the highest threshold that keeps ≥ 95 % of the in-images',
         interval: `2.5th–97.5th percentile over ${request.resamples} bootstrap resamples (in and out drawn separately), mulberry32 seed ${request.seed}`,
       },
-      in: { dataset: inDataset.dataset.name, split: config.split, images: inItems.length, classes: inSplit.loaded.classes.length, testSha256: loaded.split.testSha256, splitFingerprint: inSplit.splitFingerprint, cacheFingerprint: inSplit.cacheFingerprint },
-      out: {
-        dataset: outDataset.dataset.name, provider: { id: outDataset.dataset.provider.id, options: outDataset.dataset.options }, split: request.outSplit,
-        images: outIdx.length, classes: outSplit.loaded.classes.length, perClass: request.outPerClass ?? null,
-        splitFingerprint: outSplit.splitFingerprint, cacheFingerprint: outSplit.cacheFingerprint, normalizedWith: inDataset.dataset.name,
+      in: {
+        dataset: inDataset.dataset.name,
+        split: config.split,
+        images: inItems.length,
+        classes: inSplit.loaded.classes.length,
+        testSha256: loaded.split.testSha256,
+        splitFingerprint: inSplit.splitFingerprint,
+        cacheFingerprint: inSplit.cacheFingerprint,
       },
-      backend: { choice: loaded.backend.choice, detail: loaded.backend.detail, ...(loaded.backend.accelerator ? { accelerator: loaded.backend.accelerator } : {}) },
-      classifier: { checkpoint: portablePath(request.checkpoint), run: loaded.meta.name, variant: config.variant, trainedAtStep: loaded.meta.episode, describe: method.describe() },
+      out: {
+        dataset: outDataset.dataset.name,
+        provider: { id: outDataset.dataset.provider.id, options: outDataset.dataset.options },
+        split: request.outSplit,
+        images: outIdx.length,
+        classes: outSplit.loaded.classes.length,
+        perClass: request.outPerClass ?? null,
+        splitFingerprint: outSplit.splitFingerprint,
+        cacheFingerprint: outSplit.cacheFingerprint,
+        normalizedWith: inDataset.dataset.name,
+      },
+      backend: {
+        choice: loaded.backend.choice,
+        detail: loaded.backend.detail,
+        ...(loaded.backend.accelerator ? { accelerator: loaded.backend.accelerator } : {}),
+      },
+      classifier: {
+        checkpoint: portablePath(request.checkpoint),
+        run: loaded.meta.name,
+        variant: config.variant,
+        trainedAtStep: loaded.meta.episode,
+        describe: method.describe(),
+      },
       wallSeconds: { score: scoreSeconds, total: (performance.now() - t0) / 1000 },
       software: softwareVersions(),
       plugins: pluginRecords(),
     });
-    await writeFilesAtomic(resultDir, [['scores.csv', csv], ['result.json', JSON.stringify(result, null, 1) + '\n']], 'ood-result');
+    await writeFilesAtomic(
+      resultDir,
+      [
+        ['scores.csv', csv],
+        ['result.json', JSON.stringify(result, null, 1) + '\n'],
+      ],
+      'ood-result',
+    );
     return { resultDir, modes, metrics, inImages: inItems.length, outImages: outIdx.length, inName, outName, wallSeconds: (performance.now() - t0) / 1000 };
   } finally {
     tf.disposeVariables();
@@ -205,6 +259,7 @@ export async function evaluateOod(rawRequest: OodRequest, rawOptions: OodOptions
 
 /** `ag  AUROC 78.31 [77.60, 79.02]  AUPR-In …`: one line per mode, in percent. */
 export function formatOodMetrics(mode: string, m: OodMetricsWithCI): string {
-  const f = (k: 'auroc' | 'auprIn' | 'auprOut' | 'fprAt95Tpr') => `${(100 * m[k].value).toFixed(2)} [${(100 * m[k].low).toFixed(2)}, ${(100 * m[k].high).toFixed(2)}]`;
+  const f = (k: 'auroc' | 'auprIn' | 'auprOut' | 'fprAt95Tpr') =>
+    `${(100 * m[k].value).toFixed(2)} [${(100 * m[k].low).toFixed(2)}, ${(100 * m[k].high).toFixed(2)}]`;
   return `${mode}: AUROC ${f('auroc')}  AUPR-In ${f('auprIn')}  AUPR-Out ${f('auprOut')}  FPR@95%TPR ${f('fprAt95Tpr')} (%, 95% bootstrap interval)`;
 }

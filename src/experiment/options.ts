@@ -50,7 +50,15 @@ export const experimentOptionsSchema = z
  * source and cache, the results root, the run name, the command line to record, preparing a missing cache. The
  * classification, OOD and pre-trained few-shot calls take these plus their own.
  */
-export const sharedOptionsSchema = experimentOptionsSchema.pick({ backend: true, data: true, cache: true, results: true, name: true, command: true, autoPrepare: true });
+export const sharedOptionsSchema = experimentOptionsSchema.pick({
+  backend: true,
+  data: true,
+  cache: true,
+  results: true,
+  name: true,
+  command: true,
+  autoPrepare: true,
+});
 
 /** `ExperimentOptions` as a caller writes them (defaults not yet filled in). */
 export type ExperimentOptionsInput = z.input<typeof experimentOptionsSchema>;
@@ -66,7 +74,8 @@ export interface ExperimentHooks {
 export function validateOptions(raw: ExperimentOptionsInput): ExperimentOptions {
   const options = parseWithUserError(experimentOptionsSchema, raw, 'experiment options', 'fix the option');
   // The name is joined to --runs and --results: it must stay inside them.
-  if (options.name !== undefined) checkRelativeName(options.name, '--name', 'give a plain name of letters, digits, `-`, `_` and `.` (not starting with "."), e.g. --name protonet_lr0.01');
+  if (options.name !== undefined)
+    checkRelativeName(options.name, '--name', 'give a plain name of letters, digits, `-`, `_` and `.` (not starting with "."), e.g. --name protonet_lr0.01');
   return options;
 }
 

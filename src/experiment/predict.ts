@@ -67,14 +67,24 @@ async function listDir(dir: string, fix: string): Promise<{ dirs: string[]; file
     throw new UserError(`${dir} is missing or not a readable folder`, fix);
   }
   const visible = entries.filter((e) => !isHidden(e.name));
-  return { dirs: visible.filter((e) => isFolderEntry(dir, e)).map((e) => e.name).sort(byCodeUnit), files: visible.filter((e) => !isFolderEntry(dir, e)).map((e) => e.name).sort(byCodeUnit) };
+  return {
+    dirs: visible
+      .filter((e) => isFolderEntry(dir, e))
+      .map((e) => e.name)
+      .sort(byCodeUnit),
+    files: visible
+      .filter((e) => !isFolderEntry(dir, e))
+      .map((e) => e.name)
+      .sort(byCodeUnit),
+  };
 }
 
 function checkImageName(file: string, fix: string): void {
-  if (!isImageName(file)) throw new UserError(`${file} is not an image file (extension ${path.extname(file) || 'none'})`, `${fix}; images end in ${IMAGE_EXTENSIONS.join(', ')}`);
+  if (!isImageName(file))
+    throw new UserError(`${file} is not an image file (extension ${path.extname(file) || 'none'})`, `${fix}; images end in ${IMAGE_EXTENSIONS.join(', ')}`);
 }
 
-const SUPPORT_FIX = 'give --support a folder with one sub-folder per class (at least 2 classes), each holding that class\'s example images';
+const SUPPORT_FIX = "give --support a folder with one sub-folder per class (at least 2 classes), each holding that class's example images";
 
 /** The support set: `<support>/<class>/<image>`, classes and files in code-unit order. */
 export async function listSupport(support: string): Promise<{ name: string; files: string[] }[]> {
@@ -86,12 +96,16 @@ export async function listSupport(support: string): Promise<{ name: string; file
     const dir = path.join(root, name);
     const { dirs, files } = await listDir(dir, SUPPORT_FIX);
     if (dirs.length > 0) throw new UserError(`support class folder ${dir} holds a sub-folder (${dirs[0]})`, SUPPORT_FIX);
-    if (files.length === 0) throw new UserError(`support class folder ${dir} holds no images`, `add at least one image of class "${name}", or remove the folder`);
+    if (files.length === 0)
+      throw new UserError(`support class folder ${dir} holds no images`, `add at least one image of class "${name}", or remove the folder`);
     for (const f of files) checkImageName(path.join(dir, f), `remove it from the support folder ${dir}`);
     classes.push({ name, files: files.map((f) => path.join(dir, f)) });
   }
   if (classes.length < 2) {
-    throw new UserError(`the support folder ${root} has ${classes.length} class folder${classes.length === 1 ? '' : 's'}; few-shot classification needs at least 2 classes`, SUPPORT_FIX);
+    throw new UserError(
+      `the support folder ${root} has ${classes.length} class folder${classes.length === 1 ? '' : 's'}; few-shot classification needs at least 2 classes`,
+      SUPPORT_FIX,
+    );
   }
   return classes;
 }
@@ -107,7 +121,8 @@ export async function listQuery(query: string[]): Promise<string[]> {
     if (!stat) throw new UserError(`query ${abs} does not exist`, QUERY_FIX);
     if (stat.isDirectory()) {
       const { dirs, files } = await listDir(abs, QUERY_FIX);
-      if (dirs.length > 0 && files.length === 0) throw new UserError(`query folder ${abs} holds only sub-folders (${dirs[0]}, …)`, `${QUERY_FIX}; sub-folders are not searched`);
+      if (dirs.length > 0 && files.length === 0)
+        throw new UserError(`query folder ${abs} holds only sub-folders (${dirs[0]}, …)`, `${QUERY_FIX}; sub-folders are not searched`);
       for (const f of files) checkImageName(path.join(abs, f), `remove it from the query folder ${abs}`);
       out.push(...files.map((f) => path.join(abs, f)));
     } else {
@@ -165,7 +180,9 @@ export async function predictImages(request: PredictRequest): Promise<PredictRes
     modes = [...method.inferenceModes];
     mode = request.mode ?? modes[0];
     if (!modes.includes(mode)) throw new UserError(`${config.method} has no inference mode "${mode}"`, `use --mode ${modes.join(' or ')}`);
-    reporter.log(`${config.method} (${config.backbone}, ${S}px) from ${request.checkpoint}: ${way} classes, ${supportFiles.length} support and ${queryFiles.length} query images, mode ${mode}`);
+    reporter.log(
+      `${config.method} (${config.backbone}, ${S}px) from ${request.checkpoint}: ${way} classes, ${supportFiles.length} support and ${queryFiles.length} query images, mode ${mode}`,
+    );
     const probs = await classifyQueries(method, { supportImages: supportPixels, supportLabels, queryImages: queryPixels, imageSize: S, way, mode });
     queryFiles.forEach((file, q) => {
       const row = Array.from(probs.subarray(q * way, (q + 1) * way));
@@ -175,8 +192,14 @@ export async function predictImages(request: PredictRequest): Promise<PredictRes
     tf.disposeVariables();
   }
   return {
-    checkpoint: request.checkpoint, method: config.method, mode, modes, imageSize: S,
+    checkpoint: request.checkpoint,
+    method: config.method,
+    mode,
+    modes,
+    imageSize: S,
     normalization: { mean: [...normalization.mean] as [number, number, number], std: [...normalization.std] as [number, number, number] },
-    classes, shots: support.map((c) => c.files.length), predictions,
+    classes,
+    shots: support.map((c) => c.files.length),
+    predictions,
   };
 }

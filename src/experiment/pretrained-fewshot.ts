@@ -61,7 +61,11 @@ export interface PretrainedFewShotResult {
 
 function parse<T>(schema: z.ZodType<T>, raw: unknown, what: string): T {
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw new UserError(`invalid ${what}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, 'fix the option (see `fewshot pretrained-eval --help`)');
+  if (!parsed.success)
+    throw new UserError(
+      `invalid ${what}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+      'fix the option (see `fewshot pretrained-eval --help`)',
+    );
   return parsed.data;
 }
 
@@ -91,14 +95,23 @@ function accuracy(logits: Float64Array, way: number, labels: Int32Array): number
  * write `<results>/<dataset>/<name>/` as an episodic result. A classifier trained on the episodes' own split (its
  * classes would not be novel) and an episodic checkpoint are refused before any episode is scored.
  */
-export async function evaluatePretrainedFewShot(rawRequest: PretrainedFewShotRequest, rawOptions: PretrainedFewShotOptions = {}, hooks: ExperimentHooks = {}): Promise<PretrainedFewShotResult> {
+export async function evaluatePretrainedFewShot(
+  rawRequest: PretrainedFewShotRequest,
+  rawOptions: PretrainedFewShotOptions = {},
+  hooks: ExperimentHooks = {},
+): Promise<PretrainedFewShotResult> {
   const t0 = performance.now();
   const request = parse(pretrainedFewShotRequestSchema, rawRequest, 'few-shot request');
   const options = parse(pretrainedFewShotOptionsSchema, rawOptions, 'few-shot options');
-  if (options.name !== undefined) checkRelativeName(options.name, '--name', 'give a plain name of letters, digits, `-`, `_` and `.`, e.g. --name classify_sla_protonet_5w1s');
+  if (options.name !== undefined)
+    checkRelativeName(options.name, '--name', 'give a plain name of letters, digits, `-`, `_` and `.`, e.g. --name classify_sla_protonet_5w1s');
   const reporter = hooks.reporter ?? silentReporter;
   // Refuses an episodic checkpoint with a UserError naming `fewshot eval` (experiment/classify.ts).
-  const loaded = await loadClassifier(request.checkpoint, { backend: options.backend, data: options.data, cache: options.cache, autoPrepare: options.autoPrepare }, hooks);
+  const loaded = await loadClassifier(
+    request.checkpoint,
+    { backend: options.backend, data: options.data, cache: options.cache, autoPrepare: options.autoPrepare },
+    hooks,
+  );
   try {
     const { method, config, dataset } = loaded;
     if (config.split === 'test') {
@@ -114,9 +127,15 @@ export async function evaluatePretrainedFewShot(rawRequest: PretrainedFewShotReq
     const total = Math.min(request.testEpisodes ?? list.count, list.count);
     const aggregate = request.aggregate ?? method.isJoint;
     const m = method.transformSet.transforms.length;
-    const modes = [...(aggregate && method.isJoint ? request.heads.map((h) => `${h}-ag`) : []), ...request.heads, ...(aggregate && !method.isJoint ? request.heads.map((h) => `${h}-ag`) : [])];
+    const modes = [
+      ...(aggregate && method.isJoint ? request.heads.map((h) => `${h}-ag`) : []),
+      ...request.heads,
+      ...(aggregate && !method.isJoint ? request.heads.map((h) => `${h}-ag`) : []),
+    ];
     const perEpisode: Record<string, Float64Array> = Object.fromEntries(modes.map((mode) => [mode, new Float64Array(total)]));
-    reporter.log(`few-shot from ${request.checkpoint} (${config.variant} classifier, frozen): ${total} ${spec.way}-way ${spec.shot}-shot episodes of ${path.basename(file)}, modes ${modes.join(', ')}`);
+    reporter.log(
+      `few-shot from ${request.checkpoint} (${config.variant} classifier, frozen): ${total} ${spec.way}-way ${spec.shot}-shot episodes of ${path.basename(file)}, modes ${modes.join(', ')}`,
+    );
     const progress = reporter.progress('eval', total);
     const evalStarted = performance.now();
     try {
@@ -126,14 +145,26 @@ export async function evaluatePretrainedFewShot(rawRequest: PretrainedFewShotReq
           const support = embed(method, ep.supportImages, false);
           const query = embed(method, ep.queryImages, false);
           for (const head of request.heads) {
-            const logits = scoreQueries(head as EmbeddingHeadId, { support: support.values, supportLabels: ep.supportLabels, query: query.values, dim: support.dim, way: spec.way });
+            const logits = scoreQueries(head as EmbeddingHeadId, {
+              support: support.values,
+              supportLabels: ep.supportLabels,
+              query: query.values,
+              dim: support.dim,
+              way: spec.way,
+            });
             perEpisode[head][i] = accuracy(logits, spec.way, ep.queryLabels);
           }
           if (aggregate) {
             const jointSupport = embed(method, ep.supportImages, true);
             const jointQuery = embed(method, ep.queryImages, true);
             for (const head of request.heads) {
-              const joint = scoreQueries(head as EmbeddingHeadId, { support: jointSupport.values, supportLabels: jointLabels(ep.supportLabels, m), query: jointQuery.values, dim: jointSupport.dim, way: spec.way * m });
+              const joint = scoreQueries(head as EmbeddingHeadId, {
+                support: jointSupport.values,
+                supportLabels: jointLabels(ep.supportLabels, m),
+                query: jointQuery.values,
+                dim: jointSupport.dim,
+                way: spec.way * m,
+              });
               perEpisode[`${head}-ag`][i] = accuracy(aggregateJoint(joint, ep.queryLabels.length, spec.way, m), spec.way, ep.queryLabels);
             }
           }
@@ -146,30 +177,57 @@ export async function evaluatePretrainedFewShot(rawRequest: PretrainedFewShotReq
       progress.stop();
     }
     const evaluation: EvalResult = {
-      modes, perEpisode, summary: Object.fromEntries(modes.map((mode) => [mode, meanCI(perEpisode[mode])])), episodes: total,
+      modes,
+      perEpisode,
+      summary: Object.fromEntries(modes.map((mode) => [mode, meanCI(perEpisode[mode])])),
+      episodes: total,
       wallSeconds: (performance.now() - evalStarted) / 1000,
     };
-    const runName = checkRelativeName(String(loaded.meta.name ?? 'classifier'), `the run name recorded in ${request.checkpoint}/checkpoint.json`, 'name the result with --name <name>');
+    const runName = checkRelativeName(
+      String(loaded.meta.name ?? 'classifier'),
+      `the run name recorded in ${request.checkpoint}/checkpoint.json`,
+      'name the result with --name <name>',
+    );
     const name = options.name ?? `${runName}_fewshot_${path.basename(file).replace(/\.json$/, '')}${total < list.count ? `_${total}ep` : ''}`;
     const resultDir = path.join(options.results, dataset.dataset.name, name);
-    const record = await writeResult(resultDir, {
-      method: `pretrained-${config.variant}`,
-      createdAt: new Date().toISOString(),
-      ...(options.command !== undefined ? { command: options.command } : {}),
-      seed: config.seed,
-      backend: { choice: loaded.backend.choice, detail: loaded.backend.detail, ...(loaded.backend.accelerator ? { accelerator: loaded.backend.accelerator } : {}) },
-      data: {
-        dataset: dataset.dataset.name, provider: { id: dataset.dataset.provider.id, options: dataset.dataset.options }, normalization: dataset.normalization,
-        imageSize: config.imageSize, splitFingerprint: testSplit.splitFingerprint, cacheFingerprint: testSplit.cacheFingerprint,
+    const record = await writeResult(
+      resultDir,
+      {
+        method: `pretrained-${config.variant}`,
+        createdAt: new Date().toISOString(),
+        ...(options.command !== undefined ? { command: options.command } : {}),
+        seed: config.seed,
+        backend: {
+          choice: loaded.backend.choice,
+          detail: loaded.backend.detail,
+          ...(loaded.backend.accelerator ? { accelerator: loaded.backend.accelerator } : {}),
+        },
+        data: {
+          dataset: dataset.dataset.name,
+          provider: { id: dataset.dataset.provider.id, options: dataset.dataset.options },
+          normalization: dataset.normalization,
+          imageSize: config.imageSize,
+          splitFingerprint: testSplit.splitFingerprint,
+          cacheFingerprint: testSplit.cacheFingerprint,
+        },
+        episodes: { file: portablePath(file), sha256: list.sha256, split: 'test', way: spec.way, shot: spec.shot, query: spec.query, evaluated: total },
+        wallSeconds: { eval: evaluation.wallSeconds, total: (performance.now() - t0) / 1000 },
+        training: {
+          classifier: loaded.meta.name,
+          variant: config.variant,
+          trainedOn: `${dataset.dataset.name} ${config.split}`,
+          trainedAtStep: loaded.meta.episode,
+          heads: request.heads,
+          aggregate,
+          metaTraining: 'none: heads fitted per episode on the frozen embedding',
+        },
+        checkpoint: portablePath(request.checkpoint),
+        software: softwareVersions(),
+        plugins: pluginRecords(),
+        config: { ...config, describe: method.describe() },
       },
-      episodes: { file: portablePath(file), sha256: list.sha256, split: 'test', way: spec.way, shot: spec.shot, query: spec.query, evaluated: total },
-      wallSeconds: { eval: evaluation.wallSeconds, total: (performance.now() - t0) / 1000 },
-      training: { classifier: loaded.meta.name, variant: config.variant, trainedOn: `${dataset.dataset.name} ${config.split}`, trainedAtStep: loaded.meta.episode, heads: request.heads, aggregate, metaTraining: 'none: heads fitted per episode on the frozen embedding' },
-      checkpoint: portablePath(request.checkpoint),
-      software: softwareVersions(),
-      plugins: pluginRecords(),
-      config: { ...config, describe: method.describe() },
-    }, evaluation);
+      evaluation,
+    );
     return { resultDir, record, evaluation };
   } finally {
     tf.disposeVariables();
@@ -179,5 +237,7 @@ export async function evaluatePretrainedFewShot(rawRequest: PretrainedFewShotReq
 /** `protonet-ag 5-way 1-shot: 41.20 ± 0.80 % (95% CI, n=2000)` per mode. */
 export function formatPretrainedFewShot(r: PretrainedFewShotResult): string[] {
   const e = r.record.episodes;
-  return r.evaluation.modes.map((mode) => `${r.record.method} [${mode}] ${e.way}-way ${e.shot}-shot: ${formatCI(r.evaluation.summary[mode])} % (95% CI, n=${e.evaluated})`);
+  return r.evaluation.modes.map(
+    (mode) => `${r.record.method} [${mode}] ${e.way}-way ${e.shot}-shot: ${formatCI(r.evaluation.summary[mode])} % (95% CI, n=${e.evaluated})`,
+  );
 }

@@ -43,17 +43,28 @@ function recordOf(f: EvaluationFacts, result: EvalResult): Omit<ResultRecord, 'f
     seed: config.seed,
     backend: { choice: f.backend.choice, detail: f.backend.detail, ...(f.backend.accelerator ? { accelerator: f.backend.accelerator } : {}) },
     data: {
-      dataset: dataset.dataset.name, provider: { id: dataset.dataset.provider.id, options: dataset.dataset.options }, normalization: dataset.normalization,
-      imageSize: config.imageSize, splitFingerprint: testSplit.splitFingerprint, cacheFingerprint: testSplit.cacheFingerprint,
+      dataset: dataset.dataset.name,
+      provider: { id: dataset.dataset.provider.id, options: dataset.dataset.options },
+      normalization: dataset.normalization,
+      imageSize: config.imageSize,
+      splitFingerprint: testSplit.splitFingerprint,
+      cacheFingerprint: testSplit.cacheFingerprint,
     },
     episodes: { file: f.test.file, sha256: f.test.sha256, split: 'test', ...config.test, evaluated: f.test.evaluated },
     wallSeconds: {
-      train: summary?.wallSeconds, eval: result.wallSeconds, total: (performance.now() - f.startedAt) / 1000,
-      ...(summary ? { trainAllSittings: summary.allSittings.wallSeconds, ...(summary.allSittings.estimated ? { trainAllSittingsEstimated: true as const } : {}) } : {}),
+      train: summary?.wallSeconds,
+      eval: result.wallSeconds,
+      total: (performance.now() - f.startedAt) / 1000,
+      ...(summary
+        ? { trainAllSittings: summary.allSittings.wallSeconds, ...(summary.allSittings.estimated ? { trainAllSittingsEstimated: true as const } : {}) }
+        : {}),
     },
     training: {
       ...(summary ? { episodesTrained: summary.episodesTrained, resumedFrom: summary.resumedFrom, best: summary.best, wallSeconds: summary.wallSeconds } : {}),
-      run: meta.name, trainedAtEpisode: meta.episode, trainData: meta.data, valEpisodes: meta.valEpisodes,
+      run: meta.name,
+      trainedAtEpisode: meta.episode,
+      trainData: meta.data,
+      valEpisodes: meta.valEpisodes,
       ...(weightsSha256 ? { weightsSha256 } : {}),
     },
     checkpoint: f.checkpointDir,

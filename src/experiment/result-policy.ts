@@ -73,11 +73,20 @@ export async function keptResult(resultDir: string, want: ResultIdentity, policy
   const prev = await existingResult(resultDir);
   if (!prev) return undefined;
   const t = prev.training as { trainedAtEpisode?: unknown; weightsSha256?: unknown } | undefined;
-  const same = prev.configHash === want.configHash && prev.episodes.sha256 === want.episodesSha256 && prev.episodes.evaluated === want.evaluated && t?.trainedAtEpisode === want.trainedAtEpisode
-    && (t?.weightsSha256 === undefined || t.weightsSha256 === want.weightsSha256);
+  const same =
+    prev.configHash === want.configHash &&
+    prev.episodes.sha256 === want.episodesSha256 &&
+    prev.episodes.evaluated === want.evaluated &&
+    t?.trainedAtEpisode === want.trainedAtEpisode &&
+    (t?.weightsSha256 === undefined || t.weightsSha256 === want.weightsSha256);
   if (same) return prev;
   if (policy.keepOthers) {
-    const what = prev.episodes.evaluated !== want.evaluated ? `${prev.episodes.evaluated} episodes, this evaluation ${want.evaluated}` : prev.episodes.sha256 !== want.episodesSha256 ? 'another episode file' : 'another checkpoint or config';
+    const what =
+      prev.episodes.evaluated !== want.evaluated
+        ? `${prev.episodes.evaluated} episodes, this evaluation ${want.evaluated}`
+        : prev.episodes.sha256 !== want.episodesSha256
+          ? 'another episode file'
+          : 'another checkpoint or config';
     throw new UserError(
       `${resultDir} already holds a different result (${prev.method}, ${what}); it is not replaced`,
       `give this evaluation another --name, or delete ${resultDir} if you no longer need it`,

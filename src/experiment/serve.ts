@@ -76,7 +76,11 @@ async function readExport(dir: string): Promise<ExportManifest> {
   }
   const manifest = parseExportManifest(json.modelTopology, packageInfo().version, file);
   for (const shard of (json.weightsManifest ?? []).flatMap((g) => g.paths)) {
-    if (!existsSync(path.join(dir, shard))) throw new UserError(`${dir} lacks the weight file ${shard} that model.json lists`, 'export the checkpoint again with `fewshot export <checkpoint>`, or copy the whole folder');
+    if (!existsSync(path.join(dir, shard)))
+      throw new UserError(
+        `${dir} lacks the weight file ${shard} that model.json lists`,
+        'export the checkpoint again with `fewshot export <checkpoint>`, or copy the whole folder',
+      );
   }
   return manifest;
 }
@@ -93,12 +97,16 @@ export async function servePage(request: ServeRequest = {}): Promise<ServedPage>
   const reporter = request.reporter ?? silentReporter;
   const pageDir = path.resolve(request.pageDir ?? defaultPageDir());
   if (!existsSync(path.join(pageDir, 'index.html'))) {
-    throw new UserError(`the browser page is not built (no ${path.join(pageDir, 'index.html')})`, 'build it with `npm run build` in the fewshot checkout (an installed fewshot package ships it built)');
+    throw new UserError(
+      `the browser page is not built (no ${path.join(pageDir, 'index.html')})`,
+      'build it with `npm run build` in the fewshot checkout (an installed fewshot package ships it built)',
+    );
   }
   const modelDir = request.model !== undefined ? path.resolve(request.model) : undefined;
   const model = modelDir !== undefined ? await readExport(modelDir) : undefined;
   const port = request.port ?? DEFAULT_PORT;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`port ${port} is not a TCP port`, 'use --port between 1 and 65535 (0 picks a free one)');
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new UserError(`port ${port} is not a TCP port`, 'use --port between 1 and 65535 (0 picks a free one)');
   const host = request.host ?? '127.0.0.1';
 
   const server = http.createServer(async (req, res) => {
@@ -125,8 +133,12 @@ export async function servePage(request: ServeRequest = {}): Promise<ServedPage>
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE') reject(new UserError(`port ${port} on ${host} is already in use`, `pass --port another port (or --port 0 for a free one), or stop what listens on ${port}`));
-      else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') reject(new UserError(`cannot listen on ${host}: ${err.code}`, 'use --host 127.0.0.1 (the default) or an address of this machine'));
+      if (err.code === 'EADDRINUSE')
+        reject(
+          new UserError(`port ${port} on ${host} is already in use`, `pass --port another port (or --port 0 for a free one), or stop what listens on ${port}`),
+        );
+      else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND')
+        reject(new UserError(`cannot listen on ${host}: ${err.code}`, 'use --host 127.0.0.1 (the default) or an address of this machine'));
       else reject(err);
     });
     server.listen(port, host, () => resolve());
@@ -134,13 +146,18 @@ export async function servePage(request: ServeRequest = {}): Promise<ServedPage>
   const address = server.address() as AddressInfo;
   const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${shownHost}:${address.port}/`;
-  reporter.log(model ? `serving ${model.method.name} (${model.method.backbone}, ${model.image.size}px) from ${modelDir}` : 'serving the page without a model: pick an export folder in the page');
+  reporter.log(
+    model
+      ? `serving ${model.method.name} (${model.method.backbone}, ${model.image.size}px) from ${modelDir}`
+      : 'serving the page without a model: pick an export folder in the page',
+  );
   return {
     url,
     model,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

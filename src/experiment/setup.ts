@@ -13,24 +13,38 @@ import { episodeFileFor, openEpisodeList, type OpenedDataset, type OpenedSplit }
 /* What a training and an evaluation set up before their work: the backend and method, the named files, the test episodes. */
 
 /** Load the backend (saying which one), then construct the method resolved before it (resolve.ts). */
-export async function backendAndMethod(config: TrainConfig, resolved: ResolvedMethod, backendChoice: string, reporter: ExperimentReporter): Promise<{ backend: SelectedBackend; method: EpisodicMethod }> {
+export async function backendAndMethod(
+  config: TrainConfig,
+  resolved: ResolvedMethod,
+  backendChoice: string,
+  reporter: ExperimentReporter,
+): Promise<{ backend: SelectedBackend; method: EpisodicMethod }> {
   const backend = await selectBackend(backendChoice);
   reporter.log(`backend: ${backend.choice} — ${backend.detail}`);
   const method = constructMethod(resolved, {
-    imageSize: config.imageSize, way: Math.max(config.train.way, config.test.way), seed: config.seed, wrapperOptions: config.wrapperOptions,
+    imageSize: config.imageSize,
+    way: Math.max(config.train.way, config.test.way),
+    seed: config.seed,
+    wrapperOptions: config.wrapperOptions,
   });
   return { backend, method };
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fs.stat(p).then(() => true, () => false);
+  return fs.stat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Explicitly named input files must exist before any compute (backend loading, cache preparation, training). */
 export async function requireFiles(files: [flag: string, file: string | undefined][]): Promise<void> {
   for (const [flag, file] of files) {
     if (file !== undefined && !(await exists(file))) {
-      throw new UserError(`${flag} ${file} does not exist`, 'check the path, or make the file with `fewshot episodes make` (or omit the flag to use the standard file)');
+      throw new UserError(
+        `${flag} ${file} does not exist`,
+        'check the path, or make the file with `fewshot episodes make` (or omit the flag to use the standard file)',
+      );
     }
   }
 }
@@ -42,7 +56,12 @@ export interface TestEpisodes {
   list: EpisodeList & { sha256: string };
 }
 
-export async function openTestEpisodes(dataset: OpenedDataset, config: TrainConfig, options: ExperimentOptions, reporter: ExperimentReporter): Promise<TestEpisodes> {
+export async function openTestEpisodes(
+  dataset: OpenedDataset,
+  config: TrainConfig,
+  options: ExperimentOptions,
+  reporter: ExperimentReporter,
+): Promise<TestEpisodes> {
   const split = await dataset.split('test');
   const file = await episodeFileFor(dataset, 'test', config.test, options.testFile, reporter);
   return { file, split, list: await openEpisodeList(file, split, config.test) };

@@ -98,7 +98,9 @@ function commonJsCause(file: string | undefined): { problem: string; fix: string
   const mts = file.replace(/\.(ts|tsx|js|jsx)$/, (ext) => (ext.startsWith('.t') ? '.mts' : '.mjs'));
   return {
     problem: `${file} was loaded as CommonJS (${where}), so its import of 'fewshot' loaded a second copy with its own registries`,
-    fix: near ? `add "type": "module" to ${near.file}, or rename the plugin to ${path.basename(mts)}` : `rename the plugin to ${path.basename(mts)}, or put a package.json with "type": "module" beside it`,
+    fix: near
+      ? `add "type": "module" to ${near.file}, or rename the plugin to ${path.basename(mts)}`
+      : `rename the plugin to ${path.basename(mts)}, or put a package.json with "type": "module" beside it`,
   };
 }
 
@@ -148,26 +150,35 @@ export async function loadPlugins(modules: string[] = [], cwd = process.cwd()): 
     } catch (err) {
       if (err instanceof UserError) throw err;
       const e = err as Error;
-      const frame = (e.stack ?? '').split('\n').find((l) => /^\s+at /.test(l))?.trim().slice(0, 200);
+      const frame = (e.stack ?? '')
+        .split('\n')
+        .find((l) => /^\s+at /.test(l))
+        ?.trim()
+        .slice(0, 200);
       throw new UserError(
         `cannot load plugin "${m}": ${String(e.message).split('\n').slice(0, 2).join(' ').slice(0, 400)}${frame ? ` (${frame})` : ''}`,
         'pass a path to a .ts/.js module (or a package name) that calls registerHead / registerBackbone / registerWrapper / registerDatasetProvider',
       );
     }
     const after = registeredNames();
-    const registered = Object.fromEntries((Object.keys(after) as RegistryKind[]).map((k) => [k, after[k].filter((n) => !before[k].includes(n))])) as Record<RegistryKind, string[]>;
+    const registered = Object.fromEntries((Object.keys(after) as RegistryKind[]).map((k) => [k, after[k].filter((n) => !before[k].includes(n))])) as Record<
+      RegistryKind,
+      string[]
+    >;
     if (Object.values(registered).every((names) => names.length === 0)) {
       const cjs = commonJsCause(file);
       if (cjs) throw new UserError(`plugin "${m}" registered nothing: ${cjs.problem}`, cjs.fix);
       throw new UserError(
         `plugin "${m}" registered nothing (no learner, backbone, wrapper, transformation set or dataset provider)`,
-        'call registerHead / registerBackbone / … at import time, importing them from \'fewshot\' (a second copy of fewshot — e.g. its sources required from a CommonJS file — has its own registries)',
+        "call registerHead / registerBackbone / … at import time, importing them from 'fewshot' (a second copy of fewshot — e.g. its sources required from a CommonJS file — has its own registries)",
       );
     }
     let sha256: string | undefined;
     if (file && existsSync(file)) sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
     loaded.push({
-      module: m, absoluteFile: file, registered,
+      module: m,
+      absoluteFile: file,
+      registered,
       ...(file ? { package: nearestPackage(file) } : {}),
       ...(sha256 ? { sha256 } : {}),
     });
@@ -196,6 +207,13 @@ export function softwareVersions(): Record<string, string> {
       /* a package built without build-info */
     }
   }
-  cached = { fewshot: pkg.version, tfjs: tf.version_core, node: process.version, commit, source: fromGit ? 'git checkout' : 'package', engineRevision: String(ENGINE_REVISION) };
+  cached = {
+    fewshot: pkg.version,
+    tfjs: tf.version_core,
+    node: process.version,
+    commit,
+    source: fromGit ? 'git checkout' : 'package',
+    engineRevision: String(ENGINE_REVISION),
+  };
   return cached;
 }

@@ -25,8 +25,11 @@ export function trainingProgress(reporter: ExperimentReporter, config: TrainConf
       }
       progress ??= reporter.progress('train', config.episodes, { from: p.from, startedAt });
       const perValidation = validations ? validationSeconds / validations : 0;
-      progress.update(p.episode, { loss: lastLoss, val: lastVal || '-', lr: p.lr.toExponential(2) },
-        { spentSeconds: validationSeconds, pendingSeconds: perValidation * validationsLeft(config, p.episode) });
+      progress.update(
+        p.episode,
+        { loss: lastLoss, val: lastVal || '-', lr: p.lr.toExponential(2) },
+        { spentSeconds: validationSeconds, pendingSeconds: perValidation * validationsLeft(config, p.episode) },
+      );
     },
     stop: () => progress?.stop(),
   };

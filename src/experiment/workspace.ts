@@ -1,10 +1,25 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { cacheDirFor, DEFAULT_CACHE_ROOT, gatherImages, loadSplit, readCacheManifest, type CacheManifest, type LoadedSplit, type Normalization, type SplitName } from '../data/index.ts';
+import {
+  cacheDirFor,
+  DEFAULT_CACHE_ROOT,
+  gatherImages,
+  loadSplit,
+  readCacheManifest,
+  type CacheManifest,
+  type LoadedSplit,
+  type Normalization,
+  type SplitName,
+} from '../data/index.ts';
 import { getDatasetProvider, resolveDataset, type ResolvedDataset } from '../data/providers/registry.ts';
 import {
-  checkEpisodesMatchSplit, EPISODES_DIR, episodeStream, readEpisodeFile,
-  type EpisodeIndices, type EpisodeSpec, type ImageSource,
+  checkEpisodesMatchSplit,
+  EPISODES_DIR,
+  episodeStream,
+  readEpisodeFile,
+  type EpisodeIndices,
+  type EpisodeSpec,
+  type ImageSource,
 } from '../episodes/index.ts';
 // The standard-file policy lives in episodes/; the experiment layer offers it beside the rest of the workspace.
 export { defaultEpisodeFile, episodeFileFor } from '../episodes/standard.ts';
@@ -74,7 +89,10 @@ function resolveWorkspaceDataset(ws: WorkspaceOptions): ResolvedDataset {
 }
 
 async function hasCache(dir: string): Promise<boolean> {
-  return fs.stat(path.join(dir, 'manifest.json')).then(() => true, () => false);
+  return fs.stat(path.join(dir, 'manifest.json')).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
@@ -106,7 +124,12 @@ export async function prepareCache(
   const t0 = performance.now();
   try {
     const { manifest } = await dataset.provider.prepare({
-      source, cacheDir, imageSize, options: dataset.options, dataset: dataset.name, signal: opts.signal,
+      source,
+      cacheDir,
+      imageSize,
+      options: dataset.options,
+      dataset: dataset.name,
+      signal: opts.signal,
       onProgress: (p) => {
         if (p.phase === 'wait') reporter.log(`waiting for ${p.holder ?? 'another process'}, which is preparing ${cacheDir}`);
         if (p.phase !== 'decode') return;
@@ -122,7 +145,12 @@ export async function prepareCache(
 }
 
 function sameOptions(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
-  const norm = (o: Record<string, unknown>) => JSON.stringify(Object.keys(o).sort().map((k) => [k, o[k]]));
+  const norm = (o: Record<string, unknown>) =>
+    JSON.stringify(
+      Object.keys(o)
+        .sort()
+        .map((k) => [k, o[k]]),
+    );
   return norm(a) === norm(b);
 }
 
@@ -147,24 +175,31 @@ export async function openDataset(
       `use --image-size ${manifest.imageSize}, or point --cache at a ${imageSize}px cache (or omit --cache to use the default one per size)`,
     );
   }
-  if (manifest.dataset !== dataset.name || (manifest.provider && (manifest.provider.id !== dataset.provider.id || !sameOptions(manifest.provider.options, dataset.options)))) {
+  if (
+    manifest.dataset !== dataset.name ||
+    (manifest.provider && (manifest.provider.id !== dataset.provider.id || !sameOptions(manifest.provider.options, dataset.options)))
+  ) {
     const had = manifest.provider ? `${manifest.provider.id} ${JSON.stringify(manifest.provider.options)}` : 'no recorded provider';
     throw new UserError(
       `the cache at ${cacheDir} holds dataset "${manifest.dataset}" (${had}), but "${dataset.name}" (${dataset.provider.id} ${JSON.stringify(dataset.options)}) was asked for`,
-      'point --cache at this dataset\'s cache, or omit --cache (each dataset has its own default cache), or prepare it again with `fewshot data prepare`',
+      "point --cache at this dataset's cache, or omit --cache (each dataset has its own default cache), or prepare it again with `fewshot data prepare`",
     );
   }
   const normalization = manifest.normalization ?? dataset.provider.normalization(dataset.options, manifest);
   const opened = new Map<SplitName, Promise<OpenedSplit>>();
   return {
-    dataset, cacheDir, manifest, normalization,
+    dataset,
+    cacheDir,
+    manifest,
+    normalization,
     episodesDir: ws.episodesDir,
     split(name) {
       if (!opened.has(name)) {
         opened.set(
           name,
           loadSplit(cacheDir, name).then((loaded) => ({
-            name, loaded,
+            name,
+            loaded,
             source: { imageSize: loaded.imageSize, gather: (items: ArrayLike<number>) => gatherImages(loaded, items, normalization) },
             splitFingerprint: loaded.splitFingerprint,
             // the fingerprint of the pixels as verified on load, not the one the manifest claims

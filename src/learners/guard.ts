@@ -16,7 +16,12 @@ function shapeText(shape: readonly number[]): string {
 }
 
 function checkShape(what: string, actual: tf.Tensor | undefined, expected: number[], name: string, field: string): void {
-  const ok = actual !== undefined && actual !== null && typeof (actual as tf.Tensor).shape === 'object' && actual.shape.length === expected.length && expected.every((d, i) => d < 0 || actual.shape[i] === d);
+  const ok =
+    actual !== undefined &&
+    actual !== null &&
+    typeof (actual as tf.Tensor).shape === 'object' &&
+    actual.shape.length === expected.length &&
+    expected.every((d, i) => d < 0 || actual.shape[i] === d);
   if (!ok) {
     const got = actual && Array.isArray((actual as tf.Tensor).shape) ? shapeText(actual.shape) : String(actual);
     throw new UserError(
@@ -41,19 +46,29 @@ function guarded<R>(call: () => R, name: string, field: string, origin: string):
 export function guardLearner(learner: Learner, factoryId: string, origin: string): Learner {
   const name = `learner "${factoryId}"${originSuffix(origin)}`;
   const l = learner as unknown as Record<string, unknown>;
-  if (l === null || typeof l !== 'object') throw new UserError(`${name}: create() returned ${String(l)}`, 'return an object implementing FewShotHead or AdaptiveLearner');
+  if (l === null || typeof l !== 'object')
+    throw new UserError(`${name}: create() returned ${String(l)}`, 'return an object implementing FewShotHead or AdaptiveLearner');
   if (typeof l.id !== 'string') throw new UserError(`${name}: the created learner has no string field "id"`, `set id: '${factoryId}'`);
-  if (typeof l.variables !== 'function') throw new UserError(`${name}: required function "variables" is missing`, 'add variables() returning the learner\'s tf.Variables (or [])');
-  if (l.maxWay !== undefined && !(Number.isInteger(l.maxWay) && (l.maxWay as number) > 0)) throw new UserError(`${name}: field "maxWay" must be a positive integer, got ${String(l.maxWay)}`, 'drop it or set the largest way the learner can take');
+  if (typeof l.variables !== 'function')
+    throw new UserError(`${name}: required function "variables" is missing`, "add variables() returning the learner's tf.Variables (or [])");
+  if (l.maxWay !== undefined && !(Number.isInteger(l.maxWay) && (l.maxWay as number) > 0))
+    throw new UserError(`${name}: field "maxWay" must be a positive integer, got ${String(l.maxWay)}`, 'drop it or set the largest way the learner can take');
   if (l.kind === 'adaptive') {
     for (const fn of ['prepare', 'adapt'] as const) {
-      if (typeof l[fn] !== 'function') throw new UserError(`${name}: required function "${fn}" of an adaptive learner is missing`, 'implement AdaptiveLearner: prepare(setup) and adapt(task, context)');
+      if (typeof l[fn] !== 'function')
+        throw new UserError(
+          `${name}: required function "${fn}" of an adaptive learner is missing`,
+          'implement AdaptiveLearner: prepare(setup) and adapt(task, context)',
+        );
     }
     return guardAdaptive(learner as AdaptiveLearner, name, origin);
   }
-  if (l.kind !== undefined && l.kind !== 'head') throw new UserError(`${name}: field "kind" is ${JSON.stringify(l.kind)}`, "use 'head' (or leave it out) for a head, 'adaptive' for an adaptive learner");
-  if (l.prepare !== undefined && typeof l.prepare !== 'function') throw new UserError(`${name}: field "prepare" is not a function`, 'drop it or make it prepare(setup)');
-  if (typeof l.logits !== 'function') throw new UserError(`${name}: required function "logits" is missing`, 'implement FewShotHead: logits(episode, phase) returning [nQuery, way] scores');
+  if (l.kind !== undefined && l.kind !== 'head')
+    throw new UserError(`${name}: field "kind" is ${JSON.stringify(l.kind)}`, "use 'head' (or leave it out) for a head, 'adaptive' for an adaptive learner");
+  if (l.prepare !== undefined && typeof l.prepare !== 'function')
+    throw new UserError(`${name}: field "prepare" is not a function`, 'drop it or make it prepare(setup)');
+  if (typeof l.logits !== 'function')
+    throw new UserError(`${name}: required function "logits" is missing`, 'implement FewShotHead: logits(episode, phase) returning [nQuery, way] scores');
   return guardHead(learner as FewShotHead, name, origin);
 }
 

@@ -12,10 +12,7 @@ export function crossEntropy(logits: tf.Tensor2D, labels: Int32Array, smoothing 
   return tf.tidy(() => {
     const numClasses = logits.shape[1];
     const oneHot = oneHotLabels(labels, numClasses);
-    const target =
-      smoothing > 0 && numClasses > 1
-        ? tf.add(tf.mul(oneHot, 1 - smoothing), tf.mul(tf.sub(1, oneHot), smoothing / (numClasses - 1)))
-        : oneHot;
+    const target = smoothing > 0 && numClasses > 1 ? tf.add(tf.mul(oneHot, 1 - smoothing), tf.mul(tf.sub(1, oneHot), smoothing / (numClasses - 1))) : oneHot;
     const logProb = tf.logSoftmax(logits);
     return tf.neg(tf.mean(tf.sum(tf.mul(target, logProb), 1))) as tf.Scalar;
   });

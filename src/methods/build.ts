@@ -59,7 +59,10 @@ export function constructMethod(resolved: ResolvedMethod, req: Pick<MethodReques
     created = headFactory.create(resolved.headConfig);
   } catch (err) {
     if (err instanceof UserError || origin === BUILTIN_ORIGIN) throw err;
-    throw new UserError(`learner "${headId}"${originSuffix(origin)}: "create" threw: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`, 'fix the plugin\'s create(config)');
+    throw new UserError(
+      `learner "${headId}"${originSuffix(origin)}: "create" threw: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+      "fix the plugin's create(config)",
+    );
   }
   const head = guardLearner(created, headId, origin);
   return wrapper.create({ backbone, head, way: req.way, imageSize: req.imageSize, seed: req.seed, options: req.wrapperOptions ?? {} });

@@ -47,12 +47,23 @@ let instance = 0;
 export class ClassifierHead {
   readonly weight: tf.Variable;
   readonly bias?: tf.Variable;
-  constructor(readonly key: string, readonly config: ClassifierHeadConfig, embeddingDim: number, readonly outputs: number, seed: number) {
+  constructor(
+    readonly key: string,
+    readonly config: ClassifierHeadConfig,
+    embeddingDim: number,
+    readonly outputs: number,
+    seed: number,
+  ) {
     const bound = 1 / Math.sqrt(embeddingDim);
     const n = instance++;
     // Checkpoints key on the name before '#'; the suffix keeps tfjs variable names unique per process.
-    this.weight = tf.variable(tf.randomUniform([embeddingDim, outputs], -bound, bound, 'float32', deriveSeed(seed, `${key}/weight`)), true, `${key}/weight#${n}`);
-    if (config.kind === 'linear') this.bias = tf.variable(tf.randomUniform([outputs], -bound, bound, 'float32', deriveSeed(seed, `${key}/bias`)), true, `${key}/bias#${n}`);
+    this.weight = tf.variable(
+      tf.randomUniform([embeddingDim, outputs], -bound, bound, 'float32', deriveSeed(seed, `${key}/weight`)),
+      true,
+      `${key}/weight#${n}`,
+    );
+    if (config.kind === 'linear')
+      this.bias = tf.variable(tf.randomUniform([outputs], -bound, bound, 'float32', deriveSeed(seed, `${key}/bias`)), true, `${key}/bias#${n}`);
   }
 
   logits(embeddings: tf.Tensor2D): tf.Tensor2D {
@@ -169,14 +180,21 @@ export class ClassifierMethod {
         case 'da':
           return crossEntropy(logits, repeatLabels(labels, m));
         case 'mt':
-          return tf.add(crossEntropy(logits, repeatLabels(labels, m)), crossEntropy(this.transformHead!.logits(z), transformLabels(labels.length, m))) as tf.Scalar;
+          return tf.add(
+            crossEntropy(logits, repeatLabels(labels, m)),
+            crossEntropy(this.transformHead!.logits(z), transformLabels(labels.length, m)),
+          ) as tf.Scalar;
         case 'sla':
           return this.jointLoss(logits, labels);
         case 'sla-sd': {
           const { beta, temperature } = this.options;
           const single = this.singleHead!.logits(identityRows(z, m));
           const teacher = stopGradient(aggregateJointLogits(logits, m));
-          return tf.addN([this.jointLoss(logits, labels), tf.mul(crossEntropy(single, labels), beta), distillationKl(teacher, single, temperature)]) as tf.Scalar;
+          return tf.addN([
+            this.jointLoss(logits, labels),
+            tf.mul(crossEntropy(single, labels), beta),
+            distillationKl(teacher, single, temperature),
+          ]) as tf.Scalar;
         }
       }
     });
@@ -208,7 +226,12 @@ export class ClassifierMethod {
   }
 
   trainableVariables(): tf.Variable[] {
-    return [...this.backbone.trainableVariables(), ...this.head.variables(), ...(this.singleHead?.variables() ?? []), ...(this.transformHead?.variables() ?? [])];
+    return [
+      ...this.backbone.trainableVariables(),
+      ...this.head.variables(),
+      ...(this.singleHead?.variables() ?? []),
+      ...(this.transformHead?.variables() ?? []),
+    ];
   }
 
   stateVariables(): tf.Variable[] {
@@ -217,9 +240,16 @@ export class ClassifierMethod {
 
   describe(): Record<string, unknown> {
     return {
-      variant: this.variant, backbone: this.backbone.id, head: this.head.config, classes: this.classes, outputs: this.head.outputs,
-      transform: this.variant === 'plain' ? undefined : this.transformSet.name, transformCount: this.transformCount, inferenceModes: [...this.inferenceModes],
-      ...(this.isJoint ? { slaLoss: this.options.slaLoss } : {}), ...(this.variant === 'sla-sd' ? { beta: this.options.beta, temperature: this.options.temperature } : {}),
+      variant: this.variant,
+      backbone: this.backbone.id,
+      head: this.head.config,
+      classes: this.classes,
+      outputs: this.head.outputs,
+      transform: this.variant === 'plain' ? undefined : this.transformSet.name,
+      transformCount: this.transformCount,
+      inferenceModes: [...this.inferenceModes],
+      ...(this.isJoint ? { slaLoss: this.options.slaLoss } : {}),
+      ...(this.variant === 'sla-sd' ? { beta: this.options.beta, temperature: this.options.temperature } : {}),
     };
   }
 }

@@ -38,5 +38,6 @@ export function fitTask(backbone: Backbone, learner: Learner, task: ImageTask, p
 
 /** Let an adaptive learner create its per-class parameters for the largest way a wrapper will ask for. */
 export function prepareLearner(learner: Learner, setup: { way: number; backbone: Backbone; imageSize: number; seed: number }): void {
-  if (learner.prepare) learner.prepare({ way: setup.way, backbone: setup.backbone, embeddingDim: setup.backbone.embeddingDim(setup.imageSize), seed: setup.seed });
+  if (learner.prepare)
+    learner.prepare({ way: setup.way, backbone: setup.backbone, embeddingDim: setup.backbone.embeddingDim(setup.imageSize), seed: setup.seed });
 }

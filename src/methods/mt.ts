@@ -33,8 +33,16 @@ export class MtMethod extends DaMethod {
     const bound = 1 / Math.sqrt(embeddingDim);
     const n = instance++;
     // Checkpoints key on the name before '#'; the suffix keeps tfjs variable names unique per process.
-    this.transformWeight = tf.variable(tf.randomUniform([embeddingDim, m], -bound, bound, 'float32', deriveSeed(seed, 'method/mt/transform_head/weight')), true, `method/mt/transform_head/weight#${n}`);
-    this.transformBias = tf.variable(tf.randomUniform([m], -bound, bound, 'float32', deriveSeed(seed, 'method/mt/transform_head/bias')), true, `method/mt/transform_head/bias#${n}`);
+    this.transformWeight = tf.variable(
+      tf.randomUniform([embeddingDim, m], -bound, bound, 'float32', deriveSeed(seed, 'method/mt/transform_head/weight')),
+      true,
+      `method/mt/transform_head/weight#${n}`,
+    );
+    this.transformBias = tf.variable(
+      tf.randomUniform([m], -bound, bound, 'float32', deriveSeed(seed, 'method/mt/transform_head/bias')),
+      true,
+      `method/mt/transform_head/bias#${n}`,
+    );
   }
 
   /** M-way transformation logits of embeddings [n, d]. */

@@ -38,7 +38,10 @@ export const plainWrapper: MethodWrapper = {
   create: ({ backbone, head, way, imageSize, seed, options }) => {
     const given = Object.keys(options);
     if (given.length) {
-      throw new UserError(`method "${head.id}" takes no wrapper options, got: ${given.join(', ')}`, `drop them, or use a wrapper that takes them, e.g. ${head.id}-sla --transform rotation`);
+      throw new UserError(
+        `method "${head.id}" takes no wrapper options, got: ${given.join(', ')}`,
+        `drop them, or use a wrapper that takes them, e.g. ${head.id}-sla --transform rotation`,
+      );
     }
     prepareLearner(head, { way, backbone, imageSize, seed });
     return new PlainMethod(head.id, backbone, head);

@@ -56,7 +56,10 @@ const EXPORT_FIX = 'export the checkpoint again with `fewshot export <checkpoint
 export function parseExportManifest(topology: unknown, version: string, source = 'model.json'): ExportManifest {
   const format = (topology as { format?: unknown } | null | undefined)?.format;
   if (typeof format !== 'string' || !format.startsWith('fewshot-export/')) {
-    throw new UserError(`${source} is not a fewshot export (its modelTopology has no fewshot-export format)`, `${EXPORT_FIX}; a tfjs layers or graph model cannot be used here`);
+    throw new UserError(
+      `${source} is not a fewshot export (its modelTopology has no fewshot-export format)`,
+      `${EXPORT_FIX}; a tfjs layers or graph model cannot be used here`,
+    );
   }
   const made = (topology as { fewshotVersion?: unknown }).fewshotVersion;
   if (format !== EXPORT_FORMAT || made !== version) {
@@ -67,7 +70,10 @@ export function parseExportManifest(topology: unknown, version: string, source =
   }
   const parsed = exportManifestSchema.safeParse(topology);
   if (!parsed.success) {
-    const issues = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ');
+    const issues = parsed.error.issues
+      .slice(0, 3)
+      .map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`)
+      .join('; ');
     throw new UserError(`${source} is a damaged fewshot export: ${issues}`, EXPORT_FIX);
   }
   return parsed.data;

@@ -37,7 +37,8 @@ export interface ResolvedMethodName {
 
 /** Split a method name into head + wrapper, preferring the longest head id that leaves a known suffix. */
 export function resolveMethodName(name: string): ResolvedMethodName {
-  const candidates = learners.ids()
+  const candidates = learners
+    .ids()
     .filter((id) => name === id || name.startsWith(`${id}-`))
     .sort((a, b) => b.length - a.length);
   for (const headId of candidates) {

@@ -50,14 +50,23 @@ const SLA_SD_ALLOWED_OPTIONS = 'transform (default rotation), slaLoss (mean | su
 
 export class SlaSdMethod extends SlaMethod {
   override readonly inferenceModes: readonly string[] = ['sd', 'ag', 'si'];
-  constructor(id: string, backbone: Backbone, head: FewShotHead, transformSet: TransformSet, readonly sdOptions: SlaSdOptions) {
+  constructor(
+    id: string,
+    backbone: Backbone,
+    head: FewShotHead,
+    transformSet: TransformSet,
+    readonly sdOptions: SlaSdOptions,
+  ) {
     super(id, backbone, head, transformSet, { transform: sdOptions.transform, slaLoss: sdOptions.slaLoss });
   }
 
   /** N-way logits of the head fitted on the untransformed support, for the untransformed queries. */
   singleLogits(forward: JointForward, ep: EpisodeImages, phase: 'train' | 'eval'): tf.Tensor2D {
     const m = this.transformCount;
-    return (this.head as FewShotHead).logits({ support: identityRows(forward.support, m), query: identityRows(forward.query, m), supportLabels: ep.supportLabels, way: ep.way }, phase);
+    return (this.head as FewShotHead).logits(
+      { support: identityRows(forward.support, m), query: identityRows(forward.query, m), supportLabels: ep.supportLabels, way: ep.way },
+      phase,
+    );
   }
 
   override trainLoss(ep: EpisodeImages): tf.Scalar {
@@ -94,7 +103,10 @@ export const slaSdWrapper: MethodWrapper = {
     const id = `${head.id}-sla-sd`;
     if (isAdaptive(head)) {
       // U would need a second inner loop on the untransformed support per episode; not defined or tried yet.
-      throw new UserError(`${id}: SLA+SD is defined for heads on embeddings, and "${head.id}" is an adaptive learner`, `use ${head.id}-sla (SLA+AG / SLA+SI inference) instead`);
+      throw new UserError(
+        `${id}: SLA+SD is defined for heads on embeddings, and "${head.id}" is an adaptive learner`,
+        `use ${head.id}-sla (SLA+AG / SLA+SI inference) instead`,
+      );
     }
     checkHeadWay(head, way * set.transforms.length, `${id} (way ${way} × M=${set.transforms.length} transformations of "${set.name}")`);
     return new SlaSdMethod(id, backbone, head, set, opts);

@@ -36,7 +36,13 @@ export interface JointForward extends ExpandedEmbeddings {
 
 export class SlaMethod extends TransformedMethod {
   readonly inferenceModes: readonly string[] = ['ag', 'si'];
-  constructor(id: string, backbone: Backbone, head: Learner, transformSet: TransformSet, readonly options: SlaOptions) {
+  constructor(
+    id: string,
+    backbone: Backbone,
+    head: Learner,
+    transformSet: TransformSet,
+    readonly options: SlaOptions,
+  ) {
     super(id, backbone, head, transformSet);
   }
 

@@ -36,7 +36,15 @@ export const pct = (x: number) => Math.round(x * 10000) / 100;
 
 /** Forest plot: each paired difference (points) with its pooled 95% CI, the per-seed differences as ticks, 0 marked. */
 export function forestPlotSpec(o: TableOutcome): TopLevelSpec | undefined {
-  const pooled = o.comparisons.filter((c) => c.pooled).map((c) => ({ label: c.label, mean: pct(c.pooled!.mean), lo: pct(c.pooled!.mean - c.pooled!.ci95), hi: pct(c.pooled!.mean + c.pooled!.ci95), verdict: c.verdict }));
+  const pooled = o.comparisons
+    .filter((c) => c.pooled)
+    .map((c) => ({
+      label: c.label,
+      mean: pct(c.pooled!.mean),
+      lo: pct(c.pooled!.mean - c.pooled!.ci95),
+      hi: pct(c.pooled!.mean + c.pooled!.ci95),
+      verdict: c.verdict,
+    }));
   if (!pooled.length) return undefined;
   const seeds = o.comparisons.flatMap((c) => c.perSeed.map((p) => ({ label: c.label, seed: `seed ${p.seed}`, mean: pct(p.difference.mean) })));
   const y = { field: 'label', type: 'nominal', sort: null, title: null } as const;
@@ -47,9 +55,21 @@ export function forestPlotSpec(o: TableOutcome): TopLevelSpec | undefined {
     width: 480,
     layer: [
       { data: { values: [{ zero: 0 }] }, mark: { type: 'rule', strokeDash: [4, 3], color: '#888' }, encoding: { x: { field: 'zero', type: 'quantitative' } } },
-      { data: { values: pooled }, mark: { type: 'rule', strokeWidth: 2 }, encoding: { y, x: { field: 'lo', type: 'quantitative', title: 'A − B (points)' }, x2: { field: 'hi' } } },
-      { data: { values: pooled }, mark: { type: 'point', filled: true, size: 70 }, encoding: { y, x: { field: 'mean', type: 'quantitative' }, tooltip: [{ field: 'verdict' }] } },
-      { data: { values: seeds }, mark: { type: 'tick', thickness: 1.5, opacity: 0.6 }, encoding: { y, x: { field: 'mean', type: 'quantitative' }, color: { field: 'seed', type: 'nominal', title: 'per seed' } } },
+      {
+        data: { values: pooled },
+        mark: { type: 'rule', strokeWidth: 2 },
+        encoding: { y, x: { field: 'lo', type: 'quantitative', title: 'A − B (points)' }, x2: { field: 'hi' } },
+      },
+      {
+        data: { values: pooled },
+        mark: { type: 'point', filled: true, size: 70 },
+        encoding: { y, x: { field: 'mean', type: 'quantitative' }, tooltip: [{ field: 'verdict' }] },
+      },
+      {
+        data: { values: seeds },
+        mark: { type: 'tick', thickness: 1.5, opacity: 0.6 },
+        encoding: { y, x: { field: 'mean', type: 'quantitative' }, color: { field: 'seed', type: 'nominal', title: 'per seed' } },
+      },
     ],
   } as TopLevelSpec;
 }
@@ -58,7 +78,15 @@ export function forestPlotSpec(o: TableOutcome): TopLevelSpec | undefined {
 export function accuracyByShotSpec(o: TableOutcome): TopLevelSpec | undefined {
   const values = o.cells
     .filter((c) => c.pooled)
-    .map((c) => ({ row: `${c.cell.row}`, dataset: c.cell.dataset, shot: c.cell.test.shot, mean: pct(c.pooled!.mean), lo: pct(c.pooled!.mean - c.pooled!.ci95), hi: pct(c.pooled!.mean + c.pooled!.ci95), published: c.published?.mean }));
+    .map((c) => ({
+      row: `${c.cell.row}`,
+      dataset: c.cell.dataset,
+      shot: c.cell.test.shot,
+      mean: pct(c.pooled!.mean),
+      lo: pct(c.pooled!.mean - c.pooled!.ci95),
+      hi: pct(c.pooled!.mean + c.pooled!.ci95),
+      published: c.published?.mean,
+    }));
   if (!values.length) return undefined;
   return {
     $schema: SCHEMA,
@@ -72,8 +100,25 @@ export function accuracyByShotSpec(o: TableOutcome): TopLevelSpec | undefined {
       layer: [
         // Each row a little apart within its shot (xOffset), so rows with equal accuracy do not hide one another; a
         // point and its 95% CI per row and shot (1-shot and 5-shot are separate tasks, not joined by a line).
-        { mark: { type: 'point', filled: true, size: 70 }, encoding: { x: { field: 'shot', type: 'ordinal', title: 'shot (K)', axis: { labelAngle: 0 } }, xOffset: { field: 'row', type: 'nominal' }, y: { field: 'mean', type: 'quantitative', title: 'test accuracy (%)', scale: { zero: false } }, color: { field: 'row', type: 'nominal', title: null } } },
-        { mark: { type: 'rule' }, encoding: { x: { field: 'shot', type: 'ordinal' }, xOffset: { field: 'row', type: 'nominal' }, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'row', type: 'nominal' } } },
+        {
+          mark: { type: 'point', filled: true, size: 70 },
+          encoding: {
+            x: { field: 'shot', type: 'ordinal', title: 'shot (K)', axis: { labelAngle: 0 } },
+            xOffset: { field: 'row', type: 'nominal' },
+            y: { field: 'mean', type: 'quantitative', title: 'test accuracy (%)', scale: { zero: false } },
+            color: { field: 'row', type: 'nominal', title: null },
+          },
+        },
+        {
+          mark: { type: 'rule' },
+          encoding: {
+            x: { field: 'shot', type: 'ordinal' },
+            xOffset: { field: 'row', type: 'nominal' },
+            y: { field: 'lo', type: 'quantitative' },
+            y2: { field: 'hi' },
+            color: { field: 'row', type: 'nominal' },
+          },
+        },
       ],
     },
   } as TopLevelSpec;
@@ -110,8 +155,16 @@ export function trainingCurvesSpec(title: string | string[], points: CurvePoint[
     mark: { type: 'line', point: { size: 12 } },
     // The seed legend shows each seed's dash pattern as a stroke (the line's point symbol made three identical dots).
     encoding: {
-      x, y: { field: 'value', type: 'quantitative', ...y }, color, detail: { field: 'run', type: 'nominal' },
-      strokeDash: { field: 'seed', type: 'nominal', title: 'seed', legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 600, encode: { symbols: { update: { stroke: { value: '#444' } } } } } },
+      x,
+      y: { field: 'value', type: 'quantitative', ...y },
+      color,
+      detail: { field: 'run', type: 'nominal' },
+      strokeDash: {
+        field: 'seed',
+        type: 'nominal',
+        title: 'seed',
+        legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 600, encode: { symbols: { update: { stroke: { value: '#444' } } } } },
+      },
     },
   });
   const validation = lines('validation accuracy (%)', { title: 'validation accuracy (%)', scale: { zero: false }, axis: { format: '.1f' } });
@@ -129,8 +182,16 @@ export function trainingCurvesSpec(title: string | string[], points: CurvePoint[
             height,
             layer: [
               validation,
-              { data: { values: references }, mark: { type: 'rule', strokeDash: [6, 4], opacity: 0.8 }, encoding: { y: { field: 'value', type: 'quantitative' }, color } },
-              { data: { values: references }, mark: { type: 'text', align: 'left', dx: 4, dy: -6, fontSize: 12 }, encoding: { x: { value: 0 }, y: { field: 'value', type: 'quantitative' }, text: { field: 'label' }, color } },
+              {
+                data: { values: references },
+                mark: { type: 'rule', strokeDash: [6, 4], opacity: 0.8 },
+                encoding: { y: { field: 'value', type: 'quantitative' }, color },
+              },
+              {
+                data: { values: references },
+                mark: { type: 'text', align: 'left', dx: 4, dy: -6, fontSize: 12 },
+                encoding: { x: { value: 0 }, y: { field: 'value', type: 'quantitative' }, text: { field: 'label' }, color },
+              },
             ],
           }
         : { width, height, ...validation },
@@ -142,8 +203,10 @@ export function trainingCurvesSpec(title: string | string[], points: CurvePoint[
 export function curvePointsFromLog(cell: string, seed: number, jsonl: string): CurvePoint[] {
   const out: CurvePoint[] = [];
   for (const e of parseTrainLog(jsonl)) {
-    if (e.event === 'train' && typeof e.episode === 'number' && typeof e.loss === 'number') out.push({ cell, seed, episode: e.episode, kind: 'training loss', value: e.loss });
-    if (e.event === 'validation' && typeof e.episode === 'number' && typeof e.accuracy?.mean === 'number') out.push({ cell, seed, episode: e.episode, kind: 'validation accuracy (%)', value: pct(e.accuracy.mean) });
+    if (e.event === 'train' && typeof e.episode === 'number' && typeof e.loss === 'number')
+      out.push({ cell, seed, episode: e.episode, kind: 'training loss', value: e.loss });
+    if (e.event === 'validation' && typeof e.episode === 'number' && typeof e.accuracy?.mean === 'number')
+      out.push({ cell, seed, episode: e.episode, kind: 'validation accuracy (%)', value: pct(e.accuracy.mean) });
   }
   return out;
 }

@@ -52,7 +52,11 @@ export interface ResultRecord {
   perEpisodeSha256?: string;
 }
 
-export async function writeResult(dir: string, record: Omit<ResultRecord, 'format' | 'summary' | 'inferenceModes'>, evalResult: EvalResult): Promise<ResultRecord> {
+export async function writeResult(
+  dir: string,
+  record: Omit<ResultRecord, 'format' | 'summary' | 'inferenceModes'>,
+  evalResult: EvalResult,
+): Promise<ResultRecord> {
   const rows = Array.from({ length: evalResult.episodes }, (_, i) => [i, ...evalResult.modes.map((m) => evalResult.perEpisode[m][i])]);
   const csv = stringify(rows, { header: true, columns: ['episode', ...evalResult.modes] });
   const full: ResultRecord = {
@@ -65,7 +69,14 @@ export async function writeResult(dir: string, record: Omit<ResultRecord, 'forma
   };
   // Result folders are committed to git, so they must stay plain files (no versioned folders or
   // symlinks): a staged, journaled per-file replace, result.json moved in last (see writeFilesAtomic).
-  await writeFilesAtomic(dir, [['per-episode.csv', csv], ['result.json', JSON.stringify(full, null, 2) + '\n']], 'result');
+  await writeFilesAtomic(
+    dir,
+    [
+      ['per-episode.csv', csv],
+      ['result.json', JSON.stringify(full, null, 2) + '\n'],
+    ],
+    'result',
+  );
   return full;
 }
 
@@ -90,7 +101,10 @@ export async function readResult(dir: string): Promise<LoadedResult> {
     throw new UserError(`no per-episode.csv in ${dir}`, 'the result directory is incomplete; re-run the evaluation');
   });
   if (record.perEpisodeSha256 && createHash('sha256').update(csv).digest('hex') !== record.perEpisodeSha256) {
-    throw new UserError(`${dir}: per-episode.csv does not belong to result.json (sha256 differs from the one recorded)`, 're-run the evaluation that wrote this result');
+    throw new UserError(
+      `${dir}: per-episode.csv does not belong to result.json (sha256 differs from the one recorded)`,
+      're-run the evaluation that wrote this result',
+    );
   }
   const lines = csv.trim().split('\n');
   const header = lines[0].split(',');

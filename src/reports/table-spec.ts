@@ -101,11 +101,16 @@ export const classificationCellSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (c.kind === 'ood' && !c.out) ctx.addIssue({ code: 'custom', path: ['out'], message: `ood cell "${c.id}" needs "out": the out-distribution as "<dataset> <split>"` });
-    if (c.kind === 'pretrained-fewshot' && !c.test) ctx.addIssue({ code: 'custom', path: ['test'], message: `pretrained-fewshot cell "${c.id}" needs "test": its episode spec` });
-    if (c.kind === 'classification' && c.metric !== 'top1') ctx.addIssue({ code: 'custom', path: ['metric'], message: `classification cell "${c.id}" is filled by top1` });
-    if (c.kind === 'ood' && !['auroc', 'auprIn', 'auprOut', 'fprAt95Tpr'].includes(c.metric)) ctx.addIssue({ code: 'custom', path: ['metric'], message: `ood cell "${c.id}" is filled by auroc, auprIn, auprOut or fprAt95Tpr` });
-    if (c.kind === 'pretrained-fewshot' && c.metric !== 'accuracy') ctx.addIssue({ code: 'custom', path: ['metric'], message: `pretrained-fewshot cell "${c.id}" is filled by accuracy` });
+    if (c.kind === 'ood' && !c.out)
+      ctx.addIssue({ code: 'custom', path: ['out'], message: `ood cell "${c.id}" needs "out": the out-distribution as "<dataset> <split>"` });
+    if (c.kind === 'pretrained-fewshot' && !c.test)
+      ctx.addIssue({ code: 'custom', path: ['test'], message: `pretrained-fewshot cell "${c.id}" needs "test": its episode spec` });
+    if (c.kind === 'classification' && c.metric !== 'top1')
+      ctx.addIssue({ code: 'custom', path: ['metric'], message: `classification cell "${c.id}" is filled by top1` });
+    if (c.kind === 'ood' && !['auroc', 'auprIn', 'auprOut', 'fprAt95Tpr'].includes(c.metric))
+      ctx.addIssue({ code: 'custom', path: ['metric'], message: `ood cell "${c.id}" is filled by auroc, auprIn, auprOut or fprAt95Tpr` });
+    if (c.kind === 'pretrained-fewshot' && c.metric !== 'accuracy')
+      ctx.addIssue({ code: 'custom', path: ['metric'], message: `pretrained-fewshot cell "${c.id}" is filled by accuracy` });
   });
 
 export const comparisonSchema = z
@@ -138,25 +143,37 @@ export const tableSpecSchema = z
       if (ids.has(c.id)) ctx.addIssue({ code: 'custom', path: ['classificationCells', i, 'id'], message: `cell id "${c.id}" appears twice` });
       ids.add(c.id);
       for (const b of [...Object.keys(c.budgetConfig ?? {}), ...(c.skipBudgets ?? []), ...c.published.flatMap((p) => p.budgets ?? [])]) {
-        if (!(b in t.budgets)) ctx.addIssue({ code: 'custom', path: ['classificationCells', i], message: `cell "${c.id}" names budget "${b}", which the table does not define` });
+        if (!(b in t.budgets))
+          ctx.addIssue({ code: 'custom', path: ['classificationCells', i], message: `cell "${c.id}" names budget "${b}", which the table does not define` });
       }
     }
     for (const [i, c] of t.cells.entries()) {
       if (ids.has(c.id)) ctx.addIssue({ code: 'custom', path: ['cells', i, 'id'], message: `cell id "${c.id}" appears twice` });
       ids.add(c.id);
       for (const b of [...Object.keys(c.budgetConfig ?? {}), ...(c.skipBudgets ?? []), ...c.published.flatMap((p) => p.budgets ?? [])]) {
-        if (!(b in t.budgets)) ctx.addIssue({ code: 'custom', path: ['cells', i], message: `cell "${c.id}" names budget "${b}", which the table does not define` });
+        if (!(b in t.budgets))
+          ctx.addIssue({ code: 'custom', path: ['cells', i], message: `cell "${c.id}" names budget "${b}", which the table does not define` });
       }
     }
     for (const [i, cmp] of t.comparisons.entries()) {
       for (const side of ['a', 'b'] as const) {
-        if (!ids.has(cmp[side])) ctx.addIssue({ code: 'custom', path: ['comparisons', i, side], message: `comparison "${cmp.id}" names unknown cell "${cmp[side]}"` });
-        else if (!t.cells.some((c) => c.id === cmp[side])) ctx.addIssue({ code: 'custom', path: ['comparisons', i, side], message: `comparison "${cmp.id}" names classification cell "${cmp[side]}": comparisons pair episodic cells (pair a pretrained-eval result with \`fewshot compare\`)` });
+        if (!ids.has(cmp[side]))
+          ctx.addIssue({ code: 'custom', path: ['comparisons', i, side], message: `comparison "${cmp.id}" names unknown cell "${cmp[side]}"` });
+        else if (!t.cells.some((c) => c.id === cmp[side]))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['comparisons', i, side],
+            message: `comparison "${cmp.id}" names classification cell "${cmp[side]}": comparisons pair episodic cells (pair a pretrained-eval result with \`fewshot compare\`)`,
+          });
       }
       const a = t.cells.find((c) => c.id === cmp.a);
       const b = t.cells.find((c) => c.id === cmp.b);
       if (a && b && (a.dataset !== b.dataset || JSON.stringify(a.test) !== JSON.stringify(b.test))) {
-        ctx.addIssue({ code: 'custom', path: ['comparisons', i], message: `comparison "${cmp.id}" pairs cells with different datasets or test episodes; a paired difference needs identical episodes` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['comparisons', i],
+          message: `comparison "${cmp.id}" pairs cells with different datasets or test episodes; a paired difference needs identical episodes`,
+        });
       }
     }
   });
@@ -191,7 +208,10 @@ export async function readTableSpec(nameOrPath: string, tablesDir: string): Prom
     text = await fs.readFile(file, 'utf8');
   } catch {
     const known = await listTables(tablesDir);
-    throw new UserError(`unknown table "${nameOrPath}"${didYouMean(nameOrPath, known)} (no file ${file})`, `use one of: ${known.join(', ') || '(none found)'}, or pass the path of a table file`);
+    throw new UserError(
+      `unknown table "${nameOrPath}"${didYouMean(nameOrPath, known)} (no file ${file})`,
+      `use one of: ${known.join(', ') || '(none found)'}, or pass the path of a table file`,
+    );
   }
   let json: unknown;
   try {
@@ -204,5 +224,8 @@ export async function readTableSpec(nameOrPath: string, tablesDir: string): Prom
 
 export async function listTables(tablesDir: string): Promise<string[]> {
   const names = await fs.readdir(tablesDir).catch(() => [] as string[]);
-  return names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -'.json'.length)).sort();
+  return names
+    .filter((n) => n.endsWith('.json'))
+    .map((n) => n.slice(0, -'.json'.length))
+    .sort();
 }

@@ -127,7 +127,8 @@ export function summarizeTable(table: TableSpec, budget: string, outcomes: Map<s
     const common = a.seeds.filter((s) => b.seeds.some((t) => t.seed === s.seed));
     const perSeed = common.map((sa) => {
       const sb = b.seeds.find((t) => t.seed === sa.seed)!;
-      if (sa.episodesSha256 !== sb.episodesSha256) throw new Error(`comparison ${cmp.id}: seed ${sa.seed} of ${cmp.a} and ${cmp.b} were scored on different episode files`);
+      if (sa.episodesSha256 !== sb.episodesSha256)
+        throw new Error(`comparison ${cmp.id}: seed ${sa.seed} of ${cmp.a} and ${cmp.b} were scored on different episode files`);
       return { seed: sa.seed, difference: pairedDifference(sa.perEpisode, sb.perEpisode), a: sa.perEpisode, b: sb.perEpisode };
     });
     const pooled = perSeed.length ? pairedDifference(averageOverSeeds(perSeed.map((p) => p.a)), averageOverSeeds(perSeed.map((p) => p.b))) : undefined;

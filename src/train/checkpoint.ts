@@ -83,11 +83,15 @@ export async function saveCheckpoint(dir: string, content: CheckpointContent): P
   // The hash is taken over the object as JSON (a round trip through JSON.parse gives the same text back).
   const unhashed = JSON.parse(JSON.stringify(body)) as Record<string, unknown>;
   const file = { ...unhashed, checkpointSha256: jsonSha256(unhashed) };
-  await replaceDirAtomic(dir, async (tmp) => {
-    await fs.writeFile(path.join(tmp, 'weights.bin'), bin);
-    crashPoint('checkpoint:weights-written', path.join(tmp, 'weights.bin'));
-    await fs.writeFile(path.join(tmp, 'checkpoint.json'), JSON.stringify(file, null, 1));
-  }, 'checkpoint');
+  await replaceDirAtomic(
+    dir,
+    async (tmp) => {
+      await fs.writeFile(path.join(tmp, 'weights.bin'), bin);
+      crashPoint('checkpoint:weights-written', path.join(tmp, 'weights.bin'));
+      await fs.writeFile(path.join(tmp, 'checkpoint.json'), JSON.stringify(file, null, 1));
+    },
+    'checkpoint',
+  );
 }
 
 function jsonSha256(value: unknown): string {
@@ -127,9 +131,13 @@ export async function readCheckpoint(named: string, options: ReadCheckpointOptio
   try {
     raw = await fs.readFile(jsonPath, 'utf8');
   } catch {
-    throw new UserError(`no checkpoint at ${dir} (missing checkpoint.json)`, 'pass the directory that `fewshot train` wrote (it prints it), e.g. runs/<name>/best');
+    throw new UserError(
+      `no checkpoint at ${dir} (missing checkpoint.json)`,
+      'pass the directory that `fewshot train` wrote (it prints it), e.g. runs/<name>/best',
+    );
   }
-  const corrupt = (what: string) => new UserError(`checkpoint ${jsonPath} ${what}`, 'the checkpoint is corrupt or was edited; retrain, or copy it again from where it was written');
+  const corrupt = (what: string) =>
+    new UserError(`checkpoint ${jsonPath} ${what}`, 'the checkpoint is corrupt or was edited; retrain, or copy it again from where it was written');
   let json: Record<string, unknown>;
   let parsed: CheckpointFile;
   try {
@@ -138,15 +146,23 @@ export async function readCheckpoint(named: string, options: ReadCheckpointOptio
   } catch (err) {
     const format = typeof (json! as Record<string, unknown> | undefined)?.format === 'string' ? String(json!.format) : undefined;
     if (format === CHECKPOINT_FORMAT && (json!.checkpointSha256 === undefined || json!.weightsSha256 === undefined)) {
-      throw corrupt(`has no ${json!.checkpointSha256 === undefined ? 'checkpointSha256' : 'weightsSha256'} field (every ${CHECKPOINT_FORMAT} checkpoint has one): its content cannot be verified`);
+      throw corrupt(
+        `has no ${json!.checkpointSha256 === undefined ? 'checkpointSha256' : 'weightsSha256'} field (every ${CHECKPOINT_FORMAT} checkpoint has one): its content cannot be verified`,
+      );
     }
-    throw new UserError(`checkpoint ${jsonPath} is malformed or from another version: ${(err as Error).message.slice(0, 300)}`, 'retrain, or point to a checkpoint written by this version of fewshot');
+    throw new UserError(
+      `checkpoint ${jsonPath} is malformed or from another version: ${(err as Error).message.slice(0, 300)}`,
+      'retrain, or point to a checkpoint written by this version of fewshot',
+    );
   }
   const legacy = parsed.format === LEGACY_FORMAT;
   if (parsed.format === CHECKPOINT_FORMAT) {
     const { checkpointSha256: recorded, ...rest } = json!;
     const actual = jsonSha256(rest);
-    if (actual !== recorded) throw corrupt(`does not match its checksum (sha256 ${actual.slice(0, 12)}…, recorded ${String(recorded).slice(0, 12)}…): its index, optimizer state or meta was changed`);
+    if (actual !== recorded)
+      throw corrupt(
+        `does not match its checksum (sha256 ${actual.slice(0, 12)}…, recorded ${String(recorded).slice(0, 12)}…): its index, optimizer state or meta was changed`,
+      );
   } else {
     const key = path.resolve(jsonPath);
     if (!noticed.has(key)) {
@@ -159,11 +175,15 @@ export async function readCheckpoint(named: string, options: ReadCheckpointOptio
   });
   const all = [...parsed.variables, ...Object.values(parsed.optimizer?.slots ?? {}).flat()];
   const end = Math.max(0, ...all.map((e) => e.offset + e.length * 4));
-  if (bin.length !== end) throw new UserError(`checkpoint ${dir}: weights.bin is ${bin.length} bytes, expected ${end}`, 'the checkpoint is truncated or corrupt; retrain');
+  if (bin.length !== end)
+    throw new UserError(`checkpoint ${dir}: weights.bin is ${bin.length} bytes, expected ${end}`, 'the checkpoint is truncated or corrupt; retrain');
   if (parsed.weightsSha256) {
     const actual = createHash('sha256').update(bin).digest('hex');
     if (actual !== parsed.weightsSha256) {
-      throw new UserError(`checkpoint ${dir}: weights.bin does not match its checksum (sha256 ${actual.slice(0, 12)}…, recorded ${parsed.weightsSha256.slice(0, 12)}…)`, 'the checkpoint is corrupt; retrain, or copy it again from where it was written');
+      throw new UserError(
+        `checkpoint ${dir}: weights.bin does not match its checksum (sha256 ${actual.slice(0, 12)}…, recorded ${parsed.weightsSha256.slice(0, 12)}…)`,
+        'the checkpoint is corrupt; retrain, or copy it again from where it was written',
+      );
     }
   }
   // The index must tile weights.bin exactly (as the writer lays it out): each entry as long as its shape, aligned,
@@ -182,7 +202,10 @@ export async function readCheckpoint(named: string, options: ReadCheckpointOptio
   const bad = firstNonFinite(all, view);
   if (bad) {
     const kind = parsed.variables.some((e) => e.key === bad.key) ? 'variable' : 'optimizer slot';
-    throw new UserError(`checkpoint ${dir}: ${kind} ${bad.key} holds a non-finite value (${bad.value})`, 'the checkpoint is corrupt or training diverged; retrain (lower --lr) or use an earlier checkpoint');
+    throw new UserError(
+      `checkpoint ${dir}: ${kind} ${bad.key} holds a non-finite value (${bad.value})`,
+      'the checkpoint is corrupt or training diverged; retrain (lower --lr) or use an earlier checkpoint',
+    );
   }
   return {
     file: parsed,
@@ -197,12 +220,18 @@ export function restoreVariables(ckpt: LoadedCheckpoint, variables: tf.Variable[
   const keys = keysOf(variables);
   const missing = keys.filter((k) => !byKey.has(k));
   if (missing.length) {
-    throw new UserError(`checkpoint does not match this model: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`, 'evaluate with the same method, backbone and image size the checkpoint was trained with (see its checkpoint.json meta)');
+    throw new UserError(
+      `checkpoint does not match this model: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`,
+      'evaluate with the same method, backbone and image size the checkpoint was trained with (see its checkpoint.json meta)',
+    );
   }
   variables.forEach((v, i) => {
     const e = byKey.get(keys[i])!;
     if (e.shape.join('x') !== v.shape.join('x')) {
-      throw new UserError(`checkpoint variable ${e.key} has shape [${e.shape}] but the model expects [${v.shape}]`, 'use the same backbone, image size and way the checkpoint was trained with');
+      throw new UserError(
+        `checkpoint variable ${e.key} has shape [${e.shape}] but the model expects [${v.shape}]`,
+        'use the same backbone, image size and way the checkpoint was trained with',
+      );
     }
     const t = ckpt.tensor(e);
     v.assign(t);

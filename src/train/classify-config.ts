@@ -49,8 +49,10 @@ export type ClassifyConfigInput = z.input<typeof classifyConfigSchema>;
 export function trainerConfigOf(config: ClassifyConfig, stepsPerEpoch: number): TrainerConfig {
   const s = config.lrSchedule;
   const lrSchedule: TrainerConfig['lrSchedule'] =
-    s.type === 'step' ? { type: 'step', everyEpisodes: s.everyEpochs * stepsPerEpoch, factor: s.factor }
-      : s.type === 'piecewise' ? { type: 'piecewise', boundaries: s.boundaries.map((b) => b * stepsPerEpoch), factors: s.factors }
+    s.type === 'step'
+      ? { type: 'step', everyEpisodes: s.everyEpochs * stepsPerEpoch, factor: s.factor }
+      : s.type === 'piecewise'
+        ? { type: 'piecewise', boundaries: s.boundaries.map((b) => b * stepsPerEpoch), factors: s.factors }
         : s;
   return { episodes: config.epochs * stepsPerEpoch, episodesPerStep: 1, optimizer: config.optimizer, lrSchedule, validation: { every: 0, episodes: 1 } };
 }

@@ -44,7 +44,14 @@ export class Adam implements Optimizer {
     const bc1 = 1 - this.beta1 ** t;
     const bc2 = 1 - this.beta2 ** t;
     // One fused kernel call for all variables where the backend has it (src/backend/wasm/adam.ts: same arithmetic).
-    const fused = adamUpdate(variables, grads, this.m, this.v, { lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: t });
+    const fused = adamUpdate(variables, grads, this.m, this.v, {
+      lr,
+      beta1: this.beta1,
+      beta2: this.beta2,
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+      step: t,
+    });
     if (fused) {
       variables.forEach((p, i) => {
         p.assign(fused.p[i]);

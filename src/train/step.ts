@@ -8,7 +8,13 @@ import type { Optimizer } from './optimizer.ts';
  * time to bound memory), averaged, then applied. Returns the summed loss as a tensor, so the caller can read
  * it back only when it logs (a readback per step would stall pipelined backends).
  */
-export function trainingStep(method: Pick<EpisodicMethod, 'trainLoss'>, trainable: tf.Variable[], optimizer: Optimizer, episodes: EpisodeImages[], lr: number): tf.Scalar {
+export function trainingStep(
+  method: Pick<EpisodicMethod, 'trainLoss'>,
+  trainable: tf.Variable[],
+  optimizer: Optimizer,
+  episodes: EpisodeImages[],
+  lr: number,
+): tf.Scalar {
   let gradSum: tf.Tensor[] | undefined;
   let lossSum: tf.Scalar | undefined;
   for (const ep of episodes) {

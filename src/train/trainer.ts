@@ -114,7 +114,10 @@ export async function train(inputs: TrainerInputs): Promise<TrainSummary> {
   const fresh = (await fs.readdir(runDir)).every(isLockFile);
   let discard = false;
   try {
-    if (lock.tookOverFrom) inputs.onNotice?.(`took over the stale lock of process ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.host} (started ${lock.tookOverFrom.startedAt}; no longer running)`);
+    if (lock.tookOverFrom)
+      inputs.onNotice?.(
+        `took over the stale lock of process ${lock.tookOverFrom.pid} on ${lock.tookOverFrom.host} (started ${lock.tookOverFrom.startedAt}; no longer running)`,
+      );
     return await trainLocked(inputs, { t0, trainable, allVars, optimizer, lastDir, bestDir, logPath });
   } catch (err) {
     // A new run that failed before its first checkpoint leaves no (empty or log-only) folder behind: its own files
@@ -172,7 +175,10 @@ async function recoverRunFolder(inputs: TrainerInputs, state: TrainState): Promi
   for (const name of await fs.readdir(runDir)) {
     if (/\.[0-9a-f]{12}\.(tmp|lnk|stale)$/.test(name)) await fs.rm(path.join(runDir, name), { recursive: true, force: true });
   }
-  const hasLast = await fs.stat(path.join(state.lastDir, 'checkpoint.json')).then(() => true, () => false);
+  const hasLast = await fs.stat(path.join(state.lastDir, 'checkpoint.json')).then(
+    () => true,
+    () => false,
+  );
   await refuseOtherConfig(runDir, state.lastDir, inputs.meta.configHash);
   await refuseOtherConfig(runDir, state.bestDir, inputs.meta.configHash);
   return hasLast;
@@ -200,9 +206,17 @@ async function resumePoint(inputs: TrainerInputs, state: TrainState, hasLast: bo
       state.optimizer.restore(state.trainable, slots, ckpt.file.optimizer.stepCount);
       tf.dispose(Object.values(slots).flat());
     }
-    point = { ...point, start: Number(ckpt.file.meta.episode ?? 0), best: ckpt.file.meta.best as TrainSummary['best'], resumedLoss: ckpt.file.meta.runningLoss as ResumePoint['resumedLoss'] };
+    point = {
+      ...point,
+      start: Number(ckpt.file.meta.episode ?? 0),
+      best: ckpt.file.meta.best as TrainSummary['best'],
+      resumedLoss: ckpt.file.meta.runningLoss as ResumePoint['resumedLoss'],
+    };
     resumedMeta = ckpt.file.meta;
-    if (point.start < config.episodes) inputs.onNotice?.(`resuming at episode ${point.start} of ${config.episodes} from the last checkpoint (${path.relative(process.cwd(), lastDir) || lastDir})`);
+    if (point.start < config.episodes)
+      inputs.onNotice?.(
+        `resuming at episode ${point.start} of ${config.episodes} from the last checkpoint (${path.relative(process.cwd(), lastDir) || lastDir})`,
+      );
   }
   // The log must not repeat episodes: drop entries past the resumed episode (written after `last/`
   // was saved by a process that then died), atomically.
@@ -238,9 +252,13 @@ class RunWriter {
 
   kept(): string {
     const { lastDir, bestDir } = this.state;
-    return (this.checkpointed > 0 ? `kept: the last good checkpoint (episode ${this.checkpointed}) in ${lastDir}` : `no checkpoint was written before it (${lastDir} has none to resume from)`)
-      + (this.bestSaved !== undefined ? ` and ${bestDir} (episode ${this.bestSaved})` : '')
-      + '; a new run with a lower --lr (or a gentler schedule) avoids it';
+    return (
+      (this.checkpointed > 0
+        ? `kept: the last good checkpoint (episode ${this.checkpointed}) in ${lastDir}`
+        : `no checkpoint was written before it (${lastDir} has none to resume from)`) +
+      (this.bestSaved !== undefined ? ` and ${bestDir} (episode ${this.bestSaved})` : '') +
+      '; a new run with a lower --lr (or a gentler schedule) avoids it'
+    );
   }
 
   private async saveUnchecked(dir: string, episode: number): Promise<void> {
@@ -251,8 +269,12 @@ class RunWriter {
       // The loss accumulated since the last log report travels with the checkpoint (a float32 value,
       // exact in JSON), so a resumed run logs the same loss as an uninterrupted one.
       meta: {
-        ...this.inputs.meta, episode, best: this.loop.best, runningLoss: { sum: (await this.loop.lossSum.data())[0], count: this.loop.lossCount },
-        trainWallSeconds: this.earlier.wallSeconds + (performance.now() - t0) / 1000, ...(this.earlier.estimated ? { trainWallEstimated: true } : {}),
+        ...this.inputs.meta,
+        episode,
+        best: this.loop.best,
+        runningLoss: { sum: (await this.loop.lossSum.data())[0], count: this.loop.lossCount },
+        trainWallSeconds: this.earlier.wallSeconds + (performance.now() - t0) / 1000,
+        ...(this.earlier.estimated ? { trainWallEstimated: true } : {}),
       },
     });
   }
@@ -308,7 +330,13 @@ async function validateAt(inputs: TrainerInputs, loop: LoopState, writer: RunWri
     await writer.saveBest(episode);
   }
   await writer.log({ event: 'validation', episode, mode: valMode, accuracy: acc, all: res.summary, best: isBest });
-  inputs.onProgress?.({ episode, total: config.episodes, from: start, lr: learningRateAt(config, episode), validation: { episode, mode: valMode, accuracy: acc, best: isBest, seconds: (performance.now() - startedAt) / 1000 } });
+  inputs.onProgress?.({
+    episode,
+    total: config.episodes,
+    from: start,
+    lr: learningRateAt(config, episode),
+    validation: { episode, mode: valMode, accuracy: acc, best: isBest, seconds: (performance.now() - startedAt) / 1000 },
+  });
 }
 
 /** One optimizer step on `used` episodes from `episode`; its loss joins the running sum. */
@@ -360,7 +388,12 @@ async function trainLocked(inputs: TrainerInputs, state: TrainState): Promise<Tr
     // between steps leaves the last complete checkpoint (SIGUSR1: one written here, at this episode).
     await new Promise((resolve) => setImmediate(resolve));
     if (receivedStopSignal() === CHECKPOINT_AND_STOP && episode > writer.checkpointed) await writer.saveLast(episode);
-    if (receivedStopSignal()) stopRequested(writer.checkpointed > 0 ? `checkpoint at episode ${writer.checkpointed.toLocaleString('en-US')} of ${config.episodes.toLocaleString('en-US')}` : undefined);
+    if (receivedStopSignal())
+      stopRequested(
+        writer.checkpointed > 0
+          ? `checkpoint at episode ${writer.checkpointed.toLocaleString('en-US')} of ${config.episodes.toLocaleString('en-US')}`
+          : undefined,
+      );
     const lr = learningRateAt(config, episode);
     const used = Math.min(perStep, config.episodes - episode);
     stepOn(inputs, state, loop, episode, used, lr);

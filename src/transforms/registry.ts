@@ -17,8 +17,10 @@ export const transformSets = new Registry<TransformSet>({
     transforms: { type: 'array', fix: 'list the transformations t_0..t_{M-1}, the identity first' },
   },
   check: (set) => {
-    if (set.transforms.length < 2) return { problem: `has ${set.transforms.length} transformation(s)`, fix: 'a set needs the identity plus at least one other transformation' };
-    if (!set.transforms[0].isIdentity) return { problem: 'does not start with the identity', fix: 'make t_0 the identity: SLA+SI and SLA+SD read the untransformed copy j=0' };
+    if (set.transforms.length < 2)
+      return { problem: `has ${set.transforms.length} transformation(s)`, fix: 'a set needs the identity plus at least one other transformation' };
+    if (!set.transforms[0].isIdentity)
+      return { problem: 'does not start with the identity', fix: 'make t_0 the identity: SLA+SI and SLA+SD read the untransformed copy j=0' };
     return undefined;
   },
 });

@@ -124,8 +124,13 @@ export async function recoverDir(target: string, options: RecoverOptions = {}): 
   const newest = versions.at(-1);
   if (newest && (current !== newest.name || plain !== undefined)) {
     await swapLink(parent, base, newest.name);
-    actions.push(plain !== undefined ? `${base} was a plain file naming ${plain} (a copy without symbolic links); linked to ${newest.name} again`
-      : current ? `${base} moved from ${current} to the newer complete ${newest.name}` : `${base} restored to ${newest.name}`);
+    actions.push(
+      plain !== undefined
+        ? `${base} was a plain file naming ${plain} (a copy without symbolic links); linked to ${newest.name} again`
+        : current
+          ? `${base} moved from ${current} to the newer complete ${newest.name}`
+          : `${base} restored to ${newest.name}`,
+    );
   } else if (plain !== undefined) {
     throw new UserError(
       `${path.join(parent, base)} is a plain file naming ${plain}, which is not there (a copy without symbolic links that lost its version folders)`,
@@ -164,7 +169,12 @@ export async function followVersionedDir(target: string): Promise<string> {
   const named = await linkStandIn(parent, path.basename(target), st.size);
   if (!named) return target;
   const dir = path.join(path.dirname(target), named);
-  return (await fs.stat(dir).then((d) => d.isDirectory(), () => false)) ? dir : target;
+  return (await fs.stat(dir).then(
+    (d) => d.isDirectory(),
+    () => false,
+  ))
+    ? dir
+    : target;
 }
 
 async function swapLink(parent: string, base: string, versionDir: string, crashTag?: string): Promise<void> {
@@ -260,7 +270,12 @@ async function rollForward(ready: string, dir: string, crashTag?: string): Promi
   const order = (await fs.readFile(path.join(ready, '.order'), 'utf8')).split('\n').filter(Boolean);
   for (const name of order) {
     const from = path.join(ready, name);
-    if (await fs.stat(from).then(() => true, () => false)) {
+    if (
+      await fs.stat(from).then(
+        () => true,
+        () => false,
+      )
+    ) {
       await fs.rename(from, path.join(dir, name));
       if (crashTag) crashPoint(`${crashTag}:moved-${name}`);
     }

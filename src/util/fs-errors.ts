@@ -8,11 +8,23 @@ import { UserError } from './errors.ts';
  * (util/atomic.ts), so what is on disk stays complete and the same command resumes once the cause is fixed.
  */
 const CAUSES: Record<string, { what: string; fix: string }> = {
-  ENOSPC: { what: 'no space left on device', fix: 'free space on that disk (`df -h` shows it) or point the folder (--runs, --results, --cache) to another disk' },
-  EDQUOT: { what: 'disk quota exceeded', fix: 'delete files you no longer need there (or ask for a larger quota), or point the folder (--runs, --results, --cache) elsewhere' },
+  ENOSPC: {
+    what: 'no space left on device',
+    fix: 'free space on that disk (`df -h` shows it) or point the folder (--runs, --results, --cache) to another disk',
+  },
+  EDQUOT: {
+    what: 'disk quota exceeded',
+    fix: 'delete files you no longer need there (or ask for a larger quota), or point the folder (--runs, --results, --cache) elsewhere',
+  },
   EROFS: { what: 'read-only file system', fix: 'point the folder (--runs, --results, --cache) to a writable place, or remount that file system read-write' },
-  EACCES: { what: 'permission denied', fix: 'make the folder writable for you (`ls -ld` shows its owner and mode), or point it (--runs, --results, --cache) to a folder you own' },
-  EPERM: { what: 'operation not permitted', fix: 'make the folder writable for you (`ls -ld` shows its owner and mode), or point it (--runs, --results, --cache) to a folder you own' },
+  EACCES: {
+    what: 'permission denied',
+    fix: 'make the folder writable for you (`ls -ld` shows its owner and mode), or point it (--runs, --results, --cache) to a folder you own',
+  },
+  EPERM: {
+    what: 'operation not permitted',
+    fix: 'make the folder writable for you (`ls -ld` shows its owner and mode), or point it (--runs, --results, --cache) to a folder you own',
+  },
 };
 
 /** Syscalls whose `path` is itself a folder (for the others it is a file in one). */

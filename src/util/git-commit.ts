@@ -8,7 +8,10 @@ import { realpathSync } from 'node:fs';
  * (`softwareVersions`) and by the build (`scripts/build-info.mjs`, from dist/), so both say the same.
  */
 export function checkoutCommit(root: string): string | undefined {
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  const git = (...args: string[]) =>
+    execFileSync('git', args, { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
   try {
     if (realpathOrSelf(git('rev-parse', '--show-toplevel')) !== realpathOrSelf(root)) return undefined;
     const commit = git('rev-parse', '--short', 'HEAD');

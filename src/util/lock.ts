@@ -85,7 +85,12 @@ async function removeStaleLock(dir: string, file: string, me: LockHolder): Promi
       // A taker killed mid-takeover left its marker: move it aside and try again. Should a live taker's marker have
       // replaced it meanwhile (the same race one level up, and only after such a kill), it is put back.
       const aside = `${marker}.${randomBytes(6).toString('hex')}.stale`;
-      if (await fs.rename(marker, aside).then(() => true, () => false)) {
+      if (
+        await fs.rename(marker, aside).then(
+          () => true,
+          () => false,
+        )
+      ) {
         const moved = await readHolder(aside);
         if (moved && (moved.pid !== taker.pid || moved.startedAt !== taker.startedAt)) await fs.link(aside, marker).catch(() => undefined);
         await fs.rm(aside, { force: true });

@@ -66,7 +66,14 @@ export function startProgress(
     );
     bar.start(total, from, { info: '' });
     return {
-      update: (done, info) => bar.update(done, { info: info ? Object.entries(info).map(([k, v]) => `${k} ${v}`).join(' ') : '' }),
+      update: (done, info) =>
+        bar.update(done, {
+          info: info
+            ? Object.entries(info)
+                .map(([k, v]) => `${k} ${v}`)
+                .join(' ')
+            : '',
+        }),
       stop: () => bar.stop(),
     };
   }
@@ -76,7 +83,12 @@ export function startProgress(
   const print = (done: number, info?: Record<string, string | number>) => {
     const elapsed = (performance.now() - t0) / 1000;
     const eta = etaSeconds(elapsed - uncounted.spentSeconds, done, total, from) + uncounted.pendingSeconds;
-    const extra = info ? ' ' + Object.entries(info).map(([k, v]) => `${k} ${v}`).join(' ') : '';
+    const extra = info
+      ? ' ' +
+        Object.entries(info)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(' ')
+      : '';
     write(`${label}: ${done}/${total} (${((100 * done) / total).toFixed(1)}%) elapsed ${formatSeconds(elapsed)} ETA ${formatSeconds(eta)}${extra}\n`);
     lastPrint = performance.now();
   };

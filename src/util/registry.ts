@@ -56,19 +56,27 @@ export class Registry<T extends object> {
     const origin = registrationOrigin();
     const fields = entry as unknown as Record<string, unknown> | null | undefined;
     if (fields === null || typeof fields !== 'object') {
-      throw new UserError(`a plugin${originSuffix(origin)} registered ${String(fields)} instead of a ${kind} object`, `pass { ${[idField, ...Object.keys(this.required)].join(', ')} } to ${registerWith}`);
+      throw new UserError(
+        `a plugin${originSuffix(origin)} registered ${String(fields)} instead of a ${kind} object`,
+        `pass { ${[idField, ...Object.keys(this.required)].join(', ')} } to ${registerWith}`,
+      );
     }
     const id = fields[idField];
     const fail = (problem: string, fix: string): never => {
       throw new UserError(`${kind} "${String(id)}"${originSuffix(origin)}: ${problem}`, fix);
     };
-    if (typeof id !== 'string' || !(this.rules.idPattern ?? DEFAULT_ID_PATTERN).test(id)) fail(`field "${idField}" is not a valid name`, this.rules.idRule ?? DEFAULT_ID_RULE);
+    if (typeof id !== 'string' || !(this.rules.idPattern ?? DEFAULT_ID_PATTERN).test(id))
+      fail(`field "${idField}" is not a valid name`, this.rules.idRule ?? DEFAULT_ID_RULE);
     for (const [name, { type, fix }] of Object.entries(this.required)) {
       const value = fields[name];
-      const ok = type === 'function' ? typeof value === 'function'
-        : type === 'string' ? typeof value === 'string'
-          : type === 'array' ? Array.isArray(value)
-            : typeof (value as { safeParse?: unknown } | undefined)?.safeParse === 'function';
+      const ok =
+        type === 'function'
+          ? typeof value === 'function'
+          : type === 'string'
+            ? typeof value === 'string'
+            : type === 'array'
+              ? Array.isArray(value)
+              : typeof (value as { safeParse?: unknown } | undefined)?.safeParse === 'function';
       if (!ok) fail(type === 'function' ? `required function "${name}" is missing` : `field "${name}" is missing or not a ${type}`, fix);
     }
     const version = apiVersionProblem(fields.apiVersion);

@@ -35,7 +35,16 @@ export function adamConstants(a: AdamUpdateAttrs): number[] {
 }
 
 /** The update loop on float32 views (shared by both backends; the oneDNN addon's loop is the same arithmetic). */
-export function adamLoop(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, po: Float32Array, mo: Float32Array, vo: Float32Array, a: AdamUpdateAttrs): void {
+export function adamLoop(
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  po: Float32Array,
+  mo: Float32Array,
+  vo: Float32Array,
+  a: AdamUpdateAttrs,
+): void {
   const [b1, b2, c1, c2, bc2, stepSize, eps, wd] = adamConstants(a);
   for (let i = 0; i < p.length; i++) {
     const gi = wd !== 0 ? f(g[i] + f(p[i] * wd)) : g[i];
@@ -86,7 +95,16 @@ function adamWasm(args: { inputs: Inputs; backend: unknown; attrs: tf.NamedAttrM
   // Views after every allocation (an allocation may grow the heap and replace its buffer).
   for (let i = 0; i < n; i++) {
     const view = (t: tf.TensorInfo) => f32View(backend, t);
-    adamLoop(view(args.inputs[`p${i}`]), view(args.inputs[`g${i}`]), view(args.inputs[`m${i}`]), view(args.inputs[`v${i}`]), view(outs[i]), view(outs[n + i]), view(outs[2 * n + i]), a);
+    adamLoop(
+      view(args.inputs[`p${i}`]),
+      view(args.inputs[`g${i}`]),
+      view(args.inputs[`m${i}`]),
+      view(args.inputs[`v${i}`]),
+      view(outs[i]),
+      view(outs[n + i]),
+      view(outs[2 * n + i]),
+      a,
+    );
   }
   return outs;
 }
@@ -130,7 +148,13 @@ export function registerAdamUpdate(): void {
  * New (p, m, v) for every variable, from one kernel call; undefined when the active backend has no such kernel
  * (the caller then composes the update from tf ops). Not differentiable (an optimizer update never is).
  */
-export function adamUpdate(p: tf.Tensor[], g: tf.Tensor[], m: tf.Tensor[], v: tf.Tensor[], attrs: AdamUpdateAttrs): { p: tf.Tensor[]; m: tf.Tensor[]; v: tf.Tensor[] } | undefined {
+export function adamUpdate(
+  p: tf.Tensor[],
+  g: tf.Tensor[],
+  m: tf.Tensor[],
+  v: tf.Tensor[],
+  attrs: AdamUpdateAttrs,
+): { p: tf.Tensor[]; m: tf.Tensor[]; v: tf.Tensor[] } | undefined {
   if (tf.getKernel(ADAM_UPDATE, tf.getBackend()) == null) return undefined;
   const inputs: Record<string, tf.Tensor> = {};
   p.forEach((t, i) => {

@@ -89,8 +89,14 @@ export function registerAddActPool(): void {
 export function addActPool(a: tf.Tensor4D, b: tf.Tensor4D, alpha: number): tf.Tensor4D {
   if (!(alpha >= 0)) throw new UserError(`activation slope ${alpha} after the residual add`, 'use 0 (ReLU) or a positive leaky ReLU slope');
   const fused =
-    activeOnednn() != null && tf.getBackend() === 'wasm' && a.dtype === 'float32' && b.dtype === 'float32' &&
-    tf.util.arraysEqual(a.shape, b.shape) && a.shape[1] >= 2 && a.shape[2] >= 2 && a.size > 0;
+    activeOnednn() != null &&
+    tf.getBackend() === 'wasm' &&
+    a.dtype === 'float32' &&
+    b.dtype === 'float32' &&
+    tf.util.arraysEqual(a.shape, b.shape) &&
+    a.shape[1] >= 2 &&
+    a.shape[2] >= 2 &&
+    a.size > 0;
   if (!fused) {
     return tf.tidy(() => {
       const sum = tf.add(a, b) as tf.Tensor4D;

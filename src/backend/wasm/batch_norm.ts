@@ -45,8 +45,14 @@ export function accumulators(c: number): [Float64Array, Float64Array] {
 
 /** Forward over x viewed as [P, C]: batch mean/biased variance per channel, y = act((x-mean)*rstd*gamma + beta). */
 function forward(
-  x: Float32Array, gamma: Float32Array, beta: Float32Array, C: number, attrs: BnAttrs,
-  y: Float32Array, mean: Float32Array, variance: Float32Array,
+  x: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  C: number,
+  attrs: BnAttrs,
+  y: Float32Array,
+  mean: Float32Array,
+  variance: Float32Array,
 ): void {
   const P = x.length / C;
   const [s1, s2] = accumulators(C);
@@ -84,9 +90,19 @@ function forward(
  * dgamma = sum(dpre*xhat), dbeta = sum(dpre).
  */
 function backward(
-  dy: Float32Array, x: Float32Array, y: Float32Array, gamma: Float32Array, mean: Float32Array, variance: Float32Array,
-  dmean: Float32Array, dvar: Float32Array, C: number, attrs: BnAttrs,
-  dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
+  dy: Float32Array,
+  x: Float32Array,
+  y: Float32Array,
+  gamma: Float32Array,
+  mean: Float32Array,
+  variance: Float32Array,
+  dmean: Float32Array,
+  dvar: Float32Array,
+  C: number,
+  attrs: BnAttrs,
+  dx: Float32Array,
+  dgamma: Float32Array,
+  dbeta: Float32Array,
 ): void {
   const P = x.length / C;
   const { activation, alpha } = attrs;
@@ -131,8 +147,16 @@ export function channelsOf(x: tf.TensorInfo, gamma: tf.TensorInfo): number {
 
 /** Per-channel scale/shift for the forward apply pass, from the float64 sums. */
 function forwardCoefficients(
-  s1: Float64Array, s2: Float64Array, P: number, gamma: Float32Array, beta: Float32Array, eps: number,
-  mean: Float32Array, variance: Float32Array, scale: Float32Array, shift: Float32Array,
+  s1: Float64Array,
+  s2: Float64Array,
+  P: number,
+  gamma: Float32Array,
+  beta: Float32Array,
+  eps: number,
+  mean: Float32Array,
+  variance: Float32Array,
+  scale: Float32Array,
+  shift: Float32Array,
 ): void {
   for (let c = 0; c < gamma.length; c++) {
     const m = s1[c] / P;
@@ -147,9 +171,20 @@ function forwardCoefficients(
 
 /** Per-channel dx = k1*dpre + k2*x + k3 coefficients and dgamma/dbeta, from the float64 gradient sums. */
 export function backwardCoefficients(
-  sdy: Float64Array, sdyx: Float64Array, P: number, gamma: Float32Array, mean: Float32Array, variance: Float32Array,
-  dmean: Float32Array, dvar: Float32Array, eps: number,
-  k1: Float32Array, k2: Float32Array, k3: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
+  sdy: Float64Array,
+  sdyx: Float64Array,
+  P: number,
+  gamma: Float32Array,
+  mean: Float32Array,
+  variance: Float32Array,
+  dmean: Float32Array,
+  dvar: Float32Array,
+  eps: number,
+  k1: Float32Array,
+  k2: Float32Array,
+  k3: Float32Array,
+  dgamma: Float32Array,
+  dbeta: Float32Array,
 ): void {
   for (let c = 0; c < gamma.length; c++) {
     const r = 1 / Math.sqrt(variance[c] + eps);
@@ -180,9 +215,11 @@ export function addSums(buf: ArrayBufferLike, ours: number, theirs: number, C: n
  * block accumulators); rows are split between the threads and the halves' sums added here.
  */
 export function channelSums(backend: BackendWasm, nk: NativeKernels, xo: number, P: number, C: number, s: number): void {
-  const sums = splitCalls(P, (a, b) => [
-    a === 0 ? ['bn_sums', xo, b, C, s, s + 8 * C, s + 24 * C] : ['bn_sums', xo + 4 * a * C, b - a, C, s + 32 * C, s + 40 * C, s + 48 * C],
-  ], ROWS_PER_THREAD);
+  const sums = splitCalls(
+    P,
+    (a, b) => [a === 0 ? ['bn_sums', xo, b, C, s, s + 8 * C, s + 24 * C] : ['bn_sums', xo + 4 * a * C, b - a, C, s + 32 * C, s + 40 * C, s + 48 * C]],
+    ROWS_PER_THREAD,
+  );
   runNativeSplit(backend, nk, sums);
   if (sums[1].length > 0) {
     const buf = heapF32(backend).buffer;
@@ -214,10 +251,22 @@ function forwardWasm(args: KernelArgs): tf.TensorInfo[] {
   channelSums(backend, nk, xo, P, C, s);
   const buf = heapF32(backend).buffer;
   forwardCoefficients(
-    new Float64Array(buf, s, C), new Float64Array(buf, s + 8 * C, C), P, v(gamma), v(beta), attrs.varianceEpsilon,
-    v(mean), v(variance), new Float32Array(buf, s + 16 * C, C), new Float32Array(buf, s + 20 * C, C),
+    new Float64Array(buf, s, C),
+    new Float64Array(buf, s + 8 * C, C),
+    P,
+    v(gamma),
+    v(beta),
+    attrs.varianceEpsilon,
+    v(mean),
+    v(variance),
+    new Float32Array(buf, s + 16 * C, C),
+    new Float32Array(buf, s + 20 * C, C),
   );
-  runNativeSplit(backend, nk, splitCalls(P, (a, b) => [['bn_apply', xo + 4 * a * C, yo + 4 * a * C, b - a, C, s + 16 * C, s + 20 * C, attrs.activation, attrs.alpha]], ROWS_PER_THREAD));
+  runNativeSplit(
+    backend,
+    nk,
+    splitCalls(P, (a, b) => [['bn_apply', xo + 4 * a * C, yo + 4 * a * C, b - a, C, s + 16 * C, s + 20 * C, attrs.activation, attrs.alpha]], ROWS_PER_THREAD),
+  );
   return [y, mean, variance];
 }
 
@@ -241,11 +290,28 @@ function backwardWasm(args: KernelArgs): tf.TensorInfo[] {
   const s = scratch(backend, 60 * C);
   const off = (t: tf.TensorInfo) => offsetOf(backend, t);
   const [dyo, xo, yo, dxo] = [off(i.dy), off(i.x), off(i.y), off(dx)];
-  const sums = splitCalls(P, (a, b) => [
-    a === 0
-      ? ['bn_grad_sums', dyo, xo, yo, b, C, off(i.mean), attrs.activation, attrs.alpha, s, s + 8 * C, s + 28 * C]
-      : ['bn_grad_sums', dyo + 4 * a * C, xo + 4 * a * C, yo + 4 * a * C, b - a, C, off(i.mean), attrs.activation, attrs.alpha, s + 36 * C, s + 44 * C, s + 52 * C],
-  ], ROWS_PER_THREAD);
+  const sums = splitCalls(
+    P,
+    (a, b) => [
+      a === 0
+        ? ['bn_grad_sums', dyo, xo, yo, b, C, off(i.mean), attrs.activation, attrs.alpha, s, s + 8 * C, s + 28 * C]
+        : [
+            'bn_grad_sums',
+            dyo + 4 * a * C,
+            xo + 4 * a * C,
+            yo + 4 * a * C,
+            b - a,
+            C,
+            off(i.mean),
+            attrs.activation,
+            attrs.alpha,
+            s + 36 * C,
+            s + 44 * C,
+            s + 52 * C,
+          ],
+    ],
+    ROWS_PER_THREAD,
+  );
   runNativeSplit(backend, nk, sums);
   const buf = heapF32(backend).buffer;
   if (sums[1].length > 0) {
@@ -253,13 +319,45 @@ function backwardWasm(args: KernelArgs): tf.TensorInfo[] {
     addSums(buf, s + 8 * C, s + 44 * C, C);
   }
   backwardCoefficients(
-    new Float64Array(buf, s, C), new Float64Array(buf, s + 8 * C, C), P, v(i.gamma), v(i.mean), v(i.variance), v(i.dmean), v(i.dvar),
-    attrs.varianceEpsilon, new Float32Array(buf, s + 16 * C, C), new Float32Array(buf, s + 20 * C, C), new Float32Array(buf, s + 24 * C, C),
-    v(dgamma), v(dbeta),
+    new Float64Array(buf, s, C),
+    new Float64Array(buf, s + 8 * C, C),
+    P,
+    v(i.gamma),
+    v(i.mean),
+    v(i.variance),
+    v(i.dmean),
+    v(i.dvar),
+    attrs.varianceEpsilon,
+    new Float32Array(buf, s + 16 * C, C),
+    new Float32Array(buf, s + 20 * C, C),
+    new Float32Array(buf, s + 24 * C, C),
+    v(dgamma),
+    v(dbeta),
   );
-  runNativeSplit(backend, nk, splitCalls(P, (a, b) => [
-    ['bn_grad_apply', dyo + 4 * a * C, xo + 4 * a * C, yo + 4 * a * C, dxo + 4 * a * C, b - a, C, s + 16 * C, s + 20 * C, s + 24 * C, attrs.activation, attrs.alpha],
-  ], ROWS_PER_THREAD));
+  runNativeSplit(
+    backend,
+    nk,
+    splitCalls(
+      P,
+      (a, b) => [
+        [
+          'bn_grad_apply',
+          dyo + 4 * a * C,
+          xo + 4 * a * C,
+          yo + 4 * a * C,
+          dxo + 4 * a * C,
+          b - a,
+          C,
+          s + 16 * C,
+          s + 20 * C,
+          s + 24 * C,
+          attrs.activation,
+          attrs.alpha,
+        ],
+      ],
+      ROWS_PER_THREAD,
+    ),
+  );
   return [dx, dgamma, dbeta];
 }
 
@@ -309,11 +407,9 @@ export const BATCH_NORM_GRAD_CONFIG: tf.GradConfig = {
   gradFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
     const [dy, dmean, dvar] = dys as tf.Tensor[];
     const [x, gamma, y, mean, variance] = saved;
-    const [dx, dgamma, dbeta] = tf.engine().runKernel(
-      BATCH_NORM_TRAIN_GRAD,
-      { dy, x, y, gamma, mean, variance, dmean, dvar } as unknown as tf.NamedTensorMap,
-      attrs,
-    ) as tf.Tensor[];
+    const [dx, dgamma, dbeta] = tf
+      .engine()
+      .runKernel(BATCH_NORM_TRAIN_GRAD, { dy, x, y, gamma, mean, variance, dmean, dvar } as unknown as tf.NamedTensorMap, attrs) as tf.Tensor[];
     return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
   },
 };
@@ -362,10 +458,12 @@ export function batchNormTraining<R extends tf.Rank>(
       return { y: y as tf.Tensor<R>, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
     });
   }
-  const [y, mean, variance] = tf.engine().runKernel(
-    BATCH_NORM_TRAIN,
-    { x, gamma, beta } as unknown as tf.NamedTensorMap,
-    { varianceEpsilon, activation: ACTIVATION_CODE[activation], alpha } as unknown as tf.NamedAttrMap,
-  ) as tf.Tensor[];
+  const [y, mean, variance] = tf
+    .engine()
+    .runKernel(
+      BATCH_NORM_TRAIN,
+      { x, gamma, beta } as unknown as tf.NamedTensorMap,
+      { varianceEpsilon, activation: ACTIVATION_CODE[activation], alpha } as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor[];
   return { y: y as tf.Tensor<R>, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
 }

@@ -13,7 +13,8 @@ import { nativeKernels, runNativeSplit, scratch } from './native.ts';
 
 export function fusedBatchNorm(args: KernelArgs): tf.TensorInfo {
   const backend = args.backend as BackendWasm;
-  const { x, mean, variance, offset, scale } = args.inputs as unknown as Record<'x' | 'mean' | 'variance', tf.TensorInfo> & Partial<Record<'offset' | 'scale', tf.TensorInfo>>;
+  const { x, mean, variance, offset, scale } = args.inputs as unknown as Record<'x' | 'mean' | 'variance', tf.TensorInfo> &
+    Partial<Record<'offset' | 'scale', tf.TensorInfo>>;
   const { varianceEpsilon } = args.attrs as unknown as tf.FusedBatchNormAttrs;
   const C = x.shape[x.shape.length - 1] ?? 1;
   const size = tf.util.sizeFromShape(x.shape);
@@ -39,6 +40,10 @@ export function fusedBatchNorm(args: KernelArgs): tf.TensorInfo {
   }
   const xo = offsetOf(backend, x);
   const yo = offsetOf(backend, y);
-  runNativeSplit(backend, nk, splitCalls(size / C, (lo, hi) => [['bn_apply', xo + 4 * lo * C, yo + 4 * lo * C, hi - lo, C, s, s + 4 * C, 0, 0]], ROWS_PER_THREAD));
+  runNativeSplit(
+    backend,
+    nk,
+    splitCalls(size / C, (lo, hi) => [['bn_apply', xo + 4 * lo * C, yo + 4 * lo * C, hi - lo, C, s, s + 4 * C, 0, 0]], ROWS_PER_THREAD),
+  );
   return y;
 }

@@ -14,8 +14,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../util/errors.ts';
 import {
-  accumulators, ACTIVATION_CODE, addSums, backwardCoefficients, batchNormTraining, channelsOf, channelSums, registerBatchNormTraining,
-  type BatchNormActivation, type BatchNormTrainingResult, type BnAttrs, type CpuBackend,
+  accumulators,
+  ACTIVATION_CODE,
+  addSums,
+  backwardCoefficients,
+  batchNormTraining,
+  channelsOf,
+  channelSums,
+  registerBatchNormTraining,
+  type BatchNormActivation,
+  type BatchNormTrainingResult,
+  type BnAttrs,
+  type CpuBackend,
 } from './batch_norm.ts';
 import { splitCalls } from './helper_thread.ts';
 import { allocF32, f32View, heapF32, offsetOf, type BackendWasm, type KernelArgs } from './heap.ts';
@@ -46,7 +56,18 @@ function dimsOf(x: tf.TensorInfo, gamma: tf.TensorInfo): Dims {
  * Mean, biased variance (rounded to float32, as returned) and y = x * scale + shift coefficients. Forward and
  * gradient both derive scale/shift from the float32 mean/variance, so they recompute identical activations.
  */
-function coefficients(s1: Float64Array, s2: Float64Array, P: number, gamma: Float32Array, beta: Float32Array, eps: number, mean: Float32Array, variance: Float32Array, scale: Float32Array, shift: Float32Array): void {
+function coefficients(
+  s1: Float64Array,
+  s2: Float64Array,
+  P: number,
+  gamma: Float32Array,
+  beta: Float32Array,
+  eps: number,
+  mean: Float32Array,
+  variance: Float32Array,
+  scale: Float32Array,
+  shift: Float32Array,
+): void {
   for (let c = 0; c < gamma.length; c++) {
     const m = s1[c] / P;
     mean[c] = m;
@@ -55,7 +76,15 @@ function coefficients(s1: Float64Array, s2: Float64Array, P: number, gamma: Floa
   scaleShift(gamma, beta, mean, variance, eps, scale, shift);
 }
 
-function scaleShift(gamma: Float32Array, beta: Float32Array, mean: Float32Array, variance: Float32Array, eps: number, scale: Float32Array, shift: Float32Array): void {
+function scaleShift(
+  gamma: Float32Array,
+  beta: Float32Array,
+  mean: Float32Array,
+  variance: Float32Array,
+  eps: number,
+  scale: Float32Array,
+  shift: Float32Array,
+): void {
   for (let c = 0; c < gamma.length; c++) {
     scale[c] = gamma[c] / Math.sqrt(variance[c] + eps);
     shift[c] = beta[c] - mean[c] * scale[c];
@@ -72,7 +101,18 @@ function actGrad(g: number, y: number, code: number, alpha: number): number {
 }
 
 /** The winner (0..3, first maximum) of window (n, oh, ow) in channel c, and its activation. */
-function winner(x: Float32Array, d: Dims, n: number, oh: number, ow: number, c: number, scale: Float32Array, shift: Float32Array, code: number, alpha: number): [number, number] {
+function winner(
+  x: Float32Array,
+  d: Dims,
+  n: number,
+  oh: number,
+  ow: number,
+  c: number,
+  scale: Float32Array,
+  shift: Float32Array,
+  code: number,
+  alpha: number,
+): [number, number] {
   let best = -Infinity;
   let at = -1;
   for (let q = 0; q < 4; q++) {
@@ -86,7 +126,16 @@ function winner(x: Float32Array, d: Dims, n: number, oh: number, ow: number, c: 
   return [at, best];
 }
 
-function forwardJs(x: Float32Array, gamma: Float32Array, beta: Float32Array, d: Dims, attrs: BnAttrs, p: Float32Array, mean: Float32Array, variance: Float32Array): void {
+function forwardJs(
+  x: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  d: Dims,
+  attrs: BnAttrs,
+  p: Float32Array,
+  mean: Float32Array,
+  variance: Float32Array,
+): void {
   const [s1, s2] = accumulators(d.C);
   for (let base = 0; base < x.length; base += d.C) {
     for (let c = 0; c < d.C; c++) {
@@ -100,13 +149,23 @@ function forwardJs(x: Float32Array, gamma: Float32Array, beta: Float32Array, d: 
   let o = 0;
   for (let n = 0; n < d.N; n++)
     for (let oh = 0; oh < d.OH; oh++)
-      for (let ow = 0; ow < d.OW; ow++)
-        for (let c = 0; c < d.C; c++) p[o++] = winner(x, d, n, oh, ow, c, scale, shift, attrs.activation, attrs.alpha)[1];
+      for (let ow = 0; ow < d.OW; ow++) for (let c = 0; c < d.C; c++) p[o++] = winner(x, d, n, oh, ow, c, scale, shift, attrs.activation, attrs.alpha)[1];
 }
 
 function backwardJs(
-  dp: Float32Array, x: Float32Array, gamma: Float32Array, beta: Float32Array, mean: Float32Array, variance: Float32Array,
-  dmean: Float32Array, dvar: Float32Array, d: Dims, attrs: BnAttrs, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
+  dp: Float32Array,
+  x: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  mean: Float32Array,
+  variance: Float32Array,
+  dmean: Float32Array,
+  dvar: Float32Array,
+  d: Dims,
+  attrs: BnAttrs,
+  dx: Float32Array,
+  dgamma: Float32Array,
+  dbeta: Float32Array,
 ): void {
   const { C } = d;
   const scale = new Float32Array(C);
@@ -187,9 +246,13 @@ function forwardWasm(args: KernelArgs): tf.TensorInfo[] {
   coefficients(f64(s), f64(s + 8 * C), P, v(gamma), v(beta), attrs.varianceEpsilon, v(mean), v(variance), f32(s + 16 * C), f32(s + 20 * C));
   const img = d.H * d.W * C;
   const pooled = d.OH * d.OW * C;
-  runNativeSplit(backend, nk, splitCalls(d.N, (a, b) => [
-    ['bn_act_pool_apply', xo + 4 * a * img, po + 4 * a * pooled, b - a, d.H, d.W, C, s + 16 * C, s + 20 * C, attrs.activation, attrs.alpha],
-  ]));
+  runNativeSplit(
+    backend,
+    nk,
+    splitCalls(d.N, (a, b) => [
+      ['bn_act_pool_apply', xo + 4 * a * img, po + 4 * a * pooled, b - a, d.H, d.W, C, s + 16 * C, s + 20 * C, attrs.activation, attrs.alpha],
+    ]),
+  );
   return [p, mean, variance];
 }
 
@@ -205,8 +268,20 @@ function backwardWasm(args: KernelArgs): tf.TensorInfo[] {
   const { v, o, nk, P, acc } = passEngines(backend, attrs, d);
   if (acc != null) {
     acc.bnPoolBackward(
-      heapView(backend), o(i.dy), o(i.x), o(i.gamma), o(i.beta), o(i.mean), o(i.variance), o(i.dmean), o(i.dvar), o(dx), o(dgamma), o(dbeta),
-      [d.N, d.H, d.W, C, attrs.activation], attrs.varianceEpsilon,
+      heapView(backend),
+      o(i.dy),
+      o(i.x),
+      o(i.gamma),
+      o(i.beta),
+      o(i.mean),
+      o(i.variance),
+      o(i.dmean),
+      o(i.dvar),
+      o(dx),
+      o(dgamma),
+      o(dbeta),
+      [d.N, d.H, d.W, C, attrs.activation],
+      attrs.varianceEpsilon,
     );
     return [dx, dgamma, dbeta];
   }
@@ -217,14 +292,38 @@ function backwardWasm(args: KernelArgs): tf.TensorInfo[] {
   // Scratch: sdy, sdyx (float64 x C), scale, shift, k1, k2, k3 (float32 x C), block, then the helper's sdy, sdyx, block.
   const s = scratch(backend, 68 * C);
   const buf0 = heapF32(backend).buffer;
-  scaleShift(v(i.gamma), v(i.beta), v(i.mean), v(i.variance), attrs.varianceEpsilon, new Float32Array(buf0, s + 16 * C, C), new Float32Array(buf0, s + 20 * C, C));
+  scaleShift(
+    v(i.gamma),
+    v(i.beta),
+    v(i.mean),
+    v(i.variance),
+    attrs.varianceEpsilon,
+    new Float32Array(buf0, s + 16 * C, C),
+    new Float32Array(buf0, s + 20 * C, C),
+  );
   const [dpo, xo, dxo, mo] = [i.dy, i.x, dx, i.mean].map((t) => offsetOf(backend, t));
   const img = d.H * d.W * C;
   const pooled = d.OH * d.OW * C;
   const sums = splitCalls(d.N, (a, b) => [
     a === 0
       ? ['bn_act_pool_grad_sums', dpo, xo, b, d.H, d.W, C, s + 16 * C, s + 20 * C, mo, attrs.activation, attrs.alpha, s, s + 8 * C, s + 36 * C]
-      : ['bn_act_pool_grad_sums', dpo + 4 * a * pooled, xo + 4 * a * img, b - a, d.H, d.W, C, s + 16 * C, s + 20 * C, mo, attrs.activation, attrs.alpha, s + 44 * C, s + 52 * C, s + 60 * C],
+      : [
+          'bn_act_pool_grad_sums',
+          dpo + 4 * a * pooled,
+          xo + 4 * a * img,
+          b - a,
+          d.H,
+          d.W,
+          C,
+          s + 16 * C,
+          s + 20 * C,
+          mo,
+          attrs.activation,
+          attrs.alpha,
+          s + 44 * C,
+          s + 52 * C,
+          s + 60 * C,
+        ],
   ]);
   runNativeSplit(backend, nk, sums);
   const buf = heapF32(backend).buffer;
@@ -234,10 +333,45 @@ function backwardWasm(args: KernelArgs): tf.TensorInfo[] {
     addSums(buf, s, s + 44 * C, C);
     addSums(buf, s + 8 * C, s + 52 * C, C);
   }
-  backwardCoefficients(f64(s), f64(s + 8 * C), P, v(i.gamma), v(i.mean), v(i.variance), v(i.dmean), v(i.dvar), attrs.varianceEpsilon, f32(s + 24 * C), f32(s + 28 * C), f32(s + 32 * C), v(dgamma), v(dbeta));
-  runNativeSplit(backend, nk, splitCalls(d.N, (a, b) => [
-    ['bn_act_pool_grad_apply', dpo + 4 * a * pooled, xo + 4 * a * img, dxo + 4 * a * img, b - a, d.H, d.W, C, s + 16 * C, s + 20 * C, s + 24 * C, s + 28 * C, s + 32 * C, attrs.activation, attrs.alpha],
-  ]));
+  backwardCoefficients(
+    f64(s),
+    f64(s + 8 * C),
+    P,
+    v(i.gamma),
+    v(i.mean),
+    v(i.variance),
+    v(i.dmean),
+    v(i.dvar),
+    attrs.varianceEpsilon,
+    f32(s + 24 * C),
+    f32(s + 28 * C),
+    f32(s + 32 * C),
+    v(dgamma),
+    v(dbeta),
+  );
+  runNativeSplit(
+    backend,
+    nk,
+    splitCalls(d.N, (a, b) => [
+      [
+        'bn_act_pool_grad_apply',
+        dpo + 4 * a * pooled,
+        xo + 4 * a * img,
+        dxo + 4 * a * img,
+        b - a,
+        d.H,
+        d.W,
+        C,
+        s + 16 * C,
+        s + 20 * C,
+        s + 24 * C,
+        s + 28 * C,
+        s + 32 * C,
+        attrs.activation,
+        attrs.alpha,
+      ],
+    ]),
+  );
   return [dx, dgamma, dbeta];
 }
 
@@ -255,9 +389,13 @@ function inferenceWasm(args: KernelArgs): tf.TensorInfo {
   const v = (t: tf.TensorInfo) => f32View(backend, t);
   scaleShift(v(i.gamma), v(i.beta), v(i.mean), v(i.variance), attrs.varianceEpsilon, new Float32Array(buf, s, C), new Float32Array(buf, s + 4 * C, C));
   const [xo, po] = [offsetOf(backend, i.x), offsetOf(backend, p)];
-  runNativeSplit(backend, nk, splitCalls(d.N, (a, b) => [
-    ['bn_act_pool_apply', xo + 4 * a * d.H * d.W * C, po + 4 * a * d.OH * d.OW * C, b - a, d.H, d.W, C, s, s + 4 * C, attrs.activation, attrs.alpha],
-  ]));
+  runNativeSplit(
+    backend,
+    nk,
+    splitCalls(d.N, (a, b) => [
+      ['bn_act_pool_apply', xo + 4 * a * d.H * d.W * C, po + 4 * a * d.OH * d.OW * C, b - a, d.H, d.W, C, s, s + 4 * C, attrs.activation, attrs.alpha],
+    ]),
+  );
   return p;
 }
 
@@ -270,7 +408,11 @@ function forwardCpu(args: KernelArgs): tf.TensorInfo[] {
   const mean = new Float32Array(d.C);
   const variance = new Float32Array(d.C);
   forwardJs(v(x), v(gamma), v(beta), d, args.attrs as unknown as BnAttrs, p, mean, variance);
-  return [backend.makeTensorInfo([d.N, d.OH, d.OW, d.C], 'float32', p), backend.makeTensorInfo([d.C], 'float32', mean), backend.makeTensorInfo([d.C], 'float32', variance)];
+  return [
+    backend.makeTensorInfo([d.N, d.OH, d.OW, d.C], 'float32', p),
+    backend.makeTensorInfo([d.C], 'float32', mean),
+    backend.makeTensorInfo([d.C], 'float32', variance),
+  ];
 }
 
 function backwardCpu(args: KernelArgs): tf.TensorInfo[] {
@@ -299,7 +441,9 @@ const GRAD: tf.GradConfig = {
   gradFunc: (dys: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
     const [dy, dmean, dvar] = dys as tf.Tensor[];
     const [x, gamma, beta, mean, variance] = saved;
-    const [dx, dgamma, dbeta] = tf.engine().runKernel(BN_ACT_POOL_GRAD, { dy, x, gamma, beta, mean, variance, dmean, dvar } as unknown as tf.NamedTensorMap, attrs) as tf.Tensor[];
+    const [dx, dgamma, dbeta] = tf
+      .engine()
+      .runKernel(BN_ACT_POOL_GRAD, { dy, x, gamma, beta, mean, variance, dmean, dvar } as unknown as tf.NamedTensorMap, attrs) as tf.Tensor[];
     return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
   },
 };
@@ -307,7 +451,8 @@ const GRAD: tf.GradConfig = {
 function register(): void {
   registerBatchNormTraining();
   for (const config of KERNELS) if (tf.getKernel(config.kernelName, config.backendName) == null) tf.registerKernel(config);
-  if (tf.getKernel(BN_ACT_POOL_INFERENCE, 'wasm') == null) tf.registerKernel({ kernelName: BN_ACT_POOL_INFERENCE, backendName: 'wasm', kernelFunc: inferenceWasm as unknown as tf.KernelFunc });
+  if (tf.getKernel(BN_ACT_POOL_INFERENCE, 'wasm') == null)
+    tf.registerKernel({ kernelName: BN_ACT_POOL_INFERENCE, backendName: 'wasm', kernelFunc: inferenceWasm as unknown as tf.KernelFunc });
   if (tf.getGradient(BN_ACT_POOL) == null) tf.registerGradient(GRAD);
 }
 
@@ -332,11 +477,13 @@ export function batchNormActPool(
       return { y: tf.maxPool(y, 2, 2, 'valid'), mean, variance };
     });
   }
-  const [y, mean, variance] = tf.engine().runKernel(
-    BN_ACT_POOL,
-    { x, gamma, beta } as unknown as tf.NamedTensorMap,
-    { varianceEpsilon, activation: ACTIVATION_CODE[activation], alpha } as unknown as tf.NamedAttrMap,
-  ) as tf.Tensor[];
+  const [y, mean, variance] = tf
+    .engine()
+    .runKernel(
+      BN_ACT_POOL,
+      { x, gamma, beta } as unknown as tf.NamedTensorMap,
+      { varianceEpsilon, activation: ACTIVATION_CODE[activation], alpha } as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor[];
   return { y: y as tf.Tensor4D, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
 }
 
@@ -359,9 +506,11 @@ export function batchNormActPoolInference(
       return tf.maxPool(a, 2, 2, 'valid');
     });
   }
-  return tf.engine().runKernel(
-    BN_ACT_POOL_INFERENCE,
-    { x, ...stats } as unknown as tf.NamedTensorMap,
-    { varianceEpsilon: opts.varianceEpsilon, activation: ACTIVATION_CODE[opts.activation], alpha: opts.alpha } as unknown as tf.NamedAttrMap,
-  ) as tf.Tensor4D;
+  return tf
+    .engine()
+    .runKernel(
+      BN_ACT_POOL_INFERENCE,
+      { x, ...stats } as unknown as tf.NamedTensorMap,
+      { varianceEpsilon: opts.varianceEpsilon, activation: ACTIVATION_CODE[opts.activation], alpha: opts.alpha } as unknown as tf.NamedAttrMap,
+    ) as tf.Tensor4D;
 }

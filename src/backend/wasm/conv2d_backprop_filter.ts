@@ -96,7 +96,22 @@ function viaTransposedProduct(backend: BackendWasm, nk: NativeKernels, x: tf.Ten
     const dyT = allocF32(backend, [1, CO, cols]);
     const col = allocF32(backend, [1, cols, K]);
     nk.to_channel_major(offsetOf(backend, dy) + 4 * n0 * pixelsPerImage * CO, offsetOf(backend, dyT), cols, CO);
-    nk.im2col(offsetOf(backend, x) + 4 * n0 * H * W * C, offsetOf(backend, col), count, H, W, C, g.outHeight, g.outWidth, g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth, g.padTop, g.padLeft);
+    nk.im2col(
+      offsetOf(backend, x) + 4 * n0 * H * W * C,
+      offsetOf(backend, col),
+      count,
+      H,
+      W,
+      C,
+      g.outHeight,
+      g.outWidth,
+      g.filterHeight,
+      g.filterWidth,
+      g.strideHeight,
+      g.strideWidth,
+      g.padTop,
+      g.padLeft,
+    );
     const part = runStock(batchMatMul, backend, { a: dyT, b: col }, { transposeA: false, transposeB: false });
     release(backend, dyT, col);
     if (accT == null) {
@@ -133,7 +148,18 @@ function viaRgbKernel(backend: BackendWasm, nk: NativeKernels, x: tf.TensorInfo,
     const [xo, xpo, dyo] = [offsetOf(backend, x), offsetOf(backend, xp), offsetOf(backend, dy)];
     const parts = splitCalls(g.batch, (a, b) => [
       ['pad_images', xo + 4 * a * H * W * 3, xpo + 4 * a * PH * PW * 3, b - a, H, W, 3, PH, PW, g.padTop, g.padLeft],
-      ['filter_grad_c3', xpo + 4 * a * PH * PW * 3, dyo + 4 * a * OH * OW * CO, a === 0 ? offsetOf(backend, dW) : offsetOf(backend, other), b - a, OH, OW, KH, KW, CO],
+      [
+        'filter_grad_c3',
+        xpo + 4 * a * PH * PW * 3,
+        dyo + 4 * a * OH * OW * CO,
+        a === 0 ? offsetOf(backend, dW) : offsetOf(backend, other),
+        b - a,
+        OH,
+        OW,
+        KH,
+        KW,
+        CO,
+      ],
     ]);
     runNativeSplit(backend, nk, parts);
     if (parts[1].length > 0) nk.add_into(offsetOf(backend, dW), offsetOf(backend, other), size);
@@ -171,7 +197,22 @@ export function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
     if (nk != null) {
       const xT = scratch(backend, 4 * count * H * W * C);
       nk.to_channel_major(offsetOf(backend, x) + 4 * n0 * H * W * C, xT, count * H * W, C);
-      nk.fill_col_t(xT, offsetOf(backend, colT), count, H, W, C, g.outHeight, g.outWidth, g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth, g.padTop, g.padLeft);
+      nk.fill_col_t(
+        xT,
+        offsetOf(backend, colT),
+        count,
+        H,
+        W,
+        C,
+        g.outHeight,
+        g.outWidth,
+        g.filterHeight,
+        g.filterWidth,
+        g.strideHeight,
+        g.strideWidth,
+        g.padTop,
+        g.padLeft,
+      );
     } else {
       // Views after the allocations (a malloc may have grown the heap).
       fillColT(f32View(backend, colT), toChannelMajor(f32View(backend, x), g, n0, count), g, count);

@@ -41,19 +41,34 @@ function viaConvolution(backend: BackendWasm, dy: tf.TensorInfo, filter: tf.Tens
     flipTransposeFilter(f32View(backend, filter), f32View(backend, flipped), KH, KW, CI, CO);
   }
   // dx is a stride-1 convolution of dy: Winograd when it applies, else XNNPACK's direct convolution.
-  const s = { batch: g.batch, inHeight: g.outHeight, inWidth: g.outWidth, inChannels: CO, outHeight: g.inHeight, outWidth: g.inWidth, outChannels: CI, padTop: pads[1][0], padLeft: pads[2][0] };
+  const s = {
+    batch: g.batch,
+    inHeight: g.outHeight,
+    inWidth: g.outWidth,
+    inChannels: CO,
+    outHeight: g.inHeight,
+    outWidth: g.inWidth,
+    outChannels: CI,
+    padTop: pads[1][0],
+    padLeft: pads[2][0],
+  };
   const viaWinograd = winogradApplies(s, KH, KW) ? tryWinogradConv2D(backend, dy, flipped, s) : null;
   if (viaWinograd != null) {
     release(backend, flipped);
     return viaWinograd;
   }
-  const dx = runStock(stockKernel('Conv2D'), backend, { x: dy, filter: flipped }, {
-    strides: [1, 1],
-    pad: pads as tf.backend_util.ExplicitPadding,
-    dataFormat: 'NHWC',
-    dilations: [1, 1],
-    dimRoundingMode: undefined as unknown as string,
-  });
+  const dx = runStock(
+    stockKernel('Conv2D'),
+    backend,
+    { x: dy, filter: flipped },
+    {
+      strides: [1, 1],
+      pad: pads as tf.backend_util.ExplicitPadding,
+      dataFormat: 'NHWC',
+      dilations: [1, 1],
+      dimRoundingMode: undefined as unknown as string,
+    },
+  );
   // Disposing the filter also drops the XNNPACK operator the backend cached for it.
   release(backend, flipped);
   return dx;
@@ -127,7 +142,12 @@ export function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backe
     const bottom = g.inHeight - 1 + g.filterHeight - g.outHeight - top;
     const right = g.inWidth - 1 + g.filterWidth - g.outWidth - left;
     if (top >= 0 && left >= 0 && bottom >= 0 && right >= 0 && g.batch > 0) {
-      const dx = viaConvolution(backend, dy, filter, g, [[0, 0], [top, bottom], [left, right], [0, 0]]);
+      const dx = viaConvolution(backend, dy, filter, g, [
+        [0, 0],
+        [top, bottom],
+        [left, right],
+        [0, 0],
+      ]);
       return reshaped(dx, [...inputShape]);
     }
   }

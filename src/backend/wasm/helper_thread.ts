@@ -115,7 +115,9 @@ export class HelperThread {
       if (done === seq) break;
       if (this.broken || Date.now() > deadline) {
         this.broken = true;
-        throw new Error(`the helper thread of the wasm kernels stopped responding (no answer in ${HELPER_TIMEOUT_MS / 1000} s); run with FEWSHOT_WASM_THREADS=1 to do without it`);
+        throw new Error(
+          `the helper thread of the wasm kernels stopped responding (no answer in ${HELPER_TIMEOUT_MS / 1000} s); run with FEWSHOT_WASM_THREADS=1 to do without it`,
+        );
       }
       Atomics.wait(this.ctrl, DONE, done, 1000);
     }

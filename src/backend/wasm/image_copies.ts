@@ -76,7 +76,17 @@ function copiesJs(grad: boolean, src: Float32Array, dst: Float32Array, N: number
 
 // ---- kernels.
 
-function run(backend: BackendWasm, kernel: 'transform_copies' | 'transform_copies_grad', src: tf.TensorInfo, dst: tf.TensorInfo, N: number, H: number, W: number, C: number, attrs: CopyAttrs): void {
+function run(
+  backend: BackendWasm,
+  kernel: 'transform_copies' | 'transform_copies_grad',
+  src: tf.TensorInfo,
+  dst: tf.TensorInfo,
+  N: number,
+  H: number,
+  W: number,
+  C: number,
+  attrs: CopyAttrs,
+): void {
   const M = attrs.turns.length;
   const spec = specRecords(H, W, C, attrs);
   const nk = nativeKernels(backend);
@@ -90,7 +100,11 @@ function run(backend: BackendWasm, kernel: 'transform_copies' | 'transform_copie
   const img = 4 * H * W * C;
   // Per image b: the copies are at b·M, the single image at b.
   const [srcStep, dstStep] = kernel === 'transform_copies' ? [img, M * img] : [M * img, img];
-  runNativeSplit(backend, nk, splitCalls(N, (a, b) => [[kernel, so + a * srcStep, dso + a * dstStep, b - a, H, W, C, M, s]]));
+  runNativeSplit(
+    backend,
+    nk,
+    splitCalls(N, (a, b) => [[kernel, so + a * srcStep, dso + a * dstStep, b - a, H, W, C, M, s]]),
+  );
 }
 
 function forwardWasm(args: KernelArgs): tf.TensorInfo {
@@ -123,8 +137,10 @@ const GRAD: tf.GradConfig = {
 };
 
 function register(): void {
-  if (tf.getKernel(TRANSFORM_COPIES, 'wasm') == null) tf.registerKernel({ kernelName: TRANSFORM_COPIES, backendName: 'wasm', kernelFunc: forwardWasm as unknown as tf.KernelFunc });
-  if (tf.getKernel(TRANSFORM_COPIES_GRAD, 'wasm') == null) tf.registerKernel({ kernelName: TRANSFORM_COPIES_GRAD, backendName: 'wasm', kernelFunc: backwardWasm as unknown as tf.KernelFunc });
+  if (tf.getKernel(TRANSFORM_COPIES, 'wasm') == null)
+    tf.registerKernel({ kernelName: TRANSFORM_COPIES, backendName: 'wasm', kernelFunc: forwardWasm as unknown as tf.KernelFunc });
+  if (tf.getKernel(TRANSFORM_COPIES_GRAD, 'wasm') == null)
+    tf.registerKernel({ kernelName: TRANSFORM_COPIES_GRAD, backendName: 'wasm', kernelFunc: backwardWasm as unknown as tf.KernelFunc });
   if (tf.getGradient(TRANSFORM_COPIES) == null) tf.registerGradient(GRAD);
 }
 

@@ -24,7 +24,7 @@ function pool2x2Stride2(x: Float32Array, dy: Float32Array, dx: Float32Array, g: 
   for (let n = 0; n < g.batch; n++) {
     for (let oh = 0; oh < ohFull; oh++) {
       const rowBase = (n * H + 2 * oh) * rowStride;
-      let dyBase = ((n * OH + oh) * OW) * C;
+      let dyBase = (n * OH + oh) * OW * C;
       for (let ow = 0; ow < owFull; ow++) {
         const b0 = rowBase + 2 * ow * C;
         const b1 = b0 + C;
@@ -34,13 +34,24 @@ function pool2x2Stride2(x: Float32Array, dy: Float32Array, dx: Float32Array, g: 
           let m = -Infinity;
           let at = -1;
           let v = x[b0 + c];
-          if (v > m) { m = v; at = b0 + c; }
+          if (v > m) {
+            m = v;
+            at = b0 + c;
+          }
           v = x[b1 + c];
-          if (v > m) { m = v; at = b1 + c; }
+          if (v > m) {
+            m = v;
+            at = b1 + c;
+          }
           v = x[b2 + c];
-          if (v > m) { m = v; at = b2 + c; }
+          if (v > m) {
+            m = v;
+            at = b2 + c;
+          }
           v = x[b3 + c];
-          if (v > m) { at = b3 + c; }
+          if (v > m) {
+            at = b3 + c;
+          }
           if (at >= 0) dx[at] = dy[dyBase + c];
         }
         dyBase += C;
@@ -114,7 +125,19 @@ export function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
   if (!(nk != null && fullyCovered)) dx.fill(0);
   if (is2x2Stride2) {
     if (nk != null) {
-      nk.max_pool_grad_2x2(offsetOf(backend, input), offsetOf(backend, dy), offsetOf(backend, out), g.batch, g.inHeight, g.inWidth, g.inChannels, g.outHeight, g.outWidth, ohFull, owFull);
+      nk.max_pool_grad_2x2(
+        offsetOf(backend, input),
+        offsetOf(backend, dy),
+        offsetOf(backend, out),
+        g.batch,
+        g.inHeight,
+        g.inWidth,
+        g.inChannels,
+        g.outHeight,
+        g.outWidth,
+        ohFull,
+        owFull,
+      );
     } else {
       pool2x2Stride2(xv, dyv, dx, g, ohFull, owFull);
     }

@@ -30,8 +30,20 @@ export interface OnednnAddon {
   winogradAvailable(geometry: number[]): boolean;
   bnPoolForward(heap: Float32Array, x: number, gamma: number, beta: number, p: number, mean: number, variance: number, dims: number[], eps: number): void;
   bnPoolBackward(
-    heap: Float32Array, dp: number, x: number, gamma: number, beta: number, mean: number, variance: number, dmean: number, dvar: number,
-    dx: number, dgamma: number, dbeta: number, dims: number[], eps: number,
+    heap: Float32Array,
+    dp: number,
+    x: number,
+    gamma: number,
+    beta: number,
+    mean: number,
+    variance: number,
+    dmean: number,
+    dvar: number,
+    dx: number,
+    dgamma: number,
+    dbeta: number,
+    dims: number[],
+    eps: number,
   ): void;
   matMul(heap: Float32Array, a: number, b: number, c: number, dims: number[]): void;
   /** p = maxpool2x2(act(a + b)), act ReLU (alpha 0) or leaky ReLU; dims N, H, W, C (add_act_pool.ts). */
@@ -97,7 +109,8 @@ export function onednnThreadsFromEnv(): number | null {
   const raw = process.env.FEWSHOT_ONEDNN_THREADS;
   if (raw == null || raw === '') return null;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`FEWSHOT_ONEDNN_THREADS must be a positive integer, got "${raw}"`, 'set it to a thread count such as 1 or 2, or unset it');
+  if (!Number.isInteger(n) || n < 1)
+    throw new UserError(`FEWSHOT_ONEDNN_THREADS must be a positive integer, got "${raw}"`, 'set it to a thread count such as 1 or 2, or unset it');
   return n;
 }
 
@@ -127,7 +140,21 @@ export type ConvAlgorithm = 'direct' | 'winograd';
 /** The addon's convolution geometry: N, H, W, CI, OH, OW, CO, KH, KW, sh, sw, pt, pl, pb, pr, algorithm. */
 export function convDims(g: ConvGeometry, algorithm: ConvAlgorithm = 'direct'): number[] {
   return [
-    g.batch, g.inHeight, g.inWidth, g.inChannels, g.outHeight, g.outWidth, g.outChannels, g.filterHeight, g.filterWidth,
-    g.strideHeight, g.strideWidth, g.padTop, g.padLeft, g.padBottom, g.padRight, algorithm === 'winograd' ? 1 : 0,
+    g.batch,
+    g.inHeight,
+    g.inWidth,
+    g.inChannels,
+    g.outHeight,
+    g.outWidth,
+    g.outChannels,
+    g.filterHeight,
+    g.filterWidth,
+    g.strideHeight,
+    g.strideWidth,
+    g.padTop,
+    g.padLeft,
+    g.padBottom,
+    g.padRight,
+    algorithm === 'winograd' ? 1 : 0,
   ];
 }

@@ -20,7 +20,9 @@ function plainConv(attrs: tf.NamedAttrMap, ...tensors: tf.TensorInfo[]): boolean
   const { dataFormat, dilations } = attrs as unknown as { dataFormat?: string; dilations?: number | [number, number] };
   const [dh, dw] = typeof dilations === 'number' ? [dilations, dilations] : (dilations ?? [1, 1]);
   return (
-    dh === 1 && dw === 1 && (dataFormat === undefined || dataFormat === 'NHWC' || dataFormat === 'channelsLast') &&
+    dh === 1 &&
+    dw === 1 &&
+    (dataFormat === undefined || dataFormat === 'NHWC' || dataFormat === 'channelsLast') &&
     tensors.every((t) => t.dtype === 'float32' && tf.util.sizeFromShape(t.shape) > 0)
   );
 }
@@ -39,7 +41,8 @@ const winogradAvailable = new Map<string, boolean>();
  * at most 35 %; and only where oneDNN has a Winograd kernel for the CPU (AVX-512).
  */
 export function convAlgorithm(addon: OnednnAddon, g: ConvGeometry): ConvAlgorithm {
-  if (!onednnConvConfig.winograd || g.filterHeight !== 3 || g.filterWidth !== 3 || g.strideHeight !== 1 || g.strideWidth !== 1 || g.inChannels < 16) return 'direct';
+  if (!onednnConvConfig.winograd || g.filterHeight !== 3 || g.filterWidth !== 3 || g.strideHeight !== 1 || g.strideWidth !== 1 || g.inChannels < 16)
+    return 'direct';
   const padded = 16 * Math.ceil(g.outHeight / 4) * Math.ceil(g.outWidth / 4);
   if (padded > 1.35 * g.outHeight * g.outWidth) return 'direct';
   const dims = convDims(g, 'winograd');
@@ -123,7 +126,15 @@ export const onednnBatchMatMul: Kernel = (args) => {
   const sameBatch = batchA.length === batchB.length && batchA.every((d, i) => d === batchB[i]);
   if (K !== K2 || !(sameBatch || Ba === 1 || Bb === 1) || M * N * Math.max(Ba, Bb) === 0 || K === 0) return batchMatMul(args);
   const c = allocF32(backend, [...tf.backend_util.assertAndGetBroadcastShape(batchA, batchB), M, N]);
-  addon.matMul(heapView(backend), floatOffset(backend, a), floatOffset(backend, b), floatOffset(backend, c), [Ba, Bb, M, K, N, transposeA ? 1 : 0, transposeB ? 1 : 0]);
+  addon.matMul(heapView(backend), floatOffset(backend, a), floatOffset(backend, b), floatOffset(backend, c), [
+    Ba,
+    Bb,
+    M,
+    K,
+    N,
+    transposeA ? 1 : 0,
+    transposeB ? 1 : 0,
+  ]);
   return c;
 };
 

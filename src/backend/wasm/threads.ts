@@ -142,7 +142,10 @@ export function wasmThreadsFromEnv(env: NodeJS.ProcessEnv = process.env): number
   if (raw == null || raw.trim() === '') return Math.min(2, Math.max(1, os.availableParallelism()));
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1 || n > 64) {
-    throw new UserError(`FEWSHOT_WASM_THREADS="${raw}" is not a thread count`, 'set it to a whole number from 1 (single-threaded) to 64, or unset it for the default (2 on multi-core machines)');
+    throw new UserError(
+      `FEWSHOT_WASM_THREADS="${raw}" is not a thread count`,
+      'set it to a whole number from 1 (single-threaded) to 64, or unset it for the default (2 on multi-core machines)',
+    );
   }
   return n;
 }

@@ -28,7 +28,10 @@ import { runNativeSplit, type NativeKernels } from './native.ts';
  * A stride-1 3x3 convolution: output (oh, ow) reads input rows oh - padTop .. oh - padTop + 2 (zero outside).
  * The fields of ConvGeometry the transforms use (the input gradient builds one for its transposed conv).
  */
-export type WinogradShape = Pick<ConvGeometry, 'batch' | 'inHeight' | 'inWidth' | 'inChannels' | 'outHeight' | 'outWidth' | 'outChannels' | 'padTop' | 'padLeft'>;
+export type WinogradShape = Pick<
+  ConvGeometry,
+  'batch' | 'inHeight' | 'inWidth' | 'inChannels' | 'outHeight' | 'outWidth' | 'outChannels' | 'padTop' | 'padLeft'
+>;
 
 /** Mutable so tests can exercise the path (and chunking) on small tensors and benchmarks can A/B it. */
 export const winogradConfig = {
@@ -110,8 +113,20 @@ function overImageChunks(
     for (let n0 = 0; n0 < s.batch; n0 += grid.chunk) {
       const count = Math.min(grid.chunk, s.batch - n0);
       // Both threads transform disjoint images: tile t of image n lands at row n * perImage (+ th * TW + tw).
-      const inputTransform = (a: number, b: number): NativeCall =>
-        ['wino_input_transform', xBase + 4 * (n0 + a) * H * W * Ci, vBase + 4 * a * grid.perImage * Ci, b - a, H, W, Ci, grid.TH, grid.TW, s.padTop, s.padLeft, grid.planeTiles];
+      const inputTransform = (a: number, b: number): NativeCall => [
+        'wino_input_transform',
+        xBase + 4 * (n0 + a) * H * W * Ci,
+        vBase + 4 * a * grid.perImage * Ci,
+        b - a,
+        H,
+        W,
+        Ci,
+        grid.TH,
+        grid.TW,
+        s.padTop,
+        s.padLeft,
+        grid.planeTiles,
+      ];
       step({ n0, count, tiles: count * grid.perImage, inputTransform, vBase, oBase });
     }
   } finally {
@@ -126,11 +141,23 @@ export function winogradConv2D(backend: BackendWasm, nk: NativeKernels, x: tf.Te
   const y = allocF32(backend, [s.batch, OH, OW, Co]);
   const [yBase, uBase] = [y, U].map((t) => offsetOf(backend, t));
   overImageChunks(backend, x, s, ({ n0, count, tiles, inputTransform, vBase, oBase: mBase }) => {
-    runNativeSplit(backend, nk, splitCalls(count, (a, b) => [inputTransform(a, b)]));
-    runNativeSplit(backend, nk, perPoint((k) => ['gemm_ab', vBase + 4 * k * planeTiles * Ci, uBase + 4 * k * Ci * Co, mBase + 4 * k * planeTiles * Co, tiles, Ci, Co, Ci]));
-    runNativeSplit(backend, nk, splitCalls(count, (a, b) => [
-      ['wino_output_transform', mBase + 4 * a * perImage * Co, yBase + 4 * (n0 + a) * OH * OW * Co, b - a, OH, OW, Co, TH, TW, planeTiles],
-    ]));
+    runNativeSplit(
+      backend,
+      nk,
+      splitCalls(count, (a, b) => [inputTransform(a, b)]),
+    );
+    runNativeSplit(
+      backend,
+      nk,
+      perPoint((k) => ['gemm_ab', vBase + 4 * k * planeTiles * Ci, uBase + 4 * k * Ci * Co, mBase + 4 * k * planeTiles * Co, tiles, Ci, Co, Ci]),
+    );
+    runNativeSplit(
+      backend,
+      nk,
+      splitCalls(count, (a, b) => [
+        ['wino_output_transform', mBase + 4 * a * perImage * Co, yBase + 4 * (n0 + a) * OH * OW * Co, b - a, OH, OW, Co, TH, TW, planeTiles],
+      ]),
+    );
   });
   return y;
 }
@@ -147,11 +174,19 @@ export function winogradFilterGrad(backend: BackendWasm, nk: NativeKernels, x: t
     f32View(backend, dU).fill(0);
     const [dyBase, uBase] = [dy, dU].map((t) => offsetOf(backend, t));
     overImageChunks(backend, x, s, ({ n0, tiles, count, inputTransform, vBase, oBase: wBase }) => {
-      runNativeSplit(backend, nk, splitCalls(count, (a, b) => [
-        inputTransform(a, b),
-        ['wino_output_grad_transform', dyBase + 4 * (n0 + a) * OH * OW * Co, wBase + 4 * a * perImage * Co, b - a, OH, OW, Co, TH, TW, planeTiles],
-      ]));
-      runNativeSplit(backend, nk, perPoint((k) => ['gemm_atb_acc', vBase + 4 * k * planeTiles * Ci, wBase + 4 * k * planeTiles * Co, uBase + 4 * k * Ci * Co, tiles, Ci, Co, Ci, Co]));
+      runNativeSplit(
+        backend,
+        nk,
+        splitCalls(count, (a, b) => [
+          inputTransform(a, b),
+          ['wino_output_grad_transform', dyBase + 4 * (n0 + a) * OH * OW * Co, wBase + 4 * a * perImage * Co, b - a, OH, OW, Co, TH, TW, planeTiles],
+        ]),
+      );
+      runNativeSplit(
+        backend,
+        nk,
+        perPoint((k) => ['gemm_atb_acc', vBase + 4 * k * planeTiles * Ci, wBase + 4 * k * planeTiles * Co, uBase + 4 * k * Ci * Co, tiles, Ci, Co, Ci, Co]),
+      );
     });
     const dW = allocF32(backend, [3, 3, Ci, Co]);
     nk.wino_filter_grad_transform(uBase, offsetOf(backend, dW), Ci, Co);

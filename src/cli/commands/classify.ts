@@ -70,11 +70,30 @@ async function configOf(flags: ClassifyFlags): Promise<Record<string, unknown>> 
     if (value !== undefined) o[key] = value;
   };
   const c: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries({ variant: flags.variant, backbone: flags.backbone, imageSize: flags.imageSize, transform: flags.transform, epochs: flags.epochs, batchSize: flags.batchSize, split: flags.split, testPerClass: flags.testPerClass, imbalanceRatio: flags.imbalanceRatio, seed: flags.seed, dataset: flags.dataset })) set(c, k, v);
+  for (const [k, v] of Object.entries({
+    variant: flags.variant,
+    backbone: flags.backbone,
+    imageSize: flags.imageSize,
+    transform: flags.transform,
+    epochs: flags.epochs,
+    batchSize: flags.batchSize,
+    split: flags.split,
+    testPerClass: flags.testPerClass,
+    imbalanceRatio: flags.imbalanceRatio,
+    seed: flags.seed,
+    dataset: flags.dataset,
+  }))
+    set(c, k, v);
   if (flags.datasetOption) c.datasetOptions = parseDatasetOptions(flags.datasetOption);
-  if (flags.head !== undefined || flags.cosineScale !== undefined) c.head = { ...(base.head as object | undefined), ...(flags.head ? { kind: flags.head } : {}), ...(flags.cosineScale ? { scale: flags.cosineScale } : {}) };
+  if (flags.head !== undefined || flags.cosineScale !== undefined)
+    c.head = { ...(base.head as object | undefined), ...(flags.head ? { kind: flags.head } : {}), ...(flags.cosineScale ? { scale: flags.cosineScale } : {}) };
   if (flags.slaLoss !== undefined || flags.sdBeta !== undefined || flags.sdTemperature !== undefined) {
-    c.options = { ...(base.options as object | undefined), ...(flags.slaLoss ? { slaLoss: flags.slaLoss } : {}), ...(flags.sdBeta !== undefined ? { beta: flags.sdBeta } : {}), ...(flags.sdTemperature !== undefined ? { temperature: flags.sdTemperature } : {}) };
+    c.options = {
+      ...(base.options as object | undefined),
+      ...(flags.slaLoss ? { slaLoss: flags.slaLoss } : {}),
+      ...(flags.sdBeta !== undefined ? { beta: flags.sdBeta } : {}),
+      ...(flags.sdTemperature !== undefined ? { temperature: flags.sdTemperature } : {}),
+    };
   }
   if (flags.optimizer !== undefined || flags.lr !== undefined) {
     const prev = (base.optimizer as Record<string, unknown> | undefined) ?? {};
@@ -87,8 +106,16 @@ async function configOf(flags: ClassifyFlags): Promise<Record<string, unknown>> 
 
 function optionsOf(flags: ClassifyFlags) {
   return {
-    backend: flags.backend, data: flags.data, cache: flags.cache, runs: flags.runs, results: flags.results, name: flags.name,
-    checkpointEvery: flags.checkpointEvery, logEvery: flags.logEvery, replaceCommitted: flags.replaceCommitted === true, command: ['fewshot', ...process.argv.slice(2)].join(' '),
+    backend: flags.backend,
+    data: flags.data,
+    cache: flags.cache,
+    runs: flags.runs,
+    results: flags.results,
+    name: flags.name,
+    checkpointEvery: flags.checkpointEvery,
+    logEvery: flags.logEvery,
+    replaceCommitted: flags.replaceCommitted === true,
+    command: ['fewshot', ...process.argv.slice(2)].join(' '),
   };
 }
 
@@ -105,7 +132,9 @@ function addCommonOptions(cmd: Command): Command {
 }
 
 export function registerClassifyCommands(program: Command): void {
-  const classify = program.command('classify').description('standard (and long-tailed) classification over all classes of a split, with SLA / SLA+SD / DA / MT (docs/classification.md)');
+  const classify = program
+    .command('classify')
+    .description('standard (and long-tailed) classification over all classes of a split, with SLA / SLA+SD / DA / MT (docs/classification.md)');
   registerClassifyTrain(classify);
   registerClassifyEval(classify);
   registerClassifyCompare(classify);
@@ -113,24 +142,38 @@ export function registerClassifyCommands(program: Command): void {
 
 function registerClassifyTrain(classify: Command): void {
   addCommonOptions(classify.command('train'))
-    .description('train a classifier on a split\'s classes (a fixed seeded held-out part of each class is its test set), then evaluate it')
+    .description("train a classifier on a split's classes (a fixed seeded held-out part of each class is its test set), then evaluate it")
     .option('--config <file>', 'classification config (JSON, see docs/classification.md); flags override its fields')
-    .addOption(new Option('--variant <name>', 'plain, sla (SLA+AG / SLA+SI), sla-sd (self-distillation), da or mt (baselines)').choices(['plain', 'sla', 'sla-sd', 'da', 'mt']))
+    .addOption(
+      new Option('--variant <name>', 'plain, sla (SLA+AG / SLA+SI), sla-sd (self-distillation), da or mt (baselines)').choices([
+        'plain',
+        'sla',
+        'sla-sd',
+        'da',
+        'mt',
+      ]),
+    )
     .addOption(new Option('--head <kind>', 'classifier head: linear or cosine').choices(['linear', 'cosine']))
     .option('--cosine-scale <x>', 'cosine head: the fixed logit scale (default 10)', floatArg('--cosine-scale'))
     .option('--backbone <id>', 'backbone (conv4, resnet12, ...)')
     .option('--image-size <px>', 'image side in pixels', intArg('--image-size', 8))
     .option('--transform <name>', 'SLA/DA/MT transformation set (rotation, color_perm, ...)')
-    .addOption(new Option('--sla-loss <mode>', 'SLA loss over copies: mean, or sum (×M, the authors\' --with-large-loss)').choices(['mean', 'sum']))
-    .option('--sd-beta <x>', 'SLA+SD: weight of the single head\'s cross-entropy (default 1)', floatArg('--sd-beta'))
+    .addOption(new Option('--sla-loss <mode>', "SLA loss over copies: mean, or sum (×M, the authors' --with-large-loss)").choices(['mean', 'sum']))
+    .option('--sd-beta <x>', "SLA+SD: weight of the single head's cross-entropy (default 1)", floatArg('--sd-beta'))
     .option('--sd-temperature <x>', 'SLA+SD: distillation temperature (default 1)', floatArg('--sd-temperature'))
     .option('--epochs <n>', 'training epochs', intArg('--epochs'))
     .option('--batch-size <n>', 'images per mini-batch (before the M transformed copies)', intArg('--batch-size'))
     .addOption(new Option('--optimizer <type>', 'adam or sgd').choices(['adam', 'sgd']))
     .option('--lr <x>', 'base learning rate', floatArg('--lr'))
     .option('--lr-step-epochs <n>', 'multiply the learning rate by --lr-factor every n epochs', intArg('--lr-step-epochs'))
-    .option('--lr-factor <x>', 'the step schedule\'s factor (default 0.1)', floatArg('--lr-factor'))
-    .addOption(new Option('--split <name>', 'the provider split whose classes are classified (default train: mini-ImageNet\'s 64 base classes)').choices(['train', 'val', 'test']))
+    .option('--lr-factor <x>', "the step schedule's factor (default 0.1)", floatArg('--lr-factor'))
+    .addOption(
+      new Option('--split <name>', "the provider split whose classes are classified (default train: mini-ImageNet's 64 base classes)").choices([
+        'train',
+        'val',
+        'test',
+      ]),
+    )
     .option('--test-per-class <n>', 'images of each class held out as the test set (default 100)', intArg('--test-per-class'))
     .option('--imbalance-ratio <x>', 'long-tailed training set: n_max / n_min with the exponential profile (e.g. 100, 50, 10; default 1 = balanced)', anyNumber)
     .option('--seed <n>', 'seed for initialisation, the hold-out, the long-tail subsampling and the batch order', intArg('--seed', 0))
@@ -167,7 +210,8 @@ function registerClassifyEval(classify: Command): void {
 }
 
 function registerClassifyCompare(classify: Command): void {
-  classify.command('compare <resultA> <resultB>')
+  classify
+    .command('compare <resultA> <resultB>')
     .description('paired difference (A − B) of two classifiers over the identical held-out images, with its 95% CI')
     .option('--mode-a <mode>', 'inference mode of A (default: its headline mode)')
     .option('--mode-b <mode>', 'inference mode of B (default: its headline mode)')
@@ -178,22 +222,36 @@ function registerClassifyCompare(classify: Command): void {
       const pct = (m: { mean: number; ci95: number }) => `${m.mean.toFixed(2)} ± ${m.ci95.toFixed(2)}`;
       process.stdout.write(`A ${c.a.variant} [${c.a.mode}]: ${pct(c.a.accuracy)} %\n`);
       process.stdout.write(`B ${c.b.variant} [${c.b.mode}]: ${pct(c.b.accuracy)} %\n`);
-      const groups = (['many', 'medium', 'few'] as const).filter((g) => c.groups[g] !== undefined).map((g) => `${g} ${c.groups[g]! >= 0 ? '+' : ''}${c.groups[g]!.toFixed(2)}`);
-      process.stdout.write(`A − B (paired over ${c.pairedDifference.n} held-out images): ${pct(c.pairedDifference)} points (95% CI)${groups.length ? `; by group: ${groups.join(', ')}` : ''}\n`);
+      const groups = (['many', 'medium', 'few'] as const)
+        .filter((g) => c.groups[g] !== undefined)
+        .map((g) => `${g} ${c.groups[g]! >= 0 ? '+' : ''}${c.groups[g]!.toFixed(2)}`);
+      process.stdout.write(
+        `A − B (paired over ${c.pairedDifference.n} held-out images): ${pct(c.pairedDifference)} points (95% CI)${groups.length ? `; by group: ${groups.join(', ')}` : ''}\n`,
+      );
     });
 }
 
 function printEvaluation(e: import('../../experiment/index.ts').ClassifierEvaluation, json: boolean | undefined, extra: Record<string, string>): void {
   if (json) {
     return printJson({
-      format: 'fewshot-classify-summary/1', ...extra, resultDir: e.resultDir, result: `${e.resultDir}/result.json`, headlineMode: e.modes[0],
-      accuracy: Object.fromEntries(e.modes.map((m) => [m, { overall: e.accuracy[m].overall, classMean: e.accuracy[m].classMean, groups: e.accuracy[m].groups }])),
+      format: 'fewshot-classify-summary/1',
+      ...extra,
+      resultDir: e.resultDir,
+      result: `${e.resultDir}/result.json`,
+      headlineMode: e.modes[0],
+      accuracy: Object.fromEntries(
+        e.modes.map((m) => [m, { overall: e.accuracy[m].overall, classMean: e.accuracy[m].classMean, groups: e.accuracy[m].groups }]),
+      ),
     });
   }
   for (const m of e.modes) {
     const a = e.accuracy[m];
-    const groups = (['many', 'medium', 'few'] as const).filter((g) => a.groups[g]).map((g) => `${g} ${a.groups[g]!.accuracy.toFixed(2)} % (${a.groups[g]!.classes} classes)`);
-    process.stdout.write(`[${m}] ${a.overall.mean.toFixed(2)} ± ${a.overall.ci95.toFixed(2)} % (95% CI, n=${a.overall.n} held-out images)${groups.length ? `; ${groups.join(', ')}` : ''}\n`);
+    const groups = (['many', 'medium', 'few'] as const)
+      .filter((g) => a.groups[g])
+      .map((g) => `${g} ${a.groups[g]!.accuracy.toFixed(2)} % (${a.groups[g]!.classes} classes)`);
+    process.stdout.write(
+      `[${m}] ${a.overall.mean.toFixed(2)} ± ${a.overall.ci95.toFixed(2)} % (95% CI, n=${a.overall.n} held-out images)${groups.length ? `; ${groups.join(', ')}` : ''}\n`,
+    );
   }
   process.stdout.write(`result: ${e.resultDir}/result.json\n`);
 }

@@ -12,7 +12,14 @@ export function registerCompareCommand(program: Command): void {
     .addOption(jsonOption())
     .action(async (a: string, b: string, flags: { modeA?: string; modeB?: string; out?: string; json?: boolean }) => {
       const { compareResults } = await import('../../experiment/compare.ts');
-      const c = await compareResults({ a, b, modeA: flags.modeA, modeB: flags.modeB, out: flags.out, command: ['fewshot', ...process.argv.slice(2)].join(' ') });
+      const c = await compareResults({
+        a,
+        b,
+        modeA: flags.modeA,
+        modeB: flags.modeB,
+        out: flags.out,
+        command: ['fewshot', ...process.argv.slice(2)].join(' '),
+      });
       if (flags.json) printJson(c);
       else {
         process.stdout.write(`A ${c.a.method} [${c.a.mode}]: ${c.a.accuracy.text}\n`);

@@ -11,9 +11,13 @@ export function registerDataCommands(program: Command): void {
     .description('decode a dataset once into a compact uint8 cache (through its provider; `fewshot list` shows providers)')
     .addOption(datasetOption().default(DEFAULT_DATASET))
     .addOption(datasetOptionsOption())
-    .addOption(dataOption('the dataset source: its folder or file, as the provider expects (else the provider\'s environment variable / default location)'))
+    .addOption(dataOption("the dataset source: its folder or file, as the provider expects (else the provider's environment variable / default location)"))
     .addOption(cacheOption('cache folder (default: ./.cache/<dataset>-<size>, or under $FEWSHOT_CACHE)'))
-    .option('--image-size <px>', 'side of the cached square images (default: the dataset\'s own size where all its images have one, 32 for cifar-fs and fc100; else 84)', intArg('--image-size', 8))
+    .option(
+      '--image-size <px>',
+      "side of the cached square images (default: the dataset's own size where all its images have one, 32 for cifar-fs and fc100; else 84)",
+      intArg('--image-size', 8),
+    )
     .addOption(pluginOption('modules that register extra dataset providers (repeat the flag for more)'))
     .action(async (flags: DatasetFlags & { data?: string; cache?: string; imageSize?: number; plugin?: string[] }) => {
       await loadPlugins(flags.plugin);
@@ -33,10 +37,12 @@ export function registerDataCommands(program: Command): void {
     });
   data
     .command('check')
-    .description('say exactly what is missing or corrupt in a dataset source (mini-ImageNet: split files, SHA256SUMS, every listed image, and whether it is the project\'s copy)')
+    .description(
+      "say exactly what is missing or corrupt in a dataset source (mini-ImageNet: split files, SHA256SUMS, every listed image, and whether it is the project's copy)",
+    )
     .addOption(datasetOption().default(DEFAULT_DATASET))
     .addOption(datasetOptionsOption())
-    .addOption(dataOption('the dataset source to check (else the provider\'s environment variable / default location, as `data prepare` looks)'))
+    .addOption(dataOption("the dataset source to check (else the provider's environment variable / default location, as `data prepare` looks)"))
     .addOption(pluginOption('modules that register extra dataset providers (repeat the flag for more)'))
     .addOption(jsonOption())
     .action(async (flags: DatasetFlags & { data?: string; plugin?: string[]; json?: boolean }) => {

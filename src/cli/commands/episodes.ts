@@ -5,7 +5,17 @@ import { datasetOption, datasetOptionsOption, parseDatasetOptions, type DatasetF
 import { DEFAULT_DATASET } from '../../experiment/defaults.ts';
 
 interface EpisodeFlags extends DatasetFlags {
-  split: string; way: number; shot: number; query: number; count: number; seed: number; imageSize: number; cache?: string; data?: string; out?: string; plugin?: string[];
+  split: string;
+  way: number;
+  shot: number;
+  query: number;
+  count: number;
+  seed: number;
+  imageSize: number;
+  cache?: string;
+  data?: string;
+  out?: string;
+  plugin?: string[];
 }
 
 export function registerEpisodeCommands(program: Command): void {
@@ -32,7 +42,23 @@ export function registerEpisodeCommands(program: Command): void {
       const { split, way, shot, query, count, seed, imageSize, data, cache, out } = flags;
       const hooks = cliHooks();
       try {
-        const made = await makeEpisodeFile({ split, way, shot, query, count, seed, imageSize, dataset: flags.dataset!, datasetOptions: parseDatasetOptions(flags.datasetOption), data, cache, out }, hooks);
+        const made = await makeEpisodeFile(
+          {
+            split,
+            way,
+            shot,
+            query,
+            count,
+            seed,
+            imageSize,
+            dataset: flags.dataset!,
+            datasetOptions: parseDatasetOptions(flags.datasetOption),
+            data,
+            cache,
+            out,
+          },
+          hooks,
+        );
         process.stdout.write(`wrote ${made.out}\n`);
       } finally {
         hooks.done();

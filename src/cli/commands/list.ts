@@ -19,9 +19,18 @@ function printListing(l: RegistryListing): void {
   const origins = [...new Set([...l.learners, ...l.wrappers, ...l.backbones, ...l.datasets].map((x) => x.origin))];
   for (const o of origins) {
     const of = (xs: RegisteredPart[]) => xs.filter((x) => x.origin === o).map((x) => x.id);
-    const parts = [['learners', of(l.learners)], ['wrappers', of(l.wrappers)], ['backbones', of(l.backbones)], ['datasets', of(l.datasets)]].filter(([, xs]) => xs.length).map(([k, xs]) => `${k}: ${(xs as string[]).join(', ')}`);
+    const parts = [
+      ['learners', of(l.learners)],
+      ['wrappers', of(l.wrappers)],
+      ['backbones', of(l.backbones)],
+      ['datasets', of(l.datasets)],
+    ]
+      .filter(([, xs]) => xs.length)
+      .map(([k, xs]) => `${k}: ${(xs as string[]).join(', ')}`);
     const rec = l.plugins.find((p) => p.module === o);
-    out(`  ${o}${rec ? ` (${[rec.file, rec.package, rec.sha256 && `sha256 ${rec.sha256.slice(0, 12)}`].filter(Boolean).join(', ')})` : ''} — ${parts.join('; ')}`);
+    out(
+      `  ${o}${rec ? ` (${[rec.file, rec.package, rec.sha256 && `sha256 ${rec.sha256.slice(0, 12)}`].filter(Boolean).join(', ')})` : ''} — ${parts.join('; ')}`,
+    );
   }
 }
 

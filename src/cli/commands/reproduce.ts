@@ -32,10 +32,21 @@ interface ReproduceFlags {
 
 function requestOf(table: string, flags: ReproduceFlags): ReproduceRequest {
   return {
-    table, tables: flags.tables, budget: flags.budget, seeds: flags.seeds, only: flags.only,
-    results: flags.results, runs: flags.runs, backend: flags.backend, data: parseDataLocations(flags.data), cache: flags.cache, testEpisodes: flags.testEpisodes,
-    executor: flags.tableOnly ? 'table-only' : flags.queue ? 'queue' : 'auto', jobs: flags.jobs,
-    queue: flags.queue ? { url: flags.queue, name: flags.queueName } : undefined, plugins: flags.plugin,
+    table,
+    tables: flags.tables,
+    budget: flags.budget,
+    seeds: flags.seeds,
+    only: flags.only,
+    results: flags.results,
+    runs: flags.runs,
+    backend: flags.backend,
+    data: parseDataLocations(flags.data),
+    cache: flags.cache,
+    testEpisodes: flags.testEpisodes,
+    executor: flags.tableOnly ? 'table-only' : flags.queue ? 'queue' : 'auto',
+    jobs: flags.jobs,
+    queue: flags.queue ? { url: flags.queue, name: flags.queueName } : undefined,
+    plugins: flags.plugin,
   };
 }
 
@@ -56,8 +67,17 @@ function printOutcome(outcome: ReproduceOutcome, json?: boolean): void {
     return;
   }
   printJson({
-    format: 'fewshot-reproduce/1', table: outcome.table.id, budget: outcome.budget,
-    runs: outcome.states.map((s) => ({ key: s.run.key, cells: s.run.cells, dataset: s.run.dataset, seed: s.run.seed, state: s.state, ...(s.message ? { message: s.message } : {}) })),
+    format: 'fewshot-reproduce/1',
+    table: outcome.table.id,
+    budget: outcome.budget,
+    runs: outcome.states.map((s) => ({
+      key: s.run.key,
+      cells: s.run.cells,
+      dataset: s.run.dataset,
+      seed: s.run.seed,
+      state: s.state,
+      ...(s.message ? { message: s.message } : {}),
+    })),
     tables: outcome.tables,
   });
 }
@@ -123,21 +143,28 @@ export function registerReproduceCommands(program: Command): void {
     .description('run (or resume) every cell of a paper table, then write it with published values, paired differences and figures')
     .option('--budget <name>', 'which budget of the table: cpu (what a 2-core machine finishes) or paper (the published protocol)', 'cpu')
     .option('--only <cells...>', 'run only these cells (ids from the table file)')
-    .option('--seeds <n>', 'seeds per cell (default: the budget\'s)', intArg('--seeds'))
+    .option('--seeds <n>', "seeds per cell (default: the budget's)", intArg('--seeds'))
     .option('--dry-run', 'list the runs, which are done, and the time the rest would take (measured step speed)')
     .option('--table-only', 'run nothing: write the table from what is on disk (finished runs, and runs in progress with their last checkpoint)')
     .option('--queue <url>', 'put the runs on a BullMQ queue on Redis (redis://host:port) for `fewshot worker`s instead of running them here')
     .option('--queue-name <name>', 'queue name', DEFAULT_QUEUE_NAME);
-  withOptions(reproduce, runOptions({
-    data: 'where a dataset\'s source is, e.g. mini-imagenet=data/mini-imagenet (repeat the flag for each dataset)',
-    backend: 'compute backend',
-    results: 'results root',
-    testEpisodes: 'evaluate only the first n test episodes (quick checks; the table says so)',
-    plugins: 'modules that register extra heads/backbones/wrappers/datasets (repeat the flag for more)',
-  }))
+  withOptions(
+    reproduce,
+    runOptions({
+      data: "where a dataset's source is, e.g. mini-imagenet=data/mini-imagenet (repeat the flag for each dataset)",
+      backend: 'compute backend',
+      results: 'results root',
+      testEpisodes: 'evaluate only the first n test episodes (quick checks; the table says so)',
+      plugins: 'modules that register extra heads/backbones/wrappers/datasets (repeat the flag for more)',
+    }),
+  )
     .option('--run <key>', 'run just this one planned run (used by workers)')
     .addOption(jsonOption())
-    .option('--jobs <n>', 'runs side by side, each in its own process with cores/n wasm threads (default: 2 on a machine with 2 or more cores for the wasm backend, where two 1-thread runs finish 1.2-1.4x more episodes per hour than one 2-thread run; else 1)', intArg('--jobs'))
+    .option(
+      '--jobs <n>',
+      'runs side by side, each in its own process with cores/n wasm threads (default: 2 on a machine with 2 or more cores for the wasm backend, where two 1-thread runs finish 1.2-1.4x more episodes per hour than one 2-thread run; else 1)',
+      intArg('--jobs'),
+    )
     .action(reproduceAction);
 
   const worker = program
@@ -145,21 +172,32 @@ export function registerReproduceCommands(program: Command): void {
     .description('take reproduce runs from a queue and run them here (each in a child process), until stopped')
     .requiredOption('--queue <url>', 'the Redis the reproducer queued on (redis://host:port)')
     .option('--queue-name <name>', 'queue name', DEFAULT_QUEUE_NAME);
-  withOptions(worker, runOptions({
-    data: 'where a dataset\'s source is on this machine (repeat the flag for each dataset)',
-    backend: 'compute backend on this machine',
-    results: 'results root (shared with the reproducer)',
-    testEpisodes: 'evaluate only the first n test episodes',
-    plugins: 'plugins installed on this machine, never taken from a job (repeat the flag for more)',
-  }))
-    .option('--lock-ms <ms>', 'how long a job stays claimed without renewal; a dead worker\'s job is retried after it', intArg('--lock-ms', 100), 60000)
+  withOptions(
+    worker,
+    runOptions({
+      data: "where a dataset's source is on this machine (repeat the flag for each dataset)",
+      backend: 'compute backend on this machine',
+      results: 'results root (shared with the reproducer)',
+      testEpisodes: 'evaluate only the first n test episodes',
+      plugins: 'plugins installed on this machine, never taken from a job (repeat the flag for more)',
+    }),
+  )
+    .option('--lock-ms <ms>', "how long a job stays claimed without renewal; a dead worker's job is retried after it", intArg('--lock-ms', 100), 60000)
     .option('--stalled-ms <ms>', 'how often to look for jobs of dead workers', intArg('--stalled-ms', 100), 30000)
     .action(async (flags: ReproduceFlags & { lockMs: number; stalledMs: number }) => {
       await loadPlugins(flags.plugin);
       await (await experiment()).runReproduceWorker({
-        queue: { url: flags.queue!, name: flags.queueName }, tables: flags.tables, results: flags.results, runs: flags.runs, backend: flags.backend,
-        data: parseDataLocations(flags.data), cache: flags.cache, testEpisodes: flags.testEpisodes, plugins: flags.plugin,
-        timing: { lockDuration: flags.lockMs, stalledInterval: flags.stalledMs }, onLog: (l) => process.stderr.write(`${l}\n`),
+        queue: { url: flags.queue!, name: flags.queueName },
+        tables: flags.tables,
+        results: flags.results,
+        runs: flags.runs,
+        backend: flags.backend,
+        data: parseDataLocations(flags.data),
+        cache: flags.cache,
+        testEpisodes: flags.testEpisodes,
+        plugins: flags.plugin,
+        timing: { lockDuration: flags.lockMs, stalledInterval: flags.stalledMs },
+        onLog: (l) => process.stderr.write(`${l}\n`),
       });
     });
 }

@@ -26,7 +26,6 @@ interface CommonFlags extends TrainFlags {
   replaceCommitted?: boolean;
 }
 
-
 function addTrainOptions(cmd: Command): Command {
   return cmd
     .option('--config <file>', 'experiment config (JSON, see experiments/); flags override its fields')
@@ -44,8 +43,13 @@ function addTrainOptions(cmd: Command): Command {
     .option('--image-size <px>', 'image side in pixels (84 standard; 32 for CPU budgets)', intArg('--image-size', 8))
     .option('--val-every <n>', 'validate every n training episodes (0: only at the end)', intArg('--val-every', 0))
     .option('--val-episodes <n>', 'validation episodes per check', intArg('--val-episodes'))
-    .option('--val-file <file>', 'validation episode file (default: the dataset\'s standard one for the test spec)')
-    .addOption(new Option('--augment <name>', 'training augmentation: none, or metaoptnet (random crop + colour jitter + flip); default: the config\'s, else the dataset\'s (none for mini-imagenet, metaoptnet for cifar-fs, fc100, tiered-imagenet)').choices(['none', 'metaoptnet']))
+    .option('--val-file <file>', "validation episode file (default: the dataset's standard one for the test spec)")
+    .addOption(
+      new Option(
+        '--augment <name>',
+        "training augmentation: none, or metaoptnet (random crop + colour jitter + flip); default: the config's, else the dataset's (none for mini-imagenet, metaoptnet for cifar-fs, fc100, tiered-imagenet)",
+      ).choices(['none', 'metaoptnet']),
+    )
     .option('--transform <name>', 'SLA/DA/MT transformation set (rotation, color_perm, ...)')
     .option('--sla-loss <mode>', 'SLA loss over copies: mean (default) or sum')
     .addOption(backendOption())
@@ -61,7 +65,7 @@ function addTrainOptions(cmd: Command): Command {
 
 function addEvalOptions(cmd: Command): Command {
   return cmd
-    .option('--test-file <file>', 'test episode file (default: the dataset\'s standard one for the test spec)')
+    .option('--test-file <file>', "test episode file (default: the dataset's standard one for the test spec)")
     .option('--test-episodes <n>', 'evaluate only the first n episodes of the file', intArg('--test-episodes'))
     .option('--results <dir>', 'where result directories go (<results>/<dataset>/<name>); not the committed results/ of a checkout', DEFAULT_RESULTS)
     .option('--replace-committed', 'allow replacing a committed reference result (one whose result.json git tracks)');
@@ -69,8 +73,15 @@ function addEvalOptions(cmd: Command): Command {
 
 function experimentOptions(flags: CommonFlags): ExperimentOptionsInput {
   return {
-    backend: flags.backend, data: flags.data, cache: flags.cache, runs: flags.runs, results: flags.results,
-    valFile: flags.valFile, testFile: flags.testFile, testEpisodes: flags.testEpisodes, name: flags.name,
+    backend: flags.backend,
+    data: flags.data,
+    cache: flags.cache,
+    runs: flags.runs,
+    results: flags.results,
+    valFile: flags.valFile,
+    testFile: flags.testFile,
+    testEpisodes: flags.testEpisodes,
+    name: flags.name,
     replaceCommitted: flags.replaceCommitted === true,
     command: ['fewshot', ...process.argv.slice(2)].join(' '),
   };
@@ -81,8 +92,19 @@ export function resultJson(r: ExperimentResult): Record<string, unknown> {
   const { record } = r;
   return {
     format: 'fewshot-run-summary/1',
-    method: record.method, name: r.name, resultDir: r.resultDir, result: `${r.resultDir}/result.json`, checkpoint: record.checkpoint, reused: r.reused,
-    test: { file: record.episodes.file, way: record.episodes.way, shot: record.episodes.shot, query: record.episodes.query, evaluated: record.episodes.evaluated },
+    method: record.method,
+    name: r.name,
+    resultDir: r.resultDir,
+    result: `${r.resultDir}/result.json`,
+    checkpoint: record.checkpoint,
+    reused: r.reused,
+    test: {
+      file: record.episodes.file,
+      way: record.episodes.way,
+      shot: record.episodes.shot,
+      query: record.episodes.query,
+      evaluated: record.episodes.evaluated,
+    },
     accuracy: Object.fromEntries(record.inferenceModes.map((m) => [m, record.summary[m]])),
     headlineMode: record.inferenceModes[0],
     wallSeconds: record.wallSeconds,
@@ -93,7 +115,9 @@ function printResult(r: ExperimentResult, json?: boolean): void {
   if (json) return printJson(resultJson(r));
   const { record } = r;
   for (const m of record.inferenceModes) {
-    process.stdout.write(`${r.config.method} [${m}] ${r.config.test.way}-way ${r.config.test.shot}-shot: ${record.summary[m].text} % (95% CI, n=${record.episodes.evaluated})\n`);
+    process.stdout.write(
+      `${r.config.method} [${m}] ${r.config.test.way}-way ${r.config.test.shot}-shot: ${record.summary[m].text} % (95% CI, n=${record.episodes.evaluated})\n`,
+    );
   }
   process.stdout.write(`result: ${r.resultDir}/result.json\n`);
 }
@@ -128,7 +152,14 @@ function registerTrainCommand(program: Command): void {
       const hooks = (await reporter()).cliHooks();
       try {
         const run = await (await experiment()).trainExperiment(config, experimentOptions(flags), hooks);
-        if (flags.json) printJson({ format: 'fewshot-train-summary/1', name: run.name, runDir: run.runDir, bestCheckpoint: run.summary.bestCheckpoint, summary: run.summary });
+        if (flags.json)
+          printJson({
+            format: 'fewshot-train-summary/1',
+            name: run.name,
+            runDir: run.runDir,
+            bestCheckpoint: run.summary.bestCheckpoint,
+            summary: run.summary,
+          });
         else process.stdout.write(`best checkpoint: ${run.summary.bestCheckpoint}\n`);
       } finally {
         hooks.done();
@@ -153,7 +184,14 @@ function registerEvalCommand(program: Command): void {
       const hooks = (await reporter()).cliHooks();
       try {
         const datasetOptions = flags.datasetOption ? parseDatasetOptions(flags.datasetOption) : undefined;
-        printResult(await (await experiment()).evaluateCheckpoint({ checkpoint: checkpointDir, shot: flags.shot, dataset: flags.dataset, datasetOptions }, experimentOptions(flags), hooks), flags.json);
+        printResult(
+          await (await experiment()).evaluateCheckpoint(
+            { checkpoint: checkpointDir, shot: flags.shot, dataset: flags.dataset, datasetOptions },
+            experimentOptions(flags),
+            hooks,
+          ),
+          flags.json,
+        );
       } finally {
         hooks.done();
       }

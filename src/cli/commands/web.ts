@@ -12,8 +12,10 @@ export function registerWebCommands(program: Command): void {
     .command('export <checkpoint>')
     .description('write a checkpoint in the form the browser page loads (tfjs model.json + weight shards, method config, provenance)')
     .option('--out <folder>', 'output folder (default: <checkpoint>-web, e.g. runs/<name>/best-web)')
-    .option('--results <folder>', 'where the run\'s result.json (its training command) is looked up', 'results')
-    .addOption(pluginOption('modules that register the heads/backbones the checkpoint was trained with, to name them in the refusal (repeat the flag for more)'))
+    .option('--results <folder>', "where the run's result.json (its training command) is looked up", 'results')
+    .addOption(
+      pluginOption('modules that register the heads/backbones the checkpoint was trained with, to name them in the refusal (repeat the flag for more)'),
+    )
     .action(async (checkpoint: string, flags: { out?: string; results: string; plugin?: string[] }) => {
       await loadPlugins(flags.plugin);
       const [{ exportCheckpoint }, { stderrReporter }] = await Promise.all([import('../../experiment/export.ts'), import('../../experiment/front-end.ts')]);
@@ -28,7 +30,10 @@ export function registerWebCommands(program: Command): void {
     .option('--port <n>', 'TCP port (0: any free port)', intArg('--port', 0), 8429)
     .option('--host <address>', 'address to listen on (default loopback only)', '127.0.0.1')
     .action(async (flags: { model?: string; port: number; host: string }) => {
-      const [{ servePage }, { stderrReporter, untilStopped }] = await Promise.all([import('../../experiment/serve.ts'), import('../../experiment/front-end.ts')]);
+      const [{ servePage }, { stderrReporter, untilStopped }] = await Promise.all([
+        import('../../experiment/serve.ts'),
+        import('../../experiment/front-end.ts'),
+      ]);
       const served = await servePage({ model: flags.model, port: flags.port, host: flags.host, reporter: stderrReporter });
       process.stdout.write(`${served.url}\n`);
       process.stderr.write('open the URL in a browser; Ctrl-C stops the server\n');

@@ -13,7 +13,6 @@ import type { DatasetProvider } from './contract.ts';
 /** Where the CIFAR-100 archive is looked for when `--data` is not given. */
 export const CIFAR100_ENV_VAR = 'FEWSHOT_CIFAR100';
 
-
 const SOURCE_HELP = `the official CIFAR-100 archive as downloaded from ${CIFAR100_URL}: ${CIFAR100_ARCHIVES.python} (python version) or ${CIFAR100_ARCHIVES.binary} (binary version); pass its path with --data <file.tar.gz> or $${CIFAR100_ENV_VAR}`;
 
 /** `--data`, else $FEWSHOT_CIFAR100, else data/cifar-100-python.tar.gz or data/cifar-100-binary.tar.gz. */
@@ -22,7 +21,8 @@ export function locateCifar100(flag: string | undefined, env: NodeJS.ProcessEnv,
   const candidates = given !== undefined ? [path.resolve(cwd, given)] : Object.values(CIFAR100_ARCHIVES).map((f) => path.resolve(cwd, 'data', f));
   const found = candidates.find((f) => existsSync(f));
   if (!found) throw new UserError(`no CIFAR-100 archive at ${candidates.join(' or ')}`, `download ${SOURCE_HELP}`);
-  if (statSync(found).isDirectory()) throw new UserError(`${found} is a folder, not the CIFAR-100 .tar.gz archive`, `give the path of ${SOURCE_HELP} (do not unpack it)`);
+  if (statSync(found).isDirectory())
+    throw new UserError(`${found} is a folder, not the CIFAR-100 .tar.gz archive`, `give the path of ${SOURCE_HELP} (do not unpack it)`);
   return found;
 }
 
@@ -32,7 +32,11 @@ export function locateCifar100(flag: string | undefined, env: NodeJS.ProcessEnv,
  * Item ids name the part and the image's index in it (`train/123`), so the split fingerprint identifies
  * exactly which archive images are where.
  */
-function benchmarkClasses(benchmark: CifarBenchmark, archive: { train: Cifar100Part; test: Cifar100Part; fineLabelNames: readonly string[] }, file: string): Record<(typeof SPLIT_NAMES)[number], FileClass[]> {
+function benchmarkClasses(
+  benchmark: CifarBenchmark,
+  archive: { train: Cifar100Part; test: Cifar100Part; fineLabelNames: readonly string[] },
+  file: string,
+): Record<(typeof SPLIT_NAMES)[number], FileClass[]> {
   const assignment = assignCifarClasses(benchmark, archive.fineLabelNames);
   const lists = cifarBenchmarkClasses(benchmark);
   const byClass = new Map<string, FileClass>();
@@ -74,10 +78,15 @@ function cifarProvider(benchmark: CifarBenchmark, description: string): DatasetP
       const splits = benchmarkClasses(benchmark, archive, r.source);
       const fileSplits: FileSplit[] = SPLIT_NAMES.map((s) => ({ split: s, classes: splits[s] }));
       return writeImageCache({
-        cacheDir: r.cacheDir, imageSize: r.imageSize, dataset: r.dataset, provider: { id: benchmark, options: r.options }, splits: fileSplits,
+        cacheDir: r.cacheDir,
+        imageSize: r.imageSize,
+        dataset: r.dataset,
+        provider: { id: benchmark, options: r.options },
+        splits: fileSplits,
         normalization: { ...CIFAR_FS_NORMALIZATION, origin: 'CIFAR-100 constants of the MetaOptNet CIFAR-FS/FC100 loaders' },
         source: { kind: `cifar-100-${archive.kind}`, path: r.source, files: { [path.basename(r.source)]: archive.sha256 } },
-        signal: r.signal, onProgress: r.onProgress,
+        signal: r.signal,
+        onProgress: r.onProgress,
       });
     },
     normalization: () => CIFAR_FS_NORMALIZATION,
@@ -90,6 +99,12 @@ function cifarProvider(benchmark: CifarBenchmark, description: string): DatasetP
 const sizes = (b: CifarBenchmark) => `${PUBLISHED_SPLIT_SIZES[b].train}/${PUBLISHED_SPLIT_SIZES[b].val}/${PUBLISHED_SPLIT_SIZES[b].test}`;
 
 /** CIFAR-FS (Bertinetto et al., ICLR 2019): the 100 CIFAR-100 classes split at random, 64/16/20. */
-export const cifarFsProvider = cifarProvider('cifar-fs', `CIFAR-FS from the CIFAR-100 archive (python or binary): ${sizes('cifar-fs')} classes × 600 images, 32 px`);
+export const cifarFsProvider = cifarProvider(
+  'cifar-fs',
+  `CIFAR-FS from the CIFAR-100 archive (python or binary): ${sizes('cifar-fs')} classes × 600 images, 32 px`,
+);
 /** FC100 (Oreshkin et al., NeurIPS 2018): split by superclass, 60/20/20 classes. */
-export const fc100Provider = cifarProvider('fc100', `FC100 from the CIFAR-100 archive (python or binary): ${sizes('fc100')} classes by superclass × 600 images, 32 px`);
+export const fc100Provider = cifarProvider(
+  'fc100',
+  `FC100 from the CIFAR-100 archive (python or binary): ${sizes('fc100')} classes by superclass × 600 images, 32 px`,
+);

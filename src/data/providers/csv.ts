@@ -20,7 +20,8 @@ const optionsSchema = z
   .strict();
 export type CsvOptions = z.infer<typeof optionsSchema>;
 
-const ROW_HELP = 'one image per row: `path,label` or `path,label,split` (split = train, val or test), optionally under a header row `path,label[,split]`; fields may be quoted';
+const ROW_HELP =
+  'one image per row: `path,label` or `path,label,split` (split = train, val or test), optionally under a header row `path,label[,split]`; fields may be quoted';
 
 export interface CsvListing {
   /** Classes per split, in first-appearance order; items in row order. */
@@ -48,13 +49,17 @@ export function readCsvListing(file: string, options: Pick<CsvOptions, 'imagesRo
   const classes = new Map<string, { split?: SplitName; items: FileClass['items']; line: number }>();
   const seen = new Map<string, number>();
   for (const { line, fields } of rows) {
-    if (fields.length !== width) throw new UserError(`${file} line ${line} has ${fields.length} fields, the first row ${width}`, `give every row the same columns; ${ROW_HELP}`);
+    if (fields.length !== width)
+      throw new UserError(`${file} line ${line} has ${fields.length} fields, the first row ${width}`, `give every row the same columns; ${ROW_HELP}`);
     const [rel, label, split] = fields;
     if (!rel || !label) throw new UserError(`${file} line ${line} has an empty path or label`, ROW_HELP);
     if (split !== undefined && !isSplitName(split)) throw new UserError(`${file} line ${line} names split "${split}"`, `use train, val or test; ${ROW_HELP}`);
     const abs = path.resolve(base, rel);
     if (!IMAGE_EXTENSIONS.includes(path.extname(abs).toLowerCase())) {
-      throw new UserError(`${file} line ${line}: ${abs} is not an image file (extension ${path.extname(abs) || 'none'})`, `list only images ending in ${IMAGE_EXTENSIONS.join(', ')}`);
+      throw new UserError(
+        `${file} line ${line}: ${abs} is not an image file (extension ${path.extname(abs) || 'none'})`,
+        `list only images ending in ${IMAGE_EXTENSIONS.join(', ')}`,
+      );
     }
     const first = seen.get(abs);
     if (first !== undefined) throw new UserError(`${file} lists ${abs} twice (lines ${first} and ${line})`, 'list each image once');
@@ -62,13 +67,19 @@ export function readCsvListing(file: string, options: Pick<CsvOptions, 'imagesRo
     let c = classes.get(label);
     if (!c) classes.set(label, (c = { split: split as SplitName | undefined, items: [], line }));
     if (c.split !== split) {
-      throw new UserError(`class "${label}" is in both the ${c.split} split (line ${c.line}) and the ${split} split (line ${line}) of ${file}`, 'put each class in exactly one split, so no test class is seen in training');
+      throw new UserError(
+        `class "${label}" is in both the ${c.split} split (line ${c.line}) and the ${split} split (line ${line}) of ${file}`,
+        'put each class in exactly one split, so no test class is seen in training',
+      );
     }
     c.items.push({ file: abs, id: path.relative(base, abs).split(path.sep).join('/') });
   }
   const all: (FileClass & { split?: SplitName })[] = [...classes].map(([name, c]) => ({ name, items: c.items, split: c.split }));
   if (width === 3) {
-    const splits = Object.fromEntries(SPLIT_NAMES.map((s) => [s, all.filter((c) => c.split === s).map(({ name, items }) => ({ name, items }))])) as Record<SplitName, FileClass[]>;
+    const splits = Object.fromEntries(SPLIT_NAMES.map((s) => [s, all.filter((c) => c.split === s).map(({ name, items }) => ({ name, items }))])) as Record<
+      SplitName,
+      FileClass[]
+    >;
     return { splits, splitColumn: true };
   }
   const sorted = all.map(({ name, items }) => ({ name, items })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -85,15 +96,23 @@ export const csvProvider: DatasetProvider<CsvOptions> = {
   name: (o) => o.name ?? path.basename(o.file, path.extname(o.file)),
   locate: (o) => {
     const file = path.resolve(o.file);
-    if (!existsSync(file) || !statSync(file).isFile()) throw new UserError(`CSV file ${file} does not exist`, `pass the CSV with --data <file.csv>; ${ROW_HELP}`);
+    if (!existsSync(file) || !statSync(file).isFile())
+      throw new UserError(`CSV file ${file} does not exist`, `pass the CSV with --data <file.csv>; ${ROW_HELP}`);
     return file;
   },
   prepare: async (r) => {
     const listing = readCsvListing(r.source, r.options);
     return writeImageCache({
-      cacheDir: r.cacheDir, imageSize: r.imageSize, dataset: r.dataset, provider: { id: 'csv', options: r.options }, splits: fileSplitsOf(listing.splits, r.options.rotations),
-      grayscale: r.options.grayscale, normalization: fixedNormalization(r.options.normalization),
-      source: { kind: 'csv', path: r.source, files: { csv: sha256Hex(readFileSync(r.source)) } }, signal: r.signal, onProgress: r.onProgress,
+      cacheDir: r.cacheDir,
+      imageSize: r.imageSize,
+      dataset: r.dataset,
+      provider: { id: 'csv', options: r.options },
+      splits: fileSplitsOf(listing.splits, r.options.rotations),
+      grayscale: r.options.grayscale,
+      normalization: fixedNormalization(r.options.normalization),
+      source: { kind: 'csv', path: r.source, files: { csv: sha256Hex(readFileSync(r.source)) } },
+      signal: r.signal,
+      onProgress: r.onProgress,
     });
   },
   normalization: (o) => recordedNormalization(o.normalization, 'csv'),

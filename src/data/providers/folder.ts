@@ -16,13 +16,18 @@ export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp
 const fraction = z.number().min(0).max(1);
 export const normalizationOption = z.union([
   z.enum(['train', 'imagenet', 'cifar']),
-  z.object({ mean: z.tuple([z.number(), z.number(), z.number()]), std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]) }).strict(),
+  z
+    .object({ mean: z.tuple([z.number(), z.number(), z.number()]), std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]) })
+    .strict(),
 ]);
 
 /** Options every user dataset of labelled image files takes, whether listed by folders or by a CSV file. */
 export const imageFileDatasetOptions = {
   /** Dataset name (cache, episode and results folders); default: the folder's (or CSV file's) name. */
-  name: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .optional(),
   /** Fractions of classes per split for a seeded random split (default 0.64/0.16/0.20, mini-ImageNet's 64/16/20). */
   fractions: z.object({ train: fraction, val: fraction, test: fraction }).strict().optional(),
   splitSeed: z.number().int().min(0).default(0),
@@ -73,10 +78,17 @@ function readClasses(dir: string, prefix: string, layout: FolderOptions['layout'
   const classes: FileClass[] = [];
   const readClass = (classDir: string, name: string, rel: string) => {
     const { dirs, files } = entries(classDir);
-    if (dirs.length > 0) throw new UserError(`class folder ${classDir} holds a sub-folder (${dirs[0]})`, `${LAYOUT_HELP}; use --dataset-option layout=nested for <group>/<class>/<image>`);
+    if (dirs.length > 0)
+      throw new UserError(
+        `class folder ${classDir} holds a sub-folder (${dirs[0]})`,
+        `${LAYOUT_HELP}; use --dataset-option layout=nested for <group>/<class>/<image>`,
+      );
     for (const f of files) {
       if (!IMAGE_EXTENSIONS.includes(path.extname(f).toLowerCase())) {
-        throw new UserError(`${path.join(classDir, f)} is not an image file (extension ${path.extname(f) || 'none'})`, `remove it; images must end in ${IMAGE_EXTENSIONS.join(', ')}`);
+        throw new UserError(
+          `${path.join(classDir, f)} is not an image file (extension ${path.extname(f) || 'none'})`,
+          `remove it; images must end in ${IMAGE_EXTENSIONS.join(', ')}`,
+        );
       }
     }
     classes.push({ name, items: files.map((f) => ({ file: path.join(classDir, f), id: path.posix.join(rel, f) })) });
@@ -92,7 +104,11 @@ function readClasses(dir: string, prefix: string, layout: FolderOptions['layout'
       continue;
     }
     const group = entries(path.join(dir, d));
-    if (group.files.length > 0) throw new UserError(`${path.join(dir, d, group.files[0])} is a file in a group folder`, `${LAYOUT_HELP}; in the nested layout a group folder holds only class folders`);
+    if (group.files.length > 0)
+      throw new UserError(
+        `${path.join(dir, d, group.files[0])} is a file in a group folder`,
+        `${LAYOUT_HELP}; in the nested layout a group folder holds only class folders`,
+      );
     for (const c of group.dirs) readClass(path.join(dir, d, c), `${d}/${c}`, path.posix.join(prefix, d, c));
   }
   if (classes.length === 0) throw new UserError(`${dir} holds no class folders`, LAYOUT_HELP);
@@ -106,9 +122,15 @@ function readSplitFile(file: string, root: string): string[] {
   try {
     text = readFileSync(abs, 'utf8');
   } catch {
-    throw new UserError(`split file ${abs} is missing or unreadable`, 'give splitFiles as text files (relative to the root or absolute) listing one class per line');
+    throw new UserError(
+      `split file ${abs} is missing or unreadable`,
+      'give splitFiles as text files (relative to the root or absolute) listing one class per line',
+    );
   }
-  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 /** Which classes go to which split, by the chosen rule. */
@@ -124,12 +146,16 @@ export function splitClasses(options: FolderOptions, root: string): { splits: Re
   const files: Record<string, string> = {};
   if (rule === 'folders') {
     if (!hasSplitFolders) throw new UserError(`${root} has no train/, val/ and test/ folders`, 'create them, or choose split=random or split=files');
-    return { splits: Object.fromEntries(SPLIT_NAMES.map((s) => [s, readClasses(path.join(root, s), s, options.layout, root)])) as Record<SplitName, FileClass[]>, files };
+    return {
+      splits: Object.fromEntries(SPLIT_NAMES.map((s) => [s, readClasses(path.join(root, s), s, options.layout, root)])) as Record<SplitName, FileClass[]>,
+      files,
+    };
   }
   const all = readClasses(root, '', options.layout, root);
   const byName = new Map(all.map((c) => [c.name, c]));
   if (rule === 'files') {
-    if (!options.splitFiles) throw new UserError('split=files needs splitFiles', 'pass --dataset-option splitFiles={"train":"train.txt","val":"val.txt","test":"test.txt"}');
+    if (!options.splitFiles)
+      throw new UserError('split=files needs splitFiles', 'pass --dataset-option splitFiles={"train":"train.txt","val":"val.txt","test":"test.txt"}');
     const splits = {} as Record<SplitName, FileClass[]>;
     const owner = new Map<string, SplitName>();
     for (const s of SPLIT_NAMES) {
@@ -138,7 +164,11 @@ export function splitClasses(options: FolderOptions, root: string): { splits: Re
       files[s] = sha256Hex(readFileSync(path.resolve(root, file)));
       splits[s] = names.map((n) => {
         const c = byName.get(n);
-        if (!c) throw new UserError(`split file ${path.resolve(root, file)} names class "${n}", which is not a folder of ${root}`, 'fix the name in the split file or add the class folder');
+        if (!c)
+          throw new UserError(
+            `split file ${path.resolve(root, file)} names class "${n}", which is not a folder of ${root}`,
+            'fix the name in the split file or add the class folder',
+          );
         const other = owner.get(n);
         if (other) throw new UserError(`class "${n}" is listed in both the ${other} and the ${s} split files`, 'list each class in exactly one split file');
         owner.set(n, s);
@@ -154,7 +184,11 @@ export function splitClasses(options: FolderOptions, root: string): { splits: Re
  * A seeded random class split: shuffle the classes' names in the given order (callers pass them sorted)
  * and cut by the fractions (default 0.64/0.16/0.20, mini-ImageNet's 64/16/20). Shared by `folder` and `csv`.
  */
-export function randomClassSplit(all: FileClass[], fractions: { train: number; val: number; test: number } | undefined, seed: number): Record<SplitName, FileClass[]> {
+export function randomClassSplit(
+  all: FileClass[],
+  fractions: { train: number; val: number; test: number } | undefined,
+  seed: number,
+): Record<SplitName, FileClass[]> {
   const fr = fractions ?? { train: 0.64, val: 0.16, test: 0.2 };
   const sum = fr.train + fr.val + fr.test;
   if (Math.abs(sum - 1) > 1e-9) throw new UserError(`fractions add up to ${sum}, not 1`, 'give train, val and test fractions that sum to 1');
@@ -206,22 +240,31 @@ export function fixedNormalization(n: FolderOptions['normalization']): (Normaliz
 /** Your own images as class folders: any size (resized, recorded), colour or grey, three ways to split. */
 export const folderProvider: DatasetProvider<FolderOptions> = {
   id: 'folder',
-  description: 'image class folders: <root>/<class>/<img> or <root>/<group>/<class>/<img>; split by train/val/test folders, split files or a seeded random split',
+  description:
+    'image class folders: <root>/<class>/<img> or <root>/<group>/<class>/<img>; split by train/val/test folders, split files or a seeded random split',
   optionsSchema,
   sourceOption: 'root',
   sourceHelp: LAYOUT_HELP,
   name: (o) => o.name ?? path.basename(path.resolve(o.root)),
   locate: (o) => {
     const root = path.resolve(o.root);
-    if (!existsSync(root) || !statSync(root).isDirectory()) throw new UserError(`dataset folder ${root} does not exist or is not a folder`, `pass the folder with --data <folder>; ${LAYOUT_HELP}`);
+    if (!existsSync(root) || !statSync(root).isDirectory())
+      throw new UserError(`dataset folder ${root} does not exist or is not a folder`, `pass the folder with --data <folder>; ${LAYOUT_HELP}`);
     return root;
   },
   prepare: async (r) => {
     const { splits, files } = splitClasses(r.options, r.source);
     return writeImageCache({
-      cacheDir: r.cacheDir, imageSize: r.imageSize, dataset: r.dataset, provider: { id: 'folder', options: r.options }, splits: fileSplitsOf(splits, r.options.rotations),
-      grayscale: r.options.grayscale, normalization: fixedNormalization(r.options.normalization),
-      source: { kind: 'class-folders', path: r.source, files }, signal: r.signal, onProgress: r.onProgress,
+      cacheDir: r.cacheDir,
+      imageSize: r.imageSize,
+      dataset: r.dataset,
+      provider: { id: 'folder', options: r.options },
+      splits: fileSplitsOf(splits, r.options.rotations),
+      grayscale: r.options.grayscale,
+      normalization: fixedNormalization(r.options.normalization),
+      source: { kind: 'class-folders', path: r.source, files },
+      signal: r.signal,
+      onProgress: r.onProgress,
     });
   },
   normalization: (o) => recordedNormalization(o.normalization, 'folder'),

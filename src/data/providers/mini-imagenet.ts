@@ -25,9 +25,15 @@ export const miniImageNetProvider: DatasetProvider<z.infer<typeof optionsSchema>
   locate: (_options, ctx) => locateDataset(ctx.flag, ctx.env, ctx.cwd),
   prepare: (r) =>
     prepareDataset({
-      source: r.source, cacheDir: r.cacheDir, imageSize: r.imageSize, dataset: r.dataset, prefer: r.options.prefer ?? 'auto',
-      provider: { id: 'mini-imagenet', options: r.options }, normalization: { ...MINI_IMAGENET_NORMALIZATION, origin: 'MetaOptNet loader constants (ImageNet statistics)' },
-      signal: r.signal, onProgress: r.onProgress,
+      source: r.source,
+      cacheDir: r.cacheDir,
+      imageSize: r.imageSize,
+      dataset: r.dataset,
+      prefer: r.options.prefer ?? 'auto',
+      provider: { id: 'mini-imagenet', options: r.options },
+      normalization: { ...MINI_IMAGENET_NORMALIZATION, origin: 'MetaOptNet loader constants (ImageNet statistics)' },
+      signal: r.signal,
+      onProgress: r.onProgress,
     }),
   normalization: () => MINI_IMAGENET_NORMALIZATION,
   defaultAugment: 'none',

@@ -19,8 +19,8 @@ export const datasetProviders = new Registry<DatasetProvider<any>>({
   required: {
     optionsSchema: { type: 'zod schema', fix: 'give a strict zod schema of the options, e.g. z.object({}).strict()' },
     sourceHelp: { type: 'string', fix: 'say in one line what the source looks like and how to point at it' },
-    name: { type: 'function', fix: 'add name(options) returning the dataset\'s name' },
-    locate: { type: 'function', fix: 'add locate(options, ctx) returning the source\'s absolute path' },
+    name: { type: 'function', fix: "add name(options) returning the dataset's name" },
+    locate: { type: 'function', fix: "add locate(options, ctx) returning the source's absolute path" },
     prepare: { type: 'function', fix: 'add prepare(request) writing the cache' },
     normalization: { type: 'function', fix: 'add normalization(options, manifest)' },
   },
@@ -60,7 +60,11 @@ export function resolveDataset(id: string, rawOptions: Record<string, unknown> =
   }
   const options = parsed.data as Record<string, unknown>;
   // The dataset's name becomes the cache, episode and results folder names: one safe path segment.
-  const name = checkPathSegment(provider.name(options), `the name of dataset "${id}"`, `give it a plain name: --dataset-option name=<name> (letters, digits, \`-\`, \`_\`, \`.\`; not starting with ".")`);
+  const name = checkPathSegment(
+    provider.name(options),
+    `the name of dataset "${id}"`,
+    `give it a plain name: --dataset-option name=<name> (letters, digits, \`-\`, \`_\`, \`.\`; not starting with ".")`,
+  );
   return { provider, options, name };
 }
 

@@ -10,8 +10,7 @@ import type { DatasetProvider } from './contract.ts';
 
 export const TIERED_ENV_VAR = 'FEWSHOT_TIERED_IMAGENET';
 
-const SOURCE_HELP =
-  `the tiered-ImageNet class folders (one per WordNet id, e.g. n01530575/, holding its images): <root>/train|val|test/<wnid>/ or all 608 under <root>/ (or <root>/images/); pass <root> with --data or $${TIERED_ENV_VAR}`;
+const SOURCE_HELP = `the tiered-ImageNet class folders (one per WordNet id, e.g. n01530575/, holding its images): <root>/train|val|test/<wnid>/ or all 608 under <root>/ (or <root>/images/); pass <root> with --data or $${TIERED_ENV_VAR}`;
 
 const optionsSchema = z.object({}).strict();
 
@@ -25,7 +24,8 @@ export const tieredImagenetProvider: DatasetProvider<z.infer<typeof optionsSchem
   locate: (_o, ctx) => {
     const given = ctx.flag ?? ctx.env[TIERED_ENV_VAR];
     const root = path.resolve(ctx.cwd, given ?? path.join('data', 'tiered-imagenet'));
-    if (!existsSync(root) || !statSync(root).isDirectory()) throw new UserError(`tiered-ImageNet folder ${root} does not exist or is not a folder`, `put ${SOURCE_HELP}`);
+    if (!existsSync(root) || !statSync(root).isDirectory())
+      throw new UserError(`tiered-ImageNet folder ${root} does not exist or is not a folder`, `put ${SOURCE_HELP}`);
     return root;
   },
   prepare: async (r) => {
@@ -35,9 +35,15 @@ export const tieredImagenetProvider: DatasetProvider<z.infer<typeof optionsSchem
       classes: listing.splits[s].map((c) => ({ name: c.wnid, items: c.files.map((f) => ({ file: path.join(c.dir, f), id: `${c.wnid}/${f}` })) })),
     }));
     return writeImageCache({
-      cacheDir: r.cacheDir, imageSize: r.imageSize, dataset: r.dataset, provider: { id: 'tiered-imagenet', options: r.options }, splits: fileSplits,
+      cacheDir: r.cacheDir,
+      imageSize: r.imageSize,
+      dataset: r.dataset,
+      provider: { id: 'tiered-imagenet', options: r.options },
+      splits: fileSplits,
       normalization: { ...MINI_IMAGENET_NORMALIZATION, origin: 'MetaOptNet loader constants (ImageNet statistics), as for mini-ImageNet' },
-      source: { kind: `tiered-imagenet-${listing.layout}`, path: listing.root }, signal: r.signal, onProgress: r.onProgress,
+      source: { kind: `tiered-imagenet-${listing.layout}`, path: listing.root },
+      signal: r.signal,
+      onProgress: r.onProgress,
     });
   },
   normalization: () => MINI_IMAGENET_NORMALIZATION,

@@ -88,9 +88,11 @@ export async function readCifar100(file: string): Promise<Cifar100> {
     tar = await readTarMembers(file, (p) => WANTED.has(p));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && !(err instanceof UserError)) throw new UserError(`cannot read ${file} (${code})`, `check that the path is right and the file is readable; expected ${EXPECTED}`);
+    if (typeof code === 'string' && !(err instanceof UserError))
+      throw new UserError(`cannot read ${file} (${code})`, `check that the path is right and the file is readable; expected ${EXPECTED}`);
     if (!(err instanceof TarReadError)) throw err;
-    if (err.reason === 'io') throw new UserError(`cannot read ${file} (${err.detail})`, `check that the path is right and the file is readable; expected ${EXPECTED}`);
+    if (err.reason === 'io')
+      throw new UserError(`cannot read ${file} (${err.detail})`, `check that the path is right and the file is readable; expected ${EXPECTED}`);
     throw brokenArchive(file, `not a readable .tar.gz, or truncated (${err.detail})`);
   }
   const { paths, members, sha256 } = tar;
@@ -98,7 +100,8 @@ export async function readCifar100(file: string): Promise<Cifar100> {
 
   const python = Object.values(PYTHON_MEMBERS);
   const binary = Object.values(BINARY_MEMBERS);
-  if (python.some(has) && binary.some(has)) throw wrongArchive(file, 'holds both the python and the binary CIFAR-100 members; it is not one of the published archives');
+  if (python.some(has) && binary.some(has))
+    throw wrongArchive(file, 'holds both the python and the binary CIFAR-100 members; it is not one of the published archives');
   if (python.some(has) || binary.some(has)) {
     const expected = python.some(has) ? python : binary;
     const missing = expected.filter((m) => !has(m));
@@ -190,12 +193,21 @@ function pickleDict(file: string, member: string, bytes: Buffer): Map<string, Pi
     if (err instanceof PickleFormatError) throw brokenArchive(file, `member ${member} is not a CIFAR-100 pickle, or is truncated: ${err.message}`);
     throw err;
   }
-  if (!(value instanceof Map)) throw brokenArchive(file, `member ${member} holds a pickled ${value instanceof PickleTuple ? 'tuple' : typeof value}, expected a dict`);
+  if (!(value instanceof Map))
+    throw brokenArchive(file, `member ${member} holds a pickled ${value instanceof PickleTuple ? 'tuple' : typeof value}, expected a dict`);
   return value;
 }
 
 function isNdArray(v: PickleValue | undefined): v is NdArray {
-  return typeof v === 'object' && v !== null && !(v instanceof Uint8Array) && !Array.isArray(v) && !(v instanceof Map) && !(v instanceof PickleTuple) && v.kind === 'ndarray';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    !(v instanceof Uint8Array) &&
+    !Array.isArray(v) &&
+    !(v instanceof Map) &&
+    !(v instanceof PickleTuple) &&
+    v.kind === 'ndarray'
+  );
 }
 
 function stringList(file: string, member: string, dict: Map<string, PickleValue>, key: string): string[] {
@@ -258,4 +270,3 @@ function planarImageToHwc(src: Uint8Array, from: number, dst: Uint8Array, to: nu
     dst[o + 2] = src[from + 2 * plane + p]!;
   }
 }
-

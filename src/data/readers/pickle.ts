@@ -63,11 +63,27 @@ const latin1 = new TextDecoder('latin1');
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function isMark(x: Item): x is Mark {
-  return typeof x === 'object' && x !== null && !(x instanceof Uint8Array) && !Array.isArray(x) && !(x instanceof Map) && !(x instanceof PickleTuple) && x.kind === 'mark';
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    !(x instanceof Uint8Array) &&
+    !Array.isArray(x) &&
+    !(x instanceof Map) &&
+    !(x instanceof PickleTuple) &&
+    x.kind === 'mark'
+  );
 }
 
 function isObj<K extends string>(x: Item, kind: K): x is Extract<Item, { kind: K }> {
-  return typeof x === 'object' && x !== null && !(x instanceof Uint8Array) && !Array.isArray(x) && !(x instanceof Map) && !(x instanceof PickleTuple) && x.kind === kind;
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    !(x instanceof Uint8Array) &&
+    !Array.isArray(x) &&
+    !(x instanceof Map) &&
+    !(x instanceof PickleTuple) &&
+    x.kind === kind
+  );
 }
 
 function describe(x: Item): string {
@@ -168,7 +184,8 @@ export function unpickle(buf: Uint8Array): PickleValue {
       case 'reconstruct':
         // numpy.core.multiarray._reconstruct(ndarray, (0,), b'b'): an empty array that BUILD then fills.
         const cls = a[0];
-        if (a.length !== 3 || cls === undefined || !isObj(cls, 'global') || cls.name !== 'ndarray') return fail('_reconstruct expects (numpy.ndarray, shape, typecode)');
+        if (a.length !== 3 || cls === undefined || !isObj(cls, 'global') || cls.name !== 'ndarray')
+          return fail('_reconstruct expects (numpy.ndarray, shape, typecode)');
         return { kind: 'ndarray-pending' };
       default:
         return fail(`global ${callable.name} cannot be called`);
@@ -190,7 +207,8 @@ export function unpickle(buf: Uint8Array): PickleValue {
       // (version, shape, dtype, is_fortran, raw bytes)
       const [version, shape, dtype, fortran, raw] = state.items as readonly Item[];
       if (version !== 1) return fail(`numpy array state version ${String(version)} is not supported`);
-      if (!(shape instanceof PickleTuple) || !shape.items.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 0)) return fail('numpy array shape is not a tuple of sizes');
+      if (!(shape instanceof PickleTuple) || !shape.items.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 0))
+        return fail('numpy array shape is not a tuple of sizes');
       if (dtype === undefined || !isObj(dtype, 'dtype')) return fail('numpy array dtype is missing');
       if (fortran !== false && fortran !== 0) return fail('Fortran-order numpy arrays are not supported');
       if (!(raw instanceof Uint8Array)) return fail('numpy array data is not a byte string');
@@ -212,12 +230,13 @@ export function unpickle(buf: Uint8Array): PickleValue {
         if (proto > 2) fail(`pickle protocol ${proto} is not supported (the CIFAR-100 files use protocol 2)`);
         break;
       }
-      case 0x2e /* . STOP */: {
-        const result = pop();
-        if (stack.length !== 0) fail('values left on the stack at STOP');
-        if (pos !== buf.length) fail(`${buf.length - pos} bytes after the end of the pickle`);
-        return value(result, 'result');
-      }
+      case 0x2e /* . STOP */:
+        {
+          const result = pop();
+          if (stack.length !== 0) fail('values left on the stack at STOP');
+          if (pos !== buf.length) fail(`${buf.length - pos} bytes after the end of the pickle`);
+          return value(result, 'result');
+        }
       case 0x28 /* ( MARK */:
         stack.push(MARK);
         break;
@@ -248,34 +267,37 @@ export function unpickle(buf: Uint8Array): PickleValue {
       case 0x4a /* J BININT */:
         stack.push(i32());
         break;
-      case 0x8a /* LONG1 */: {
-        const n = u8();
-        const b = bytes(n);
-        if (n > 6) fail(`LONG1 of ${n} bytes is too large`);
-        let v = 0;
-        for (let i = n - 1; i >= 0; i--) v = v * 256 + b[i]!;
-        if (n > 0 && b[n - 1]! & 0x80) v -= 2 ** (8 * n);
-        stack.push(v);
-        break;
-      }
+      case 0x8a /* LONG1 */:
+        {
+          const n = u8();
+          const b = bytes(n);
+          if (n > 6) fail(`LONG1 of ${n} bytes is too large`);
+          let v = 0;
+          for (let i = n - 1; i >= 0; i--) v = v * 256 + b[i]!;
+          if (n > 0 && b[n - 1]! & 0x80) v -= 2 ** (8 * n);
+          stack.push(v);
+          break;
+        }
       case 0x55 /* U SHORT_BINSTRING */:
         stack.push(bytes(u8()));
         break;
-      case 0x54 /* T BINSTRING */: {
-        const n = i32();
-        if (n < 0) fail('negative BINSTRING length');
-        stack.push(bytes(n));
-        break;
-      }
-      case 0x58 /* X BINUNICODE */: {
-        const b = bytes(u32());
-        try {
-          stack.push(utf8.decode(b));
-        } catch {
-          fail('BINUNICODE is not valid UTF-8');
+      case 0x54 /* T BINSTRING */:
+        {
+          const n = i32();
+          if (n < 0) fail('negative BINSTRING length');
+          stack.push(bytes(n));
+          break;
         }
-        break;
-      }
+      case 0x58 /* X BINUNICODE */:
+        {
+          const b = bytes(u32());
+          try {
+            stack.push(utf8.decode(b));
+          } catch {
+            fail('BINUNICODE is not valid UTF-8');
+          }
+          break;
+        }
       case 0x71 /* q BINPUT */:
         memo.set(u8(), top());
         break;
@@ -283,71 +305,81 @@ export function unpickle(buf: Uint8Array): PickleValue {
         memo.set(u32(), top());
         break;
       case 0x68 /* h BINGET */:
-      case 0x6a /* j LONG_BINGET */: {
-        const idx = op === 0x68 ? u8() : u32();
-        if (!memo.has(idx)) fail(`memo entry ${idx} is not defined`);
-        stack.push(memo.get(idx)!);
-        break;
-      }
-      case 0x61 /* a APPEND */: {
-        const x = pop();
-        append(top(), [x]);
-        break;
-      }
-      case 0x65 /* e APPENDS */: {
-        const items = popToMark();
-        append(top(), items);
-        break;
-      }
-      case 0x73 /* s SETITEM */: {
-        const v = pop();
-        const k = pop();
-        setItems(top(), [k, v]);
-        break;
-      }
-      case 0x75 /* u SETITEMS */: {
-        const items = popToMark();
-        setItems(top(), items);
-        break;
-      }
+      case 0x6a /* j LONG_BINGET */:
+        {
+          const idx = op === 0x68 ? u8() : u32();
+          if (!memo.has(idx)) fail(`memo entry ${idx} is not defined`);
+          stack.push(memo.get(idx)!);
+          break;
+        }
+      case 0x61 /* a APPEND */:
+        {
+          const x = pop();
+          append(top(), [x]);
+          break;
+        }
+      case 0x65 /* e APPENDS */:
+        {
+          const items = popToMark();
+          append(top(), items);
+          break;
+        }
+      case 0x73 /* s SETITEM */:
+        {
+          const v = pop();
+          const k = pop();
+          setItems(top(), [k, v]);
+          break;
+        }
+      case 0x75 /* u SETITEMS */:
+        {
+          const items = popToMark();
+          setItems(top(), items);
+          break;
+        }
       case 0x74 /* t TUPLE */:
         stack.push(tuple(popToMark()));
         break;
       case 0x85 /* TUPLE1 */:
         stack.push(tuple([pop()]));
         break;
-      case 0x86 /* TUPLE2 */: {
-        const b = pop();
-        const a = pop();
-        stack.push(tuple([a, b]));
-        break;
-      }
-      case 0x87 /* TUPLE3 */: {
-        const c = pop();
-        const b = pop();
-        const a = pop();
-        stack.push(tuple([a, b, c]));
-        break;
-      }
-      case 0x63 /* c GLOBAL */: {
-        const name = `${line()} ${line()}`;
-        const allowed = ALLOWED_GLOBALS[name];
-        if (!allowed) fail(`global ${name.replace(' ', '.')} is not allowed (only the numpy array and byte-string constructors are)`);
-        stack.push({ kind: 'global', name: allowed! });
-        break;
-      }
-      case 0x52 /* R REDUCE */: {
-        const args = pop();
-        const callable = pop();
-        stack.push(reduce(callable, args));
-        break;
-      }
-      case 0x62 /* b BUILD */: {
-        const state = pop();
-        const obj = pop();
-        stack.push(build(obj, state));
-        break;
-      }
+      case 0x86 /* TUPLE2 */:
+        {
+          const b = pop();
+          const a = pop();
+          stack.push(tuple([a, b]));
+          break;
+        }
+      case 0x87 /* TUPLE3 */:
+        {
+          const c = pop();
+          const b = pop();
+          const a = pop();
+          stack.push(tuple([a, b, c]));
+          break;
+        }
+      case 0x63 /* c GLOBAL */:
+        {
+          const name = `${line()} ${line()}`;
+          const allowed = ALLOWED_GLOBALS[name];
+          if (!allowed) fail(`global ${name.replace(' ', '.')} is not allowed (only the numpy array and byte-string constructors are)`);
+          stack.push({ kind: 'global', name: allowed! });
+          break;
+        }
+      case 0x52 /* R REDUCE */:
+        {
+          const args = pop();
+          const callable = pop();
+          stack.push(reduce(callable, args));
+          break;
+        }
+      case 0x62 /* b BUILD */:
+        {
+          const state = pop();
+          const obj = pop();
+          stack.push(build(obj, state));
+          break;
+        }
       default:
         fail(`opcode 0x${op.toString(16).padStart(2, '0')} is not supported`);
     }

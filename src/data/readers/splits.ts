@@ -101,7 +101,8 @@ export function assignCifarClasses(benchmark: CifarBenchmark, fineLabelNames: re
   const given = new Set(fineLabelNames);
   for (const split of BENCHMARK_SPLITS) {
     const absent = classes[split].filter((n) => !given.has(n));
-    if (absent.length > 0) throw new UserError(`the archive's fine label names lack ${benchmark} ${split} class${absent.length > 1 ? 'es' : ''} ${absent.join(', ')}`, fix);
+    if (absent.length > 0)
+      throw new UserError(`the archive's fine label names lack ${benchmark} ${split} class${absent.length > 1 ? 'es' : ''} ${absent.join(', ')}`, fix);
   }
   return fineLabelNames.map((name) => {
     const w = where.get(name);

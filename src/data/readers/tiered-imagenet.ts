@@ -55,13 +55,18 @@ async function listClassFolder(wnid: string, dir: string): Promise<TieredClass> 
   const files: string[] = [];
   for (const e of (await readDir(dir)).filter(visible)) {
     const full = path.join(dir, e.name);
-    if (isFolderEntry(dir, e)) throw new UserError(`class folder ${dir} contains a sub-folder ${e.name}`, 'a class folder must hold only its image files; move the sub-folder out');
+    if (isFolderEntry(dir, e))
+      throw new UserError(`class folder ${dir} contains a sub-folder ${e.name}`, 'a class folder must hold only its image files; move the sub-folder out');
     if (!TIERED_IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) {
       throw new UserError(`${full} is not an image file (expected ${TIERED_IMAGE_EXTENSIONS.join(', ')})`, `remove it from the class folder ${dir}`);
     }
     files.push(e.name);
   }
-  if (files.length === 0) throw new UserError(`class folder ${dir} (tiered-ImageNet class ${wnid}) holds no images`, 'copy the class images into it, or use a complete tiered-ImageNet release');
+  if (files.length === 0)
+    throw new UserError(
+      `class folder ${dir} (tiered-ImageNet class ${wnid}) holds no images`,
+      'copy the class images into it, or use a complete tiered-ImageNet release',
+    );
   files.sort(byCodeUnit);
   return { wnid, dir, files };
 }
@@ -87,7 +92,11 @@ export async function listTieredImagenet(root: string): Promise<TieredImagenetLi
 
   if (splitDirs.length > 0) {
     const absentSplits = BENCHMARK_SPLITS.filter((s) => !top.includes(s));
-    if (absentSplits.length > 0) throw new UserError(`${root} has ${splitDirs.map((s) => `${s}/`).join(' and ')} but no ${absentSplits.map((s) => `${s}/`).join(' or ')} folder`, LAYOUT_HELP);
+    if (absentSplits.length > 0)
+      throw new UserError(
+        `${root} has ${splitDirs.map((s) => `${s}/`).join(' and ')} but no ${absentSplits.map((s) => `${s}/`).join(' or ')} folder`,
+        LAYOUT_HELP,
+      );
     const found = {} as Record<BenchmarkSplit, string[]>;
     for (const split of BENCHMARK_SPLITS) {
       found[split] = (await readDir(path.join(root, split))).filter((e) => visible(e) && isFolderEntry(path.join(root, split), e)).map((e) => e.name);
@@ -112,12 +121,24 @@ export async function listTieredImagenet(root: string): Promise<TieredImagenetLi
       const dir = path.join(root, split);
       for (const wnid of found[split]) {
         const listed = splitOf.get(wnid);
-        if (!listed) throw new UserError(`${path.join(dir, wnid)} is not a tiered-ImageNet class`, `remove it; the ${split} split holds the ${lists[split].length} listed classes only`);
-        if (listed !== split) throw new UserError(`class ${wnid} is under ${split}/ but tiered-ImageNet puts it in ${listed}`, `move ${path.join(dir, wnid)} to ${path.join(root, listed, wnid)}`);
+        if (!listed)
+          throw new UserError(
+            `${path.join(dir, wnid)} is not a tiered-ImageNet class`,
+            `remove it; the ${split} split holds the ${lists[split].length} listed classes only`,
+          );
+        if (listed !== split)
+          throw new UserError(
+            `class ${wnid} is under ${split}/ but tiered-ImageNet puts it in ${listed}`,
+            `move ${path.join(dir, wnid)} to ${path.join(root, listed, wnid)}`,
+          );
       }
       const present = new Set(found[split]);
       const missing = lists[split].filter((w) => !present.has(w));
-      if (missing.length > 0) throw new UserError(`${dir} lacks ${listMissing(missing, split)}`, `add the missing class folders (a complete tiered-ImageNet has ${lists[split].length} ${split} classes)`);
+      if (missing.length > 0)
+        throw new UserError(
+          `${dir} lacks ${listMissing(missing, split)}`,
+          `add the missing class folders (a complete tiered-ImageNet has ${lists[split].length} ${split} classes)`,
+        );
       splits[split] = await Promise.all(lists[split].map((wnid) => listClassFolder(wnid, path.join(dir, wnid))));
     }
     return { root, layout: 'split-folders', splits, ignoredFolders: [] };

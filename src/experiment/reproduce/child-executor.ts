@@ -45,7 +45,11 @@ function childArgs(s: ChildRunSettings): string[] {
  * until the child has written its first line (its handlers are installed by then: a node process without a SIGUSR1
  * handler would open its debugger instead).
  */
-export function childProcessExecutor(settings: ChildRunSettings, log: (l: string) => void, options: { env?: Record<string, string | undefined>; prefixOutput?: boolean } = {}): RunExecutor {
+export function childProcessExecutor(
+  settings: ChildRunSettings,
+  log: (l: string) => void,
+  options: { env?: Record<string, string | undefined>; prefixOutput?: boolean } = {},
+): RunExecutor {
   return (run) =>
     new Promise<void>((resolve, reject) => {
       // Planning with seeds = seed + 1 includes this run; the child re-plans from its own table file.
@@ -54,7 +58,10 @@ export function childProcessExecutor(settings: ChildRunSettings, log: (l: string
       const child = spawn(process.execPath, args, { stdio: ['ignore', out, out, 'ipc'], env: options.env ?? process.env });
       if (options.prefixOutput) {
         // Runs side by side: each line says which run it is from.
-        for (const [stream, sink] of [[child.stdout, process.stdout], [child.stderr, process.stderr]] as const) {
+        for (const [stream, sink] of [
+          [child.stdout, process.stdout],
+          [child.stderr, process.stderr],
+        ] as const) {
           createInterface({ input: stream! }).on('line', (line) => sink.write(`[${run.key}] ${line}\n`));
         }
       }
@@ -77,10 +84,18 @@ export function childProcessExecutor(settings: ChildRunSettings, log: (l: string
       child.on('exit', (code, signal) => {
         offStop();
         if (code === 0) return resolve();
-        if (code === exitCodeOf(CHECKPOINT_AND_STOP)) return reject(new StoppedBySignal(CHECKPOINT_AND_STOP, `run ${run.key} stopped at a step boundary with its newest checkpoint written; the same command resumes it`));
+        if (code === exitCodeOf(CHECKPOINT_AND_STOP))
+          return reject(
+            new StoppedBySignal(
+              CHECKPOINT_AND_STOP,
+              `run ${run.key} stopped at a step boundary with its newest checkpoint written; the same command resumes it`,
+            ),
+          );
         if (code === RUN_IN_USE_EXIT_CODE) {
           const dir = path.join(settings.runs, run.resultDir);
-          return reject(new RunInUseError(`run folder ${dir} is in use by another process`, 'wait for it to finish; the same command then fills its cells', dir));
+          return reject(
+            new RunInUseError(`run folder ${dir} is in use by another process`, 'wait for it to finish; the same command then fills its cells', dir),
+          );
         }
         const problem = `run ${run.key} failed (${signal ? `signal ${signal}` : `exit ${code}`})`;
         // Side by side, one failed run must not stop the others: a UserError is recorded as that run's failure.

@@ -79,7 +79,11 @@ export async function dryRunPlan(
   for (const run of plan.runs) {
     const config = validateConfig(run.config);
     const entry: DryRunEntry = {
-      key: run.key, cells: run.cells, dataset: run.dataset, seed: run.seed, state: 'to run',
+      key: run.key,
+      cells: run.cells,
+      dataset: run.dataset,
+      seed: run.seed,
+      state: 'to run',
       shape: { train: shapeLabel(config.train), test: shapeLabel(config.test) },
     };
     runs.push(entry);
@@ -112,7 +116,12 @@ export async function dryRunPlan(
     }
     const cost: CostProbe = { trainMsPerEpisode: trainCost.get(keys.train)!, evalMsPerEpisode: evalCost.get(keys.eval)! };
     const from = progress?.episode ?? 0;
-    entry.estimate = { seconds: estimateSeconds(config, cost, testEpisodes, from), trainMsPerEpisode: cost.trainMsPerEpisode, evalMsPerEpisode: cost.evalMsPerEpisode, fromEpisode: from };
+    entry.estimate = {
+      seconds: estimateSeconds(config, cost, testEpisodes, from),
+      trainMsPerEpisode: cost.trainMsPerEpisode,
+      evalMsPerEpisode: cost.evalMsPerEpisode,
+      fromEpisode: from,
+    };
   }
   const count = (state: DryRunState) => runs.filter((r) => r.state === state).length;
   const noData: Record<string, number> = {};
@@ -125,7 +134,12 @@ export async function dryRunPlan(
     testEpisodes,
     runs,
     summary: {
-      runs: runs.length, done: count('done'), toRun: count('to run'), inProgress: count('in progress'), noData, refused: count('refused'),
+      runs: runs.length,
+      done: count('done'),
+      toRun: count('to run'),
+      inProgress: count('in progress'),
+      noData,
+      refused: count('refused'),
       seconds: runs.reduce((sum, r) => sum + (r.estimate?.seconds ?? 0), 0),
       probes,
     },
@@ -139,11 +153,15 @@ function entryLine(r: DryRunEntry): string {
     ? ` ≈ ${hms(r.estimate.seconds)} (train ${r.shape.train}: ${r.estimate.trainMsPerEpisode.toFixed(0)} ms/episode, eval ${r.shape.test}: ${r.estimate.evalMsPerEpisode.toFixed(0)} ms/episode)`
     : '';
   const state =
-    r.state === 'in progress' ? `${r.detail}, to resume`
-    : r.state === 'no data' ? `cannot start: no ${r.dataset} data given (see below)`
-    : r.state === 'refused' ? `refused: ${r.detail}`
-    : r.state === 'done' && r.detail ? `done (${r.detail})`
-    : r.state;
+    r.state === 'in progress'
+      ? `${r.detail}, to resume`
+      : r.state === 'no data'
+        ? `cannot start: no ${r.dataset} data given (see below)`
+        : r.state === 'refused'
+          ? `refused: ${r.detail}`
+          : r.state === 'done' && r.detail
+            ? `done (${r.detail})`
+            : r.state;
   return `${r.key}  [${r.cells.join(', ')}]  ${state}${eta}`;
 }
 
@@ -156,11 +174,18 @@ export function describeDryRun(dry: DryRun, jobs: number): string {
   // per hour in all (bench/threads.sh measures by how much), so the sum is an upper bound for them.
   const sideBySide = jobs > 1 ? `; with ${jobs} runs side by side (--jobs ${jobs}) the wall time is shorter than this sum` : '';
   const parts = [`${s.done} done`, `${s.inProgress} in progress`, `${s.toRun} to run`];
-  if (noData) parts.push(`${noData} cannot start without data (${Object.entries(s.noData).map(([d, n]) => `${d}: ${n}`).join(', ')})`);
+  if (noData)
+    parts.push(
+      `${noData} cannot start without data (${Object.entries(s.noData)
+        .map(([d, n]) => `${d}: ${n}`)
+        .join(', ')})`,
+    );
   if (s.refused) parts.push(`${s.refused} refused`);
   lines.push(`${s.runs} runs: ${parts.join(', ')}`);
   if (s.toRun + s.inProgress) {
-    lines.push(`the ${s.toRun + s.inProgress} to run or resume take ≈ ${hms(s.seconds)} one after the other on ${dry.backend.choice} (measured step speed on this machine, each training and evaluation episode shape once: ${s.probes} probe${s.probes === 1 ? '' : 's'}${sideBySide})`);
+    lines.push(
+      `the ${s.toRun + s.inProgress} to run or resume take ≈ ${hms(s.seconds)} one after the other on ${dry.backend.choice} (measured step speed on this machine, each training and evaluation episode shape once: ${s.probes} probe${s.probes === 1 ? '' : 's'}${sideBySide})`,
+    );
   }
   for (const dataset of Object.keys(s.noData)) {
     const first = dry.runs.find((r) => r.state === 'no data' && r.dataset === dataset)!;

@@ -62,8 +62,13 @@ function indices(n: number): Int32Array {
 export function probeCost(config: TrainConfig, opts: { steps?: number } = {}): CostProbe {
   const steps = opts.steps ?? 3;
   const method = buildMethod({
-    name: config.method, backbone: config.backbone, imageSize: config.imageSize, way: Math.max(config.train.way, config.test.way),
-    seed: config.seed, headConfig: config.headConfig, wrapperOptions: config.wrapperOptions,
+    name: config.method,
+    backbone: config.backbone,
+    imageSize: config.imageSize,
+    way: Math.max(config.train.way, config.test.way),
+    seed: config.seed,
+    headConfig: config.headConfig,
+    wrapperOptions: config.wrapperOptions,
   });
   const source = randomSource(config.imageSize, 1);
   const trainable = method.trainableVariables();

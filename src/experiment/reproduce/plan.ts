@@ -52,7 +52,11 @@ export function deepMerge(...layers: (Json | undefined)[]): Json {
 /** JSON with sorted keys, so equal configs hash equally whatever order their files list fields in. */
 export function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (isObject(v)) return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`).join(',')}}`;
+  if (isObject(v))
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`)
+      .join(',')}}`;
   return JSON.stringify(v);
 }
 
@@ -97,7 +101,18 @@ export function planTable(table: TableSpec, budgetName: string, opts: { seeds?: 
       const key = `${name}/seed${seed}`;
       let run = runs.get(key);
       if (!run) {
-        run = { key, table: table.id, configKey, name, seed, dataset: cell.dataset, budget: budgetName, config: { ...config, seed }, resultDir: path.join('cells', name, `seed${seed}`), cells: [] };
+        run = {
+          key,
+          table: table.id,
+          configKey,
+          name,
+          seed,
+          dataset: cell.dataset,
+          budget: budgetName,
+          config: { ...config, seed },
+          resultDir: path.join('cells', name, `seed${seed}`),
+          cells: [],
+        };
         runs.set(key, run);
       }
       run.cells.push(cell.id);

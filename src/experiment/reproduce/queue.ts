@@ -22,7 +22,11 @@ export { DEFAULT_QUEUE_NAME };
  * BullMQ and ioredis are optional peer dependencies: only `reproduce --queue` and `worker` use them, so they are
  * loaded here, on demand, and an install without them runs everything else (and says what to install here).
  */
-async function queueLibraries(): Promise<{ Queue: typeof import('bullmq').Queue; Worker: typeof import('bullmq').Worker; Redis: typeof import('ioredis').Redis }> {
+async function queueLibraries(): Promise<{
+  Queue: typeof import('bullmq').Queue;
+  Worker: typeof import('bullmq').Worker;
+  Redis: typeof import('ioredis').Redis;
+}> {
   const missing: string[] = [];
   const load = async <T>(name: string, get: () => Promise<T>): Promise<T | undefined> => {
     try {
@@ -49,7 +53,10 @@ export const cellJobSchema = z
   .object({
     // A table id, never a file name: a worker reads the table by id from its own --tables folder, and an id
     // ending in .json would be read as a path relative to the worker's working folder.
-    table: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/).refine((t) => !t.endsWith('.json'), 'a table id, not a file name (workers read tables by id from their own --tables folder)'),
+    table: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]*$/)
+      .refine((t) => !t.endsWith('.json'), 'a table id, not a file name (workers read tables by id from their own --tables folder)'),
     budget: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/),
     run: z.string().regex(/^[A-Za-z0-9._-]+\/seed\d+$/),
     configKey: z.string().regex(/^[0-9a-f]{16}$/),
@@ -75,15 +82,32 @@ export function parseQueueUrl(url: string): { host: string; port: number; db: nu
   }
   if (u.protocol !== 'redis:') throw new UserError(`--queue "${url}" is not a redis:// URL`, 'pass redis://host:port, e.g. --queue redis://127.0.0.1:6379');
   const db = u.pathname && u.pathname !== '/' ? Number(u.pathname.slice(1)) : 0;
-  if (!Number.isInteger(db) || db < 0) throw new UserError(`--queue "${url}" names database "${u.pathname.slice(1)}"`, 'use a number, e.g. redis://host:6379/0');
-  return { host: u.hostname || '127.0.0.1', port: Number(u.port || 6379), db, ...(u.password ? { password: decodeURIComponent(u.password) } : {}), maxRetriesPerRequest: null };
+  if (!Number.isInteger(db) || db < 0)
+    throw new UserError(`--queue "${url}" names database "${u.pathname.slice(1)}"`, 'use a number, e.g. redis://host:6379/0');
+  return {
+    host: u.hostname || '127.0.0.1',
+    port: Number(u.port || 6379),
+    db,
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    maxRetriesPerRequest: null,
+  };
 }
 
 /** Fail fast, with the address, when Redis cannot be reached (instead of BullMQ's endless reconnecting). */
 export async function checkQueueReachable(url: string, timeoutMs = 3000): Promise<void> {
   const opts = parseQueueUrl(url);
   const { Redis } = await queueLibraries();
-  const client = new Redis({ host: opts.host, port: opts.port, db: opts.db, password: opts.password, lazyConnect: true, connectTimeout: timeoutMs, retryStrategy: () => null, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  const client = new Redis({
+    host: opts.host,
+    port: opts.port,
+    db: opts.db,
+    password: opts.password,
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+  });
   client.on('error', () => {}); // reported below, once
   try {
     await Promise.race([
@@ -91,7 +115,10 @@ export async function checkQueueReachable(url: string, timeoutMs = 3000): Promis
       new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)),
     ]);
   } catch (err) {
-    throw new UserError(`cannot reach the queue at ${url}: ${(err as Error).message}`, 'start Redis there (e.g. `redis-server --port 6379`) or fix --queue; without --queue, reproduce runs the cells in this process');
+    throw new UserError(
+      `cannot reach the queue at ${url}: ${(err as Error).message}`,
+      'start Redis there (e.g. `redis-server --port 6379`) or fix --queue; without --queue, reproduce runs the cells in this process',
+    );
   } finally {
     client.disconnect();
   }
@@ -124,7 +151,8 @@ export async function enqueueAndWait(
     const pending = new Map(runs.map((r) => [jobIdOf(r), r]));
     const states: RunState[] = [];
     while (pending.size) {
-      if (opts.signal?.aborted) throw new UserError('stopped while waiting for the queue', 'run the same command again: finished runs are kept, queued ones stay queued');
+      if (opts.signal?.aborted)
+        throw new UserError('stopped while waiting for the queue', 'run the same command again: finished runs are kept, queued ones stay queued');
       for (const [id, run] of [...pending]) {
         const job = await queue.getJob(id);
         const state = job ? await job.getState() : 'unknown';
@@ -166,13 +194,16 @@ export async function startWorker(opts: {
   const log = opts.onLog ?? (() => {});
   const processor = async (job: Job<CellJob>) => {
     const parsed = cellJobSchema.safeParse(job.data);
-    if (!parsed.success) throw new Error(`job ${job.id} is not a valid cell job: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      throw new Error(`job ${job.id} is not a valid cell job: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     const data = parsed.data;
     const table = await opts.loadTable(data.table);
     const plan = planTable(table, data.budget, { seeds: data.seeds });
     const run = plan.runs.find((r) => r.key === data.run);
     if (!run || run.configKey !== data.configKey) {
-      throw new Error(`job ${job.id}: this worker's copy of table ${data.table} plans run ${data.run} with another config (${run?.configKey ?? 'no such run'} vs ${data.configKey}); update the worker's checkout`);
+      throw new Error(
+        `job ${job.id}: this worker's copy of table ${data.table} plans run ${data.run} with another config (${run?.configKey ?? 'no such run'} vs ${data.configKey}); update the worker's checkout`,
+      );
     }
     log(`worker: running ${run.key} (attempt ${job.attemptsMade + 1})`);
     await opts.execute(run);

@@ -71,7 +71,10 @@ const resultPath = (settings: ReproduceSettings, run: PlannedRun) => path.join(s
  */
 export async function hasFinishedResult(settings: ReproduceSettings, run: PlannedRun): Promise<boolean> {
   const dir = resultPath(settings, run);
-  const exists = await fs.stat(path.join(dir, 'result.json')).then(() => true, () => false);
+  const exists = await fs.stat(path.join(dir, 'result.json')).then(
+    () => true,
+    () => false,
+  );
   if (!exists) return false;
   const { record } = await readResult(dir);
   const planned = validateConfig(run.config) as unknown as Record<string, unknown>;
@@ -101,7 +104,10 @@ export async function olderEngineOf(settings: ReproduceSettings, run: PlannedRun
  * location). The fix is in reproduce's own terms: the provider's `--data <location>` becomes
  * `--data <dataset>=<location>`, the spelling `reproduce` and `worker` take.
  */
-export async function runDataProblem(settings: Pick<ReproduceSettings, 'data' | 'cache'>, run: Pick<PlannedRun, 'dataset' | 'config'>): Promise<UserError | undefined> {
+export async function runDataProblem(
+  settings: Pick<ReproduceSettings, 'data' | 'cache'>,
+  run: Pick<PlannedRun, 'dataset' | 'config'>,
+): Promise<UserError | undefined> {
   const config = validateConfig(run.config);
   const data = settings.data[run.dataset];
   const dataset = resolveDataset(run.dataset, datasetOptionsWithData(run.dataset, config.datasetOptions, data));
@@ -120,7 +126,9 @@ export async function runDataProblem(settings: Pick<ReproduceSettings, 'data' | 
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
     const inReproduceTerms = err.fix.replace(/--data </g, `--data ${run.dataset}=<`);
-    const fix = inReproduceTerms.includes(`--data ${run.dataset}=`) ? inReproduceTerms : `${inReproduceTerms}; pass its location with --data ${run.dataset}=<location>`;
+    const fix = inReproduceTerms.includes(`--data ${run.dataset}=`)
+      ? inReproduceTerms
+      : `${inReproduceTerms}; pass its location with --data ${run.dataset}=<location>`;
     return new UserError(`no ${run.dataset} data: ${err.problem}`, fix);
   }
 }
@@ -143,7 +151,10 @@ export interface RunInProgress {
  * The state of a run that has a `last` checkpoint but no result: read from the checkpoint's description (not
  * its weights) and its training log. `undefined` when the run has not checkpointed yet.
  */
-export async function runInProgress(settings: Pick<ReproduceSettings, 'runs'>, run: Pick<PlannedRun, 'resultDir' | 'config'>): Promise<RunInProgress | undefined> {
+export async function runInProgress(
+  settings: Pick<ReproduceSettings, 'runs'>,
+  run: Pick<PlannedRun, 'resultDir' | 'config'>,
+): Promise<RunInProgress | undefined> {
   const dir = runDirOf(settings, run);
   let meta: { episode?: unknown; best?: unknown };
   try {
@@ -155,13 +166,17 @@ export async function runInProgress(settings: Pick<ReproduceSettings, 'runs'>, r
   if (typeof meta.episode !== 'number') return undefined;
   const episode = meta.episode;
   const text = await fs.readFile(path.join(dir, 'train-log.jsonl'), 'utf8').catch(() => '');
-  const log = text.split('\n').filter((line) => {
-    try {
-      return Number((JSON.parse(line) as { episode?: number }).episode ?? Infinity) <= episode;
-    } catch {
-      return false;
-    }
-  }).map((l) => l + '\n').join('');
+  const log = text
+    .split('\n')
+    .filter((line) => {
+      try {
+        return Number((JSON.parse(line) as { episode?: number }).episode ?? Infinity) <= episode;
+      } catch {
+        return false;
+      }
+    })
+    .map((l) => l + '\n')
+    .join('');
   const best = meta.best as RunInProgress['best'] | undefined;
   return { episode, total: Number(run.config.episodes), best: best?.accuracy ? best : undefined, log };
 }
@@ -176,7 +191,10 @@ export async function datasetsWithRuns(plan: TablePlan, settings: ReproduceSetti
     for (const run of plan.runs.filter((r) => r.dataset === dataset)) {
       let finished = false;
       try {
-        finished = await fs.stat(path.join(resultPath(settings, run), 'result.json')).then(() => true, () => false);
+        finished = await fs.stat(path.join(resultPath(settings, run), 'result.json')).then(
+          () => true,
+          () => false,
+        );
       } catch (err) {
         if (!(err instanceof UserError)) throw err; // an unconfigured dataset has nothing on disk
       }
@@ -192,7 +210,9 @@ export async function datasetsWithRuns(plan: TablePlan, settings: ReproduceSetti
 /** One line for a table cell or a listing: how far the run is and its best validation so far. */
 export function describeInProgress(p: RunInProgress): string {
   const n = (x: number) => x.toLocaleString('en-US');
-  const best = p.best ? `; best validation so far ${formatCI(p.best.accuracy)} (${p.best.accuracy.n} val episodes, ${p.best.mode}) at episode ${n(p.best.episode)}` : '';
+  const best = p.best
+    ? `; best validation so far ${formatCI(p.best.accuracy)} (${p.best.accuracy.n} val episodes, ${p.best.mode}) at episode ${n(p.best.episode)}`
+    : '';
   return `in progress: ${n(p.episode)} of ${n(p.total)} training episodes at the last checkpoint${best}`;
 }
 
@@ -227,18 +247,22 @@ export function inProcessExecutor(settings: ReproduceSettings, hooks: Experiment
     const noData = await runDataProblem(settings, run);
     if (noData) throw noData;
     try {
-      const out = await runExperiment(run.config as never, {
-        backend: settings.backend,
-        data: settings.data[run.dataset],
-        cache: settings.cache,
-        runs: settings.runs,
-        results: settings.results,
-        episodesDir: settings.episodesDir,
-        testEpisodes: settings.testEpisodes,
-        name: run.resultDir,
-        command: `fewshot reproduce (run ${run.key})`,
-        reuseResult: true,
-      }, hooks);
+      const out = await runExperiment(
+        run.config as never,
+        {
+          backend: settings.backend,
+          data: settings.data[run.dataset],
+          cache: settings.cache,
+          runs: settings.runs,
+          results: settings.results,
+          episodesDir: settings.episodesDir,
+          testEpisodes: settings.testEpisodes,
+          name: run.resultDir,
+          command: `fewshot reproduce (run ${run.key})`,
+          reuseResult: true,
+        },
+        hooks,
+      );
       const log = path.join(out.runDir, 'train-log.jsonl');
       const text = await fs.readFile(log, 'utf8').catch(() => '');
       if (text) await fs.writeFile(path.join(out.resultDir, 'train-log.jsonl'), text);
@@ -256,8 +280,11 @@ export function inProcessExecutor(settings: ReproduceSettings, hooks: Experiment
  * StoppedBySignal) is `stopped`.
  */
 export async function executePlan(
-  plan: TablePlan, settings: ReproduceSettings, execute: RunExecutor,
-  onState?: (s: RunState, finished: number, total: number) => void, jobs = 1,
+  plan: TablePlan,
+  settings: ReproduceSettings,
+  execute: RunExecutor,
+  onState?: (s: RunState, finished: number, total: number) => void,
+  jobs = 1,
 ): Promise<RunState[]> {
   const states: RunState[] = new Array(plan.runs.length);
   let next = 0;
@@ -270,7 +297,8 @@ export async function executePlan(
       return { run, state: 'ran' };
     } catch (err) {
       if (err instanceof StoppedBySignal && err.signal === CHECKPOINT_AND_STOP) return { run, state: 'stopped', message: err.message };
-      if (err instanceof RunInUseError) return { run, state: 'elsewhere', message: err.holder ? `process ${err.holder.pid} on ${err.holder.host}` : 'another process' };
+      if (err instanceof RunInUseError)
+        return { run, state: 'elsewhere', message: err.holder ? `process ${err.holder.pid} on ${err.holder.host}` : 'another process' };
       if (!(err instanceof UserError)) throw err;
       return { run, state: 'failed', message: `${err.problem} (fix: ${err.fix})` };
     }
@@ -292,7 +320,10 @@ type ProgressLookup = (run: PlannedRun) => Promise<RunInProgress | undefined>;
 
 /** Read the per-episode results of every run into the table's cells (`progressOf`: the state of an unfinished run). */
 export async function collectOutcomes(
-  plan: TablePlan, settings: ReproduceSettings, states: RunState[] = [], progressOf: ProgressLookup = (run) => runInProgress(settings, run),
+  plan: TablePlan,
+  settings: ReproduceSettings,
+  states: RunState[] = [],
+  progressOf: ProgressLookup = (run) => runInProgress(settings, run),
 ): Promise<Map<string, CellRuns>> {
   const out = new Map<string, CellRuns>();
   for (const cell of plan.table.cells) {
@@ -311,7 +342,12 @@ export async function collectOutcomes(
         entry.missing.push(`seed ${run.seed}: ${err.problem} (fix: ${err.fix})`);
         continue;
       }
-      if (!(await fs.stat(path.join(dir, 'result.json')).then(() => true, () => false))) {
+      if (
+        !(await fs.stat(path.join(dir, 'result.json')).then(
+          () => true,
+          () => false,
+        ))
+      ) {
         if (state?.state === 'failed') {
           entry.missing.push(`seed ${run.seed}: ${state.message}`);
           continue;
@@ -319,12 +355,18 @@ export async function collectOutcomes(
         const progress = await progressOf(run);
         const elsewhere = state?.state === 'elsewhere' ? `in progress elsewhere (${state.message})` : undefined;
         const described = progress ? describeInProgress(progress) : undefined;
-        entry.missing.push(`seed ${run.seed}: ${elsewhere && described ? `${elsewhere}, ${described.replace(/^in progress: /, '')}` : elsewhere ?? described ?? 'not run yet'}`);
+        entry.missing.push(
+          `seed ${run.seed}: ${elsewhere && described ? `${elsewhere}, ${described.replace(/^in progress: /, '')}` : (elsewhere ?? described ?? 'not run yet')}`,
+        );
         if (progress || elsewhere) entry.running = (entry.running ?? 0) + 1;
         continue;
       }
       const { record, perEpisode } = await readResult(dir);
-      if (!perEpisode[cell.mode]) throw new UserError(`${dir} has no inference mode "${cell.mode}" (it has ${record.inferenceModes.join(', ')})`, `fix the mode of cell ${cell.id} in the table file`);
+      if (!perEpisode[cell.mode])
+        throw new UserError(
+          `${dir} has no inference mode "${cell.mode}" (it has ${record.inferenceModes.join(', ')})`,
+          `fix the mode of cell ${cell.id} in the table file`,
+        );
       entry.seeds.push({
         seed: run.seed,
         result: path.relative(settings.results, dir),
@@ -362,7 +404,13 @@ function forDataset(o: TableOutcome, dataset: string): TableOutcome {
  * table's plan (every cell, whatever ran this time: `--only` limits what runs, not what the table shows); `datasets`
  * limits which datasets' tables are written (default: every dataset of the plan).
  */
-export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSettings, states: RunState[], tableFile: string, datasets = [...new Set(plan.runs.map((r) => r.dataset))]): Promise<{ dirs: string[]; outcome: TableOutcome }> {
+export async function writeTableOutputs(
+  plan: TablePlan,
+  settings: ReproduceSettings,
+  states: RunState[],
+  tableFile: string,
+  datasets = [...new Set(plan.runs.map((r) => r.dataset))],
+): Promise<{ dirs: string[]; outcome: TableOutcome }> {
   // An unfinished run's checkpoint and log are read once here, for its cell, its curve and the manifest alike.
   const progressRead = new Map<string, Promise<RunInProgress | undefined>>();
   const progressOf: ProgressLookup = (run) => {
@@ -378,13 +426,15 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
       return dataset; // unknown or unconfigured dataset: its table still renders, with the cells marked missing
     }
   };
-  const tableSha = createHash('sha256').update(await fs.readFile(tableFile)).digest('hex');
+  const tableSha = createHash('sha256')
+    .update(await fs.readFile(tableFile))
+    .digest('hex');
   const dirs: string[] = [];
   for (const dataset of datasets) {
     const o = forDataset(outcome, dataset);
     const dir = path.join(settings.results, folderName(dataset), plan.table.id, plan.budget);
     const figures: Record<string, string> = {};
-    const specs = { 'forest': forestPlotSpec(o), 'accuracy-by-shot': accuracyByShotSpec(o) } as Record<string, ReturnType<typeof forestPlotSpec>>;
+    const specs = { forest: forestPlotSpec(o), 'accuracy-by-shot': accuracyByShotSpec(o) } as Record<string, ReturnType<typeof forestPlotSpec>>;
     // One curve per run (the SLA+AG and SLA+SI cells of one run share its training), labelled by method and task.
     const curves = [];
     const references = new Map<string, CurveReference>();
@@ -409,7 +459,9 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
       const target = published ? o.cells.find((c) => c.cell.id === run.cells[0])?.published : undefined;
       if (target) references.set(cell, { cell, value: target.mean, label: `published ${target.mean.toFixed(2)} (test)` });
     }
-    specs['training-curves'] = trainingCurvesSpec(`${plan.table.id}: training loss and validation accuracy (budget ${plan.budget})`, curves, [...references.values()]);
+    specs['training-curves'] = trainingCurvesSpec(`${plan.table.id}: training loss and validation accuracy (budget ${plan.budget})`, curves, [
+      ...references.values(),
+    ]);
     for (const [name, spec] of Object.entries(specs)) {
       if (!spec) continue;
       figures[`${name}.svg`] = await renderSvg(spec);
@@ -421,28 +473,52 @@ export async function writeTableOutputs(plan: TablePlan, settings: ReproduceSett
       budget: plan.budget,
       seeds: plan.seeds,
       writtenAt: new Date().toISOString(),
-      runs: await Promise.all(plan.runs.filter((r) => r.dataset === dataset).map(async (r) => {
-        const s = states.find((x) => x.run.key === r.key);
-        // A run not executed this time (outside --only, or --table-only) is reported by what its folders hold.
-        const finished = outcomes.get(r.cells[0])?.seeds.some((o) => o.seed === r.seed);
-        const progress = finished ? undefined : await progressOf(r);
-        // From disk first: a run finished by another process is done here too.
-        const state = finished ? (s?.state === 'ran' ? 'ran' : 'done')
-          : s?.state === 'failed' ? 'failed' : s?.state === 'elsewhere' ? 'in progress elsewhere' : progress ? 'in progress' : 'not run';
-        return { key: r.key, cells: r.cells, result: r.resultDir, state, message: finished ? undefined : s?.message, ...(progress ? { episode: progress.episode, episodes: progress.total, best: progress.best } : {}) };
-      })),
+      runs: await Promise.all(
+        plan.runs
+          .filter((r) => r.dataset === dataset)
+          .map(async (r) => {
+            const s = states.find((x) => x.run.key === r.key);
+            // A run not executed this time (outside --only, or --table-only) is reported by what its folders hold.
+            const finished = outcomes.get(r.cells[0])?.seeds.some((o) => o.seed === r.seed);
+            const progress = finished ? undefined : await progressOf(r);
+            // From disk first: a run finished by another process is done here too.
+            const state = finished
+              ? s?.state === 'ran'
+                ? 'ran'
+                : 'done'
+              : s?.state === 'failed'
+                ? 'failed'
+                : s?.state === 'elsewhere'
+                  ? 'in progress elsewhere'
+                  : progress
+                    ? 'in progress'
+                    : 'not run';
+            return {
+              key: r.key,
+              cells: r.cells,
+              result: r.resultDir,
+              state,
+              message: finished ? undefined : s?.message,
+              ...(progress ? { episode: progress.episode, episodes: progress.total, best: progress.best } : {}),
+            };
+          }),
+      ),
     };
     // A table write killed before its swap leaves `.<budget>.<hex>.tmp`; the next write removes it once no
     // writer can still own it (two reproducers of one table may write it at once).
     await recoverDir(dir, { staleTempAgeMs: TABLE_TEMP_STALE_MS });
-    await replaceDirAtomic(dir, async (tmp) => {
-      await fs.writeFile(path.join(tmp, 'table.md'), tableMarkdown(o) + figureLinks(figures));
-      await fs.writeFile(path.join(tmp, 'cells.csv'), cellsCsv(o));
-      await fs.writeFile(path.join(tmp, 'comparisons.csv'), comparisonsCsv(o));
-      await fs.writeFile(path.join(tmp, 'reproduce.json'), JSON.stringify(manifest, null, 2) + '\n');
-      if (Object.keys(figures).length) await fs.mkdir(path.join(tmp, 'figures'));
-      for (const [f, text] of Object.entries(figures)) await fs.writeFile(path.join(tmp, 'figures', f), text);
-    }, 'table');
+    await replaceDirAtomic(
+      dir,
+      async (tmp) => {
+        await fs.writeFile(path.join(tmp, 'table.md'), tableMarkdown(o) + figureLinks(figures));
+        await fs.writeFile(path.join(tmp, 'cells.csv'), cellsCsv(o));
+        await fs.writeFile(path.join(tmp, 'comparisons.csv'), comparisonsCsv(o));
+        await fs.writeFile(path.join(tmp, 'reproduce.json'), JSON.stringify(manifest, null, 2) + '\n');
+        if (Object.keys(figures).length) await fs.mkdir(path.join(tmp, 'figures'));
+        for (const [f, text] of Object.entries(figures)) await fs.writeFile(path.join(tmp, 'figures', f), text);
+      },
+      'table',
+    );
     dirs.push(dir);
   }
   return { dirs, outcome };

@@ -13,7 +13,16 @@ import { DEFAULT_QUEUE_NAME, TABLES_DIR } from './defaults.ts';
 import { dryRunPlan, type DryRun } from './dry-run.ts';
 import { planTable, type PlannedRun, type TablePlan } from './plan.ts';
 import { enqueueAndWait, startWorker, type QueueTiming, type WorkerHandle } from './queue.ts';
-import { datasetsWithRuns, executePlan, hasFinishedResult, inProcessExecutor, prepareCachesFor, writeTableOutputs, type ReproduceSettings, type RunState } from './reproduce.ts';
+import {
+  datasetsWithRuns,
+  executePlan,
+  hasFinishedResult,
+  inProcessExecutor,
+  prepareCachesFor,
+  writeTableOutputs,
+  type ReproduceSettings,
+  type RunState,
+} from './reproduce.ts';
 
 /**
  * `reproduce` as one library call: plan a table's runs, run (or resume) those not finished with the executor the
@@ -83,8 +92,15 @@ async function resolveRequest(request: ReproduceRequest): Promise<Resolved> {
   const plan = planTable(table, budget, { seeds: request.seeds, only: request.only });
   for (const run of plan.runs) validateConfig(run.config); // every cell's config is checked before any compute
   const settings: ChildRunSettings = {
-    results: request.results ?? 'results', runs: request.runs ?? 'runs', backend: request.backend ?? 'auto', data: request.data ?? {},
-    cache: request.cache, testEpisodes: request.testEpisodes, episodesDir: request.episodesDir, tables, plugins: request.plugins,
+    results: request.results ?? 'results',
+    runs: request.runs ?? 'runs',
+    backend: request.backend ?? 'auto',
+    data: request.data ?? {},
+    cache: request.cache,
+    testEpisodes: request.testEpisodes,
+    episodesDir: request.episodesDir,
+    tables,
+    plugins: request.plugins,
   };
   return { file, table, budget, plan, settings };
 }
@@ -94,7 +110,10 @@ async function unfinishedRuns(plan: TablePlan, settings: ReproduceSettings): Pro
   let todo = 0;
   const toStart: PlannedRun[] = [];
   for (const run of plan.runs) {
-    const state = await hasFinishedResult(settings, run).then((f) => (f ? 'done' : 'to do'), () => 'refused');
+    const state = await hasFinishedResult(settings, run).then(
+      (f) => (f ? 'done' : 'to do'),
+      () => 'refused',
+    );
     if (state !== 'done') todo++;
     if (state === 'to do') toStart.push(run);
   }
@@ -120,7 +139,9 @@ async function queueRuns(r: Resolved, queue: { url: string; name?: string }, rep
     if (await hasFinishedResult(r.settings, run)) done.push({ run, state: 'done' });
     else todo.push(run);
   }
-  reporter.log(`queue ${queue.url}: ${todo.length} runs queued, ${done.length} already done; start \`fewshot worker --queue ${queue.url}\` on any machine that has the data`);
+  reporter.log(
+    `queue ${queue.url}: ${todo.length} runs queued, ${done.length} already done; start \`fewshot worker --queue ${queue.url}\` on any machine that has the data`,
+  );
   return [...done, ...(await enqueueAndWait(r.plan, todo, { url: queue.url, queueName: queue.name ?? DEFAULT_QUEUE_NAME }, stateLogger(reporter)))];
 }
 
@@ -139,7 +160,13 @@ async function runSideBySide(r: Resolved, jobs: number, hooks: ExperimentHooks, 
   reporter.log(`${jobs} runs side by side, each in its own process with ${threads} wasm thread${threads > 1 ? 's' : ''}`);
   const env = { ...process.env, FEWSHOT_WASM_THREADS: String(threads) };
   await prepareCachesFor(toStart, r.settings, hooks); // once, here, not by every run at the same time
-  return executePlan(r.plan, r.settings, childProcessExecutor(r.settings, (l) => reporter.log(l), { env, prefixOutput: true }), stateLogger(reporter), jobs);
+  return executePlan(
+    r.plan,
+    r.settings,
+    childProcessExecutor(r.settings, (l) => reporter.log(l), { env, prefixOutput: true }),
+    stateLogger(reporter),
+    jobs,
+  );
 }
 
 async function executeRuns(r: Resolved, request: ReproduceRequest, hooks: ExperimentHooks, reporter: ExperimentReporter): Promise<RunState[]> {
@@ -158,13 +185,20 @@ async function executeRuns(r: Resolved, request: ReproduceRequest, hooks: Experi
 function incompleteError(states: RunState[], queued: boolean): Error | undefined {
   const failed = states.filter((s) => s.state === 'failed');
   if (failed.length) {
-    return new UserError(`${failed.length} of ${states.length} runs failed (the table was written without them): ${failed.map((f) => `${f.run.key}: ${f.message}`).join('; ')}`, 'fix what each message says and run the same command again; finished runs are kept');
+    return new UserError(
+      `${failed.length} of ${states.length} runs failed (the table was written without them): ${failed.map((f) => `${f.run.key}: ${f.message}`).join('; ')}`,
+      'fix what each message says and run the same command again; finished runs are kept',
+    );
   }
   // After SIGUSR1 the table is written (its unfinished runs in progress), then the command ends as stopped. (A
   // reproducer waiting on a queue has nothing to checkpoint: the workers' runs go on, and so does the wait.)
   const stopped = states.filter((s) => s.state === 'stopped');
   const signal = queued ? undefined : receivedStopSignal();
-  if (signal || stopped.length) return new StoppedBySignal(signal ?? CHECKPOINT_AND_STOP, stopped.length ? `${stopped.length} run${stopped.length > 1 ? 's' : ''} stopped mid-way` : undefined);
+  if (signal || stopped.length)
+    return new StoppedBySignal(
+      signal ?? CHECKPOINT_AND_STOP,
+      stopped.length ? `${stopped.length} run${stopped.length > 1 ? 's' : ''} stopped mid-way` : undefined,
+    );
   return undefined;
 }
 
@@ -177,13 +211,24 @@ export async function reproduceTable(request: ReproduceRequest, hooks: Experimen
   // outside `only` filled from their finished results), for the datasets of the cells that ran.
   const whole = planTable(r.table, r.budget, { seeds: request.seeds });
   const datasets = request.executor === 'table-only' ? await datasetsWithRuns(whole, r.settings) : [...new Set(r.plan.runs.map((run) => run.dataset))];
-  if (!datasets.length) reporter.log(`no run of ${r.table.id} (budget ${r.budget}) is finished or in progress under ${r.settings.results} and ${r.settings.runs}: no table written`);
+  if (!datasets.length)
+    reporter.log(
+      `no run of ${r.table.id} (budget ${r.budget}) is finished or in progress under ${r.settings.results} and ${r.settings.runs}: no table written`,
+    );
   const { dirs } = await writeTableOutputs(whole, r.settings, states, path.relative(process.cwd(), r.file), datasets);
   const elsewhere = states.filter((s) => s.state === 'elsewhere');
   if (elsewhere.length) {
-    reporter.log(`${elsewhere.length} run${elsewhere.length > 1 ? 's were' : ' was'} in progress in another process (${elsewhere.map((s) => `${s.run.key}: ${s.message}`).join('; ')}); the table shows ${elsewhere.length > 1 ? 'them' : 'it'} in progress — once finished, \`--table-only\` (or the same command) fills ${elsewhere.length > 1 ? 'their cells' : 'its cell'}`);
+    reporter.log(
+      `${elsewhere.length} run${elsewhere.length > 1 ? 's were' : ' was'} in progress in another process (${elsewhere.map((s) => `${s.run.key}: ${s.message}`).join('; ')}); the table shows ${elsewhere.length > 1 ? 'them' : 'it'} in progress — once finished, \`--table-only\` (or the same command) fills ${elsewhere.length > 1 ? 'their cells' : 'its cell'}`,
+    );
   }
-  return { table: r.table, budget: r.budget, states, tables: dirs.map((d) => path.join(d, 'table.md')), incomplete: incompleteError(states, request.executor === 'queue') };
+  return {
+    table: r.table,
+    budget: r.budget,
+    states,
+    tables: dirs.map((d) => path.join(d, 'table.md')),
+    incomplete: incompleteError(states, request.executor === 'queue'),
+  };
 }
 
 /** `reproduce --dry-run`: each run's state and the measured time the rest would take on the selected backend. */
@@ -198,7 +243,11 @@ export async function estimateReproduction(request: ReproduceRequest, hooks: Exp
  * One planned run, in this process (a worker's or a side-by-side reproducer's child). Resolves to `in use` when
  * another process holds the run's folder (the parent records it as in progress elsewhere, not failed).
  */
-export async function reproduceRun(request: ReproduceRequest, key: string, hooks: ExperimentHooks = {}): Promise<{ state: 'ran' } | { state: 'in use'; error: RunInUseError }> {
+export async function reproduceRun(
+  request: ReproduceRequest,
+  key: string,
+  hooks: ExperimentHooks = {},
+): Promise<{ state: 'ran' } | { state: 'in use'; error: RunInUseError }> {
   const r = await resolveRequest(request);
   const run = r.plan.runs.find((p) => p.key === key);
   if (!run) throw new UserError(`table ${r.table.id} (budget ${r.budget}) has no run ${key}`, 'list the runs with --dry-run');
@@ -221,8 +270,15 @@ export interface ReproduceWorkerRequest extends Omit<ReproduceRequest, 'table' |
 export async function startReproduceWorker(request: ReproduceWorkerRequest): Promise<WorkerHandle> {
   const tables = request.tables ?? TABLES_DIR;
   const settings: ChildRunSettings = {
-    results: request.results ?? 'results', runs: request.runs ?? 'runs', backend: request.backend ?? 'auto', data: request.data ?? {},
-    cache: request.cache, testEpisodes: request.testEpisodes, episodesDir: request.episodesDir, tables, plugins: request.plugins,
+    results: request.results ?? 'results',
+    runs: request.runs ?? 'runs',
+    backend: request.backend ?? 'auto',
+    data: request.data ?? {},
+    cache: request.cache,
+    testEpisodes: request.testEpisodes,
+    episodesDir: request.episodesDir,
+    tables,
+    plugins: request.plugins,
   };
   const log = request.onLog ?? (() => {});
   return startWorker({

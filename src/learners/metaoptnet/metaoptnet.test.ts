@@ -18,11 +18,12 @@ test.before(async () => {
 /** a [p×d] · bᵀ [d×q], row-major float64. */
 function matMulT(a: Float64Array, p: number, b: Float64Array, q: number, d: number): Float64Array {
   const out = new Float64Array(p * q);
-  for (let i = 0; i < p; i++) for (let j = 0; j < q; j++) {
-    let s = 0;
-    for (let c = 0; c < d; c++) s += a[i * d + c] * b[j * d + c];
-    out[i * q + j] = s;
-  }
+  for (let i = 0; i < p; i++)
+    for (let j = 0; j < q; j++) {
+      let s = 0;
+      for (let c = 0; c < d; c++) s += a[i * d + c] * b[j * d + c];
+      out[i * q + j] = s;
+    }
   return out;
 }
 
@@ -57,11 +58,12 @@ function referenceLogits(ep: Episode64, support: Float64Array, query: Float64Arr
   const alpha = dual(matMulT(support, ep.n, support, ep.n, ep.d));
   const cross = matMulT(query, ep.nq, support, ep.n, ep.d);
   const out = new Float64Array(ep.nq * ep.way);
-  for (let q = 0; q < ep.nq; q++) for (let m = 0; m < ep.way; m++) {
-    let s = 0;
-    for (let i = 0; i < ep.n; i++) s += cross[q * ep.n + i] * alpha[i * ep.way + m];
-    out[q * ep.way + m] = scale * s;
-  }
+  for (let q = 0; q < ep.nq; q++)
+    for (let m = 0; m < ep.way; m++) {
+      let s = 0;
+      for (let i = 0; i < ep.n; i++) s += cross[q * ep.n + i] * alpha[i * ep.way + m];
+      out[q * ep.way + m] = scale * s;
+    }
   return out;
 }
 
@@ -69,11 +71,18 @@ function referenceLogits(ep: Episode64, support: Float64Array, query: Float64Arr
  * Checks d(Σ W ⊙ logits)/d(support, query) from tf against central finite differences of the float64 reference.
  * Also checks that the part flowing through the solver is material (else the test could not fail on it).
  */
-function checkGradients(t: import('ava').ExecutionContext, head: MetaOptNetSvmHead | MetaOptNetRrHead, ep: Episode64, dual: (k: Float64Array) => Float64Array, scale: number) {
+function checkGradients(
+  t: import('ava').ExecutionContext,
+  head: MetaOptNetSvmHead | MetaOptNetRrHead,
+  ep: Episode64,
+  dual: (k: Float64Array) => Float64Array,
+  scale: number,
+) {
   const r = mulberry32(99);
   const w = Float64Array.from({ length: ep.nq * ep.way }, () => gaussian(r));
   const wT = tf.tensor2d(Float32Array.from(w), [ep.nq, ep.way]);
-  const f = (s: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(head.logits({ support: s as tf.Tensor2D, query: q as tf.Tensor2D, supportLabels: ep.labels, way: ep.way }, 'train'), wT));
+  const f = (s: tf.Tensor, q: tf.Tensor) =>
+    tf.sum(tf.mul(head.logits({ support: s as tf.Tensor2D, query: q as tf.Tensor2D, supportLabels: ep.labels, way: ep.way }, 'train'), wT));
   const base = toTf(ep);
   const [gs, gq] = tf.grads(f)([base.support, base.query]);
   const gSupport = gs.dataSync();
@@ -159,11 +168,12 @@ test('RR head: logits equal scale · Q (XᵀX + λI)⁻¹ XᵀY computed in the 
   // W = (XᵀX + λI)⁻¹ XᵀY by Cramer's rule on the 3×3 system.
   const { d, n, way } = ep;
   const a = new Float64Array(d * d);
-  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) {
-    let s = i === j ? lambda : 0;
-    for (let k = 0; k < n; k++) s += ep.support[k * d + i] * ep.support[k * d + j];
-    a[i * d + j] = s;
-  }
+  for (let i = 0; i < d; i++)
+    for (let j = 0; j < d; j++) {
+      let s = i === j ? lambda : 0;
+      for (let k = 0; k < n; k++) s += ep.support[k * d + i] * ep.support[k * d + j];
+      a[i * d + j] = s;
+    }
   const det3 = (m: Float64Array) => m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) + m[2] * (m[3] * m[7] - m[4] * m[6]);
   const det = det3(a);
   const wMat = new Float64Array(d * way);
@@ -178,12 +188,13 @@ test('RR head: logits equal scale · Q (XᵀX + λI)⁻¹ XᵀY computed in the 
   }
   let maxErr = 0;
   let maxAbs = 0;
-  for (let q = 0; q < ep.nq; q++) for (let m = 0; m < way; m++) {
-    let s = 0;
-    for (let i = 0; i < d; i++) s += ep.query[q * d + i] * wMat[i * way + m];
-    maxErr = Math.max(maxErr, Math.abs(2 * s - logits[q * way + m]));
-    maxAbs = Math.max(maxAbs, Math.abs(s));
-  }
+  for (let q = 0; q < ep.nq; q++)
+    for (let m = 0; m < way; m++) {
+      let s = 0;
+      for (let i = 0; i < d; i++) s += ep.query[q * d + i] * wMat[i * way + m];
+      maxErr = Math.max(maxErr, Math.abs(2 * s - logits[q * way + m]));
+      maxAbs = Math.max(maxAbs, Math.abs(s));
+    }
   t.true(maxAbs > 1e-2);
   t.true(maxErr < 1e-5 * Math.max(1, maxAbs), `max error ${maxErr}`);
 });
@@ -203,7 +214,8 @@ test('SVM head: logits are scale · Σ_i α_i^m ⟨x_i, q⟩; the scale is a lea
   const gScale = grads[head.variables()[0].name].dataSync()[0];
   const probs = tf.softmax(tf.tensor2d(Float32Array.from(logits), [ep.nq, ep.way])).dataSync();
   let expectedGrad = 0;
-  for (let q = 0; q < ep.nq; q++) for (let m = 0; m < ep.way; m++) expectedGrad += (probs[q * ep.way + m] - (queryLabels[q] === m ? 1 : 0)) * logits[q * ep.way + m];
+  for (let q = 0; q < ep.nq; q++)
+    for (let m = 0; m < ep.way; m++) expectedGrad += (probs[q * ep.way + m] - (queryLabels[q] === m ? 1 : 0)) * logits[q * ep.way + m];
   expectedGrad /= ep.nq;
   t.true(Math.abs(gScale - expectedGrad) < 1e-4 * (1 + Math.abs(expectedGrad)), `${gScale} vs ${expectedGrad}`);
   const fixed = new MetaOptNetSvmHead(metaOptNetSvmConfig.parse({ learnableScale: false, scale: 3 }));
@@ -230,7 +242,9 @@ test('heads: NaN/Inf embeddings raise NumericalError; bad labels raise UserError
     const q = tf.tensor2d(Float32Array.from(ep.query), [ep.nq, ep.d]);
     head.logits({ support: s, query: q, supportLabels: ep.labels, way: ep.way }, 'eval').dispose(); // warm-up (lazy kernels)
     const before = tf.memory().numTensors;
-    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(head.logits({ support: a as tf.Tensor2D, query: b as tf.Tensor2D, supportLabels: ep.labels, way: ep.way }, 'train')))([s, q]);
+    const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(head.logits({ support: a as tf.Tensor2D, query: b as tf.Tensor2D, supportLabels: ep.labels, way: ep.way }, 'train')),
+    )([s, q]);
     t.is(tf.memory().numTensors, before + 2);
     tf.dispose([...grads, s, q]);
   }
@@ -250,5 +264,8 @@ test('heads are registered, validate their options and expose label smoothing', 
   const method = buildMethod({ name: 'metaoptnet-rr', backbone: 'conv4', imageSize: 32, way: 5, seed: 0, headConfig: { lambda: 10, labelSmoothing: 0.1 } });
   t.is(method.head.id, 'metaoptnet-rr');
   t.is(method.head.labelSmoothing, 0.1);
-  t.throws(() => buildMethod({ name: 'metaoptnet-svm', backbone: 'conv4', imageSize: 32, way: 5, seed: 0, headConfig: { C: 'big' } }), { instanceOf: UserError, message: /metaoptnet-svm/ });
+  t.throws(() => buildMethod({ name: 'metaoptnet-svm', backbone: 'conv4', imageSize: 32, way: 5, seed: 0, headConfig: { C: 'big' } }), {
+    instanceOf: UserError,
+    message: /metaoptnet-svm/,
+  });
 });

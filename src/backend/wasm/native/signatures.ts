@@ -8,19 +8,91 @@ export interface NativeKernels {
   bn_apply(x: number, y: number, P: number, C: number, scale: number, shift: number, act: number, alpha: number): void;
   bn_grad_sums(dy: number, x: number, y: number, P: number, C: number, mean: number, act: number, alpha: number, sdy: number, sdyx: number, blk: number): void;
   bn_grad_apply(dy: number, x: number, y: number, dx: number, P: number, C: number, k1: number, k2: number, k3: number, act: number, alpha: number): void;
-  max_pool_grad_2x2(x: number, dy: number, dx: number, N: number, H: number, W: number, C: number, OH: number, OW: number, OHfull: number, OWfull: number): void;
+  max_pool_grad_2x2(
+    x: number,
+    dy: number,
+    dx: number,
+    N: number,
+    H: number,
+    W: number,
+    C: number,
+    OH: number,
+    OW: number,
+    OHfull: number,
+    OWfull: number,
+  ): void;
   reduce_middle(x: number, out: number, outer: number, R: number, inner: number, scale: number, acc: number): void;
   to_channel_major(x: number, xT: number, plane: number, C: number): void;
-  fill_col_t(xT: number, col: number, count: number, H: number, W: number, C: number, OH: number, OW: number, KH: number, KW: number, sh: number, sw: number, pt: number, pl: number): void;
+  fill_col_t(
+    xT: number,
+    col: number,
+    count: number,
+    H: number,
+    W: number,
+    C: number,
+    OH: number,
+    OW: number,
+    KH: number,
+    KW: number,
+    sh: number,
+    sw: number,
+    pt: number,
+    pl: number,
+  ): void;
   add_into(acc: number, part: number, n: number): void;
-  im2col(x: number, col: number, count: number, H: number, W: number, C: number, OH: number, OW: number, KH: number, KW: number, sh: number, sw: number, pt: number, pl: number): void;
+  im2col(
+    x: number,
+    col: number,
+    count: number,
+    H: number,
+    W: number,
+    C: number,
+    OH: number,
+    OW: number,
+    KH: number,
+    KW: number,
+    sh: number,
+    sw: number,
+    pt: number,
+    pl: number,
+  ): void;
   filter_grad_c3(xp: number, dy: number, dW: number, count: number, OH: number, OW: number, KH: number, KW: number, CO: number): void;
   pad_images(x: number, xp: number, count: number, H: number, W: number, C: number, PH: number, PW: number, pt: number, pl: number): void;
   gemm_atb_acc(A: number, B: number, C: number, T: number, M: number, N: number, lda: number, ldb: number): void;
   gemm_ab(A: number, B: number, C: number, T: number, K: number, N: number, lda: number): void;
   bn_act_pool_apply(x: number, p: number, N: number, H: number, W: number, C: number, scale: number, shift: number, act: number, alpha: number): void;
-  bn_act_pool_grad_sums(dp: number, x: number, N: number, H: number, W: number, C: number, scale: number, shift: number, mean: number, act: number, alpha: number, sdy: number, sdyx: number, blk: number): void;
-  bn_act_pool_grad_apply(dp: number, x: number, dx: number, N: number, H: number, W: number, C: number, scale: number, shift: number, k1: number, k2: number, k3: number, act: number, alpha: number): void;
+  bn_act_pool_grad_sums(
+    dp: number,
+    x: number,
+    N: number,
+    H: number,
+    W: number,
+    C: number,
+    scale: number,
+    shift: number,
+    mean: number,
+    act: number,
+    alpha: number,
+    sdy: number,
+    sdyx: number,
+    blk: number,
+  ): void;
+  bn_act_pool_grad_apply(
+    dp: number,
+    x: number,
+    dx: number,
+    N: number,
+    H: number,
+    W: number,
+    C: number,
+    scale: number,
+    shift: number,
+    k1: number,
+    k2: number,
+    k3: number,
+    act: number,
+    alpha: number,
+  ): void;
   wino_filter_transform(w: number, U: number, Ci: number, Co: number): void;
   wino_filter_grad_transform(dU: number, dW: number, Ci: number, Co: number): void;
   wino_input_transform(x: number, V: number, count: number, H: number, W: number, C: number, TH: number, TW: number, pt: number, pl: number, T: number): void;

@@ -101,7 +101,6 @@ export interface CrammerSingerSolution {
   vjp(alphaBar: Float64Array): Float64Array;
 }
 
-
 /**
  * Euclidean projection of v onto one sample's feasible set {a : a_m ≤ c_m, Σ_m a_m = 0}, c = C·onehot(y):
  * a_m = min(c_m, v_m − β) = v_m − max(t_m, β) with t_m = v_m − c_m and β solving Σ_m max(t_m, β) = Σ_m v_m
@@ -224,7 +223,9 @@ function stageProblem(kernel: Float64Array, labels: Int32Array, way: number, C: 
   }
   for (let i = 0; i < n; i++) {
     if (!(q[i * n + i] > 0)) {
-      throw new NumericalError(`metaoptnet-svm: K + I is not positive definite (diagonal entry ${q[i * n + i]} at row ${i}); a Gram matrix cannot be indefinite`);
+      throw new NumericalError(
+        `metaoptnet-svm: K + I is not positive definite (diagonal entry ${q[i * n + i]} at row ${i}); a Gram matrix cannot be indefinite`,
+      );
     }
   }
   return { q, labels, n, N: way, nv: n * way, C, gradScale: 1 + C * rowAbsMax };
@@ -532,7 +533,11 @@ class ActiveSetSearch {
   private record(sol: WorkingSetSolution): void {
     const r = residualsOf(this.p, sol.alpha, sol.grad);
     const best = this.best;
-    if (!best || this.accepted(r) || (!this.accepted(best.r) && r.complementarity + r.primalInfeasibility < best.r.complementarity + best.r.primalInfeasibility)) {
+    if (
+      !best ||
+      this.accepted(r) ||
+      (!this.accepted(best.r) && r.complementarity + r.primalInfeasibility < best.r.complementarity + best.r.primalInfeasibility)
+    ) {
       this.best = { r, sol };
     }
   }
@@ -637,7 +642,13 @@ function solveStage(kernel: Float64Array, labels: Int32Array, way: number, opts:
   if (!allFinite(sol.alpha)) throw new NumericalError('metaoptnet-svm: QP solution is not finite');
   let freeVariables = 0;
   for (const b of sol.fac.blocks) freeVariables += b ? b.idx.length : 0;
-  return { converged: true, alpha: sol.alpha, feasible: descent.alpha, stats: { ...counts, freeVariables, ...r, bcdMs, activeSetMs, stages: 1 }, vjp: kktVjp(p, sol.fac, sol.alpha) };
+  return {
+    converged: true,
+    alpha: sol.alpha,
+    feasible: descent.alpha,
+    stats: { ...counts, freeVariables, ...r, bcdMs, activeSetMs, stages: 1 },
+    vjp: kktVjp(p, sol.fac, sol.alpha),
+  };
 }
 
 /**
@@ -659,7 +670,9 @@ export function solveCrammerSinger(kernel: Float64Array, labels: Int32Array, way
   }
   for (let i = 0; i < n; i++) {
     if (!(kernel[i * n + i] + opts.diagonal > 0)) {
-      throw new NumericalError(`metaoptnet-svm: K + I is not positive definite (diagonal entry ${kernel[i * n + i] + opts.diagonal} at row ${i}); a Gram matrix cannot be indefinite`);
+      throw new NumericalError(
+        `metaoptnet-svm: K + I is not positive definite (diagonal entry ${kernel[i * n + i] + opts.diagonal} at row ${i}); a Gram matrix cannot be indefinite`,
+      );
     }
   }
   let sweepsLeft = opts.maxSweeps;

@@ -46,7 +46,10 @@ export function checkEpisode(ep: EmbeddedEpisode, head: string): void {
     if (!(y >= 0 && y < ep.way)) throw new UserError(`${head}: support label ${y} outside [0, ${ep.way})`, 'labels must index the episode classes 0..way-1');
   }
   if (ep.query.shape[1] !== ep.support.shape[1]) {
-    throw new UserError(`${head}: query embeddings are ${ep.query.shape[1]}-d but support embeddings are ${ep.support.shape[1]}-d`, 'embed support and query with the same backbone');
+    throw new UserError(
+      `${head}: query embeddings are ${ep.query.shape[1]}-d but support embeddings are ${ep.support.shape[1]}-d`,
+      'embed support and query with the same backbone',
+    );
   }
 }
 

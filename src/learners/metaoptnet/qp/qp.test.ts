@@ -140,7 +140,9 @@ test('SVM dual: KKT conditions hold at the SLA sizes (2,000 and 6,000 variables)
     const r = kkt(p.kernel, p.labels, p.way, 0.1, sol.alpha);
     const tag = `${p.n * p.way} variables: ${JSON.stringify(r)} ${JSON.stringify(sol.stats)}`;
     t.true(r.infeasible <= TOL && r.complementarity <= TOL && r.stationarity <= 1e-6, tag);
-    t.log(`${p.n * p.way} variables: ${sol.stats.sweeps} sweeps, ${sol.stats.activeSetIterations} active-set solves, ${(sol.stats.bcdMs + sol.stats.activeSetMs).toFixed(0)} ms`);
+    t.log(
+      `${p.n * p.way} variables: ${sol.stats.sweeps} sweeps, ${sol.stats.activeSetIterations} active-set solves, ${(sol.stats.bcdMs + sol.stats.activeSetMs).toFixed(0)} ms`,
+    );
   }
 });
 
@@ -288,7 +290,9 @@ test('SVM dual: NaN/Inf kernels, indefinite kernels and non-convergence raise Nu
   const hard = slaProblem(52, 6, 3, 2, 4, { shift: 2, scale: 30, sep: 0.1 });
   const ok = solveCrammerSinger(hard.kernel, hard.labels, hard.way, { C: 0.1 });
   t.true(ok.stats.sweeps > 5, `needs more than a few sweeps (${ok.stats.sweeps})`);
-  const err = t.throws(() => solveCrammerSinger(hard.kernel, hard.labels, hard.way, { C: 0.1, maxSweeps: 1, maxActiveSetIterations: 1 }), { instanceOf: NumericalError });
+  const err = t.throws(() => solveCrammerSinger(hard.kernel, hard.labels, hard.way, { C: 0.1, maxSweeps: 1, maxActiveSetIterations: 1 }), {
+    instanceOf: NumericalError,
+  });
   t.regex(err!.message, /did not converge within 1 coordinate-descent sweeps/);
 });
 
@@ -317,5 +321,14 @@ test('ridge dual: α = (K + λI)⁻¹Y and its vector–Jacobian product matches
   const nan = gram(x, n, d);
   nan[0] = Number.NaN;
   t.throws(() => solveRidge(nan, labels, way, lambda), { instanceOf: NumericalError });
-  t.throws(() => solveRidge(new Float64Array(n * n).map((_, q) => (Math.floor(q / n) === q % n ? -10 : 0)), labels, way, lambda), { instanceOf: NumericalError });
+  t.throws(
+    () =>
+      solveRidge(
+        new Float64Array(n * n).map((_, q) => (Math.floor(q / n) === q % n ? -10 : 0)),
+        labels,
+        way,
+        lambda,
+      ),
+    { instanceOf: NumericalError },
+  );
 });
