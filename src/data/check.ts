@@ -5,7 +5,7 @@ import { sha256File, readSha256Sums, sha256Hex } from './checksums.ts';
 import { splitFingerprint } from './cache.ts';
 import { SPLIT_NAMES, type SplitItems, type SplitName } from './split-csv.ts';
 import { readSplitCsv } from './csv.ts';
-import { inspectDatasetFolder } from './locate.ts';
+import { inspectDatasetFolder, type DatasetFolderInfo } from './locate.ts';
 import { readImagesFromArchive, TaskPool } from './sources.ts';
 
 /**
@@ -46,11 +46,14 @@ export const MINI_IMAGENET_REFERENCE: Record<SplitName, { rows: number; classes:
 const n = (x: number) => x.toLocaleString('en-US');
 const listSome = (names: string[], max = 5) => `${names.slice(0, max).join(', ')}${names.length > max ? `, … (${n(names.length)} in all)` : ''}`;
 
+/** Records one checked item of the report. */
+type AddCheckItem = (item: string, status: CheckStatus, detail: string) => void;
+
 /** Every file SHA256SUMS lists, hashed and compared; returns the listed sums and the hashes computed. */
 async function checkListedChecksums(
   dir: string,
   hasChecksums: boolean,
-  add: (item: string, status: CheckStatus, detail: string) => void,
+  add: AddCheckItem,
 ): Promise<{ sums: Map<string, string>; hashed: Map<string, string> }> {
   let sums = new Map<string, string>();
   try {
@@ -72,22 +75,8 @@ async function checkListedChecksums(
   return { sums, hashed };
 }
 
-export async function checkMiniImageNetFolder(dir: string): Promise<DatasetCheck> {
-  const items: CheckItem[] = [];
-  const add = (item: string, status: CheckStatus, detail: string) => items.push({ item, status, detail });
-  const info = inspectDatasetFolder(dir);
-  if (
-    info.problems.length &&
-    !(await fs.stat(dir).then(
-      (s) => s.isDirectory(),
-      () => false,
-    ))
-  ) {
-    add(dir, 'missing', 'the folder does not exist');
-    return { dir, items, ok: false };
-  }
-
-  // 1. The split files: present, well-formed, the standard number of rows and classes.
+/** The split files (train.csv, val.csv, test.csv): present, well-formed, the standard number of rows and classes. */
+async function checkSplitFiles(dir: string, add: AddCheckItem): Promise<Map<SplitName, SplitItems>> {
   const splits = new Map<SplitName, SplitItems>();
   for (const split of SPLIT_NAMES) {
     const file = path.join(dir, `${split}.csv`);
@@ -116,14 +105,21 @@ export async function checkMiniImageNetFolder(dir: string): Promise<DatasetCheck
       add(`${split}.csv`, 'corrupt', err.problem);
     }
   }
+  return splits;
+}
 
-  // 2. SHA256SUMS, when present: every file it lists.
-  const { sums, hashed } = await checkListedChecksums(dir, info.hasChecksums, add);
-
-  // 3. The images every split file lists: present (images/ or the archives) and, per split, the fingerprint.
-  const wanted = new Map<string, string>(); // file name → sha256 of its bytes, once seen
-  for (const sp of splits.values()) for (const f of sp.filenames) wanted.set(f, '');
-  if (wanted.size === 0) return { dir, items, ok: !items.some((i) => i.status === 'missing' || i.status === 'corrupt') };
+/**
+ * Reads every image `wanted` lists, from images/ or the .tar.gz archives, and records the sha256 of its bytes in
+ * `wanted` (an image not found keeps ''); an unreadable archive, or no images at all, is an item.
+ */
+async function hashListedImages(
+  dir: string,
+  info: DatasetFolderInfo,
+  wanted: Map<string, string>,
+  sums: Map<string, string>,
+  hashed: Map<string, string>,
+  add: AddCheckItem,
+): Promise<void> {
   const pool = new TaskPool(32);
   const sink = async (filename: string, bytes: Uint8Array) => {
     wanted.set(filename, sha256Hex(bytes));
@@ -164,35 +160,66 @@ export async function checkMiniImageNetFolder(dir: string): Promise<DatasetCheck
       }
     }
   }
-  const where = info.hasImagesDir ? 'in images/' : 'in the archives';
-  for (const [split, sp] of splits) {
-    const missing = sp.filenames.filter((f) => !wanted.get(f));
-    if (missing.length) {
-      add(
-        `images of ${split}`,
-        'missing',
-        `${n(missing.length)} of the ${n(sp.filenames.length)} images ${split}.csv lists are not ${where}: ${listSome(missing)}`,
-      );
-      continue;
-    }
-    const labels = sp.filenames.map((_, i) => sp.classes[sp.labels[i]]);
-    const fingerprint = splitFingerprint(
-      sp.filenames,
-      labels,
-      sp.filenames.map((f) => wanted.get(f)!),
-    );
-    const ref = MINI_IMAGENET_REFERENCE[split].splitFingerprint;
+}
+
+/** One split's images: all present (`wanted`: file name → sha256, '' when not found), and its fingerprint against the project's. */
+function checkSplitImages(split: SplitName, sp: SplitItems, wanted: Map<string, string>, where: string, add: AddCheckItem): void {
+  const missing = sp.filenames.filter((f) => !wanted.get(f));
+  if (missing.length) {
     add(
       `images of ${split}`,
-      fingerprint === ref ? 'ok' : 'differs',
-      fingerprint === ref
-        ? `all ${n(sp.filenames.length)} present, byte-identical to the copy the committed episode files and results were made with`
-        : `all ${n(sp.filenames.length)} present, but not byte-identical to the project's copy (split fingerprint ${fingerprint.slice(0, 12)}…, the project's ${ref.slice(0, 12)}…)${
-            split === 'train'
-              ? ': usable for training, with numbers not exactly comparable to the committed ones'
-              : `: the committed ${split} episode files refuse it; make your own with \`fewshot episodes make --split ${split}\` and pass --${split}-file`
-          }`,
+      'missing',
+      `${n(missing.length)} of the ${n(sp.filenames.length)} images ${split}.csv lists are not ${where}: ${listSome(missing)}`,
     );
+    return;
   }
+  const labels = sp.filenames.map((_, i) => sp.classes[sp.labels[i]]);
+  const fingerprint = splitFingerprint(
+    sp.filenames,
+    labels,
+    sp.filenames.map((f) => wanted.get(f)!),
+  );
+  const ref = MINI_IMAGENET_REFERENCE[split].splitFingerprint;
+  add(
+    `images of ${split}`,
+    fingerprint === ref ? 'ok' : 'differs',
+    fingerprint === ref
+      ? `all ${n(sp.filenames.length)} present, byte-identical to the copy the committed episode files and results were made with`
+      : `all ${n(sp.filenames.length)} present, but not byte-identical to the project's copy (split fingerprint ${fingerprint.slice(0, 12)}…, the project's ${ref.slice(0, 12)}…)${
+          split === 'train'
+            ? ': usable for training, with numbers not exactly comparable to the committed ones'
+            : `: the committed ${split} episode files refuse it; make your own with \`fewshot episodes make --split ${split}\` and pass --${split}-file`
+        }`,
+  );
+}
+
+export async function checkMiniImageNetFolder(dir: string): Promise<DatasetCheck> {
+  const items: CheckItem[] = [];
+  const add = (item: string, status: CheckStatus, detail: string) => items.push({ item, status, detail });
+  const info = inspectDatasetFolder(dir);
+  if (
+    info.problems.length &&
+    !(await fs.stat(dir).then(
+      (s) => s.isDirectory(),
+      () => false,
+    ))
+  ) {
+    add(dir, 'missing', 'the folder does not exist');
+    return { dir, items, ok: false };
+  }
+
+  // 1. The split files: present, well-formed, the standard number of rows and classes.
+  const splits = await checkSplitFiles(dir, add);
+
+  // 2. SHA256SUMS, when present: every file it lists.
+  const { sums, hashed } = await checkListedChecksums(dir, info.hasChecksums, add);
+
+  // 3. The images every split file lists: present (images/ or the archives) and, per split, the fingerprint.
+  const wanted = new Map<string, string>(); // file name → sha256 of its bytes, once seen
+  for (const sp of splits.values()) for (const f of sp.filenames) wanted.set(f, '');
+  if (wanted.size === 0) return { dir, items, ok: !items.some((i) => i.status === 'missing' || i.status === 'corrupt') };
+  await hashListedImages(dir, info, wanted, sums, hashed, add);
+  const where = info.hasImagesDir ? 'in images/' : 'in the archives';
+  for (const [split, sp] of splits) checkSplitImages(split, sp, wanted, where, add);
   return { dir, items, ok: !items.some((i) => i.status === 'missing' || i.status === 'corrupt') };
 }

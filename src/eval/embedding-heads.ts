@@ -133,14 +133,7 @@ export function logisticRegression(task: EmbeddedTask): LogisticFit {
   const { dim, way, supportLabels: y } = task;
   const n = y.length;
   const xs = Array.from({ length: n }, (_, r) => unitRow(task.support, r, dim));
-  const gram = new Float64Array(n * n);
-  for (let i = 0; i < n; i++)
-    for (let j = 0; j <= i; j++) {
-      let s = 0;
-      for (let k = 0; k < dim; k++) s += xs[i][k] * xs[j][k];
-      gram[i * n + j] = s;
-      gram[j * n + i] = s;
-    }
+  const gram = gramMatrix(xs, dim);
   const lambda = 1 / (LOGREG_C * n);
   let trace = 0;
   for (let i = 0; i < n; i++) trace += gram[i * n + i] + 1;
@@ -212,23 +205,49 @@ export function logisticRegression(task: EmbeddedTask): LogisticFit {
   }
   if (!(gradientNorm <= LOGREG_TOLERANCE)) gradientNorm = gradient(A, b);
 
+  const weights = primalWeights(A, xs, way, dim);
+  return { logits: unitQueryLogits(task.query, weights, b, way, dim), weights, bias: b, iterations, gradientNorm };
+}
+
+/** The n × n Gram matrix of the rows `xs` (each `dim` long): entry (i, j) is xs[i]·xs[j], filled from the lower triangle. */
+function gramMatrix(xs: Float64Array[], dim: number): Float64Array {
+  const n = xs.length;
+  const gram = new Float64Array(n * n);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j <= i; j++) {
+      let s = 0;
+      for (let k = 0; k < dim; k++) s += xs[i][k] * xs[j][k];
+      gram[i * n + j] = s;
+      gram[j * n + i] = s;
+    }
+  return gram;
+}
+
+/** W [way × dim] = Aᵀ X̂ from the coefficients A [n × way] over the support rows `xs`. */
+function primalWeights(A: Float64Array, xs: Float64Array[], way: number, dim: number): Float64Array {
+  const n = xs.length;
   const weights = new Float64Array(way * dim);
   for (let i = 0; i < n; i++)
     for (let c = 0; c < way; c++) {
       const a = A[i * way + c];
       if (a !== 0) for (let k = 0; k < dim; k++) weights[c * dim + k] += a * xs[i][k];
     }
-  const nq = task.query.length / dim;
+  return weights;
+}
+
+/** Logits [nQuery × way] = W·x̂ + b of every query row, each scaled to unit length first (`unitRow`). */
+function unitQueryLogits(query: ArrayLike<number>, weights: Float64Array, b: Float64Array, way: number, dim: number): Float64Array {
+  const nq = query.length / dim;
   const out = new Float64Array(nq * way);
   for (let q = 0; q < nq; q++) {
-    const xq = unitRow(task.query, q, dim);
+    const xq = unitRow(query, q, dim);
     for (let c = 0; c < way; c++) {
       let s = b[c];
       for (let k = 0; k < dim; k++) s += weights[c * dim + k] * xq[k];
       out[q * way + c] = s;
     }
   }
-  return { logits: out, weights, bias: b, iterations, gradientNorm };
+  return out;
 }
 
 /**

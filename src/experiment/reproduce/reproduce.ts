@@ -400,6 +400,71 @@ function forDataset(o: TableOutcome, dataset: string): TableOutcome {
 }
 
 /**
+ * The training-curves figure of one dataset's table: one curve per run (the SLA+AG and SLA+SI cells of one run share
+ * its training), labelled by method and task.
+ */
+async function trainingCurvesFigure(
+  plan: TablePlan,
+  settings: ReproduceSettings,
+  dataset: string,
+  o: TableOutcome,
+  progressOf: ProgressLookup,
+): Promise<ReturnType<typeof trainingCurvesSpec>> {
+  const curves = [];
+  const references = new Map<string, CurveReference>();
+  const published = plan.table.budgets[plan.budget].protocol === 'published';
+  for (const run of plan.runs.filter((r) => r.dataset === dataset)) {
+    let log = '';
+    let label = '';
+    try {
+      log = await fs.readFile(path.join(resultPath(settings, run), 'train-log.jsonl'), 'utf8');
+    } catch {
+      // Not finished (or no data for it): a run still training shows its curve so far, from its run folder.
+      const progress = await progressOf(run);
+      if (progress) {
+        log = progress.log;
+        label = ' (in progress)';
+      }
+    }
+    const test = run.config.test as EpisodeSpec;
+    const cell = `${String(run.config.method)} ${test.way}w${test.shot}s${label}`;
+    curves.push(...curvePointsFromLog(cell, run.seed, log));
+    // The published test accuracy this run aims at, where the budget is the published protocol.
+    const target = published ? o.cells.find((c) => c.cell.id === run.cells[0])?.published : undefined;
+    if (target) references.set(cell, { cell, value: target.mean, label: `published ${target.mean.toFixed(2)} (test)` });
+  }
+  return trainingCurvesSpec(`${plan.table.id}: training loss and validation accuracy (budget ${plan.budget})`, curves, [...references.values()]);
+}
+
+/** One run's entry in reproduce.json: its state (done, ran, failed, in progress, not run) and, unfinished, its progress. */
+async function manifestRunEntry(r: PlannedRun, states: RunState[], outcomes: Map<string, CellRuns>, progressOf: ProgressLookup) {
+  const s = states.find((x) => x.run.key === r.key);
+  // A run not executed this time (outside --only, or --table-only) is reported by what its folders hold.
+  const finished = outcomes.get(r.cells[0])?.seeds.some((o) => o.seed === r.seed);
+  const progress = finished ? undefined : await progressOf(r);
+  // From disk first: a run finished by another process is done here too.
+  const state = finished
+    ? s?.state === 'ran'
+      ? 'ran'
+      : 'done'
+    : s?.state === 'failed'
+      ? 'failed'
+      : s?.state === 'elsewhere'
+        ? 'in progress elsewhere'
+        : progress
+          ? 'in progress'
+          : 'not run';
+  return {
+    key: r.key,
+    cells: r.cells,
+    result: r.resultDir,
+    state,
+    message: finished ? undefined : s?.message,
+    ...(progress ? { episode: progress.episode, episodes: progress.total, best: progress.best } : {}),
+  };
+}
+
+/**
  * Write `<results>/<dataset>/<table>/<budget>/`: table.md, cells.csv, comparisons.csv, figures. `plan` is the whole
  * table's plan (every cell, whatever ran this time: `--only` limits what runs, not what the table shows); `datasets`
  * limits which datasets' tables are written (default: every dataset of the plan).
@@ -435,33 +500,7 @@ export async function writeTableOutputs(
     const dir = path.join(settings.results, folderName(dataset), plan.table.id, plan.budget);
     const figures: Record<string, string> = {};
     const specs = { forest: forestPlotSpec(o), 'accuracy-by-shot': accuracyByShotSpec(o) } as Record<string, ReturnType<typeof forestPlotSpec>>;
-    // One curve per run (the SLA+AG and SLA+SI cells of one run share its training), labelled by method and task.
-    const curves = [];
-    const references = new Map<string, CurveReference>();
-    const published = plan.table.budgets[plan.budget].protocol === 'published';
-    for (const run of plan.runs.filter((r) => r.dataset === dataset)) {
-      let log = '';
-      let label = '';
-      try {
-        log = await fs.readFile(path.join(resultPath(settings, run), 'train-log.jsonl'), 'utf8');
-      } catch {
-        // Not finished (or no data for it): a run still training shows its curve so far, from its run folder.
-        const progress = await progressOf(run);
-        if (progress) {
-          log = progress.log;
-          label = ' (in progress)';
-        }
-      }
-      const test = run.config.test as EpisodeSpec;
-      const cell = `${String(run.config.method)} ${test.way}w${test.shot}s${label}`;
-      curves.push(...curvePointsFromLog(cell, run.seed, log));
-      // The published test accuracy this run aims at, where the budget is the published protocol.
-      const target = published ? o.cells.find((c) => c.cell.id === run.cells[0])?.published : undefined;
-      if (target) references.set(cell, { cell, value: target.mean, label: `published ${target.mean.toFixed(2)} (test)` });
-    }
-    specs['training-curves'] = trainingCurvesSpec(`${plan.table.id}: training loss and validation accuracy (budget ${plan.budget})`, curves, [
-      ...references.values(),
-    ]);
+    specs['training-curves'] = await trainingCurvesFigure(plan, settings, dataset, o, progressOf);
     for (const [name, spec] of Object.entries(specs)) {
       if (!spec) continue;
       figures[`${name}.svg`] = await renderSvg(spec);
@@ -473,36 +512,7 @@ export async function writeTableOutputs(
       budget: plan.budget,
       seeds: plan.seeds,
       writtenAt: new Date().toISOString(),
-      runs: await Promise.all(
-        plan.runs
-          .filter((r) => r.dataset === dataset)
-          .map(async (r) => {
-            const s = states.find((x) => x.run.key === r.key);
-            // A run not executed this time (outside --only, or --table-only) is reported by what its folders hold.
-            const finished = outcomes.get(r.cells[0])?.seeds.some((o) => o.seed === r.seed);
-            const progress = finished ? undefined : await progressOf(r);
-            // From disk first: a run finished by another process is done here too.
-            const state = finished
-              ? s?.state === 'ran'
-                ? 'ran'
-                : 'done'
-              : s?.state === 'failed'
-                ? 'failed'
-                : s?.state === 'elsewhere'
-                  ? 'in progress elsewhere'
-                  : progress
-                    ? 'in progress'
-                    : 'not run';
-            return {
-              key: r.key,
-              cells: r.cells,
-              result: r.resultDir,
-              state,
-              message: finished ? undefined : s?.message,
-              ...(progress ? { episode: progress.episode, episodes: progress.total, best: progress.best } : {}),
-            };
-          }),
-      ),
+      runs: await Promise.all(plan.runs.filter((r) => r.dataset === dataset).map((r) => manifestRunEntry(r, states, outcomes, progressOf))),
     };
     // A table write killed before its swap leaves `.<budget>.<hex>.tmp`; the next write removes it once no
     // writer can still own it (two reproducers of one table may write it at once).
