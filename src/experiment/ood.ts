@@ -10,11 +10,11 @@ import { writeFilesAtomic } from '../util/atomic.ts';
 import { NumericalError, UserError } from '../util/errors.ts';
 import { checkRelativeName } from '../util/names.ts';
 import { portablePath, portableValue } from '../util/portable-path.ts';
-import { loadClassifier } from './classify.ts';
+import { loadClassifier, type LoadedClassifier } from './classify.ts';
 import type { ExperimentHooks } from './experiment.ts';
 import { silentReporter, type ExperimentReporter } from './reporter.ts';
 import { pluginRecords, softwareVersions } from './software.ts';
-import { datasetOptionsWithData, openDataset, type OpenedSplit } from './workspace.ts';
+import { datasetOptionsWithData, openDataset, type OpenedDataset, type OpenedSplit } from './workspace.ts';
 import { sharedOptionsSchema } from './options.ts';
 
 /*
@@ -123,6 +123,150 @@ async function mspScores(
   return out;
 }
 
+type ParsedOodRequest = z.output<typeof oodRequestSchema>;
+type ParsedOodOptions = z.output<typeof oodOptionsSchema>;
+
+/** The out-distribution's dataset: the classifier's own, or the one the request names (at the classifier's image size). */
+async function openOutDataset(
+  request: ParsedOodRequest,
+  options: ParsedOodOptions,
+  loaded: LoadedClassifier,
+  reporter: ExperimentReporter,
+  hooks: ExperimentHooks,
+): Promise<OpenedDataset> {
+  if (request.outDataset === undefined) return loaded.dataset;
+  return openDataset(
+    {
+      dataset: request.outDataset,
+      datasetOptions: datasetOptionsWithData(request.outDataset, request.outDatasetOptions ?? {}, request.outData),
+      cache: request.outCache,
+    },
+    loaded.config.imageSize,
+    { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal },
+  );
+}
+
+interface OodScores {
+  inScores: Record<string, Float64Array>;
+  outScores: Record<string, Float64Array>;
+  scoreSeconds: number;
+}
+
+/** The MSP scores of the in-images and then the out-images, under one progress bar. */
+async function scoreInAndOut(
+  loaded: LoadedClassifier,
+  outSplit: OpenedSplit,
+  inItems: Int32Array,
+  outIdx: Int32Array,
+  evalBatch: number,
+  reporter: ExperimentReporter,
+): Promise<OodScores> {
+  const { method, config, opened: inSplit } = loaded;
+  const s = config.imageSize;
+  const progress = reporter.progress('ood', inItems.length + outIdx.length);
+  let inScores: Record<string, Float64Array>;
+  let outScores: Record<string, Float64Array>;
+  const started = performance.now();
+  try {
+    inScores = await mspScores(method, (items) => inSplit.source.gather(items), inItems, s, evalBatch, progress);
+    // Out-images are normalised as the classifier's training images were (its dataset's statistics), not with
+    // the out-dataset's own: the classifier sees them exactly as it would any new input.
+    outScores = await mspScores(method, (items) => gatherImages(outSplit.loaded, items, loaded.dataset.normalization), outIdx, s, evalBatch, {
+      update: (done) => progress.update(inItems.length + done),
+    });
+  } finally {
+    progress.stop();
+  }
+  return { inScores, outScores, scoreSeconds: (performance.now() - started) / 1000 };
+}
+
+/** `scores.csv`: one row per image (set, item, the score of each mode), in then out. */
+function scoresCsv(inItems: Int32Array, outIdx: Int32Array, modes: string[], scores: OodScores): string {
+  const rows: (string | number)[][] = [];
+  for (let i = 0; i < inItems.length; i++) rows.push(['in', inItems[i], ...modes.map((m) => scores.inScores[m][i])]);
+  for (let i = 0; i < outIdx.length; i++) rows.push(['out', outIdx[i], ...modes.map((m) => scores.outScores[m][i])]);
+  return stringify(rows, { header: true, columns: ['set', 'item', ...modes] });
+}
+
+/** What `result.json` records besides the metrics: what was compared, on which machine, with which classifier. */
+interface OodRecordInputs {
+  request: ParsedOodRequest;
+  options: ParsedOodOptions;
+  loaded: LoadedClassifier;
+  outDataset: OpenedDataset;
+  outSplit: OpenedSplit;
+  inItems: Int32Array;
+  outIdx: Int32Array;
+  modes: string[];
+  metrics: Record<string, OodMetricsWithCI>;
+  scoreSeconds: number;
+  t0: number;
+}
+
+/** The content of `result.json` (paths made portable). */
+function oodResultRecord(r: OodRecordInputs): unknown {
+  const { request, options, loaded, outDataset, outSplit } = r;
+  const { method, config, opened: inSplit, dataset: inDataset } = loaded;
+  return portableValue({
+    kind: 'ood',
+    createdAt: new Date().toISOString(),
+    ...(options.command !== undefined ? { command: options.command } : {}),
+    score: "maximum softmax probability of each inference mode's class scores (higher = in-distribution)",
+    modes: r.modes,
+    metrics: r.metrics,
+    metricDefinitions: {
+      auroc: 'area under the ROC curve, in-images positive, ties ½ (sklearn roc_auc_score)',
+      auprIn: 'average precision, in-images positive (sklearn average_precision_score)',
+      auprOut: 'average precision, out-images positive, scores negated',
+      fprAt95Tpr: 'fraction of out-images scored at or above the highest threshold that keeps ≥ 95 % of the in-images',
+      interval: `2.5th–97.5th percentile over ${request.resamples} bootstrap resamples (in and out drawn separately), mulberry32 seed ${request.seed}`,
+    },
+    in: {
+      dataset: inDataset.dataset.name,
+      split: config.split,
+      images: r.inItems.length,
+      classes: inSplit.loaded.classes.length,
+      testSha256: loaded.split.testSha256,
+      splitFingerprint: inSplit.splitFingerprint,
+      cacheFingerprint: inSplit.cacheFingerprint,
+    },
+    out: {
+      dataset: outDataset.dataset.name,
+      provider: { id: outDataset.dataset.provider.id, options: outDataset.dataset.options },
+      split: request.outSplit,
+      images: r.outIdx.length,
+      classes: outSplit.loaded.classes.length,
+      perClass: request.outPerClass ?? null,
+      splitFingerprint: outSplit.splitFingerprint,
+      cacheFingerprint: outSplit.cacheFingerprint,
+      normalizedWith: inDataset.dataset.name,
+    },
+    backend: {
+      choice: loaded.backend.choice,
+      detail: loaded.backend.detail,
+      ...(loaded.backend.accelerator ? { accelerator: loaded.backend.accelerator } : {}),
+    },
+    classifier: {
+      checkpoint: portablePath(request.checkpoint),
+      run: loaded.meta.name,
+      variant: config.variant,
+      trainedAtStep: loaded.meta.episode,
+      describe: method.describe(),
+    },
+    wallSeconds: { score: r.scoreSeconds, total: (performance.now() - r.t0) / 1000 },
+    software: softwareVersions(),
+    plugins: pluginRecords(),
+  });
+}
+
+/** The result's folder name: --name, else `<classifier run>_ood_<out dataset>-<out split>`. */
+function oodRunName(request: ParsedOodRequest, options: ParsedOodOptions, loaded: LoadedClassifier, outDataset: OpenedDataset): string {
+  return (
+    options.name ??
+    `${checkRelativeName(String(loaded.meta.name ?? 'classifier'), `the run name recorded in ${request.checkpoint}/checkpoint.json`, 'name the result with --name <name>')}_ood_${outDataset.dataset.name}-${request.outSplit}`
+  );
+}
+
 /**
  * Score a classification checkpoint's held-out images (in) against an out-distribution's images (out) and write
  * `<results>/<dataset>/<name>/result.json` (the metrics, intervals and provenance) and `scores.csv` (every image's
@@ -144,105 +288,24 @@ export async function evaluateOod(rawRequest: OodRequest, rawOptions: OodOptions
   try {
     const { method, config, opened: inSplit, split } = loaded;
     const inDataset = loaded.dataset;
-    const sameDataset = request.outDataset === undefined;
-    const outDataset = sameDataset
-      ? inDataset
-      : await openDataset(
-          {
-            dataset: request.outDataset!,
-            datasetOptions: datasetOptionsWithData(request.outDataset!, request.outDatasetOptions ?? {}, request.outData),
-            cache: request.outCache,
-          },
-          config.imageSize,
-          { autoPrepare: options.autoPrepare, reporter, signal: hooks.signal },
-        );
+    const outDataset = await openOutDataset(request, options, loaded, reporter, hooks);
     const outSplit = await outDataset.split(request.outSplit as SplitName);
     const inName = `${inDataset.dataset.name} ${config.split} (held-out images)`;
     const outName = `${outDataset.dataset.name} ${request.outSplit}`;
     requireDisjointClasses({ name: inName, classes: inSplit.loaded.classes }, { name: outName, classes: outSplit.loaded.classes });
 
-    const s = config.imageSize;
     const inItems = split.test;
     const outIdx = outItems(outSplit, request.outPerClass);
     reporter.log(`OOD: ${inItems.length} in-images (${inName}) vs ${outIdx.length} out-images (${outName}), modes ${method.inferenceModes.join(', ')}`);
-    const progress = reporter.progress('ood', inItems.length + outIdx.length);
-    let inScores: Record<string, Float64Array>;
-    let outScores: Record<string, Float64Array>;
-    const started = performance.now();
-    try {
-      inScores = await mspScores(method, (items) => inSplit.source.gather(items), inItems, s, options.evalBatch, progress);
-      // Out-images are normalised as the classifier's training images were (its dataset's statistics), not with
-      // the out-dataset's own: the classifier sees them exactly as it would any new input.
-      outScores = await mspScores(method, (items) => gatherImages(outSplit.loaded, items, inDataset.normalization), outIdx, s, options.evalBatch, {
-        update: (done) => progress.update(inItems.length + done),
-      });
-    } finally {
-      progress.stop();
-    }
-    const scoreSeconds = (performance.now() - started) / 1000;
+    const scores = await scoreInAndOut(loaded, outSplit, inItems, outIdx, options.evalBatch, reporter);
     const modes = [...method.inferenceModes];
     const metrics = Object.fromEntries(
-      modes.map((m) => [m, oodMetricsWithCI(inScores[m], outScores[m], { seed: request.seed, resamples: request.resamples })]),
+      modes.map((m) => [m, oodMetricsWithCI(scores.inScores[m], scores.outScores[m], { seed: request.seed, resamples: request.resamples })]),
     );
 
-    const run =
-      options.name ??
-      `${checkRelativeName(String(loaded.meta.name ?? 'classifier'), `the run name recorded in ${request.checkpoint}/checkpoint.json`, 'name the result with --name <name>')}_ood_${outDataset.dataset.name}-${request.outSplit}`;
-    const resultDir = path.join(options.results, inDataset.dataset.name, run);
-    const rows: (string | number)[][] = [];
-    for (let i = 0; i < inItems.length; i++) rows.push(['in', inItems[i], ...modes.map((m) => inScores[m][i])]);
-    for (let i = 0; i < outIdx.length; i++) rows.push(['out', outIdx[i], ...modes.map((m) => outScores[m][i])]);
-    const csv = stringify(rows, { header: true, columns: ['set', 'item', ...modes] });
-    const result = portableValue({
-      kind: 'ood',
-      createdAt: new Date().toISOString(),
-      ...(options.command !== undefined ? { command: options.command } : {}),
-      score: "maximum softmax probability of each inference mode's class scores (higher = in-distribution)",
-      modes,
-      metrics,
-      metricDefinitions: {
-        auroc: 'area under the ROC curve, in-images positive, ties ½ (sklearn roc_auc_score)',
-        auprIn: 'average precision, in-images positive (sklearn average_precision_score)',
-        auprOut: 'average precision, out-images positive, scores negated',
-        fprAt95Tpr: 'fraction of out-images scored at or above the highest threshold that keeps ≥ 95 % of the in-images',
-        interval: `2.5th–97.5th percentile over ${request.resamples} bootstrap resamples (in and out drawn separately), mulberry32 seed ${request.seed}`,
-      },
-      in: {
-        dataset: inDataset.dataset.name,
-        split: config.split,
-        images: inItems.length,
-        classes: inSplit.loaded.classes.length,
-        testSha256: loaded.split.testSha256,
-        splitFingerprint: inSplit.splitFingerprint,
-        cacheFingerprint: inSplit.cacheFingerprint,
-      },
-      out: {
-        dataset: outDataset.dataset.name,
-        provider: { id: outDataset.dataset.provider.id, options: outDataset.dataset.options },
-        split: request.outSplit,
-        images: outIdx.length,
-        classes: outSplit.loaded.classes.length,
-        perClass: request.outPerClass ?? null,
-        splitFingerprint: outSplit.splitFingerprint,
-        cacheFingerprint: outSplit.cacheFingerprint,
-        normalizedWith: inDataset.dataset.name,
-      },
-      backend: {
-        choice: loaded.backend.choice,
-        detail: loaded.backend.detail,
-        ...(loaded.backend.accelerator ? { accelerator: loaded.backend.accelerator } : {}),
-      },
-      classifier: {
-        checkpoint: portablePath(request.checkpoint),
-        run: loaded.meta.name,
-        variant: config.variant,
-        trainedAtStep: loaded.meta.episode,
-        describe: method.describe(),
-      },
-      wallSeconds: { score: scoreSeconds, total: (performance.now() - t0) / 1000 },
-      software: softwareVersions(),
-      plugins: pluginRecords(),
-    });
+    const resultDir = path.join(options.results, inDataset.dataset.name, oodRunName(request, options, loaded, outDataset));
+    const csv = scoresCsv(inItems, outIdx, modes, scores);
+    const result = oodResultRecord({ request, options, loaded, outDataset, outSplit, inItems, outIdx, modes, metrics, scoreSeconds: scores.scoreSeconds, t0 });
     await writeFilesAtomic(
       resultDir,
       [

@@ -1,9 +1,10 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { disposeEpisode, toEpisodeImages } from '../episodes/images.ts';
+import type { EpisodeSpec } from '../episodes/spec.ts';
+import { disposeEpisode, toEpisodeImages, type EpisodeImages } from '../episodes/images.ts';
 import { aggregateJoint, EMBEDDING_HEADS, scoreQueries, type EmbeddingHeadId } from '../eval/embedding-heads.ts';
-import type { EvalResult } from '../eval/evaluator.ts';
+import type { EpisodeList, EvalResult } from '../eval/evaluator.ts';
 import { formatCI, meanCI } from '../eval/stats.ts';
 import { jointLabels } from '../methods/aggregate.ts';
 import type { ClassifierMethod } from '../methods/classifier.ts';
@@ -12,11 +13,11 @@ import { expandImages } from '../transforms/expand.ts';
 import { NumericalError, UserError } from '../util/errors.ts';
 import { checkRelativeName } from '../util/names.ts';
 import { portablePath } from '../util/portable-path.ts';
-import { loadClassifier } from './classify.ts';
+import { loadClassifier, type LoadedClassifier } from './classify.ts';
 import type { ExperimentHooks } from './experiment.ts';
-import { silentReporter } from './reporter.ts';
+import { silentReporter, type ExperimentReporter } from './reporter.ts';
 import { pluginRecords, softwareVersions } from './software.ts';
-import { episodeFileFor, openEpisodeList } from './workspace.ts';
+import { episodeFileFor, openEpisodeList, type OpenedSplit } from './workspace.ts';
 import { sharedOptionsSchema } from './options.ts';
 
 /*
@@ -90,6 +91,156 @@ function accuracy(logits: Float64Array, way: number, labels: Int32Array): number
   return correct / labels.length;
 }
 
+type ParsedRequest = z.output<typeof pretrainedFewShotRequestSchema>;
+type ParsedOptions = z.output<typeof pretrainedFewShotOptionsSchema>;
+/** What each episode is scored with: the heads, the episodes' way, whether SLA+AG is scored too, and the modes' order. */
+interface FewShotScoring {
+  heads: readonly string[];
+  way: number;
+  aggregate: boolean;
+  modes: string[];
+}
+
+/** The scored modes: `<head>-ag` first for a joint (SLA) classifier, last for others, where aggregation is on. */
+function fewShotModes(heads: readonly string[], aggregate: boolean, isJoint: boolean): string[] {
+  return [...(aggregate && isJoint ? heads.map((h) => `${h}-ag`) : []), ...heads, ...(aggregate && !isJoint ? heads.map((h) => `${h}-ag`) : [])];
+}
+
+/**
+ * One episode's accuracy per mode, written at index `i` of `perEpisode`: each head fitted on the upright support
+ * embeddings and, with `aggregate`, on the M transformed copies' joint classes, the query copies' logits aggregated.
+ */
+function scoreEpisode(method: ClassifierMethod, ep: EpisodeImages, scoring: FewShotScoring, perEpisode: Record<string, Float64Array>, i: number): void {
+  const { heads, way, aggregate } = scoring;
+  const m = method.transformSet.transforms.length;
+  const support = embed(method, ep.supportImages, false);
+  const query = embed(method, ep.queryImages, false);
+  for (const head of heads) {
+    const logits = scoreQueries(head as EmbeddingHeadId, {
+      support: support.values,
+      supportLabels: ep.supportLabels,
+      query: query.values,
+      dim: support.dim,
+      way,
+    });
+    perEpisode[head][i] = accuracy(logits, way, ep.queryLabels);
+  }
+  if (aggregate) {
+    const jointSupport = embed(method, ep.supportImages, true);
+    const jointQuery = embed(method, ep.queryImages, true);
+    for (const head of heads) {
+      const joint = scoreQueries(head as EmbeddingHeadId, {
+        support: jointSupport.values,
+        supportLabels: jointLabels(ep.supportLabels, m),
+        query: jointQuery.values,
+        dim: jointSupport.dim,
+        way: way * m,
+      });
+      perEpisode[`${head}-ag`][i] = accuracy(aggregateJoint(joint, ep.queryLabels.length, way, m), way, ep.queryLabels);
+    }
+  }
+}
+
+/** The per-episode accuracies of every mode over the first `total` episodes of `list`, and their summary. */
+async function scoreEpisodes(
+  method: ClassifierMethod,
+  testSplit: OpenedSplit,
+  list: EpisodeList,
+  total: number,
+  scoring: FewShotScoring,
+  reporter: ExperimentReporter,
+): Promise<EvalResult> {
+  const { modes } = scoring;
+  const perEpisode: Record<string, Float64Array> = Object.fromEntries(modes.map((mode) => [mode, new Float64Array(total)]));
+  const progress = reporter.progress('eval', total);
+  const evalStarted = performance.now();
+  try {
+    for (let i = 0; i < total; i++) {
+      const ep = toEpisodeImages(testSplit.source, list.get(i));
+      try {
+        scoreEpisode(method, ep, scoring, perEpisode, i);
+      } finally {
+        disposeEpisode(ep);
+      }
+      progress.update(i + 1);
+    }
+  } finally {
+    progress.stop();
+  }
+  return {
+    modes,
+    perEpisode,
+    summary: Object.fromEntries(modes.map((mode) => [mode, meanCI(perEpisode[mode])])),
+    episodes: total,
+    wallSeconds: (performance.now() - evalStarted) / 1000,
+  };
+}
+
+/** The result's folder name: --name, else `<classifier run>_fewshot_<episode file>[_<n>ep]`. */
+function fewShotResultName(request: ParsedRequest, options: ParsedOptions, loaded: LoadedClassifier, file: string, total: number, count: number): string {
+  const runName = checkRelativeName(
+    String(loaded.meta.name ?? 'classifier'),
+    `the run name recorded in ${request.checkpoint}/checkpoint.json`,
+    'name the result with --name <name>',
+  );
+  return options.name ?? `${runName}_fewshot_${path.basename(file).replace(/\.json$/, '')}${total < count ? `_${total}ep` : ''}`;
+}
+
+/** What the episodic result records besides the evaluation: the classifier, the data, the episodes, the machine. */
+interface FewShotRecordInputs {
+  request: ParsedRequest;
+  options: ParsedOptions;
+  loaded: LoadedClassifier;
+  testSplit: OpenedSplit;
+  file: string;
+  sha256: string;
+  spec: EpisodeSpec;
+  total: number;
+  aggregate: boolean;
+  evaluation: EvalResult;
+  t0: number;
+}
+
+/** The episodic result's record (written by writeResult beside the per-episode accuracies). */
+function fewShotRecord(r: FewShotRecordInputs): Omit<ResultRecord, 'format' | 'summary' | 'inferenceModes'> {
+  const { request, options, loaded, testSplit, spec } = r;
+  const { method, config, dataset } = loaded;
+  return {
+    method: `pretrained-${config.variant}`,
+    createdAt: new Date().toISOString(),
+    ...(options.command !== undefined ? { command: options.command } : {}),
+    seed: config.seed,
+    backend: {
+      choice: loaded.backend.choice,
+      detail: loaded.backend.detail,
+      ...(loaded.backend.accelerator ? { accelerator: loaded.backend.accelerator } : {}),
+    },
+    data: {
+      dataset: dataset.dataset.name,
+      provider: { id: dataset.dataset.provider.id, options: dataset.dataset.options },
+      normalization: dataset.normalization,
+      imageSize: config.imageSize,
+      splitFingerprint: testSplit.splitFingerprint,
+      cacheFingerprint: testSplit.cacheFingerprint,
+    },
+    episodes: { file: portablePath(r.file), sha256: r.sha256, split: 'test', way: spec.way, shot: spec.shot, query: spec.query, evaluated: r.total },
+    wallSeconds: { eval: r.evaluation.wallSeconds, total: (performance.now() - r.t0) / 1000 },
+    training: {
+      classifier: loaded.meta.name,
+      variant: config.variant,
+      trainedOn: `${dataset.dataset.name} ${config.split}`,
+      trainedAtStep: loaded.meta.episode,
+      heads: request.heads,
+      aggregate: r.aggregate,
+      metaTraining: 'none: heads fitted per episode on the frozen embedding',
+    },
+    checkpoint: portablePath(request.checkpoint),
+    software: softwareVersions(),
+    plugins: pluginRecords(),
+    config: { ...config, describe: method.describe() },
+  };
+}
+
 /**
  * Score a classification checkpoint on fixed test episodes with heads fitted per episode on its frozen embedding, and
  * write `<results>/<dataset>/<name>/` as an episodic result. A classifier trained on the episodes' own split (its
@@ -126,106 +277,16 @@ export async function evaluatePretrainedFewShot(
     const list = await openEpisodeList(file, testSplit, spec);
     const total = Math.min(request.testEpisodes ?? list.count, list.count);
     const aggregate = request.aggregate ?? method.isJoint;
-    const m = method.transformSet.transforms.length;
-    const modes = [
-      ...(aggregate && method.isJoint ? request.heads.map((h) => `${h}-ag`) : []),
-      ...request.heads,
-      ...(aggregate && !method.isJoint ? request.heads.map((h) => `${h}-ag`) : []),
-    ];
-    const perEpisode: Record<string, Float64Array> = Object.fromEntries(modes.map((mode) => [mode, new Float64Array(total)]));
+    const modes = fewShotModes(request.heads, aggregate, method.isJoint);
     reporter.log(
       `few-shot from ${request.checkpoint} (${config.variant} classifier, frozen): ${total} ${spec.way}-way ${spec.shot}-shot episodes of ${path.basename(file)}, modes ${modes.join(', ')}`,
     );
-    const progress = reporter.progress('eval', total);
-    const evalStarted = performance.now();
-    try {
-      for (let i = 0; i < total; i++) {
-        const ep = toEpisodeImages(testSplit.source, list.get(i));
-        try {
-          const support = embed(method, ep.supportImages, false);
-          const query = embed(method, ep.queryImages, false);
-          for (const head of request.heads) {
-            const logits = scoreQueries(head as EmbeddingHeadId, {
-              support: support.values,
-              supportLabels: ep.supportLabels,
-              query: query.values,
-              dim: support.dim,
-              way: spec.way,
-            });
-            perEpisode[head][i] = accuracy(logits, spec.way, ep.queryLabels);
-          }
-          if (aggregate) {
-            const jointSupport = embed(method, ep.supportImages, true);
-            const jointQuery = embed(method, ep.queryImages, true);
-            for (const head of request.heads) {
-              const joint = scoreQueries(head as EmbeddingHeadId, {
-                support: jointSupport.values,
-                supportLabels: jointLabels(ep.supportLabels, m),
-                query: jointQuery.values,
-                dim: jointSupport.dim,
-                way: spec.way * m,
-              });
-              perEpisode[`${head}-ag`][i] = accuracy(aggregateJoint(joint, ep.queryLabels.length, spec.way, m), spec.way, ep.queryLabels);
-            }
-          }
-        } finally {
-          disposeEpisode(ep);
-        }
-        progress.update(i + 1);
-      }
-    } finally {
-      progress.stop();
-    }
-    const evaluation: EvalResult = {
-      modes,
-      perEpisode,
-      summary: Object.fromEntries(modes.map((mode) => [mode, meanCI(perEpisode[mode])])),
-      episodes: total,
-      wallSeconds: (performance.now() - evalStarted) / 1000,
-    };
-    const runName = checkRelativeName(
-      String(loaded.meta.name ?? 'classifier'),
-      `the run name recorded in ${request.checkpoint}/checkpoint.json`,
-      'name the result with --name <name>',
-    );
-    const name = options.name ?? `${runName}_fewshot_${path.basename(file).replace(/\.json$/, '')}${total < list.count ? `_${total}ep` : ''}`;
+    const evaluation = await scoreEpisodes(method, testSplit, list, total, { heads: request.heads, way: spec.way, aggregate, modes }, reporter);
+    const name = fewShotResultName(request, options, loaded, file, total, list.count);
     const resultDir = path.join(options.results, dataset.dataset.name, name);
     const record = await writeResult(
       resultDir,
-      {
-        method: `pretrained-${config.variant}`,
-        createdAt: new Date().toISOString(),
-        ...(options.command !== undefined ? { command: options.command } : {}),
-        seed: config.seed,
-        backend: {
-          choice: loaded.backend.choice,
-          detail: loaded.backend.detail,
-          ...(loaded.backend.accelerator ? { accelerator: loaded.backend.accelerator } : {}),
-        },
-        data: {
-          dataset: dataset.dataset.name,
-          provider: { id: dataset.dataset.provider.id, options: dataset.dataset.options },
-          normalization: dataset.normalization,
-          imageSize: config.imageSize,
-          splitFingerprint: testSplit.splitFingerprint,
-          cacheFingerprint: testSplit.cacheFingerprint,
-        },
-        episodes: { file: portablePath(file), sha256: list.sha256, split: 'test', way: spec.way, shot: spec.shot, query: spec.query, evaluated: total },
-        wallSeconds: { eval: evaluation.wallSeconds, total: (performance.now() - t0) / 1000 },
-        training: {
-          classifier: loaded.meta.name,
-          variant: config.variant,
-          trainedOn: `${dataset.dataset.name} ${config.split}`,
-          trainedAtStep: loaded.meta.episode,
-          heads: request.heads,
-          aggregate,
-          metaTraining: 'none: heads fitted per episode on the frozen embedding',
-        },
-        checkpoint: portablePath(request.checkpoint),
-        software: softwareVersions(),
-        plugins: pluginRecords(),
-        config: { ...config, describe: method.describe() },
-      },
+      fewShotRecord({ request, options, loaded, testSplit, file, sha256: list.sha256, spec, total, aggregate, evaluation, t0 }),
       evaluation,
     );
     return { resultDir, record, evaluation };

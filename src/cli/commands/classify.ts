@@ -141,8 +141,18 @@ export function registerClassifyCommands(program: Command): void {
 }
 
 function registerClassifyTrain(classify: Command): void {
-  addCommonOptions(classify.command('train'))
-    .description("train a classifier on a split's classes (a fixed seeded held-out part of each class is its test set), then evaluate it")
+  addTrainingOptions(
+    addModelOptions(
+      addCommonOptions(classify.command('train')).description(
+        "train a classifier on a split's classes (a fixed seeded held-out part of each class is its test set), then evaluate it",
+      ),
+    ),
+  ).action(classifyTrainAction);
+}
+
+/** `classify train`'s flags of the model: the config file, the variant, head, backbone and transformation set. */
+function addModelOptions(cmd: Command): Command {
+  return cmd
     .option('--config <file>', 'classification config (JSON, see docs/classification.md); flags override its fields')
     .addOption(
       new Option('--variant <name>', 'plain, sla (SLA+AG / SLA+SI), sla-sd (self-distillation), da or mt (baselines)').choices([
@@ -160,7 +170,12 @@ function registerClassifyTrain(classify: Command): void {
     .option('--transform <name>', 'SLA/DA/MT transformation set (rotation, color_perm, ...)')
     .addOption(new Option('--sla-loss <mode>', "SLA loss over copies: mean, or sum (×M, the authors' --with-large-loss)").choices(['mean', 'sum']))
     .option('--sd-beta <x>', "SLA+SD: weight of the single head's cross-entropy (default 1)", floatArg('--sd-beta'))
-    .option('--sd-temperature <x>', 'SLA+SD: distillation temperature (default 1)', floatArg('--sd-temperature'))
+    .option('--sd-temperature <x>', 'SLA+SD: distillation temperature (default 1)', floatArg('--sd-temperature'));
+}
+
+/** `classify train`'s flags of the training: schedule, data split, seed, dataset and checkpoints. */
+function addTrainingOptions(cmd: Command): Command {
+  return cmd
     .option('--epochs <n>', 'training epochs', intArg('--epochs'))
     .option('--batch-size <n>', 'images per mini-batch (before the M transformed copies)', intArg('--batch-size'))
     .addOption(new Option('--optimizer <type>', 'adam or sgd').choices(['adam', 'sgd']))
@@ -181,17 +196,18 @@ function registerClassifyTrain(classify: Command): void {
     .addOption(datasetOptionsOption())
     .option('--runs <dir>', 'where checkpoints go', 'runs')
     .option('--checkpoint-every <n>', 'save the resumable last/ checkpoint every n steps (default: every epoch, at most 500)', intArg('--checkpoint-every'))
-    .option('--log-every <n>', 'report the training loss every n steps (default 50)', intArg('--log-every'))
-    .action(async (flags: ClassifyFlags) => {
-      await loadPlugins(flags.plugin);
-      const hooks = (await reporter()).cliHooks();
-      try {
-        const run = await (await experiment()).runClassification(await configOf(flags), optionsOf(flags), hooks);
-        printEvaluation(run.evaluation, flags.json, { name: run.name, checkpoint: run.checkpoint });
-      } finally {
-        hooks.done();
-      }
-    });
+    .option('--log-every <n>', 'report the training loss every n steps (default 50)', intArg('--log-every'));
+}
+
+async function classifyTrainAction(flags: ClassifyFlags): Promise<void> {
+  await loadPlugins(flags.plugin);
+  const hooks = (await reporter()).cliHooks();
+  try {
+    const run = await (await experiment()).runClassification(await configOf(flags), optionsOf(flags), hooks);
+    printEvaluation(run.evaluation, flags.json, { name: run.name, checkpoint: run.checkpoint });
+  } finally {
+    hooks.done();
+  }
 }
 
 function registerClassifyEval(classify: Command): void {

@@ -6,6 +6,13 @@ import { datasetOption, datasetOptionsOption, parseDatasetOptions, type DatasetF
 
 export function registerDataCommands(program: Command): void {
   const data = program.command('data').description('dataset preparation');
+  registerDataPrepare(data);
+  registerDataCheck(data);
+}
+
+type PrepareFlags = DatasetFlags & { data?: string; cache?: string; imageSize?: number; plugin?: string[] };
+
+function registerDataPrepare(data: Command): void {
   data
     .command('prepare')
     .description('decode a dataset once into a compact uint8 cache (through its provider; `fewshot list` shows providers)')
@@ -19,22 +26,29 @@ export function registerDataCommands(program: Command): void {
       intArg('--image-size', 8),
     )
     .addOption(pluginOption('modules that register extra dataset providers (repeat the flag for more)'))
-    .action(async (flags: DatasetFlags & { data?: string; cache?: string; imageSize?: number; plugin?: string[] }) => {
-      await loadPlugins(flags.plugin);
-      const { prepareCache, defaultImageSize } = await import('../../experiment/index.ts');
-      const { cliHooks } = await import('../reporter.ts');
-      const hooks = cliHooks();
-      try {
-        const { cacheDir } = await prepareCache(
-          { dataset: flags.dataset!, datasetOptions: parseDatasetOptions(flags.datasetOption), data: flags.data, cache: flags.cache },
-          flags.imageSize ?? defaultImageSize(flags.dataset!),
-          hooks,
-        );
-        process.stdout.write(`cache: ${cacheDir}\n`);
-      } finally {
-        hooks.done();
-      }
-    });
+    .action(dataPrepareAction);
+}
+
+async function dataPrepareAction(flags: PrepareFlags): Promise<void> {
+  await loadPlugins(flags.plugin);
+  const { prepareCache, defaultImageSize } = await import('../../experiment/index.ts');
+  const { cliHooks } = await import('../reporter.ts');
+  const hooks = cliHooks();
+  try {
+    const { cacheDir } = await prepareCache(
+      { dataset: flags.dataset!, datasetOptions: parseDatasetOptions(flags.datasetOption), data: flags.data, cache: flags.cache },
+      flags.imageSize ?? defaultImageSize(flags.dataset!),
+      hooks,
+    );
+    process.stdout.write(`cache: ${cacheDir}\n`);
+  } finally {
+    hooks.done();
+  }
+}
+
+type CheckFlags = DatasetFlags & { data?: string; plugin?: string[]; json?: boolean };
+
+function registerDataCheck(data: Command): void {
   data
     .command('check')
     .description(
@@ -45,16 +59,18 @@ export function registerDataCommands(program: Command): void {
     .addOption(dataOption("the dataset source to check (else the provider's environment variable / default location, as `data prepare` looks)"))
     .addOption(pluginOption('modules that register extra dataset providers (repeat the flag for more)'))
     .addOption(jsonOption())
-    .action(async (flags: DatasetFlags & { data?: string; plugin?: string[]; json?: boolean }) => {
-      await loadPlugins(flags.plugin);
-      const { checkData, dataCheckFailure } = await import('../../experiment/index.ts');
-      const report = await checkData({ dataset: flags.dataset, datasetOptions: parseDatasetOptions(flags.datasetOption), data: flags.data });
-      if (flags.json) printJson({ format: 'fewshot-data-check/1', ...report });
-      else {
-        process.stdout.write(`${report.dataset} at ${report.source} (from ${report.origin})\n`);
-        for (const i of report.items) process.stdout.write(`${i.status.toUpperCase().padEnd(8)} ${i.item}: ${i.detail}\n`);
-      }
-      const failure = dataCheckFailure(report);
-      if (failure) throw failure;
-    });
+    .action(dataCheckAction);
+}
+
+async function dataCheckAction(flags: CheckFlags): Promise<void> {
+  await loadPlugins(flags.plugin);
+  const { checkData, dataCheckFailure } = await import('../../experiment/index.ts');
+  const report = await checkData({ dataset: flags.dataset, datasetOptions: parseDatasetOptions(flags.datasetOption), data: flags.data });
+  if (flags.json) printJson({ format: 'fewshot-data-check/1', ...report });
+  else {
+    process.stdout.write(`${report.dataset} at ${report.source} (from ${report.origin})\n`);
+    for (const i of report.items) process.stdout.write(`${i.status.toUpperCase().padEnd(8)} ${i.item}: ${i.detail}\n`);
+  }
+  const failure = dataCheckFailure(report);
+  if (failure) throw failure;
 }

@@ -138,6 +138,11 @@ function withOptions(cmd: Command, options: Option[]): Command {
 }
 
 export function registerReproduceCommands(program: Command): void {
+  registerReproduceCommand(program);
+  registerWorkerCommand(program);
+}
+
+function registerReproduceCommand(program: Command): void {
   const reproduce = program
     .command('reproduce [table]')
     .description('run (or resume) every cell of a paper table, then write it with published values, paired differences and figures')
@@ -166,7 +171,11 @@ export function registerReproduceCommands(program: Command): void {
       intArg('--jobs'),
     )
     .action(reproduceAction);
+}
 
+type WorkerFlags = ReproduceFlags & { lockMs: number; stalledMs: number };
+
+function registerWorkerCommand(program: Command): void {
   const worker = program
     .command('worker')
     .description('take reproduce runs from a queue and run them here (each in a child process), until stopped')
@@ -184,20 +193,22 @@ export function registerReproduceCommands(program: Command): void {
   )
     .option('--lock-ms <ms>', "how long a job stays claimed without renewal; a dead worker's job is retried after it", intArg('--lock-ms', 100), 60000)
     .option('--stalled-ms <ms>', 'how often to look for jobs of dead workers', intArg('--stalled-ms', 100), 30000)
-    .action(async (flags: ReproduceFlags & { lockMs: number; stalledMs: number }) => {
-      await loadPlugins(flags.plugin);
-      await (await experiment()).runReproduceWorker({
-        queue: { url: flags.queue!, name: flags.queueName },
-        tables: flags.tables,
-        results: flags.results,
-        runs: flags.runs,
-        backend: flags.backend,
-        data: parseDataLocations(flags.data),
-        cache: flags.cache,
-        testEpisodes: flags.testEpisodes,
-        plugins: flags.plugin,
-        timing: { lockDuration: flags.lockMs, stalledInterval: flags.stalledMs },
-        onLog: (l) => process.stderr.write(`${l}\n`),
-      });
-    });
+    .action(workerAction);
+}
+
+async function workerAction(flags: WorkerFlags): Promise<void> {
+  await loadPlugins(flags.plugin);
+  await (await experiment()).runReproduceWorker({
+    queue: { url: flags.queue!, name: flags.queueName },
+    tables: flags.tables,
+    results: flags.results,
+    runs: flags.runs,
+    backend: flags.backend,
+    data: parseDataLocations(flags.data),
+    cache: flags.cache,
+    testEpisodes: flags.testEpisodes,
+    plugins: flags.plugin,
+    timing: { lockDuration: flags.lockMs, stalledInterval: flags.stalledMs },
+    onLog: (l) => process.stderr.write(`${l}\n`),
+  });
 }
