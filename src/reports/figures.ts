@@ -1,5 +1,4 @@
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import type { TableOutcome } from './table-summary.ts';
 import { parseTrainLog } from '../train/train-log.ts';
 
@@ -7,8 +6,13 @@ import { parseTrainLog } from '../train/train-log.ts';
  * Figures of a filled table, as Vega-Lite specifications rendered to SVG in Node (Vega's headless view; no
  * browser, no canvas). The spec of every figure is kept beside its SVG, so a reader can restyle it in the Vega
  * editor without re-running anything.
+ *
+ * Vega is imported when a figure is drawn, not when this module loads: `import … from 'fewshot'` reaches this module
+ * (reproduceTable), and vega-canvas's top-level await cannot load in a CommonJS plugin, nor should every script pay
+ * for Vega.
  */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
