@@ -30,6 +30,8 @@ import { silentReporter, type ExperimentReporter } from './reporter.ts';
 import { pluginRecords, softwareVersions } from './software.ts';
 import { refuseCommittedResult, type ExperimentHooks } from './experiment.ts';
 import { sharedOptionsSchema } from './options.ts';
+import { parseWithUserError } from './validate.ts';
+import { backendRecord } from './record.ts';
 
 /*
  * The experiment layer of classification (issue 31 #1, #2; docs/classification.md): train a classifier over all
@@ -57,15 +59,8 @@ export const classifyOptionsSchema = sharedOptionsSchema
 export type ClassifyOptionsInput = z.input<typeof classifyOptionsSchema>;
 type ClassifyOptions = z.output<typeof classifyOptionsSchema>;
 
-function parseOr<T>(schema: z.ZodType<T>, raw: unknown, what: string, fix: string): T {
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success)
-    throw new UserError(`invalid ${what}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, fix);
-  return parsed.data;
-}
-
 export function validateClassifyConfig(raw: ClassifyConfigInput): ClassifyConfig {
-  const config = parseOr(classifyConfigSchema, raw, 'classification configuration', 'fix the field in the config (or the flag that set it)');
+  const config = parseWithUserError(classifyConfigSchema, raw, 'classification configuration', 'fix the field in the config (or the flag that set it)');
   checkImbalanceRatio(config.imbalanceRatio);
   return config;
 }
@@ -153,7 +148,7 @@ function withData(config: ClassifyConfig, options: ClassifyOptions): ClassifyCon
 }
 
 function validateOptions(raw: ClassifyOptionsInput): ClassifyOptions {
-  const options = parseOr(classifyOptionsSchema, raw, 'classification options', 'fix the option');
+  const options = parseWithUserError(classifyOptionsSchema, raw, 'classification options', 'fix the option');
   if (options.name !== undefined)
     checkRelativeName(options.name, '--name', 'give a plain name of letters, digits, `-`, `_` and `.` (not starting with "."), e.g. --name classify_sla_seed0');
   return options;
@@ -332,11 +327,7 @@ async function evaluateLoaded(target: EvalTarget, options: ClassifyOptions, repo
     ...(options.command !== undefined ? { command: options.command } : {}),
     configHash: configHash(config, opened.splitFingerprint),
     seed: config.seed,
-    backend: {
-      choice: target.backend.choice,
-      detail: target.backend.detail,
-      ...(target.backend.accelerator ? { accelerator: target.backend.accelerator } : {}),
-    },
+    backend: backendRecord(target.backend),
     data: {
       dataset: target.dataset.dataset.name,
       provider: { id: target.dataset.dataset.provider.id, options: target.dataset.dataset.options },
@@ -420,7 +411,7 @@ export async function readClassifierCheckpoint(
       `evaluate it with \`fewshot eval ${dir}\`, or train a classifier with \`fewshot classify train\``,
     );
   }
-  const config = parseOr(classifyConfigSchema, ckpt.file.meta.config, `config recorded in ${dir}`, 'retrain with this version of fewshot');
+  const config = parseWithUserError(classifyConfigSchema, ckpt.file.meta.config, `config recorded in ${dir}`, 'retrain with this version of fewshot');
   return { ...ckpt, config, split: ckpt.file.meta.split as SplitRecord };
 }
 

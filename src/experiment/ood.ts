@@ -7,7 +7,7 @@ import { SPLIT_NAMES, type SplitName } from '../data/split-csv.ts';
 import { maxSoftmax, oodMetricsWithCI, requireDisjointClasses, type OodMetricsWithCI } from '../eval/ood.ts';
 import type { ClassifierMethod } from '../methods/classifier.ts';
 import { writeFilesAtomic } from '../util/atomic.ts';
-import { NumericalError, UserError } from '../util/errors.ts';
+import { NumericalError } from '../util/errors.ts';
 import { checkRelativeName } from '../util/names.ts';
 import { portablePath, portableValue } from '../util/portable-path.ts';
 import { loadClassifier, type LoadedClassifier } from './classify.ts';
@@ -16,6 +16,8 @@ import { silentReporter, type ExperimentReporter } from './reporter.ts';
 import { pluginRecords, softwareVersions } from './software.ts';
 import { datasetOptionsWithData, openDataset, type OpenedDataset, type OpenedSplit } from './workspace.ts';
 import { sharedOptionsSchema } from './options.ts';
+import { parseWithUserError } from './validate.ts';
+import { backendRecord } from './record.ts';
 
 /*
  * Out-of-distribution detection with a trained classifier (issue 31 #3; docs/classification.md): every held-out image
@@ -64,16 +66,6 @@ export interface OodResult {
   inName: string;
   outName: string;
   wallSeconds: number;
-}
-
-function parse<T>(schema: z.ZodType<T>, raw: unknown, what: string): T {
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success)
-    throw new UserError(
-      `invalid ${what}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-      'fix the option (see `fewshot ood --help`)',
-    );
-  return parsed.data;
 }
 
 /** Item indices of the out split: all, or the first `perClass` of each class (in the split's order). */
@@ -241,11 +233,7 @@ function oodResultRecord(r: OodRecordInputs): unknown {
       cacheFingerprint: outSplit.cacheFingerprint,
       normalizedWith: inDataset.dataset.name,
     },
-    backend: {
-      choice: loaded.backend.choice,
-      detail: loaded.backend.detail,
-      ...(loaded.backend.accelerator ? { accelerator: loaded.backend.accelerator } : {}),
-    },
+    backend: backendRecord(loaded.backend),
     classifier: {
       checkpoint: portablePath(request.checkpoint),
       run: loaded.meta.name,
@@ -275,8 +263,8 @@ function oodRunName(request: ParsedOodRequest, options: ParsedOodOptions, loaded
  */
 export async function evaluateOod(rawRequest: OodRequest, rawOptions: OodOptions = {}, hooks: ExperimentHooks = {}): Promise<OodResult> {
   const t0 = performance.now();
-  const request = parse(oodRequestSchema, rawRequest, 'OOD request');
-  const options = parse(oodOptionsSchema, rawOptions, 'OOD options');
+  const request = parseWithUserError(oodRequestSchema, rawRequest, 'OOD request', 'fix the option (see `fewshot ood --help`)');
+  const options = parseWithUserError(oodOptionsSchema, rawOptions, 'OOD options', 'fix the option (see `fewshot ood --help`)');
   if (options.name !== undefined)
     checkRelativeName(options.name, '--name', 'give a plain name of letters, digits, `-`, `_` and `.`, e.g. --name classify_sla_ood');
   const reporter: ExperimentReporter = hooks.reporter ?? silentReporter;

@@ -19,6 +19,8 @@ import { silentReporter, type ExperimentReporter } from './reporter.ts';
 import { pluginRecords, softwareVersions } from './software.ts';
 import { episodeFileFor, openEpisodeList, type OpenedSplit } from './workspace.ts';
 import { sharedOptionsSchema } from './options.ts';
+import { parseWithUserError } from './validate.ts';
+import { backendRecord, testDataRecord } from './record.ts';
 
 /*
  * Few-shot from a pre-trained embedding (issue 31 #4; docs/classification.md): a classification checkpoint's backbone,
@@ -58,16 +60,6 @@ export interface PretrainedFewShotResult {
   resultDir: string;
   record: ResultRecord;
   evaluation: EvalResult;
-}
-
-function parse<T>(schema: z.ZodType<T>, raw: unknown, what: string): T {
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success)
-    throw new UserError(
-      `invalid ${what}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-      'fix the option (see `fewshot pretrained-eval --help`)',
-    );
-  return parsed.data;
 }
 
 /** Embeddings [n·copies × d] of images (expanded to the transform set's copies when `expand`), backbone in eval mode. */
@@ -210,19 +202,8 @@ function fewShotRecord(r: FewShotRecordInputs): Omit<ResultRecord, 'format' | 's
     createdAt: new Date().toISOString(),
     ...(options.command !== undefined ? { command: options.command } : {}),
     seed: config.seed,
-    backend: {
-      choice: loaded.backend.choice,
-      detail: loaded.backend.detail,
-      ...(loaded.backend.accelerator ? { accelerator: loaded.backend.accelerator } : {}),
-    },
-    data: {
-      dataset: dataset.dataset.name,
-      provider: { id: dataset.dataset.provider.id, options: dataset.dataset.options },
-      normalization: dataset.normalization,
-      imageSize: config.imageSize,
-      splitFingerprint: testSplit.splitFingerprint,
-      cacheFingerprint: testSplit.cacheFingerprint,
-    },
+    backend: backendRecord(loaded.backend),
+    data: testDataRecord(dataset, config.imageSize, testSplit),
     episodes: { file: portablePath(r.file), sha256: r.sha256, split: 'test', way: spec.way, shot: spec.shot, query: spec.query, evaluated: r.total },
     wallSeconds: { eval: r.evaluation.wallSeconds, total: (performance.now() - r.t0) / 1000 },
     training: {
@@ -252,8 +233,8 @@ export async function evaluatePretrainedFewShot(
   hooks: ExperimentHooks = {},
 ): Promise<PretrainedFewShotResult> {
   const t0 = performance.now();
-  const request = parse(pretrainedFewShotRequestSchema, rawRequest, 'few-shot request');
-  const options = parse(pretrainedFewShotOptionsSchema, rawOptions, 'few-shot options');
+  const request = parseWithUserError(pretrainedFewShotRequestSchema, rawRequest, 'few-shot request', 'fix the option (see `fewshot pretrained-eval --help`)');
+  const options = parseWithUserError(pretrainedFewShotOptionsSchema, rawOptions, 'few-shot options', 'fix the option (see `fewshot pretrained-eval --help`)');
   if (options.name !== undefined)
     checkRelativeName(options.name, '--name', 'give a plain name of letters, digits, `-`, `_` and `.`, e.g. --name classify_sla_protonet_5w1s');
   const reporter = hooks.reporter ?? silentReporter;

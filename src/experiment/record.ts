@@ -30,6 +30,23 @@ export interface EvaluationFacts {
   startedAt: number;
 }
 
+/** The backend as every result records it: the choice, its detail, and the native accelerator when one ran. */
+export function backendRecord(b: SelectedBackend): ResultRecord['backend'] {
+  return { choice: b.choice, detail: b.detail, ...(b.accelerator ? { accelerator: b.accelerator } : {}) };
+}
+
+/** The data an episodic result was scored on: the dataset, its provider and normalisation, and the test split's fingerprints. */
+export function testDataRecord(dataset: OpenedDataset, imageSize: number, testSplit: OpenedSplit): ResultRecord['data'] {
+  return {
+    dataset: dataset.dataset.name,
+    provider: { id: dataset.dataset.provider.id, options: dataset.dataset.options },
+    normalization: dataset.normalization,
+    imageSize,
+    splitFingerprint: testSplit.splitFingerprint,
+    cacheFingerprint: testSplit.cacheFingerprint,
+  };
+}
+
 /** The result record of an evaluation (result.json without the summary and modes writeResult adds). */
 function recordOf(f: EvaluationFacts, result: EvalResult): Omit<ResultRecord, 'format' | 'summary' | 'inferenceModes'> {
   const { config, dataset, testSplit, summary } = f;
@@ -41,15 +58,8 @@ function recordOf(f: EvaluationFacts, result: EvalResult): Omit<ResultRecord, 'f
     ...(f.command !== undefined ? { command: f.command } : {}),
     configHash: f.configHash,
     seed: config.seed,
-    backend: { choice: f.backend.choice, detail: f.backend.detail, ...(f.backend.accelerator ? { accelerator: f.backend.accelerator } : {}) },
-    data: {
-      dataset: dataset.dataset.name,
-      provider: { id: dataset.dataset.provider.id, options: dataset.dataset.options },
-      normalization: dataset.normalization,
-      imageSize: config.imageSize,
-      splitFingerprint: testSplit.splitFingerprint,
-      cacheFingerprint: testSplit.cacheFingerprint,
-    },
+    backend: backendRecord(f.backend),
+    data: testDataRecord(dataset, config.imageSize, testSplit),
     episodes: { file: f.test.file, sha256: f.test.sha256, split: 'test', ...config.test, evaluated: f.test.evaluated },
     wallSeconds: {
       train: summary?.wallSeconds,
