@@ -30,23 +30,30 @@ interface ReproduceFlags {
   json?: boolean;
 }
 
-function requestOf(table: string, flags: ReproduceFlags): ReproduceRequest {
+/** The request's part that runOptions' flags give: the same for the reproducer and a worker. */
+function runSettingsOf(flags: ReproduceFlags) {
   return {
-    table,
     tables: flags.tables,
-    budget: flags.budget,
-    seeds: flags.seeds,
-    only: flags.only,
     results: flags.results,
     runs: flags.runs,
     backend: flags.backend,
     data: parseDataLocations(flags.data),
     cache: flags.cache,
     testEpisodes: flags.testEpisodes,
+    plugins: flags.plugin,
+  };
+}
+
+function requestOf(table: string, flags: ReproduceFlags): ReproduceRequest {
+  return {
+    table,
+    ...runSettingsOf(flags),
+    budget: flags.budget,
+    seeds: flags.seeds,
+    only: flags.only,
     executor: flags.tableOnly ? 'table-only' : flags.queue ? 'queue' : 'auto',
     jobs: flags.jobs,
     queue: flags.queue ? { url: flags.queue, name: flags.queueName } : undefined,
-    plugins: flags.plugin,
   };
 }
 
@@ -200,14 +207,7 @@ async function workerAction(flags: WorkerFlags): Promise<void> {
   await loadPlugins(flags.plugin);
   await (await experiment()).runReproduceWorker({
     queue: { url: flags.queue!, name: flags.queueName },
-    tables: flags.tables,
-    results: flags.results,
-    runs: flags.runs,
-    backend: flags.backend,
-    data: parseDataLocations(flags.data),
-    cache: flags.cache,
-    testEpisodes: flags.testEpisodes,
-    plugins: flags.plugin,
+    ...runSettingsOf(flags),
     timing: { lockDuration: flags.lockMs, stalledInterval: flags.stalledMs },
     onLog: (l) => process.stderr.write(`${l}\n`),
   });

@@ -84,14 +84,9 @@ interface Resolved {
   settings: ChildRunSettings;
 }
 
-/** Read the table, plan it and check every run's config before any compute. */
-async function resolveRequest(request: ReproduceRequest): Promise<Resolved> {
-  const tables = request.tables ?? TABLES_DIR;
-  const budget = request.budget ?? 'cpu';
-  const { file, table } = await readTableSpec(request.table, tables);
-  const plan = planTable(table, budget, { seeds: request.seeds, only: request.only });
-  for (const run of plan.runs) validateConfig(run.config); // every cell's config is checked before any compute
-  const settings: ChildRunSettings = {
+/** Where a run's files go, its backend, data and plugins, with their defaults: what the reproducer and a worker pass each run. */
+function runSettingsOf(request: Omit<ReproduceRequest, 'table'>): ChildRunSettings {
+  return {
     results: request.results ?? 'results',
     runs: request.runs ?? 'runs',
     backend: request.backend ?? 'auto',
@@ -99,9 +94,18 @@ async function resolveRequest(request: ReproduceRequest): Promise<Resolved> {
     cache: request.cache,
     testEpisodes: request.testEpisodes,
     episodesDir: request.episodesDir,
-    tables,
+    tables: request.tables ?? TABLES_DIR,
     plugins: request.plugins,
   };
+}
+
+/** Read the table, plan it and check every run's config before any compute. */
+async function resolveRequest(request: ReproduceRequest): Promise<Resolved> {
+  const settings = runSettingsOf(request);
+  const budget = request.budget ?? 'cpu';
+  const { file, table } = await readTableSpec(request.table, settings.tables);
+  const plan = planTable(table, budget, { seeds: request.seeds, only: request.only });
+  for (const run of plan.runs) validateConfig(run.config); // every cell's config is checked before any compute
   return { file, table, budget, plan, settings };
 }
 
@@ -268,23 +272,12 @@ export interface ReproduceWorkerRequest extends Omit<ReproduceRequest, 'table' |
 
 /** `fewshot worker`: take runs from the queue and run each in a child process, until closed. */
 export async function startReproduceWorker(request: ReproduceWorkerRequest): Promise<WorkerHandle> {
-  const tables = request.tables ?? TABLES_DIR;
-  const settings: ChildRunSettings = {
-    results: request.results ?? 'results',
-    runs: request.runs ?? 'runs',
-    backend: request.backend ?? 'auto',
-    data: request.data ?? {},
-    cache: request.cache,
-    testEpisodes: request.testEpisodes,
-    episodesDir: request.episodesDir,
-    tables,
-    plugins: request.plugins,
-  };
+  const settings = runSettingsOf(request);
   const log = request.onLog ?? (() => {});
   return startWorker({
     url: request.queue.url,
     queueName: request.queue.name ?? DEFAULT_QUEUE_NAME,
-    loadTable: async (id) => (await readTableSpec(id, tables)).table,
+    loadTable: async (id) => (await readTableSpec(id, settings.tables)).table,
     execute: childProcessExecutor(settings, (l) => log(`worker: ${l}`)),
     timing: request.timing,
     onLog: log,
