@@ -51,15 +51,27 @@ export class DaMethod extends TransformedMethod {
   }
 }
 
+/**
+ * What DA and MT (which takes DA's options) do before building the method: the transform set from the options, and
+ * the head checked and sized for the N classes of the episode (every transformed copy keeps its label).
+ */
+export function prepareAugmentation(
+  suffix: 'da' | 'mt',
+  { backbone, head, way, imageSize, seed, options }: Parameters<MethodWrapper['create']>[0],
+): { id: string; set: TransformSet } {
+  const opts = parseWrapperOptions(suffix, daOptionsSchema, options, DA_ALLOWED_OPTIONS);
+  const set = resolveTransformSet(opts.transform, imageSize);
+  const id = `${head.id}-${suffix}`;
+  checkHeadWay(head, way, id);
+  prepareLearner(head, { way, backbone, imageSize, seed });
+  return { id, set };
+}
+
 export const daWrapper: MethodWrapper = {
   suffix: 'da',
   description: 'DA baseline: transformed copies as data augmentation with the original label; plain inference',
-  create: ({ backbone, head, way, imageSize, seed, options }) => {
-    const opts = parseWrapperOptions('da', daOptionsSchema, options, DA_ALLOWED_OPTIONS);
-    const set = resolveTransformSet(opts.transform, imageSize);
-    const id = `${head.id}-da`;
-    checkHeadWay(head, way, id);
-    prepareLearner(head, { way, backbone, imageSize, seed });
-    return new DaMethod(id, backbone, head, set);
+  create: (args) => {
+    const { id, set } = prepareAugmentation('da', args);
+    return new DaMethod(id, args.backbone, args.head, set);
   },
 };

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { deriveSeed } from '../util/prng.ts';
-import { z } from 'zod';
 import type { EpisodeImages } from '../episodes/images.ts';
 import type { MethodWrapper } from './contract.ts';
 import type { Backbone } from '../backbones/contract.ts';
@@ -8,22 +7,16 @@ import type { Learner } from '../learners/contract.ts';
 import type { TransformSet } from '../transforms/contract.ts';
 import { crossEntropy } from '../losses/cross-entropy.ts';
 import { transformLabels } from './aggregate.ts';
-import { DaMethod } from './da.ts';
-import { prepareLearner } from './fit.ts';
-import { checkHeadWay, parseWrapperOptions, resolveTransformSet, transformOption } from './transformed.ts';
+import { DaMethod, prepareAugmentation } from './da.ts';
+
+let instance = 0;
 
 /**
  * MT baseline (docs/reference.md §1.3, L_MT): the DA loss plus an auxiliary M-way transformation-prediction head v on
  * the shared backbone embedding: a linear layer [d, M] + bias (PyTorch nn.Linear init, U(±1/√d), seeded),
  * trained with plain CE (no label smoothing) on every expanded support and query row. The two losses are
- * summed. Inference is DA's: mode 'plain' on untransformed images; v is only used in training.
+ * summed. Inference is DA's: mode 'plain' on untransformed images; v is only used in training. Its options are DA's.
  */
-export const mtOptionsSchema = z.object({ transform: transformOption }).strict();
-export type MtOptions = z.infer<typeof mtOptionsSchema>;
-const MT_ALLOWED_OPTIONS = 'transform (a transform set name, default rotation)';
-
-let instance = 0;
-
 export class MtMethod extends DaMethod {
   readonly transformWeight: tf.Variable;
   readonly transformBias: tf.Variable;
@@ -71,12 +64,9 @@ export class MtMethod extends DaMethod {
 export const mtWrapper: MethodWrapper = {
   suffix: 'mt',
   description: 'MT baseline: DA plus an auxiliary transformation-prediction head; plain inference',
-  create: ({ backbone, head, way, imageSize, seed, options }) => {
-    const opts = parseWrapperOptions('mt', mtOptionsSchema, options, MT_ALLOWED_OPTIONS);
-    const set = resolveTransformSet(opts.transform, imageSize);
-    const id = `${head.id}-mt`;
-    checkHeadWay(head, way, id);
-    prepareLearner(head, { way, backbone, imageSize, seed });
+  create: (args) => {
+    const { id, set } = prepareAugmentation('mt', args);
+    const { backbone, head, imageSize, seed } = args;
     return new MtMethod(id, backbone, head, set, backbone.embeddingDim(imageSize), seed);
   },
 };
