@@ -18,7 +18,7 @@
  * Both give the same result: NHWC uint8 pixels, the labels and the name lists.
  */
 import { UserError } from '../../util/errors.ts';
-import { PickleFormatError, PickleTuple, unpickle, type NdArray, type PickleValue } from './pickle.ts';
+import { PickleFormatError, PickleTuple, isNdArray, unpickle, type PickleValue } from './pickle.ts';
 import { TarReadError, readTarMembers, sniffArchive } from './tar-members.ts';
 
 export const CIFAR100_URL = 'https://www.cs.toronto.edu/~kriz/cifar.html';
@@ -196,18 +196,6 @@ function pickleDict(file: string, member: string, bytes: Buffer): Map<string, Pi
   if (!(value instanceof Map))
     throw brokenArchive(file, `member ${member} holds a pickled ${value instanceof PickleTuple ? 'tuple' : typeof value}, expected a dict`);
   return value;
-}
-
-function isNdArray(v: PickleValue | undefined): v is NdArray {
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    !(v instanceof Uint8Array) &&
-    !Array.isArray(v) &&
-    !(v instanceof Map) &&
-    !(v instanceof PickleTuple) &&
-    v.kind === 'ndarray'
-  );
 }
 
 function stringList(file: string, member: string, dict: Map<string, PickleValue>, key: string): string[] {

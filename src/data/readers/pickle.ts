@@ -62,18 +62,7 @@ const MARK: Mark = { kind: 'mark' };
 const latin1 = new TextDecoder('latin1');
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-function isMark(x: Item): x is Mark {
-  return (
-    typeof x === 'object' &&
-    x !== null &&
-    !(x instanceof Uint8Array) &&
-    !Array.isArray(x) &&
-    !(x instanceof Map) &&
-    !(x instanceof PickleTuple) &&
-    x.kind === 'mark'
-  );
-}
-
+/** Whether `x` is the tagged object of this kind (an ndarray, or one of the stack's internal values). */
 function isObj<K extends string>(x: Item, kind: K): x is Extract<Item, { kind: K }> {
   return (
     typeof x === 'object' &&
@@ -84,6 +73,13 @@ function isObj<K extends string>(x: Item, kind: K): x is Extract<Item, { kind: K
     !(x instanceof PickleTuple) &&
     x.kind === kind
   );
+}
+
+const isMark = (x: Item): x is Mark => isObj(x, 'mark');
+
+/** Whether an unpickled value (or a missing dict entry) is a numpy array. */
+export function isNdArray(v: PickleValue | undefined): v is NdArray {
+  return v !== undefined && isObj(v, 'ndarray');
 }
 
 function describe(x: Item): string {
