@@ -1,6 +1,18 @@
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
-import { backendOption, floatArg, intArg, jsonOption, printJson, pluginOption, dataOption, cacheOption } from '../options.ts';
+import {
+  addCommand,
+  backendOption,
+  floatArg,
+  intArg,
+  jsonOption,
+  printJson,
+  pluginOption,
+  dataOption,
+  cacheOption,
+  sharedOptionsOf,
+  type SharedFlags,
+} from '../options.ts';
 import { loadPlugins } from '../context.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions } from '../dataset-flags.ts';
 import { DEFAULT_RESULTS } from '../../experiment/defaults.ts';
@@ -10,7 +22,7 @@ import { UserError } from '../../util/errors.ts';
 const experiment = () => import('../../experiment/index.ts');
 const reporter = () => import('../reporter.ts');
 
-interface ClassifyFlags {
+interface ClassifyFlags extends SharedFlags {
   config?: string;
   variant?: string;
   head?: string;
@@ -33,16 +45,9 @@ interface ClassifyFlags {
   seed?: number;
   dataset?: string;
   datasetOption?: string[];
-  data?: string;
-  cache?: string;
-  backend: string;
-  plugin?: string[];
   runs: string;
-  results: string;
-  name?: string;
   checkpointEvery?: number;
   logEvery?: number;
-  json?: boolean;
   replaceCommitted?: boolean;
 }
 
@@ -106,16 +111,11 @@ async function configOf(flags: ClassifyFlags): Promise<Record<string, unknown>> 
 
 function optionsOf(flags: ClassifyFlags) {
   return {
-    backend: flags.backend,
-    data: flags.data,
-    cache: flags.cache,
+    ...sharedOptionsOf(flags),
     runs: flags.runs,
-    results: flags.results,
-    name: flags.name,
     checkpointEvery: flags.checkpointEvery,
     logEvery: flags.logEvery,
     replaceCommitted: flags.replaceCommitted === true,
-    command: ['fewshot', ...process.argv.slice(2)].join(' '),
   };
 }
 
@@ -141,13 +141,13 @@ export function registerClassifyCommands(program: Command): void {
 }
 
 function registerClassifyTrain(classify: Command): void {
-  addTrainingOptions(
-    addModelOptions(
-      addCommonOptions(classify.command('train')).description(
-        "train a classifier on a split's classes (a fixed seeded held-out part of each class is its test set), then evaluate it",
-      ),
-    ),
-  ).action(classifyTrainAction);
+  addCommand(
+    classify,
+    'train',
+    "train a classifier on a split's classes (a fixed seeded held-out part of each class is its test set), then evaluate it",
+    [addCommonOptions, addModelOptions, addTrainingOptions],
+    classifyTrainAction,
+  );
 }
 
 /** `classify train`'s flags of the model: the config file, the variant, head, backbone and transformation set. */

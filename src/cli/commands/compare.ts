@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { jsonOption, printJson } from '../options.ts';
+import { commandLine, jsonOption, printJson } from '../options.ts';
 
 /** `fewshot compare A B` (library: experiment/compare.ts compareResults): the paired difference A − B. */
 export function registerCompareCommand(program: Command): void {
@@ -18,7 +18,7 @@ export function registerCompareCommand(program: Command): void {
         modeA: flags.modeA,
         modeB: flags.modeB,
         out: flags.out,
-        command: ['fewshot', ...process.argv.slice(2)].join(' '),
+        command: commandLine(),
       });
       if (flags.json) printJson(c);
       else {

@@ -3,18 +3,10 @@ import { intArg, pluginOption, dataOption, cacheOption } from '../options.ts';
 import { loadPlugins } from '../context.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions, type DatasetFlags } from '../dataset-flags.ts';
 import { DEFAULT_DATASET } from '../../experiment/defaults.ts';
+import type { MakeEpisodeFileRequest } from '../../experiment/episode-file.ts';
 
-interface EpisodeFlags extends DatasetFlags {
-  split: string;
-  way: number;
-  shot: number;
-  query: number;
-  count: number;
-  seed: number;
-  imageSize: number;
-  cache?: string;
-  data?: string;
-  out?: string;
+/** The request's fields, one flag each; --dataset and --dataset-option as typed. */
+interface EpisodeFlags extends DatasetFlags, Omit<MakeEpisodeFileRequest, 'dataset' | 'datasetOptions'> {
   plugin?: string[];
 }
 

@@ -1,5 +1,17 @@
 import type { Command } from 'commander';
-import { backendOption, cacheOption, collect, dataOption, intArg, jsonOption, pluginOption, printJson } from '../options.ts';
+import {
+  addCommand,
+  backendOption,
+  cacheOption,
+  collect,
+  dataOption,
+  intArg,
+  jsonOption,
+  pluginOption,
+  printJson,
+  sharedOptionsOf,
+  type SharedFlags,
+} from '../options.ts';
 import { loadPlugins } from '../context.ts';
 import { parseDatasetOptions } from '../dataset-flags.ts';
 import { DEFAULT_RESULTS } from '../../experiment/defaults.ts';
@@ -8,16 +20,6 @@ import { DEFAULT_RESULTS } from '../../experiment/defaults.ts';
 const ood = () => import('../../experiment/ood.ts');
 const fewshot = () => import('../../experiment/pretrained-fewshot.ts');
 const reporter = () => import('../reporter.ts');
-
-interface CommonFlags {
-  data?: string;
-  cache?: string;
-  plugin?: string[];
-  backend: string;
-  results: string;
-  name?: string;
-  json?: boolean;
-}
 
 function addCommon(cmd: Command): Command {
   return cmd
@@ -30,22 +32,13 @@ function addCommon(cmd: Command): Command {
     .addOption(jsonOption());
 }
 
-const commonOptions = (flags: CommonFlags) => ({
-  backend: flags.backend,
-  data: flags.data,
-  cache: flags.cache,
-  results: flags.results,
-  name: flags.name,
-  command: ['fewshot', ...process.argv.slice(2)].join(' '),
-});
-
 /** `fewshot ood` and `fewshot pretrained-eval`: what a trained classifier (fewshot classify train) is evaluated on besides its own test images. */
 export function registerPretrainedCommands(program: Command): void {
   registerOodCommand(program);
   registerPretrainedEvalCommand(program);
 }
 
-interface OodFlags extends CommonFlags {
+interface OodFlags extends SharedFlags {
   outSplit?: string;
   outDataset?: string;
   outDatasetOption?: string[];
@@ -57,11 +50,13 @@ interface OodFlags extends CommonFlags {
 }
 
 function registerOodCommand(program: Command): void {
-  addOodOptions(
-    addCommon(program.command('ood <checkpoint>')).description(
-      'out-of-distribution detection with a classifier checkpoint: its held-out images (in) against another split or dataset (out); AUROC, AUPR-In/Out, FPR at 95% TPR with bootstrap intervals, per inference mode (docs/classification.md)',
-    ),
-  ).action(oodAction);
+  addCommand(
+    program,
+    'ood <checkpoint>',
+    'out-of-distribution detection with a classifier checkpoint: its held-out images (in) against another split or dataset (out); AUROC, AUPR-In/Out, FPR at 95% TPR with bootstrap intervals, per inference mode (docs/classification.md)',
+    [addCommon, addOodOptions],
+    oodAction,
+  );
 }
 
 /** `fewshot ood`'s own flags: the out-distribution and the bootstrap. */
@@ -98,7 +93,7 @@ async function oodAction(checkpoint: string, flags: OodFlags): Promise<void> {
         resamples: flags.resamples,
         seed: flags.seed,
       },
-      commonOptions(flags),
+      sharedOptionsOf(flags),
       hooks,
     );
     if (flags.json) {
@@ -121,7 +116,7 @@ async function oodAction(checkpoint: string, flags: OodFlags): Promise<void> {
   }
 }
 
-interface PretrainedEvalFlags extends CommonFlags {
+interface PretrainedEvalFlags extends SharedFlags {
   shot: number;
   way: number;
   query: number;
@@ -132,11 +127,13 @@ interface PretrainedEvalFlags extends CommonFlags {
 }
 
 function registerPretrainedEvalCommand(program: Command): void {
-  addPretrainedEvalOptions(
-    addCommon(program.command('pretrained-eval <checkpoint>')).description(
-      'few-shot from a pre-trained classifier (no meta-training): heads fitted per test episode on its frozen embedding, on the same committed episode files as the episodic methods; pair with `fewshot compare` (docs/classification.md)',
-    ),
-  ).action(pretrainedEvalAction);
+  addCommand(
+    program,
+    'pretrained-eval <checkpoint>',
+    'few-shot from a pre-trained classifier (no meta-training): heads fitted per test episode on its frozen embedding, on the same committed episode files as the episodic methods; pair with `fewshot compare` (docs/classification.md)',
+    [addCommon, addPretrainedEvalOptions],
+    pretrainedEvalAction,
+  );
 }
 
 /** `fewshot pretrained-eval`'s own flags: the episodes and the heads. */
@@ -168,7 +165,7 @@ async function pretrainedEvalAction(checkpoint: string, flags: PretrainedEvalFla
         testFile: flags.testFile,
         testEpisodes: flags.testEpisodes,
       },
-      commonOptions(flags),
+      sharedOptionsOf(flags),
       hooks,
     );
     if (flags.json) {

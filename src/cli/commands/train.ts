@@ -1,5 +1,16 @@
 import { Option, type Command } from 'commander';
-import { backendOption, intArg, floatArg, jsonOption, printJson, pluginOption, dataOption, cacheOption } from '../options.ts';
+import {
+  backendOption,
+  intArg,
+  floatArg,
+  jsonOption,
+  printJson,
+  pluginOption,
+  dataOption,
+  cacheOption,
+  sharedOptionsOf,
+  type SharedFlags,
+} from '../options.ts';
 import type { TrainFlags } from '../config.ts';
 import { loadPlugins } from '../context.ts';
 import type { ExperimentOptionsInput, ExperimentResult } from '../../experiment/index.ts';
@@ -11,18 +22,11 @@ const experiment = () => import('../../experiment/index.ts');
 const reporter = () => import('../reporter.ts');
 const configModule = () => import('../config.ts');
 
-interface CommonFlags extends TrainFlags {
-  backend: string;
-  data?: string;
-  cache?: string;
-  plugin?: string[];
+interface CommonFlags extends TrainFlags, SharedFlags {
   runs: string;
-  results: string;
   valFile?: string;
   testFile?: string;
   testEpisodes?: number;
-  name?: string;
-  json?: boolean;
   replaceCommitted?: boolean;
 }
 
@@ -73,17 +77,12 @@ function addEvalOptions(cmd: Command): Command {
 
 function experimentOptions(flags: CommonFlags): ExperimentOptionsInput {
   return {
-    backend: flags.backend,
-    data: flags.data,
-    cache: flags.cache,
+    ...sharedOptionsOf(flags),
     runs: flags.runs,
-    results: flags.results,
     valFile: flags.valFile,
     testFile: flags.testFile,
     testEpisodes: flags.testEpisodes,
-    name: flags.name,
     replaceCommitted: flags.replaceCommitted === true,
-    command: ['fewshot', ...process.argv.slice(2)].join(' '),
   };
 }
 
