@@ -53,15 +53,20 @@ async function timePeer(ctx: BenchContext, request: Record<string, unknown>, thr
   return search;
 }
 
+/** A workload's report row, and the engine ours ran on (the report's engine section). */
+interface TimedWorkload<R> {
+  result: R;
+  engine: EngineInfo | undefined;
+}
+
+/** The workload's files' prefix in the work folder: its id and thread count. */
+const workloadTag = (w: Workload, threads: number): string => `${w.id.replace(/\//g, '_')}_t${threads}`;
+
 /** A train or eval workload at one thread count: ours (and wasm beside), the peer's search, the checks. */
-export async function runStepWorkload(
-  ctx: BenchContext,
-  w: Workload,
-  threads: number,
-): Promise<{ result: StepWorkloadResult; engine: EngineInfo | undefined }> {
+export async function runStepWorkload(ctx: BenchContext, w: Workload, threads: number): Promise<TimedWorkload<StepWorkloadResult>> {
   const spec = w.spec!;
   const kind = w.kind as 'train' | 'eval';
-  const tag = `${w.id.replace(/\//g, '_')}_t${threads}`;
+  const tag = workloadTag(w, threads);
   const load = loadAverage();
   const inputsFile = await ctx.inputsFor(spec);
   const weightsFile = path.join(ctx.work, `${tag}.weights.f32`);
@@ -105,13 +110,9 @@ export async function runStepWorkload(
 }
 
 /** A MetaOptNet head alone on seeded embeddings, at one thread count. */
-export async function runHeadWorkload(
-  ctx: BenchContext,
-  w: Workload,
-  threads: number,
-): Promise<{ result: HeadWorkloadResult; engine: EngineInfo | undefined }> {
+export async function runHeadWorkload(ctx: BenchContext, w: Workload, threads: number): Promise<TimedWorkload<HeadWorkloadResult>> {
   const headSpec = w.headSpec!;
-  const tag = `${w.id.replace(/\//g, '_')}_t${threads}`;
+  const tag = workloadTag(w, threads);
   const load = loadAverage();
   const inputsFile = path.join(ctx.work, `${tag}.embeddings.f32`);
   await writeEpisodesFile(inputsFile, makeHeadEpisodes(headSpec, EPISODE_POOL, HEAD_INPUT_SEED));
