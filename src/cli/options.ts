@@ -58,25 +58,6 @@ export const dataLocationsOption = (help: string) => new Option('--data <dataset
 /** `--cache <dir>`: the decoded-image cache folder. */
 export const cacheOption = (help = 'decoded-image cache (default: ./.cache/<dataset>-<size>, or under $FEWSHOT_CACHE)') => new Option('--cache <dir>', help);
 
-/** The flags of the options every experiment call shares (the experiment layer's sharedOptionsSchema), and --plugin, --json. */
-export interface SharedFlags {
-  backend: string;
-  data?: string;
-  cache?: string;
-  plugin?: string[];
-  results: string;
-  name?: string;
-  json?: boolean;
-}
-
-/** The command line as typed: results record it as `command`. */
-export const commandLine = (): string => ['fewshot', ...process.argv.slice(2)].join(' ');
-
-/** The shared experiment options from their flags, with the command line to record. */
-export function sharedOptionsOf(flags: SharedFlags) {
-  return { backend: flags.backend, data: flags.data, cache: flags.cache, results: flags.results, name: flags.name, command: commandLine() };
-}
-
 /** Adds a command's flags to it, in order: the order `--help` lists them in. */
 export type OptionBuilder = (cmd: Command) => Command;
 
