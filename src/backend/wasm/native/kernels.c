@@ -413,39 +413,33 @@ void im2col(const float* x, float* col, int count, int H, int W, int C, int OH, 
     (g)[2 * (gs)] = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(F4(-1.0f / 6.0f), p12), wasm_f32x4_mul(F4(1.0f / 6.0f), p34)), u5); \
   } while (0)
 
+/*
+ * The filter transform and its gradient are one separable 2-D transform between filter-shaped arrays, src[NI][NI]
+ * and dst[NO][NO] planes of Ci x Co floats (HWIO, or k-major U): XFORM (an NI-vector to an NO-vector) down the
+ * columns, mid[NO][NI], then along the rows, for every input channel and 4 output channels.
+ */
+#define WINO_FILTER_2D(src, dst, Ci, Co, NI, NO, XFORM) do { \
+    const long plane = (long)(Ci) * (Co); \
+    for (int ci = 0; ci < (Ci); ci++) { \
+      for (int co = 0; co < (Co); co += 4) { \
+        v128_t in[(NI) * (NI)], mid[(NO) * (NI)], out[(NO) * (NO)]; \
+        const float* from = (src) + (long)ci * (Co) + co; \
+        for (int i = 0; i < (NI) * (NI); i++) in[i] = wasm_v128_load(from + i * plane); \
+        for (int j = 0; j < (NI); j++) XFORM(in + j, (NI), mid + j, (NI)); \
+        for (int i = 0; i < (NO); i++) XFORM(mid + (NI) * i, 1, out + (NO) * i, 1); \
+        float* to = (dst) + (long)ci * (Co) + co; \
+        for (int k = 0; k < (NO) * (NO); k++) wasm_v128_store(to + k * plane, out[k]); \
+      } \
+    } \
+  } while (0)
+
 /* U[k][ci][co] = (G g G^T)[k] for the filter w[3][3][Ci][Co] (HWIO). */
 EXPORT(wino_filter_transform)
-void wino_filter_transform(const float* w, float* U, int Ci, int Co) {
-  const long plane = (long)Ci * Co;
-  for (int ci = 0; ci < Ci; ci++) {
-    for (int co = 0; co < Co; co += 4) {
-      v128_t g[9], t[18], u[36];
-      const float* src = w + (long)ci * Co + co;
-      for (int i = 0; i < 9; i++) g[i] = wasm_v128_load(src + i * plane);
-      for (int j = 0; j < 3; j++) WINO_G(g + j, 3, t + j, 3);       /* columns: t[6][3] = G g */
-      for (int i = 0; i < 6; i++) WINO_G(t + 3 * i, 1, u + 6 * i, 1); /* rows: u[6][6] = t G^T */
-      float* dst = U + (long)ci * Co + co;
-      for (int k = 0; k < 36; k++) wasm_v128_store(dst + k * plane, u[k]);
-    }
-  }
-}
+void wino_filter_transform(const float* w, float* U, int Ci, int Co) { WINO_FILTER_2D(w, U, Ci, Co, 3, 6, WINO_G); }
 
 /* dW[kh][kw][ci][co] = (G^T dU G)[kh][kw] for dU[k][ci][co]. */
 EXPORT(wino_filter_grad_transform)
-void wino_filter_grad_transform(const float* dU, float* dW, int Ci, int Co) {
-  const long plane = (long)Ci * Co;
-  for (int ci = 0; ci < Ci; ci++) {
-    for (int co = 0; co < Co; co += 4) {
-      v128_t u[36], t[18], g[9];
-      const float* src = dU + (long)ci * Co + co;
-      for (int k = 0; k < 36; k++) u[k] = wasm_v128_load(src + k * plane);
-      for (int j = 0; j < 6; j++) WINO_GT(u + j, 6, t + j, 6);       /* columns: t[3][6] = G^T u */
-      for (int i = 0; i < 3; i++) WINO_GT(t + 6 * i, 1, g + 3 * i, 1); /* rows: g[3][3] = t G */
-      float* dst = dW + (long)ci * Co + co;
-      for (int i = 0; i < 9; i++) wasm_v128_store(dst + i * plane, g[i]);
-    }
-  }
-}
+void wino_filter_grad_transform(const float* dU, float* dW, int Ci, int Co) { WINO_FILTER_2D(dU, dW, Ci, Co, 6, 3, WINO_GT); }
 
 /*
  * V = B^T d B for every tile of `count` images x[count][H][W][C] (input pixel of tile (th, tw), patch (i, j):
