@@ -13,9 +13,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { convChunking, convGeometry, imagesPerChunk, type ConvGeometry } from './conv_geometry.ts';
 import { allocF32, f32View, offsetOf, release, reshaped, runStock, stockKernel, type BackendWasm } from './heap.ts';
 import { splitCalls } from './helper_thread.ts';
-import { nativeKernels, runNativeSplit, scratch, type NativeKernels } from './native.ts';
+import { nativeKernels, runNativeSplit, scratch, type NativeKernels, type WindowArgs } from './native.ts';
 import { winogradShapeOf } from './conv2d.ts';
 import { winogradFilterGrad } from './winograd.ts';
+
+/** g as the helper module's im2col and fill_col_t take it. */
+function windowArgs(g: ConvGeometry): WindowArgs {
+  return [g.inHeight, g.inWidth, g.inChannels, g.outHeight, g.outWidth, g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth, g.padTop, g.padLeft];
+}
 
 let channelMajorScratch = new Float32Array(0);
 
@@ -96,22 +101,7 @@ function viaTransposedProduct(backend: BackendWasm, nk: NativeKernels, x: tf.Ten
     const dyT = allocF32(backend, [1, CO, cols]);
     const col = allocF32(backend, [1, cols, K]);
     nk.to_channel_major(offsetOf(backend, dy) + 4 * n0 * pixelsPerImage * CO, offsetOf(backend, dyT), cols, CO);
-    nk.im2col(
-      offsetOf(backend, x) + 4 * n0 * H * W * C,
-      offsetOf(backend, col),
-      count,
-      H,
-      W,
-      C,
-      g.outHeight,
-      g.outWidth,
-      g.filterHeight,
-      g.filterWidth,
-      g.strideHeight,
-      g.strideWidth,
-      g.padTop,
-      g.padLeft,
-    );
+    nk.im2col(offsetOf(backend, x) + 4 * n0 * H * W * C, offsetOf(backend, col), count, ...windowArgs(g));
     const part = runStock(batchMatMul, backend, { a: dyT, b: col }, { transposeA: false, transposeB: false });
     release(backend, dyT, col);
     if (accT == null) {
@@ -197,22 +187,7 @@ export function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; back
     if (nk != null) {
       const xT = scratch(backend, 4 * count * H * W * C);
       nk.to_channel_major(offsetOf(backend, x) + 4 * n0 * H * W * C, xT, count * H * W, C);
-      nk.fill_col_t(
-        xT,
-        offsetOf(backend, colT),
-        count,
-        H,
-        W,
-        C,
-        g.outHeight,
-        g.outWidth,
-        g.filterHeight,
-        g.filterWidth,
-        g.strideHeight,
-        g.strideWidth,
-        g.padTop,
-        g.padLeft,
-      );
+      nk.fill_col_t(xT, offsetOf(backend, colT), count, ...windowArgs(g));
     } else {
       // Views after the allocations (a malloc may have grown the heap).
       fillColT(f32View(backend, colT), toChannelMajor(f32View(backend, x), g, n0, count), g, count);

@@ -9,7 +9,7 @@ import type { BackendWasm } from './heap.ts';
 import { HelperThread, type NativeCall } from './helper_thread.ts';
 import type { NativeKernels } from './native/signatures.ts';
 
-export type { NativeKernels } from './native/signatures.ts';
+export type { NativeKernels, WindowArgs } from './native/signatures.ts';
 
 interface EmscriptenModule {
   asm?: { memory?: WebAssembly.Memory };

@@ -23,39 +23,9 @@ export interface NativeKernels {
   ): void;
   reduce_middle(x: number, out: number, outer: number, R: number, inner: number, scale: number, acc: number): void;
   to_channel_major(x: number, xT: number, plane: number, C: number): void;
-  fill_col_t(
-    xT: number,
-    col: number,
-    count: number,
-    H: number,
-    W: number,
-    C: number,
-    OH: number,
-    OW: number,
-    KH: number,
-    KW: number,
-    sh: number,
-    sw: number,
-    pt: number,
-    pl: number,
-  ): void;
+  fill_col_t(xT: number, col: number, count: number, ...window: WindowArgs): void;
   add_into(acc: number, part: number, n: number): void;
-  im2col(
-    x: number,
-    col: number,
-    count: number,
-    H: number,
-    W: number,
-    C: number,
-    OH: number,
-    OW: number,
-    KH: number,
-    KW: number,
-    sh: number,
-    sw: number,
-    pt: number,
-    pl: number,
-  ): void;
+  im2col(x: number, col: number, count: number, ...window: WindowArgs): void;
   filter_grad_c3(xp: number, dy: number, dW: number, count: number, OH: number, OW: number, KH: number, KW: number, CO: number): void;
   pad_images(x: number, xp: number, count: number, H: number, W: number, C: number, PH: number, PW: number, pt: number, pl: number): void;
   gemm_atb_acc(A: number, B: number, C: number, T: number, M: number, N: number, lda: number, ldb: number): void;
@@ -101,3 +71,9 @@ export interface NativeKernels {
   transform_copies_grad(dy: number, dx: number, count: number, H: number, W: number, C: number, M: number, spec: number): void;
   wino_output_grad_transform(dy: number, Wd: number, count: number, OH: number, OW: number, C: number, TH: number, TW: number, T: number): void;
 }
+
+/**
+ * A convolution's window as im2col and fill_col_t take it: input H, W, C, output OH, OW, filter KH, KW, strides
+ * sh, sw, top and left padding pt, pl.
+ */
+export type WindowArgs = [H: number, W: number, C: number, OH: number, OW: number, KH: number, KW: number, sh: number, sw: number, pt: number, pl: number];
