@@ -80,6 +80,11 @@ export function windowGeometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
   };
 }
 
+/** The integers a geometry's native kernels take first: input batch N, height H, width W, channels C, output OH, OW. */
+export function imageDims(g: ConvGeometry): [N: number, H: number, W: number, C: number, OH: number, OW: number] {
+  return [g.batch, g.inHeight, g.inWidth, g.inChannels, g.outHeight, g.outWidth];
+}
+
 /**
  * How the convolution gradients split the batch into chunks (images per XNNPACK product). Filter gradient:
  * ~4096 output pixels per product, at most 4M floats of im2col; measured on Conv-4 layers, 1k-4k columns are

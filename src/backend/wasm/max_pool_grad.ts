@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../util/errors.ts';
-import { windowGeometry, type ConvGeometry } from './conv_geometry.ts';
+import { imageDims, windowGeometry, type ConvGeometry } from './conv_geometry.ts';
 import { allocF32, f32View, offsetOf, type BackendWasm } from './heap.ts';
 import { nativeKernels } from './native.ts';
 
@@ -125,19 +125,7 @@ export function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
   if (!(nk != null && fullyCovered)) dx.fill(0);
   if (is2x2Stride2) {
     if (nk != null) {
-      nk.max_pool_grad_2x2(
-        offsetOf(backend, input),
-        offsetOf(backend, dy),
-        offsetOf(backend, out),
-        g.batch,
-        g.inHeight,
-        g.inWidth,
-        g.inChannels,
-        g.outHeight,
-        g.outWidth,
-        ohFull,
-        owFull,
-      );
+      nk.max_pool_grad_2x2(offsetOf(backend, input), offsetOf(backend, dy), offsetOf(backend, out), ...imageDims(g), ohFull, owFull);
     } else {
       pool2x2Stride2(xv, dyv, dx, g, ohFull, owFull);
     }

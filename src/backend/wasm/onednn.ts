@@ -19,7 +19,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { UserError } from '../../util/errors.ts';
 import { heapF32, offsetOf, type BackendWasm } from './heap.ts';
-import type { ConvGeometry } from './conv_geometry.ts';
+import { imageDims, type ConvGeometry } from './conv_geometry.ts';
 
 /** The addon's exports (native/onednn/src/addon.cc). Offsets are in floats from the start of `heap`. */
 export interface OnednnAddon {
@@ -139,22 +139,6 @@ export type ConvAlgorithm = 'direct' | 'winograd';
 
 /** The addon's convolution geometry: N, H, W, CI, OH, OW, CO, KH, KW, sh, sw, pt, pl, pb, pr, algorithm. */
 export function convDims(g: ConvGeometry, algorithm: ConvAlgorithm = 'direct'): number[] {
-  return [
-    g.batch,
-    g.inHeight,
-    g.inWidth,
-    g.inChannels,
-    g.outHeight,
-    g.outWidth,
-    g.outChannels,
-    g.filterHeight,
-    g.filterWidth,
-    g.strideHeight,
-    g.strideWidth,
-    g.padTop,
-    g.padLeft,
-    g.padBottom,
-    g.padRight,
-    algorithm === 'winograd' ? 1 : 0,
-  ];
+  const pads = [g.padTop, g.padLeft, g.padBottom, g.padRight];
+  return [...imageDims(g), g.outChannels, g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth, ...pads, algorithm === 'winograd' ? 1 : 0];
 }
