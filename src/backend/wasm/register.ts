@@ -48,21 +48,26 @@ export { useWasmThreads, wasmThreadsFromEnv, wasmThreadsInUse } from './threads.
 
 const BACKEND = 'wasm';
 
+/** The kernels this module installs on backend 'wasm', by tfjs kernel name (each takes tfjs' kernel arguments). */
+const KERNELS_BY_NAME: Record<string, unknown> = {
+  [tf.Conv2D]: onednnConv2D,
+  [tf.FusedBatchNorm]: fusedBatchNorm,
+  [tf.Conv2DBackpropFilter]: onednnConv2DBackpropFilter,
+  [tf.Conv2DBackpropInput]: onednnConv2DBackpropInput,
+  [tf.MaxPoolGrad]: maxPoolGrad,
+  [tf.Sum]: sum,
+  [tf.Mean]: mean,
+  [tf.Tile]: tile,
+  [tf.Identity]: identity,
+  [tf.Cast]: cast,
+  [tf.BatchMatMul]: onednnBatchMatMul,
+  [tf.LeakyRelu]: onednnLeakyRelu,
+};
+
 /** The kernels this module installs on backend 'wasm', by tfjs kernel name. */
-export const WASM_TRAINING_KERNELS: ReadonlyArray<{ kernelName: string; kernelFunc: tf.KernelFunc }> = [
-  { kernelName: tf.Conv2D, kernelFunc: onednnConv2D as unknown as tf.KernelFunc },
-  { kernelName: tf.FusedBatchNorm, kernelFunc: fusedBatchNorm as unknown as tf.KernelFunc },
-  { kernelName: tf.Conv2DBackpropFilter, kernelFunc: onednnConv2DBackpropFilter as unknown as tf.KernelFunc },
-  { kernelName: tf.Conv2DBackpropInput, kernelFunc: onednnConv2DBackpropInput as unknown as tf.KernelFunc },
-  { kernelName: tf.MaxPoolGrad, kernelFunc: maxPoolGrad as unknown as tf.KernelFunc },
-  { kernelName: tf.Sum, kernelFunc: sum as unknown as tf.KernelFunc },
-  { kernelName: tf.Mean, kernelFunc: mean as unknown as tf.KernelFunc },
-  { kernelName: tf.Tile, kernelFunc: tile as unknown as tf.KernelFunc },
-  { kernelName: tf.Identity, kernelFunc: identity as unknown as tf.KernelFunc },
-  { kernelName: tf.Cast, kernelFunc: cast as unknown as tf.KernelFunc },
-  { kernelName: tf.BatchMatMul, kernelFunc: onednnBatchMatMul as unknown as tf.KernelFunc },
-  { kernelName: tf.LeakyRelu, kernelFunc: onednnLeakyRelu as unknown as tf.KernelFunc },
-];
+export const WASM_TRAINING_KERNELS: ReadonlyArray<{ kernelName: string; kernelFunc: tf.KernelFunc }> = Object.entries(KERNELS_BY_NAME).map(
+  ([kernelName, kernelFunc]) => ({ kernelName, kernelFunc: kernelFunc as tf.KernelFunc }),
+);
 
 /**
  * Installs the training kernels for backend 'wasm'. Idempotent; may be called before or after the wasm backend
