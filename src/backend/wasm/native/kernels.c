@@ -727,6 +727,18 @@ static inline v128_t act_apply(v128_t v, int act, v128_t alpha) {
     s0 = wasm_v128_andnot(wasm_v128_andnot(wasm_v128_andnot(w0_, s3), w2_), w1_); \
   } while (0)
 
+/*
+ * A window as the gradients recompute it, channels c..c+3 of the 2x2 window whose top-left input is at b0 (rows
+ * `row` floats apart): declares its inputs x0..x3 (top-left, top-right, bottom-left, bottom-right), activations
+ * y0..y3 = act(x * k + s) and winner masks s0..s3.
+ */
+#define POOL_WINDOW(b0, row, C, c, k, s, act, va) \
+  const v128_t x0 = wasm_v128_load(b0 + c), x1 = wasm_v128_load(b0 + C + c), x2 = wasm_v128_load(b0 + row + c), x3 = wasm_v128_load(b0 + row + C + c); \
+  const v128_t y0 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x0, k), s), act, va), y1 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x1, k), s), act, va); \
+  const v128_t y2 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x2, k), s), act, va), y3 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x3, k), s), act, va); \
+  v128_t s0, s1, s2, s3; \
+  POOL_WINNERS(y0, y1, y2, y3, s0, s1, s2, s3)
+
 EXPORT(bn_act_pool_apply)
 void bn_act_pool_apply(const float* x, float* p, int N, int H, int W, int C, const float* scale, const float* shift, int act, float alpha) {
   const int OH = H / 2, OW = W / 2;
@@ -770,11 +782,7 @@ void bn_act_pool_grad_sums(const float* dp, const float* x, int N, int H, int W,
         const float* g = dp + (((long)n * OH + oh) * OW + ow) * C;
         for (int c = 0; c < C; c += 4) {
           const v128_t k = wasm_v128_load(scale + c), s = wasm_v128_load(shift + c), m = wasm_v128_load(mean + c);
-          const v128_t x0 = wasm_v128_load(b0 + c), x1 = wasm_v128_load(b0 + C + c), x2 = wasm_v128_load(b0 + row + c), x3 = wasm_v128_load(b0 + row + C + c);
-          const v128_t y0 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x0, k), s), act, va), y1 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x1, k), s), act, va);
-          const v128_t y2 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x2, k), s), act, va), y3 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x3, k), s), act, va);
-          v128_t s0, s1, s2, s3;
-          POOL_WINNERS(y0, y1, y2, y3, s0, s1, s2, s3);
+          POOL_WINDOW(b0, row, C, c, k, s, act, va);
           const v128_t gv = wasm_v128_load(g + c);
           const v128_t d0 = pool_dpre(gv, y0, s0, act, va), d1 = pool_dpre(gv, y1, s1, act, va);
           const v128_t d2 = pool_dpre(gv, y2, s2, act, va), d3 = pool_dpre(gv, y3, s3, act, va);
@@ -815,11 +823,7 @@ void bn_act_pool_grad_apply(const float* dp, const float* x, float* dx, int N, i
         const float* g = dp + (((long)n * OH + oh) * OW + ow) * C;
         for (int c = 0; c < C; c += 4) {
           const v128_t k = wasm_v128_load(scale + c), s = wasm_v128_load(shift + c);
-          const v128_t x0 = wasm_v128_load(b0 + c), x1 = wasm_v128_load(b0 + C + c), x2 = wasm_v128_load(b0 + row + c), x3 = wasm_v128_load(b0 + row + C + c);
-          const v128_t y0 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x0, k), s), act, va), y1 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x1, k), s), act, va);
-          const v128_t y2 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x2, k), s), act, va), y3 = act_apply(wasm_f32x4_add(wasm_f32x4_mul(x3, k), s), act, va);
-          v128_t s0, s1, s2, s3;
-          POOL_WINNERS(y0, y1, y2, y3, s0, s1, s2, s3);
+          POOL_WINDOW(b0, row, C, c, k, s, act, va);
           const v128_t gv = wasm_v128_load(g + c);
           const v128_t a1 = wasm_v128_load(k1 + c), a2 = wasm_v128_load(k2 + c), a3 = wasm_v128_load(k3 + c);
           v128_t dl, drt, xl, xrt;
