@@ -18,6 +18,7 @@
 #include <napi.h>
 #include <omp.h>
 
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -60,6 +61,15 @@ float* heapBase(const Napi::CallbackInfo& info) {
 }
 
 float* at(const Napi::CallbackInfo& info, float* base, size_t i) { return base + info[i].As<Napi::Number>().Int64Value(); }
+
+// The tensors at arguments 1 .. N: float offsets into the heap view at argument 0.
+template <size_t N>
+std::array<float*, N> heapArgs(const Napi::CallbackInfo& info) {
+  float* base = heapBase(info);
+  std::array<float*, N> p;
+  for (size_t i = 0; i < N; i++) p[i] = at(info, base, i + 1);
+  return p;
+}
 
 std::vector<int64_t> ints(const Napi::CallbackInfo& info, size_t i) {
   auto a = info[i].As<Napi::Array>();
@@ -229,6 +239,7 @@ Napi::Value WinogradAvailable(const Napi::CallbackInfo& info) {
 // ---- batch norm (training statistics) + optional ReLU + 2x2/stride-2 'valid' max pool. Geometry: N, H, W, C, relu.
 
 struct BnPoolEntry {
+  std::vector<int64_t> g;
   memory::desc x, p, c1;
   batch_normalization_forward::primitive_desc bnTrain, bnGlobal;
   batch_normalization_backward::primitive_desc bnBwd;
@@ -240,7 +251,11 @@ struct BnPoolEntry {
 
 std::unordered_map<std::string, std::shared_ptr<BnPoolEntry>> bnCache;
 
-std::shared_ptr<BnPoolEntry> bnEntry(const std::vector<int64_t>& g, float eps) {
+// The entry for the call's geometry (argument i) and epsilon (argument i + 1).
+std::shared_ptr<BnPoolEntry> bnEntry(const Napi::CallbackInfo& info, size_t i) {
+  auto g = ints(info, i);
+  if (g.size() != 5) throw Napi::TypeError::New(info.Env(), "batch norm + pool: bad geometry");
+  float eps = info[i + 1].As<Napi::Number>().FloatValue();
   auto key = keyOf("bnpool", g) + "," + std::to_string(eps);
   auto it = bnCache.find(key);
   if (it != bnCache.end()) return it->second;
@@ -248,6 +263,7 @@ std::shared_ptr<BnPoolEntry> bnEntry(const std::vector<int64_t>& g, float eps) {
   const bool relu = g[4] != 0;
   const int64_t OH = H / 2, OW = W / 2;
   auto e = std::make_shared<BnPoolEntry>();
+  e->g = g;
   e->x = memory::desc({N, C, H, W}, dt::f32, tag::nhwc);
   e->p = memory::desc({N, C, OH, OW}, dt::f32, tag::nhwc);
   e->c1 = memory::desc({C}, dt::f32, tag::a);
@@ -286,33 +302,24 @@ std::unordered_map<int, memory> bnForwardArgs(const BnPoolEntry& e, const memory
 
 // bnPoolForward(heap, x, gamma, beta, p, mean, variance, [N, H, W, C, relu], eps)
 Napi::Value BnPoolForward(const Napi::CallbackInfo& info) {
-  float* base = heapBase(info);
-  float *x = at(info, base, 1), *gamma = at(info, base, 2), *beta = at(info, base, 3), *p = at(info, base, 4), *mean = at(info, base, 5),
-        *var = at(info, base, 6);
-  auto g = ints(info, 7);
-  float eps = info[8].As<Napi::Number>().FloatValue();
-  auto e = bnEntry(g, eps);
-  auto& st = strm();
+  auto [x, gamma, beta, p, mean, var] = heapArgs<6>(info);
+  auto e = bnEntry(info, 7);
+  const auto& g = e->g;
   // The full-size activations before pooling, in native scratch shared by every layer.
   memory y(e->x, eng(), arena(3, static_cast<size_t>(g[0] * g[1] * g[2] * g[3])));
   exec("batch norm forward", e->bnTrainP,
        bnForwardArgs(*e, memory(e->x, eng(), x), y, memory(e->c1, eng(), gamma), memory(e->c1, eng(), beta), memory(e->c1, eng(), mean),
                      memory(e->c1, eng(), var)));
   exec("max pool forward", e->poolInferP, {{DNNL_ARG_SRC, y}, {DNNL_ARG_DST, memory(e->p, eng(), p)}});
-  st.wait();
+  strm().wait();
   return info.Env().Undefined();
 }
 
 // bnPoolBackward(heap, dp, x, gamma, beta, mean, variance, dmean, dvar, dx, dgamma, dbeta, [N, H, W, C, relu], eps)
 Napi::Value BnPoolBackward(const Napi::CallbackInfo& info) {
-  float* base = heapBase(info);
-  float *dp = at(info, base, 1), *x = at(info, base, 2), *gamma = at(info, base, 3), *beta = at(info, base, 4), *mean = at(info, base, 5),
-        *var = at(info, base, 6), *dmean = at(info, base, 7), *dvar = at(info, base, 8), *dx = at(info, base, 9), *dgamma = at(info, base, 10),
-        *dbeta = at(info, base, 11);
-  auto g = ints(info, 12);
-  float eps = info[13].As<Napi::Number>().FloatValue();
-  auto e = bnEntry(g, eps);
-  auto& st = strm();
+  auto [dp, x, gamma, beta, mean, var, dmean, dvar, dx, dgamma, dbeta] = heapArgs<11>(info);
+  auto e = bnEntry(info, 12);
+  const auto& g = e->g;
   memory xm(e->x, eng(), x), dxm(e->x, eng(), dx), scale(e->c1, eng(), gamma), shift(e->c1, eng(), beta), mm(e->c1, eng(), mean),
       vm(e->c1, eng(), var);
   // dx's memory holds, in turn: the recomputed activations, the pooling gradient, and (in place) dx.
@@ -325,7 +332,7 @@ Napi::Value BnPoolBackward(const Napi::CallbackInfo& info) {
                                           {DNNL_ARG_DIFF_SCALE, memory(e->c1, eng(), dgamma)}, {DNNL_ARG_DIFF_SHIFT, memory(e->c1, eng(), dbeta)}};
   if (e->bnWs) bwdArgs.insert({DNNL_ARG_WORKSPACE, *e->bnWs});
   exec("batch norm backward", e->bnBwdP, bwdArgs);
-  st.wait();
+  strm().wait();
   // Gradients arriving at the mean / variance outputs (zero in a training step, which only reads them for the
   // running statistics): d mean/dx = 1/P, d var/dx = 2 (x - mean) / P.
   const int64_t C = g[3], P = g[0] * g[1] * g[2];
@@ -383,8 +390,7 @@ std::shared_ptr<AddPoolEntry> addPoolEntry(const std::vector<int64_t>& g, float 
 
 // addActPoolForward(heap, a, b, p, [N, H, W, C], alpha)
 Napi::Value AddActPoolForward(const Napi::CallbackInfo& info) {
-  float* base = heapBase(info);
-  float *a = at(info, base, 1), *b = at(info, base, 2), *p = at(info, base, 3);
+  auto [a, b, p] = heapArgs<3>(info);
   auto g = ints(info, 4);
   if (g.size() != 4) throw Napi::TypeError::New(info.Env(), "addActPoolForward: bad geometry");
   auto e = addPoolEntry(g, info[5].As<Napi::Number>().FloatValue());
@@ -398,8 +404,7 @@ Napi::Value AddActPoolForward(const Napi::CallbackInfo& info) {
 
 // addActPoolBackward(heap, dp, a, b, d, [N, H, W, C], alpha): d = the gradient of a (and of b).
 Napi::Value AddActPoolBackward(const Napi::CallbackInfo& info) {
-  float* base = heapBase(info);
-  float *dp = at(info, base, 1), *a = at(info, base, 2), *b = at(info, base, 3), *d = at(info, base, 4);
+  auto [dp, a, b, d] = heapArgs<4>(info);
   auto g = ints(info, 5);
   if (g.size() != 4) throw Napi::TypeError::New(info.Env(), "addActPoolBackward: bad geometry");
   auto e = addPoolEntry(g, info[6].As<Napi::Number>().FloatValue());
@@ -421,8 +426,7 @@ std::unordered_map<std::string, primitive> eltwiseCache;
 
 // leakyRelu(heap, x, y, n, alpha)
 Napi::Value LeakyRelu(const Napi::CallbackInfo& info) {
-  float* base = heapBase(info);
-  float *x = at(info, base, 1), *y = at(info, base, 2);
+  auto [x, y] = heapArgs<2>(info);
   int64_t n = info[3].As<Napi::Number>().Int64Value();
   float alpha = info[4].As<Napi::Number>().FloatValue();
   memory::desc d({n}, dt::f32, tag::a);
@@ -461,9 +465,7 @@ void adamLoop(const float* p, const float* gr, const float* m, const float* v, f
 // adam(heap, p, g, m, v, pOut, mOut, vOut, n, [beta1, beta2, 1 - beta1, 1 - beta2, bias correction 2, step size, eps,
 // weight decay]) with the constants already rounded to float32 by the caller.
 Napi::Value Adam(const Napi::CallbackInfo& info) {
-  float* base = heapBase(info);
-  float *p = at(info, base, 1), *g = at(info, base, 2), *m = at(info, base, 3), *v = at(info, base, 4), *po = at(info, base, 5),
-        *mo = at(info, base, 6), *vo = at(info, base, 7);
+  auto [p, g, m, v, po, mo, vo] = heapArgs<7>(info);
   int64_t n = info[8].As<Napi::Number>().Int64Value();
   auto ka = info[9].As<Napi::Array>();
   if (ka.Length() != 8) throw Napi::TypeError::New(info.Env(), "adam: 8 constants expected");
@@ -483,8 +485,7 @@ struct MatMulEntry {
 std::unordered_map<std::string, std::shared_ptr<MatMulEntry>> mmCache;
 
 Napi::Value MatMul(const Napi::CallbackInfo& info) {
-  float* base = heapBase(info);
-  float *a = at(info, base, 1), *b = at(info, base, 2), *c = at(info, base, 3);
+  auto [a, b, c] = heapArgs<3>(info);
   auto g = ints(info, 4);
   auto key = keyOf("matmul", g);
   auto it = mmCache.find(key);
