@@ -30,39 +30,11 @@ export interface NativeKernels {
   pad_images(x: number, xp: number, count: number, H: number, W: number, C: number, PH: number, PW: number, pt: number, pl: number): void;
   gemm_atb_acc(A: number, B: number, C: number, T: number, M: number, N: number, lda: number, ldb: number): void;
   gemm_ab(A: number, B: number, C: number, T: number, K: number, N: number, lda: number): void;
-  bn_act_pool_apply(x: number, p: number, N: number, H: number, W: number, C: number, scale: number, shift: number, act: number, alpha: number): void;
+  bn_act_pool_apply(...args: [x: number, p: number, ...PoolWindows, act: number, alpha: number]): void;
   bn_act_pool_grad_sums(
-    dp: number,
-    x: number,
-    N: number,
-    H: number,
-    W: number,
-    C: number,
-    scale: number,
-    shift: number,
-    mean: number,
-    act: number,
-    alpha: number,
-    sdy: number,
-    sdyx: number,
-    blk: number,
+    ...args: [dp: number, x: number, ...PoolWindows, mean: number, act: number, alpha: number, sdy: number, sdyx: number, blk: number]
   ): void;
-  bn_act_pool_grad_apply(
-    dp: number,
-    x: number,
-    dx: number,
-    N: number,
-    H: number,
-    W: number,
-    C: number,
-    scale: number,
-    shift: number,
-    k1: number,
-    k2: number,
-    k3: number,
-    act: number,
-    alpha: number,
-  ): void;
+  bn_act_pool_grad_apply(...args: [dp: number, x: number, dx: number, ...PoolWindows, k1: number, k2: number, k3: number, act: number, alpha: number]): void;
   wino_filter_transform(w: number, U: number, Ci: number, Co: number): void;
   wino_filter_grad_transform(dU: number, dW: number, Ci: number, Co: number): void;
   wino_input_transform(x: number, V: number, count: number, H: number, W: number, C: number, TH: number, TW: number, pt: number, pl: number, T: number): void;
@@ -77,3 +49,9 @@ export interface NativeKernels {
  * sh, sw, top and left padding pt, pl.
  */
 export type WindowArgs = [H: number, W: number, C: number, OH: number, OW: number, KH: number, KW: number, sh: number, sw: number, pt: number, pl: number];
+
+/**
+ * What the batch norm + act + 2x2 pool passes take alike, in the middle of their C prototypes: N images of H x W
+ * x C and the byte offsets of the per-channel scale and shift of y = act(x * scale + shift).
+ */
+export type PoolWindows = [N: number, H: number, W: number, C: number, scale: number, shift: number];
