@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from './fixtures/mini-imagenet.ts';
-import { runCliOneThread as runCli, useCliFixture } from './fixtures/run-cli.ts';
+import { runCliOneThread as runCli, tinyTrainingArgs, useCliFixture } from './fixtures/run-cli.ts';
+import { exists } from './fixtures/fs.ts';
 import { readCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { UserError } from '../src/util/errors.ts';
 
@@ -16,11 +17,6 @@ import { UserError } from '../src/util/errors.ts';
  */
 const SIZE = '16';
 const fixture = useCliFixture(test, 12, SIZE);
-const exists = (p: string) =>
-  fs.stat(p).then(
-    () => true,
-    () => false,
-  );
 
 test.before(async () => {
   await tf.setBackend('cpu');
@@ -263,40 +259,19 @@ test.serial(
       ].join('\n'),
     );
     const results = path.join(fixture.fx.root, 'results-plugin');
-    const out = await runCli([
-      'run',
-      'nan-at-eval',
-      '--way',
-      '2',
-      '--shot',
-      '1',
-      '--query',
-      '3',
-      '--episodes',
-      '4',
-      '--val-every',
-      '2',
-      '--val-episodes',
-      '2',
-      '--val-file',
-      path.join(fixture.fx.root, 'val.json'),
-      '--test-file',
-      path.join(fixture.fx.root, 'test.json'),
-      '--backend',
-      'wasm',
-      '--runs',
-      path.join(fixture.fx.root, 'runs'),
-      '--results',
+    const { fx, cache } = fixture;
+    const training = {
+      command: 'run',
+      method: 'nan-at-eval',
+      size: SIZE,
+      cache,
+      root: fx.root,
+      runs: path.join(fx.root, 'runs'),
       results,
-      '--name',
-      'nan-at-eval',
-      '--image-size',
-      SIZE,
-      '--cache',
-      fixture.cache,
-      '--plugin',
-      plugin,
-    ]);
+      episodes: 4,
+      name: 'nan-at-eval',
+    } as const;
+    const out = await runCli([...tinyTrainingArgs(training), '--plugin', plugin]);
     t.is(out.code, 3, out.stderr);
     t.regex(
       out.stderr,

@@ -2,7 +2,8 @@ import test from 'ava';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
-import { runCli as runCliRaw } from './fixtures/run-cli.ts';
+import { episodesMakeArgs, prepareCliFixture, runCliOneThread as runCli, tinyTrainingArgs } from './fixtures/run-cli.ts';
+import { exists } from './fixtures/fs.ts';
 import { describeSplit, loadSplit } from '../src/data/index.ts';
 import { makeEpisodes, readEpisodeFile, writeEpisodeFile } from '../src/episodes/index.ts';
 import { UserError } from '../src/util/errors.ts';
@@ -13,16 +14,13 @@ import { UserError } from '../src/util/errors.ts';
  * the fingerprints do not hash but the labels they do hash determine) nor in an episode file's header
  * (itemsPerClass, which the file's own checks use). Real caches and episode files, real CLI runs.
  */
-const runCli = (args: string[], env: Record<string, string> = {}) => runCliRaw(args, { FEWSHOT_WASM_THREADS: '1', ...env });
 const SIZE = '16';
 let fx: Fixture;
 let cache: string;
 
 test.before(async () => {
   fx = await buildFixture(6);
-  cache = path.join(fx.root, 'cache');
-  const prep = await runCli(['data', 'prepare', '--data', fx.folderDir, '--image-size', SIZE, '--cache', cache]);
-  if (prep.code !== 0) throw new Error(prep.stderr);
+  cache = await prepareCliFixture(fx, SIZE, runCli, { splits: [] });
 });
 test.after.always(async () => fx?.cleanup());
 
@@ -51,36 +49,10 @@ test.serial('a cache manifest whose class layout was edited consistently is refu
   t.is((await loadSplit(edited, 'train')).numItems, fx.rows.train.length);
   // the CLI: an episode file is not made from the edited layout
   const out = path.join(fx.root, 'from-edited.json');
-  const made = await runCli([
-    'episodes',
-    'make',
-    '--split',
-    'val',
-    '--way',
-    '2',
-    '--shot',
-    '1',
-    '--query',
-    '3',
-    '--count',
-    '4',
-    '--seed',
-    '0',
-    '--image-size',
-    SIZE,
-    '--cache',
-    edited,
-    '--out',
-    out,
-  ]);
+  const made = await runCli(episodesMakeArgs({ split: 'val', size: SIZE, cache: edited, out }));
   t.is(made.code, 2, made.stderr);
   t.regex(made.stderr, /disagrees with the fingerprinted labels/);
-  t.false(
-    await fs.stat(out).then(
-      () => true,
-      () => false,
-    ),
-  );
+  t.false(await exists(out));
 });
 
 test.serial('an episode file whose header layout was edited consistently (same fingerprint) is refused by run, before training', async (t) => {
@@ -92,71 +64,16 @@ test.serial('an episode file whose header layout was edited consistently (same f
   await writeEpisodeFile(valFile, makeEpisodes({ split: lie, spec: { way: 2, shot: 1, query: 3 }, seed: 0, count: 4 }));
   t.is((await readEpisodeFile(valFile)).header.splitFingerprint, split.splitFingerprint);
   const testFile = path.join(fx.root, 'test.json');
-  const made = await runCli([
-    'episodes',
-    'make',
-    '--split',
-    'test',
-    '--way',
-    '2',
-    '--shot',
-    '1',
-    '--query',
-    '3',
-    '--count',
-    '4',
-    '--seed',
-    '0',
-    '--image-size',
-    SIZE,
-    '--cache',
-    cache,
-    '--out',
-    testFile,
-  ]);
+  const made = await runCli(episodesMakeArgs({ split: 'test', size: SIZE, cache, out: testFile }));
   t.is(made.code, 0, made.stderr);
   const runs = path.join(fx.root, 'runs');
-  const run = await runCli([
-    'run',
-    'protonet',
-    '--way',
-    '2',
-    '--shot',
-    '1',
-    '--query',
-    '3',
-    '--episodes',
-    '2',
-    '--val-episodes',
-    '2',
-    '--val-file',
-    valFile,
-    '--test-file',
-    testFile,
-    '--image-size',
-    SIZE,
-    '--cache',
-    cache,
-    '--backend',
-    'wasm',
-    '--runs',
-    runs,
-    '--results',
-    path.join(fx.root, 'results'),
-    '--name',
-    'r',
-  ]);
+  const training = { command: 'run', method: 'protonet', size: SIZE, cache, root: fx.root, runs, results: path.join(fx.root, 'results'), episodes: 2 } as const;
+  const run = await runCli(tinyTrainingArgs({ ...training, valFile, testFile }));
   t.is(run.code, 2, run.stderr);
   t.regex(
     run.stderr,
     /val-edited\.json: its class layout \(splitClasses\/itemsPerClass\) disagrees with the loaded mini-imagenet val split although the split fingerprints agree \(class 0: .* with 7 items in the file, .* with 6 in the split\): the file was edited/,
   );
   t.regex(run.stderr, /fix: restore the episode file/);
-  t.false(
-    await fs.stat(path.join(runs, 'r', 'last')).then(
-      () => true,
-      () => false,
-    ),
-    'nothing trained',
-  );
+  t.false(await exists(path.join(runs, 'r', 'last')), 'nothing trained');
 });

@@ -3,11 +3,10 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
-import { runCli as runCliRaw } from './fixtures/run-cli.ts';
+import { episodesMakeArgs, prepareCliFixture, runCliOneThread as runCli, tinyTrainingArgs } from './fixtures/run-cli.ts';
+import { exists } from './fixtures/fs.ts';
 
-// Single-threaded wasm: deterministic, and the fastest backend for these tiny runs.
-const runCli = (args: string[], env: Record<string, string> = {}) => runCliRaw(args, { FEWSHOT_WASM_THREADS: '1', ...env });
-
+// Single-threaded wasm (runCliOneThread): deterministic, and the fastest backend for these tiny runs.
 /*
  * Classification (issue 31 #1, #2) end to end through the CLI on real mini-ImageNet images (3 classes × 20, 16 px):
  * a tiny SLA+SD training on a long-tailed (ratio 2) training set writes checkpoints and a result; a kill in the
@@ -21,52 +20,18 @@ const SIZE = '16';
 
 test.before(async () => {
   fx = await buildFixture(20);
-  cache = path.join(fx.root, 'cache');
-  const prep = await runCli(['data', 'prepare', '--data', fx.folderDir, '--image-size', SIZE, '--cache', cache]);
-  if (prep.code !== 0) throw new Error(prep.stderr);
+  cache = await prepareCliFixture(fx, SIZE, runCli, { splits: [] });
 });
 test.after.always(async () => {
   await fx?.cleanup();
 });
 
-const exists = (p: string) =>
-  fs.stat(p).then(
-    () => true,
-    () => false,
-  );
-
+/** The classifier's data: the fixture's folder and cache, on wasm. */
+const data = () => ['--data', fx.folderDir, '--cache', cache, '--backend', 'wasm'];
 const trainArgs = (root: string, extra: string[] = []) => [
-  'classify',
-  'train',
-  '--variant',
-  'sla-sd',
-  '--imbalance-ratio',
-  '2',
-  '--test-per-class',
-  '5',
-  '--batch-size',
-  '8',
-  '--epochs',
-  '2',
-  '--checkpoint-every',
-  '1',
-  '--log-every',
-  '2',
-  '--image-size',
-  SIZE,
-  '--data',
-  fx.folderDir,
-  '--cache',
-  cache,
-  '--backend',
-  'wasm',
-  '--runs',
-  path.join(root, 'runs'),
-  '--results',
-  path.join(root, 'results'),
-  '--name',
-  'c',
-  ...extra,
+  ...['classify', 'train', '--variant', 'sla-sd', '--imbalance-ratio', '2', '--test-per-class', '5', '--batch-size', '8', '--epochs', '2'],
+  ...['--checkpoint-every', '1', '--log-every', '2', '--image-size', SIZE, ...data()],
+  ...['--runs', path.join(root, 'runs'), '--results', path.join(root, 'results'), '--name', 'c', ...extra],
 ];
 
 async function snapshot(root: string) {
@@ -123,12 +88,7 @@ test.serial('tiny classification: trains, checkpoints, resumes byte-identically 
     'classify',
     'eval',
     path.join(baseRoot, 'runs', 'c', 'best'),
-    '--data',
-    fx.folderDir,
-    '--cache',
-    cache,
-    '--backend',
-    'wasm',
+    ...data(),
     '--results',
     path.join(baseRoot, 'results'),
     '--json',
@@ -170,57 +130,22 @@ test.serial(
 
     // An episodic checkpoint (2 ProtoNet episodes) given to the classification evaluator, and a classifier to `eval`.
     const valFile = path.join(fx.root, 'val.json');
-    const made = await runCli([
-      'episodes',
-      'make',
-      '--split',
-      'val',
-      '--way',
-      '2',
-      '--shot',
-      '1',
-      '--query',
-      '3',
-      '--count',
-      '2',
-      '--seed',
-      '0',
-      '--image-size',
-      SIZE,
-      '--cache',
-      cache,
-      '--out',
-      valFile,
-    ]);
+    const made = await runCli(episodesMakeArgs({ split: 'val', size: SIZE, cache, out: valFile, count: 2 }));
     t.is(made.code, 0, made.stderr);
-    const episodic = await runCli([
-      'train',
-      'protonet',
-      '--way',
-      '2',
-      '--shot',
-      '1',
-      '--query',
-      '3',
-      '--episodes',
-      '2',
-      '--val-every',
-      '0',
-      '--val-episodes',
-      '2',
-      '--val-file',
-      valFile,
-      '--image-size',
-      SIZE,
-      '--cache',
-      cache,
-      '--backend',
-      'wasm',
-      '--runs',
-      path.join(root, 'episodic'),
-      '--name',
-      'p',
-    ]);
+    const episodic = await runCli(
+      tinyTrainingArgs({
+        command: 'train',
+        method: 'protonet',
+        size: SIZE,
+        cache,
+        root: fx.root,
+        runs: path.join(root, 'episodic'),
+        episodes: 2,
+        valEvery: 0,
+        valFile,
+        name: 'p',
+      }),
+    );
     t.is(episodic.code, 0, episodic.stderr);
     const refused = await runCli([
       'classify',

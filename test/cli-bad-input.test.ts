@@ -6,6 +6,7 @@ import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
 import { runLauncher } from './fixtures/run-cli.ts';
 import { buildProgram, describeCliFailure, type CliFailure } from '../src/cli/program.ts';
 import { NumericalError, UserError } from '../src/util/errors.ts';
+import { exists } from './fixtures/fs.ts';
 
 /*
  * Bad input on the command line: each case parses the same argv through the CLI's own command tree
@@ -30,11 +31,6 @@ let fx: Fixture;
 let tmp: string;
 let cache: string;
 const common = () => ['--image-size', '16', '--cache', cache];
-const exists = (p: string) =>
-  fs.stat(p).then(
-    () => true,
-    () => false,
-  );
 
 test.before(async () => {
   fx = await buildFixture(12);

@@ -9,6 +9,7 @@ import { packagedEpisodesDir } from '../src/util/package-root.ts';
 import { portableText } from '../src/util/portable-path.ts';
 import { writeResult } from '../src/reports/results.ts';
 import '../src/builtin.ts';
+import { exists } from './fixtures/fs.ts';
 
 /*
  * The CLI as a user meets it: --version/--help, --json, plugins named in listings, results
@@ -18,11 +19,6 @@ import '../src/builtin.ts';
  */
 const cli = (args: string[], cwd: string, env: Record<string, string> = {}) => runLauncher(args, cwd, env);
 
-const exists = (p: string) =>
-  fs.stat(p).then(
-    () => true,
-    () => false,
-  );
 const COSINE = path.join(REPO_ROOT, 'examples', 'cosine-head.ts');
 
 let fx: Fixture;
@@ -148,22 +144,11 @@ test('compare of results with different episode counts or a missing mode is a Us
 });
 
 test.serial('run checks its test file before training and leaves no run folder when it fails early', async (t) => {
-  const base = [
-    'run',
-    'protonet',
-    ...spec,
-    '--episodes',
-    '2',
-    '--val-file',
-    'val.json',
-    '--backend',
-    'cpu',
-    '--runs',
-    'runs-early',
-    '--results',
-    'results-early',
-    ...common(),
+  const early = (method: string) => [
+    ...['run', method, ...spec, '--episodes', '2', '--val-file', 'val.json', '--backend', 'cpu'],
+    ...['--runs', 'runs-early', '--results', 'results-early', ...common()],
   ];
+  const base = early('protonet');
   const missing = await cli([...base, '--test-file', 'no-such-test.json', '--name', 'missing'], tmp);
   t.is(missing.code, 2, missing.stderr);
   t.regex(missing.stderr, /--test-file no-such-test\.json does not exist[\s\S]*fix:/);
@@ -187,31 +172,7 @@ test.serial('run checks its test file before training and leaves no run folder w
       "  create: () => ({ id: 'badshape', variables: () => [], logits: (ep) => tf.tidy(() => tf.concat([tf.neg(squaredDistances(ep.query, classMeans(ep.support, ep.supportLabels, ep.way))), tf.zeros([ep.query.shape[0], 1])], 1)) }) });",
     ].join('\n'),
   );
-  const bad = await cli(
-    [
-      'run',
-      'badshape',
-      ...spec,
-      '--episodes',
-      '2',
-      '--val-file',
-      'val.json',
-      '--test-file',
-      'test.json',
-      '--backend',
-      'cpu',
-      '--runs',
-      'runs-early',
-      '--results',
-      'results-early',
-      '--name',
-      'badshape',
-      '--plugin',
-      './bad-head.ts',
-      ...common(),
-    ],
-    tmp,
-  );
+  const bad = await cli([...early('badshape'), '--test-file', 'test.json', '--name', 'badshape', '--plugin', './bad-head.ts'], tmp);
   t.is(bad.code, 2, bad.stderr);
   t.regex(bad.stderr, /learner "badshape" \(plugin \.\/bad-head\.ts\)/);
   for (const name of ['missing', 'wrongspec', 'badshape']) t.false(await exists(path.join(tmp, 'runs-early', name)), `runs-early/${name} was left behind`);

@@ -1,66 +1,24 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
+import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
+import { prepareCliFixture, runLauncher, tinyTrainingArgs } from './fixtures/run-cli.ts';
 
 /**
  * End-to-end through the real CLI on real mini-ImageNet images (a 7-class fixture cut from the shared
  * val archive): prepare → episodes make → run protonet-sla → compare, and plugins loaded by the CLI. The
  * bad-input matrix (exit 2, problem and fix, no files left behind) runs in-process: test/cli-bad-input.test.ts.
  */
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: Record<string, string> = {}): Promise<Outcome> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [path.join(REPO_ROOT, 'bin', 'fewshot.js'), ...args],
-      { cwd: REPO_ROOT, env: { ...process.env, ...env }, timeout: 240_000 },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? (((err as NodeJS.ErrnoException & { code?: number }).code as unknown as number) ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+const cli = (args: string[]) => runLauncher(args);
 
 let fx: Fixture;
 let tmp: string;
 let cache: string;
-const common = () => ['--image-size', '16', '--cache', cache];
 
 test.before(async () => {
   fx = await buildFixture(12);
   tmp = fx.root;
-  cache = path.join(tmp, 'cache16');
-  const prep = await cli(['data', 'prepare', '--data', fx.folderDir, ...common()]);
-  if (prep.code !== 0) throw new Error(`prepare failed: ${prep.stderr}`);
-  for (const split of ['val', 'test']) {
-    const made = await cli([
-      'episodes',
-      'make',
-      '--split',
-      split,
-      '--way',
-      '2',
-      '--shot',
-      '1',
-      '--query',
-      '3',
-      '--count',
-      '4',
-      '--seed',
-      '0',
-      ...common(),
-      '--out',
-      path.join(tmp, `${split}.json`),
-    ]);
-    if (made.code !== 0) throw new Error(`episodes make failed: ${made.stderr}`);
-  }
+  cache = await prepareCliFixture(fx, '16', cli, { cacheName: 'cache16' });
 });
 
 test.after.always(async () => {
@@ -68,35 +26,18 @@ test.after.always(async () => {
 });
 
 test.serial('run protonet-sla trains, evaluates and records a traceable result; compare pairs it', async (t) => {
-  const args = (name: string, method: string) => [
-    'run',
-    method,
-    '--way',
-    '2',
-    '--shot',
-    '1',
-    '--query',
-    '3',
-    '--episodes',
-    '3',
-    '--val-every',
-    '2',
-    '--val-episodes',
-    '2',
-    '--val-file',
-    path.join(tmp, 'val.json'),
-    '--test-file',
-    path.join(tmp, 'test.json'),
-    '--backend',
-    'wasm',
-    '--runs',
-    path.join(tmp, 'runs'),
-    '--results',
-    path.join(tmp, 'results'),
-    '--name',
-    name,
-    ...common(),
-  ];
+  const args = (name: string, method: string) =>
+    tinyTrainingArgs({
+      command: 'run',
+      method,
+      size: '16',
+      cache,
+      root: tmp,
+      runs: path.join(tmp, 'runs'),
+      results: path.join(tmp, 'results'),
+      episodes: 3,
+      name,
+    });
   const sla = await cli(args('sla', 'protonet-sla'));
   t.is(sla.code, 0, sla.stderr);
   t.regex(sla.stdout, /protonet-sla \[ag\] 2-way 1-shot: \d+\.\d\d ± \d+\.\d\d %/);

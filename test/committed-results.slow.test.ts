@@ -4,6 +4,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
 import { runLauncher } from './fixtures/run-cli.ts';
+import { exists } from './fixtures/fs.ts';
 
 /*
  * Issue 32 #1: a user's run never replaces the project's committed reference results. In a git repository that
@@ -15,11 +16,6 @@ const cli = (args: string[], cwd: string) => runLauncher(args, cwd);
 
 const git = (cwd: string, ...args: string[]) =>
   execFileSync('git', ['-c', 'user.email=t@t', '-c', 'user.name=t', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-const exists = (p: string) =>
-  fs.stat(p).then(
-    () => true,
-    () => false,
-  );
 
 let fx: Fixture;
 let tmp: string;

@@ -5,7 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { buildFixture, REPO_ROOT, type Fixture, writeClassFolders } from './fixtures/mini-imagenet.ts';
-import { tinyTable, writeTables } from './fixtures/tables.ts';
+import { reproduceFlags, tinyCell, tinySlaCell, tinyTable, writeTables } from './fixtures/tables.ts';
+import { exists } from './fixtures/fs.ts';
+import { prepareCliFixture, tinyTrainingArgs } from './fixtures/run-cli.ts';
 import { planTable } from '../src/experiment/reproduce/plan.ts';
 import { parseTableSpec } from '../src/reports/table-spec.ts';
 
@@ -19,11 +21,6 @@ let cache: string;
 let dataRoot: string;
 let tables: string;
 const SIZE = '16';
-const exists = (p: string) =>
-  fs.stat(p).then(
-    () => true,
-    () => false,
-  );
 /** Every process a test started: a failed test must not leave one frozen (SIGSTOP) or running. */
 const started: ChildProcess[] = [];
 
@@ -70,70 +67,22 @@ const resume = (p: Proc) => p.child.kill('SIGCONT');
 
 test.before(async () => {
   fx = await buildFixture(8);
-  cache = path.join(fx.root, 'cache');
   // The same images as a `folder` dataset (train/val/test/<class>/<image>) for the table.
   dataRoot = await writeClassFolders(fx, path.join(fx.root, 'fixture'));
   tables = await writeTables(path.join(fx.root, 'tables'), { tiny: TABLE });
-  const prep = start(['data', 'prepare', '--data', fx.folderDir, '--image-size', SIZE, '--cache', cache]);
-  const out = await prep.done;
-  if (out.code !== 0) throw new Error(prep.stderr);
-  const made = start([
-    'episodes',
-    'make',
-    '--split',
-    'val',
-    '--way',
-    '2',
-    '--shot',
-    '1',
-    '--query',
-    '3',
-    '--count',
-    '4',
-    '--seed',
-    '0',
-    '--image-size',
-    SIZE,
-    '--cache',
-    cache,
-    '--out',
-    path.join(fx.root, 'val.json'),
-  ]);
-  if ((await made.done).code !== 0) throw new Error(made.stderr);
+  // through this file's own runner, whose processes a failed test kills
+  const run = async (args: string[]) => {
+    const p = start(args);
+    return { ...(await p.done), stderr: p.stderr };
+  };
+  cache = await prepareCliFixture(fx, SIZE, run, { splits: ['val'] });
 });
 test.after.always(async () => {
   for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   await fx?.cleanup();
 });
 
-const trainArgs = (runs: string) => [
-  'train',
-  'protonet',
-  '--way',
-  '2',
-  '--shot',
-  '1',
-  '--query',
-  '3',
-  '--episodes',
-  '4',
-  '--val-every',
-  '2',
-  '--val-episodes',
-  '2',
-  '--val-file',
-  path.join(fx.root, 'val.json'),
-  '--backend',
-  'wasm',
-  '--image-size',
-  SIZE,
-  '--cache',
-  cache,
-  '--runs',
-  runs,
-  '--name',
-  'r',
-];
+const trainArgs = (runs: string) => tinyTrainingArgs({ command: 'train', method: 'protonet', size: SIZE, cache, root: fx.root, runs, episodes: 4 });
 
 test.serial('#11 a train refused by the run lock deletes nothing: the holder that took the lock first finishes its run', async (t) => {
   const runs = path.join(fx.root, 'race', 'runs');
@@ -210,52 +159,15 @@ test.serial("#11 stale-lock takeover: a second taker that read the same dead hol
 
 const TABLE = tinyTable(
   'Tiny table on four real mini-ImageNet classes',
-  [
-    {
-      id: 'plain',
-      row: 'ProtoNet',
-      column: '2-way 1-shot',
-      dataset: 'folder',
-      method: 'protonet',
-      mode: 'plain',
-      test: { way: 2, shot: 1, query: 3 },
-      published: [],
-    },
-    {
-      id: 'sla-ag',
-      row: 'ProtoNet + SLA+AG',
-      column: '2-way 1-shot',
-      dataset: 'folder',
-      method: 'protonet-sla',
-      mode: 'ag',
-      test: { way: 2, shot: 1, query: 3 },
-      published: [],
-    },
-  ],
+  [tinyCell('plain'), tinySlaCell('ag')],
   [{ id: 'ag-vs-plain', a: 'sla-ag', b: 'plain' }],
 );
 
 test.serial('#5 two reproducers on one table: a run locked by the other is in progress elsewhere, not failed; the table is built from disk', async (t) => {
   const results = path.join(fx.root, 'two', 'results');
   const args = [
-    'reproduce',
-    'tiny',
-    '--tables',
-    tables,
-    '--budget',
-    'ci',
-    '--data',
-    `folder=${dataRoot}`,
-    '--backend',
-    'wasm',
-    '--results',
-    results,
-    '--runs',
-    path.join(fx.root, 'two', 'runs'),
-    '--test-episodes',
-    '6',
-    '--cache',
-    path.join(fx.root, 'cache-folder'),
+    ...['reproduce', 'tiny'],
+    ...reproduceFlags({ tables, root: dataRoot, results, runs: path.join(fx.root, 'two', 'runs'), cache: path.join(fx.root, 'cache-folder') }),
     '--jobs',
     '1',
   ];
@@ -311,22 +223,7 @@ test.serial('#5 side by side (--jobs 2): a run whose folder another process hold
   const args = [
     'reproduce',
     'tiny',
-    '--tables',
-    tables,
-    '--budget',
-    'ci',
-    '--data',
-    `folder=${dataRoot}`,
-    '--backend',
-    'wasm',
-    '--results',
-    results,
-    '--runs',
-    runs,
-    '--test-episodes',
-    '6',
-    '--cache',
-    path.join(fx.root, 'cache-folder'),
+    ...reproduceFlags({ tables, root: dataRoot, results, runs, cache: path.join(fx.root, 'cache-folder') }),
     '--only',
     'plain',
   ];

@@ -5,12 +5,13 @@ import path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
-import { evaluateCheckpoint, openDataset, prepareCache, runExperiment, silentReporter, validateConfig } from '../src/experiment/index.ts';
+import { evaluateCheckpoint, openDataset, prepareCache, runExperiment, silentReporter } from '../src/experiment/index.ts';
 import { readEpisodeFile, makeEpisodes, writeEpisodeFile } from '../src/episodes/index.ts';
 import { loadSplit } from '../src/data/index.ts';
 import { readResult } from '../src/reports/results.ts';
 import { UserError } from '../src/util/errors.ts';
 import '../src/builtin.ts';
+import { tinyConfig } from './fixtures/configs.ts';
 
 /**
  * Dataset providers end to end: a `folder` dataset cut from real mini-ImageNet images gives exactly the
@@ -23,18 +24,7 @@ test.before(async () => {
 });
 test.after.always(async () => fx?.cleanup());
 
-const baseConfig = (over: Record<string, unknown>) =>
-  validateConfig({
-    method: 'protonet',
-    backbone: 'conv4',
-    imageSize: 16,
-    train: { way: 2, shot: 1, query: 3 },
-    test: { way: 2, shot: 1, query: 3 },
-    episodes: 3,
-    validation: { every: 0, episodes: 2 },
-    seed: 0,
-    ...over,
-  });
+const baseConfig = (over: Record<string, unknown>) => tinyConfig({ way: 2, shot: 1, query: 3 }, { episodes: 3, ...over });
 
 test.serial('folder provider on real mini-ImageNet images = mini-imagenet provider: same indices, same per-episode accuracies', async (t) => {
   // root/<split>/<class>/<file>.jpg, from the same real images the mini-ImageNet fixture holds.
@@ -124,17 +114,7 @@ test.serial('grey 28 px characters with rotation class augmentation (nested, ran
     }
   }
   const datasetOptions = { root, split: 'random', fractions: { train: 0.6, val: 0.2, test: 0.2 }, rotations: true };
-  const cfg = validateConfig({
-    method: 'protonet',
-    backbone: 'conv4',
-    imageSize: 28,
-    train: { way: 3, shot: 1, query: 2 },
-    test: { way: 3, shot: 1, query: 2 },
-    episodes: 2,
-    validation: { every: 0, episodes: 2 },
-    dataset: 'folder',
-    datasetOptions,
-  });
+  const cfg = tinyConfig({ way: 3, shot: 1, query: 2 }, { imageSize: 28, dataset: 'folder', datasetOptions });
   const out = await runExperiment(cfg, {
     backend: 'wasm',
     cache: path.join(fx.root, 'cache-chars'),

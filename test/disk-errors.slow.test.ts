@@ -1,7 +1,8 @@
 import test from 'ava';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { runCliOneThread as runCli, useCliFixture } from './fixtures/run-cli.ts';
+import { runCliOneThread as runCli, tinyTrainingArgs, useCliFixture } from './fixtures/run-cli.ts';
+import { exists } from './fixtures/fs.ts';
 
 /**
  * A full, over-quota, read-only or forbidden disk is the machine's state, not a bug in fewshot (issue 26 #6): the
@@ -12,40 +13,9 @@ import { runCliOneThread as runCli, useCliFixture } from './fixtures/run-cli.ts'
  */
 const SIZE = '16';
 const fixture = useCliFixture(test, 12, SIZE);
-const exists = (p: string) =>
-  fs.stat(p).then(
-    () => true,
-    () => false,
-  );
 
-const trainArgs = (runs: string, name = 'r') => [
-  'train',
-  'protonet',
-  '--way',
-  '2',
-  '--shot',
-  '1',
-  '--query',
-  '3',
-  '--episodes',
-  '6',
-  '--val-every',
-  '2',
-  '--val-episodes',
-  '2',
-  '--val-file',
-  path.join(fixture.fx.root, 'val.json'),
-  '--backend',
-  'wasm',
-  '--runs',
-  runs,
-  '--name',
-  name,
-  '--image-size',
-  SIZE,
-  '--cache',
-  fixture.cache,
-];
+const trainArgs = (runs: string, name = 'r') =>
+  tinyTrainingArgs({ command: 'train', method: 'protonet', size: SIZE, cache: fixture.cache, root: fixture.fx.root, runs, episodes: 6, name });
 
 function assertUserDiskError(t: import('ava').ExecutionContext, out: { code: number | null; stderr: string }, folder: string, code = 'ENOSPC') {
   t.is(out.code, 2, out.stderr);

@@ -5,7 +5,7 @@ import { parse } from 'csv-parse/sync';
 // Through the package name, as a script would: every command's work is one exported call.
 import { compareResults, makeEpisodeFile, pairedDifference, readEpisodeFile, reproduceTable, silentReporter, UserError } from 'fewshot';
 import { buildFixture, type Fixture, writeClassFolders } from './fixtures/mini-imagenet.ts';
-import { writeTables } from './fixtures/tables.ts';
+import { tinyCell, tinyTable, TINY_CI_BUDGET, writeTables } from './fixtures/tables.ts';
 
 /**
  * The commands' library calls, without the CLI: `reproduceTable` runs a tiny table in-process and writes it,
@@ -16,38 +16,11 @@ let fx: Fixture;
 let root: string;
 let tables: string;
 
+// One cell, the tiny tables' ci budget (2 seeds) with one validation at the end of the 3 training episodes.
 const TABLE = {
-  format: 'fewshot-table/1',
+  ...tinyTable('One ProtoNet cell, two seeds', [tinyCell('plain')], []),
   id: 'api',
-  title: 'One ProtoNet cell, two seeds',
-  source: 'test fixture',
-  budgets: {
-    ci: {
-      label: '16 px Conv-4, 3 training episodes, 2 seeds',
-      protocol: 'reduced',
-      seeds: 2,
-      base: {
-        backbone: 'conv4',
-        imageSize: 16,
-        episodes: 3,
-        validation: { every: 3, episodes: 2 },
-        optimizer: { type: 'adam', lr: 0.001 },
-        datasetOptions: { name: 'fixture', normalization: 'imagenet' },
-      },
-    },
-  },
-  cells: [
-    {
-      id: 'plain',
-      row: 'ProtoNet',
-      column: '2-way 1-shot',
-      dataset: 'folder',
-      method: 'protonet',
-      mode: 'plain',
-      test: { way: 2, shot: 1, query: 3 },
-      published: [],
-    },
-  ],
+  budgets: { ci: { ...TINY_CI_BUDGET, base: { ...TINY_CI_BUDGET.base, validation: { every: 3, episodes: 2 } } } },
 };
 
 test.before(async () => {

@@ -2,10 +2,8 @@ import test from 'ava';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
-import { runCli as runCliRaw } from './fixtures/run-cli.ts';
-
-// Single-threaded wasm: the fastest backend for these tiny runs (~2.5 s per CLI call), and deterministic.
-const runCli = (args: string[], env: Record<string, string> = {}) => runCliRaw(args, { FEWSHOT_WASM_THREADS: '1', ...env });
+import { prepareCliFixture, runCliOneThread as runCli, tinyTrainingArgs } from './fixtures/run-cli.ts';
+import { exists } from './fixtures/fs.ts';
 
 /**
  * Crash-safety by fault injection, not timing luck: every named crash point inside the writers
@@ -23,12 +21,6 @@ test.before(async () => {
 test.after.always(async () => {
   await fx?.cleanup();
 });
-
-const exists = (p: string) =>
-  fs.stat(p).then(
-    () => true,
-    () => false,
-  );
 
 function crashPointsOf(stderr: string): Record<string, number> {
   const m = /crash-points: (\{.*\})/.exec(stderr);
@@ -71,66 +63,18 @@ async function snapshotRun(root: string) {
 
 test.serial('training + result writes: a kill at every crash point resumes byte-identical', async (t) => {
   const t0 = performance.now();
-  const cache = path.join(fx.root, 'cache');
-  const prep = await runCli(['data', 'prepare', '--data', fx.folderDir, '--image-size', SIZE, '--cache', cache]);
-  t.is(prep.code, 0, prep.stderr);
-  for (const split of ['val', 'test']) {
-    const made = await runCli([
-      'episodes',
-      'make',
-      '--split',
-      split,
-      '--way',
-      '2',
-      '--shot',
-      '1',
-      '--query',
-      '3',
-      '--count',
-      '4',
-      '--seed',
-      '0',
-      '--image-size',
-      SIZE,
-      '--cache',
+  const cache = await prepareCliFixture(fx, SIZE, runCli);
+  const args = (root: string) =>
+    tinyTrainingArgs({
+      command: 'run',
+      method: 'protonet',
+      size: SIZE,
       cache,
-      '--out',
-      path.join(fx.root, `${split}.json`),
-    ]);
-    t.is(made.code, 0, made.stderr);
-  }
-  const args = (root: string) => [
-    'run',
-    'protonet',
-    '--way',
-    '2',
-    '--shot',
-    '1',
-    '--query',
-    '3',
-    '--episodes',
-    '4',
-    '--val-every',
-    '2',
-    '--val-episodes',
-    '2',
-    '--val-file',
-    path.join(fx.root, 'val.json'),
-    '--test-file',
-    path.join(fx.root, 'test.json'),
-    '--backend',
-    'wasm',
-    '--runs',
-    path.join(root, 'runs'),
-    '--results',
-    path.join(root, 'results'),
-    '--name',
-    'r',
-    '--image-size',
-    SIZE,
-    '--cache',
-    cache,
-  ];
+      root: fx.root,
+      runs: path.join(root, 'runs'),
+      results: path.join(root, 'results'),
+      episodes: 4,
+    });
   const baseRoot = path.join(fx.root, 'baseline');
   const base = await runCli(args(baseRoot), { FEWSHOT_CRASH_LIST: '1' });
   t.is(base.code, 0, base.stderr);

@@ -25,7 +25,7 @@ import { convAlgorithm, onednnConvConfig } from '../src/backend/wasm/onednn_kern
 import { convGeometry } from '../src/backend/wasm/conv_geometry.ts';
 import { promises as fs } from 'node:fs';
 import { buildFixture, REPO_ROOT } from './fixtures/mini-imagenet.ts';
-import { runCli } from './fixtures/run-cli.ts';
+import { prepareCliFixture, runCli, tinyTrainingArgs } from './fixtures/run-cli.ts';
 import { parseTrainLog } from '../src/train/train-log.ts';
 import { relativeError, runOn } from './fixtures/backend-outputs.ts';
 
@@ -379,64 +379,18 @@ if ('reason' in loaded) {
   test.serial("a real run (protonet-sla, real mini-ImageNet images) on wasm-onednn records the accelerator, and trains to the wasm run's loss", async (t) => {
     const fx = await buildFixture(12);
     try {
-      const cache = path.join(fx.root, 'cache16');
-      const common = ['--image-size', '16', '--cache', cache];
-      const prep = await runCli(['data', 'prepare', '--data', fx.folderDir, ...common]);
-      t.is(prep.code, 0, prep.stderr);
-      for (const split of ['val', 'test']) {
-        const made = await runCli([
-          'episodes',
-          'make',
-          '--split',
-          split,
-          '--way',
-          '2',
-          '--shot',
-          '1',
-          '--query',
-          '3',
-          '--count',
-          '4',
-          '--seed',
-          '0',
-          ...common,
-          '--out',
-          path.join(fx.root, `${split}.json`),
-        ]);
-        t.is(made.code, 0, made.stderr);
-      }
-      const run = (backend: string) =>
-        runCli([
-          'run',
-          'protonet-sla',
-          '--way',
-          '2',
-          '--shot',
-          '1',
-          '--query',
-          '3',
-          '--episodes',
-          '4',
-          '--val-every',
-          '2',
-          '--val-episodes',
-          '2',
-          '--val-file',
-          path.join(fx.root, 'val.json'),
-          '--test-file',
-          path.join(fx.root, 'test.json'),
-          '--backend',
-          backend,
-          '--runs',
-          path.join(fx.root, 'runs'),
-          '--results',
-          path.join(fx.root, 'results'),
-          '--name',
-          backend,
-          '--seed',
-          '0',
-          ...common,
-        ]);
+      const cache = await prepareCliFixture(fx, '16', runCli, { cacheName: 'cache16' });
+      const training = {
+        command: 'run',
+        method: 'protonet-sla',
+        size: '16',
+        cache,
+        root: fx.root,
+        runs: path.join(fx.root, 'runs'),
+        results: path.join(fx.root, 'results'),
+        episodes: 4,
+      } as const;
+      const run = (backend: string) => runCli([...tinyTrainingArgs({ ...training, backend, name: backend }), '--seed', '0']);
       const native = await run('wasm-onednn');
       t.is(native.code, 0, native.stderr);
       t.regex(native.stderr + native.stdout, /backend: wasm-onednn — wasm\+onednn: oneDNN \d+\.\d+\.\d+ \(\w+, /);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { parse } from 'csv-parse/sync';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
-import { prepareCache, runClassification, runExperiment, validateConfig } from '../src/experiment/index.ts';
+import { prepareCache, runClassification, runExperiment } from '../src/experiment/index.ts';
 import { evaluateOod } from '../src/experiment/ood.ts';
 import { evaluatePretrainedFewShot } from '../src/experiment/pretrained-fewshot.ts';
 import { loadSplit } from '../src/data/cache.ts';
@@ -13,6 +13,7 @@ import { oodMetrics } from '../src/eval/ood.ts';
 import { readResult } from '../src/reports/results.ts';
 import { pairedDifference } from '../src/eval/stats.ts';
 import { buildProgram } from '../src/cli/program.ts';
+import { tinyConfig } from './fixtures/configs.ts';
 
 /*
  * End to end on real mini-ImageNet images (a 7-class fixture cut from the real val archive: 3 "train", 2 "val",
@@ -44,16 +45,7 @@ test.before(async () => {
   await writeEpisodeFile(testFile, makeEpisodes({ split: await loadSplit(cache, 'test'), spec, seed: 0, count: 4 }));
   const valFile = path.join(fx.root, 'val.json');
   await writeEpisodeFile(valFile, makeEpisodes({ split: await loadSplit(cache, 'val'), spec, seed: 0, count: 2 }));
-  const cfg = validateConfig({
-    method: 'protonet',
-    backbone: 'conv4',
-    imageSize: 16,
-    train: spec,
-    test: spec,
-    episodes: 2,
-    validation: { every: 0, episodes: 2 },
-    seed: 0,
-  });
+  const cfg = tinyConfig(spec);
   const ep = await runExperiment(cfg, { ...common(), runs: path.join(fx.root, 'runs'), valFile, testFile, name: 'episodic' });
   tf.disposeVariables();
   episodic = ep.checkpoint;

@@ -4,7 +4,8 @@ import { promises as fs, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { buildFixture, REPO_ROOT, type Fixture, writeClassFolders } from './fixtures/mini-imagenet.ts';
-import { runCli as runCliRaw } from './fixtures/run-cli.ts';
+import { reproduceFlags, tinyCell, tinyTable, TINY_CI_BUDGET, writeTables } from './fixtures/tables.ts';
+import { prepareCliFixture, runCliOneThread as runCli, tinyTrainingArgs } from './fixtures/run-cli.ts';
 import { prepareCache } from '../src/experiment/index.ts';
 import { loadSplitFilenames, readCacheManifest } from '../src/data/index.ts';
 import '../src/builtin.ts';
@@ -16,7 +17,6 @@ import '../src/builtin.ts';
  * leaves a journal that the next `eval` rolls forward. Two prepares of one cache run one after the other, the
  * second reusing the first's cache. Class folders may be symbolic links.
  */
-const runCli = (args: string[], env: Record<string, string> = {}) => runCliRaw(args, { FEWSHOT_WASM_THREADS: '1', ...env });
 
 let fx: Fixture;
 let root: string;
@@ -140,60 +140,19 @@ test.serial('the items file is read with a CSV parser: an id holding a comma or 
 
 test.serial('a result write killed after its commit point: the next eval rolls the journal forward (no .ready left)', async (t) => {
   const base = path.join(fx.root, 'journal');
-  const cache = path.join(base, 'cache');
-  const data = ['--data', fx.folderDir, '--image-size', SIZE, '--cache', cache];
-  t.is((await runCli(['data', 'prepare', ...data])).code, 0);
-  for (const split of ['val', 'test']) {
-    const made = await runCli([
-      'episodes',
-      'make',
-      '--split',
-      split,
-      '--way',
-      '2',
-      '--shot',
-      '1',
-      '--query',
-      '3',
-      '--count',
-      '3',
-      '--seed',
-      '0',
-      '--image-size',
-      SIZE,
-      '--cache',
-      cache,
-      '--out',
-      path.join(base, `${split}.json`),
-    ]);
-    t.is(made.code, 0, made.stderr);
-  }
-  const files = ['--test-file', path.join(base, 'test.json'), '--backend', 'wasm', ...data.filter((a) => a !== '--image-size' && a !== SIZE)];
-  const train = await runCli([
-    'run',
-    'protonet',
-    '--way',
-    '2',
-    '--shot',
-    '1',
-    '--query',
-    '3',
-    '--episodes',
-    '2',
-    '--val-episodes',
-    '2',
-    '--val-file',
-    path.join(base, 'val.json'),
-    '--image-size',
-    SIZE,
-    ...files,
-    '--runs',
-    path.join(base, 'runs'),
-    '--results',
-    path.join(base, 'results'),
-    '--name',
-    'r',
-  ]);
+  const cache = await prepareCliFixture({ folderDir: fx.folderDir, root: base }, SIZE, runCli, { count: 3 });
+  const files = ['--test-file', path.join(base, 'test.json'), '--backend', 'wasm', '--data', fx.folderDir, '--cache', cache];
+  const training = {
+    command: 'run',
+    method: 'protonet',
+    size: SIZE,
+    cache,
+    root: base,
+    runs: path.join(base, 'runs'),
+    results: path.join(base, 'results'),
+    episodes: 2,
+  } as const;
+  const train = await runCli([...tinyTrainingArgs(training), '--data', fx.folderDir]);
   t.is(train.code, 0, train.stderr);
   const evalArgs = ['eval', path.join(base, 'runs', 'r', 'last'), ...files, '--results', path.join(base, 'results-eval'), '--name', 'e'];
   const resultParent = path.join(base, 'results-eval', 'mini-imagenet');
@@ -232,64 +191,13 @@ function cliIn(cwd: string, args: string[], env: Record<string, string> = {}): P
 test.serial('a table write killed before its swap: the next table write removes the stale temp folder', async (t) => {
   const work = path.join(fx.root, 'table-kill');
   const tables = path.join(work, 'tables');
-  await fs.mkdir(tables, { recursive: true });
-  await fs.writeFile(
-    path.join(tables, 'tiny.json'),
-    JSON.stringify({
-      format: 'fewshot-table/1',
-      id: 'tiny',
-      title: 'one cell',
-      source: 'test fixture',
-      budgets: {
-        ci: {
-          label: 'seconds',
-          protocol: 'reduced',
-          seeds: 1,
-          base: {
-            backbone: 'conv4',
-            imageSize: 16,
-            episodes: 2,
-            validation: { every: 0, episodes: 2 },
-            datasetOptions: { name: 'fixture', normalization: 'imagenet' },
-          },
-        },
-      },
-      cells: [
-        {
-          id: 'plain',
-          row: 'ProtoNet',
-          column: '2-way 1-shot',
-          dataset: 'folder',
-          method: 'protonet',
-          mode: 'plain',
-          test: { way: 2, shot: 1, query: 2 },
-          published: [],
-        },
-      ],
-      comparisons: [],
-    }),
-  );
+  // 2 training episodes without validation and 2-query test episodes: the seconds a table needs
+  const budget = { ...TINY_CI_BUDGET, seeds: 1, base: { ...TINY_CI_BUDGET.base, episodes: 2, validation: { every: 0, episodes: 2 } } };
+  const table = { ...tinyTable('one cell', [tinyCell('plain', { test: { way: 2, shot: 1, query: 2 } })], []), budgets: { ci: budget } };
+  await writeTables(tables, { tiny: table });
   const results = path.join(work, 'results');
-  const args = [
-    'reproduce',
-    'tiny',
-    '--tables',
-    tables,
-    '--budget',
-    'ci',
-    '--data',
-    `folder=${root}`,
-    '--backend',
-    'wasm',
-    '--results',
-    results,
-    '--runs',
-    path.join(work, 'runs'),
-    '--test-episodes',
-    '3',
-    '--cache',
-    path.join(work, 'cache'),
-  ];
+  const flags = reproduceFlags({ tables, root, results, runs: path.join(work, 'runs'), cache: path.join(work, 'cache'), testEpisodes: 3 });
+  const args = ['reproduce', 'tiny', ...flags];
   const killed = await cliIn(work, args, { FEWSHOT_CRASH_AT: 'table:built' });
   t.is(killed.signal, 'SIGKILL', killed.stderr.slice(-400));
   const tableParent = path.join(results, 'fixture', 'tiny');

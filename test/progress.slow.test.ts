@@ -2,11 +2,12 @@ import test from 'ava';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { UncountedTime } from '../src/util/progress.ts';
-import { prepareCache, trainExperiment, validateConfig, type ExperimentReporter } from '../src/experiment/index.ts';
+import { prepareCache, trainExperiment, type ExperimentReporter } from '../src/experiment/index.ts';
 import { makeEpisodes, writeEpisodeFile } from '../src/episodes/index.ts';
 import { loadSplit } from '../src/data/index.ts';
 import { buildFixture } from './fixtures/mini-imagenet.ts';
 import '../src/builtin.ts';
+import { tinyConfig } from './fixtures/configs.ts';
 
 // The ETA arithmetic alone: progress.test.ts. Here a real (5-episode, 16 px) training reports through it.
 test.serial('a training reports its validations as time outside the rate, and the validations still to come', async (t) => {
@@ -17,17 +18,7 @@ test.serial('a training reports its validations as time outside the rate, and th
       log: () => {},
       progress: () => ({ update: (done, _info, uncounted) => updates.push({ done, uncounted }), stop: () => {} }),
     };
-    const cfg = validateConfig({
-      method: 'protonet',
-      backbone: 'conv4',
-      imageSize: 16,
-      train: { way: 2, shot: 1, query: 2 },
-      test: { way: 2, shot: 1, query: 2 },
-      episodes: 5,
-      validation: { every: 2, episodes: 2 },
-      seed: 0,
-      dataset: 'mini-imagenet',
-    });
+    const cfg = tinyConfig(undefined, { episodes: 5, validation: { every: 2, episodes: 2 }, dataset: 'mini-imagenet' });
     const cache = path.join(fx.root, 'cache');
     await prepareCache({ dataset: 'mini-imagenet', data: fx.folderDir, cache }, 16);
     const valFile = path.join(fx.root, 'val.json');

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
-import { collectingReporter, openDataset, prepareCache, runExperiment, validateConfig } from '../src/experiment/index.ts';
+import { collectingReporter, openDataset, prepareCache, runExperiment } from '../src/experiment/index.ts';
 import { resolveTrainConfig } from '../src/cli/config.ts';
 import { runCli } from './fixtures/run-cli.ts';
 import { loadSplit, readCacheManifest } from '../src/data/index.ts';
@@ -14,6 +14,7 @@ import { resolvePortablePath } from '../src/util/portable-path.ts';
 import { FINE_NAMES, binaryMembers, makePart, packArchive, pythonMembers, workdir, type FixturePart, type Workdir } from './fixtures/cifar100.ts';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
 import '../src/builtin.ts';
+import { tinyConfig } from './fixtures/configs.ts';
 
 /**
  * The csv, cifar-fs, fc100 and tiered-imagenet providers on small sources in the real layouts: CIFAR-100
@@ -98,17 +99,7 @@ test('cifar-fs without --image-size: `data prepare` caches the 32 px images as t
 });
 
 test('cifar-fs: a tiny train + eval through runExperiment', async (t) => {
-  const cfg = validateConfig({
-    method: 'protonet',
-    backbone: 'conv4',
-    imageSize: 32,
-    train: { way: 2, shot: 1, query: 2 },
-    test: { way: 2, shot: 1, query: 2 },
-    episodes: 2,
-    validation: { every: 0, episodes: 2 },
-    dataset: 'cifar-fs',
-    augment: 'metaoptnet',
-  });
+  const cfg = tinyConfig(undefined, { imageSize: 32, dataset: 'cifar-fs', augment: 'metaoptnet' });
   const reporter = collectingReporter();
   const out = await runExperiment(
     cfg,

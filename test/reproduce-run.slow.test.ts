@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { buildFixture, REPO_ROOT, type Fixture, writeClassFolders } from './fixtures/mini-imagenet.ts';
-import { tinyTable, writeTables } from './fixtures/tables.ts';
+import { reproduceFlags, tinyCell, tinySlaCell, tinyTable, writeTables } from './fixtures/tables.ts';
 import { QUEUE_TESTS_SKIPPED, queueTitle, startRedis, type LocalRedis } from './fixtures/redis.ts';
 import { readResult } from '../src/reports/results.ts';
 import { pairedDifference, meanCI } from '../src/eval/stats.ts';
@@ -44,46 +44,10 @@ const children: ChildProcess[] = [];
 const TABLE = tinyTable(
   'Tiny SLA table on four real mini-ImageNet classes',
   [
-    {
-      id: 'plain',
-      row: 'ProtoNet',
-      column: '2-way 1-shot',
-      dataset: 'folder',
-      method: 'protonet',
-      mode: 'plain',
-      test: { way: 2, shot: 1, query: 3 },
-      published: [{ mean: 60, ci95: 1, source: 'made up for the test' }],
-    },
-    {
-      id: 'sla-ag',
-      row: 'ProtoNet + SLA+AG',
-      column: '2-way 1-shot',
-      dataset: 'folder',
-      method: 'protonet-sla',
-      mode: 'ag',
-      test: { way: 2, shot: 1, query: 3 },
-      published: [{ mean: 65, source: 'made up for the test' }],
-    },
-    {
-      id: 'sla-si',
-      row: 'ProtoNet + SLA+SI',
-      column: '2-way 1-shot',
-      dataset: 'folder',
-      method: 'protonet-sla',
-      mode: 'si',
-      test: { way: 2, shot: 1, query: 3 },
-      published: [],
-    },
-    {
-      id: 'cifar',
-      row: 'ProtoNet',
-      column: 'CIFAR-FS',
-      dataset: 'no-such-dataset',
-      method: 'protonet',
-      mode: 'plain',
-      test: { way: 2, shot: 1, query: 3 },
-      published: [],
-    },
+    tinyCell('plain', { published: [{ mean: 60, ci95: 1, source: 'made up for the test' }] }),
+    tinySlaCell('ag', { published: [{ mean: 65, source: 'made up for the test' }] }),
+    tinySlaCell('si'),
+    tinyCell('cifar', { column: 'CIFAR-FS', dataset: 'no-such-dataset' }),
   ],
   [
     { id: 'ag-vs-plain', a: 'sla-ag', b: 'plain' },
@@ -91,24 +55,8 @@ const TABLE = tinyTable(
   ],
 );
 
-const common = (results: string) => [
-  '--tables',
-  tables,
-  '--budget',
-  'ci',
-  '--data',
-  `folder=${root}`,
-  '--backend',
-  'wasm',
-  '--results',
-  results,
-  '--runs',
-  path.join(fx.root, `runs-${path.basename(results)}`),
-  '--test-episodes',
-  '6',
-  '--cache',
-  path.join(fx.root, 'cache16'),
-];
+const common = (results: string) =>
+  reproduceFlags({ tables, root, results, runs: path.join(fx.root, `runs-${path.basename(results)}`), cache: path.join(fx.root, 'cache16') });
 
 test.before(async () => {
   fx = await buildFixture(8);
@@ -357,49 +305,16 @@ test.serial(
       id: 'shapes',
       budgets: { ci: { ...TABLE.budgets.ci, base: { ...TABLE.budgets.ci.base, datasetOptions: undefined } } },
       cells: [
-        {
-          id: 'folder',
-          row: 'ProtoNet',
-          column: 'folder',
-          dataset: 'folder',
-          method: 'protonet',
-          mode: 'plain',
-          test: { way: 2, shot: 1, query: 3 },
-          config: { datasetOptions: { name: 'fixture', normalization: 'imagenet' } },
-          published: [],
-        },
-        {
-          id: 'svm',
+        tinyCell('folder', { column: 'folder', config: { datasetOptions: { name: 'fixture', normalization: 'imagenet' } } }),
+        tinyCell('svm', {
           row: 'SVM',
           column: 'folder',
-          dataset: 'folder',
           method: 'metaoptnet-svm',
-          mode: 'plain',
-          test: { way: 2, shot: 1, query: 3 },
           train: { shot: 3 },
           config: { datasetOptions: { name: 'fixture', normalization: 'imagenet' } },
-          published: [],
-        },
-        {
-          id: 'cifar',
-          row: 'ProtoNet',
-          column: 'CIFAR-FS',
-          dataset: 'cifar-fs',
-          method: 'protonet',
-          mode: 'plain',
-          test: { way: 2, shot: 1, query: 3 },
-          published: [],
-        },
-        {
-          id: 'fc100',
-          row: 'ProtoNet',
-          column: 'FC100',
-          dataset: 'fc100',
-          method: 'protonet',
-          mode: 'plain',
-          test: { way: 2, shot: 1, query: 3 },
-          published: [],
-        },
+        }),
+        tinyCell('cifar', { column: 'CIFAR-FS', dataset: 'cifar-fs' }),
+        tinyCell('fc100', { column: 'FC100', dataset: 'fc100' }),
       ],
       comparisons: [],
     };

@@ -2,7 +2,7 @@ import test from 'ava';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
-import { runCli } from './fixtures/run-cli.ts';
+import { prepareCliFixture, runCli, tinyTrainingArgs } from './fixtures/run-cli.ts';
 import { deriveSeed } from '../src/util/prng.ts';
 
 /**
@@ -12,35 +12,10 @@ import { deriveSeed } from '../src/util/prng.ts';
  */
 let fx: Fixture;
 let cache: string;
-const common = () => ['--image-size', '16', '--cache', cache];
 
 test.before(async () => {
   fx = await buildFixture(12);
-  cache = path.join(fx.root, 'cache16');
-  const prep = await runCli(['data', 'prepare', '--data', fx.folderDir, ...common()]);
-  if (prep.code !== 0) throw new Error(`prepare failed: ${prep.stderr}`);
-  for (const split of ['val', 'test']) {
-    const made = await runCli([
-      'episodes',
-      'make',
-      '--split',
-      split,
-      '--way',
-      '2',
-      '--shot',
-      '1',
-      '--query',
-      '3',
-      '--count',
-      '4',
-      '--seed',
-      '0',
-      ...common(),
-      '--out',
-      path.join(fx.root, `${split}.json`),
-    ]);
-    if (made.code !== 0) throw new Error(`episodes make failed: ${made.stderr}`);
-  }
+  cache = await prepareCliFixture(fx, '16', runCli, { cacheName: 'cache16' });
 });
 
 test.after.always(async () => {
@@ -67,40 +42,17 @@ test.serial('two seed-0 trainings give byte-identical weights and per-episode ac
   for (const k of [1, 2]) {
     const dir = path.join(fx.root, `repro${k}`);
     // wasm, single-threaded (fast); initialisation is backend-independent JS, where the seed-0 bug was.
-    const r = await runCli(
-      [
-        'run',
-        'protonet',
-        '--way',
-        '2',
-        '--shot',
-        '1',
-        '--query',
-        '3',
-        '--episodes',
-        '3',
-        '--val-every',
-        '2',
-        '--val-episodes',
-        '2',
-        '--val-file',
-        path.join(fx.root, 'val.json'),
-        '--test-file',
-        path.join(fx.root, 'test.json'),
-        '--backend',
-        'wasm',
-        '--seed',
-        '0',
-        '--runs',
-        path.join(dir, 'runs'),
-        '--results',
-        path.join(dir, 'results'),
-        '--name',
-        'r',
-        ...common(),
-      ],
-      { FEWSHOT_WASM_THREADS: '1' },
-    );
+    const training = {
+      command: 'run',
+      method: 'protonet',
+      size: '16',
+      cache,
+      root: fx.root,
+      runs: path.join(dir, 'runs'),
+      results: path.join(dir, 'results'),
+      episodes: 3,
+    } as const;
+    const r = await runCli([...tinyTrainingArgs(training), '--seed', '0'], { FEWSHOT_WASM_THREADS: '1' });
     t.is(r.code, 0, r.stderr);
     outs.push({
       weights: await fs.readFile(path.join(dir, 'runs', 'r', 'last', 'weights.bin')),
@@ -114,29 +66,7 @@ test.serial('two seed-0 trainings give byte-identical weights and per-episode ac
 test.serial('a different config under an existing run name is refused before training, also when only best/ exists', async (t) => {
   const dir = path.join(fx.root, 'clash');
   const args = (extra: string[]) => [
-    'train',
-    'protonet',
-    '--way',
-    '2',
-    '--shot',
-    '1',
-    '--query',
-    '3',
-    '--episodes',
-    '2',
-    '--val-every',
-    '2',
-    '--val-episodes',
-    '2',
-    '--val-file',
-    path.join(fx.root, 'val.json'),
-    '--backend',
-    'wasm',
-    '--runs',
-    path.join(dir, 'runs'),
-    '--name',
-    'c',
-    ...common(),
+    ...tinyTrainingArgs({ command: 'train', method: 'protonet', size: '16', cache, root: fx.root, runs: path.join(dir, 'runs'), episodes: 2, name: 'c' }),
     ...extra,
   ];
   t.is((await runCli(args([]), { FEWSHOT_WASM_THREADS: '1' })).code, 0);

@@ -5,6 +5,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { runCliOneThread as runCli, useCliFixture } from './fixtures/run-cli.ts';
 import { readCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
+import { exists } from './fixtures/fs.ts';
 
 /**
  * What a run, a result or a checkpoint link may replace or reach (issue 26 #4, #10, #14), with real CLI runs on
@@ -13,11 +14,6 @@ import { readCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
  */
 const SIZE = '16';
 const fixture = useCliFixture(test, 12, SIZE);
-const exists = (p: string) =>
-  fs.stat(p).then(
-    () => true,
-    () => false,
-  );
 
 test.before(async () => {
   await tf.setBackend('cpu');

@@ -3,39 +3,14 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
-import { runCli } from './fixtures/run-cli.ts';
+import { prepareCliFixture, runCli, tinyTrainingArgs } from './fixtures/run-cli.ts';
 
 /** SIGINT/SIGTERM stop training with a clean message and 130/143; SIGUSR1 checkpoints first (138); a killed parent leaves no orphan. */
 let fx: Fixture;
 let cache: string;
 test.before(async () => {
   fx = await buildFixture(12);
-  cache = path.join(fx.root, 'cache');
-  const prep = await runCli(['data', 'prepare', '--data', fx.folderDir, '--image-size', '16', '--cache', cache]);
-  if (prep.code !== 0) throw new Error(prep.stderr);
-  const made = await runCli([
-    'episodes',
-    'make',
-    '--split',
-    'val',
-    '--way',
-    '2',
-    '--shot',
-    '1',
-    '--query',
-    '3',
-    '--count',
-    '2',
-    '--seed',
-    '0',
-    '--image-size',
-    '16',
-    '--cache',
-    cache,
-    '--out',
-    path.join(fx.root, 'val.json'),
-  ]);
-  if (made.code !== 0) throw new Error(made.stderr);
+  cache = await prepareCliFixture(fx, '16', runCli, { splits: ['val'], count: 2 });
 });
 test.after.always(async () => {
   await fx?.cleanup();
@@ -44,30 +19,18 @@ test.after.always(async () => {
 // Through the launcher, as `npm run fewshot` and the installed `fewshot` run it.
 const trainArgs = (name: string) => [
   path.join(REPO_ROOT, 'bin', 'fewshot.js'),
-  'train',
-  'protonet',
-  '--way',
-  '2',
-  '--shot',
-  '1',
-  '--query',
-  '3',
-  '--episodes',
-  '100000',
-  '--val-every',
-  '0',
-  '--val-file',
-  path.join(fx.root, 'val.json'),
-  '--backend',
-  'cpu',
-  '--runs',
-  path.join(fx.root, 'runs'),
-  '--name',
-  name,
-  '--image-size',
-  '16',
-  '--cache',
-  cache,
+  ...tinyTrainingArgs({
+    command: 'train',
+    method: 'protonet',
+    size: '16',
+    cache,
+    root: fx.root,
+    runs: path.join(fx.root, 'runs'),
+    episodes: 100_000,
+    valEvery: 0,
+    backend: 'cpu',
+    name,
+  }),
 ];
 
 for (const [signal, code] of [
