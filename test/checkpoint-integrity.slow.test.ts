@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT } from './fixtures/mini-imagenet.ts';
-import { runCliOneThread as runCli, tinyTrainingArgs, useCliFixture } from './fixtures/run-cli.ts';
+import { runCliOneThread as runCli, tinyEvalArgs, tinyTrainingArgs, useCliFixture } from './fixtures/run-cli.ts';
 import { exists } from './fixtures/fs.ts';
 import { readCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { UserError } from '../src/util/errors.ts';
@@ -222,18 +222,7 @@ test.serial('#3: non-finite scores (weights of 3e38, every hash recomputed) are 
     for (let i = first.offset / 4; i < first.offset / 4 + first.length; i++) floats[i] = floats[i] >= 0 ? 3e38 : -3e38;
   });
   const results = path.join(fixture.fx.root, 'results-nan');
-  const out = await runCli([
-    'eval',
-    ckpt,
-    '--test-file',
-    path.join(fixture.fx.root, 'test.json'),
-    '--backend',
-    'wasm',
-    '--results',
-    results,
-    '--cache',
-    fixture.cache,
-  ]);
+  const out = await runCli(tinyEvalArgs(ckpt, { root: fixture.fx.root, cache: fixture.cache, results }));
   t.is(out.code, 3, out.stderr);
   t.regex(
     out.stderr,

@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
 import { episodesMakeArgs, prepareCliFixture, runCliOneThread as runCli, tinyTrainingArgs } from './fixtures/run-cli.ts';
-import { exists } from './fixtures/fs.ts';
+import { exists, runSnapshot } from './fixtures/fs.ts';
 
 // Single-threaded wasm (runCliOneThread): deterministic, and the fastest backend for these tiny runs.
 /*
@@ -35,22 +35,8 @@ const trainArgs = (root: string, extra: string[] = []) => [
 ];
 
 async function snapshot(root: string) {
-  const run = path.join(root, 'runs', 'c');
-  const log = (await fs.readFile(path.join(run, 'train-log.jsonl'), 'utf8'))
-    .trim()
-    .split('\n')
-    .map((l) => {
-      const { time: _time, ...rest } = JSON.parse(l);
-      return JSON.stringify(rest);
-    });
   const result = JSON.parse(await fs.readFile(path.join(root, 'results', 'mini-imagenet', 'c', 'result.json'), 'utf8'));
-  return {
-    last: (await fs.readFile(path.join(run, 'last', 'weights.bin'))).toString('base64'),
-    best: (await fs.readFile(path.join(run, 'best', 'weights.bin'))).toString('base64'),
-    log,
-    accuracy: result.accuracy,
-    split: result.split,
-  };
+  return { ...(await runSnapshot(path.join(root, 'runs', 'c'))), accuracy: result.accuracy, split: result.split };
 }
 
 test.serial('tiny classification: trains, checkpoints, resumes byte-identically after a kill, evaluates', async (t) => {

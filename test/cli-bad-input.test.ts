@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CommanderError } from 'commander';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
-import { runLauncher } from './fixtures/run-cli.ts';
+import { runLauncher, tinyTrainingArgs } from './fixtures/run-cli.ts';
 import { buildProgram, describeCliFailure, type CliFailure } from '../src/cli/program.ts';
 import { NumericalError, UserError } from '../src/util/errors.ts';
 import { exists } from './fixtures/fs.ts';
@@ -106,27 +106,8 @@ test('bad input: a malformed episode file is refused before training', async (t)
   const bad = path.join(tmp, 'bad-episodes.json');
   await fs.writeFile(bad, '{"format": "fewshot-episodes", "formatVersion": 1, "episodes": [[1,2]]}');
   const results = path.join(tmp, 'results-bad');
-  const out = await cliInProcess([
-    'run',
-    'protonet',
-    '--way',
-    '2',
-    '--shot',
-    '1',
-    '--query',
-    '3',
-    '--episodes',
-    '2',
-    '--val-file',
-    bad,
-    '--backend',
-    'cpu',
-    '--runs',
-    path.join(tmp, 'runs-bad'),
-    '--results',
-    results,
-    ...common(),
-  ]);
+  const training = { command: 'run', method: 'protonet', size: '16', cache, root: tmp, runs: path.join(tmp, 'runs-bad'), results, episodes: 2 } as const;
+  const out = await cliInProcess(tinyTrainingArgs({ ...training, valFile: bad, testFile: null, backend: 'cpu', name: null }));
   t.is(out.code, 2, out.text);
   t.regex(out.text, /^error: .*bad-episodes\.json is not a valid episode file[\s\S]*\n {2}fix: /);
   t.false(await exists(results));

@@ -2,7 +2,7 @@ import test from 'ava';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
-import { runLauncher, runNode } from './fixtures/run-cli.ts';
+import { prepareCliFixture, runLauncher, runNode, tinyTrainingArgs } from './fixtures/run-cli.ts';
 import { defaultEpisodeFile } from '../src/experiment/workspace.ts';
 import { getDatasetProvider } from '../src/data/providers/registry.ts';
 import { packagedEpisodesDir } from '../src/util/package-root.ts';
@@ -31,12 +31,7 @@ test.before(async () => {
   tmp = fx.root;
   // the plugins written below are ES modules, as a plugin package declares
   await fs.writeFile(path.join(tmp, 'package.json'), '{ "type": "module" }\n');
-  const prep = await cli(['data', 'prepare', '--data', fx.folderDir, ...common()], tmp);
-  if (prep.code !== 0) throw new Error(`prepare failed: ${prep.stderr}`);
-  for (const split of ['val', 'test']) {
-    const made = await cli(['episodes', 'make', '--split', split, ...spec, '--count', '4', '--seed', '0', ...common(), '--out', `${split}.json`], tmp);
-    if (made.code !== 0) throw new Error(`episodes make failed: ${made.stderr}`);
-  }
+  await prepareCliFixture({ folderDir: fx.folderDir, root: '.' }, '16', (args) => cli(args, tmp), { cacheName: 'cache16' });
 });
 
 test.after.always(async () => {
@@ -188,29 +183,8 @@ test.serial('a plugin that throws an ordinary Error: one line naming it, a short
       "  create: () => ({ id: 'thrower', variables: () => [], logits: () => { throw new Error('kaboom in my head'); } }) });",
     ].join('\n'),
   );
-  const out = await cli(
-    [
-      'run',
-      'thrower',
-      ...spec,
-      '--episodes',
-      '1',
-      '--val-file',
-      'val.json',
-      '--test-file',
-      'test.json',
-      '--backend',
-      'wasm',
-      '--runs',
-      'runs-thrower',
-      '--name',
-      'thrower',
-      '--plugin',
-      './throwing-head.ts',
-      ...common(),
-    ],
-    tmp,
-  );
+  const thrower = { command: 'run', method: 'thrower', size: '16', cache: 'cache16', root: '.', runs: 'runs-thrower', episodes: 1, name: 'thrower' } as const;
+  const out = await cli([...tinyTrainingArgs(thrower), '--plugin', './throwing-head.ts'], tmp);
   t.is(out.code, 2, out.stderr);
   t.regex(out.stderr, /error: .*thrower.*\(plugin \.\/throwing-head\.ts\).*kaboom in my head/);
   t.true(out.stderr.length < 2000, `stderr is ${out.stderr.length} characters`);
@@ -219,38 +193,18 @@ test.serial('a plugin that throws an ordinary Error: one line naming it, a short
 test.serial(
   'run/eval/list --json; an evaluation gets its own result, is kept when repeated, never replaces another; plugins recorded; no machine paths',
   async (t) => {
-    const run = await cli(
-      [
-        'run',
-        'cosine',
-        ...spec,
-        '--episodes',
-        '2',
-        '--val-every',
-        '2',
-        '--val-episodes',
-        '2',
-        '--val-file',
-        'val.json',
-        '--test-file',
-        'test.json',
-        '--backend',
-        'wasm',
-        '--runs',
-        'runs',
-        '--results',
-        'results',
-        '--name',
-        'cos',
-        '--plugin',
-        COSINE,
-        '--data',
-        fx.folderDir,
-        '--json',
-        ...common(),
-      ],
-      tmp,
-    );
+    const cosine = {
+      command: 'run',
+      method: 'cosine',
+      size: '16',
+      cache: 'cache16',
+      root: '.',
+      runs: 'runs',
+      results: 'results',
+      episodes: 2,
+      name: 'cos',
+    } as const;
+    const run = await cli([...tinyTrainingArgs(cosine), '--plugin', COSINE, '--data', fx.folderDir, '--json'], tmp);
     t.is(run.code, 0, run.stderr);
     const summary = JSON.parse(run.stdout);
     t.is(summary.method, 'cosine');

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
-import { runLauncher } from './fixtures/run-cli.ts';
+import { prepareCliFixture, runLauncher, tinyTrainingArgs } from './fixtures/run-cli.ts';
 import { exists } from './fixtures/fs.ts';
 
 /*
@@ -19,40 +19,18 @@ const git = (cwd: string, ...args: string[]) =>
 
 let fx: Fixture;
 let tmp: string;
-const common = () => ['--image-size', '16', '--cache', 'cache16', '--backend', 'wasm', '--data', fx.folderDir];
-const spec = ['--way', '2', '--shot', '1', '--query', '3'];
+// Paths relative to the fixture folder the commands run in, as a user's would be; the CLI's default --runs.
 const runArgs = () => [
-  'run',
-  'protonet',
-  ...spec,
-  '--episodes',
-  '2',
-  '--val-every',
-  '2',
-  '--val-episodes',
-  '2',
-  '--val-file',
-  'val.json',
-  '--test-file',
-  'test.json',
-  '--name',
-  'ref',
-  ...common(),
+  ...tinyTrainingArgs({ command: 'run', method: 'protonet', size: '16', cache: 'cache16', root: '.', episodes: 2, name: 'ref' }),
+  '--data',
+  fx.folderDir,
 ];
 const committed = () => path.join(tmp, 'results', 'mini-imagenet', 'ref', 'result.json');
 
 test.before(async () => {
   fx = await buildFixture(12);
   tmp = fx.root;
-  const prep = await cli(['data', 'prepare', '--data', fx.folderDir, '--image-size', '16', '--cache', 'cache16'], tmp);
-  if (prep.code !== 0) throw new Error(`prepare failed: ${prep.stderr}`);
-  for (const split of ['val', 'test']) {
-    const made = await cli(
-      ['episodes', 'make', '--split', split, ...spec, '--count', '4', '--seed', '0', '--image-size', '16', '--cache', 'cache16', '--out', `${split}.json`],
-      tmp,
-    );
-    if (made.code !== 0) throw new Error(`episodes make failed: ${made.stderr}`);
-  }
+  await prepareCliFixture({ folderDir: fx.folderDir, root: '.' }, '16', (args) => cli(args, tmp), { cacheName: 'cache16' });
   // The project's reference result, committed as a clone of fewshot holds it; caches, runs and episodes are not.
   const made = await cli([...runArgs(), '--results', 'results'], tmp);
   if (made.code !== 0) throw new Error(`reference run failed: ${made.stderr}`);

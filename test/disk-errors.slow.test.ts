@@ -1,7 +1,7 @@
 import test from 'ava';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { runCliOneThread as runCli, tinyTrainingArgs, useCliFixture } from './fixtures/run-cli.ts';
+import { runCliOneThread as runCli, tinyEvalArgs, tinyTrainingArgs, useCliFixture } from './fixtures/run-cli.ts';
 import { exists } from './fixtures/fs.ts';
 
 /**
@@ -70,20 +70,7 @@ test.serial(
     const runs = path.join(fixture.fx.root, 'runs-eval');
     t.is((await runCli(trainArgs(runs))).code, 0);
     const results = path.join(fixture.fx.root, 'results-eval');
-    const evalArgs = [
-      'eval',
-      path.join(runs, 'r', 'best'),
-      '--test-file',
-      path.join(fixture.fx.root, 'test.json'),
-      '--backend',
-      'wasm',
-      '--results',
-      results,
-      '--cache',
-      fixture.cache,
-      '--name',
-      'e',
-    ];
+    const evalArgs = tinyEvalArgs(path.join(runs, 'r', 'best'), { root: fixture.fx.root, cache: fixture.cache, results, name: 'e' });
     const printed: string[] = [];
     for (const code of ['EDQUOT', 'EROFS', 'ENOSPC']) {
       const out = await runCli(evalArgs, { FEWSHOT_CRASH_AT: `result:staged@${code}` });

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, type Fixture } from './fixtures/mini-imagenet.ts';
 import { prepareCliFixture, runCliOneThread as runCli, tinyTrainingArgs } from './fixtures/run-cli.ts';
-import { exists } from './fixtures/fs.ts';
+import { exists, runSnapshot } from './fixtures/fs.ts';
 
 /**
  * Crash-safety by fault injection, not timing luck: every named crash point inside the writers
@@ -42,19 +42,10 @@ function targets(points: Record<string, number>, prefixes: string[]): string[] {
 async function snapshotRun(root: string) {
   const run = path.join(root, 'runs', 'r');
   const res = path.join(root, 'results', 'mini-imagenet', 'r');
-  const log = (await fs.readFile(path.join(run, 'train-log.jsonl'), 'utf8'))
-    .trim()
-    .split('\n')
-    .map((l) => {
-      const { time: _time, ...rest } = JSON.parse(l);
-      return JSON.stringify(rest);
-    });
   const result = JSON.parse(await fs.readFile(path.join(res, 'result.json'), 'utf8'));
   const leftovers = (await fs.readdir(run)).filter((n) => /\.(tmp|lnk|ready|stale)$/.test(n) || n === '.lock');
   return {
-    last: (await fs.readFile(path.join(run, 'last', 'weights.bin'))).toString('base64'),
-    best: (await fs.readFile(path.join(run, 'best', 'weights.bin'))).toString('base64'),
-    log,
+    ...(await runSnapshot(run)),
     perEpisode: await fs.readFile(path.join(res, 'per-episode.csv'), 'utf8'),
     summary: result.summary,
     leftovers,

@@ -19,7 +19,7 @@ import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from '../src/backe
 import { winogradConfig } from '../src/backend/wasm/winograd.ts';
 import { UserError } from '../src/util/errors.ts';
 import { WasmHeapExhaustedError } from '../src/backend/wasm/heap.ts';
-import { relativeError, runOn } from './fixtures/backend-outputs.ts';
+import { explicitPad, relativeError, runOn } from './fixtures/backend-outputs.ts';
 
 const TOL = 1e-4;
 
@@ -67,34 +67,14 @@ const CONV_CASES: Array<{ x: number[]; f: number[]; stride: number | [number, nu
   { x: [2, 9, 7, 3], f: [3, 2, 3, 4], stride: 2, pad: 'valid' },
   { x: [2, 10, 10, 3], f: [2, 2, 3, 4], stride: [2, 1], pad: 'valid' },
   { x: [2, 6, 6, 8], f: [1, 1, 8, 16], stride: 1, pad: 'valid' },
-  {
-    x: [1, 6, 5, 2],
-    f: [3, 3, 2, 3],
-    stride: 1,
-    pad: [
-      [0, 0],
-      [2, 1],
-      [0, 2],
-      [0, 0],
-    ],
-  },
+  { x: [1, 6, 5, 2], f: [3, 3, 2, 3], stride: 1, pad: explicitPad(2, 1, 0, 2) },
   { x: [1, 7, 7, 2], f: [5, 5, 2, 3], stride: 1, pad: 'same' },
   // Fewer filter taps than output channels (K = 18 < 24): the transposed-product path of the filter gradient.
   { x: [3, 9, 9, 2], f: [3, 3, 2, 24], stride: 2, pad: 'same' },
   { x: [2, 8, 8, 3], f: [3, 3, 3, 32], stride: 1, pad: 'valid' },
   // Three input channels, stride 1, 16k output channels: the direct RGB filter-gradient kernel (padded copy).
   { x: [3, 11, 9, 3], f: [3, 3, 3, 16], stride: 1, pad: 'same' },
-  {
-    x: [2, 7, 8, 3],
-    f: [3, 3, 3, 32],
-    stride: 1,
-    pad: [
-      [0, 0],
-      [2, 0],
-      [1, 1],
-      [0, 0],
-    ],
-  },
+  { x: [2, 7, 8, 3], f: [3, 3, 3, 32], stride: 1, pad: explicitPad(2, 0, 1, 1) },
 ];
 
 for (const [i, c] of CONV_CASES.entries()) {
@@ -145,16 +125,7 @@ const WINOGRAD_CASES: Array<{ x: number[]; f: number[]; pad: 'same' | 'valid' | 
   { x: [3, 5, 7, 16], f: [3, 3, 16, 20], pad: 'same' },
   { x: [2, 11, 10, 20], f: [3, 3, 20, 16], pad: 'valid' },
   { x: [2, 1, 1, 16], f: [3, 3, 16, 16], pad: 'same' },
-  {
-    x: [1, 6, 9, 16],
-    f: [3, 3, 16, 16],
-    pad: [
-      [0, 0],
-      [2, 0],
-      [0, 2],
-      [0, 0],
-    ],
-  },
+  { x: [1, 6, 9, 16], f: [3, 3, 16, 16], pad: explicitPad(2, 0, 0, 2) },
   { x: [5, 9, 6, 16], f: [3, 3, 16, 24], pad: 'same', chunkFloats: 36 * 9 * 24 * 2 },
   { x: [4, 21, 21, 16], f: [3, 3, 16, 16], pad: 'same', chunkFloats: 36 * 36 * 16 },
 ];

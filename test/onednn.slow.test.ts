@@ -27,7 +27,7 @@ import { promises as fs } from 'node:fs';
 import { buildFixture, REPO_ROOT } from './fixtures/mini-imagenet.ts';
 import { prepareCliFixture, runCli, tinyTrainingArgs } from './fixtures/run-cli.ts';
 import { parseTrainLog } from '../src/train/train-log.ts';
-import { relativeError, runOn } from './fixtures/backend-outputs.ts';
+import { explicitPad, relativeError, runOn } from './fixtures/backend-outputs.ts';
 
 const TOL = 1e-4;
 const loaded = await loadOnednn();
@@ -132,17 +132,7 @@ if ('reason' in loaded) {
     { x: [2, 12, 12, 16], f: [1, 1, 16, 40], stride: 1, pad: 'valid' }, // ResNet-12's 1x1 shortcut
     { x: [2, 13, 13, 8], f: [3, 3, 8, 12], stride: 2, pad: 'same' },
     { x: [2, 11, 9, 5], f: [5, 3, 5, 7], stride: 2, pad: 'valid' },
-    {
-      x: [2, 7, 7, 4],
-      f: [3, 3, 4, 6],
-      stride: 1,
-      pad: [
-        [0, 0],
-        [2, 0],
-        [1, 2],
-        [0, 0],
-      ],
-    },
+    { x: [2, 7, 7, 4], f: [3, 3, 4, 6], stride: 1, pad: explicitPad(2, 0, 1, 2) },
     { x: [2, 16, 16, 64], f: [3, 3, 64, 64], stride: 1, pad: 'same' }, // Winograd where oneDNN has it (AVX-512)
     { x: [2, 8, 8, 32], f: [3, 3, 32, 48], stride: 1, pad: 'same' }, // Winograd
     { x: [2, 12, 12, 16], f: [3, 3, 16, 16], stride: 1, pad: 'valid' }, // Winograd, 10x10 output: direct by the table

@@ -322,29 +322,21 @@ test.serial(
     const archive = path.join(fx.root, 'cifar-100-python.tar.gz');
     await fs.writeFile(archive, 'not read by a dry run');
     const env = { FEWSHOT_CIFAR100: path.join(fx.root, 'no-such-archive.tar.gz') };
-    const args = [
-      'reproduce',
-      'shapes',
+    // Where the shapes table's runs and results go (the dry run and the real run alike), on wasm.
+    const shapesFlags = [
       '--tables',
       tables,
       '--budget',
       'ci',
-      '--data',
-      `folder=${root}`,
-      '--data',
-      `cifar-fs=${archive}`,
       '--backend',
       'wasm',
       '--results',
       path.join(fx.root, 'results-shapes'),
       '--runs',
       path.join(fx.root, 'runs-shapes'),
-      '--cache',
-      path.join(fx.root, 'cache16'),
-      '--test-episodes',
-      '6',
-      '--dry-run',
     ];
+    const data = ['--data', `folder=${root}`, '--data', `cifar-fs=${archive}`, '--cache', path.join(fx.root, 'cache16')];
+    const args = ['reproduce', 'shapes', ...shapesFlags, ...data, '--test-episodes', '6', '--dry-run'];
     const json = await cli([...args, '--json'], 240_000, env);
     t.is(json.code, 0, json.stderr);
     const dry = JSON.parse(json.stdout) as {
@@ -393,29 +385,7 @@ test.serial(
       /^2 fc100 runs cannot start: no fc100 data: no CIFAR-100 archive at \S+no-such-archive\.tar\.gz\n {2}fix: .*--data fc100=<file\.tar\.gz>/m,
     );
     // Run for real, the FC100 run fails with the same spelling (before any training); the listing is JSON too.
-    const real = await cli(
-      [
-        'reproduce',
-        'shapes',
-        '--tables',
-        tables,
-        '--budget',
-        'ci',
-        '--only',
-        'fc100',
-        '--seeds',
-        '1',
-        '--backend',
-        'wasm',
-        '--results',
-        path.join(fx.root, 'results-shapes'),
-        '--runs',
-        path.join(fx.root, 'runs-shapes'),
-        '--json',
-      ],
-      240_000,
-      env,
-    );
+    const real = await cli(['reproduce', 'shapes', ...shapesFlags, '--only', 'fc100', '--seeds', '1', '--json'], 240_000, env);
     t.is(real.code, 2, real.stderr);
     t.regex(real.stderr, /no fc100 data: no CIFAR-100 archive at .*--data fc100=<file\.tar\.gz>/);
     t.like(JSON.parse(real.stdout), { format: 'fewshot-reproduce/1', table: 'shapes', runs: [{ dataset: 'fc100', state: 'failed' }] });

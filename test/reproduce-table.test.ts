@@ -106,42 +106,35 @@ function fakeEpisodes(seed: number, n: number, p: number): Float64Array {
   });
 }
 
+/** A toy table `toy` over dataset `d` with `budgets`, `cells` and `comparisons` (none unless given), parsed. */
+function toyTable(budgets: Record<string, unknown>, cells: Record<string, unknown>[], comparisons: Record<string, unknown>[] = []): TableSpec {
+  return parseTableSpec({ format: 'fewshot-table/1', id: 'toy', title: 'toy', source: 'test', budgets, cells, comparisons }, 'toy');
+}
+
+/** A toy cell: 5-way `shot`-shot 15-query on dataset d, ProtoNet (plain) unless `fields` say otherwise. */
+const toyCell = (id: string, row: string, shot: number, fields: Record<string, unknown> = {}) => ({
+  id,
+  row,
+  column: `${shot}-shot`,
+  dataset: 'd',
+  method: 'protonet',
+  mode: 'plain',
+  test: { way: 5, shot, query: 15 },
+  published: [],
+  ...fields,
+});
+
 test('summary: per-seed and pooled paired differences equal a hand computation; verdicts honest about the budget', (t) => {
-  const table: TableSpec = parseTableSpec(
+  const table = toyTable(
     {
-      format: 'fewshot-table/1',
-      id: 'toy',
-      title: 'toy',
-      source: 'test',
-      budgets: {
-        cpu: { label: 'reduced', protocol: 'reduced', seeds: 2, base: {} },
-        paper: { label: 'published', protocol: 'published', seeds: 2, base: {} },
-      },
-      cells: [
-        {
-          id: 'base',
-          row: 'B',
-          column: '1-shot',
-          dataset: 'd',
-          method: 'protonet',
-          mode: 'plain',
-          test: { way: 5, shot: 1, query: 15 },
-          published: [{ mean: 50, ci95: 1, source: 'x' }],
-        },
-        {
-          id: 'sla',
-          row: 'A',
-          column: '1-shot',
-          dataset: 'd',
-          method: 'protonet-sla',
-          mode: 'ag',
-          test: { way: 5, shot: 1, query: 15 },
-          published: [{ mean: 53, source: 'y' }],
-        },
-      ],
-      comparisons: [{ id: 'a-b', a: 'sla', b: 'base' }],
+      cpu: { label: 'reduced', protocol: 'reduced', seeds: 2, base: {} },
+      paper: { label: 'published', protocol: 'published', seeds: 2, base: {} },
     },
-    'toy',
+    [
+      toyCell('base', 'B', 1, { published: [{ mean: 50, ci95: 1, source: 'x' }] }),
+      toyCell('sla', 'A', 1, { method: 'protonet-sla', mode: 'ag', published: [{ mean: 53, source: 'y' }] }),
+    ],
+    [{ id: 'a-b', a: 'sla', b: 'base' }],
   );
   const n = 400;
   const runs = (p: number, off: number): SeedOutcome[] =>
@@ -199,29 +192,10 @@ test('summary: per-seed and pooled paired differences equal a hand computation; 
 });
 
 test('figures render to SVG through Vega-Lite (forest plot, accuracy by shot, training curves)', async (t) => {
-  const table: TableSpec = parseTableSpec(
-    {
-      format: 'fewshot-table/1',
-      id: 'toy',
-      title: 'toy',
-      source: 'test',
-      budgets: { cpu: { label: 'r', protocol: 'reduced', seeds: 1, base: {} } },
-      cells: [1, 5].flatMap((shot) => [
-        { id: `b${shot}`, row: 'B', column: `${shot}-shot`, dataset: 'd', method: 'protonet', mode: 'plain', test: { way: 5, shot, query: 15 }, published: [] },
-        {
-          id: `a${shot}`,
-          row: 'A',
-          column: `${shot}-shot`,
-          dataset: 'd',
-          method: 'protonet-sla',
-          mode: 'ag',
-          test: { way: 5, shot, query: 15 },
-          published: [],
-        },
-      ]),
-      comparisons: [1, 5].map((shot) => ({ id: `c${shot}`, a: `a${shot}`, b: `b${shot}` })),
-    },
-    'toy',
+  const table = toyTable(
+    { cpu: { label: 'r', protocol: 'reduced', seeds: 1, base: {} } },
+    [1, 5].flatMap((shot) => [toyCell(`b${shot}`, 'B', shot), toyCell(`a${shot}`, 'A', shot, { method: 'protonet-sla', mode: 'ag' })]),
+    [1, 5].map((shot) => ({ id: `c${shot}`, a: `a${shot}`, b: `b${shot}` })),
   );
   const one = (seed: number, p: number): { seeds: SeedOutcome[]; missing: string[] } => ({
     seeds: [{ seed: 0, result: 'r', perEpisode: fakeEpisodes(seed, 100, p), episodesSha256: 'e', wallSeconds: { eval: 1 } }],
@@ -345,17 +319,7 @@ test('figures are readable: no label is cut short, every row and comparison is n
 });
 
 test('one seed has no spread, and an estimated training wall time is marked ≈ with its explanation', (t) => {
-  const table: TableSpec = parseTableSpec(
-    {
-      format: 'fewshot-table/1',
-      id: 'toy',
-      title: 'toy',
-      source: 'test',
-      budgets: { cpu: { label: 'r', protocol: 'reduced', seeds: 1, base: {} } },
-      cells: [{ id: 'b', row: 'B', column: '1-shot', dataset: 'd', method: 'protonet', mode: 'plain', test: { way: 5, shot: 1, query: 15 }, published: [] }],
-    },
-    'toy',
-  );
+  const table = toyTable({ cpu: { label: 'r', protocol: 'reduced', seeds: 1, base: {} } }, [toyCell('b', 'B', 1)]);
   const seed = (wallSeconds: SeedOutcome['wallSeconds']) =>
     new Map([['b', { seeds: [{ seed: 0, result: 'r', perEpisode: fakeEpisodes(1, 100, 0.5), episodesSha256: 'e', wallSeconds }], missing: [] }]]);
   const exact = summarizeTable(table, 'cpu', seed({ train: 7200.4, eval: 30 }));

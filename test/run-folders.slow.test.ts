@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { runCliOneThread as runCli, useCliFixture } from './fixtures/run-cli.ts';
+import { runCliOneThread as runCli, TINY_TASK, tinyEvalArgs, type TinyTraining, tinyTrainingArgs, useCliFixture } from './fixtures/run-cli.ts';
 import { readCheckpoint, saveCheckpoint } from '../src/train/checkpoint.ts';
 import { exists } from './fixtures/fs.ts';
 
@@ -19,40 +19,11 @@ test.before(async () => {
   await tf.setBackend('cpu');
 });
 
-const task = () => [
-  '--way',
-  '2',
-  '--shot',
-  '1',
-  '--query',
-  '3',
-  '--val-file',
-  path.join(fixture.fx.root, 'val.json'),
-  '--backend',
-  'wasm',
-  '--image-size',
-  SIZE,
-  '--cache',
-  fixture.cache,
-];
-const runArgs = (runs: string, results: string, extra: string[] = []) => [
-  'run',
-  'protonet',
-  ...task(),
-  '--episodes',
-  '4',
-  '--val-every',
-  '2',
-  '--val-episodes',
-  '2',
-  '--test-file',
-  path.join(fixture.fx.root, 'test.json'),
-  '--runs',
-  runs,
-  '--results',
-  results,
-  ...extra,
-];
+/** A tiny ProtoNet training on the fixture, its run named from its configuration unless `o.name` says otherwise. */
+const training = (command: 'run' | 'train', runs: string, o: Partial<TinyTraining> = {}) =>
+  tinyTrainingArgs({ command, method: 'protonet', size: SIZE, cache: fixture.cache, root: fixture.fx.root, runs, episodes: 4, name: null, ...o });
+const runArgs = (runs: string, results: string, extra: string[] = []) => [...training('run', runs, { results }), ...extra];
+const evalArgs = (checkpoint: string, results: string) => tinyEvalArgs(checkpoint, { root: fixture.fx.root, cache: fixture.cache, results });
 
 test.serial('#4 run: a different run (other lr, other --runs) never replaces a result; the same run replaces its own', async (t) => {
   const root = path.join(fixture.fx.root, 'replace');
@@ -89,10 +60,7 @@ test.serial("#10 names: --name, a checkpoint's recorded run name and a folder da
   const runs = path.join(root, 'runs');
   const results = path.join(root, 'results');
   for (const command of ['run', 'train']) {
-    const args =
-      command === 'run'
-        ? runArgs(runs, results, ['--name', '../../escaped'])
-        : ['train', 'protonet', ...task(), '--episodes', '2', '--val-every', '2', '--val-episodes', '2', '--runs', runs, '--name', '../../escaped'];
+    const args = command === 'run' ? runArgs(runs, results, ['--name', '../../escaped']) : training('train', runs, { episodes: 2, name: '../../escaped' });
     const out = await runCli(args);
     t.is(out.code, 2, out.stderr);
     t.regex(
@@ -106,31 +74,20 @@ test.serial("#10 names: --name, a checkpoint's recorded run name and a folder da
   t.false(await exists(runs), 'nothing was written');
 
   // A shared checkpoint whose recorded run name climbs out of --results, written by fewshot's own writer.
-  const trained = await runCli(['train', 'protonet', ...task(), '--episodes', '2', '--val-every', '2', '--val-episodes', '2', '--runs', runs, '--name', 'ok']);
+  const trained = await runCli(training('train', runs, { episodes: 2, name: 'ok' }));
   t.is(trained.code, 0, trained.stderr);
   const ckpt = await readCheckpoint(path.join(runs, 'ok', 'best'));
   const variables = ckpt.file.variables.map((e, i) => tf.variable(ckpt.tensor(e), false, `${e.key}#shared${i}`));
   const shared = path.join(root, 'shared', 'best');
   const evil = '../../../../elsewhere/PWNED';
   await saveCheckpoint(shared, { variables, meta: { ...ckpt.file.meta, name: evil } });
-  const evalArgs = [
-    'eval',
-    shared,
-    '--backend',
-    'wasm',
-    '--cache',
-    fixture.cache,
-    '--test-file',
-    path.join(fixture.fx.root, 'test.json'),
-    '--results',
-    results,
-  ];
-  const refused = await runCli(evalArgs);
+  const sharedEval = evalArgs(shared, results);
+  const refused = await runCli(sharedEval);
   t.is(refused.code, 2, refused.stderr);
   t.regex(refused.stderr, /error: the run name recorded in .*checkpoint\.json "\.\.\/\.\.\/\.\.\/\.\.\/elsewhere\/PWNED" would not stay inside its folder/);
   t.regex(refused.stderr, /fix: name the evaluation's result yourself with --name <name>/);
   t.false(await exists(path.resolve(results, 'mini-imagenet', '../../../../elsewhere')), 'nothing written outside --results');
-  const named = await runCli([...evalArgs, '--name', 'shared-eval']);
+  const named = await runCli([...sharedEval, '--name', 'shared-eval']);
   t.is(named.code, 0, named.stderr);
   t.true(await exists(path.join(results, 'mini-imagenet', 'shared-eval', 'result.json')));
 
@@ -139,7 +96,7 @@ test.serial("#10 names: --name, a checkpoint's recorded run name and a folder da
     const out = await runCli([
       'run',
       'protonet',
-      ...task().slice(0, 6),
+      ...TINY_TASK,
       '--dataset',
       'folder',
       '--data',
@@ -187,18 +144,7 @@ test.serial('#14 last/best checked out as plain files (git core.symlinks=false):
   t.regex(lastTarget, /^\.last\.v\d+$/);
 
   // A reader follows the stand-in.
-  const evaluated = await runCli([
-    'eval',
-    path.join(runDir, 'best'),
-    '--backend',
-    'wasm',
-    '--cache',
-    fixture.cache,
-    '--test-file',
-    path.join(fixture.fx.root, 'test.json'),
-    '--results',
-    path.join(root, 'eval'),
-  ]);
+  const evaluated = await runCli(evalArgs(path.join(runDir, 'best'), path.join(root, 'eval')));
   t.is(evaluated.code, 0, evaluated.stderr);
 
   // A plain file that names no version folder is refused, and nothing is changed.

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { buildFixture, REPO_ROOT, type Fixture } from './fixtures/mini-imagenet.ts';
@@ -33,25 +33,32 @@ const trainArgs = (name: string) => [
   }),
 ];
 
+/** Starts a long training of run `name` and resolves 1.5 s after it says it is training; `stderr()` reads what it wrote so far. */
+async function startTraining(name: string): Promise<{ child: ChildProcess; stderr: () => string }> {
+  const child = spawn(process.execPath, trainArgs(name), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (/training protonet/.test(stderr)) resolve();
+    });
+    child.on('exit', () => reject(new Error(`exited before training: ${stderr}`)));
+  });
+  await new Promise((r) => setTimeout(r, 1500));
+  return { child, stderr: () => stderr };
+}
+
 for (const [signal, code] of [
   ['SIGINT', 130],
   ['SIGTERM', 143],
 ] as const) {
   test.serial(`${signal} during training exits ${code} within a second with a clean message`, async (t) => {
-    const child = spawn(process.execPath, trainArgs(signal), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    await new Promise<void>((resolve, reject) => {
-      child.stderr.on('data', (d) => {
-        stderr += d;
-        if (/training protonet/.test(stderr)) resolve();
-      });
-      child.on('exit', () => reject(new Error(`exited before training: ${stderr}`)));
-    });
-    await new Promise((r) => setTimeout(r, 1500));
+    const { child, stderr: output } = await startTraining(signal);
     const sent = performance.now();
     child.kill(signal);
     const [exitCode] = await new Promise<[number | null]>((r) => child.on('exit', (c) => r([c])));
     const seconds = (performance.now() - sent) / 1000;
+    const stderr = output();
     t.is(exitCode, code, stderr);
     t.regex(stderr, new RegExp(`stopped by ${signal}`));
     t.notRegex(stderr, /at .*\.ts:\d+/); // no stack trace
@@ -66,18 +73,10 @@ const checkpointOf = (name: string) =>
   };
 
 test.serial('SIGUSR1 during training: the step in progress ends, a checkpoint is written at that episode, exit 138', async (t) => {
-  const child = spawn(process.execPath, trainArgs('usr1'), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      if (/training protonet/.test(stderr)) resolve();
-    });
-    child.on('exit', () => reject(new Error(`exited before training: ${stderr}`)));
-  });
-  await new Promise((r) => setTimeout(r, 1500));
+  const { child, stderr: output } = await startTraining('usr1');
   child.kill('SIGUSR1'); // to the launcher, which passes it on
   const [exitCode] = await new Promise<[number | null]>((r) => child.on('exit', (c) => r([c])));
+  const stderr = output();
   t.is(exitCode, 138, stderr);
   const said = /stopped by SIGUSR1, checkpoint at episode ([\d,]+) of 100,000/.exec(stderr);
   t.truthy(said, stderr);
