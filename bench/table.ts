@@ -5,6 +5,8 @@
  * One row per workload, for each thread count the run measured: our median ms, PyTorch's (its fastest setting at
  * that thread count), the ratio (PyTorch ms / ours ms) and the same ratio for ours on plain wasm (when the run was
  * made with --with-wasm). Reports of format 2 (one thread setting, no wasm column) print the same way.
+ * `--compact` prints the README's table instead: the train and eval rows measured on a quiet machine (the host less
+ * than 30 % busy before each side), one ratio per thread count with the plain-wasm ratio in brackets.
  */
 import fs from 'node:fs';
 
@@ -21,6 +23,7 @@ interface Check {
 }
 interface Workload {
   id: string;
+  hostBusyBefore?: Record<string, number | null> | null;
   kind: string;
   threads?: number;
   ours: Side & Record<string, unknown>;
@@ -45,7 +48,8 @@ interface Report {
   workloads: Workload[];
 }
 
-const file = process.argv[2] ?? 'results/bench/latest.json';
+const compact = process.argv.includes('--compact');
+const file = process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 'results/bench/latest.json';
 const report = JSON.parse(fs.readFileSync(file, 'utf8')) as Report;
 const threadCounts = report.threads ?? [report.ours.threads ?? 1];
 const threadsOf = (w: Workload) => w.threads ?? threadCounts[0];
@@ -77,6 +81,19 @@ function engineLine(): string {
       .join('; ');
   }
   return report.ours.backendDetail ?? 'unknown';
+}
+
+if (compact) {
+  const quiet = (w: Workload) => Object.values(w.hostBusyBefore ?? {}).every((b) => b == null || b < 0.3);
+  const rows = report.workloads.filter((w) => w.kind === 'train' || w.kind === 'eval');
+  console.log(`| workload (5-way; Conv-4 unless \`resnet12\`) | ${threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''}`).join(' | ')} |`);
+  console.log(`|---|${threadCounts.map(() => '---').join('|')}|`);
+  for (const id of [...new Set(rows.map((w) => w.id))]) {
+    const at = threadCounts.map((t) => rows.find((w) => w.id === id && threadsOf(w) === t));
+    if (!at.every((w) => w && quiet(w))) continue;
+    console.log(`| \`${id}\` | ${at.map((w) => (w!.ours.ok ? `${ratio(w, 'best')} (${ratio(w, 'wasm')})` : 'fails (heap)')).join(' | ')} |`);
+  }
+  process.exit(0);
 }
 
 console.log(
