@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { addCommand, backendOption, floatArg, intArg, jsonOption, printJson, pluginOption, dataOption, cacheOption } from '../options.ts';
-import { sharedOptionsOf, type SharedFlags } from '../shared-flags.ts';
+import { sharedOptionsOf, type SharedFlags } from '../common-flags.ts';
 import { loadPlugins } from '../context.ts';
 import { datasetOption, datasetOptionsOption, parseDatasetOptions } from '../dataset-flags.ts';
 import { DEFAULT_RESULTS } from '../../experiment/defaults.ts';

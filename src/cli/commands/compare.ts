@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { jsonOption, printJson } from '../options.ts';
-import { commandLine } from '../shared-flags.ts';
+import { commandLine } from '../common-flags.ts';
 
 /** `fewshot compare A B` (library: experiment/compare.ts compareResults): the paired difference A − B. */
 export function registerCompareCommand(program: Command): void {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { addCommand, backendOption, cacheOption, collect, dataOption, intArg, jsonOption, pluginOption, printJson } from '../options.ts';
-import { sharedOptionsOf, type SharedFlags } from '../shared-flags.ts';
+import { sharedOptionsOf, type SharedFlags } from '../common-flags.ts';
 import { loadPlugins } from '../context.ts';
 import { parseDatasetOptions } from '../dataset-flags.ts';
 import { DEFAULT_RESULTS } from '../../experiment/defaults.ts';

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { backendOption, intArg, floatArg, jsonOption, printJson, pluginOption, dataOption, cacheOption } from '../options.ts';
-import { sharedOptionsOf, type SharedFlags } from '../shared-flags.ts';
+import { sharedOptionsOf, type SharedFlags } from '../common-flags.ts';
 import type { TrainFlags } from '../config.ts';
 import { loadPlugins } from '../context.ts';
 import type { ExperimentOptionsInput, ExperimentResult } from '../../experiment/index.ts';
